@@ -1,0 +1,5 @@
+DROP TABLE send_logs;
+DROP TABLE reminders;
+DROP TABLE assignments;
+DROP TABLE users;
+DROP FUNCTION reminders_touch_updated_at();

@@ -1,0 +1,4 @@
+DROP TABLE send_logs;
+DROP TABLE reminders;
+DROP TABLE assignments;
+DROP TABLE users;

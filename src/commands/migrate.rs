@@ -1,0 +1,33 @@
+//! `reminders migrate`: create or update the schema.
+
+use serde_json::json;
+
+use super::Outcome;
+use crate::config::DatabaseUrl;
+use crate::db::Db;
+use crate::output::Message;
+
+pub fn run(database: &DatabaseUrl) -> anyhow::Result<Outcome> {
+    let mut db = Db::connect(database)?;
+    let applied = db.migrate()?;
+    let text = if applied.is_empty() {
+        format!(
+            "the database `{}` is up to date; nothing to apply",
+            database.display()
+        )
+    } else {
+        let lines: Vec<String> = applied
+            .iter()
+            .map(|version| format!("applied {version}"))
+            .collect();
+        format!(
+            "{}\nthe database `{}` is up to date",
+            lines.join("\n"),
+            database.display()
+        )
+    };
+    Ok(Outcome::success(Message {
+        text,
+        json: json!({ "applied": applied, "database": database.display() }),
+    }))
+}

@@ -1,0 +1,89 @@
+//! `reminders user …`: add, list, opt out and opt in students.
+
+use chrono::Utc;
+use serde_json::json;
+
+use super::Outcome;
+use crate::cli::{UserAddArgs, UserCommand};
+use crate::config::DatabaseUrl;
+use crate::db::Db;
+use crate::db::types::{Id, Timestamp};
+use crate::db::users::{self, User};
+use crate::input::{Email, parse_timezone, zone_of};
+use crate::output::{self, Report};
+use crate::time;
+
+pub fn run(database: &DatabaseUrl, command: UserCommand) -> anyhow::Result<Outcome> {
+    match command {
+        UserCommand::Add(args) => add(database, args),
+        UserCommand::List => {
+            let mut db = Db::open(database)?;
+            Ok(Outcome::success(UserList(users::list_users(&mut db)?)))
+        }
+        UserCommand::OptOut { email } => set_opt_out(database, &email, true),
+        UserCommand::OptIn { email } => set_opt_out(database, &email, false),
+    }
+}
+
+fn add(database: &DatabaseUrl, args: UserAddArgs) -> anyhow::Result<Outcome> {
+    let email = Email::parse(&args.email)?;
+    let timezone = match args.timezone.as_deref() {
+        Some(raw) => parse_timezone(raw)?,
+        None => chrono_tz::UTC,
+    };
+    let mut db = Db::open(database)?;
+    let now = Timestamp::new(Utc::now());
+    let user = User {
+        id: Id::new(),
+        email: email.as_str().to_string(),
+        name: args
+            .name
+            .map(|name| name.trim().to_string())
+            .filter(|name| !name.is_empty()),
+        timezone: Some(timezone.name().to_string()),
+        contact_opt_out: false,
+        created_at: now,
+        updated_at: now,
+    };
+    users::insert_user(&mut db, &user)?;
+    Ok(Outcome::success(UserList(vec![user])))
+}
+
+fn set_opt_out(database: &DatabaseUrl, email: &str, opt_out: bool) -> anyhow::Result<Outcome> {
+    let email = Email::parse(email)?;
+    let mut db = Db::open(database)?;
+    let user =
+        users::set_contact_opt_out(&mut db, email.as_str(), opt_out, Timestamp::new(Utc::now()))?;
+    Ok(Outcome::success(UserList(vec![user])))
+}
+
+/// Users as a table, or as a JSON array.
+struct UserList(Vec<User>);
+
+impl Report for UserList {
+    fn to_json(&self) -> serde_json::Value {
+        json!(self.0)
+    }
+
+    fn to_table(&self) -> String {
+        let rows = self.0.iter().map(|user| {
+            [
+                user.id.to_string(),
+                user.email.clone(),
+                user.name.clone().unwrap_or_default(),
+                zone_of(user.timezone.as_deref()).name().to_string(),
+                if user.contact_opt_out {
+                    "opted out"
+                } else {
+                    "yes"
+                }
+                .to_string(),
+                time::local_short(user.created_at.instant(), zone_of(user.timezone.as_deref())),
+            ]
+        });
+        output::table(
+            &["id", "email", "name", "timezone", "contact", "created"],
+            rows,
+        )
+    }
+}

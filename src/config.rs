@@ -1,0 +1,139 @@
+//! Flags and environment turned into validated settings: the database URL,
+//! the mail settings and the run's clock. The one place that reads settings.
+
+use std::path::PathBuf;
+use std::time::Instant;
+
+use chrono::{DateTime, Utc};
+
+use crate::db::types::Timestamp;
+use crate::error::invalid;
+
+/// The SQLite file used when neither `--database-url` nor `DATABASE_URL` is set.
+pub const DEFAULT_SQLITE_PATH: &str = "reminders.db";
+
+/// Where the data lives, chosen by the URL's scheme.
+#[derive(Debug, Clone)]
+pub enum DatabaseUrl {
+    Postgres(url::Url),
+    Sqlite(PathBuf),
+}
+
+impl DatabaseUrl {
+    /// `postgres://` or `postgresql://` is PostgreSQL; anything else is a SQLite
+    /// path, with an optional `sqlite://` prefix.
+    pub fn parse(raw: Option<&str>) -> anyhow::Result<DatabaseUrl> {
+        let raw = raw
+            .map(str::trim)
+            .filter(|raw| !raw.is_empty())
+            .unwrap_or(DEFAULT_SQLITE_PATH);
+        if raw.starts_with("postgres://") || raw.starts_with("postgresql://") {
+            let url = url::Url::parse(raw).map_err(|error| {
+                invalid(format!(
+                    "database URL `{}` is malformed: {error}",
+                    redact_unparsed(raw)
+                ))
+            })?;
+            if url.host_str().is_none_or(str::is_empty) {
+                return Err(invalid(format!(
+                    "database URL `{}` names no host",
+                    redact(&url)
+                )));
+            }
+            return Ok(DatabaseUrl::Postgres(url));
+        }
+        let path = raw.strip_prefix("sqlite://").unwrap_or(raw);
+        if let Some((scheme, _)) = path.split_once("://") {
+            return Err(invalid(format!(
+                "database URL scheme `{scheme}` is not supported: use `postgres://…` or a SQLite file path"
+            )));
+        }
+        if path.is_empty() {
+            return Err(invalid("the SQLite database path is empty"));
+        }
+        Ok(DatabaseUrl::Sqlite(PathBuf::from(path)))
+    }
+
+    /// The URL with any password masked, safe to print.
+    pub fn display(&self) -> String {
+        match self {
+            DatabaseUrl::Postgres(url) => redact(url),
+            DatabaseUrl::Sqlite(path) => path.display().to_string(),
+        }
+    }
+}
+
+/// A URL with its password replaced by `***`.
+pub fn redact(url: &url::Url) -> String {
+    let mut shown = url.clone();
+    if shown.password().is_some() {
+        let _ = shown.set_password(Some("***"));
+    }
+    shown.to_string()
+}
+
+/// Masks `user:password@` in a string that did not parse as a URL.
+fn redact_unparsed(raw: &str) -> String {
+    match (raw.find("://"), raw.rfind('@')) {
+        (Some(scheme_end), Some(at)) if at > scheme_end => {
+            let userinfo = &raw[scheme_end + 3..at];
+            let user = userinfo.split(':').next().unwrap_or_default();
+            format!("{}{user}:***{}", &raw[..scheme_end + 3], &raw[at..])
+        }
+        _ => raw.to_string(),
+    }
+}
+
+/// The run's clock: `--now` when given, the system clock otherwise. Time moves
+/// on from that start as the run goes, so leases and backoff stay honest in a
+/// long run, and tests can still place a run anywhere in time.
+#[allow(dead_code)] // used by `send`, coming next
+#[derive(Debug, Clone)]
+pub struct Clock {
+    start: DateTime<Utc>,
+    started: Instant,
+}
+
+#[allow(dead_code)]
+impl Clock {
+    pub fn new(now: Option<DateTime<Utc>>) -> Clock {
+        Clock {
+            start: now.unwrap_or_else(Utc::now),
+            started: Instant::now(),
+        }
+    }
+
+    pub fn now(&self) -> Timestamp {
+        let elapsed = chrono::Duration::from_std(self.started.elapsed()).unwrap_or_default();
+        Timestamp::new(self.start + elapsed)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn urls_choose_the_backend() {
+        assert!(
+            matches!(DatabaseUrl::parse(None).unwrap(), DatabaseUrl::Sqlite(p) if p.as_os_str() == "reminders.db")
+        );
+        assert!(
+            matches!(DatabaseUrl::parse(Some("sqlite://x.db")).unwrap(), DatabaseUrl::Sqlite(p) if p.as_os_str() == "x.db")
+        );
+        assert!(matches!(
+            DatabaseUrl::parse(Some("postgresql://h/db")).unwrap(),
+            DatabaseUrl::Postgres(_)
+        ));
+        assert!(DatabaseUrl::parse(Some("mysql://h/db")).is_err());
+        assert!(DatabaseUrl::parse(Some("postgres://u:p@h:notaport/db")).is_err());
+    }
+
+    #[test]
+    fn passwords_are_never_shown() {
+        let url = DatabaseUrl::parse(Some("postgres://alice:s3cret@db.example/app")).unwrap();
+        assert_eq!(url.display(), "postgres://alice:***@db.example/app");
+        let error = DatabaseUrl::parse(Some("postgres://alice:s3cret@db:x/app")).unwrap_err();
+        assert!(!error.to_string().contains("s3cret"), "{error}");
+    }
+}

@@ -1,0 +1,184 @@
+//! The database: one connection type over SQLite and PostgreSQL, chosen by the
+//! URL's scheme; connecting, migrating, and the schema check every command makes.
+//!
+//! Query functions live in the area modules (`users`, `assignments`, …). Each is
+//! written once against the typed schema and compiled for both backends by
+//! [`with_conn!`]; nothing outside `db` names a Diesel table.
+
+use anyhow::{Context, anyhow};
+use diesel::connection::SimpleConnection;
+use diesel::dsl::max;
+use diesel::migration::MigrationSource;
+use diesel::pg::Pg;
+use diesel::prelude::*;
+use diesel::sqlite::Sqlite;
+use diesel_migrations::{EmbeddedMigrations, MigrationHarness, embed_migrations};
+
+use crate::config::DatabaseUrl;
+
+pub mod assignments;
+pub mod schema;
+pub mod types;
+pub mod users;
+
+const POSTGRES_MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations/postgres");
+const SQLITE_MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations/sqlite");
+
+/// How long a SQLite writer waits for another process's write lock before giving up.
+/// Our write transactions last milliseconds, so reaching this means something is stuck.
+const SQLITE_BUSY_TIMEOUT_MS: u32 = 60_000;
+
+/// An open connection to one of the two backends.
+pub enum Db {
+    Postgres(PgConnection),
+    Sqlite(SqliteConnection),
+}
+
+/// Runs `$body` with `$conn` bound to the inner connection, whichever backend it is.
+/// The body is compiled once per backend, so it must be plain typed Diesel.
+macro_rules! with_conn {
+    ($db:expr, $conn:ident => $body:expr) => {
+        match $db {
+            $crate::db::Db::Postgres($conn) => $body,
+            $crate::db::Db::Sqlite($conn) => $body,
+        }
+    };
+}
+pub(crate) use with_conn;
+
+/// Runs `$body` in a write transaction. On SQLite that is `BEGIN IMMEDIATE`, which
+/// takes the write lock first: a deferred transaction that reads and then writes
+/// fails with "database is locked" when another process wrote in between.
+#[allow(unused_macros)] // used by `send`, coming next
+macro_rules! write_transaction {
+    ($db:expr, $conn:ident => $body:expr) => {
+        match $db {
+            $crate::db::Db::Postgres(conn) => {
+                conn.transaction::<_, anyhow::Error, _>(|$conn| $body)
+            }
+            $crate::db::Db::Sqlite(conn) => {
+                conn.immediate_transaction::<_, anyhow::Error, _>(|$conn| $body)
+            }
+        }
+    };
+}
+#[allow(unused_imports)]
+pub(crate) use write_transaction;
+
+impl Db {
+    /// Opens the database for a command that needs the schema in place.
+    pub fn open(url: &DatabaseUrl) -> anyhow::Result<Db> {
+        if let DatabaseUrl::Sqlite(path) = url
+            && !path.exists()
+        {
+            return Err(anyhow!(
+                "database `{}` does not exist; create it with `reminders migrate`",
+                path.display()
+            ));
+        }
+        let mut db = Db::connect(url)?;
+        db.check_migrated(url)?;
+        Ok(db)
+    }
+
+    /// Opens (and for SQLite creates) the database without checking the schema.
+    pub fn connect(url: &DatabaseUrl) -> anyhow::Result<Db> {
+        let context = || format!("cannot connect to the database `{}`", url.display());
+        match url {
+            DatabaseUrl::Postgres(url) => {
+                let conn = PgConnection::establish(url.as_str())
+                    .map_err(|e| anyhow!(e.to_string()))
+                    .with_context(context)?;
+                Ok(Db::Postgres(conn))
+            }
+            DatabaseUrl::Sqlite(path) => {
+                let path = path
+                    .to_str()
+                    .ok_or_else(|| anyhow!("the SQLite path is not valid UTF-8"))?;
+                let mut conn = SqliteConnection::establish(path)
+                    .map_err(|e| anyhow!(e.to_string()))
+                    .with_context(context)?;
+                // busy_timeout first, so the pragmas below wait rather than fail.
+                // WAL lets readers run beside the one writer; NORMAL sync in WAL
+                // mode survives a killed process, which is the crash we guard.
+                conn.batch_execute(&format!(
+                    "PRAGMA busy_timeout = {SQLITE_BUSY_TIMEOUT_MS}; PRAGMA foreign_keys = ON; \
+                     PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL;"
+                ))
+                .with_context(context)?;
+                Ok(Db::Sqlite(conn))
+            }
+        }
+    }
+
+    /// Applies pending migrations and returns the names of those applied.
+    pub fn migrate(&mut self) -> anyhow::Result<Vec<String>> {
+        let applied = match self {
+            Db::Postgres(conn) => conn.run_pending_migrations(POSTGRES_MIGRATIONS),
+            Db::Sqlite(conn) => conn.run_pending_migrations(SQLITE_MIGRATIONS),
+        }
+        .map_err(|error| anyhow!("{error}"))
+        .context("migration failed")?;
+        Ok(applied
+            .into_iter()
+            .map(|version| version.to_string())
+            .collect())
+    }
+
+    /// Fails with a pointer to `reminders migrate` unless every embedded migration
+    /// has been applied. One indexed read: cheap enough for every cron run.
+    fn check_migrated(&mut self, url: &DatabaseUrl) -> anyhow::Result<()> {
+        let latest = self.latest_embedded_migration()?;
+        let applied: Result<Option<String>, diesel::result::Error> = with_conn!(self, conn =>
+            migrations_table::table.select(max(migrations_table::version)).first(conn));
+        let hint = || {
+            format!(
+                "the database `{}` is not migrated; run `reminders migrate`",
+                url.display()
+            )
+        };
+        match applied {
+            Ok(Some(version)) if version >= latest => Ok(()),
+            Ok(Some(version)) => Err(anyhow!(
+                "the database `{}` has schema version {version} but this reminders needs {latest}; run `reminders migrate`",
+                url.display()
+            )),
+            Ok(None) => Err(anyhow!(hint())),
+            Err(diesel::result::Error::DatabaseError(_, info))
+                if info.message().contains("no such table")
+                    || info.message().contains("does not exist") =>
+            {
+                Err(anyhow!(hint()))
+            }
+            Err(error) => Err(error)
+                .with_context(|| format!("cannot read the schema version of `{}`", url.display())),
+        }
+    }
+
+    fn latest_embedded_migration(&self) -> anyhow::Result<String> {
+        let versions: Vec<String> = match self {
+            Db::Postgres(_) => MigrationSource::<Pg>::migrations(&POSTGRES_MIGRATIONS)
+                .map_err(|error| anyhow!("{error}"))?
+                .iter()
+                .map(|migration| migration.name().version().to_string())
+                .collect(),
+            Db::Sqlite(_) => MigrationSource::<Sqlite>::migrations(&SQLITE_MIGRATIONS)
+                .map_err(|error| anyhow!("{error}"))?
+                .iter()
+                .map(|migration| migration.name().version().to_string())
+                .collect(),
+        };
+        versions
+            .into_iter()
+            .max()
+            .ok_or_else(|| anyhow!("no migrations are embedded"))
+    }
+}
+
+// Diesel's own bookkeeping table, read (never written) by the schema check.
+diesel::table! {
+    #[sql_name = "__diesel_schema_migrations"]
+    migrations_table (version) {
+        version -> Text,
+    }
+}

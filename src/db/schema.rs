@@ -1,0 +1,75 @@
+// @generated automatically by Diesel CLI.
+
+diesel::table! {
+    use diesel::sql_types::{Bool, Int4, Nullable, Text};
+    use crate::db::types::sql::*;
+
+    assignments (id) {
+        id -> Uuid,
+        title -> Text,
+        description -> Nullable<Text>,
+        student_id -> Uuid,
+        due_at -> Timestamptz,
+        completed -> Bool,
+        created_at -> Timestamptz,
+        updated_at -> Timestamptz,
+        metadata -> Nullable<Jsonb>,
+    }
+}
+
+diesel::table! {
+    use diesel::sql_types::{Bool, Int4, Nullable, Text};
+    use crate::db::types::sql::*;
+
+    reminders (id) {
+        id -> Uuid,
+        assignment_id -> Uuid,
+        reminder_type -> Text,
+        scheduled_for -> Timestamptz,
+        sent_at -> Nullable<Timestamptz>,
+        status -> Text,
+        attempts -> Int4,
+        last_error -> Nullable<Text>,
+        created_at -> Timestamptz,
+        updated_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    use diesel::sql_types::{Bool, Int4, Nullable, Text};
+    use crate::db::types::sql::*;
+
+    send_logs (id) {
+        id -> Uuid,
+        reminder_id -> Nullable<Uuid>,
+        assignment_id -> Nullable<Uuid>,
+        to_email -> Text,
+        from_inbox -> Text,
+        message_id -> Nullable<Text>,
+        status -> Text,
+        error -> Nullable<Text>,
+        created_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    use diesel::sql_types::{Bool, Int4, Nullable, Text};
+    use crate::db::types::sql::*;
+
+    users (id) {
+        id -> Uuid,
+        email -> Text,
+        name -> Nullable<Text>,
+        timezone -> Nullable<Text>,
+        contact_opt_out -> Bool,
+        created_at -> Timestamptz,
+        updated_at -> Timestamptz,
+    }
+}
+
+diesel::joinable!(assignments -> users (student_id));
+diesel::joinable!(reminders -> assignments (assignment_id));
+diesel::joinable!(send_logs -> assignments (assignment_id));
+diesel::joinable!(send_logs -> reminders (reminder_id));
+
+diesel::allow_tables_to_appear_in_same_query!(assignments, reminders, send_logs, users,);

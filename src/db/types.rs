@@ -1,0 +1,226 @@
+//! Our uuid, timestamptz and json SQL types, which work on both backends.
+//!
+//! Diesel's own `Uuid`, `Timestamptz` and `Jsonb` exist only for PostgreSQL.
+//! Each type here maps to the native PostgreSQL type (delegating to Diesel's
+//! implementation) and to TEXT on SQLite, in a fixed format that round-trips
+//! losslessly and whose text order is time order.
+
+use std::fmt;
+
+use chrono::{DateTime, SubsecRound, Utc};
+use diesel::deserialize::{self, FromSql, FromSqlRow};
+use diesel::expression::AsExpression;
+use diesel::pg::{Pg, PgValue};
+use diesel::serialize::{self, IsNull, Output, ToSql};
+use diesel::sqlite::{Sqlite, SqliteValue};
+use serde::{Deserialize, Serialize};
+
+pub mod sql {
+    //! The SQL side of the types; `schema.rs` names these.
+    use diesel::query_builder::QueryId;
+    use diesel::sql_types::SqlType;
+
+    #[derive(Debug, Clone, Copy, Default, SqlType, QueryId)]
+    #[diesel(postgres_type(oid = 2950, array_oid = 2951))]
+    #[diesel(sqlite_type(name = "Text"))]
+    pub struct Uuid;
+
+    #[derive(Debug, Clone, Copy, Default, SqlType, QueryId)]
+    #[diesel(postgres_type(oid = 1184, array_oid = 1185))]
+    #[diesel(sqlite_type(name = "Text"))]
+    pub struct Timestamptz;
+
+    #[derive(Debug, Clone, Copy, Default, SqlType, QueryId)]
+    #[diesel(postgres_type(oid = 3802, array_oid = 3807))]
+    #[diesel(sqlite_type(name = "Text"))]
+    pub struct Jsonb;
+
+    // `table!` gives every column named `Timestamptz` the `+`/`-` operators,
+    // which need these. They mirror Diesel's own timestamptz.
+    impl diesel::sql_types::ops::Add for Timestamptz {
+        type Rhs = diesel::sql_types::Interval;
+        type Output = Timestamptz;
+    }
+
+    impl diesel::sql_types::ops::Sub for Timestamptz {
+        type Rhs = diesel::sql_types::Interval;
+        type Output = Timestamptz;
+    }
+}
+
+/// The text form of a [`Timestamp`] on SQLite: fixed width, microseconds, UTC.
+const SQLITE_TIMESTAMP_FORMAT: &str = "%Y-%m-%dT%H:%M:%S%.6fZ";
+
+/// A row id (uuid v4).
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Hash,
+    PartialOrd,
+    Ord,
+    AsExpression,
+    FromSqlRow,
+    Serialize,
+    Deserialize,
+)]
+#[diesel(sql_type = sql::Uuid)]
+#[serde(transparent)]
+pub struct Id(pub uuid::Uuid);
+
+impl Id {
+    pub fn new() -> Self {
+        Id(uuid::Uuid::new_v4())
+    }
+}
+
+impl fmt::Display for Id {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.0.hyphenated().fmt(f)
+    }
+}
+
+/// A UTC instant at microsecond precision, the precision both backends keep.
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Hash,
+    PartialOrd,
+    Ord,
+    AsExpression,
+    FromSqlRow,
+    Serialize,
+    Deserialize,
+)]
+#[diesel(sql_type = sql::Timestamptz)]
+#[serde(transparent)]
+pub struct Timestamp(DateTime<Utc>);
+
+impl Timestamp {
+    pub fn new(instant: DateTime<Utc>) -> Self {
+        Timestamp(instant.trunc_subsecs(6))
+    }
+
+    pub fn instant(self) -> DateTime<Utc> {
+        self.0
+    }
+}
+
+impl From<DateTime<Utc>> for Timestamp {
+    fn from(instant: DateTime<Utc>) -> Self {
+        Timestamp::new(instant)
+    }
+}
+
+/// A JSON value (jsonb on PostgreSQL).
+#[derive(Debug, Clone, PartialEq, AsExpression, FromSqlRow, Serialize, Deserialize)]
+#[diesel(sql_type = sql::Jsonb)]
+#[serde(transparent)]
+pub struct Json(pub serde_json::Value);
+
+impl ToSql<sql::Uuid, Pg> for Id {
+    fn to_sql<'b>(&'b self, out: &mut Output<'b, '_, Pg>) -> serialize::Result {
+        <uuid::Uuid as ToSql<diesel::sql_types::Uuid, Pg>>::to_sql(&self.0, out)
+    }
+}
+
+impl FromSql<sql::Uuid, Pg> for Id {
+    fn from_sql(value: PgValue<'_>) -> deserialize::Result<Self> {
+        <uuid::Uuid as FromSql<diesel::sql_types::Uuid, Pg>>::from_sql(value).map(Id)
+    }
+}
+
+impl ToSql<sql::Uuid, Sqlite> for Id {
+    fn to_sql<'b>(&'b self, out: &mut Output<'b, '_, Sqlite>) -> serialize::Result {
+        out.set_value(self.to_string());
+        Ok(IsNull::No)
+    }
+}
+
+impl FromSql<sql::Uuid, Sqlite> for Id {
+    fn from_sql(value: SqliteValue<'_, '_, '_>) -> deserialize::Result<Self> {
+        let text = <String as FromSql<diesel::sql_types::Text, Sqlite>>::from_sql(value)?;
+        Ok(Id(text.parse()?))
+    }
+}
+
+impl ToSql<sql::Timestamptz, Pg> for Timestamp {
+    fn to_sql<'b>(&'b self, out: &mut Output<'b, '_, Pg>) -> serialize::Result {
+        <DateTime<Utc> as ToSql<diesel::sql_types::Timestamptz, Pg>>::to_sql(&self.0, out)
+    }
+}
+
+impl FromSql<sql::Timestamptz, Pg> for Timestamp {
+    fn from_sql(value: PgValue<'_>) -> deserialize::Result<Self> {
+        <DateTime<Utc> as FromSql<diesel::sql_types::Timestamptz, Pg>>::from_sql(value)
+            .map(Timestamp::new)
+    }
+}
+
+impl ToSql<sql::Timestamptz, Sqlite> for Timestamp {
+    fn to_sql<'b>(&'b self, out: &mut Output<'b, '_, Sqlite>) -> serialize::Result {
+        out.set_value(self.0.format(SQLITE_TIMESTAMP_FORMAT).to_string());
+        Ok(IsNull::No)
+    }
+}
+
+impl FromSql<sql::Timestamptz, Sqlite> for Timestamp {
+    fn from_sql(value: SqliteValue<'_, '_, '_>) -> deserialize::Result<Self> {
+        let text = <String as FromSql<diesel::sql_types::Text, Sqlite>>::from_sql(value)?;
+        let instant = DateTime::parse_from_rfc3339(&text)?;
+        Ok(Timestamp::new(instant.with_timezone(&Utc)))
+    }
+}
+
+impl ToSql<sql::Jsonb, Pg> for Json {
+    fn to_sql<'b>(&'b self, out: &mut Output<'b, '_, Pg>) -> serialize::Result {
+        <serde_json::Value as ToSql<diesel::sql_types::Jsonb, Pg>>::to_sql(&self.0, out)
+    }
+}
+
+impl FromSql<sql::Jsonb, Pg> for Json {
+    fn from_sql(value: PgValue<'_>) -> deserialize::Result<Self> {
+        <serde_json::Value as FromSql<diesel::sql_types::Jsonb, Pg>>::from_sql(value).map(Json)
+    }
+}
+
+impl ToSql<sql::Jsonb, Sqlite> for Json {
+    fn to_sql<'b>(&'b self, out: &mut Output<'b, '_, Sqlite>) -> serialize::Result {
+        out.set_value(self.0.to_string());
+        Ok(IsNull::No)
+    }
+}
+
+impl FromSql<sql::Jsonb, Sqlite> for Json {
+    fn from_sql(value: SqliteValue<'_, '_, '_>) -> deserialize::Result<Self> {
+        let text = <String as FromSql<diesel::sql_types::Text, Sqlite>>::from_sql(value)?;
+        Ok(Json(serde_json::from_str(&text)?))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn timestamps_keep_microseconds_and_sort_as_text() {
+        let early = Timestamp::new("2025-09-27T23:00:00.000001Z".parse().unwrap());
+        let late = Timestamp::new("2025-09-27T23:00:00.1Z".parse().unwrap());
+        let early_text = early.0.format(SQLITE_TIMESTAMP_FORMAT).to_string();
+        let late_text = late.0.format(SQLITE_TIMESTAMP_FORMAT).to_string();
+        assert_eq!(early_text, "2025-09-27T23:00:00.000001Z");
+        assert_eq!(late_text, "2025-09-27T23:00:00.100000Z");
+        assert!(early_text < late_text);
+    }
+
+    #[test]
+    fn timestamps_drop_nanoseconds() {
+        let t = Timestamp::new("2025-01-01T00:00:00.123456789Z".parse().unwrap());
+        assert_eq!(t.instant().timestamp_subsec_nanos(), 123_456_000);
+    }
+}

@@ -1,0 +1,73 @@
+//! Queries on `users`.
+
+use anyhow::Context;
+use diesel::prelude::*;
+use diesel::result::{DatabaseErrorKind, Error as DieselError};
+use serde::Serialize;
+
+use super::schema::users;
+use super::types::{Id, Timestamp};
+use super::{Db, with_conn};
+use crate::error::invalid;
+
+#[derive(Debug, Clone, Queryable, Selectable, Insertable, Serialize)]
+#[diesel(table_name = users, check_for_backend(diesel::pg::Pg, diesel::sqlite::Sqlite))]
+pub struct User {
+    pub id: Id,
+    pub email: String,
+    pub name: Option<String>,
+    pub timezone: Option<String>,
+    pub contact_opt_out: bool,
+    pub created_at: Timestamp,
+    pub updated_at: Timestamp,
+}
+
+/// Stores a new user; a duplicate email is bad input.
+pub fn insert_user(db: &mut Db, user: &User) -> anyhow::Result<()> {
+    let inserted =
+        with_conn!(db, conn => diesel::insert_into(users::table).values(user).execute(conn));
+    match inserted {
+        Err(DieselError::DatabaseError(DatabaseErrorKind::UniqueViolation, _)) => Err(invalid(
+            format!("a user with email `{}` already exists", user.email),
+        )),
+        other => other.map(drop).context("cannot add the user"),
+    }
+}
+
+pub fn list_users(db: &mut Db) -> anyhow::Result<Vec<User>> {
+    with_conn!(db, conn => users::table.order(users::email).select(User::as_select()).load(conn))
+        .context("cannot list users")
+}
+
+pub fn find_user_by_email(db: &mut Db, email: &str) -> anyhow::Result<Option<User>> {
+    with_conn!(db, conn => users::table
+        .filter(users::email.eq(email))
+        .select(User::as_select())
+        .first(conn)
+        .optional())
+    .context("cannot look up the user")
+}
+
+/// Finds a user or reports the email as bad input.
+pub fn require_user_by_email(db: &mut Db, email: &str) -> anyhow::Result<User> {
+    find_user_by_email(db, email)?
+        .ok_or_else(|| invalid(format!("no user has the email `{email}`")))
+}
+
+/// Sets `contact_opt_out` and returns the updated user.
+pub fn set_contact_opt_out(
+    db: &mut Db,
+    email: &str,
+    opt_out: bool,
+    now: Timestamp,
+) -> anyhow::Result<User> {
+    let updated =
+        with_conn!(db, conn => diesel::update(users::table.filter(users::email.eq(email)))
+        .set((users::contact_opt_out.eq(opt_out), users::updated_at.eq(now)))
+        .execute(conn))
+        .context("cannot update the user")?;
+    if updated == 0 {
+        return Err(invalid(format!("no user has the email `{email}`")));
+    }
+    require_user_by_email(db, email)
+}

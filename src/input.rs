@@ -1,0 +1,134 @@
+//! Validated input: emails, time zones, due times and metadata, checked once
+//! before anything touches the database.
+
+use chrono::{DateTime, LocalResult, NaiveDateTime, TimeZone, Utc};
+use chrono_tz::Tz;
+
+use crate::error::invalid;
+
+/// A syntactically valid email address, trimmed and lower-cased.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Email(String);
+
+impl Email {
+    pub fn parse(raw: &str) -> anyhow::Result<Email> {
+        let normalized = raw.trim().to_lowercase();
+        if normalized.len() > 254 || normalized.parse::<lettre::Address>().is_err() {
+            return Err(invalid(format!(
+                "`{}` is not a valid email address",
+                raw.trim()
+            )));
+        }
+        Ok(Email(normalized))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+/// An IANA time zone such as `America/Los_Angeles`.
+pub fn parse_timezone(raw: &str) -> anyhow::Result<Tz> {
+    raw.trim().parse::<Tz>().map_err(|_| {
+        invalid(format!(
+            "`{raw}` is not an IANA time zone (e.g. `America/New_York`)"
+        ))
+    })
+}
+
+/// The zone a user's stored `timezone` names; UTC when it is absent.
+pub fn zone_of(timezone: Option<&str>) -> Tz {
+    timezone
+        .and_then(|name| name.parse().ok())
+        .unwrap_or(Tz::UTC)
+}
+
+/// An instant: RFC 3339 with an offset.
+#[allow(dead_code)] // used by `send`, coming next
+pub fn parse_instant(raw: &str) -> anyhow::Result<DateTime<Utc>> {
+    DateTime::parse_from_rfc3339(raw.trim())
+        .map(|instant| instant.with_timezone(&Utc))
+        .map_err(|_| {
+            invalid(format!(
+                "`{raw}` is not an RFC 3339 time such as `2025-09-27T23:00:00Z`"
+            ))
+        })
+}
+
+/// A due time: RFC 3339 with an offset, or a local `YYYY-MM-DD HH:MM` read in `zone`.
+/// A local time that the zone skips (DST gap) or repeats (DST overlap) is refused.
+pub fn parse_due(raw: &str, zone: Tz) -> anyhow::Result<DateTime<Utc>> {
+    let raw = raw.trim();
+    if let Ok(instant) = DateTime::parse_from_rfc3339(raw) {
+        return Ok(instant.with_timezone(&Utc));
+    }
+    let local = ["%Y-%m-%d %H:%M", "%Y-%m-%dT%H:%M", "%Y-%m-%d %H:%M:%S"]
+        .iter()
+        .find_map(|format| NaiveDateTime::parse_from_str(raw, format).ok())
+        .ok_or_else(|| {
+            invalid(format!(
+                "`{raw}` is not a due time: use RFC 3339 (`2025-09-27T23:00:00Z`) or local `YYYY-MM-DD HH:MM`"
+            ))
+        })?;
+    match zone.from_local_datetime(&local) {
+        LocalResult::Single(instant) => Ok(instant.with_timezone(&Utc)),
+        LocalResult::None => Err(invalid(format!(
+            "`{raw}` does not exist in {zone}: the clocks skip that hour (daylight saving); pick another time"
+        ))),
+        LocalResult::Ambiguous(first, second) => Err(invalid(format!(
+            "`{raw}` is ambiguous in {zone}: it happens twice ({} and {}); give an RFC 3339 time with the offset",
+            first.format("%H:%M %Z, UTC%:z"),
+            second.format("%H:%M %Z, UTC%:z"),
+        ))),
+    }
+}
+
+/// Assignment metadata: a JSON object.
+pub fn parse_metadata(raw: &str) -> anyhow::Result<serde_json::Value> {
+    let value: serde_json::Value = serde_json::from_str(raw)
+        .map_err(|error| invalid(format!("metadata `{raw}` is not valid JSON: {error}")))?;
+    if !value.is_object() {
+        return Err(invalid(format!(
+            "metadata `{raw}` must be a JSON object, like `{{\"course\": \"CS101\"}}`"
+        )));
+    }
+    Ok(value)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn emails_are_trimmed_and_lower_cased() {
+        assert_eq!(
+            Email::parse("  Alice@Example.COM ").unwrap().as_str(),
+            "alice@example.com"
+        );
+        assert!(Email::parse("not-an-email").is_err());
+        assert!(Email::parse("a@b@c").is_err());
+    }
+
+    #[test]
+    fn local_due_times_are_read_in_the_zone() {
+        let la: Tz = "America/Los_Angeles".parse().unwrap();
+        let due = parse_due("2025-09-27 16:00", la).unwrap();
+        assert_eq!(due.to_rfc3339(), "2025-09-27T23:00:00+00:00");
+    }
+
+    #[test]
+    fn dst_gaps_and_overlaps_are_refused() {
+        let ny: Tz = "America/New_York".parse().unwrap();
+        let gap = parse_due("2025-03-09 02:30", ny).unwrap_err().to_string();
+        assert!(gap.contains("does not exist"), "{gap}");
+        let overlap = parse_due("2025-11-02 01:30", ny).unwrap_err().to_string();
+        assert!(overlap.contains("ambiguous"), "{overlap}");
+    }
+
+    #[test]
+    fn metadata_must_be_an_object() {
+        assert!(parse_metadata(r#"{"course":"CS101"}"#).is_ok());
+        assert!(parse_metadata("[1,2]").is_err());
+        assert!(parse_metadata("{oops").is_err());
+    }
+}

@@ -1,0 +1,41 @@
+//! `reminders`: email students before their assignments are due.
+//!
+//! main is thin: load `.env`, parse the command line, run the command, print
+//! its result, and turn the outcome into the exit status. Only here is the
+//! fatal error printed, as one line.
+
+use std::process::ExitCode;
+
+use clap::Parser;
+
+mod cli;
+mod commands;
+mod config;
+mod db;
+mod error;
+mod input;
+mod output;
+mod time;
+
+fn main() -> ExitCode {
+    // A missing .env is normal; the environment proper wins over it.
+    let _ = dotenvy::dotenv();
+    let cli = cli::Cli::parse();
+    let format = cli.global.format;
+    let result = commands::run(cli).and_then(|outcome| {
+        output::print(format, outcome.report.as_ref())?;
+        Ok(outcome.status)
+    });
+    match result {
+        Ok(status) => ExitCode::from(status.code()),
+        Err(error) => {
+            // One line, whatever the layers below put in their messages.
+            let message = format!("{error:#}")
+                .split_whitespace()
+                .collect::<Vec<_>>()
+                .join(" ");
+            eprintln!("error: {message}");
+            ExitCode::from(error::exit_status_of(&error).code())
+        }
+    }
+}

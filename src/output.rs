@@ -1,0 +1,97 @@
+//! Every write to stdout: results as comfy-table tables or as one JSON document.
+//! Status and errors go to stderr elsewhere; data only comes through here.
+
+use std::io::{IsTerminal, Write};
+
+use clap::ValueEnum;
+use comfy_table::{ContentArrangement, Table, presets};
+
+/// How results are printed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Format {
+    /// A table for people.
+    Table,
+    /// One JSON document, for scripts.
+    Json,
+}
+
+/// A command's result, printable either way.
+pub trait Report {
+    fn to_json(&self) -> serde_json::Value;
+    fn to_table(&self) -> String;
+}
+
+/// Prints a report to stdout in the chosen format.
+pub fn print(format: Format, report: &dyn Report) -> anyhow::Result<()> {
+    let mut text = match format {
+        Format::Json => serde_json::to_string_pretty(&report.to_json())?,
+        Format::Table => report.to_table(),
+    };
+    if text.is_empty() {
+        return Ok(());
+    }
+    if !text.ends_with('\n') {
+        text.push('\n');
+    }
+    let mut stdout = std::io::stdout().lock();
+    // A closed pipe (`reminders user list | head`) is not an error worth reporting.
+    match stdout
+        .write_all(text.as_bytes())
+        .and_then(|()| stdout.flush())
+    {
+        Err(error) if error.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
+        other => Ok(other?),
+    }
+}
+
+/// A table with box drawing on a terminal and plain aligned columns in a pipe.
+pub fn table<R, C>(headers: &[&str], rows: R) -> String
+where
+    R: IntoIterator<Item = C>,
+    C: IntoIterator<Item = String>,
+{
+    let mut table = Table::new();
+    if std::io::stdout().is_terminal() {
+        table
+            .load_style(presets::UTF8_FULL_CONDENSED)
+            .set_content_arrangement(ContentArrangement::Dynamic);
+    } else {
+        table.load_style(presets::NOTHING);
+    }
+    table.set_header(headers.iter().copied());
+    for row in rows {
+        table.add_row(row.into_iter().collect::<Vec<_>>());
+    }
+    table
+        .lines()
+        .map(|line| line.trim_end().to_string())
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+/// A two-column key/value table, for one record or a run report.
+#[allow(dead_code)] // used by `send`, coming next
+pub fn key_values<'a>(pairs: impl IntoIterator<Item = (&'a str, String)>) -> String {
+    table(
+        &["field", "value"],
+        pairs
+            .into_iter()
+            .map(|(key, value)| [key.to_string(), value]),
+    )
+}
+
+/// A report that is a plain message in a table and an object in JSON.
+pub struct Message {
+    pub text: String,
+    pub json: serde_json::Value,
+}
+
+impl Report for Message {
+    fn to_json(&self) -> serde_json::Value {
+        self.json.clone()
+    }
+
+    fn to_table(&self) -> String {
+        self.text.clone()
+    }
+}

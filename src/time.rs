@@ -1,0 +1,69 @@
+//! Showing instants to people: in a student's own zone, and as time left.
+
+use chrono::{DateTime, Utc};
+use chrono_tz::Tz;
+
+/// `2025-09-27 16:00 PDT`: for tables.
+pub fn local_short(instant: DateTime<Utc>, zone: Tz) -> String {
+    instant
+        .with_timezone(&zone)
+        .format("%Y-%m-%d %H:%M %Z")
+        .to_string()
+}
+
+/// `Sat 27 Sep 2025 16:00 PDT`: for messages.
+#[allow(dead_code)] // used by `send`, coming next
+pub fn local_long(instant: DateTime<Utc>, zone: Tz) -> String {
+    instant
+        .with_timezone(&zone)
+        .format("%a %d %b %Y %H:%M %Z")
+        .to_string()
+}
+
+/// RFC 3339 in UTC with a `Z`, at the precision the value has.
+pub fn utc(instant: DateTime<Utc>) -> String {
+    instant.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true)
+}
+
+/// `1 day 2 hours`, `2 hours`, `45 minutes`, `less than a minute`; two units at most.
+#[allow(dead_code)] // used by `send`, coming next
+pub fn human_duration(duration: chrono::Duration) -> String {
+    let minutes = duration.num_minutes().max(0);
+    let (days, hours, minutes) = (minutes / 1440, minutes % 1440 / 60, minutes % 60);
+    let unit = |n: i64, name: &str| format!("{n} {name}{}", if n == 1 { "" } else { "s" });
+    let parts: Vec<String> = [(days, "day"), (hours, "hour"), (minutes, "minute")]
+        .into_iter()
+        .skip_while(|(n, _)| *n == 0)
+        .take(2)
+        .filter(|(n, _)| *n > 0)
+        .map(|(n, name)| unit(n, name))
+        .collect();
+    if parts.is_empty() {
+        "less than a minute".to_string()
+    } else {
+        parts.join(" ")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn local_times_carry_the_zone_abbreviation() {
+        let due: DateTime<Utc> = "2025-09-27T23:00:00Z".parse().unwrap();
+        let la: Tz = "America/Los_Angeles".parse().unwrap();
+        assert_eq!(local_long(due, la), "Sat 27 Sep 2025 16:00 PDT");
+        assert_eq!(local_short(due, la), "2025-09-27 16:00 PDT");
+    }
+
+    #[test]
+    fn durations_read_naturally() {
+        let d = chrono::Duration::minutes;
+        assert_eq!(human_duration(d(0)), "less than a minute");
+        assert_eq!(human_duration(d(1)), "1 minute");
+        assert_eq!(human_duration(d(120)), "2 hours");
+        assert_eq!(human_duration(d(24 * 60 + 61)), "1 day 1 hour");
+        assert_eq!(human_duration(d(24 * 60 + 1)), "1 day");
+    }
+}

@@ -1,0 +1,4 @@
+mod assignments;
+mod errors;
+mod schema;
+mod users;

@@ -1,0 +1,296 @@
+//! The shared harness: a fresh database per test (a SQLite file, or a fresh
+//! PostgreSQL database when `TEST_DATABASE_URL` is set), a scrubbed environment,
+//! and helpers that run the real binary and read the database afterwards.
+
+#![allow(dead_code)]
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::Output;
+use std::sync::Once;
+
+use diesel::connection::SimpleConnection;
+use diesel::prelude::*;
+use diesel::sql_types::{BigInt, Nullable, Text};
+
+/// Runs each scenario once on SQLite and once on PostgreSQL. The PostgreSQL
+/// run is skipped, with a note on the terminal, when `TEST_DATABASE_URL` is unset.
+macro_rules! on_both_backends {
+    ($(fn $name:ident($env:ident: &TestEnv) $body:block)*) => {
+        $(
+            mod $name {
+                #[allow(unused_imports)]
+                use super::*;
+
+                fn scenario($env: &$crate::common::TestEnv) $body
+
+                #[test]
+                fn sqlite() {
+                    scenario(&$crate::common::TestEnv::new($crate::common::Backend::Sqlite).unwrap());
+                }
+
+                #[test]
+                fn postgres() {
+                    if let Some(env) = $crate::common::TestEnv::new($crate::common::Backend::Postgres) {
+                        scenario(&env);
+                    }
+                }
+            }
+        )*
+    };
+}
+pub(crate) use on_both_backends;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+/// One test's world: a temporary directory (the working directory of every
+/// run) and a database of its own.
+pub struct TestEnv {
+    pub backend: Backend,
+    pub dir: tempfile::TempDir,
+    pub database_url: String,
+    postgres: Option<PostgresDatabase>,
+}
+
+struct PostgresDatabase {
+    admin_url: String,
+    name: String,
+}
+
+impl Drop for PostgresDatabase {
+    fn drop(&mut self) {
+        if let Ok(mut conn) = PgConnection::establish(&self.admin_url) {
+            let _ = conn.batch_execute(&format!(
+                "DROP DATABASE IF EXISTS \"{}\" WITH (FORCE)",
+                self.name
+            ));
+        }
+    }
+}
+
+static POSTGRES_SKIPPED: Once = Once::new();
+
+impl TestEnv {
+    /// A migrated database. `None` for PostgreSQL when `TEST_DATABASE_URL` is unset.
+    pub fn new(backend: Backend) -> Option<TestEnv> {
+        let env = TestEnv::unmigrated(backend)?;
+        env.ok(&["migrate"]);
+        Some(env)
+    }
+
+    /// A database that exists (PostgreSQL) or not at all (SQLite), with no schema.
+    pub fn unmigrated(backend: Backend) -> Option<TestEnv> {
+        let dir = tempfile::tempdir().expect("temporary directory");
+        match backend {
+            Backend::Sqlite => {
+                let database_url = dir.path().join("test.db").display().to_string();
+                Some(TestEnv {
+                    backend,
+                    dir,
+                    database_url,
+                    postgres: None,
+                })
+            }
+            Backend::Postgres => {
+                let Ok(admin_url) = std::env::var("TEST_DATABASE_URL") else {
+                    POSTGRES_SKIPPED.call_once(|| {
+                        // Straight to the terminal: the test harness captures eprintln!.
+                        let _ = writeln!(
+                            std::io::stderr(),
+                            "\nnote: TEST_DATABASE_URL is not set, so the PostgreSQL half of the tests is skipped\n"
+                        );
+                    });
+                    return None;
+                };
+                let name = format!("reminders_test_{}", uuid::Uuid::new_v4().simple());
+                let mut admin = PgConnection::establish(&admin_url).unwrap_or_else(|error| {
+                    panic!("TEST_DATABASE_URL is set but unreachable: {error}")
+                });
+                admin
+                    .batch_execute(&format!("CREATE DATABASE \"{name}\""))
+                    .expect("create test database");
+                let mut url = url::Url::parse(&admin_url).expect("TEST_DATABASE_URL is a URL");
+                url.set_path(&name);
+                Some(TestEnv {
+                    backend,
+                    dir,
+                    database_url: url.to_string(),
+                    postgres: Some(PostgresDatabase { admin_url, name }),
+                })
+            }
+        }
+    }
+
+    pub fn path(&self, name: &str) -> PathBuf {
+        self.dir.path().join(name)
+    }
+
+    /// The binary, with a scrubbed environment, running in the test's directory.
+    pub fn command(&self) -> std::process::Command {
+        let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_reminders"));
+        command
+            .env_clear()
+            .env("PATH", std::env::var("PATH").unwrap_or_default())
+            .env("DATABASE_URL", &self.database_url)
+            .current_dir(self.dir.path());
+        command
+    }
+
+    pub fn run(&self, args: &[&str]) -> Run {
+        Run(self.command().args(args).output().expect("run reminders"))
+    }
+
+    /// Runs and asserts exit 0; returns stdout.
+    pub fn ok(&self, args: &[&str]) -> String {
+        let run = self.run(args);
+        assert_eq!(
+            run.code(),
+            0,
+            "`reminders {}` failed:\n{}",
+            args.join(" "),
+            run.describe()
+        );
+        run.stdout()
+    }
+
+    /// Runs with `--format json`, asserts exit 0, and parses stdout.
+    pub fn json(&self, args: &[&str]) -> serde_json::Value {
+        let mut args = args.to_vec();
+        args.extend(["--format", "json"]);
+        let stdout = self.ok(&args);
+        serde_json::from_str(&stdout).unwrap_or_else(|error| panic!("not JSON ({error}): {stdout}"))
+    }
+
+    /// Runs and asserts the exit status and that stderr holds `needle`.
+    pub fn fails(&self, args: &[&str], code: i32, needle: &str) -> Run {
+        let run = self.run(args);
+        assert_eq!(
+            run.code(),
+            code,
+            "`reminders {}`:\n{}",
+            args.join(" "),
+            run.describe()
+        );
+        assert!(
+            run.stderr().contains(needle),
+            "stderr lacks `{needle}`:\n{}",
+            run.describe()
+        );
+        assert_eq!(
+            run.stderr().trim().lines().count(),
+            1,
+            "the error is one line:\n{}",
+            run.describe()
+        );
+        run
+    }
+
+    /// Adds a student; returns the id.
+    pub fn add_user(&self, email: &str, timezone: &str) -> String {
+        let user = self.json(&["user", "add", "--email", email, "--timezone", timezone]);
+        user[0]["id"].as_str().unwrap().to_string()
+    }
+
+    /// Adds an assignment; returns the id.
+    pub fn add_assignment(&self, student: &str, title: &str, due: &str) -> String {
+        let assignment = self.json(&[
+            "assignment",
+            "add",
+            "--student",
+            student,
+            "--title",
+            title,
+            "--due",
+            due,
+        ]);
+        assignment[0]["id"].as_str().unwrap().to_string()
+    }
+
+    /// Runs SQL straight against the test database (set-up and inspection).
+    pub fn execute(&self, sql: &str) {
+        match self.backend {
+            Backend::Sqlite => SqliteConnection::establish(&self.database_url)
+                .unwrap()
+                .batch_execute(sql),
+            Backend::Postgres => PgConnection::establish(&self.database_url)
+                .unwrap()
+                .batch_execute(sql),
+        }
+        .unwrap_or_else(|error| panic!("{sql}: {error}"));
+    }
+
+    /// The single text column `v` of every row of `sql`. Write `CAST(x AS TEXT) AS v`,
+    /// which both backends read the same way.
+    pub fn texts(&self, sql: &str) -> Vec<Option<String>> {
+        #[derive(QueryableByName)]
+        struct Row {
+            #[diesel(sql_type = Nullable<Text>)]
+            v: Option<String>,
+        }
+        let rows: Vec<Row> = match self.backend {
+            Backend::Sqlite => diesel::sql_query(sql)
+                .load(&mut SqliteConnection::establish(&self.database_url).unwrap()),
+            Backend::Postgres => diesel::sql_query(sql)
+                .load(&mut PgConnection::establish(&self.database_url).unwrap()),
+        }
+        .unwrap_or_else(|error| panic!("{sql}: {error}"));
+        rows.into_iter().map(|row| row.v).collect()
+    }
+
+    pub fn text(&self, sql: &str) -> Option<String> {
+        let rows = self.texts(sql);
+        assert_eq!(rows.len(), 1, "{sql} returned {} rows", rows.len());
+        rows.into_iter().next().unwrap()
+    }
+
+    /// `SELECT count(*) AS n …`
+    pub fn count(&self, sql: &str) -> i64 {
+        #[derive(QueryableByName)]
+        struct Row {
+            #[diesel(sql_type = BigInt)]
+            n: i64,
+        }
+        let row: Row = match self.backend {
+            Backend::Sqlite => diesel::sql_query(sql)
+                .get_result(&mut SqliteConnection::establish(&self.database_url).unwrap()),
+            Backend::Postgres => diesel::sql_query(sql)
+                .get_result(&mut PgConnection::establish(&self.database_url).unwrap()),
+        }
+        .unwrap_or_else(|error| panic!("{sql}: {error}"));
+        row.n
+    }
+}
+
+/// A finished run of the binary.
+pub struct Run(pub Output);
+
+impl Run {
+    pub fn code(&self) -> i32 {
+        self.0.status.code().unwrap_or(-1)
+    }
+
+    pub fn stdout(&self) -> String {
+        String::from_utf8_lossy(&self.0.stdout).into_owned()
+    }
+
+    pub fn stderr(&self) -> String {
+        String::from_utf8_lossy(&self.0.stderr).into_owned()
+    }
+
+    pub fn describe(&self) -> String {
+        format!(
+            "status: {:?}\nstdout:\n{}\nstderr:\n{}",
+            self.0.status,
+            self.stdout(),
+            self.stderr()
+        )
+    }
+}
+
+pub fn exists(path: &Path) -> bool {
+    path.exists()
+}

@@ -1,0 +1,5 @@
+//! One integration test binary driving the real `reminders` executable.
+
+mod common;
+
+mod cases;
