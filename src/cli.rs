@@ -3,6 +3,7 @@
 use clap::{Args, Parser, Subcommand};
 
 use crate::output::Format;
+use crate::schedule::Unit;
 
 const AFTER_HELP: &str = "\
 Exit status:
@@ -51,6 +52,70 @@ pub enum Command {
     /// Add, list and complete assignments
     #[command(subcommand)]
     Assignment(AssignmentCommand),
+    /// List the assignments in the reminder windows now (read-only)
+    Due(WindowArgs),
+    /// Schedule, claim and email every due reminder
+    Send(SendArgs),
+}
+
+/// Which reminders are due: the windows `[now + N - T, now + N + T]`.
+#[derive(Debug, Args)]
+pub struct WindowArgs {
+    /// Whether targets count minutes (test mode) or hours
+    #[arg(long, value_enum)]
+    pub unit: Unit,
+    /// Lead times before the due time, such as `24,2`; each gives a reminder type (`24h`, `2h`)
+    #[arg(long, value_name = "N,N,…")]
+    pub targets: String,
+    /// Half-width T of each window, in minutes [default: 1 in minutes mode, 30 in hours mode]
+    #[arg(long, value_name = "MINUTES")]
+    pub tolerance: Option<u32>,
+    /// Pretend the clock reads this RFC 3339 time (for checking a schedule)
+    #[arg(long, value_name = "RFC3339")]
+    pub now: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct SendArgs {
+    #[command(flatten)]
+    pub window: WindowArgs,
+    /// Show what would be sent, and write and send nothing
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Attempts before a reminder that keeps failing is marked failed
+    #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(i32).range(1..))]
+    pub max_attempts: i32,
+    /// Reminders claimed per database round trip
+    #[arg(long, default_value_t = 500, value_parser = clap::value_parser!(i64).range(1..=10_000))]
+    pub batch_size: i64,
+    /// SMTP connections used in parallel
+    #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u32).range(1..=64))]
+    pub connections: u32,
+    /// How long a claim lasts before another run may take the reminder over
+    #[arg(long, default_value = "5m", value_name = "DURATION")]
+    pub lease: String,
+    /// How late a reminder may still go out [default: half its lead time]
+    #[arg(long, value_name = "DURATION")]
+    pub delivery_window: Option<String>,
+    /// The first retry's wait after a transient failure; it doubles per attempt up to an hour
+    #[arg(long, default_value = "1m", value_name = "DURATION")]
+    pub backoff: String,
+    /// How long to wait for the SMTP server before calling the attempt failed
+    #[arg(long, default_value = "30s", value_name = "DURATION")]
+    pub smtp_timeout: String,
+    #[command(flatten)]
+    pub mail: MailArgs,
+}
+
+/// Where mail goes and who it is from.
+#[derive(Debug, Args)]
+pub struct MailArgs {
+    /// smtp://host:port, smtp://user:pass@host:587?tls=required, smtps://host, or file://DIR
+    #[arg(long, env = "SMTP_URL", hide_env_values = true, value_name = "URL")]
+    pub smtp_url: Option<String>,
+    /// The sender, such as `Reminders <noreply@school.example>`
+    #[arg(long, env = "MAIL_FROM", value_name = "MAILBOX")]
+    pub mail_from: Option<String>,
 }
 
 #[derive(Debug, Subcommand)]

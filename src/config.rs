@@ -6,8 +6,12 @@ use std::time::Instant;
 
 use chrono::{DateTime, Utc};
 
+use crate::cli::{MailArgs, WindowArgs};
 use crate::db::types::Timestamp;
 use crate::error::invalid;
+use crate::input::parse_instant;
+use crate::mail::MailUrl;
+use crate::schedule::{Target, parse_targets};
 
 /// The SQLite file used when neither `--database-url` nor `DATABASE_URL` is set.
 pub const DEFAULT_SQLITE_PATH: &str = "reminders.db";
@@ -28,17 +32,10 @@ impl DatabaseUrl {
             .filter(|raw| !raw.is_empty())
             .unwrap_or(DEFAULT_SQLITE_PATH);
         if raw.starts_with("postgres://") || raw.starts_with("postgresql://") {
-            let url = url::Url::parse(raw).map_err(|error| {
-                invalid(format!(
-                    "database URL `{}` is malformed: {error}",
-                    redact_unparsed(raw)
-                ))
-            })?;
+            let url = url::Url::parse(raw)
+                .map_err(|error| invalid(format!("database URL `{}` is malformed: {error}", redact_unparsed(raw))))?;
             if url.host_str().is_none_or(str::is_empty) {
-                return Err(invalid(format!(
-                    "database URL `{}` names no host",
-                    redact(&url)
-                )));
+                return Err(invalid(format!("database URL `{}` names no host", redact(&url))));
             }
             return Ok(DatabaseUrl::Postgres(url));
         }
@@ -87,14 +84,12 @@ fn redact_unparsed(raw: &str) -> String {
 /// The run's clock: `--now` when given, the system clock otherwise. Time moves
 /// on from that start as the run goes, so leases and backoff stay honest in a
 /// long run, and tests can still place a run anywhere in time.
-#[allow(dead_code)] // used by `send`, coming next
 #[derive(Debug, Clone)]
 pub struct Clock {
     start: DateTime<Utc>,
     started: Instant,
 }
 
-#[allow(dead_code)]
 impl Clock {
     pub fn new(now: Option<DateTime<Utc>>) -> Clock {
         Clock {
@@ -109,15 +104,74 @@ impl Clock {
     }
 }
 
+/// The reminder windows of a `due` or `send` run.
+pub struct Windows {
+    pub targets: Vec<Target>,
+    pub tolerance: chrono::Duration,
+    pub clock: Clock,
+}
+
+impl Windows {
+    pub fn from_args(args: &WindowArgs) -> anyhow::Result<Windows> {
+        let targets = parse_targets(&args.targets, args.unit)?;
+        let tolerance = match args.tolerance {
+            Some(minutes) => chrono::Duration::minutes(minutes.into()),
+            None => args.unit.default_tolerance(),
+        };
+        let now = args.now.as_deref().map(parse_instant).transpose()?;
+        Ok(Windows {
+            targets,
+            tolerance,
+            clock: Clock::new(now),
+        })
+    }
+}
+
+/// Where mail goes and who it is from; both are required to send.
+pub struct MailSettings {
+    pub url: MailUrl,
+    pub from: lettre::message::Mailbox,
+}
+
+impl MailSettings {
+    /// A missing or malformed setting stops the run (exit 1): it is the
+    /// machine's configuration, not the command's input.
+    pub fn from_args(args: &MailArgs) -> anyhow::Result<MailSettings> {
+        let url = args
+            .smtp_url
+            .as_deref()
+            .filter(|url| !url.trim().is_empty())
+            .ok_or_else(|| {
+                anyhow::anyhow!(
+                    "no mail server is set: set `--smtp-url` or `SMTP_URL` (e.g. smtp://localhost:25 or file://outbox)"
+                )
+            })?;
+        let from = args
+            .mail_from
+            .as_deref()
+            .filter(|from| !from.trim().is_empty())
+            .ok_or_else(|| {
+                anyhow::anyhow!(
+                    "no sender is set: set `--mail-from` or `MAIL_FROM` (e.g. Reminders <noreply@school.example>)"
+                )
+            })?;
+        Ok(MailSettings {
+            url: MailUrl::parse(url)?,
+            from: from
+                .trim()
+                .parse()
+                .map_err(|error| anyhow::anyhow!("MAIL_FROM `{from}` is not a mailbox: {error}"))?,
+        })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
     fn urls_choose_the_backend() {
-        assert!(
-            matches!(DatabaseUrl::parse(None).unwrap(), DatabaseUrl::Sqlite(p) if p.as_os_str() == "reminders.db")
-        );
+        assert!(matches!(DatabaseUrl::parse(None).unwrap(), DatabaseUrl::Sqlite(p) if p.as_os_str() == "reminders.db"));
         assert!(
             matches!(DatabaseUrl::parse(Some("sqlite://x.db")).unwrap(), DatabaseUrl::Sqlite(p) if p.as_os_str() == "x.db")
         );

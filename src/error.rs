@@ -12,7 +12,6 @@ pub enum ExitStatus {
     /// Bad input: nothing was written.
     BadInput = 2,
     /// Some sends failed; they were recorded for retry or as failed.
-    #[allow(dead_code)] // used by `send`, coming next
     SendsFailed = 3,
 }
 

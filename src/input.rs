@@ -14,10 +14,7 @@ impl Email {
     pub fn parse(raw: &str) -> anyhow::Result<Email> {
         let normalized = raw.trim().to_lowercase();
         if normalized.len() > 254 || normalized.parse::<lettre::Address>().is_err() {
-            return Err(invalid(format!(
-                "`{}` is not a valid email address",
-                raw.trim()
-            )));
+            return Err(invalid(format!("`{}` is not a valid email address", raw.trim())));
         }
         Ok(Email(normalized))
     }
@@ -29,22 +26,17 @@ impl Email {
 
 /// An IANA time zone such as `America/Los_Angeles`.
 pub fn parse_timezone(raw: &str) -> anyhow::Result<Tz> {
-    raw.trim().parse::<Tz>().map_err(|_| {
-        invalid(format!(
-            "`{raw}` is not an IANA time zone (e.g. `America/New_York`)"
-        ))
-    })
+    raw.trim()
+        .parse::<Tz>()
+        .map_err(|_| invalid(format!("`{raw}` is not an IANA time zone (e.g. `America/New_York`)")))
 }
 
 /// The zone a user's stored `timezone` names; UTC when it is absent.
 pub fn zone_of(timezone: Option<&str>) -> Tz {
-    timezone
-        .and_then(|name| name.parse().ok())
-        .unwrap_or(Tz::UTC)
+    timezone.and_then(|name| name.parse().ok()).unwrap_or(Tz::UTC)
 }
 
 /// An instant: RFC 3339 with an offset.
-#[allow(dead_code)] // used by `send`, coming next
 pub fn parse_instant(raw: &str) -> anyhow::Result<DateTime<Utc>> {
     DateTime::parse_from_rfc3339(raw.trim())
         .map(|instant| instant.with_timezone(&Utc))
@@ -83,10 +75,31 @@ pub fn parse_due(raw: &str, zone: Tz) -> anyhow::Result<DateTime<Utc>> {
     }
 }
 
+/// A duration written like `90d`, `12h`, `30m` or `45s`.
+pub fn parse_duration(raw: &str) -> anyhow::Result<chrono::Duration> {
+    let bad = || {
+        invalid(format!(
+            "`{raw}` is not a duration: write a whole number and a unit, like `90d`, `12h`, `30m` or `45s`"
+        ))
+    };
+    let raw_trimmed = raw.trim();
+    let split = raw_trimmed.find(|c: char| !c.is_ascii_digit()).ok_or_else(bad)?;
+    let (number, unit) = raw_trimmed.split_at(split);
+    let number: i64 = number.parse().map_err(|_| bad())?;
+    match unit {
+        "s" => chrono::Duration::try_seconds(number),
+        "m" => chrono::Duration::try_minutes(number),
+        "h" => chrono::Duration::try_hours(number),
+        "d" => chrono::Duration::try_days(number),
+        _ => None,
+    }
+    .ok_or_else(bad)
+}
+
 /// Assignment metadata: a JSON object.
 pub fn parse_metadata(raw: &str) -> anyhow::Result<serde_json::Value> {
-    let value: serde_json::Value = serde_json::from_str(raw)
-        .map_err(|error| invalid(format!("metadata `{raw}` is not valid JSON: {error}")))?;
+    let value: serde_json::Value =
+        serde_json::from_str(raw).map_err(|error| invalid(format!("metadata `{raw}` is not valid JSON: {error}")))?;
     if !value.is_object() {
         return Err(invalid(format!(
             "metadata `{raw}` must be a JSON object, like `{{\"course\": \"CS101\"}}`"
@@ -123,6 +136,15 @@ mod tests {
         assert!(gap.contains("does not exist"), "{gap}");
         let overlap = parse_due("2025-11-02 01:30", ny).unwrap_err().to_string();
         assert!(overlap.contains("ambiguous"), "{overlap}");
+    }
+
+    #[test]
+    fn durations_have_a_unit() {
+        assert_eq!(parse_duration("90d").unwrap(), chrono::Duration::days(90));
+        assert_eq!(parse_duration("5m").unwrap(), chrono::Duration::minutes(5));
+        for bad in ["", "5", "m", "-5m", "5 weeks", "1.5h"] {
+            assert!(parse_duration(bad).is_err(), "{bad}");
+        }
     }
 
     #[test]

@@ -14,7 +14,9 @@ mod config;
 mod db;
 mod error;
 mod input;
+mod mail;
 mod output;
+mod schedule;
 mod time;
 
 fn main() -> ExitCode {
@@ -30,10 +32,7 @@ fn main() -> ExitCode {
         Ok(status) => ExitCode::from(status.code()),
         Err(error) => {
             // One line, whatever the layers below put in their messages.
-            let message = format!("{error:#}")
-                .split_whitespace()
-                .collect::<Vec<_>>()
-                .join(" ");
+            let message = format!("{error:#}").split_whitespace().collect::<Vec<_>>().join(" ");
             eprintln!("error: {message}");
             ExitCode::from(error::exit_status_of(&error).code())
         }

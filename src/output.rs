@@ -35,10 +35,7 @@ pub fn print(format: Format, report: &dyn Report) -> anyhow::Result<()> {
     }
     let mut stdout = std::io::stdout().lock();
     // A closed pipe (`reminders user list | head`) is not an error worth reporting.
-    match stdout
-        .write_all(text.as_bytes())
-        .and_then(|()| stdout.flush())
-    {
+    match stdout.write_all(text.as_bytes()).and_then(|()| stdout.flush()) {
         Err(error) if error.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
         other => Ok(other?),
     }
@@ -70,13 +67,10 @@ where
 }
 
 /// A two-column key/value table, for one record or a run report.
-#[allow(dead_code)] // used by `send`, coming next
 pub fn key_values<'a>(pairs: impl IntoIterator<Item = (&'a str, String)>) -> String {
     table(
         &["field", "value"],
-        pairs
-            .into_iter()
-            .map(|(key, value)| [key.to_string(), value]),
+        pairs.into_iter().map(|(key, value)| [key.to_string(), value]),
     )
 }
 

@@ -5,19 +5,12 @@ use chrono_tz::Tz;
 
 /// `2025-09-27 16:00 PDT`: for tables.
 pub fn local_short(instant: DateTime<Utc>, zone: Tz) -> String {
-    instant
-        .with_timezone(&zone)
-        .format("%Y-%m-%d %H:%M %Z")
-        .to_string()
+    instant.with_timezone(&zone).format("%Y-%m-%d %H:%M %Z").to_string()
 }
 
 /// `Sat 27 Sep 2025 16:00 PDT`: for messages.
-#[allow(dead_code)] // used by `send`, coming next
 pub fn local_long(instant: DateTime<Utc>, zone: Tz) -> String {
-    instant
-        .with_timezone(&zone)
-        .format("%a %d %b %Y %H:%M %Z")
-        .to_string()
+    instant.with_timezone(&zone).format("%a %d %b %Y %H:%M %Z").to_string()
 }
 
 /// RFC 3339 in UTC with a `Z`, at the precision the value has.
@@ -26,9 +19,9 @@ pub fn utc(instant: DateTime<Utc>) -> String {
 }
 
 /// `1 day 2 hours`, `2 hours`, `45 minutes`, `less than a minute`; two units at most.
-#[allow(dead_code)] // used by `send`, coming next
 pub fn human_duration(duration: chrono::Duration) -> String {
-    let minutes = duration.num_minutes().max(0);
+    // To the nearest minute: a run a few seconds after the hour still says "1 day".
+    let minutes = ((duration.num_seconds() + 30) / 60).max(0);
     let (days, hours, minutes) = (minutes / 1440, minutes % 1440 / 60, minutes % 60);
     let unit = |n: i64, name: &str| format!("{n} {name}{}", if n == 1 { "" } else { "s" });
     let parts: Vec<String> = [(days, "day"), (hours, "hour"), (minutes, "minute")]
@@ -61,6 +54,7 @@ mod tests {
     fn durations_read_naturally() {
         let d = chrono::Duration::minutes;
         assert_eq!(human_duration(d(0)), "less than a minute");
+        assert_eq!(human_duration(d(24 * 60) - chrono::Duration::seconds(5)), "1 day");
         assert_eq!(human_duration(d(1)), "1 minute");
         assert_eq!(human_duration(d(120)), "2 hours");
         assert_eq!(human_duration(d(24 * 60 + 61)), "1 day 1 hour");

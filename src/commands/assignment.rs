@@ -25,15 +25,14 @@ pub fn run(database: &DatabaseUrl, command: AssignmentCommand) -> anyhow::Result
                 Some(email) => Some(users::require_user_by_email(&mut db, email.as_str())?.id),
                 None => None,
             };
-            Ok(Outcome::success(AssignmentList(
-                assignments::list_assignments(&mut db, student_id)?,
-            )))
+            Ok(Outcome::success(AssignmentList(assignments::list_assignments(
+                &mut db, student_id,
+            )?)))
         }
         AssignmentCommand::Complete { id } => {
             let id = parse_id(&id)?;
             let mut db = Db::open(database)?;
-            let assignment =
-                assignments::complete_assignment(&mut db, id, Timestamp::new(Utc::now()))?;
+            let assignment = assignments::complete_assignment(&mut db, id, Timestamp::new(Utc::now()))?;
             Ok(Outcome::success(AssignmentList(vec![assignment])))
         }
     }
@@ -62,13 +61,11 @@ fn add(database: &DatabaseUrl, args: AssignmentAddArgs) -> anyhow::Result<Outcom
         metadata: metadata.map(Json),
     };
     assignments::insert_assignment(&mut db, &assignment)?;
-    Ok(Outcome::success(AssignmentList(vec![
-        AssignmentWithStudent {
-            assignment,
-            student_email: student.email,
-            student_timezone: student.timezone,
-        },
-    ])))
+    Ok(Outcome::success(AssignmentList(vec![AssignmentWithStudent {
+        assignment,
+        student_email: student.email,
+        student_timezone: student.timezone,
+    }])))
 }
 
 /// An assignment id from the command line.

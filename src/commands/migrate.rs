@@ -11,15 +11,9 @@ pub fn run(database: &DatabaseUrl) -> anyhow::Result<Outcome> {
     let mut db = Db::connect(database)?;
     let applied = db.migrate()?;
     let text = if applied.is_empty() {
-        format!(
-            "the database `{}` is up to date; nothing to apply",
-            database.display()
-        )
+        format!("the database `{}` is up to date; nothing to apply", database.display())
     } else {
-        let lines: Vec<String> = applied
-            .iter()
-            .map(|version| format!("applied {version}"))
-            .collect();
+        let lines: Vec<String> = applied.iter().map(|version| format!("applied {version}")).collect();
         format!(
             "{}\nthe database `{}` is up to date",
             lines.join("\n"),

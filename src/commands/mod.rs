@@ -8,7 +8,9 @@ use crate::error::ExitStatus;
 use crate::output::Report;
 
 mod assignment;
+mod due;
 mod migrate;
+mod send;
 mod user;
 
 /// What a command produced and how the process should exit.
@@ -32,5 +34,7 @@ pub fn run(cli: Cli) -> anyhow::Result<Outcome> {
         Command::Migrate => migrate::run(&database),
         Command::User(command) => user::run(&database, command),
         Command::Assignment(command) => assignment::run(&database, command),
+        Command::Due(args) => due::run(&database, args),
+        Command::Send(args) => send::run(&database, args),
     }
 }

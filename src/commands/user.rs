@@ -44,6 +44,7 @@ fn add(database: &DatabaseUrl, args: UserAddArgs) -> anyhow::Result<Outcome> {
         contact_opt_out: false,
         created_at: now,
         updated_at: now,
+        opt_out_reason: None,
     };
     users::insert_user(&mut db, &user)?;
     Ok(Outcome::success(UserList(vec![user])))
@@ -52,8 +53,7 @@ fn add(database: &DatabaseUrl, args: UserAddArgs) -> anyhow::Result<Outcome> {
 fn set_opt_out(database: &DatabaseUrl, email: &str, opt_out: bool) -> anyhow::Result<Outcome> {
     let email = Email::parse(email)?;
     let mut db = Db::open(database)?;
-    let user =
-        users::set_contact_opt_out(&mut db, email.as_str(), opt_out, Timestamp::new(Utc::now()))?;
+    let user = users::set_contact_opt_out(&mut db, email.as_str(), opt_out, Timestamp::new(Utc::now()))?;
     Ok(Outcome::success(UserList(vec![user])))
 }
 
@@ -72,18 +72,10 @@ impl Report for UserList {
                 user.email.clone(),
                 user.name.clone().unwrap_or_default(),
                 zone_of(user.timezone.as_deref()).name().to_string(),
-                if user.contact_opt_out {
-                    "opted out"
-                } else {
-                    "yes"
-                }
-                .to_string(),
+                if user.contact_opt_out { "opted out" } else { "yes" }.to_string(),
                 time::local_short(user.created_at.instant(), zone_of(user.timezone.as_deref())),
             ]
         });
-        output::table(
-            &["id", "email", "name", "timezone", "contact", "created"],
-            rows,
-        )
+        output::table(&["id", "email", "name", "timezone", "contact", "created"], rows)
     }
 }

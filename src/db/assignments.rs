@@ -38,10 +38,7 @@ pub fn insert_assignment(db: &mut Db, assignment: &Assignment) -> anyhow::Result
 }
 
 /// Assignments by due time, optionally of one student.
-pub fn list_assignments(
-    db: &mut Db,
-    student_id: Option<Id>,
-) -> anyhow::Result<Vec<AssignmentWithStudent>> {
+pub fn list_assignments(db: &mut Db, student_id: Option<Id>) -> anyhow::Result<Vec<AssignmentWithStudent>> {
     with_conn!(db, conn => {
         let mut query = assignments::table
             .inner_join(users::table)
@@ -67,11 +64,7 @@ pub fn find_assignment(db: &mut Db, id: Id) -> anyhow::Result<Option<AssignmentW
 }
 
 /// Marks an assignment completed; an unknown id is bad input.
-pub fn complete_assignment(
-    db: &mut Db,
-    id: Id,
-    now: Timestamp,
-) -> anyhow::Result<AssignmentWithStudent> {
+pub fn complete_assignment(db: &mut Db, id: Id, now: Timestamp) -> anyhow::Result<AssignmentWithStudent> {
     let updated = with_conn!(db, conn => diesel::update(assignments::table.find(id))
         .set((assignments::completed.eq(true), assignments::updated_at.eq(now)))
         .execute(conn))

@@ -17,6 +17,7 @@ use diesel_migrations::{EmbeddedMigrations, MigrationHarness, embed_migrations};
 use crate::config::DatabaseUrl;
 
 pub mod assignments;
+pub mod reminders;
 pub mod schema;
 pub mod types;
 pub mod users;
@@ -49,20 +50,14 @@ pub(crate) use with_conn;
 /// Runs `$body` in a write transaction. On SQLite that is `BEGIN IMMEDIATE`, which
 /// takes the write lock first: a deferred transaction that reads and then writes
 /// fails with "database is locked" when another process wrote in between.
-#[allow(unused_macros)] // used by `send`, coming next
 macro_rules! write_transaction {
     ($db:expr, $conn:ident => $body:expr) => {
         match $db {
-            $crate::db::Db::Postgres(conn) => {
-                conn.transaction::<_, anyhow::Error, _>(|$conn| $body)
-            }
-            $crate::db::Db::Sqlite(conn) => {
-                conn.immediate_transaction::<_, anyhow::Error, _>(|$conn| $body)
-            }
+            $crate::db::Db::Postgres(conn) => conn.transaction::<_, anyhow::Error, _>(|$conn| $body),
+            $crate::db::Db::Sqlite(conn) => conn.immediate_transaction::<_, anyhow::Error, _>(|$conn| $body),
         }
     };
 }
-#[allow(unused_imports)]
 pub(crate) use write_transaction;
 
 impl Db {
@@ -119,10 +114,7 @@ impl Db {
         }
         .map_err(|error| anyhow!("{error}"))
         .context("migration failed")?;
-        Ok(applied
-            .into_iter()
-            .map(|version| version.to_string())
-            .collect())
+        Ok(applied.into_iter().map(|version| version.to_string()).collect())
     }
 
     /// Fails with a pointer to `reminders migrate` unless every embedded migration
@@ -145,13 +137,11 @@ impl Db {
             )),
             Ok(None) => Err(anyhow!(hint())),
             Err(diesel::result::Error::DatabaseError(_, info))
-                if info.message().contains("no such table")
-                    || info.message().contains("does not exist") =>
+                if info.message().contains("no such table") || info.message().contains("does not exist") =>
             {
                 Err(anyhow!(hint()))
             }
-            Err(error) => Err(error)
-                .with_context(|| format!("cannot read the schema version of `{}`", url.display())),
+            Err(error) => Err(error).with_context(|| format!("cannot read the schema version of `{}`", url.display())),
         }
     }
 

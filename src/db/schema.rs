@@ -32,6 +32,9 @@ diesel::table! {
         last_error -> Nullable<Text>,
         created_at -> Timestamptz,
         updated_at -> Timestamptz,
+        claimed_until -> Nullable<Timestamptz>,
+        claimed_by -> Nullable<Uuid>,
+        priority -> Int4,
     }
 }
 
@@ -64,6 +67,7 @@ diesel::table! {
         contact_opt_out -> Bool,
         created_at -> Timestamptz,
         updated_at -> Timestamptz,
+        opt_out_reason -> Nullable<Text>,
     }
 }
 

@@ -53,18 +53,7 @@ const SQLITE_TIMESTAMP_FORMAT: &str = "%Y-%m-%dT%H:%M:%S%.6fZ";
 
 /// A row id (uuid v4).
 #[derive(
-    Debug,
-    Clone,
-    Copy,
-    PartialEq,
-    Eq,
-    Hash,
-    PartialOrd,
-    Ord,
-    AsExpression,
-    FromSqlRow,
-    Serialize,
-    Deserialize,
+    Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, AsExpression, FromSqlRow, Serialize, Deserialize,
 )]
 #[diesel(sql_type = sql::Uuid)]
 #[serde(transparent)]
@@ -84,18 +73,7 @@ impl fmt::Display for Id {
 
 /// A UTC instant at microsecond precision, the precision both backends keep.
 #[derive(
-    Debug,
-    Clone,
-    Copy,
-    PartialEq,
-    Eq,
-    Hash,
-    PartialOrd,
-    Ord,
-    AsExpression,
-    FromSqlRow,
-    Serialize,
-    Deserialize,
+    Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, AsExpression, FromSqlRow, Serialize, Deserialize,
 )]
 #[diesel(sql_type = sql::Timestamptz)]
 #[serde(transparent)]
@@ -157,8 +135,7 @@ impl ToSql<sql::Timestamptz, Pg> for Timestamp {
 
 impl FromSql<sql::Timestamptz, Pg> for Timestamp {
     fn from_sql(value: PgValue<'_>) -> deserialize::Result<Self> {
-        <DateTime<Utc> as FromSql<diesel::sql_types::Timestamptz, Pg>>::from_sql(value)
-            .map(Timestamp::new)
+        <DateTime<Utc> as FromSql<diesel::sql_types::Timestamptz, Pg>>::from_sql(value).map(Timestamp::new)
     }
 }
 

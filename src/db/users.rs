@@ -20,16 +20,17 @@ pub struct User {
     pub contact_opt_out: bool,
     pub created_at: Timestamp,
     pub updated_at: Timestamp,
+    /// `bounced` when `send` opted the address out after repeated rejections.
+    pub opt_out_reason: Option<String>,
 }
 
 /// Stores a new user; a duplicate email is bad input.
 pub fn insert_user(db: &mut Db, user: &User) -> anyhow::Result<()> {
-    let inserted =
-        with_conn!(db, conn => diesel::insert_into(users::table).values(user).execute(conn));
+    let inserted = with_conn!(db, conn => diesel::insert_into(users::table).values(user).execute(conn));
     match inserted {
-        Err(DieselError::DatabaseError(DatabaseErrorKind::UniqueViolation, _)) => Err(invalid(
-            format!("a user with email `{}` already exists", user.email),
-        )),
+        Err(DieselError::DatabaseError(DatabaseErrorKind::UniqueViolation, _)) => {
+            Err(invalid(format!("a user with email `{}` already exists", user.email)))
+        }
         other => other.map(drop).context("cannot add the user"),
     }
 }
@@ -50,22 +51,19 @@ pub fn find_user_by_email(db: &mut Db, email: &str) -> anyhow::Result<Option<Use
 
 /// Finds a user or reports the email as bad input.
 pub fn require_user_by_email(db: &mut Db, email: &str) -> anyhow::Result<User> {
-    find_user_by_email(db, email)?
-        .ok_or_else(|| invalid(format!("no user has the email `{email}`")))
+    find_user_by_email(db, email)?.ok_or_else(|| invalid(format!("no user has the email `{email}`")))
 }
 
 /// Sets `contact_opt_out` and returns the updated user.
-pub fn set_contact_opt_out(
-    db: &mut Db,
-    email: &str,
-    opt_out: bool,
-    now: Timestamp,
-) -> anyhow::Result<User> {
-    let updated =
-        with_conn!(db, conn => diesel::update(users::table.filter(users::email.eq(email)))
-        .set((users::contact_opt_out.eq(opt_out), users::updated_at.eq(now)))
+pub fn set_contact_opt_out(db: &mut Db, email: &str, opt_out: bool, now: Timestamp) -> anyhow::Result<User> {
+    let updated = with_conn!(db, conn => diesel::update(users::table.filter(users::email.eq(email)))
+        .set((
+            users::contact_opt_out.eq(opt_out),
+            users::opt_out_reason.eq(None::<String>),
+            users::updated_at.eq(now),
+        ))
         .execute(conn))
-        .context("cannot update the user")?;
+    .context("cannot update the user")?;
     if updated == 0 {
         return Err(invalid(format!("no user has the email `{email}`")));
     }

@@ -1,6 +1,6 @@
 //! `reminders assignment …`.
 
-use crate::common::on_both_backends;
+use crate::common::{TestEnv, on_both_backends};
 
 on_both_backends! {
     fn add_reads_rfc3339_and_local_times(env: &TestEnv) {

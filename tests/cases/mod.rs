@@ -1,4 +1,7 @@
 mod assignments;
+mod concurrency;
+mod due;
 mod errors;
 mod schema;
+mod send;
 mod users;

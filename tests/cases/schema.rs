@@ -19,11 +19,7 @@ const COMMANDS_NEEDING_SCHEMA: &[&[&str]] = &[
         "--due",
         "2030-01-01T00:00:00Z",
     ],
-    &[
-        "assignment",
-        "complete",
-        "7c9028d5-5ed8-406d-b8f0-6375c56a8105",
-    ],
+    &["assignment", "complete", "7c9028d5-5ed8-406d-b8f0-6375c56a8105"],
 ];
 
 fn assert_every_command_needs_migrate(env: &TestEnv) {
@@ -109,7 +105,7 @@ on_both_backends! {
              VALUES ('{id}', '{assignment}', '24h', '2030-12-31T00:00:00.000000Z')"
         );
         env.execute(&insert("00000000-0000-4000-8000-000000000001"));
-        let duplicate = std::panic::catch_unwind(|| env.execute(&insert("00000000-0000-4000-8000-000000000002")));
+        let duplicate = env.try_execute(&insert("00000000-0000-4000-8000-000000000002"));
         assert!(duplicate.is_err(), "a second 24h reminder for one assignment was accepted");
     }
 }
@@ -129,10 +125,7 @@ fn postgres_schema_matches_the_spec() {
     };
     assert_eq!(column_type("users", "id"), "uuid");
     assert_eq!(column_type("users", "contact_opt_out"), "boolean");
-    assert_eq!(
-        column_type("assignments", "due_at"),
-        "timestamp with time zone"
-    );
+    assert_eq!(column_type("assignments", "due_at"), "timestamp with time zone");
     assert_eq!(column_type("assignments", "metadata"), "jsonb");
     assert_eq!(column_type("reminders", "attempts"), "integer");
     let indexes: Vec<String> = env
@@ -153,9 +146,8 @@ fn postgres_schema_matches_the_spec() {
             "missing `{expected}` in {indexes:#?}"
         );
     }
-    let cascades = env.count(
-        "SELECT count(*) AS n FROM information_schema.referential_constraints WHERE delete_rule = 'CASCADE'",
-    );
+    let cascades =
+        env.count("SELECT count(*) AS n FROM information_schema.referential_constraints WHERE delete_rule = 'CASCADE'");
     assert_eq!(
         cascades, 2,
         "assignments.student_id and reminders.assignment_id cascade"

@@ -4,6 +4,7 @@
 
 #![allow(dead_code)]
 
+use std::cell::RefCell;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::Output;
@@ -13,16 +14,18 @@ use diesel::connection::SimpleConnection;
 use diesel::prelude::*;
 use diesel::sql_types::{BigInt, Nullable, Text};
 
+pub mod smtp;
+
 /// Runs each scenario once on SQLite and once on PostgreSQL. The PostgreSQL
 /// run is skipped, with a note on the terminal, when `TEST_DATABASE_URL` is unset.
 macro_rules! on_both_backends {
-    ($(fn $name:ident($env:ident: &TestEnv) $body:block)*) => {
+    ($(fn $name:ident($env:ident: $env_type:ty) $body:block)*) => {
         $(
             mod $name {
                 #[allow(unused_imports)]
                 use super::*;
 
-                fn scenario($env: &$crate::common::TestEnv) $body
+                fn scenario($env: $env_type) $body
 
                 #[test]
                 fn sqlite() {
@@ -54,6 +57,8 @@ pub struct TestEnv {
     pub dir: tempfile::TempDir,
     pub database_url: String,
     postgres: Option<PostgresDatabase>,
+    /// Extra environment for every run, such as SMTP_URL.
+    vars: RefCell<Vec<(String, String)>>,
 }
 
 struct PostgresDatabase {
@@ -64,10 +69,7 @@ struct PostgresDatabase {
 impl Drop for PostgresDatabase {
     fn drop(&mut self) {
         if let Ok(mut conn) = PgConnection::establish(&self.admin_url) {
-            let _ = conn.batch_execute(&format!(
-                "DROP DATABASE IF EXISTS \"{}\" WITH (FORCE)",
-                self.name
-            ));
+            let _ = conn.batch_execute(&format!("DROP DATABASE IF EXISTS \"{}\" WITH (FORCE)", self.name));
         }
     }
 }
@@ -93,6 +95,7 @@ impl TestEnv {
                     dir,
                     database_url,
                     postgres: None,
+                    vars: RefCell::default(),
                 })
             }
             Backend::Postgres => {
@@ -107,9 +110,8 @@ impl TestEnv {
                     return None;
                 };
                 let name = format!("reminders_test_{}", uuid::Uuid::new_v4().simple());
-                let mut admin = PgConnection::establish(&admin_url).unwrap_or_else(|error| {
-                    panic!("TEST_DATABASE_URL is set but unreachable: {error}")
-                });
+                let mut admin = PgConnection::establish(&admin_url)
+                    .unwrap_or_else(|error| panic!("TEST_DATABASE_URL is set but unreachable: {error}"));
                 admin
                     .batch_execute(&format!("CREATE DATABASE \"{name}\""))
                     .expect("create test database");
@@ -120,6 +122,7 @@ impl TestEnv {
                     dir,
                     database_url: url.to_string(),
                     postgres: Some(PostgresDatabase { admin_url, name }),
+                    vars: RefCell::default(),
                 })
             }
         }
@@ -137,7 +140,23 @@ impl TestEnv {
             .env("PATH", std::env::var("PATH").unwrap_or_default())
             .env("DATABASE_URL", &self.database_url)
             .current_dir(self.dir.path());
+        for (name, value) in self.vars.borrow().iter() {
+            command.env(name, value);
+        }
         command
+    }
+
+    /// Sets an environment variable for every later run.
+    pub fn set_var(&self, name: &str, value: &str) {
+        let mut vars = self.vars.borrow_mut();
+        vars.retain(|(existing, _)| existing != name);
+        vars.push((name.to_string(), value.to_string()));
+    }
+
+    /// Points later runs at a mail server, with a fixed sender.
+    pub fn use_smtp(&self, url: &str) {
+        self.set_var("SMTP_URL", url);
+        self.set_var("MAIL_FROM", "Reminders <noreply@school.example>");
     }
 
     pub fn run(&self, args: &[&str]) -> Run {
@@ -168,13 +187,7 @@ impl TestEnv {
     /// Runs and asserts the exit status and that stderr holds `needle`.
     pub fn fails(&self, args: &[&str], code: i32, needle: &str) -> Run {
         let run = self.run(args);
-        assert_eq!(
-            run.code(),
-            code,
-            "`reminders {}`:\n{}",
-            args.join(" "),
-            run.describe()
-        );
+        assert_eq!(run.code(), code, "`reminders {}`:\n{}", args.join(" "), run.describe());
         assert!(
             run.stderr().contains(needle),
             "stderr lacks `{needle}`:\n{}",
@@ -212,15 +225,16 @@ impl TestEnv {
 
     /// Runs SQL straight against the test database (set-up and inspection).
     pub fn execute(&self, sql: &str) {
+        self.try_execute(sql).unwrap_or_else(|error| panic!("{sql}: {error}"));
+    }
+
+    pub fn try_execute(&self, sql: &str) -> Result<(), diesel::result::Error> {
         match self.backend {
             Backend::Sqlite => SqliteConnection::establish(&self.database_url)
                 .unwrap()
                 .batch_execute(sql),
-            Backend::Postgres => PgConnection::establish(&self.database_url)
-                .unwrap()
-                .batch_execute(sql),
+            Backend::Postgres => PgConnection::establish(&self.database_url).unwrap().batch_execute(sql),
         }
-        .unwrap_or_else(|error| panic!("{sql}: {error}"));
     }
 
     /// The single text column `v` of every row of `sql`. Write `CAST(x AS TEXT) AS v`,
@@ -232,10 +246,10 @@ impl TestEnv {
             v: Option<String>,
         }
         let rows: Vec<Row> = match self.backend {
-            Backend::Sqlite => diesel::sql_query(sql)
-                .load(&mut SqliteConnection::establish(&self.database_url).unwrap()),
-            Backend::Postgres => diesel::sql_query(sql)
-                .load(&mut PgConnection::establish(&self.database_url).unwrap()),
+            Backend::Sqlite => {
+                diesel::sql_query(sql).load(&mut SqliteConnection::establish(&self.database_url).unwrap())
+            }
+            Backend::Postgres => diesel::sql_query(sql).load(&mut PgConnection::establish(&self.database_url).unwrap()),
         }
         .unwrap_or_else(|error| panic!("{sql}: {error}"));
         rows.into_iter().map(|row| row.v).collect()
@@ -255,10 +269,12 @@ impl TestEnv {
             n: i64,
         }
         let row: Row = match self.backend {
-            Backend::Sqlite => diesel::sql_query(sql)
-                .get_result(&mut SqliteConnection::establish(&self.database_url).unwrap()),
-            Backend::Postgres => diesel::sql_query(sql)
-                .get_result(&mut PgConnection::establish(&self.database_url).unwrap()),
+            Backend::Sqlite => {
+                diesel::sql_query(sql).get_result(&mut SqliteConnection::establish(&self.database_url).unwrap())
+            }
+            Backend::Postgres => {
+                diesel::sql_query(sql).get_result(&mut PgConnection::establish(&self.database_url).unwrap())
+            }
         }
         .unwrap_or_else(|error| panic!("{sql}: {error}"));
         row.n
@@ -293,4 +309,56 @@ impl Run {
 
 pub fn exists(path: &Path) -> bool {
     path.exists()
+}
+
+/// The fixed "now" of the sending tests.
+pub const NOW: &str = "2030-03-01T12:00:00Z";
+
+/// `NOW` moved by `offset`, as RFC 3339.
+pub fn at(offset: chrono::Duration) -> String {
+    let now: chrono::DateTime<chrono::Utc> = NOW.parse().unwrap();
+    (now + offset).to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+}
+
+pub fn minutes(n: i64) -> chrono::Duration {
+    chrono::Duration::minutes(n)
+}
+
+pub fn hours(n: i64) -> chrono::Duration {
+    chrono::Duration::hours(n)
+}
+
+impl TestEnv {
+    /// `count` assignments due `due` (RFC 3339), spread over one student per
+    /// ten assignments, inserted straight into the database for speed.
+    pub fn seed_assignments(&self, count: usize, due: &str) {
+        let due = chrono::DateTime::parse_from_rfc3339(due)
+            .unwrap()
+            .with_timezone(&chrono::Utc);
+        let due = due.format("%Y-%m-%dT%H:%M:%S%.6fZ");
+        let mut users = Vec::new();
+        let mut assignments = Vec::new();
+        for i in 0..count {
+            if i % 10 == 0 {
+                users.push((uuid::Uuid::new_v4(), format!("student{}@example.com", i / 10)));
+            }
+            let student = users.last().unwrap().0;
+            assignments.push(format!(
+                "('{}', 'Assignment {i}', '{student}', '{due}')",
+                uuid::Uuid::new_v4()
+            ));
+        }
+        let users: Vec<String> = users
+            .iter()
+            .map(|(id, email)| format!("('{id}', '{email}', 'UTC')"))
+            .collect();
+        self.execute(&format!(
+            "INSERT INTO users (id, email, timezone) VALUES {}",
+            users.join(", ")
+        ));
+        self.execute(&format!(
+            "INSERT INTO assignments (id, title, student_id, due_at) VALUES {}",
+            assignments.join(", ")
+        ));
+    }
 }

@@ -1,0 +1,348 @@
+//! Queries on `reminders`: finding what is due, scheduling it, claiming it for
+//! one run, and recording how each attempt went.
+
+use anyhow::Context;
+use diesel::dsl::not;
+use diesel::prelude::*;
+
+use super::schema::{assignments, reminders, send_logs, users};
+use super::types::{Id, Timestamp};
+use super::{Db, with_conn, write_transaction};
+
+pub const PENDING: &str = "pending";
+pub const SENT: &str = "sent";
+pub const FAILED: &str = "failed";
+pub const SKIPPED: &str = "skipped";
+
+/// An assignment in a target window, with its student and, if the reminder of
+/// that type exists already, its status.
+#[derive(Debug, Clone, Queryable)]
+pub struct Candidate {
+    pub assignment_id: Id,
+    pub title: String,
+    pub due_at: Timestamp,
+    pub student_email: String,
+    pub student_timezone: Option<String>,
+    pub reminder_status: Option<String>,
+}
+
+/// One page of the assignments due in `[from, to]` that are not completed and
+/// whose student has not opted out, ordered by (due_at, id) and starting after
+/// `after`, so that a caller can walk any number of rows in flat memory.
+pub fn window_candidates(
+    db: &mut Db,
+    reminder_type: &str,
+    (from, to): (Timestamp, Timestamp),
+    after: Option<(Timestamp, Id)>,
+    limit: i64,
+) -> anyhow::Result<Vec<Candidate>> {
+    with_conn!(db, conn => {
+        let mut query = assignments::table
+            .inner_join(users::table)
+            .left_join(
+                reminders::table.on(reminders::assignment_id
+                    .eq(assignments::id)
+                    .and(reminders::reminder_type.eq(reminder_type))),
+            )
+            .filter(assignments::due_at.between(from, to))
+            .filter(assignments::completed.eq(false))
+            .filter(users::contact_opt_out.eq(false))
+            .select((
+                assignments::id,
+                assignments::title,
+                assignments::due_at,
+                users::email,
+                users::timezone,
+                reminders::status.nullable(),
+            ))
+            .order((assignments::due_at, assignments::id))
+            .limit(limit)
+            .into_boxed();
+        if let Some((due_at, id)) = after {
+            query = query.filter(
+                assignments::due_at.gt(due_at).or(assignments::due_at.eq(due_at).and(assignments::id.gt(id))),
+            );
+        }
+        query.load(conn)
+    })
+    .context("cannot query the assignments that are due")
+}
+
+#[derive(Debug, Clone, Insertable)]
+#[diesel(table_name = reminders)]
+pub struct NewReminder {
+    pub id: Id,
+    pub assignment_id: Id,
+    pub reminder_type: String,
+    pub scheduled_for: Timestamp,
+    pub status: &'static str,
+    pub last_error: Option<String>,
+    pub created_at: Timestamp,
+    pub updated_at: Timestamp,
+}
+
+/// Inserts reminders, skipping any whose (assignment, type) exists already:
+/// the spec's `ON CONFLICT DO NOTHING`, so overlapping runs schedule each once.
+pub fn schedule(db: &mut Db, rows: &[NewReminder]) -> anyhow::Result<usize> {
+    if rows.is_empty() {
+        return Ok(0);
+    }
+    match db {
+        Db::Postgres(conn) => diesel::insert_into(reminders::table)
+            .values(rows)
+            .on_conflict((reminders::assignment_id, reminders::reminder_type))
+            .do_nothing()
+            .execute(conn),
+        // Diesel cannot put ON CONFLICT on a multi-row insert for SQLite; row by
+        // row inside one transaction costs microseconds a row there.
+        Db::Sqlite(conn) => conn.immediate_transaction(|conn| {
+            rows.iter().try_fold(0, |inserted, row| {
+                let one = diesel::insert_into(reminders::table)
+                    .values(row)
+                    .on_conflict((reminders::assignment_id, reminders::reminder_type))
+                    .do_nothing()
+                    .execute(conn)?;
+                Ok(inserted + one)
+            })
+        }),
+    }
+    .context("cannot schedule reminders")
+}
+
+#[derive(Debug, Clone, Queryable)]
+pub struct Claimed {
+    pub reminder_id: Id,
+    pub reminder_type: String,
+    pub attempts: i32,
+    pub assignment_id: Id,
+    pub title: String,
+    pub description: Option<String>,
+    pub due_at: Timestamp,
+    pub completed: bool,
+    pub student_email: String,
+    pub student_name: Option<String>,
+    pub student_timezone: Option<String>,
+    pub contact_opt_out: bool,
+}
+
+/// Claims up to `limit` pending reminders that are due by `now` and not leased
+/// by a live run, leasing them to `run_id` until `lease_until`. One short write
+/// transaction: `FOR UPDATE SKIP LOCKED` on PostgreSQL, so runs on several hosts
+/// take disjoint rows without waiting; `BEGIN IMMEDIATE` on SQLite, where the
+/// busy timeout makes overlapping runs take turns.
+pub fn claim_batch(
+    db: &mut Db,
+    run_id: Id,
+    now: Timestamp,
+    lease_until: Timestamp,
+    limit: i64,
+) -> anyhow::Result<Vec<Claimed>> {
+    let claimable = reminders::table
+        .filter(reminders::status.eq(PENDING))
+        .filter(reminders::scheduled_for.le(now))
+        .filter(reminders::claimed_until.is_null().or(reminders::claimed_until.le(now)))
+        .order((reminders::priority, reminders::scheduled_for))
+        .select(reminders::id)
+        .limit(limit);
+    // The same lease-and-load step on either backend, after the ids are chosen.
+    macro_rules! lease_and_load {
+        ($conn:ident, $ids:expr) => {{
+            let ids: Vec<Id> = $ids;
+            if ids.is_empty() {
+                return Ok(Vec::new());
+            }
+            diesel::update(reminders::table.filter(reminders::id.eq_any(&ids)))
+                .set((
+                    reminders::claimed_until.eq(lease_until),
+                    reminders::claimed_by.eq(run_id),
+                    reminders::updated_at.eq(now),
+                ))
+                .execute($conn)?;
+            reminders::table
+                .inner_join(assignments::table.inner_join(users::table))
+                .filter(reminders::id.eq_any(&ids))
+                .select((
+                    reminders::id,
+                    reminders::reminder_type,
+                    reminders::attempts,
+                    assignments::id,
+                    assignments::title,
+                    assignments::description,
+                    assignments::due_at,
+                    assignments::completed,
+                    users::email,
+                    users::name,
+                    users::timezone,
+                    users::contact_opt_out,
+                ))
+                .order((assignments::due_at, reminders::id))
+                .load($conn)
+        }};
+    }
+    match db {
+        Db::Postgres(conn) => {
+            conn.transaction(|conn| lease_and_load!(conn, claimable.for_update().skip_locked().load(conn)?))
+        }
+        Db::Sqlite(conn) => conn.immediate_transaction(|conn| lease_and_load!(conn, claimable.load(conn)?)),
+    }
+    .context("cannot claim reminders")
+}
+
+/// How one claimed reminder ended in this run.
+#[derive(Debug, Clone)]
+pub enum Resolution {
+    /// The mail server accepted it.
+    Sent { at: Timestamp },
+    /// A transient failure; try again at `retry_at`.
+    RetryLater { error: String, retry_at: Timestamp },
+    /// Rejected for good, or out of attempts.
+    Failed { error: String },
+    /// Deliberately not sent (opted out, completed, too late); not an attempt.
+    Skipped { reason: String },
+}
+
+/// A send attempt for the audit log.
+#[derive(Debug, Clone, Insertable)]
+#[diesel(table_name = send_logs)]
+pub struct NewSendLog {
+    pub id: Id,
+    pub reminder_id: Option<Id>,
+    pub assignment_id: Option<Id>,
+    pub to_email: String,
+    pub from_inbox: String,
+    pub message_id: Option<String>,
+    pub status: &'static str,
+    pub error: Option<String>,
+    pub created_at: Timestamp,
+}
+
+/// Records a group of finished reminders and their send logs in one write
+/// transaction, releasing their claims. Called every few milliseconds while
+/// messages go out, so a killed run leaves only in-flight messages unrecorded.
+pub fn record(db: &mut Db, resolved: &[(Id, Resolution)], logs: &[NewSendLog], now: Timestamp) -> anyhow::Result<()> {
+    let sent: Vec<Id> = resolved
+        .iter()
+        .filter_map(|(id, resolution)| matches!(resolution, Resolution::Sent { .. }).then_some(*id))
+        .collect();
+    let no_claim = (
+        reminders::claimed_until.eq(None::<Timestamp>),
+        reminders::claimed_by.eq(None::<Id>),
+    );
+    write_transaction!(db, conn => {
+        if !sent.is_empty() {
+            // The group shares one sent_at: deliveries in a group are milliseconds apart.
+            let sent_at = resolved.iter().find_map(|(_, r)| match r {
+                Resolution::Sent { at } => Some(*at),
+                _ => None,
+            });
+            diesel::update(reminders::table.filter(reminders::id.eq_any(&sent)))
+                .set((
+                    reminders::status.eq(SENT),
+                    reminders::sent_at.eq(sent_at),
+                    reminders::attempts.eq(reminders::attempts + 1),
+                    reminders::last_error.eq(None::<String>),
+                    no_claim,
+                    reminders::updated_at.eq(now),
+                ))
+                .execute(conn)?;
+        }
+        for (id, resolution) in resolved {
+            let row = reminders::table.find(*id);
+            match resolution {
+                Resolution::Sent { .. } => continue,
+                Resolution::RetryLater { error, retry_at } => diesel::update(row)
+                    .set((
+                        reminders::attempts.eq(reminders::attempts + 1),
+                        reminders::last_error.eq(error),
+                        reminders::scheduled_for.eq(retry_at),
+                        no_claim,
+                        reminders::updated_at.eq(now),
+                    ))
+                    .execute(conn)?,
+                Resolution::Failed { error } => diesel::update(row)
+                    .set((
+                        reminders::status.eq(FAILED),
+                        reminders::attempts.eq(reminders::attempts + 1),
+                        reminders::last_error.eq(error),
+                        no_claim,
+                        reminders::updated_at.eq(now),
+                    ))
+                    .execute(conn)?,
+                Resolution::Skipped { reason } => diesel::update(row)
+                    .set((
+                        reminders::status.eq(SKIPPED),
+                        reminders::last_error.eq(reason),
+                        no_claim,
+                        reminders::updated_at.eq(now),
+                    ))
+                    .execute(conn)?,
+            };
+        }
+        if !logs.is_empty() {
+            diesel::insert_into(send_logs::table).values(logs).execute(conn)?;
+        }
+        Ok(())
+    })
+    .context("cannot record sends")
+}
+
+/// Hands this run's unfinished claims back, so another run can take them now
+/// rather than when the lease ends.
+pub fn release_claims(db: &mut Db, run_id: Id, now: Timestamp) -> anyhow::Result<usize> {
+    with_conn!(db, conn => diesel::update(
+        reminders::table.filter(reminders::claimed_by.eq(run_id)).filter(reminders::status.eq(PENDING)),
+    )
+    .set((
+        reminders::claimed_until.eq(None::<Timestamp>),
+        reminders::claimed_by.eq(None::<Id>),
+        reminders::updated_at.eq(now),
+    ))
+    .execute(conn))
+    .context("cannot release claimed reminders")
+}
+
+/// Pending reminders that a run at `now` could claim (for `--dry-run`).
+pub fn count_claimable(db: &mut Db, now: Timestamp) -> anyhow::Result<i64> {
+    with_conn!(db, conn => reminders::table
+        .filter(reminders::status.eq(PENDING))
+        .filter(reminders::scheduled_for.le(now))
+        .filter(reminders::claimed_until.is_null().or(reminders::claimed_until.le(now)))
+        .count()
+        .get_result(conn))
+    .context("cannot count pending reminders")
+}
+
+/// After a rejection: when the address's last `limit` attempts were all
+/// rejected, opt the user out (reason `bounced`) and say so in the latest log.
+/// Returns whether it opted the address out now.
+pub fn opt_out_after_rejections(db: &mut Db, email: &str, limit: i64, now: Timestamp) -> anyhow::Result<bool> {
+    write_transaction!(db, conn => {
+        let latest: Vec<(Id, String)> = send_logs::table
+            .filter(send_logs::to_email.eq(email))
+            .order((send_logs::created_at.desc(), send_logs::id.desc()))
+            .select((send_logs::id, send_logs::status))
+            .limit(limit)
+            .load(conn)?;
+        if latest.len() < limit as usize || latest.iter().any(|(_, status)| status != "rejected") {
+            return Ok(false);
+        }
+        let opted_out = diesel::update(users::table.filter(users::email.eq(email)).filter(not(users::contact_opt_out)))
+            .set((
+                users::contact_opt_out.eq(true),
+                users::opt_out_reason.eq("bounced"),
+                users::updated_at.eq(now),
+            ))
+            .execute(conn)?;
+        if opted_out == 0 {
+            return Ok(false);
+        }
+        let note = format!("; {limit} rejections in a row, so the address is now opted out");
+        let latest_log = send_logs::table.find(latest[0].0);
+        let error: Option<String> = latest_log.select(send_logs::error).first(conn)?;
+        diesel::update(latest_log)
+            .set(send_logs::error.eq(error.unwrap_or_default() + &note))
+            .execute(conn)?;
+        Ok(true)
+    })
+    .context("cannot apply the bounce rule")
+}

@@ -1,0 +1,214 @@
+//! The time rules of sending, as pure functions: target windows, which of two
+//! nearby targets wins, the delivery window, and retry backoff.
+
+use std::fmt;
+
+use chrono::{DateTime, Duration, Utc};
+
+use crate::error::invalid;
+
+/// Whether targets count minutes (the spec's test mode) or hours.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Unit {
+    Minutes,
+    Hours,
+}
+
+impl Unit {
+    /// The default half-width of a target window. Minutes mode follows the spec
+    /// (1 minute). In hours mode 30 minutes makes back-to-back windows cover any
+    /// cron interval up to an hour, so nothing falls between two runs.
+    pub fn default_tolerance(self) -> Duration {
+        match self {
+            Unit::Minutes => Duration::minutes(1),
+            Unit::Hours => Duration::minutes(30),
+        }
+    }
+}
+
+/// One reminder target, such as `24h` (a day ahead) or `2m`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Target {
+    pub count: u32,
+    pub unit: Unit,
+}
+
+impl Target {
+    /// How long before the due time this reminder is meant to arrive.
+    pub fn lead(&self) -> Duration {
+        match self.unit {
+            Unit::Minutes => Duration::minutes(self.count.into()),
+            Unit::Hours => Duration::hours(self.count.into()),
+        }
+    }
+
+    /// The `reminders.reminder_type` value: `{N}m` or `{N}h`.
+    pub fn reminder_type(&self) -> String {
+        self.to_string()
+    }
+
+    /// Reads a stored `reminder_type` back; `None` for kinds that are not targets.
+    pub fn from_reminder_type(text: &str) -> Option<Target> {
+        let (count, unit) = match text.strip_suffix('m') {
+            Some(count) => (count, Unit::Minutes),
+            None => (text.strip_suffix('h')?, Unit::Hours),
+        };
+        Some(Target {
+            count: count.parse().ok().filter(|n| *n > 0)?,
+            unit,
+        })
+    }
+}
+
+impl fmt::Display for Target {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let suffix = match self.unit {
+            Unit::Minutes => "m",
+            Unit::Hours => "h",
+        };
+        write!(f, "{}{suffix}", self.count)
+    }
+}
+
+/// Parses `--targets 24,2` into targets, nearest-first order not assumed.
+pub fn parse_targets(raw: &str, unit: Unit) -> anyhow::Result<Vec<Target>> {
+    let mut targets = Vec::new();
+    for part in raw.split(',') {
+        let count: u32 = part.trim().parse().ok().filter(|n| *n > 0).ok_or_else(|| {
+            invalid(format!(
+                "`{raw}` is not a list of targets: each must be a whole number above 0, like `24,2`"
+            ))
+        })?;
+        let target = Target { count, unit };
+        if !targets.contains(&target) {
+            targets.push(target);
+        }
+    }
+    Ok(targets)
+}
+
+/// The due times a target looks for at `now`: `[now + N − T, now + N + T]`.
+pub fn window(target: &Target, now: DateTime<Utc>, tolerance: Duration) -> (DateTime<Utc>, DateTime<Utc>) {
+    let center = now + target.lead();
+    (center - tolerance, center + tolerance)
+}
+
+/// Among the targets whose windows hold `due_at`, the one whose lead is closest
+/// to the time actually left (ties go to the shorter lead). The student gets
+/// one email, for this target; the others are recorded as skipped.
+pub fn nearest_target(
+    targets: &[Target],
+    due_at: DateTime<Utc>,
+    now: DateTime<Utc>,
+    tolerance: Duration,
+) -> Option<&Target> {
+    targets
+        .iter()
+        .filter(|target| {
+            let (from, to) = window(target, now, tolerance);
+            from <= due_at && due_at <= to
+        })
+        .min_by_key(|target| ((due_at - (now + target.lead())).abs(), target.lead()))
+}
+
+/// Why a claimed reminder is not sent, or `None` when it should go out.
+pub fn stale_reason(
+    target: Option<&Target>,
+    due_at: DateTime<Utc>,
+    now: DateTime<Utc>,
+    delivery_window: Option<Duration>,
+) -> Option<String> {
+    if due_at <= now {
+        return Some("the assignment is already past due".to_string());
+    }
+    let target = target?;
+    // Seed 002's delivery window: a reminder this late has lost its point.
+    let window = delivery_window.unwrap_or_else(|| target.lead() / 2);
+    let planned = due_at - target.lead();
+    (now > planned + window).then(|| {
+        format!(
+            "more than {} late for its {} slot (the delivery window)",
+            crate::time::human_duration(window),
+            target
+        )
+    })
+}
+
+/// The wait before retry number `attempts + 1`: `base`, doubling per attempt,
+/// capped at an hour, plus up to a quarter more of jitter so that a crowd of
+/// retries does not arrive at the mail server at once.
+pub fn backoff(attempts: i32, base: Duration) -> Duration {
+    const CAP: Duration = Duration::hours(1);
+    let doublings = attempts.saturating_sub(1).clamp(0, 20) as u32;
+    let delay = base.checked_mul(1 << doublings).unwrap_or(CAP).min(CAP).max(base);
+    let jitter_ms = (delay.num_milliseconds() as f64 * fastrand::f64() / 4.0) as i64;
+    delay + Duration::milliseconds(jitter_ms)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn at(text: &str) -> DateTime<Utc> {
+        text.parse().unwrap()
+    }
+
+    #[test]
+    fn targets_parse_and_reject_nonsense() {
+        let targets = parse_targets("24, 2", Unit::Hours).unwrap();
+        assert_eq!(
+            targets.iter().map(Target::reminder_type).collect::<Vec<_>>(),
+            ["24h", "2h"]
+        );
+        for bad in ["1,,x", "0", "-3", "", "2.5"] {
+            assert!(parse_targets(bad, Unit::Minutes).is_err(), "{bad}");
+        }
+        assert_eq!(
+            Target::from_reminder_type("2m"),
+            Some(Target {
+                count: 2,
+                unit: Unit::Minutes
+            })
+        );
+        assert_eq!(Target::from_reminder_type("daily-summary"), None);
+    }
+
+    #[test]
+    fn the_nearest_target_wins() {
+        let targets = parse_targets("1,2", Unit::Minutes).unwrap();
+        let now = at("2025-01-01T10:00:00Z");
+        let tolerance = Duration::minutes(1);
+        let nearest = |due: &str| nearest_target(&targets, at(due), now, tolerance).map(Target::reminder_type);
+        assert_eq!(nearest("2025-01-01T10:01:20Z").as_deref(), Some("1m"));
+        assert_eq!(nearest("2025-01-01T10:01:40Z").as_deref(), Some("2m"));
+        assert_eq!(
+            nearest("2025-01-01T10:01:30Z").as_deref(),
+            Some("1m"),
+            "a tie goes to the shorter lead"
+        );
+        assert_eq!(nearest("2025-01-01T10:03:01Z"), None);
+    }
+
+    #[test]
+    fn late_reminders_are_stale_after_half_their_lead() {
+        let day = Target {
+            count: 24,
+            unit: Unit::Hours,
+        };
+        let due = at("2025-01-02T12:00:00Z");
+        assert_eq!(stale_reason(Some(&day), due, at("2025-01-01T23:59:00Z"), None), None);
+        assert!(stale_reason(Some(&day), due, at("2025-01-02T00:01:00Z"), None).is_some());
+        assert!(stale_reason(Some(&day), due, at("2025-01-02T00:01:00Z"), Some(Duration::hours(13))).is_none());
+        assert!(stale_reason(Some(&day), due, due, None).unwrap().contains("past due"));
+    }
+
+    #[test]
+    fn backoff_doubles_from_the_base_with_bounded_jitter() {
+        let base = Duration::minutes(1);
+        for (attempts, minutes) in [(1, 1), (2, 2), (3, 4), (4, 8), (10, 60), (40, 60)] {
+            let wait = backoff(attempts, base);
+            let floor = Duration::minutes(minutes);
+            assert!(wait >= floor && wait <= floor + floor / 4, "attempt {attempts}: {wait}");
+        }
+    }
+}
