@@ -82,21 +82,28 @@ pub struct SendArgs {
     /// Show what would be sent, and write and send nothing
     #[arg(long)]
     pub dry_run: bool,
-    /// Attempts before a reminder that keeps failing is marked failed
+    /// How late a reminder may still go out [default: half its lead time]
+    #[arg(long, value_name = "DURATION")]
+    pub delivery_window: Option<String>,
+    #[command(flatten)]
+    pub delivery: DeliveryArgs,
+}
+
+/// How messages go out; shared by `send` and `summary --send`.
+#[derive(Debug, Args)]
+pub struct DeliveryArgs {
+    /// Attempts before a message that keeps failing is marked failed
     #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(i32).range(1..))]
     pub max_attempts: i32,
-    /// Reminders claimed per database round trip
+    /// Messages claimed per database round trip
     #[arg(long, default_value_t = 500, value_parser = clap::value_parser!(i64).range(1..=10_000))]
     pub batch_size: i64,
     /// SMTP connections used in parallel
     #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u32).range(1..=64))]
     pub connections: u32,
-    /// How long a claim lasts before another run may take the reminder over
+    /// How long a claim lasts before another run may take the message over
     #[arg(long, default_value = "5m", value_name = "DURATION")]
     pub lease: String,
-    /// How late a reminder may still go out [default: half its lead time]
-    #[arg(long, value_name = "DURATION")]
-    pub delivery_window: Option<String>,
     /// The first retry's wait after a transient failure; it doubles per attempt up to an hour
     #[arg(long, default_value = "1m", value_name = "DURATION")]
     pub backoff: String,
@@ -108,7 +115,7 @@ pub struct SendArgs {
 }
 
 /// Where mail goes and who it is from.
-#[derive(Debug, Args)]
+#[derive(Debug, Clone, Args)]
 pub struct MailArgs {
     /// smtp://host:port, smtp://user:pass@host:587?tls=required, smtps://host, or file://DIR
     #[arg(long, env = "SMTP_URL", hide_env_values = true, value_name = "URL")]

@@ -6,11 +6,13 @@ use std::time::Instant;
 
 use chrono::{DateTime, Utc};
 
-use crate::cli::{MailArgs, WindowArgs};
+use crate::cli::{DeliveryArgs, MailArgs, WindowArgs};
 use crate::db::types::Timestamp;
+use crate::delivery::DeliveryOptions;
 use crate::error::invalid;
-use crate::input::parse_instant;
+use crate::input::{parse_duration, parse_instant};
 use crate::mail::MailUrl;
+use crate::mail::Mailer;
 use crate::schedule::{Target, parse_targets};
 
 /// The SQLite file used when neither `--database-url` nor `DATABASE_URL` is set.
@@ -162,6 +164,39 @@ impl MailSettings {
                 .parse()
                 .map_err(|error| anyhow::anyhow!("MAIL_FROM `{from}` is not a mailbox: {error}"))?,
         })
+    }
+}
+
+/// How a run sends, validated: bad values are bad input (exit 2); the mail
+/// settings are only read when something is really to be sent.
+pub struct DeliverySettings {
+    pub options: DeliveryOptions,
+    smtp_timeout: std::time::Duration,
+    mail: MailArgs,
+}
+
+impl DeliverySettings {
+    pub fn from_args(args: &DeliveryArgs) -> anyhow::Result<DeliverySettings> {
+        Ok(DeliverySettings {
+            options: DeliveryOptions {
+                max_attempts: args.max_attempts,
+                batch_size: args.batch_size,
+                connections: args.connections,
+                lease: parse_duration(&args.lease)?,
+                backoff: parse_duration(&args.backoff)?,
+            },
+            smtp_timeout: parse_duration(&args.smtp_timeout)?
+                .to_std()
+                .map_err(|_| invalid("`--smtp-timeout` must be positive"))?,
+            mail: args.mail.clone(),
+        })
+    }
+
+    /// The mail settings and a transport pooling `--connections` connections.
+    pub fn mailer(&self) -> anyhow::Result<(MailSettings, Mailer)> {
+        let mail = MailSettings::from_args(&self.mail)?;
+        let mailer = Mailer::new(&mail.url, self.options.connections, self.smtp_timeout)?;
+        Ok((mail, mailer))
     }
 }
 

@@ -109,11 +109,7 @@ pub fn message_id(reminder_id: impl std::fmt::Display, from: &Mailbox) -> String
 }
 
 /// Builds the reminder email for a claimed reminder at `now`.
-pub fn reminder_message(
-    claimed: &Claimed,
-    from: &Mailbox,
-    now: DateTime<Utc>,
-) -> Result<(Message, String), SendFailure> {
+pub fn reminder_message(claimed: &Claimed, from: &Mailbox, now: DateTime<Utc>) -> Result<Message, SendFailure> {
     let zone = zone_of(claimed.student_timezone.as_deref());
     let due = claimed.due_at.instant();
     let title = header_safe(&claimed.title);
@@ -142,16 +138,14 @@ pub fn reminder_message(
         body.push_str(&format!("\n{description}\n"));
     }
     body.push_str("\nGood luck!\n");
-    let id = message_id(claimed.reminder_id, from);
-    let message = Message::builder()
+    Message::builder()
         .from(from.clone())
         .to(to)
         .subject(format!("Reminder: {title} is due {}", time::local_short(due, zone)))
-        .message_id(Some(id.clone()))
+        .message_id(Some(message_id(claimed.reminder_id, from)))
         .header(ContentType::TEXT_PLAIN)
         .body(body)
-        .map_err(|error| SendFailure::Permanent(format!("cannot build the message: {error}")))?;
-    Ok((message, id))
+        .map_err(|error| SendFailure::Permanent(format!("cannot build the message: {error}")))
 }
 
 /// A header value on one line: CR, LF and other control characters become
@@ -191,9 +185,8 @@ mod tests {
     fn the_message_names_the_title_and_the_local_due_time() {
         let from: Mailbox = "Reminders <noreply@school.example>".parse().unwrap();
         let now = "2025-09-26T23:00:00Z".parse().unwrap();
-        let (message, id) = reminder_message(&claimed("Problem set 1", Some("Alice")), &from, now).unwrap();
+        let message = reminder_message(&claimed("Problem set 1", Some("Alice")), &from, now).unwrap();
         let text = String::from_utf8(message.formatted()).unwrap();
-        assert_eq!(id, "<3f0c9a52-8d2e-4c4b-9b1e-2a7d5c6e8f90@school.example>");
         assert!(
             text.contains("Message-ID: <3f0c9a52-8d2e-4c4b-9b1e-2a7d5c6e8f90@school.example>"),
             "{text}"
@@ -208,7 +201,7 @@ mod tests {
         let from: Mailbox = "noreply@school.example".parse().unwrap();
         let now = "2025-09-26T23:00:00Z".parse().unwrap();
         let evil = claimed("Essay\r\nBcc: evil@example.com", Some("Eve\r\nCc: x@example.com"));
-        let (message, _) = reminder_message(&evil, &from, now).unwrap();
+        let message = reminder_message(&evil, &from, now).unwrap();
         let text = String::from_utf8(message.formatted()).unwrap();
         assert!(
             !text

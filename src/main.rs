@@ -12,6 +12,7 @@ mod cli;
 mod commands;
 mod config;
 mod db;
+mod delivery;
 mod error;
 mod input;
 mod mail;

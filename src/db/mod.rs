@@ -17,6 +17,7 @@ use diesel_migrations::{EmbeddedMigrations, MigrationHarness, embed_migrations};
 use crate::config::DatabaseUrl;
 
 pub mod assignments;
+pub mod queue;
 pub mod reminders;
 pub mod schema;
 pub mod types;

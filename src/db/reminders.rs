@@ -5,14 +5,12 @@ use anyhow::Context;
 use diesel::dsl::not;
 use diesel::prelude::*;
 
+use super::queue::{NewSendLog, Resolution, apply_resolutions, insert_logs, release_claims};
 use super::schema::{assignments, reminders, send_logs, users};
 use super::types::{Id, Timestamp};
 use super::{Db, with_conn, write_transaction};
 
-pub const PENDING: &str = "pending";
-pub const SENT: &str = "sent";
-pub const FAILED: &str = "failed";
-pub const SKIPPED: &str = "skipped";
+pub use super::queue::{PENDING, SENT, SKIPPED};
 
 /// An assignment in a target window, with its student and, if the reminder of
 /// that type exists already, its status.
@@ -188,99 +186,13 @@ pub fn claim_batch(
     .context("cannot claim reminders")
 }
 
-/// How one claimed reminder ended in this run.
-#[derive(Debug, Clone)]
-pub enum Resolution {
-    /// The mail server accepted it.
-    Sent { at: Timestamp },
-    /// A transient failure; try again at `retry_at`.
-    RetryLater { error: String, retry_at: Timestamp },
-    /// Rejected for good, or out of attempts.
-    Failed { error: String },
-    /// Deliberately not sent (opted out, completed, too late); not an attempt.
-    Skipped { reason: String },
-}
-
-/// A send attempt for the audit log.
-#[derive(Debug, Clone, Insertable)]
-#[diesel(table_name = send_logs)]
-pub struct NewSendLog {
-    pub id: Id,
-    pub reminder_id: Option<Id>,
-    pub assignment_id: Option<Id>,
-    pub to_email: String,
-    pub from_inbox: String,
-    pub message_id: Option<String>,
-    pub status: &'static str,
-    pub error: Option<String>,
-    pub created_at: Timestamp,
-}
-
 /// Records a group of finished reminders and their send logs in one write
 /// transaction, releasing their claims. Called every few milliseconds while
 /// messages go out, so a killed run leaves only in-flight messages unrecorded.
 pub fn record(db: &mut Db, resolved: &[(Id, Resolution)], logs: &[NewSendLog], now: Timestamp) -> anyhow::Result<()> {
-    let sent: Vec<Id> = resolved
-        .iter()
-        .filter_map(|(id, resolution)| matches!(resolution, Resolution::Sent { .. }).then_some(*id))
-        .collect();
-    let no_claim = (
-        reminders::claimed_until.eq(None::<Timestamp>),
-        reminders::claimed_by.eq(None::<Id>),
-    );
     write_transaction!(db, conn => {
-        if !sent.is_empty() {
-            // The group shares one sent_at: deliveries in a group are milliseconds apart.
-            let sent_at = resolved.iter().find_map(|(_, r)| match r {
-                Resolution::Sent { at } => Some(*at),
-                _ => None,
-            });
-            diesel::update(reminders::table.filter(reminders::id.eq_any(&sent)))
-                .set((
-                    reminders::status.eq(SENT),
-                    reminders::sent_at.eq(sent_at),
-                    reminders::attempts.eq(reminders::attempts + 1),
-                    reminders::last_error.eq(None::<String>),
-                    no_claim,
-                    reminders::updated_at.eq(now),
-                ))
-                .execute(conn)?;
-        }
-        for (id, resolution) in resolved {
-            let row = reminders::table.find(*id);
-            match resolution {
-                Resolution::Sent { .. } => continue,
-                Resolution::RetryLater { error, retry_at } => diesel::update(row)
-                    .set((
-                        reminders::attempts.eq(reminders::attempts + 1),
-                        reminders::last_error.eq(error),
-                        reminders::scheduled_for.eq(retry_at),
-                        no_claim,
-                        reminders::updated_at.eq(now),
-                    ))
-                    .execute(conn)?,
-                Resolution::Failed { error } => diesel::update(row)
-                    .set((
-                        reminders::status.eq(FAILED),
-                        reminders::attempts.eq(reminders::attempts + 1),
-                        reminders::last_error.eq(error),
-                        no_claim,
-                        reminders::updated_at.eq(now),
-                    ))
-                    .execute(conn)?,
-                Resolution::Skipped { reason } => diesel::update(row)
-                    .set((
-                        reminders::status.eq(SKIPPED),
-                        reminders::last_error.eq(reason),
-                        no_claim,
-                        reminders::updated_at.eq(now),
-                    ))
-                    .execute(conn)?,
-            };
-        }
-        if !logs.is_empty() {
-            diesel::insert_into(send_logs::table).values(logs).execute(conn)?;
-        }
+        apply_resolutions!(conn, reminders, resolved, now);
+        insert_logs!(conn, logs);
         Ok(())
     })
     .context("cannot record sends")
@@ -289,16 +201,7 @@ pub fn record(db: &mut Db, resolved: &[(Id, Resolution)], logs: &[NewSendLog], n
 /// Hands this run's unfinished claims back, so another run can take them now
 /// rather than when the lease ends.
 pub fn release_claims(db: &mut Db, run_id: Id, now: Timestamp) -> anyhow::Result<usize> {
-    with_conn!(db, conn => diesel::update(
-        reminders::table.filter(reminders::claimed_by.eq(run_id)).filter(reminders::status.eq(PENDING)),
-    )
-    .set((
-        reminders::claimed_until.eq(None::<Timestamp>),
-        reminders::claimed_by.eq(None::<Id>),
-        reminders::updated_at.eq(now),
-    ))
-    .execute(conn))
-    .context("cannot release claimed reminders")
+    with_conn!(db, conn => release_claims!(conn, reminders, run_id, now)).context("cannot release claimed reminders")
 }
 
 /// Pending reminders that a run at `now` could claim (for `--dry-run`).

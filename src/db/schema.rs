@@ -1,7 +1,7 @@
 // @generated automatically by Diesel CLI.
 
 diesel::table! {
-    use diesel::sql_types::{Bool, Int4, Nullable, Text};
+    use diesel::sql_types::{Bool, Date, Int4, Nullable, Text};
     use crate::db::types::sql::*;
 
     assignments (id) {
@@ -18,7 +18,27 @@ diesel::table! {
 }
 
 diesel::table! {
-    use diesel::sql_types::{Bool, Int4, Nullable, Text};
+    use diesel::sql_types::{Bool, Date, Int4, Nullable, Text};
+    use crate::db::types::sql::*;
+
+    daily_summaries (id) {
+        id -> Uuid,
+        user_id -> Uuid,
+        local_date -> Date,
+        scheduled_for -> Timestamptz,
+        sent_at -> Nullable<Timestamptz>,
+        status -> Text,
+        attempts -> Int4,
+        last_error -> Nullable<Text>,
+        claimed_until -> Nullable<Timestamptz>,
+        claimed_by -> Nullable<Uuid>,
+        created_at -> Timestamptz,
+        updated_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    use diesel::sql_types::{Bool, Date, Int4, Nullable, Text};
     use crate::db::types::sql::*;
 
     reminders (id) {
@@ -39,7 +59,7 @@ diesel::table! {
 }
 
 diesel::table! {
-    use diesel::sql_types::{Bool, Int4, Nullable, Text};
+    use diesel::sql_types::{Bool, Date, Int4, Nullable, Text};
     use crate::db::types::sql::*;
 
     send_logs (id) {
@@ -52,11 +72,25 @@ diesel::table! {
         status -> Text,
         error -> Nullable<Text>,
         created_at -> Timestamptz,
+        summary_id -> Nullable<Uuid>,
     }
 }
 
 diesel::table! {
-    use diesel::sql_types::{Bool, Int4, Nullable, Text};
+    use diesel::sql_types::{Bool, Date, Int4, Nullable, Text};
+    use crate::db::types::sql::*;
+
+    user_preferences (user_id) {
+        user_id -> Uuid,
+        daily_summary -> Bool,
+        summary_hour -> Int4,
+        created_at -> Timestamptz,
+        updated_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    use diesel::sql_types::{Bool, Date, Int4, Nullable, Text};
     use crate::db::types::sql::*;
 
     users (id) {
@@ -72,8 +106,18 @@ diesel::table! {
 }
 
 diesel::joinable!(assignments -> users (student_id));
+diesel::joinable!(daily_summaries -> users (user_id));
 diesel::joinable!(reminders -> assignments (assignment_id));
 diesel::joinable!(send_logs -> assignments (assignment_id));
+diesel::joinable!(send_logs -> daily_summaries (summary_id));
 diesel::joinable!(send_logs -> reminders (reminder_id));
+diesel::joinable!(user_preferences -> users (user_id));
 
-diesel::allow_tables_to_appear_in_same_query!(assignments, reminders, send_logs, users,);
+diesel::allow_tables_to_appear_in_same_query!(
+    assignments,
+    daily_summaries,
+    reminders,
+    send_logs,
+    user_preferences,
+    users,
+);

@@ -1,0 +1,146 @@
+//! What the two send queues (`reminders` and `daily_summaries`) share: their
+//! statuses, how a finished attempt is written back, and the send log.
+//!
+//! The two tables have the same queue columns (status, scheduled_for,
+//! attempts, last_error, sent_at, claimed_until, claimed_by), so the writes
+//! are macros that name the table and compile against either.
+
+use diesel::prelude::*;
+
+use super::schema::send_logs;
+use super::types::{Id, Timestamp};
+
+pub const PENDING: &str = "pending";
+pub const SENT: &str = "sent";
+pub const FAILED: &str = "failed";
+pub const SKIPPED: &str = "skipped";
+
+/// How one claimed message ended in this run.
+#[derive(Debug, Clone)]
+pub enum Resolution {
+    /// The mail server accepted it.
+    Sent { at: Timestamp },
+    /// A transient failure; try again at `retry_at`.
+    RetryLater { error: String, retry_at: Timestamp },
+    /// Rejected for good, or out of attempts.
+    Failed { error: String },
+    /// Deliberately not sent (opted out, completed, too late); not an attempt.
+    Skipped { reason: String },
+}
+
+/// A send attempt for the audit log.
+#[derive(Debug, Clone, Insertable)]
+#[diesel(table_name = send_logs)]
+pub struct NewSendLog {
+    pub id: Id,
+    pub reminder_id: Option<Id>,
+    pub assignment_id: Option<Id>,
+    pub summary_id: Option<Id>,
+    pub to_email: String,
+    pub from_inbox: String,
+    pub message_id: Option<String>,
+    pub status: &'static str,
+    pub error: Option<String>,
+    pub created_at: Timestamp,
+}
+
+/// Inserts send logs inside the caller's transaction.
+macro_rules! insert_logs {
+    ($conn:ident, $logs:expr) => {{
+        let logs: &[$crate::db::queue::NewSendLog] = $logs;
+        if !logs.is_empty() {
+            diesel::insert_into($crate::db::schema::send_logs::table)
+                .values(logs)
+                .execute($conn)?;
+        }
+    }};
+}
+pub(crate) use insert_logs;
+
+/// Writes each resolution into `$table` and releases the claims, inside the
+/// caller's transaction. Deliveries share one UPDATE: they are the bulk.
+macro_rules! apply_resolutions {
+    ($conn:ident, $table:ident, $resolved:expr, $now:expr) => {{
+        use $crate::db::queue::{FAILED, Resolution, SENT, SKIPPED};
+        use $crate::db::schema::$table;
+        let resolved: &[(Id, Resolution)] = $resolved;
+        let now: Timestamp = $now;
+        let no_claim = (
+            $table::claimed_until.eq(None::<Timestamp>),
+            $table::claimed_by.eq(None::<Id>),
+        );
+        let sent: Vec<Id> = resolved
+            .iter()
+            .filter_map(|(id, r)| matches!(r, Resolution::Sent { .. }).then_some(*id))
+            .collect();
+        if !sent.is_empty() {
+            // The group shares one sent_at: deliveries in a group are milliseconds apart.
+            let sent_at = resolved.iter().find_map(|(_, r)| match r {
+                Resolution::Sent { at } => Some(*at),
+                _ => None,
+            });
+            diesel::update($table::table.filter($table::id.eq_any(&sent)))
+                .set((
+                    $table::status.eq(SENT),
+                    $table::sent_at.eq(sent_at),
+                    $table::attempts.eq($table::attempts + 1),
+                    $table::last_error.eq(None::<String>),
+                    no_claim,
+                    $table::updated_at.eq(now),
+                ))
+                .execute($conn)?;
+        }
+        for (id, resolution) in resolved {
+            let row = $table::table.find(*id);
+            match resolution {
+                Resolution::Sent { .. } => continue,
+                Resolution::RetryLater { error, retry_at } => diesel::update(row)
+                    .set((
+                        $table::attempts.eq($table::attempts + 1),
+                        $table::last_error.eq(error),
+                        $table::scheduled_for.eq(retry_at),
+                        no_claim,
+                        $table::updated_at.eq(now),
+                    ))
+                    .execute($conn)?,
+                Resolution::Failed { error } => diesel::update(row)
+                    .set((
+                        $table::status.eq(FAILED),
+                        $table::attempts.eq($table::attempts + 1),
+                        $table::last_error.eq(error),
+                        no_claim,
+                        $table::updated_at.eq(now),
+                    ))
+                    .execute($conn)?,
+                Resolution::Skipped { reason } => diesel::update(row)
+                    .set((
+                        $table::status.eq(SKIPPED),
+                        $table::last_error.eq(reason),
+                        no_claim,
+                        $table::updated_at.eq(now),
+                    ))
+                    .execute($conn)?,
+            };
+        }
+    }};
+}
+pub(crate) use apply_resolutions;
+
+/// Clears the claims that run `$run_id` still holds on pending rows of `$table`.
+macro_rules! release_claims {
+    ($conn:ident, $table:ident, $run_id:expr, $now:expr) => {{
+        use $crate::db::schema::$table;
+        diesel::update(
+            $table::table
+                .filter($table::claimed_by.eq($run_id))
+                .filter($table::status.eq(PENDING)),
+        )
+        .set((
+            $table::claimed_until.eq(None::<Timestamp>),
+            $table::claimed_by.eq(None::<Id>),
+            $table::updated_at.eq($now),
+        ))
+        .execute($conn)
+    }};
+}
+pub(crate) use release_claims;
