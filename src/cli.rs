@@ -56,6 +56,26 @@ pub enum Command {
     Due(WindowArgs),
     /// Schedule, claim and email every due reminder
     Send(SendArgs),
+    /// Per-student counts; with --send, email each student's daily summary
+    Summary(SummaryArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct SummaryArgs {
+    /// Only this student
+    #[arg(long, value_name = "EMAIL")]
+    pub student: Option<String>,
+    /// Pretend the clock reads this RFC 3339 time
+    #[arg(long, value_name = "RFC3339")]
+    pub now: Option<String>,
+    /// Email today's summary to every student whose local summary hour has come
+    #[arg(long)]
+    pub send: bool,
+    /// With --send: show who would get a summary, and write and send nothing
+    #[arg(long, requires = "send")]
+    pub dry_run: bool,
+    #[command(flatten)]
+    pub delivery: DeliveryArgs,
 }
 
 /// Which reminders are due: the windows `[now + N - T, now + N + T]`.
@@ -141,6 +161,26 @@ pub enum UserCommand {
         /// The student's email
         email: String,
     },
+    /// Set a student's daily-summary preferences
+    Set(UserSetArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct UserSetArgs {
+    /// The student's email
+    pub email: String,
+    /// The local hour (0-23) at which the daily summary goes out [default: 7]
+    #[arg(long, value_name = "HOUR", value_parser = clap::value_parser!(i32).range(0..=23))]
+    pub summary_hour: Option<i32>,
+    /// Whether the student gets a daily summary [default: on]
+    #[arg(long, value_enum, value_name = "on|off")]
+    pub daily_summary: Option<Switch>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Switch {
+    On,
+    Off,
 }
 
 #[derive(Debug, Args)]

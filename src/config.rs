@@ -2,7 +2,6 @@
 //! the mail settings and the run's clock. The one place that reads settings.
 
 use std::path::PathBuf;
-use std::time::Instant;
 
 use chrono::{DateTime, Utc};
 
@@ -83,26 +82,20 @@ fn redact_unparsed(raw: &str) -> String {
     }
 }
 
-/// The run's clock: `--now` when given, the system clock otherwise. Time moves
-/// on from that start as the run goes, so leases and backoff stay honest in a
-/// long run, and tests can still place a run anywhere in time.
+/// The run's clock: the system clock, or frozen at `--now` so that tests and
+/// operators can place a run exactly anywhere in time.
 #[derive(Debug, Clone)]
 pub struct Clock {
-    start: DateTime<Utc>,
-    started: Instant,
+    frozen: Option<DateTime<Utc>>,
 }
 
 impl Clock {
     pub fn new(now: Option<DateTime<Utc>>) -> Clock {
-        Clock {
-            start: now.unwrap_or_else(Utc::now),
-            started: Instant::now(),
-        }
+        Clock { frozen: now }
     }
 
     pub fn now(&self) -> Timestamp {
-        let elapsed = chrono::Duration::from_std(self.started.elapsed()).unwrap_or_default();
-        Timestamp::new(self.start + elapsed)
+        Timestamp::new(self.frozen.unwrap_or_else(Utc::now))
     }
 }
 

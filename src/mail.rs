@@ -12,6 +12,7 @@ use lettre::transport::smtp::PoolConfig;
 use lettre::{FileTransport, Message, SmtpTransport, Transport};
 
 use crate::db::reminders::Claimed;
+use crate::db::types::Id;
 use crate::input::zone_of;
 use crate::time;
 
@@ -148,6 +149,75 @@ pub fn reminder_message(claimed: &Claimed, from: &Mailbox, now: DateTime<Utc>) -
         .map_err(|error| SendFailure::Permanent(format!("cannot build the message: {error}")))
 }
 
+/// What a daily summary says.
+pub struct SummaryContent<'a> {
+    pub summary_id: Id,
+    pub email: &'a str,
+    pub name: Option<&'a str>,
+    pub timezone: Option<&'a str>,
+    pub local_date: chrono::NaiveDate,
+    pub current: i64,
+    pub overdue: i64,
+    pub completed: i64,
+    /// Open assignments, by due time.
+    pub open: &'a [(String, DateTime<Utc>)],
+}
+
+/// How many assignments of each kind a summary lists by name.
+const SUMMARY_LIST_LIMIT: usize = 10;
+
+/// Builds a daily summary: the three counts, then the overdue and upcoming
+/// assignments, nearest first, in the student's zone.
+pub fn summary_message(content: &SummaryContent, from: &Mailbox, now: DateTime<Utc>) -> Result<Message, SendFailure> {
+    let zone = zone_of(content.timezone);
+    let name = content.name.map(header_safe).filter(|name| !name.is_empty());
+    let to = Mailbox::new(
+        name.clone(),
+        content
+            .email
+            .parse()
+            .map_err(|_| SendFailure::Permanent(format!("`{}` is not a valid address", content.email)))?,
+    );
+    let mut body = format!(
+        "Hi {},\n\nYour assignments on {}:\n  current:   {}\n  overdue:   {}\n  completed: {}\n",
+        name.unwrap_or_else(|| content.email.to_string()),
+        content.local_date.format("%a %d %b %Y"),
+        content.current,
+        content.overdue,
+        content.completed,
+    );
+    // Nearest first: the most recently missed, and the soonest due.
+    let overdue: Vec<_> = content.open.iter().filter(|(_, due)| *due < now).rev().collect();
+    let upcoming: Vec<_> = content.open.iter().filter(|(_, due)| *due >= now).collect();
+    for (heading, items) in [("Overdue", overdue), ("Coming up", upcoming)] {
+        if items.is_empty() {
+            continue;
+        }
+        body.push_str(&format!("\n{heading}:\n"));
+        for (title, due) in items.iter().take(SUMMARY_LIST_LIMIT) {
+            body.push_str(&format!(
+                "  - {} (due {})\n",
+                header_safe(title),
+                time::local_long(*due, zone)
+            ));
+        }
+        if items.len() > SUMMARY_LIST_LIMIT {
+            body.push_str(&format!("  … and {} more\n", items.len() - SUMMARY_LIST_LIMIT));
+        }
+    }
+    Message::builder()
+        .from(from.clone())
+        .to(to)
+        .subject(format!(
+            "Your assignments today: {} current, {} overdue",
+            content.current, content.overdue
+        ))
+        .message_id(Some(message_id(content.summary_id, from)))
+        .header(ContentType::TEXT_PLAIN)
+        .body(body)
+        .map_err(|error| SendFailure::Permanent(format!("cannot build the message: {error}")))
+}
+
 /// A header value on one line: CR, LF and other control characters become
 /// spaces, so data can never start a header or add a recipient.
 pub fn header_safe(text: &str) -> String {
@@ -162,7 +232,7 @@ fn one_line(text: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::db::types::{Id, Timestamp};
+    use crate::db::types::Timestamp;
 
     fn claimed(title: &str, name: Option<&str>) -> Claimed {
         Claimed {

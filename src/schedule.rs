@@ -3,7 +3,8 @@
 
 use std::fmt;
 
-use chrono::{DateTime, Duration, Utc};
+use chrono::{DateTime, Duration, LocalResult, NaiveDate, TimeZone, Utc};
+use chrono_tz::Tz;
 
 use crate::error::invalid;
 
@@ -145,6 +146,29 @@ pub fn backoff(attempts: i32, base: Duration) -> Duration {
     delay + Duration::milliseconds(jitter_ms)
 }
 
+/// The instant a student's daily summary becomes due on local `date`: `hour`
+/// o'clock on their wall clock. An hour that the zone skips (spring forward)
+/// means the first instant after it; an hour that repeats (fall back) means
+/// its first occurrence.
+pub fn summary_time(date: NaiveDate, hour: u32, zone: Tz) -> DateTime<Utc> {
+    let mut local = date.and_hms_opt(hour.min(23), 0, 0).expect("an hour of the day");
+    loop {
+        match zone.from_local_datetime(&local) {
+            LocalResult::Single(instant) | LocalResult::Ambiguous(instant, _) => return instant.with_timezone(&Utc),
+            // Inside a gap: step to the next minute until the clocks resume.
+            LocalResult::None => local += Duration::minutes(1),
+        }
+    }
+}
+
+/// The student's local date at `now`, and when today's summary became due,
+/// if it has.
+pub fn summary_due(now: DateTime<Utc>, hour: u32, zone: Tz) -> Option<(NaiveDate, DateTime<Utc>)> {
+    let today = now.with_timezone(&zone).date_naive();
+    let due = summary_time(today, hour, zone);
+    (now >= due).then_some((today, due))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -200,6 +224,31 @@ mod tests {
         assert!(stale_reason(Some(&day), due, at("2025-01-02T00:01:00Z"), None).is_some());
         assert!(stale_reason(Some(&day), due, at("2025-01-02T00:01:00Z"), Some(Duration::hours(13))).is_none());
         assert!(stale_reason(Some(&day), due, due, None).unwrap().contains("past due"));
+    }
+
+    #[test]
+    fn summary_hours_follow_the_local_wall_clock() {
+        let ny: Tz = "America/New_York".parse().unwrap();
+        let day = |text: &str| text.parse::<NaiveDate>().unwrap();
+        // An ordinary day: 07:00 EST is 12:00 UTC.
+        assert_eq!(summary_time(day("2025-01-15"), 7, ny), at("2025-01-15T12:00:00Z"));
+        // Spring forward: 02:00–02:59 does not exist; the first instant after is 03:00 EDT.
+        assert_eq!(summary_time(day("2025-03-09"), 2, ny), at("2025-03-09T07:00:00Z"));
+        // Fall back: 01:00 happens twice; the first is 01:00 EDT.
+        assert_eq!(summary_time(day("2025-11-02"), 1, ny), at("2025-11-02T05:00:00Z"));
+        // 07:00 on both change days is 07:00 local.
+        assert_eq!(summary_time(day("2025-03-09"), 7, ny), at("2025-03-09T11:00:00Z"));
+        assert_eq!(summary_time(day("2025-11-02"), 7, ny), at("2025-11-02T12:00:00Z"));
+    }
+
+    #[test]
+    fn a_summary_is_due_from_its_hour_until_local_midnight() {
+        let tokyo: Tz = "Asia/Tokyo".parse().unwrap();
+        // 03:00 UTC is 12:00 in Tokyo: the 07:00 summary of that date is due.
+        let (date, _) = summary_due(at("2025-05-01T03:00:00Z"), 7, tokyo).unwrap();
+        assert_eq!(date.to_string(), "2025-05-01");
+        // 21:00 UTC is 06:00 the next day in Tokyo: not yet.
+        assert!(summary_due(at("2025-05-01T21:00:00Z"), 7, tokyo).is_none());
     }
 
     #[test]

@@ -11,6 +11,7 @@ mod assignment;
 mod due;
 mod migrate;
 mod send;
+mod summary;
 mod user;
 
 /// What a command produced and how the process should exit.
@@ -36,5 +37,6 @@ pub fn run(cli: Cli) -> anyhow::Result<Outcome> {
         Command::Assignment(command) => assignment::run(&database, command),
         Command::Due(args) => due::run(&database, args),
         Command::Send(args) => send::run(&database, args),
+        Command::Summary(args) => summary::run(&database, args),
     }
 }

@@ -4,9 +4,10 @@ use chrono::Utc;
 use serde_json::json;
 
 use super::Outcome;
-use crate::cli::{UserAddArgs, UserCommand};
+use crate::cli::{Switch, UserAddArgs, UserCommand, UserSetArgs};
 use crate::config::DatabaseUrl;
 use crate::db::Db;
+use crate::db::summaries;
 use crate::db::types::{Id, Timestamp};
 use crate::db::users::{self, User};
 use crate::input::{Email, parse_timezone, zone_of};
@@ -22,6 +23,7 @@ pub fn run(database: &DatabaseUrl, command: UserCommand) -> anyhow::Result<Outco
         }
         UserCommand::OptOut { email } => set_opt_out(database, &email, true),
         UserCommand::OptIn { email } => set_opt_out(database, &email, false),
+        UserCommand::Set(args) => set_preferences(database, args),
     }
 }
 
@@ -55,6 +57,44 @@ fn set_opt_out(database: &DatabaseUrl, email: &str, opt_out: bool) -> anyhow::Re
     let mut db = Db::open(database)?;
     let user = users::set_contact_opt_out(&mut db, email.as_str(), opt_out, Timestamp::new(Utc::now()))?;
     Ok(Outcome::success(UserList(vec![user])))
+}
+
+fn set_preferences(database: &DatabaseUrl, args: UserSetArgs) -> anyhow::Result<Outcome> {
+    let email = Email::parse(&args.email)?;
+    let mut db = Db::open(database)?;
+    let user = users::require_user_by_email(&mut db, email.as_str())?;
+    let now = Timestamp::new(Utc::now());
+    let mut preferences = summaries::preferences(&mut db, user.id, now)?;
+    if let Some(hour) = args.summary_hour {
+        preferences.summary_hour = hour;
+    }
+    if let Some(switch) = args.daily_summary {
+        preferences.daily_summary = switch == Switch::On;
+    }
+    preferences.updated_at = now;
+    summaries::save_preferences(&mut db, &preferences)?;
+    let text = output::key_values([
+        ("email", user.email.clone()),
+        (
+            "daily summary",
+            if preferences.daily_summary { "on" } else { "off" }.to_string(),
+        ),
+        (
+            "summary hour",
+            format!(
+                "{:02}:00 {}",
+                preferences.summary_hour,
+                zone_of(user.timezone.as_deref()).name()
+            ),
+        ),
+    ]);
+    let json = json!({
+        "email": user.email,
+        "daily_summary": preferences.daily_summary,
+        "summary_hour": preferences.summary_hour,
+        "timezone": zone_of(user.timezone.as_deref()).name(),
+    });
+    Ok(Outcome::success(output::Message { text, json }))
 }
 
 /// Users as a table, or as a JSON array.

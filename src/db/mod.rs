@@ -20,6 +20,7 @@ pub mod assignments;
 pub mod queue;
 pub mod reminders;
 pub mod schema;
+pub mod summaries;
 pub mod types;
 pub mod users;
 

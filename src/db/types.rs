@@ -42,6 +42,9 @@ pub mod sql {
         type Output = Timestamptz;
     }
 
+    // Instants order, so min() and max() apply to them.
+    impl diesel::sql_types::SqlOrd for Timestamptz {}
+
     impl diesel::sql_types::ops::Sub for Timestamptz {
         type Rhs = diesel::sql_types::Interval;
         type Output = Timestamptz;

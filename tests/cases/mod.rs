@@ -4,4 +4,5 @@ mod due;
 mod errors;
 mod schema;
 mod send;
+mod summary;
 mod users;

@@ -1,0 +1,285 @@
+//! Queries for daily summaries: preferences, per-student counts, and the
+//! `daily_summaries` queue (one row per student per local date).
+
+use anyhow::Context;
+use chrono::NaiveDate;
+use diesel::dsl::{case_when, count, min};
+use diesel::prelude::*;
+
+use super::queue::{NewSendLog, PENDING, Resolution, apply_resolutions, insert_logs, release_claims};
+use super::schema::{assignments, daily_summaries, user_preferences, users};
+use super::types::{Id, Timestamp};
+use super::{Db, with_conn, write_transaction};
+
+/// The defaults of a user without a `user_preferences` row.
+pub const DEFAULT_DAILY_SUMMARY: bool = true;
+pub const DEFAULT_SUMMARY_HOUR: i32 = 7;
+
+#[derive(Debug, Clone, Queryable, Insertable)]
+#[diesel(table_name = user_preferences)]
+pub struct Preferences {
+    pub user_id: Id,
+    pub daily_summary: bool,
+    pub summary_hour: i32,
+    pub created_at: Timestamp,
+    pub updated_at: Timestamp,
+}
+
+/// A user's preferences, or the defaults.
+pub fn preferences(db: &mut Db, user_id: Id, now: Timestamp) -> anyhow::Result<Preferences> {
+    let stored: Option<Preferences> =
+        with_conn!(db, conn => user_preferences::table.find(user_id).first(conn).optional())
+            .context("cannot read preferences")?;
+    Ok(stored.unwrap_or(Preferences {
+        user_id,
+        daily_summary: DEFAULT_DAILY_SUMMARY,
+        summary_hour: DEFAULT_SUMMARY_HOUR,
+        created_at: now,
+        updated_at: now,
+    }))
+}
+
+/// Stores a user's preferences, creating the row on first use.
+pub fn save_preferences(db: &mut Db, preferences: &Preferences) -> anyhow::Result<()> {
+    with_conn!(db, conn => diesel::insert_into(user_preferences::table)
+        .values(preferences)
+        .on_conflict(user_preferences::user_id)
+        .do_update()
+        .set((
+            user_preferences::daily_summary.eq(preferences.daily_summary),
+            user_preferences::summary_hour.eq(preferences.summary_hour),
+            user_preferences::updated_at.eq(preferences.updated_at),
+        ))
+        .execute(conn))
+    .context("cannot save preferences")?;
+    Ok(())
+}
+
+/// One student's counts at an instant.
+#[derive(Debug, Clone, Queryable)]
+pub struct StudentCounts {
+    pub user_id: Id,
+    pub email: String,
+    pub name: Option<String>,
+    pub timezone: Option<String>,
+    pub current: i64,
+    pub overdue: i64,
+    pub completed: i64,
+    pub next_due_at: Option<Timestamp>,
+}
+
+/// Current (open, due at or after `now`), overdue (open, due before) and
+/// completed counts per student, with the next due time: one grouped query.
+/// `students` narrows it to some students; `None` is everyone.
+pub fn counts_by_student(db: &mut Db, now: Timestamp, students: Option<&[Id]>) -> anyhow::Result<Vec<StudentCounts>> {
+    let open = assignments::completed.nullable().eq(false);
+    with_conn!(db, conn => {
+        let mut query = users::table
+            .left_join(assignments::table)
+            .group_by((users::id, users::email, users::name, users::timezone))
+            .select((
+                users::id,
+                users::email,
+                users::name,
+                users::timezone,
+                count(case_when(open.and(assignments::due_at.nullable().ge(now)), assignments::id.nullable())),
+                count(case_when(open.and(assignments::due_at.nullable().lt(now)), assignments::id.nullable())),
+                count(case_when(assignments::completed.nullable().eq(true), assignments::id.nullable())),
+                min(case_when(open.and(assignments::due_at.nullable().ge(now)), assignments::due_at.nullable())),
+            ))
+            .order(users::email)
+            .into_boxed();
+        if let Some(students) = students {
+            query = query.filter(users::id.eq_any(students));
+        }
+        query.load(conn)
+    })
+    .context("cannot count assignments per student")
+}
+
+/// An open assignment as a summary lists it.
+#[derive(Debug, Clone, Queryable)]
+pub struct OpenAssignment {
+    pub student_id: Id,
+    pub title: String,
+    pub due_at: Timestamp,
+}
+
+/// The open assignments of some students, by due time.
+pub fn open_assignments(db: &mut Db, students: &[Id]) -> anyhow::Result<Vec<OpenAssignment>> {
+    with_conn!(db, conn => assignments::table
+        .filter(assignments::student_id.eq_any(students))
+        .filter(assignments::completed.eq(false))
+        .order((assignments::student_id, assignments::due_at))
+        .select((assignments::student_id, assignments::title, assignments::due_at))
+        .load(conn))
+    .context("cannot list open assignments")
+}
+
+/// A student who may be owed a summary: contact allowed, with preferences.
+#[derive(Debug, Clone, Queryable)]
+pub struct Recipient {
+    pub user_id: Id,
+    pub timezone: Option<String>,
+    pub daily_summary: Option<bool>,
+    pub summary_hour: Option<i32>,
+}
+
+/// A page of the students who have not opted out, by id after `after`.
+pub fn recipients(db: &mut Db, after: Option<Id>, limit: i64) -> anyhow::Result<Vec<Recipient>> {
+    with_conn!(db, conn => {
+        let mut query = users::table
+            .left_join(user_preferences::table)
+            .filter(users::contact_opt_out.eq(false))
+            .select((
+                users::id,
+                users::timezone,
+                user_preferences::daily_summary.nullable(),
+                user_preferences::summary_hour.nullable(),
+            ))
+            .order(users::id)
+            .limit(limit)
+            .into_boxed();
+        if let Some(after) = after {
+            query = query.filter(users::id.gt(after));
+        }
+        query.load(conn)
+    })
+    .context("cannot list students for summaries")
+}
+
+/// The (student, local date) pairs that already have a summary row on or after `since`.
+pub fn existing(db: &mut Db, students: &[Id], since: NaiveDate) -> anyhow::Result<Vec<(Id, NaiveDate)>> {
+    with_conn!(db, conn => daily_summaries::table
+        .filter(daily_summaries::user_id.eq_any(students))
+        .filter(daily_summaries::local_date.ge(since))
+        .select((daily_summaries::user_id, daily_summaries::local_date))
+        .load(conn))
+    .context("cannot read daily summaries")
+}
+
+#[derive(Debug, Clone, Insertable)]
+#[diesel(table_name = daily_summaries)]
+pub struct NewSummary {
+    pub id: Id,
+    pub user_id: Id,
+    pub local_date: NaiveDate,
+    pub scheduled_for: Timestamp,
+    pub status: &'static str,
+    pub created_at: Timestamp,
+    pub updated_at: Timestamp,
+}
+
+/// Inserts summaries; UNIQUE(user_id, local_date) with ON CONFLICT DO NOTHING
+/// keeps it to one per student per local date, whatever runs overlap.
+pub fn schedule(db: &mut Db, rows: &[NewSummary]) -> anyhow::Result<usize> {
+    if rows.is_empty() {
+        return Ok(0);
+    }
+    match db {
+        Db::Postgres(conn) => diesel::insert_into(daily_summaries::table)
+            .values(rows)
+            .on_conflict((daily_summaries::user_id, daily_summaries::local_date))
+            .do_nothing()
+            .execute(conn),
+        // As for reminders: no multi-row ON CONFLICT on SQLite in Diesel.
+        Db::Sqlite(conn) => conn.immediate_transaction(|conn| {
+            rows.iter().try_fold(0, |inserted, row| {
+                let one = diesel::insert_into(daily_summaries::table)
+                    .values(row)
+                    .on_conflict((daily_summaries::user_id, daily_summaries::local_date))
+                    .do_nothing()
+                    .execute(conn)?;
+                Ok(inserted + one)
+            })
+        }),
+    }
+    .context("cannot schedule daily summaries")
+}
+
+/// A summary claimed by this run.
+#[derive(Debug, Clone, Queryable)]
+pub struct ClaimedSummary {
+    pub id: Id,
+    pub local_date: NaiveDate,
+    pub attempts: i32,
+    pub user_id: Id,
+    pub email: String,
+    pub name: Option<String>,
+    pub timezone: Option<String>,
+    pub contact_opt_out: bool,
+    pub daily_summary: Option<bool>,
+}
+
+/// Leases due pending summaries, as `reminders::claim_batch` does.
+pub fn claim_batch(
+    db: &mut Db,
+    run_id: Id,
+    now: Timestamp,
+    lease_until: Timestamp,
+    limit: i64,
+) -> anyhow::Result<Vec<ClaimedSummary>> {
+    let claimable = daily_summaries::table
+        .filter(daily_summaries::status.eq(PENDING))
+        .filter(daily_summaries::scheduled_for.le(now))
+        .filter(
+            daily_summaries::claimed_until
+                .is_null()
+                .or(daily_summaries::claimed_until.le(now)),
+        )
+        .order(daily_summaries::scheduled_for)
+        .select(daily_summaries::id)
+        .limit(limit);
+    macro_rules! lease_and_load {
+        ($conn:ident, $ids:expr) => {{
+            let ids: Vec<Id> = $ids;
+            if ids.is_empty() {
+                return Ok(Vec::new());
+            }
+            diesel::update(daily_summaries::table.filter(daily_summaries::id.eq_any(&ids)))
+                .set((
+                    daily_summaries::claimed_until.eq(lease_until),
+                    daily_summaries::claimed_by.eq(run_id),
+                    daily_summaries::updated_at.eq(now),
+                ))
+                .execute($conn)?;
+            daily_summaries::table
+                .inner_join(users::table.left_join(user_preferences::table))
+                .filter(daily_summaries::id.eq_any(&ids))
+                .select((
+                    daily_summaries::id,
+                    daily_summaries::local_date,
+                    daily_summaries::attempts,
+                    users::id,
+                    users::email,
+                    users::name,
+                    users::timezone,
+                    users::contact_opt_out,
+                    user_preferences::daily_summary.nullable(),
+                ))
+                .order(daily_summaries::scheduled_for)
+                .load($conn)
+        }};
+    }
+    match db {
+        Db::Postgres(conn) => {
+            conn.transaction(|conn| lease_and_load!(conn, claimable.for_update().skip_locked().load(conn)?))
+        }
+        Db::Sqlite(conn) => conn.immediate_transaction(|conn| lease_and_load!(conn, claimable.load(conn)?)),
+    }
+    .context("cannot claim daily summaries")
+}
+
+pub fn record(db: &mut Db, resolved: &[(Id, Resolution)], logs: &[NewSendLog], now: Timestamp) -> anyhow::Result<()> {
+    write_transaction!(db, conn => {
+        apply_resolutions!(conn, daily_summaries, resolved, now);
+        insert_logs!(conn, logs);
+        Ok(())
+    })
+    .context("cannot record daily summaries")
+}
+
+pub fn release_claims(db: &mut Db, run_id: Id, now: Timestamp) -> anyhow::Result<usize> {
+    with_conn!(db, conn => release_claims!(conn, daily_summaries, run_id, now))
+        .context("cannot release claimed summaries")
+}
