@@ -163,6 +163,28 @@ pub enum UserCommand {
     },
     /// Set a student's daily-summary preferences
     Set(UserSetArgs),
+    /// Add students in bulk from CSV (email,name,timezone) or JSON Lines
+    Import(ImportArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ImportArgs {
+    /// The file to read, or `-` for stdin
+    pub file: String,
+    /// The file's format [default: from the extension: .csv, or .jsonl/.ndjson]
+    #[arg(long, value_enum)]
+    pub input_format: Option<InputFormat>,
+    /// Skip rows that exist already, so a re-run of the same file changes nothing
+    #[arg(long)]
+    pub skip_existing: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum InputFormat {
+    /// Comma-separated values with a header row
+    Csv,
+    /// One JSON object per line
+    Jsonl,
 }
 
 #[derive(Debug, Args)]
@@ -211,6 +233,8 @@ pub enum AssignmentCommand {
         /// The assignment's id
         id: String,
     },
+    /// Add assignments in bulk from CSV (student,title,due,description,metadata) or JSON Lines
+    Import(ImportArgs),
 }
 
 #[derive(Debug, Args)]

@@ -29,6 +29,7 @@ pub fn run(database: &DatabaseUrl, command: AssignmentCommand) -> anyhow::Result
                 &mut db, student_id,
             )?)))
         }
+        AssignmentCommand::Import(args) => super::import::assignments(database, args),
         AssignmentCommand::Complete { id } => {
             let id = parse_id(&id)?;
             let mut db = Db::open(database)?;

@@ -9,6 +9,7 @@ use crate::output::Report;
 
 mod assignment;
 mod due;
+mod import;
 mod migrate;
 mod send;
 mod summary;

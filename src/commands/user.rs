@@ -24,6 +24,7 @@ pub fn run(database: &DatabaseUrl, command: UserCommand) -> anyhow::Result<Outco
         UserCommand::OptOut { email } => set_opt_out(database, &email, true),
         UserCommand::OptIn { email } => set_opt_out(database, &email, false),
         UserCommand::Set(args) => set_preferences(database, args),
+        UserCommand::Import(args) => super::import::users(database, args),
     }
 }
 

@@ -10,7 +10,9 @@ use super::{Db, with_conn};
 use crate::error::invalid;
 
 #[derive(Debug, Clone, Queryable, Selectable, Insertable, Serialize)]
+// None means NULL, not DEFAULT: required by COPY, and the same thing for these columns.
 #[diesel(table_name = assignments, check_for_backend(diesel::pg::Pg, diesel::sqlite::Sqlite))]
+#[diesel(treat_none_as_default_value = false)]
 pub struct Assignment {
     pub id: Id,
     pub title: String,
@@ -73,4 +75,39 @@ pub fn complete_assignment(db: &mut Db, id: Id, now: Timestamp) -> anyhow::Resul
         return Err(invalid(format!("no assignment has the id `{id}`")));
     }
     find_assignment(db, id)?.ok_or_else(|| invalid(format!("no assignment has the id `{id}`")))
+}
+
+/// The (student, title, due time) of the assignments these students have due
+/// in `[from, to]`: what an import compares against to find rows it has
+/// already. The (student_id, due_at) index serves it with one seek per student.
+pub fn existing_keys(
+    db: &mut Db,
+    students: &[Id],
+    (from, to): (Timestamp, Timestamp),
+) -> anyhow::Result<Vec<(Id, String, Timestamp)>> {
+    with_conn!(db, conn => assignments::table
+        .filter(assignments::student_id.eq_any(students))
+        .filter(assignments::due_at.between(from, to))
+        .select((assignments::student_id, assignments::title, assignments::due_at))
+        .load(conn))
+    .context("cannot look up existing assignments")
+}
+
+/// Inserts many assignments at once: COPY on PostgreSQL, a multi-row INSERT on SQLite.
+pub fn insert_assignments(db: &mut Db, rows: &[Assignment]) -> anyhow::Result<()> {
+    if rows.is_empty() {
+        return Ok(());
+    }
+    match db {
+        Db::Postgres(conn) => diesel::copy_from(assignments::table)
+            .from_insertable(rows)
+            .execute(conn),
+        // One cached prepared statement run per row beats a freshly parsed
+        // multi-row statement per batch on SQLite, where a row costs no round trip.
+        Db::Sqlite(conn) => rows.iter().try_fold(0, |n, row| {
+            Ok(n + diesel::insert_into(assignments::table).values(row).execute(conn)?)
+        }),
+    }
+    .context("cannot insert assignments")?;
+    Ok(())
 }

@@ -6,7 +6,7 @@
 //! [`with_conn!`]; nothing outside `db` names a Diesel table.
 
 use anyhow::{Context, anyhow};
-use diesel::connection::SimpleConnection;
+use diesel::connection::{AnsiTransactionManager, SimpleConnection, TransactionManager};
 use diesel::dsl::max;
 use diesel::migration::MigrationSource;
 use diesel::pg::Pg;
@@ -106,6 +106,36 @@ impl Db {
                 Ok(Db::Sqlite(conn))
             }
         }
+    }
+
+    /// Runs `work` in one write transaction (BEGIN IMMEDIATE on SQLite) that
+    /// commits only if it succeeds: all or nothing, for bulk imports. Query
+    /// functions called inside that open their own transactions nest as savepoints.
+    pub fn in_write_transaction<T>(&mut self, work: impl FnOnce(&mut Db) -> anyhow::Result<T>) -> anyhow::Result<T> {
+        match self {
+            Db::Postgres(conn) => AnsiTransactionManager::begin_transaction(conn),
+            Db::Sqlite(conn) => AnsiTransactionManager::begin_transaction_sql(conn, "BEGIN IMMEDIATE"),
+        }
+        .context("cannot start a transaction")?;
+        match work(self) {
+            Ok(value) => {
+                with_conn!(self, conn => AnsiTransactionManager::commit_transaction(conn)).context("cannot commit")?;
+                Ok(value)
+            }
+            Err(error) => {
+                let _ = with_conn!(self, conn => AnsiTransactionManager::rollback_transaction(conn));
+                Err(error)
+            }
+        }
+    }
+
+    /// Settings for a bulk load into SQLite: a bigger page cache for the
+    /// index updates. (PostgreSQL needs none: the import uses COPY.)
+    pub fn tune_for_bulk_load(&mut self) -> anyhow::Result<()> {
+        if let Db::Sqlite(conn) = self {
+            conn.batch_execute("PRAGMA cache_size = -262144; PRAGMA temp_store = MEMORY;")?;
+        }
+        Ok(())
     }
 
     /// Applies pending migrations and returns the names of those applied.

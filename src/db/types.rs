@@ -54,7 +54,8 @@ pub mod sql {
 /// The text form of a [`Timestamp`] on SQLite: fixed width, microseconds, UTC.
 const SQLITE_TIMESTAMP_FORMAT: &str = "%Y-%m-%dT%H:%M:%S%.6fZ";
 
-/// A row id (uuid v4).
+/// A row id: a version 7 uuid, which starts with its creation time, so new
+/// rows land at the end of the primary-key index instead of all over it.
 #[derive(
     Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, AsExpression, FromSqlRow, Serialize, Deserialize,
 )]
@@ -64,7 +65,7 @@ pub struct Id(pub uuid::Uuid);
 
 impl Id {
     pub fn new() -> Self {
-        Id(uuid::Uuid::new_v4())
+        Id(uuid::Uuid::now_v7())
     }
 }
 

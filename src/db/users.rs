@@ -11,7 +11,9 @@ use super::{Db, with_conn};
 use crate::error::invalid;
 
 #[derive(Debug, Clone, Queryable, Selectable, Insertable, Serialize)]
+// None means NULL, not DEFAULT: required by COPY, and the same thing for these columns.
 #[diesel(table_name = users, check_for_backend(diesel::pg::Pg, diesel::sqlite::Sqlite))]
+#[diesel(treat_none_as_default_value = false)]
 pub struct User {
     pub id: Id,
     pub email: String,
@@ -68,4 +70,32 @@ pub fn set_contact_opt_out(db: &mut Db, email: &str, opt_out: bool, now: Timesta
         return Err(invalid(format!("no user has the email `{email}`")));
     }
     require_user_by_email(db, email)
+}
+
+/// Which of these emails are taken already.
+pub fn existing_emails(db: &mut Db, emails: &[String]) -> anyhow::Result<Vec<String>> {
+    with_conn!(db, conn => users::table.filter(users::email.eq_any(emails)).select(users::email).load(conn))
+        .context("cannot look up existing users")
+}
+
+/// The id and zone of each of these students that exists.
+pub fn students_by_email(db: &mut Db, emails: &[String]) -> anyhow::Result<Vec<(String, Id, Option<String>)>> {
+    with_conn!(db, conn => users::table
+        .filter(users::email.eq_any(emails))
+        .select((users::email, users::id, users::timezone))
+        .load(conn))
+    .context("cannot look up students")
+}
+
+/// Inserts many users at once: COPY on PostgreSQL, a multi-row INSERT on SQLite.
+pub fn insert_users(db: &mut Db, rows: &[User]) -> anyhow::Result<()> {
+    if rows.is_empty() {
+        return Ok(());
+    }
+    match db {
+        Db::Postgres(conn) => diesel::copy_from(users::table).from_insertable(rows).execute(conn),
+        Db::Sqlite(conn) => diesel::insert_into(users::table).values(rows).execute(conn),
+    }
+    .context("cannot insert users")?;
+    Ok(())
 }

@@ -2,6 +2,7 @@ mod assignments;
 mod concurrency;
 mod due;
 mod errors;
+mod import;
 mod schema;
 mod send;
 mod summary;

@@ -1,0 +1,131 @@
+//! `user import` and `assignment import`: CSV and JSON Lines, all or nothing.
+
+use std::io::Write;
+use std::process::Stdio;
+
+use crate::common::{TestEnv, on_both_backends};
+
+fn write(env: &TestEnv, name: &str, text: &str) -> String {
+    std::fs::write(env.path(name), text).unwrap();
+    name.to_string()
+}
+
+fn imported(env: &TestEnv, args: &[&str]) -> (i64, i64) {
+    let report = env.json(args);
+    (
+        report["imported"].as_i64().unwrap(),
+        report["skipped"].as_i64().unwrap(),
+    )
+}
+
+on_both_backends! {
+    fn users_import_from_csv_and_json_lines(env: &TestEnv) {
+        let csv = write(env, "users.csv", "email,name,timezone\n Ada@Example.com ,Ada,Europe/London\nbob@example.com,,\n\"c@example.com\",\"Lovelace, C\",Asia/Tokyo\n");
+        assert_eq!(imported(env, &["user", "import", &csv]), (3, 0));
+        let jsonl = write(env, "more.jsonl", "{\"email\": \"d@example.com\", \"timezone\": \"America/New_York\"}\n\n{\"email\": \"e@example.com\", \"name\": \"Eve\"}\n");
+        assert_eq!(imported(env, &["user", "import", &jsonl]), (2, 0));
+        let users = env.json(&["user", "list"]);
+        let list: Vec<(String, String)> = users.as_array().unwrap().iter()
+            .map(|u| (u["email"].as_str().unwrap().to_string(), u["timezone"].as_str().unwrap().to_string()))
+            .collect();
+        assert_eq!(list, [
+            ("ada@example.com".into(), "Europe/London".into()),
+            ("bob@example.com".into(), "UTC".into()),
+            ("c@example.com".into(), "Asia/Tokyo".into()),
+            ("d@example.com".into(), "America/New_York".into()),
+            ("e@example.com".into(), "UTC".into()),
+        ]);
+        assert_eq!(users[2]["name"], "Lovelace, C");
+        assert!(users[1]["name"].is_null());
+    }
+
+    fn a_bad_row_stops_the_import_and_writes_nothing(env: &TestEnv) {
+        let csv = write(env, "users.csv", "email,name,timezone\na@example.com,A,UTC\nb@example.com,B,UTC\nnot-an-email,C,UTC\nd@example.com,D,UTC\n");
+        env.fails(&["user", "import", &csv], 2, "line 4: `not-an-email` is not a valid email address");
+        let tz = write(env, "tz.jsonl", "{\"email\": \"a@example.com\"}\n{\"email\": \"b@example.com\", \"timezone\": \"Mars/Base\"}\n");
+        env.fails(&["user", "import", &tz], 2, "line 2: `Mars/Base` is not an IANA time zone");
+        let broken = write(env, "broken.jsonl", "{\"email\": \"a@example.com\"}\n{\"email\": \n");
+        env.fails(&["user", "import", &broken], 2, "line 2: not a valid row");
+        let missing = write(env, "missing.csv", "name,timezone\nA,UTC\n");
+        env.fails(&["user", "import", &missing], 2, "line 2: not a valid row: missing field `email`");
+        assert_eq!(env.count("SELECT count(*) AS n FROM users"), 0);
+
+        env.add_user("s@example.com", "America/New_York");
+        let rows = "student,title,due,description,metadata\n\
+                    s@example.com,One,2030-03-01 10:00,,\n\
+                    s@example.com,Two,2030-03-10 02:30,,\n";
+        let gap = write(env, "gap.csv", rows);
+        env.fails(&["assignment", "import", &gap], 2, "line 3: `2030-03-10 02:30` does not exist in America/New_York");
+        let unknown = write(env, "unknown.csv", "student,title,due\ns@example.com,One,2030-03-01 10:00\nx@example.com,Two,2030-03-01 10:00\n");
+        env.fails(&["assignment", "import", &unknown], 2, "line 3: no user has the email `x@example.com`");
+        let metadata = write(env, "meta.csv", "student,title,due,metadata\ns@example.com,One,2030-03-01 10:00,\"[1,2]\"\n");
+        env.fails(&["assignment", "import", &metadata], 2, "line 2: metadata `[1,2]` must be a JSON object");
+        let title = write(env, "title.jsonl", "{\"student\": \"s@example.com\", \"title\": \" \", \"due\": \"2030-03-01T10:00:00Z\"}\n");
+        env.fails(&["assignment", "import", &title], 2, "line 1: the title is empty");
+        assert_eq!(env.count("SELECT count(*) AS n FROM assignments"), 0);
+    }
+
+    fn duplicate_users_are_refused_unless_skipped(env: &TestEnv) {
+        env.add_user("old@example.com", "UTC");
+        let twice = write(env, "twice.csv", "email\nnew@example.com\nNEW@example.com\n");
+        env.fails(&["user", "import", &twice], 2, "line 3: a user with email `new@example.com` already exists");
+        let existing = write(env, "existing.csv", "email\nnew@example.com\nold@example.com\n");
+        env.fails(&["user", "import", &existing], 2, "line 3: a user with email `old@example.com` already exists");
+        assert_eq!(env.count("SELECT count(*) AS n FROM users"), 1);
+        assert_eq!(imported(env, &["user", "import", &existing, "--skip-existing"]), (1, 1));
+        assert_eq!(imported(env, &["user", "import", &existing, "--skip-existing"]), (0, 2));
+        assert_eq!(env.count("SELECT count(*) AS n FROM users"), 2);
+    }
+
+    fn assignments_import_with_local_times_and_metadata(env: &TestEnv) {
+        env.add_user("la@example.com", "America/Los_Angeles");
+        env.add_user("utc@example.com", "UTC");
+        let csv = write(env, "a.csv", "student,title,due,description,metadata\n\
+            la@example.com,Essay,2030-03-01 16:00,Chapter 4,\"{\"\"course\"\": \"\"CS101\"\"}\"\n\
+            UTC@example.com,Lab,2030-03-02T09:00:00+01:00,,\n");
+        assert_eq!(imported(env, &["assignment", "import", &csv]), (2, 0));
+        let jsonl = write(env, "a.jsonl", "{\"student\": \"utc@example.com\", \"title\": \"Quiz\", \"due\": \"2030-03-03 08:00\", \"metadata\": {\"points\": 10}}\n");
+        assert_eq!(imported(env, &["assignment", "import", &jsonl]), (1, 0));
+        let all = env.json(&["assignment", "list"]);
+        let rows: Vec<(String, String)> = all.as_array().unwrap().iter()
+            .map(|a| (a["title"].as_str().unwrap().to_string(), a["due_at"].as_str().unwrap().to_string()))
+            .collect();
+        assert_eq!(rows, [
+            ("Essay".into(), "2030-03-02T00:00:00Z".into()),
+            ("Lab".into(), "2030-03-02T08:00:00Z".into()),
+            ("Quiz".into(), "2030-03-03T08:00:00Z".into()),
+        ]);
+        assert_eq!(all[0]["metadata"]["course"], "CS101");
+        assert_eq!(all[0]["description"], "Chapter 4");
+        assert_eq!(all[2]["metadata"]["points"], 10);
+    }
+
+    fn skip_existing_makes_a_rerun_a_no_op(env: &TestEnv) {
+        env.add_user("s@example.com", "UTC");
+        let csv = write(env, "a.csv", "student,title,due\ns@example.com,One,2030-03-01 10:00\ns@example.com,Two,2030-03-02 10:00\n");
+        assert_eq!(imported(env, &["assignment", "import", &csv, "--skip-existing"]), (2, 0));
+        assert_eq!(imported(env, &["assignment", "import", &csv, "--skip-existing"]), (0, 2));
+        let grown = write(env, "b.csv", "student,title,due\ns@example.com,One,2030-03-01 10:00\ns@example.com,Three,2030-03-03 10:00\n");
+        assert_eq!(imported(env, &["assignment", "import", &grown, "--skip-existing"]), (1, 1));
+        assert_eq!(env.count("SELECT count(*) AS n FROM assignments"), 3);
+        // Without the flag a file is taken as it is, as `assignment add` would.
+        assert_eq!(imported(env, &["assignment", "import", &csv]), (2, 0));
+        assert_eq!(env.count("SELECT count(*) AS n FROM assignments"), 5);
+    }
+
+    fn stdin_is_read_with_a_dash(env: &TestEnv) {
+        let mut child = env.command()
+            .args(["user", "import", "-", "--input-format", "jsonl", "--format", "json"])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap();
+        child.stdin.take().unwrap().write_all(b"{\"email\": \"in@example.com\"}\n").unwrap();
+        let output = child.wait_with_output().unwrap();
+        assert!(output.status.success());
+        assert_eq!(env.count("SELECT count(*) AS n FROM users"), 1);
+        env.fails(&["user", "import", "-"], 2, "cannot tell the format of `-`");
+        env.fails(&["user", "import", "users.txt"], 2, "cannot tell the format of `users.txt`");
+        env.fails(&["user", "import", "nothing.csv"], 2, "cannot read `nothing.csv`");
+    }
+}
