@@ -152,7 +152,11 @@ pub fn deliver<Q: Queue>(
         for _ in 0..options.connections {
             let (job_queue, done) = (job_queue.clone(), done.clone());
             let run = &run;
-            scope.spawn(move || run.send_each(job_queue, done));
+            scope.spawn(move || {
+                if let Err(error) = run.send_each(job_queue, done) {
+                    eprintln!("error: a sending thread could not start: {error:#}");
+                }
+            });
         }
         drop(done);
         let result = run.dispatch(db, jobs, &finished, &mut report);
@@ -182,13 +186,14 @@ struct Attempt<J> {
 }
 
 impl<Q: Queue> Run<'_, Q> {
-    /// A sending thread: one pooled connection's worth of work.
-    fn send_each(&self, job_queue: Receiver<Q::Job>, done: Sender<Attempt<Q::Job>>) {
+    /// A sending thread: one connection's worth of work.
+    fn send_each(&self, job_queue: Receiver<Q::Job>, done: Sender<Attempt<Q::Job>>) -> anyhow::Result<()> {
+        let mut courier = self.mailer.courier()?;
         for job in job_queue {
             let result = self
                 .queue
                 .compose(&job, self.from, self.clock.now().instant())
-                .and_then(|message| self.mailer.send(&message));
+                .and_then(|message| courier.send(&message));
             if done
                 .send(Attempt {
                     job,
@@ -197,9 +202,10 @@ impl<Q: Queue> Run<'_, Q> {
                 })
                 .is_err()
             {
-                return;
+                break;
             }
         }
+        Ok(())
     }
 
     fn dispatch(

@@ -9,6 +9,9 @@ use anyhow::anyhow;
 use chrono::{DateTime, Utc};
 use lettre::message::{Mailbox, header::ContentType};
 use lettre::transport::smtp::PoolConfig;
+use lettre::transport::smtp::authentication::{Credentials, Mechanism};
+use lettre::transport::smtp::client::{AsyncSmtpConnection, TlsParameters};
+use lettre::transport::smtp::extension::ClientId;
 use lettre::{FileTransport, Message, SmtpTransport, Transport};
 
 use crate::db::reminders::Claimed;
@@ -57,24 +60,116 @@ pub enum SendFailure {
     Permanent(String),
 }
 
-/// A transport shared by the sending threads.
+/// Where and how to reach an `smtp://` server (plain, or upgraded with STARTTLS).
+#[derive(Clone)]
+pub struct SmtpServer {
+    host: String,
+    port: u16,
+    starttls: StartTls,
+    hello: ClientId,
+    credentials: Option<Credentials>,
+    timeout: Duration,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum StartTls {
+    Never,
+    IfOffered,
+    Required,
+}
+
+impl SmtpServer {
+    /// Reads `smtp://[user:pass@]host[:port][/ehlo-name][?tls=required|opportunistic]`,
+    /// with lettre's defaults: port 25, or 587 with `tls`.
+    fn from_url(url: &url::Url, timeout: Duration) -> anyhow::Result<SmtpServer> {
+        let tls = url
+            .query_pairs()
+            .find(|(key, _)| key == "tls")
+            .map(|(_, value)| value.into_owned());
+        let starttls = match tls.as_deref() {
+            None => StartTls::Never,
+            Some("opportunistic") => StartTls::IfOffered,
+            Some("required") => StartTls::Required,
+            Some(other) => return Err(anyhow!("SMTP_URL has `tls={other}`: use `required` or `opportunistic`")),
+        };
+        let decode = |text: &str| {
+            percent_encoding::percent_decode_str(text)
+                .decode_utf8_lossy()
+                .into_owned()
+        };
+        let path = url.path().trim_matches('/');
+        Ok(SmtpServer {
+            host: url.host_str().unwrap_or_default().to_string(),
+            port: url.port().unwrap_or(if starttls == StartTls::Never { 25 } else { 587 }),
+            starttls,
+            hello: if path.is_empty() {
+                ClientId::default()
+            } else {
+                ClientId::Domain(path.to_string())
+            },
+            credentials: url
+                .password()
+                .map(|password| Credentials::new(decode(url.username()), decode(password))),
+            timeout,
+        })
+    }
+
+    /// A new connection: TCP with Nagle's algorithm off, then EHLO, STARTTLS and
+    /// AUTH as configured. lettre writes a message's final `.` separately, and
+    /// with Nagle on that write waits for the server's delayed ACK: 40 ms a message.
+    async fn connect(&self) -> Result<AsyncSmtpConnection, SendFailure> {
+        let tcp = tokio::net::TcpStream::connect((self.host.as_str(), self.port))
+            .await
+            .map_err(|error| {
+                SendFailure::Transient(format!("cannot connect to {}:{}: {error}", self.host, self.port))
+            })?;
+        tcp.set_nodelay(true)
+            .map_err(|error| SendFailure::Transient(error.to_string()))?;
+        let mut connection = AsyncSmtpConnection::connect_with_transport(Box::new(tcp), &self.hello)
+            .await
+            .map_err(classify)?;
+        let upgrade = match self.starttls {
+            StartTls::Never => false,
+            StartTls::IfOffered => connection.can_starttls(),
+            StartTls::Required => true,
+        };
+        if upgrade {
+            let parameters = TlsParameters::new(self.host.clone()).map_err(classify)?;
+            connection.starttls(parameters, &self.hello).await.map_err(classify)?;
+        }
+        if let Some(credentials) = &self.credentials {
+            connection
+                .auth(&[Mechanism::Plain, Mechanism::Login], credentials)
+                .await
+                .map_err(classify)?;
+        }
+        Ok(connection)
+    }
+}
+
+/// Where messages go; shared by the sending threads.
 #[derive(Clone)]
 pub enum Mailer {
-    Smtp(SmtpTransport),
+    /// `smtp://`: each sending thread keeps its own connection open across
+    /// messages, so `--connections` threads keep that many connections busy.
+    Smtp(SmtpServer),
+    /// `smtps://` (TLS from the first byte): lettre's pooled transport.
+    Smtps(SmtpTransport),
+    /// `file://DIR`.
     File(FileTransport),
 }
 
 impl Mailer {
-    /// Pools up to `connections` SMTP connections, reused across messages.
     pub fn new(url: &MailUrl, connections: u32, timeout: Duration) -> anyhow::Result<Mailer> {
         match url {
+            MailUrl::Smtp(url) if url.scheme() == "smtp" => Ok(Mailer::Smtp(SmtpServer::from_url(url, timeout)?)),
             MailUrl::Smtp(url) => {
                 let transport = SmtpTransport::from_url(url.as_str())
                     .map_err(|error| anyhow!("SMTP_URL `{}` is malformed: {error}", crate::config::redact(url)))?
                     .timeout(Some(timeout))
                     .pool_config(PoolConfig::new().max_size(connections))
                     .build();
-                Ok(Mailer::Smtp(transport))
+                Ok(Mailer::Smtps(transport))
             }
             MailUrl::File(dir) => {
                 std::fs::create_dir_all(dir)
@@ -84,22 +179,83 @@ impl Mailer {
         }
     }
 
-    pub fn send(&self, message: &Message) -> Result<(), SendFailure> {
-        match self {
-            Mailer::Smtp(transport) => transport.send(message).map(drop).map_err(|error| {
-                // lettre calls 5xx permanent and 4xx transient; a network error or
-                // timeout is neither, and a later run may well get through.
-                if error.is_permanent() {
-                    SendFailure::Permanent(one_line(&error.to_string()))
-                } else {
-                    SendFailure::Transient(one_line(&error.to_string()))
+    /// One sending thread's handle, which holds that thread's connection.
+    pub fn courier(&self) -> anyhow::Result<Courier<'_>> {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_io()
+            .enable_time()
+            .build()?;
+        Ok(Courier {
+            mailer: self,
+            runtime,
+            connection: None,
+        })
+    }
+}
+
+/// Sends messages for one thread over one reused connection.
+pub struct Courier<'a> {
+    mailer: &'a Mailer,
+    runtime: tokio::runtime::Runtime,
+    connection: Option<AsyncSmtpConnection>,
+}
+
+impl Courier<'_> {
+    pub fn send(&mut self, message: &Message) -> Result<(), SendFailure> {
+        let server = match self.mailer {
+            Mailer::Smtp(server) => server,
+            Mailer::Smtps(transport) => return transport.send(message).map(drop).map_err(classify),
+            Mailer::File(transport) => {
+                return transport
+                    .send(message)
+                    .map(drop)
+                    .map_err(|error| SendFailure::Transient(one_line(&error.to_string())));
+            }
+        };
+        let connection = &mut self.connection;
+        self.runtime.block_on(async {
+            let timed_out =
+                || SendFailure::Transient(format!("no answer from the mail server within {:?}", server.timeout));
+            if connection.as_ref().is_none_or(AsyncSmtpConnection::has_broken) {
+                let fresh = tokio::time::timeout(server.timeout, server.connect())
+                    .await
+                    .map_err(|_| timed_out())??;
+                *connection = Some(fresh);
+            }
+            let open = connection.as_mut().expect("connected above");
+            let sent = tokio::time::timeout(server.timeout, open.send(message.envelope(), &message.formatted())).await;
+            match sent {
+                Ok(Ok(_)) => Ok(()),
+                // lettre drops a connection after any error; the next send reconnects.
+                Ok(Err(error)) => Err(classify(error)),
+                Err(_) => {
+                    *connection = None;
+                    Err(timed_out())
                 }
-            }),
-            Mailer::File(transport) => transport
-                .send(message)
-                .map(drop)
-                .map_err(|error| SendFailure::Transient(one_line(&error.to_string()))),
+            }
+        })
+    }
+}
+
+impl Drop for Courier<'_> {
+    fn drop(&mut self) {
+        if let Some(mut connection) = self.connection.take() {
+            // Say goodbye, briefly; the messages are already accepted.
+            let _ = self
+                .runtime
+                .block_on(async { tokio::time::timeout(Duration::from_secs(1), connection.quit()).await });
         }
+    }
+}
+
+/// lettre calls a 5xx reply permanent and a 4xx transient. A message it cannot
+/// put into SMTP at all (a client error) will never go either. A network error
+/// or timeout is neither, and a later run may well get through.
+fn classify(error: lettre::transport::smtp::Error) -> SendFailure {
+    if error.is_permanent() || error.is_client() {
+        SendFailure::Permanent(one_line(&error.to_string()))
+    } else {
+        SendFailure::Transient(one_line(&error.to_string()))
     }
 }
 
