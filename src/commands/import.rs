@@ -91,6 +91,7 @@ pub fn users(database: &DatabaseUrl, args: ImportArgs) -> anyhow::Result<Outcome
         users::insert_users(db, &fresh)?;
         Ok(fresh.len())
     })?;
+    db.analyze("users")?;
     Ok(Outcome::success(report("users", imported, skipped, started)))
 }
 
@@ -167,6 +168,7 @@ pub fn assignments(database: &DatabaseUrl, args: ImportArgs) -> anyhow::Result<O
         assignments::insert_assignments(db, &fresh)?;
         Ok(fresh.len())
     })?;
+    db.analyze("assignments")?;
     Ok(Outcome::success(report("assignments", imported, skipped, started)))
 }
 

@@ -57,9 +57,11 @@ pub fn window_candidates(
             .limit(limit)
             .into_boxed();
         if let Some((due_at, id)) = after {
-            query = query.filter(
-                assignments::due_at.gt(due_at).or(assignments::due_at.eq(due_at).and(assignments::id.gt(id))),
-            );
+            // (due_at, id) > (last due_at, last id), written so that the due_at
+            // index range starts at the last page's end instead of the window's.
+            query = query
+                .filter(assignments::due_at.ge(due_at))
+                .filter(assignments::due_at.gt(due_at).or(assignments::id.gt(id)));
         }
         query.load(conn)
     })

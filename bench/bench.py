@@ -1,0 +1,231 @@
+#!/usr/bin/env python3
+"""The reminders benchmark: import, idle run, due query, heavy run against
+Postfix's smtp-sink, the smtp-source ceiling, memory flatness and summary, on
+SQLite and PostgreSQL. Started by bench/run.sh, which installs and builds."""
+import argparse
+import os
+import re
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import datetime, timezone
+
+sys.path.insert(0, os.path.dirname(__file__))
+import generate  # noqa: E402
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+BINARY = os.path.join(ROOT, "target", "release", "reminders")
+ADMIN_URL = os.environ.get("BENCH_ADMIN_URL", "postgres://postgres@127.0.0.1:5432/test")
+PG_DATABASE = "reminders_bench"
+SINK_PORT = 2625
+IDLE_RUNS = 20
+
+
+def stamp(instant):
+    return instant.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def measure(args, env, stdout=subprocess.DEVNULL):
+    """Runs the command; returns (wall seconds, peak RSS in MB, exit status)."""
+    started = time.perf_counter()
+    process = subprocess.Popen(args, env=env, stdout=stdout, stderr=subprocess.PIPE)
+    _, status, usage = os.wait4(process.pid, 0)
+    wall = time.perf_counter() - started
+    process.returncode = os.waitstatus_to_exitcode(status)
+    error = process.stderr.read().decode()
+    if process.returncode not in (0,):
+        raise SystemExit(f"`{' '.join(args)}` exited {process.returncode}: {error}")
+    return wall, usage.ru_maxrss / 1024, process.returncode
+
+
+class Sink:
+    """Postfix's smtp-sink on loopback, counting what it accepts."""
+
+    def __enter__(self):
+        self.log = tempfile.TemporaryFile()
+        user = ["-u", "nobody"] if os.geteuid() == 0 else []
+        self.process = subprocess.Popen(["smtp-sink", "-c", *user, f"127.0.0.1:{SINK_PORT}", "1000"],
+                                        stdout=self.log, stderr=subprocess.STDOUT)
+        time.sleep(0.3)
+        return self
+
+    def __exit__(self, *_):
+        self.process.send_signal(signal.SIGTERM)
+        self.process.wait()
+
+    def received(self):
+        time.sleep(0.2)
+        self.log.seek(0)
+        counts = re.findall(rb"mesg=(\d+)", self.log.read())
+        return int(counts[-1]) if counts else 0
+
+
+def psql(sql, database="test"):
+    url = ADMIN_URL.rsplit("/", 1)[0] + "/" + database
+    return subprocess.run(["psql", url, "-Atqc", sql], check=True, capture_output=True, text=True).stdout
+
+
+def bench_backend(name, database_url, data, sizes):
+    env = dict(os.environ, DATABASE_URL=database_url, SMTP_URL=f"smtp://127.0.0.1:{SINK_PORT}",
+               MAIL_FROM="Reminders <noreply@bench.example>")
+    env.pop("REMINDERS_TEMPLATES", None)
+    r = {}
+    measure([BINARY, "migrate"], env)
+    wall, rss, _ = measure([BINARY, "user", "import", os.path.join(data, "users.csv")], env)
+    r["users_import_s"], r["users_rows_s"] = wall, sizes["users"] / wall
+    wall, rss, _ = measure([BINARY, "assignment", "import", os.path.join(data, "assignments.csv")], env)
+    r["import_s"], r["import_rows_s"], r["import_rss_mb"] = wall, sizes["assignments"] / wall, rss
+
+    idle = [measure([BINARY, "send", "--unit", "hours", "--targets", "24,2", "--now", stamp(generate.IDLE_NOW)], env)
+            for _ in range(IDLE_RUNS)]
+    r["idle_ms"] = statistics.median(w for w, _, _ in idle) * 1000
+    r["idle_rss_mb"] = statistics.median(m for _, m, _ in idle)
+
+    due_args = [BINARY, "due", "--unit", "hours", "--targets", "24", "--now", stamp(generate.HEAVY_NOW),
+                "--format", "json"]
+    out = subprocess.run(due_args, env=env, check=True, capture_output=True, text=True).stdout
+    r["due_rows"] = out.count('"assignment_id"')
+    r["due_ms"] = statistics.median(measure(due_args, env)[0] for _ in range(5)) * 1000
+    if name == "PostgreSQL":
+        heavy_from = stamp(generate.HEAVY_NOW.replace() + (generate.timedelta(hours=24) - generate.timedelta(minutes=30)))
+        heavy_to = stamp(generate.HEAVY_NOW + (generate.timedelta(hours=24) + generate.timedelta(minutes=30)))
+        plan = psql(
+            "EXPLAIN SELECT a.id, a.title, a.due_at, u.email, u.timezone, r.status FROM assignments a "
+            "JOIN users u ON u.id = a.student_id LEFT JOIN reminders r ON r.assignment_id = a.id "
+            f"AND r.reminder_type = '24h' WHERE a.due_at BETWEEN '{heavy_from}' AND '{heavy_to}' "
+            "AND a.completed = false AND u.contact_opt_out = false ORDER BY a.due_at, a.id LIMIT 2000",
+            PG_DATABASE)
+        r["due_plan_indexed"] = "Index" in plan and "Seq Scan on assignments" not in plan
+        r["due_plan"] = plan.strip().splitlines()
+
+    send = [BINARY, "send", "--unit", "hours", "--targets", "24,2", "--connections", "4"]
+    with Sink() as sink:
+        wall, rss, _ = measure(send + ["--now", stamp(generate.HEAVY_NOW)], env)
+        r["heavy_s"], r["heavy_rss_mb"], r["heavy_received"] = wall, rss, sink.received()
+        r["heavy_msgs_s"] = sizes["heavy"] / wall
+    with Sink() as sink:
+        started = time.perf_counter()
+        subprocess.run(["smtp-source", "-d", "-s", "4", "-m", str(sizes["heavy"]), f"127.0.0.1:{SINK_PORT}"],
+                       check=True, capture_output=True)
+        wall = time.perf_counter() - started
+        r["ceiling_msgs_s"], r["ceiling_received"] = sizes["heavy"] / wall, sink.received()
+    r["heavy_ratio"] = r["heavy_msgs_s"] / r["ceiling_msgs_s"]
+    with Sink() as sink:
+        wall, rss, _ = measure(send + ["--now", stamp(generate.FLAT_NOW)], env)
+        r["flat_s"], r["flat_rss_mb"], r["flat_received"] = wall, rss, sink.received()
+    r["flat_ratio"] = r["flat_rss_mb"] / r["heavy_rss_mb"]
+    r["summary_s"] = measure([BINARY, "summary", "--now", stamp(generate.HEAVY_NOW), "--format", "json"], env)[0]
+    return r
+
+
+def machine():
+    cpu = "unknown CPU"
+    with open("/proc/cpuinfo") as f:
+        for line in f:
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    with open("/proc/meminfo") as f:
+        memory_kb = int(f.readline().split()[1])
+    return f"{os.cpu_count()} cores ({cpu}), {memory_kb / 1024 / 1024:.0f} GiB memory"
+
+
+def table(results, sizes):
+    names = list(results)
+    rows = [
+        ("users imported (rows/s)", lambda r: f"{sizes['users']:,} in {r['users_import_s']:.2f} s ({r['users_rows_s']:,.0f}/s)"),
+        ("1. assignments imported (rows/s)", lambda r: f"{sizes['assignments']:,} in {r['import_s']:.1f} s ({r['import_rows_s']:,.0f}/s), {r['import_rss_mb']:.0f} MB"),
+        ("2. idle run: median wall, RSS", lambda r: f"{r['idle_ms']:.1f} ms, {r['idle_rss_mb']:.1f} MB"),
+        ("3. `due`, 24h window", lambda r: f"{r['due_rows']:,} rows in {r['due_ms']:.0f} ms" + (" (index scan)" if r.get("due_plan_indexed") else "")),
+        ("4. heavy run", lambda r: f"{sizes['heavy']:,} in {r['heavy_s']:.2f} s = {r['heavy_msgs_s']:,.0f} msg/s, {r['heavy_rss_mb']:.1f} MB; sink got {r['heavy_received']:,}"),
+        ("5. smtp-source -d -s 4 ceiling", lambda r: f"{r['ceiling_msgs_s']:,.0f} msg/s; heavy run = {r['heavy_ratio']:.0%} of it"),
+        ("6. memory flatness", lambda r: f"{sizes['flat']:,} due: {r['flat_rss_mb']:.1f} MB in {r['flat_s']:.1f} s ({r['flat_ratio']:.2f}x the heavy run); sink got {r['flat_received']:,}"),
+        ("7. `summary`, all students", lambda r: f"{r['summary_s'] * 1000:.0f} ms"),
+    ]
+    lines = ["| measure | " + " | ".join(names) + " |", "|---|" + "---|" * len(names)]
+    for label, render in rows:
+        lines.append(f"| {label} | " + " | ".join(render(results[n]) for n in names) + " |")
+    return "\n".join(lines)
+
+
+def targets(results, sizes):
+    checks = []
+    pg = results.get("PostgreSQL")
+    if pg:
+        checks.append(("heavy run ≥ 50% of the SMTP ceiling (PostgreSQL)", pg["heavy_ratio"] >= 0.5, f"{pg['heavy_ratio']:.0%}"))
+        checks.append(("`due` < 50 ms for the 10,000-row window (PostgreSQL), by index", pg["due_ms"] < 50 and pg["due_plan_indexed"], f"{pg['due_ms']:.0f} ms"))
+    for name, r in results.items():
+        checks.append((f"idle run < 20 ms and < 20 MB ({name})", r["idle_ms"] < 20 and r["idle_rss_mb"] < 20, f"{r['idle_ms']:.1f} ms, {r['idle_rss_mb']:.1f} MB"))
+        checks.append((f"memory flat within 10% ({name})", r["flat_ratio"] <= 1.10, f"{r['flat_ratio']:.2f}x"))
+    return checks
+
+
+def main():
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--smoke", action="store_true", help="1,000 assignments, 100 due: check exact counts only")
+    parser.add_argument("--backend", choices=["sqlite", "postgres", "both"], default="both")
+    args = parser.parse_args()
+    sizes = dict(users=100, assignments=1_000, heavy=100, flat=300) if args.smoke else \
+        dict(users=100_000, assignments=1_000_000, heavy=10_000, flat=100_000)
+
+    work = tempfile.mkdtemp(prefix="reminders-bench-")
+    print(f"bench: generating {sizes['users']:,} students and {sizes['assignments']:,} assignments in {work}", flush=True)
+    subprocess.run([sys.executable, os.path.join(ROOT, "bench", "generate.py"), "--out", work,
+                    "--users", str(sizes["users"]), "--assignments", str(sizes["assignments"]),
+                    "--heavy", str(sizes["heavy"]), "--flat", str(sizes["flat"])], check=True)
+    results = {}
+    if args.backend in ("sqlite", "both"):
+        print("bench: SQLite", flush=True)
+        results["SQLite"] = bench_backend("SQLite", os.path.join(work, "bench.db"), work, sizes)
+    if args.backend in ("postgres", "both"):
+        print("bench: PostgreSQL", flush=True)
+        psql(f"DROP DATABASE IF EXISTS {PG_DATABASE} WITH (FORCE)")
+        psql(f"CREATE DATABASE {PG_DATABASE}")
+        url = ADMIN_URL.rsplit("/", 1)[0] + "/" + PG_DATABASE
+        try:
+            results["PostgreSQL"] = bench_backend("PostgreSQL", url, work, sizes)
+        finally:
+            psql(f"DROP DATABASE IF EXISTS {PG_DATABASE} WITH (FORCE)")
+
+    failures = []
+    for name, r in results.items():
+        for what, got, expected in [("heavy", r["heavy_received"], sizes["heavy"]), ("flat", r["flat_received"], sizes["flat"]),
+                                    ("due", r["due_rows"], sizes["heavy"]), ("ceiling", r["ceiling_received"], sizes["heavy"])]:
+            if got != expected:
+                failures.append(f"{name}: the {what} run counted {got}, expected exactly {expected}")
+
+    report = table(results, sizes)
+    print("\n" + report + "\n")
+    if args.smoke:
+        for failure in failures:
+            print("FAIL: " + failure)
+        print("smoke: " + ("failed" if failures else f"all counts exact on {', '.join(results)}"))
+        sys.exit(1 if failures else 0)
+
+    checks = targets(results, sizes)
+    lines = [f"- {'PASS' if ok else 'FAIL'}: {label} ({value})" for label, ok, value in checks]
+    lines += [f"- FAIL: {failure}" for failure in failures]
+    print("\n".join(lines))
+    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True).stdout.strip()
+    section = "\n".join([
+        f"### Run of {datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC, commit {commit}",
+        "", f"Machine: {machine()}. Command: `bash bench/run.sh`.", "", report, "", "Targets:", "", *lines, "",
+    ] + (["PostgreSQL plan of the due query:", "", "```", *results["PostgreSQL"]["due_plan"], "```", ""]
+         if "PostgreSQL" in results else []))
+    path = os.path.join(ROOT, "BENCHMARKS.md")
+    text = open(path).read() if os.path.exists(path) else "# Benchmarks\n\n<!-- runs: newest first -->\n"
+    marker = "<!-- runs: newest first -->\n"
+    if marker not in text:
+        text += "\n" + marker
+    head, tail = text.split(marker, 1)
+    with open(path, "w") as f:
+        f.write(head + marker + "\n" + section + tail)
+    print(f"\nbench: wrote the run into {path}")
+    sys.exit(1 if failures else 0)
+
+
+if __name__ == "__main__":
+    main()
