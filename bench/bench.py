@@ -29,16 +29,18 @@ def stamp(instant):
 
 
 def measure(args, env, stdout=subprocess.DEVNULL):
-    """Runs the command; returns (wall seconds, peak RSS in MB, exit status)."""
-    started = time.perf_counter()
-    process = subprocess.Popen(args, env=env, stdout=stdout, stderr=subprocess.PIPE)
-    _, status, usage = os.wait4(process.pid, 0)
-    wall = time.perf_counter() - started
-    process.returncode = os.waitstatus_to_exitcode(status)
-    error = process.stderr.read().decode()
-    if process.returncode not in (0,):
-        raise SystemExit(f"`{' '.join(args)}` exited {process.returncode}: {error}")
-    return wall, usage.ru_maxrss / 1024, process.returncode
+    """Runs the command; returns (wall seconds, peak RSS in MB, exit status).
+    The RSS comes from GNU time: a child of this Python process would report
+    Python's own pages too, which it shares until exec."""
+    with tempfile.NamedTemporaryFile("r") as rss_file:
+        started = time.perf_counter()
+        process = subprocess.run(["/usr/bin/time", "-f", "%M", "-o", rss_file.name, *args], env=env,
+                                 stdout=stdout, stderr=subprocess.PIPE)
+        wall = time.perf_counter() - started
+        if process.returncode != 0:
+            raise SystemExit(f"`{' '.join(args)}` exited {process.returncode}: {process.stderr.decode()}")
+        rss_kb = int(rss_file.read().strip().splitlines()[-1])
+    return wall, rss_kb / 1024, process.returncode
 
 
 class Sink:

@@ -8,10 +8,13 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-if ! command -v smtp-sink >/dev/null && [ ! -x /usr/sbin/smtp-sink ]; then
-  echo "bench: installing postfix for smtp-sink and smtp-source (Debian package)" >&2
+missing=""
+[ -x /usr/sbin/smtp-sink ] || missing="$missing postfix"   # smtp-sink and smtp-source
+[ -x /usr/bin/time ] || missing="$missing time"             # GNU time, for peak RSS
+if [ -n "$missing" ]; then
+  echo "bench: installing$missing (Debian packages)" >&2
   apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postfix >/dev/null
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $missing >/dev/null
 fi
 if ! pg_isready -q -h 127.0.0.1 -p 5432; then
   echo "bench: starting PostgreSQL" >&2
