@@ -16,7 +16,7 @@ Settings come from flags, then the environment, then a .env file in the current 
 
 /// Email students before their assignments are due. Run it from cron.
 #[derive(Debug, Parser)]
-#[command(name = "reminders", version, after_help = AFTER_HELP, max_term_width = 100)]
+#[command(name = "reminders", version = crate::VERSION, after_help = AFTER_HELP, max_term_width = 100)]
 pub struct Cli {
     #[command(flatten)]
     pub global: GlobalArgs,
@@ -40,6 +40,10 @@ pub struct GlobalArgs {
     /// How to print results
     #[arg(long, value_enum, default_value_t = Format::Table, global = true)]
     pub format: Format,
+
+    /// Print nothing for a run that sent nothing and had no failure (for cron)
+    #[arg(short, long, global = true)]
+    pub quiet: bool,
 }
 
 #[derive(Debug, Subcommand)]
@@ -58,6 +62,56 @@ pub enum Command {
     Send(SendArgs),
     /// Per-student counts; with --send, email each student's daily summary
     Summary(SummaryArgs),
+    /// The state of the reminder queue: pending, retrying, failed, sent, bounced
+    Status {
+        /// Pretend the clock reads this RFC 3339 time
+        #[arg(long, value_name = "RFC3339")]
+        now: Option<String>,
+    },
+    /// Put failed reminders back in the queue, attempts reset
+    Retry(RetryArgs),
+    /// Delete old send logs and finished reminders and summaries
+    Prune(PruneArgs),
+    /// Print a shell completion script
+    Completions {
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+    /// Print the man page (roff)
+    Man,
+}
+
+#[derive(Debug, Args)]
+#[command(group = clap::ArgGroup::new("which").required(true).args(["failed", "ids"]))]
+pub struct RetryArgs {
+    /// Every failed reminder (narrow it with --since and --student)
+    #[arg(long)]
+    pub failed: bool,
+    /// With --failed: only reminders that failed at or after this time (RFC 3339)
+    #[arg(long, value_name = "WHEN", requires = "failed")]
+    pub since: Option<String>,
+    /// With --failed: only this student's reminders
+    #[arg(long, value_name = "EMAIL", requires = "failed")]
+    pub student: Option<String>,
+    /// These reminders, by id
+    #[arg(value_name = "ID", conflicts_with = "failed")]
+    pub ids: Vec<String>,
+    /// Pretend the clock reads this RFC 3339 time
+    #[arg(long, value_name = "RFC3339")]
+    pub now: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct PruneArgs {
+    /// Delete what is older than this: `90d`, `12h`, `30m`
+    #[arg(long, value_name = "DURATION")]
+    pub older_than: String,
+    /// Count what would be deleted, and delete nothing
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Pretend the clock reads this RFC 3339 time
+    #[arg(long, value_name = "RFC3339")]
+    pub now: Option<String>,
 }
 
 #[derive(Debug, Args)]
@@ -130,6 +184,12 @@ pub struct DeliveryArgs {
     /// How long to wait for the SMTP server before calling the attempt failed
     #[arg(long, default_value = "30s", value_name = "DURATION")]
     pub smtp_timeout: String,
+    /// At most this many messages a second, across all connections
+    #[arg(long, env = "REMINDERS_RATE", value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
+    pub rate: Option<u32>,
+    /// At most this many messages in this run; the rest stay queued for the next
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
+    pub limit: Option<u64>,
     #[command(flatten)]
     pub mail: MailArgs,
 }

@@ -177,6 +177,8 @@ impl DeliverySettings {
                 connections: args.connections,
                 lease: parse_duration(&args.lease)?,
                 backoff: parse_duration(&args.backoff)?,
+                rate: args.rate,
+                limit: args.limit,
             },
             smtp_timeout: parse_duration(&args.smtp_timeout)?
                 .to_std()

@@ -12,9 +12,12 @@ use std::time::{Duration as StdDuration, Instant};
 use anyhow::anyhow;
 use chrono::{DateTime, Utc};
 use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
+use governor::clock::{Clock as _, DefaultClock};
+use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
 use lettre::Message;
 use lettre::message::Mailbox;
 use serde::Serialize;
+use std::num::NonZeroU32;
 
 use crate::config::Clock;
 use crate::db::Db;
@@ -79,6 +82,10 @@ pub struct DeliveryOptions {
     pub connections: u32,
     pub lease: chrono::Duration,
     pub backoff: chrono::Duration,
+    /// Messages a second across all connections (`--rate`).
+    pub rate: Option<u32>,
+    /// Messages in this run at most (`--limit`); the rest wait for the next.
+    pub limit: Option<u64>,
 }
 
 /// What the pipeline did.
@@ -99,6 +106,11 @@ impl Delivered {
         self.retry_later += other.retry_later;
         self.skipped += other.skipped;
         self.opted_out.extend(other.opted_out);
+    }
+
+    /// Nothing sent and nothing failed: a quiet cron run prints nothing.
+    pub fn is_idle(&self) -> bool {
+        self.sent + self.failed + self.retry_later == 0
     }
 
     /// 3 when some sends failed (for retry or for good), else 0.
@@ -134,6 +146,10 @@ pub fn deliver<Q: Queue>(
     options: &DeliveryOptions,
     clock: &Clock,
 ) -> anyhow::Result<Delivered> {
+    let rate_limit = options
+        .rate
+        .and_then(NonZeroU32::new)
+        .map(|rate| RateLimiter::direct(Quota::per_second(rate)));
     let run = Run {
         queue,
         mailer,
@@ -141,6 +157,7 @@ pub fn deliver<Q: Queue>(
         options,
         clock,
         run_id: Id::new(),
+        rate_limit,
     };
     let mut report = Delivered::default();
     // Holds at most one and a half batches, so memory is flat. Jobs waiting
@@ -176,6 +193,7 @@ struct Run<'a, Q> {
     options: &'a DeliveryOptions,
     clock: &'a Clock,
     run_id: Id,
+    rate_limit: Option<DefaultDirectRateLimiter>,
 }
 
 /// A finished attempt, from a sending thread.
@@ -190,6 +208,12 @@ impl<Q: Queue> Run<'_, Q> {
     fn send_each(&self, job_queue: Receiver<Q::Job>, done: Sender<Attempt<Q::Job>>) -> anyhow::Result<()> {
         let mut courier = self.mailer.courier()?;
         for job in job_queue {
+            if let Some(limiter) = &self.rate_limit {
+                // governor's sync interface: wait out each "not yet" it gives.
+                while let Err(not_until) = limiter.check() {
+                    std::thread::sleep(not_until.wait_time_from(DefaultClock::default().now()));
+                }
+            }
             let result = self
                 .queue
                 .compose(&job, self.from, self.clock.now().instant())
@@ -219,12 +243,19 @@ impl<Q: Queue> Run<'_, Q> {
         let mut group = Group::default();
         let mut outstanding = 0usize;
         let mut exhausted = false;
+        let mut allowance = self.options.limit.unwrap_or(u64::MAX);
         loop {
             // Claim the next batch while the senders still have half a batch to go.
             if !exhausted && jobs.len() < batch_size as usize / 2 + 1 {
                 let now = self.clock.now();
                 let lease_until = Timestamp::new(now.instant() + self.options.lease);
-                let batch = self.queue.claim(db, self.run_id, now, lease_until, batch_size)?;
+                let wanted = batch_size.min(allowance.try_into().unwrap_or(i64::MAX));
+                let batch = if wanted > 0 {
+                    self.queue.claim(db, self.run_id, now, lease_until, wanted)?
+                } else {
+                    Vec::new()
+                };
+                allowance -= batch.len() as u64;
                 exhausted = batch.is_empty();
                 for job in batch {
                     if let Some(reason) = self.queue.skip_reason(&job, now) {

@@ -20,13 +20,21 @@ mod output;
 mod schedule;
 mod time;
 
+/// The version, with the git commit when built from a checkout (see build.rs).
+pub const VERSION: &str = match option_env!("REMINDERS_GIT_COMMIT") {
+    Some(_) => concat!(env!("CARGO_PKG_VERSION"), " (", env!("REMINDERS_GIT_COMMIT"), ")"),
+    None => env!("CARGO_PKG_VERSION"),
+};
+
 fn main() -> ExitCode {
     // A missing .env is normal; the environment proper wins over it.
     let _ = dotenvy::dotenv();
     let cli = cli::Cli::parse();
-    let format = cli.global.format;
+    let (format, quiet) = (cli.global.format, cli.global.quiet);
     let result = commands::run(cli).and_then(|outcome| {
-        output::print(format, outcome.report.as_ref())?;
+        if !(quiet && outcome.report.is_idle()) {
+            output::print(format, outcome.report.as_ref())?;
+        }
         Ok(outcome.status)
     });
     match result {

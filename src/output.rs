@@ -19,6 +19,11 @@ pub enum Format {
 pub trait Report {
     fn to_json(&self) -> serde_json::Value;
     fn to_table(&self) -> String;
+
+    /// Whether the run did nothing worth telling cron about (for `--quiet`).
+    fn is_idle(&self) -> bool {
+        false
+    }
 }
 
 /// Prints a report to stdout in the chosen format.

@@ -11,7 +11,10 @@ mod assignment;
 mod due;
 mod import;
 mod migrate;
+mod prune;
+mod retry;
 mod send;
+mod status;
 mod summary;
 mod user;
 
@@ -31,6 +34,12 @@ impl Outcome {
 }
 
 pub fn run(cli: Cli) -> anyhow::Result<Outcome> {
+    // These two describe the command line itself and need no settings at all.
+    match &cli.command {
+        Command::Completions { shell } => return Ok(Outcome::success(text_only(completions(*shell)))),
+        Command::Man => return Ok(Outcome::success(text_only(man_page()?))),
+        _ => {}
+    }
     let database = DatabaseUrl::parse(cli.global.database_url.as_deref())?;
     match cli.command {
         Command::Migrate => migrate::run(&database),
@@ -39,5 +48,34 @@ pub fn run(cli: Cli) -> anyhow::Result<Outcome> {
         Command::Due(args) => due::run(&database, args),
         Command::Send(args) => send::run(&database, args),
         Command::Summary(args) => summary::run(&database, args),
+        Command::Status { now } => status::run(&database, now),
+        Command::Retry(args) => retry::run(&database, args),
+        Command::Prune(args) => prune::run(&database, args),
+        Command::Completions { .. } | Command::Man => unreachable!("handled before the database URL is read"),
+    }
+}
+
+fn completions(shell: clap_complete::Shell) -> String {
+    let mut script = Vec::new();
+    clap_complete::generate(
+        shell,
+        &mut <Cli as clap::CommandFactory>::command(),
+        "reminders",
+        &mut script,
+    );
+    String::from_utf8_lossy(&script).into_owned()
+}
+
+fn man_page() -> anyhow::Result<String> {
+    let mut page = Vec::new();
+    clap_mangen::Man::new(<Cli as clap::CommandFactory>::command()).render(&mut page)?;
+    Ok(String::from_utf8_lossy(&page).into_owned())
+}
+
+/// Text printed as it is, whatever `--format` says.
+fn text_only(text: String) -> crate::output::Message {
+    crate::output::Message {
+        json: serde_json::Value::String(text.clone()),
+        text,
     }
 }

@@ -186,6 +186,10 @@ impl Report for SendReport {
         rows.push(("already sent", self.already_sent.to_string()));
         output::key_values(rows)
     }
+
+    fn is_idle(&self) -> bool {
+        self.delivered.is_idle()
+    }
 }
 
 /// What `--dry-run` would do.

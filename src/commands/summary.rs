@@ -328,4 +328,8 @@ impl Report for SendReport {
         rows.extend(self.delivered.rows());
         output::key_values(rows)
     }
+
+    fn is_idle(&self) -> bool {
+        self.delivered.is_idle()
+    }
 }

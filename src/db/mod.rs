@@ -19,6 +19,7 @@ use crate::config::DatabaseUrl;
 pub mod assignments;
 pub mod queue;
 pub mod reminders;
+pub mod retention;
 pub mod schema;
 pub mod summaries;
 pub mod types;

@@ -251,3 +251,126 @@ pub fn opt_out_after_rejections(db: &mut Db, email: &str, limit: i64, now: Times
     })
     .context("cannot apply the bounce rule")
 }
+
+/// The queue at a glance, for `reminders status`.
+#[derive(Debug, Default, serde::Serialize)]
+pub struct QueueState {
+    /// Reminders per status, all time.
+    pub by_status: Vec<(String, i64)>,
+    /// Pending reminders that failed before and wait for their next attempt.
+    pub waiting_for_retry: i64,
+    pub next_retry_at: Option<Timestamp>,
+    /// Pending reminders due now or earlier (ready for the next run).
+    pub ready: i64,
+    pub oldest_ready: Option<Timestamp>,
+    pub sent_last_24h: i64,
+    /// Addresses that `send` opted out after repeated rejections.
+    pub bounced: Vec<String>,
+}
+
+/// A handful of grouped, indexed queries: fast on a million rows.
+pub fn queue_state(db: &mut Db, now: Timestamp) -> anyhow::Result<QueueState> {
+    use diesel::dsl::{count_star, min};
+    let day_ago = Timestamp::new(now.instant() - chrono::Duration::hours(24));
+    with_conn!(db, conn => {
+        let by_status: Vec<(String, i64)> = reminders::table
+            .group_by(reminders::status)
+            .select((reminders::status, count_star()))
+            .order(reminders::status)
+            .load(conn)?;
+        let (waiting_for_retry, next_retry_at): (i64, Option<Timestamp>) = reminders::table
+            .filter(reminders::status.eq(PENDING))
+            .filter(reminders::scheduled_for.gt(now))
+            .filter(reminders::attempts.gt(0))
+            .select((count_star(), min(reminders::scheduled_for)))
+            .first(conn)?;
+        let (ready, oldest_ready): (i64, Option<Timestamp>) = reminders::table
+            .filter(reminders::status.eq(PENDING))
+            .filter(reminders::scheduled_for.le(now))
+            .select((count_star(), min(reminders::scheduled_for)))
+            .first(conn)?;
+        let sent_last_24h: i64 = reminders::table
+            .filter(reminders::status.eq(SENT))
+            .filter(reminders::sent_at.ge(day_ago))
+            .count()
+            .get_result(conn)?;
+        let bounced: Vec<String> = users::table
+            .filter(users::contact_opt_out.eq(true))
+            .filter(users::opt_out_reason.eq("bounced"))
+            .select(users::email)
+            .order(users::email)
+            .load(conn)?;
+        Ok::<_, diesel::result::Error>(QueueState {
+            by_status, waiting_for_retry, next_retry_at, ready, oldest_ready, sent_last_24h, bounced,
+        })
+    })
+    .context("cannot read the queue")
+}
+
+/// Which failed reminders `retry` puts back.
+pub enum RetrySelection {
+    /// Every failed reminder, optionally only those last updated at or after
+    /// `since`, or those of one student.
+    Failed {
+        since: Option<Timestamp>,
+        student: Option<Id>,
+    },
+    /// These reminders, which must all be failed.
+    Ids(Vec<Id>),
+}
+
+/// Puts failed reminders back to pending with their attempts reset, due at
+/// `now`. Returns how many; refuses (as bad input) any listed id that is not failed.
+pub fn requeue_failed(db: &mut Db, selection: &RetrySelection, now: Timestamp) -> anyhow::Result<usize> {
+    write_transaction!(db, conn => {
+        let ids: Vec<Id> = match selection {
+            RetrySelection::Ids(ids) => {
+                let found: Vec<(Id, String)> = reminders::table
+                    .filter(reminders::id.eq_any(ids))
+                    .select((reminders::id, reminders::status))
+                    .load(conn)?;
+                for id in ids {
+                    match found.iter().find(|(found, _)| found == id) {
+                        None => return Err(crate::error::invalid(format!("no reminder has the id `{id}`"))),
+                        Some((_, status)) if status != super::queue::FAILED => {
+                            return Err(crate::error::invalid(format!(
+                                "reminder `{id}` is {status}; only failed reminders can be retried"
+                            )));
+                        }
+                        Some(_) => {}
+                    }
+                }
+                ids.clone()
+            }
+            RetrySelection::Failed { since, student } => {
+                let mut query = reminders::table
+                    .inner_join(assignments::table)
+                    .filter(reminders::status.eq(super::queue::FAILED))
+                    .select(reminders::id)
+                    .into_boxed();
+                if let Some(since) = since {
+                    query = query.filter(reminders::updated_at.ge(*since));
+                }
+                if let Some(student) = student {
+                    query = query.filter(assignments::student_id.eq(*student));
+                }
+                query.load(conn)?
+            }
+        };
+        let mut requeued = 0;
+        for chunk in ids.chunks(1_000) {
+            requeued += diesel::update(reminders::table.filter(reminders::id.eq_any(chunk)))
+                .set((
+                    reminders::status.eq(PENDING),
+                    reminders::attempts.eq(0),
+                    reminders::last_error.eq(None::<String>),
+                    reminders::scheduled_for.eq(now),
+                    reminders::claimed_until.eq(None::<Timestamp>),
+                    reminders::claimed_by.eq(None::<Id>),
+                    reminders::updated_at.eq(now),
+                ))
+                .execute(conn)?;
+        }
+        Ok(requeued)
+    })
+}

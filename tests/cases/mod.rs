@@ -3,6 +3,7 @@ mod concurrency;
 mod due;
 mod errors;
 mod import;
+mod operations;
 mod schema;
 mod send;
 mod summary;

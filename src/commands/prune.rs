@@ -1,0 +1,51 @@
+//! `reminders prune`: retention for a whole term.
+
+use serde_json::json;
+
+use super::Outcome;
+use crate::cli::PruneArgs;
+use crate::config::{Clock, DatabaseUrl};
+use crate::db::Db;
+use crate::db::retention;
+use crate::db::types::Timestamp;
+use crate::input::{parse_duration, parse_instant};
+use crate::output;
+
+pub fn run(database: &DatabaseUrl, args: PruneArgs) -> anyhow::Result<Outcome> {
+    let age = parse_duration(&args.older_than)?;
+    let clock = Clock::new(args.now.as_deref().map(parse_instant).transpose()?);
+    let now = clock.now();
+    let cutoff = Timestamp::new(now.instant() - age);
+    let mut db = Db::open(database)?;
+    let pruned = retention::prune(&mut db, cutoff, now, args.dry_run)?;
+    let verb = if args.dry_run { "would delete" } else { "deleted" };
+    let text = output::key_values([
+        ("older than", crate::time::utc(cutoff.instant())),
+        (
+            if args.dry_run {
+                "send_logs (would delete)"
+            } else {
+                "send_logs deleted"
+            },
+            pruned.send_logs.to_string(),
+        ),
+        (
+            if args.dry_run {
+                "reminders (would delete)"
+            } else {
+                "reminders deleted"
+            },
+            pruned.reminders.to_string(),
+        ),
+        (
+            if args.dry_run {
+                "daily_summaries (would delete)"
+            } else {
+                "daily_summaries deleted"
+            },
+            pruned.daily_summaries.to_string(),
+        ),
+    ]);
+    let json = json!({ "cutoff": crate::time::utc(cutoff.instant()), "dry_run": args.dry_run, verb: pruned });
+    Ok(Outcome::success(output::Message { text, json }))
+}

@@ -1,0 +1,66 @@
+//! `reminders status`: the state of the reminder queue at a glance.
+
+use serde_json::json;
+
+use super::Outcome;
+use crate::config::{Clock, DatabaseUrl};
+use crate::db::Db;
+use crate::db::reminders::{self, QueueState};
+use crate::input::parse_instant;
+use crate::output::{self, Report};
+use crate::time;
+
+pub fn run(database: &DatabaseUrl, now: Option<String>) -> anyhow::Result<Outcome> {
+    let clock = Clock::new(now.as_deref().map(parse_instant).transpose()?);
+    let mut db = Db::open(database)?;
+    Ok(Outcome::success(reminders::queue_state(&mut db, clock.now())?))
+}
+
+impl Report for QueueState {
+    fn to_json(&self) -> serde_json::Value {
+        json!({
+            "by_status": self.by_status.iter().map(|(status, n)| (status.clone(), json!(n))).collect::<serde_json::Map<_, _>>(),
+            "ready": self.ready,
+            "oldest_ready": self.oldest_ready.map(|t| time::utc(t.instant())),
+            "waiting_for_retry": self.waiting_for_retry,
+            "next_retry_at": self.next_retry_at.map(|t| time::utc(t.instant())),
+            "sent_last_24h": self.sent_last_24h,
+            "bounced": self.bounced,
+        })
+    }
+
+    fn to_table(&self) -> String {
+        let count = |status: &str| self.by_status.iter().find(|(s, _)| s == status).map_or(0, |(_, n)| *n);
+        let at = |t: Option<crate::db::types::Timestamp>| t.map(|t| time::utc(t.instant())).unwrap_or_default();
+        output::key_values([
+            (
+                "pending, ready now",
+                format!(
+                    "{} {}",
+                    self.ready,
+                    at(self.oldest_ready).replace('T', " oldest ").trim()
+                ),
+            ),
+            (
+                "pending, waiting to retry",
+                format!(
+                    "{} {}",
+                    self.waiting_for_retry,
+                    at(self.next_retry_at).replace('T', " next at ").trim()
+                ),
+            ),
+            ("failed", count("failed").to_string()),
+            ("skipped", count("skipped").to_string()),
+            ("sent, all time", count("sent").to_string()),
+            ("sent, last 24 hours", self.sent_last_24h.to_string()),
+            (
+                "opted out for bounces",
+                if self.bounced.is_empty() {
+                    "none".to_string()
+                } else {
+                    self.bounced.join(", ")
+                },
+            ),
+        ])
+    }
+}

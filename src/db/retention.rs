@@ -1,0 +1,85 @@
+//! Retention: deleting old send logs and finished reminders and summaries in
+//! short batches, so no transaction holds a long lock on PostgreSQL.
+
+use diesel::dsl::{exists, not};
+use diesel::prelude::*;
+use serde::Serialize;
+
+use super::queue::{FAILED, SENT, SKIPPED};
+use super::schema::{assignments, daily_summaries, reminders, send_logs};
+use super::types::{Id, Timestamp};
+use super::{Db, with_conn, write_transaction};
+
+/// Rows deleted (or, in a dry run, that would be) per table.
+#[derive(Debug, Default, Serialize)]
+pub struct Pruned {
+    pub send_logs: usize,
+    pub reminders: usize,
+    pub daily_summaries: usize,
+}
+
+/// Rows per delete transaction.
+const BATCH: i64 = 1_000;
+
+/// Deletes what is older than `cutoff`:
+/// - send logs created before it;
+/// - finished reminders (sent, failed, skipped) last scheduled before it whose
+///   assignment is already past due at `now`. A reminder of an assignment that
+///   is still due stays, whatever its age, so its window can never find it
+///   missing and send it again. Pending reminders always stay;
+/// - finished daily summaries of local dates before it (a past date is never sent).
+pub fn prune(db: &mut Db, cutoff: Timestamp, now: Timestamp, dry_run: bool) -> anyhow::Result<Pruned> {
+    let finished = [SENT, FAILED, SKIPPED];
+    let cutoff_date = cutoff.instant().date_naive();
+    // Each query is written once and either counted (dry run) or deleted in batches.
+    macro_rules! prune_in_batches {
+        ($table:ident, $selection:expr) => {{
+            if dry_run {
+                with_conn!(db, conn => $selection.count().get_result::<i64>(conn))? as usize
+            } else {
+                let mut deleted = 0;
+                loop {
+                    let batch = write_transaction!(db, conn => {
+                        let ids: Vec<Id> = $selection.select($table::id).limit(BATCH).load(conn)?;
+                        Ok(diesel::delete($table::table.filter($table::id.eq_any(ids))).execute(conn)?)
+                    })?;
+                    deleted += batch;
+                    if batch == 0 {
+                        break deleted;
+                    }
+                }
+            }
+        }};
+    }
+    let send_logs = prune_in_batches!(send_logs, send_logs::table.filter(send_logs::created_at.lt(cutoff)));
+    let reminders = prune_in_batches!(
+        reminders,
+        reminders::table
+            .filter(reminders::status.eq_any(finished))
+            // When it was last planned for: the run's clock, like the cut-off.
+            .filter(reminders::scheduled_for.lt(cutoff))
+            .filter(exists(
+                assignments::table
+                    .filter(assignments::id.eq(reminders::assignment_id))
+                    .filter(assignments::due_at.lt(now)),
+            ))
+            // Logs kept (newer than the cut-off) still point at their reminder;
+            // the older ones go first, above.
+            .filter(not(exists(
+                send_logs::table
+                    .filter(send_logs::reminder_id.eq(reminders::id.nullable()))
+                    .filter(send_logs::created_at.ge(cutoff)),
+            )))
+    );
+    let daily_summaries = prune_in_batches!(
+        daily_summaries,
+        daily_summaries::table
+            .filter(daily_summaries::status.eq_any(finished))
+            .filter(daily_summaries::local_date.lt(cutoff_date))
+    );
+    Ok(Pruned {
+        send_logs,
+        reminders,
+        daily_summaries,
+    })
+}

@@ -1,0 +1,231 @@
+//! Running a term: `status`, `retry`, `prune`, completions and the man page.
+
+use crate::common::smtp::SmtpServer;
+use crate::common::{NOW, TestEnv, at, hours, minutes, on_both_backends};
+
+fn send(env: &TestEnv, when: &str) -> i32 {
+    env.run(&[
+        "send",
+        "--unit",
+        "hours",
+        "--targets",
+        "24,2",
+        "--now",
+        when,
+        "--max-attempts",
+        "2",
+    ])
+    .code()
+}
+
+on_both_backends! {
+    fn status_shows_the_queue(env: &TestEnv) {
+        let smtp = SmtpServer::start();
+        env.use_smtp(&smtp.url());
+        smtp.reply_to_rcpt("flaky@", "451 4.3.0 later");
+        smtp.reply_to_rcpt("gone@", "550 5.1.1 no such user");
+        for email in ["ok@example.com", "flaky@example.com", "gone@example.com"] {
+            env.add_user(email, "UTC");
+            env.add_assignment(email, "Essay", &at(hours(24)));
+        }
+        for i in 0..3 {
+            env.add_assignment("gone@example.com", &format!("More {i}"), &at(hours(24)));
+        }
+        assert_eq!(send(env, NOW), 3);
+        let status = env.json(&["status", "--now", &at(minutes(1))]);
+        assert_eq!(status["by_status"]["sent"], 1);
+        assert_eq!(status["by_status"]["failed"], 4);
+        assert_eq!(status["by_status"]["pending"], 1);
+        assert_eq!(status["waiting_for_retry"], 1);
+        assert!(status["next_retry_at"].as_str().unwrap() > NOW);
+        assert_eq!(status["ready"], 0);
+        assert_eq!(status["sent_last_24h"], 1);
+        assert_eq!(status["bounced"], serde_json::json!(["gone@example.com"]));
+        // A day later the sent one has aged out of the last 24 hours, and the retry is ready.
+        let later = env.json(&["status", "--now", &at(hours(25))]);
+        assert_eq!(later["sent_last_24h"], 0);
+        assert_eq!(later["ready"], 1);
+        let table = env.ok(&["status", "--now", &at(minutes(1))]);
+        assert!(table.contains("waiting to retry") && table.contains("gone@example.com"), "{table}");
+    }
+
+    fn retry_requeues_failed_reminders_once(env: &TestEnv) {
+        let smtp = SmtpServer::start();
+        env.use_smtp(&smtp.url());
+        smtp.reply_to_rcpt("@example.com", "451 4.3.0 down for maintenance");
+        env.add_user("a@example.com", "UTC");
+        env.add_user("b@example.com", "UTC");
+        env.add_assignment("a@example.com", "A1", &at(hours(24)));
+        env.add_assignment("b@example.com", "B1", &at(hours(24)));
+        assert_eq!(send(env, NOW), 3);
+        assert_eq!(send(env, &at(minutes(5))), 3);
+        assert_eq!(env.count("SELECT count(*) AS n FROM reminders WHERE status = 'failed'"), 2);
+        smtp.clear_rules();
+
+        let one = env.json(&["retry", "--failed", "--student", "a@example.com", "--now", &at(minutes(10))]);
+        assert_eq!(one["requeued"], 1);
+        assert_eq!(env.text("SELECT CAST(attempts AS TEXT) AS v FROM reminders WHERE status = 'pending'").unwrap(), "0");
+        assert_eq!(send(env, &at(minutes(11))), 0);
+        assert_eq!(smtp.received().len(), 1);
+        let rest = env.json(&["retry", "--failed", "--now", &at(minutes(12))]);
+        assert_eq!(rest["requeued"], 1);
+        assert_eq!(send(env, &at(minutes(13))), 0);
+        assert_eq!(send(env, &at(minutes(14))), 0);
+        assert_eq!(smtp.received().len(), 2, "each requeued reminder is delivered once");
+
+        // A sent reminder is refused, as is an unknown one.
+        let sent = env.text("SELECT CAST(id AS TEXT) AS v FROM reminders LIMIT 1").unwrap();
+        env.fails(&["retry", &sent], 2, "is sent; only failed reminders can be retried");
+        env.fails(&["retry", "7c9028d5-5ed8-406d-b8f0-6375c56a8105"], 2, "no reminder has the id");
+        env.fails(&["retry", "not-an-id"], 2, "is not a reminder id");
+        assert_eq!(env.run(&["retry"]).code(), 2, "--failed or ids are required");
+        assert_eq!(env.json(&["retry", "--failed", "--since", &at(hours(1))])["requeued"], 0);
+    }
+
+    fn prune_keeps_pending_work_and_never_causes_a_second_reminder(env: &TestEnv) {
+        let smtp = SmtpServer::start();
+        env.use_smtp(&smtp.url());
+        env.add_user("p@example.com", "UTC");
+        smtp.reply_to_rcpt("retrying@", "451 4.3.0 later");
+        env.add_user("retrying@example.com", "UTC");
+        env.add_assignment("p@example.com", "Past", &at(hours(24)));
+        env.add_assignment("retrying@example.com", "Stuck", &at(hours(24) + minutes(10)));
+        assert_eq!(send(env, NOW), 3);
+        // A long-running assignment, reminded 24 hours ahead of a due time far off.
+        env.add_assignment("p@example.com", "Still due", &at(hours(24 * 120)));
+        assert_eq!(send(env, &at(hours(24 * 119))), 0);
+        assert_eq!(smtp.received().len(), 2);
+
+        // A reminder waiting for a retry, scheduled long ago: never pruned.
+        env.execute(&format!(
+            "INSERT INTO reminders (id, assignment_id, reminder_type, scheduled_for, status, attempts) \
+             SELECT '{}', id, '2h', '2030-03-01T12:00:00.000000Z', 'pending', 1 FROM assignments WHERE title = 'Past'",
+            uuid::Uuid::new_v4()
+        ));
+        // 100 days on: the first assignment is long past due, the second still due.
+        let now = at(hours(24 * 119) + minutes(1));
+        let dry = env.json(&["prune", "--older-than", "90d", "--now", &now, "--dry-run"]);
+        assert_eq!(dry["would delete"]["send_logs"], 2, "{dry}");
+        assert_eq!(env.count("SELECT count(*) AS n FROM send_logs"), 3);
+        assert_eq!(dry["would delete"]["reminders"], 2, "{dry}");
+        assert_eq!(env.count("SELECT count(*) AS n FROM send_logs"), 3, "a dry run deletes nothing");
+        let pruned = env.json(&["prune", "--older-than", "90d", "--now", &now]);
+        assert_eq!(pruned["deleted"]["send_logs"], 2, "{pruned}");
+        assert_eq!(pruned["deleted"]["reminders"], 2, "{pruned}");
+        let left = |env: &TestEnv| -> Vec<String> {
+            env.texts(
+                "SELECT CAST(a.title || ':' || r.status AS TEXT) AS v FROM reminders r \
+                 JOIN assignments a ON a.id = r.assignment_id ORDER BY a.title",
+            )
+            .into_iter()
+            .flatten()
+            .collect()
+        };
+        // Past's 24h reminder (sent) and Stuck's (skipped once past due) are gone;
+        // the pending one stays, as does the reminder of the assignment still due.
+        assert_eq!(left(env), ["Past:pending", "Still due:sent"]);
+
+        // Even with a cut-off of a minute, the reminder of an assignment that is
+        // still due stays, so the next run, which still has it in its window,
+        // finds it sent rather than missing.
+        let soon = at(hours(24 * 119) + minutes(5));
+        let short = env.json(&["prune", "--older-than", "1m", "--now", &soon]);
+        assert_eq!(short["deleted"]["send_logs"], 1, "{short}");
+        assert_eq!(short["deleted"]["reminders"], 0, "{short}");
+        assert_eq!(left(env), ["Past:pending", "Still due:sent"]);
+        assert_eq!(send(env, &soon), 0);
+        assert_eq!(smtp.received().len(), 2);
+        assert_eq!(env.run(&["prune", "--older-than", "ninety days"]).code(), 2);
+    }
+}
+
+#[test]
+fn completions_and_the_man_page_are_produced() {
+    let env = TestEnv::unmigrated(crate::common::Backend::Sqlite).unwrap();
+    for shell in ["bash", "zsh", "fish"] {
+        let script = env.ok(&["completions", shell]);
+        assert!(
+            script.contains("reminders") && script.contains("send"),
+            "{shell}: {script}"
+        );
+    }
+    let man = env.ok(&["man"]);
+    assert!(man.starts_with(".ie") || man.contains(".TH reminders"), "{man}");
+    assert!(man.contains("Exit status"), "the man page lists the exit codes");
+    assert_eq!(env.run(&["completions", "tcsh"]).code(), 2);
+}
+
+on_both_backends! {
+    fn rate_and_limit_cap_a_run(env: &TestEnv) {
+        let smtp = SmtpServer::start();
+        env.use_smtp(&smtp.url());
+        env.seed_assignments(200, &at(hours(24)));
+        // --limit: 120 now, the other 80 stay queued for the next run.
+        let limited = env.json(&["send", "--unit", "hours", "--targets", "24", "--now", NOW, "--limit", "120"]);
+        assert_eq!(limited["sent"], 120);
+        assert_eq!(env.count("SELECT count(*) AS n FROM reminders WHERE status = 'pending'"), 80);
+        // --rate 50: after a first burst of 50, 50 a second; 80 take at least 0.6 s,
+        // and 200 (below) at least 2.5 s.
+        let started = std::time::Instant::now();
+        let rest = env.json(&["send", "--unit", "hours", "--targets", "24", "--now", &at(minutes(1)), "--rate", "50"]);
+        assert_eq!(rest["sent"], 80);
+        assert!(started.elapsed() >= std::time::Duration::from_millis(600), "{:?}", started.elapsed());
+        assert_eq!(smtp.received().len(), 200);
+    }
+
+    fn a_quiet_run_with_nothing_to_do_prints_nothing(env: &TestEnv) {
+        let smtp = SmtpServer::start();
+        env.use_smtp(&smtp.url());
+        let run = env.run(&["send", "--unit", "hours", "--targets", "24,2", "--now", NOW, "-q"]);
+        assert_eq!(run.code(), 0);
+        assert_eq!(run.stdout(), "");
+        assert_eq!(run.stderr(), "");
+        // With work done, -q still reports it.
+        env.add_user("q@example.com", "UTC");
+        env.add_assignment("q@example.com", "Work", &at(hours(24)));
+        let busy = env.run(&["send", "--unit", "hours", "--targets", "24,2", "--now", NOW, "-q"]);
+        assert!(busy.stdout().contains("sent"), "{}", busy.describe());
+    }
+}
+
+#[test]
+fn rate_50_makes_200_messages_take_at_least_2_5_seconds() {
+    let env = TestEnv::new(crate::common::Backend::Sqlite).unwrap();
+    let smtp = SmtpServer::start();
+    env.use_smtp(&smtp.url());
+    env.seed_assignments(200, &at(hours(24)));
+    let started = std::time::Instant::now();
+    let run = env.json(&[
+        "send",
+        "--unit",
+        "hours",
+        "--targets",
+        "24",
+        "--now",
+        NOW,
+        "--rate",
+        "50",
+    ]);
+    assert_eq!(run["sent"], 200);
+    assert!(
+        started.elapsed() >= std::time::Duration::from_millis(2_500),
+        "{:?}",
+        started.elapsed()
+    );
+}
+
+#[test]
+fn version_names_the_git_commit() {
+    let env = TestEnv::unmigrated(crate::common::Backend::Sqlite).unwrap();
+    let version = env.ok(&["--version"]);
+    assert!(
+        version.starts_with(&format!("reminders {}", env!("CARGO_PKG_VERSION"))),
+        "{version}"
+    );
+    let commit = std::process::Command::new("git")
+        .args(["rev-parse", "--short=12", "HEAD"])
+        .output()
+        .unwrap();
+    let commit = String::from_utf8_lossy(&commit.stdout).trim().to_string();
+    assert!(version.contains(&commit), "{version} lacks {commit}");
+}
