@@ -44,6 +44,16 @@ pub struct GlobalArgs {
     /// Print nothing for a run that sent nothing and had no failure (for cron)
     #[arg(short, long, global = true)]
     pub quiet: bool,
+
+    /// Request URL/start before the run and URL/EXIT_STATUS after it (healthchecks.io)
+    #[arg(
+        long,
+        env = "REMINDERS_PING_URL",
+        global = true,
+        hide_env_values = true,
+        value_name = "URL"
+    )]
+    pub ping_url: Option<String>,
 }
 
 #[derive(Debug, Subcommand)]

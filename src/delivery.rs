@@ -18,6 +18,10 @@ use lettre::Message;
 use lettre::message::Mailbox;
 use serde::Serialize;
 use std::num::NonZeroU32;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use signal_hook::consts::{SIGINT, SIGTERM};
 
 use crate::config::Clock;
 use crate::db::Db;
@@ -96,6 +100,8 @@ pub struct Delivered {
     pub retry_later: usize,
     pub skipped: usize,
     pub opted_out: Vec<String>,
+    /// Claimed but not sent because SIGTERM or Ctrl-C stopped the run; handed back.
+    pub left_over: usize,
 }
 
 impl Delivered {
@@ -106,16 +112,17 @@ impl Delivered {
         self.retry_later += other.retry_later;
         self.skipped += other.skipped;
         self.opted_out.extend(other.opted_out);
+        self.left_over += other.left_over;
     }
 
-    /// Nothing sent and nothing failed: a quiet cron run prints nothing.
+    /// Nothing sent, nothing failed, nothing left over: a quiet cron run prints nothing.
     pub fn is_idle(&self) -> bool {
-        self.sent + self.failed + self.retry_later == 0
+        self.sent + self.failed + self.retry_later + self.left_over == 0
     }
 
-    /// 3 when some sends failed (for retry or for good), else 0.
+    /// 3 when some sends failed (for retry or for good) or a stop left some, else 0.
     pub fn exit_status(&self) -> ExitStatus {
-        if self.failed + self.retry_later > 0 {
+        if self.failed + self.retry_later + self.left_over > 0 {
             ExitStatus::SendsFailed
         } else {
             ExitStatus::Success
@@ -132,6 +139,9 @@ impl Delivered {
         ];
         if !self.opted_out.is_empty() {
             rows.push(("opted out (bounces)", self.opted_out.join(", ")));
+        }
+        if self.left_over > 0 {
+            rows.push(("left for the next run (stopped)", self.left_over.to_string()));
         }
         rows
     }
@@ -160,6 +170,11 @@ pub fn deliver<Q: Queue>(
         rate_limit,
     };
     let mut report = Delivered::default();
+    // SIGTERM or Ctrl-C: stop claiming, finish what is in flight, hand the rest back.
+    let stop = Arc::new(AtomicBool::new(false));
+    for signal in [SIGTERM, SIGINT] {
+        signal_hook::flag::register(signal, Arc::clone(&stop))?;
+    }
     // Holds at most one and a half batches, so memory is flat. Jobs waiting
     // here are claimed but not in flight: a kill loses none of them.
     let capacity = options.batch_size as usize * 3 / 2 + 1;
@@ -176,7 +191,7 @@ pub fn deliver<Q: Queue>(
             });
         }
         drop(done);
-        let result = run.dispatch(db, jobs, &finished, &mut report);
+        let result = run.dispatch(db, (jobs, job_queue), &finished, &stop, &mut report);
         if result.is_err() {
             // Hand back what this run can no longer finish; best effort.
             let _ = queue.release(db, run.run_id, clock.now());
@@ -235,8 +250,9 @@ impl<Q: Queue> Run<'_, Q> {
     fn dispatch(
         &self,
         db: &mut Db,
-        jobs: Sender<Q::Job>,
+        (jobs, unsent): (Sender<Q::Job>, Receiver<Q::Job>),
         finished: &Receiver<Attempt<Q::Job>>,
+        stop: &AtomicBool,
         report: &mut Delivered,
     ) -> anyhow::Result<()> {
         let batch_size = self.options.batch_size;
@@ -244,7 +260,17 @@ impl<Q: Queue> Run<'_, Q> {
         let mut outstanding = 0usize;
         let mut exhausted = false;
         let mut allowance = self.options.limit.unwrap_or(u64::MAX);
+        let mut stopping = false;
         loop {
+            if !stopping && stop.load(Ordering::SeqCst) {
+                // Take back what no sender has started; the claims go back below.
+                stopping = true;
+                exhausted = true;
+                for _ in unsent.try_iter() {
+                    outstanding -= 1;
+                    report.left_over += 1;
+                }
+            }
             // Claim the next batch while the senders still have half a batch to go.
             if !exhausted && jobs.len() < batch_size as usize / 2 + 1 {
                 let now = self.clock.now();
@@ -269,7 +295,11 @@ impl<Q: Queue> Run<'_, Q> {
                 continue;
             }
             if exhausted && outstanding == 0 {
-                return self.flush(db, &mut group, report);
+                self.flush(db, &mut group, report)?;
+                if stopping {
+                    self.queue.release(db, self.run_id, self.clock.now())?;
+                }
+                return Ok(());
             }
             match finished.recv_timeout(StdDuration::from_millis(2)) {
                 Ok(attempt) => {

@@ -17,6 +17,7 @@ mod error;
 mod input;
 mod mail;
 mod output;
+mod ping;
 mod schedule;
 mod time;
 
@@ -31,19 +32,27 @@ fn main() -> ExitCode {
     let _ = dotenvy::dotenv();
     let cli = cli::Cli::parse();
     let (format, quiet) = (cli.global.format, cli.global.quiet);
+    let pinger = ping::Pinger::new(cli.global.ping_url.as_deref());
+    if let Some(pinger) = &pinger {
+        pinger.start();
+    }
     let result = commands::run(cli).and_then(|outcome| {
         if !(quiet && outcome.report.is_idle()) {
             output::print(format, outcome.report.as_ref())?;
         }
         Ok(outcome.status)
     });
-    match result {
-        Ok(status) => ExitCode::from(status.code()),
+    let status = match result {
+        Ok(status) => status,
         Err(error) => {
             // One line, whatever the layers below put in their messages.
             let message = format!("{error:#}").split_whitespace().collect::<Vec<_>>().join(" ");
             eprintln!("error: {message}");
-            ExitCode::from(error::exit_status_of(&error).code())
+            error::exit_status_of(&error)
         }
+    };
+    if let Some(pinger) = &pinger {
+        pinger.finish(status.code());
     }
+    ExitCode::from(status.code())
 }

@@ -229,3 +229,118 @@ fn version_names_the_git_commit() {
     let commit = String::from_utf8_lossy(&commit.stdout).trim().to_string();
     assert!(version.contains(&commit), "{version} lacks {commit}");
 }
+
+on_both_backends! {
+    fn sigterm_finishes_in_flight_hands_back_the_rest_and_the_next_run_sends_them_once(env: &TestEnv) {
+        let smtp = SmtpServer::start();
+        smtp.delay_data(std::time::Duration::from_millis(200));
+        env.use_smtp(&smtp.url());
+        env.seed_assignments(30, &at(hours(24)));
+        let child = env
+            .command()
+            .args(["send", "--unit", "hours", "--targets", "24", "--now", NOW, "--connections", "2", "--format", "json"])
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        while smtp.received().len() < 4 {
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+        let killed = std::process::Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap();
+        assert!(killed.success());
+        let output = child.wait_with_output().unwrap();
+        assert_eq!(output.status.code(), Some(3), "{}", String::from_utf8_lossy(&output.stderr));
+        let report: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+        let sent = report["sent"].as_u64().unwrap();
+        assert!(report["left_over"].as_u64().unwrap() > 0, "{report}");
+        // Everything the server accepted was recorded; nothing stays claimed.
+        assert_eq!(smtp.received().len() as u64, sent);
+        assert_eq!(env.count("SELECT count(*) AS n FROM reminders WHERE status = 'sent'") as u64, sent);
+        assert_eq!(env.count("SELECT count(*) AS n FROM reminders WHERE claimed_until IS NOT NULL"), 0);
+        // The next run, at the same moment (no lease to wait out), sends the rest once.
+        smtp.delay_data(std::time::Duration::ZERO);
+        let rest = env.json(&["send", "--unit", "hours", "--targets", "24", "--now", NOW]);
+        assert_eq!(rest["sent"].as_u64().unwrap(), 30 - sent);
+        assert_eq!(smtp.received().len(), 30);
+    }
+
+    fn opting_in_after_a_bounce_opt_out_says_so(env: &TestEnv) {
+        let smtp = SmtpServer::start();
+        env.use_smtp(&smtp.url());
+        smtp.reply_to_rcpt("bounce@", "550 5.1.1 no such user");
+        env.add_user("bounce@example.com", "UTC");
+        for i in 0..3 {
+            env.add_assignment("bounce@example.com", &format!("A{i}"), &at(hours(24)));
+        }
+        assert_eq!(send(env, NOW), 3);
+        let run = env.run(&["user", "opt-in", "bounce@example.com"]);
+        assert_eq!(run.code(), 0);
+        assert!(run.stderr().contains("had been opted out for bounces"), "{}", run.describe());
+        assert_eq!(env.json(&["user", "list"])[0]["contact_opt_out"], false);
+        // A plain opt-out and opt-in says nothing of bounces.
+        env.ok(&["user", "opt-out", "bounce@example.com"]);
+        let plain = env.run(&["user", "opt-in", "bounce@example.com"]);
+        assert!(!plain.stderr().contains("bounces"), "{}", plain.describe());
+    }
+}
+
+/// A loopback HTTP listener that records the paths it is asked for.
+fn ping_listener() -> (String, std::sync::Arc<std::sync::Mutex<Vec<String>>>) {
+    use std::io::{BufRead, BufReader, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}/ping/abc", listener.local_addr().unwrap());
+    let paths = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let seen = paths.clone();
+    std::thread::spawn(move || {
+        for stream in listener.incoming().flatten() {
+            let mut line = String::new();
+            let mut reader = BufReader::new(stream.try_clone().unwrap());
+            reader.read_line(&mut line).unwrap();
+            seen.lock()
+                .unwrap()
+                .push(line.split_whitespace().nth(1).unwrap_or_default().to_string());
+            let mut stream = stream;
+            let _ = stream.write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\nconnection: close\r\n\r\nOK");
+        }
+    });
+    (url, paths)
+}
+
+#[test]
+fn ping_url_reports_start_and_the_exit_status() {
+    let env = TestEnv::new(crate::common::Backend::Sqlite).unwrap();
+    let smtp = SmtpServer::start();
+    env.use_smtp(&smtp.url());
+    let (url, paths) = ping_listener();
+    env.ok(&[
+        "send",
+        "--unit",
+        "hours",
+        "--targets",
+        "24",
+        "--now",
+        NOW,
+        "--ping-url",
+        &url,
+    ]);
+    assert_eq!(*paths.lock().unwrap(), ["/ping/abc/start", "/ping/abc/0"]);
+
+    paths.lock().unwrap().clear();
+    smtp.reply_to_rcpt("@example.com", "451 4.3.0 later");
+    env.add_user("p@example.com", "UTC");
+    env.add_assignment("p@example.com", "Work", &at(hours(24)));
+    env.set_var("REMINDERS_PING_URL", &url);
+    assert_eq!(
+        env.run(&["send", "--unit", "hours", "--targets", "24", "--now", NOW])
+            .code(),
+        3
+    );
+    assert_eq!(*paths.lock().unwrap(), ["/ping/abc/start", "/ping/abc/3"]);
+
+    // A ping that fails is reported and changes nothing.
+    let closed = crate::common::smtp::closed_port();
+    env.set_var("REMINDERS_PING_URL", &format!("http://127.0.0.1:{closed}/x"));
+    let run = env.run(&["user", "list"]);
+    assert_eq!(run.code(), 0);
+    assert!(run.stderr().contains("the ping to"), "{}", run.describe());
+}
