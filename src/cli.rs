@@ -45,6 +45,10 @@ pub struct GlobalArgs {
     #[arg(short, long, global = true)]
     pub quiet: bool,
 
+    /// A folder of templates that replace the built-in ones, file by file
+    #[arg(long, env = "REMINDERS_TEMPLATES", global = true, value_name = "DIR")]
+    pub templates: Option<std::path::PathBuf>,
+
     /// Request URL/start before the run and URL/EXIT_STATUS after it (healthchecks.io)
     #[arg(
         long,
@@ -82,6 +86,11 @@ pub enum Command {
     Retry(RetryArgs),
     /// Delete old send logs and finished reminders and summaries
     Prune(PruneArgs),
+    /// Check the message templates
+    #[command(subcommand)]
+    Template(TemplateCommand),
+    /// Print a reminder exactly as `send` would send it, headers included; writes nothing
+    Preview(PreviewArgs),
     /// Print a shell completion script
     Completions {
         #[arg(value_enum)]
@@ -109,6 +118,30 @@ pub struct RetryArgs {
     /// Pretend the clock reads this RFC 3339 time
     #[arg(long, value_name = "RFC3339")]
     pub now: Option<String>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum TemplateCommand {
+    /// Render every template against sample data; report the first error (exit 2)
+    Check {
+        /// The folder to check [default: --templates, REMINDERS_TEMPLATES, or the built-in set]
+        dir: Option<std::path::PathBuf>,
+    },
+}
+
+#[derive(Debug, Args)]
+pub struct PreviewArgs {
+    /// The assignment's id
+    pub assignment_id: String,
+    /// The reminder type, such as 24h, 2h or 2m
+    #[arg(long = "type", default_value = "24h", value_name = "TYPE")]
+    pub reminder_type: String,
+    /// Pretend the clock reads this RFC 3339 time
+    #[arg(long, value_name = "RFC3339")]
+    pub now: Option<String>,
+    /// The sender, such as `Reminders <noreply@school.example>`
+    #[arg(long, env = "MAIL_FROM", value_name = "MAILBOX")]
+    pub mail_from: Option<String>,
 }
 
 #[derive(Debug, Args)]

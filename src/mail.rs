@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use anyhow::anyhow;
 use chrono::{DateTime, Utc};
-use lettre::message::{Mailbox, header::ContentType};
+use lettre::message::{Mailbox, MultiPart, header::ContentType};
 use lettre::transport::smtp::PoolConfig;
 use lettre::transport::smtp::authentication::{Credentials, Mechanism};
 use lettre::transport::smtp::client::{AsyncSmtpConnection, TlsParameters};
@@ -17,6 +17,9 @@ use lettre::{FileTransport, Message, SmtpTransport, Transport};
 use crate::db::reminders::Claimed;
 use crate::db::types::Id;
 use crate::input::zone_of;
+use crate::render::{
+    AssignmentView, Counts, ItemView, Kind, ReminderContext, Rendered, StudentView, SummaryContext, Templates,
+};
 use crate::time;
 
 /// Where mail goes, from `SMTP_URL`.
@@ -265,47 +268,49 @@ pub fn message_id(reminder_id: impl std::fmt::Display, from: &Mailbox) -> String
     format!("<{reminder_id}@{}>", from.email.domain())
 }
 
-/// Builds the reminder email for a claimed reminder at `now`.
-pub fn reminder_message(claimed: &Claimed, from: &Mailbox, now: DateTime<Utc>) -> Result<Message, SendFailure> {
+/// Builds the reminder email for a claimed reminder at `now`, from the templates.
+pub fn reminder_message(
+    claimed: &Claimed,
+    from: &Mailbox,
+    now: DateTime<Utc>,
+    templates: &Templates,
+) -> Result<Message, SendFailure> {
     let zone = zone_of(claimed.student_timezone.as_deref());
     let due = claimed.due_at.instant();
-    let title = header_safe(&claimed.title);
-    let to = Mailbox::new(
-        claimed
-            .student_name
-            .as_deref()
-            .map(header_safe)
-            .filter(|name| !name.is_empty()),
-        claimed
-            .student_email
-            .parse()
-            .map_err(|_| SendFailure::Permanent(format!("`{}` is not a valid address", claimed.student_email)))?,
-    );
-    let greeting = claimed
-        .student_name
-        .as_deref()
-        .map(header_safe)
-        .unwrap_or_else(|| claimed.student_email.clone());
-    let mut body = format!(
-        "Hi {greeting},\n\n\"{title}\" is due {} ({} from now).\n",
-        time::local_long(due, zone),
-        time::human_duration(due - now),
-    );
-    if let Some(description) = claimed.description.as_deref().filter(|d| !d.trim().is_empty()) {
-        body.push_str(&format!("\n{description}\n"));
-    }
-    body.push_str("\nGood luck!\n");
-    Message::builder()
-        .from(from.clone())
-        .to(to)
-        .subject(format!("Reminder: {title} is due {}", time::local_short(due, zone)))
-        .message_id(Some(message_id(claimed.reminder_id, from)))
-        .header(ContentType::TEXT_PLAIN)
-        .body(body)
-        .map_err(|error| SendFailure::Permanent(format!("cannot build the message: {error}")))
+    let context = ReminderContext {
+        student: StudentView {
+            email: claimed.student_email.clone(),
+            name: claimed
+                .student_name
+                .as_deref()
+                .map(header_safe)
+                .filter(|name| !name.is_empty()),
+            timezone: zone.name().to_string(),
+        },
+        assignment: AssignmentView {
+            title: header_safe(&claimed.title),
+            description: claimed.description.clone().filter(|d| !d.trim().is_empty()),
+            due_utc: time::utc(due),
+            due_local: time::local_long(due, zone),
+            due_local_short: time::local_short(due, zone),
+            time_left: time::human_duration(due - now),
+            metadata: claimed.metadata.clone().map(|m| m.0).unwrap_or(serde_json::Value::Null),
+        },
+        reminder_type: claimed.reminder_type.clone(),
+    };
+    let rendered = templates
+        .render(Kind::Reminder, &context)
+        .map_err(|e| SendFailure::Permanent(format!("{e:#}")))?;
+    build(
+        from,
+        &claimed.student_email,
+        context.student.name,
+        message_id(claimed.reminder_id, from),
+        rendered,
+    )
 }
 
-/// What a daily summary says.
+/// What a daily summary says, before it meets the template.
 pub struct SummaryContent<'a> {
     pub summary_id: Id,
     pub email: &'a str,
@@ -324,54 +329,72 @@ const SUMMARY_LIST_LIMIT: usize = 10;
 
 /// Builds a daily summary: the three counts, then the overdue and upcoming
 /// assignments, nearest first, in the student's zone.
-pub fn summary_message(content: &SummaryContent, from: &Mailbox, now: DateTime<Utc>) -> Result<Message, SendFailure> {
+pub fn summary_message(
+    content: &SummaryContent,
+    from: &Mailbox,
+    now: DateTime<Utc>,
+    templates: &Templates,
+) -> Result<Message, SendFailure> {
     let zone = zone_of(content.timezone);
-    let name = content.name.map(header_safe).filter(|name| !name.is_empty());
-    let to = Mailbox::new(
-        name.clone(),
-        content
-            .email
-            .parse()
-            .map_err(|_| SendFailure::Permanent(format!("`{}` is not a valid address", content.email)))?,
-    );
-    let mut body = format!(
-        "Hi {},\n\nYour assignments on {}:\n  current:   {}\n  overdue:   {}\n  completed: {}\n",
-        name.unwrap_or_else(|| content.email.to_string()),
-        content.local_date.format("%a %d %b %Y"),
-        content.current,
-        content.overdue,
-        content.completed,
-    );
+    let item = |(title, due): &&(String, DateTime<Utc>)| ItemView {
+        title: header_safe(title),
+        due_utc: time::utc(*due),
+        due_local: time::local_long(*due, zone),
+    };
     // Nearest first: the most recently missed, and the soonest due.
     let overdue: Vec<_> = content.open.iter().filter(|(_, due)| *due < now).rev().collect();
     let upcoming: Vec<_> = content.open.iter().filter(|(_, due)| *due >= now).collect();
-    for (heading, items) in [("Overdue", overdue), ("Coming up", upcoming)] {
-        if items.is_empty() {
-            continue;
-        }
-        body.push_str(&format!("\n{heading}:\n"));
-        for (title, due) in items.iter().take(SUMMARY_LIST_LIMIT) {
-            body.push_str(&format!(
-                "  - {} (due {})\n",
-                header_safe(title),
-                time::local_long(*due, zone)
-            ));
-        }
-        if items.len() > SUMMARY_LIST_LIMIT {
-            body.push_str(&format!("  … and {} more\n", items.len() - SUMMARY_LIST_LIMIT));
-        }
-    }
-    Message::builder()
+    let context = SummaryContext {
+        student: StudentView {
+            email: content.email.to_string(),
+            name: content.name.map(header_safe).filter(|name| !name.is_empty()),
+            timezone: zone.name().to_string(),
+        },
+        date: content.local_date.format("%a %d %b %Y").to_string(),
+        counts: Counts {
+            current: content.current,
+            overdue: content.overdue,
+            completed: content.completed,
+        },
+        overdue: overdue.iter().take(SUMMARY_LIST_LIMIT).map(item).collect(),
+        overdue_more: overdue.len().saturating_sub(SUMMARY_LIST_LIMIT),
+        upcoming: upcoming.iter().take(SUMMARY_LIST_LIMIT).map(item).collect(),
+        upcoming_more: upcoming.len().saturating_sub(SUMMARY_LIST_LIMIT),
+    };
+    let rendered = templates
+        .render(Kind::Summary, &context)
+        .map_err(|e| SendFailure::Permanent(format!("{e:#}")))?;
+    build(
+        from,
+        content.email,
+        context.student.name,
+        message_id(content.summary_id, from),
+        rendered,
+    )
+}
+
+/// Puts a rendered message into an email: plain text, plus an HTML
+/// alternative when there is one.
+fn build(
+    from: &Mailbox,
+    to: &str,
+    name: Option<String>,
+    id: String,
+    rendered: Rendered,
+) -> Result<Message, SendFailure> {
+    let address = to
+        .parse()
+        .map_err(|_| SendFailure::Permanent(format!("`{to}` is not a valid address")))?;
+    let builder = Message::builder()
         .from(from.clone())
-        .to(to)
-        .subject(format!(
-            "Your assignments today: {} current, {} overdue",
-            content.current, content.overdue
-        ))
-        .message_id(Some(message_id(content.summary_id, from)))
-        .header(ContentType::TEXT_PLAIN)
-        .body(body)
-        .map_err(|error| SendFailure::Permanent(format!("cannot build the message: {error}")))
+        .to(Mailbox::new(name, address))
+        .subject(rendered.subject)
+        .message_id(Some(id));
+    match rendered.html {
+        None => builder.header(ContentType::TEXT_PLAIN).body(rendered.text),
+        Some(html) => builder.multipart(MultiPart::alternative_plain_html(rendered.text, html)),
+    }
+    .map_err(|error| SendFailure::Permanent(format!("cannot build the message: {error}")))
 }
 
 /// A header value on one line: CR, LF and other control characters become
@@ -389,6 +412,7 @@ fn one_line(text: &str) -> String {
 mod tests {
     use super::*;
     use crate::db::types::Timestamp;
+    use crate::render::Templates;
 
     fn claimed(title: &str, name: Option<&str>) -> Claimed {
         Claimed {
@@ -400,6 +424,7 @@ mod tests {
             description: None,
             due_at: Timestamp::new("2025-09-27T23:00:00Z".parse().unwrap()),
             completed: false,
+            metadata: None,
             student_email: "alice@example.com".into(),
             student_name: name.map(String::from),
             student_timezone: Some("America/Los_Angeles".into()),
@@ -411,7 +436,13 @@ mod tests {
     fn the_message_names_the_title_and_the_local_due_time() {
         let from: Mailbox = "Reminders <noreply@school.example>".parse().unwrap();
         let now = "2025-09-26T23:00:00Z".parse().unwrap();
-        let message = reminder_message(&claimed("Problem set 1", Some("Alice")), &from, now).unwrap();
+        let message = reminder_message(
+            &claimed("Problem set 1", Some("Alice")),
+            &from,
+            now,
+            &Templates::load(None).unwrap(),
+        )
+        .unwrap();
         let text = String::from_utf8(message.formatted()).unwrap();
         assert!(
             text.contains("Message-ID: <3f0c9a52-8d2e-4c4b-9b1e-2a7d5c6e8f90@school.example>"),
@@ -427,7 +458,7 @@ mod tests {
         let from: Mailbox = "noreply@school.example".parse().unwrap();
         let now = "2025-09-26T23:00:00Z".parse().unwrap();
         let evil = claimed("Essay\r\nBcc: evil@example.com", Some("Eve\r\nCc: x@example.com"));
-        let message = reminder_message(&evil, &from, now).unwrap();
+        let message = reminder_message(&evil, &from, now, &Templates::load(None).unwrap()).unwrap();
         let text = String::from_utf8(message.formatted()).unwrap();
         assert!(
             !text

@@ -18,6 +18,7 @@ mod input;
 mod mail;
 mod output;
 mod ping;
+mod render;
 mod schedule;
 mod time;
 

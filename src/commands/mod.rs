@@ -2,20 +2,23 @@
 //! one entry point, `run`, that takes the parsed arguments and returns an
 //! [`Outcome`]; none of them prints.
 
-use crate::cli::{Cli, Command};
+use crate::cli::{Cli, Command, TemplateCommand};
 use crate::config::DatabaseUrl;
 use crate::error::ExitStatus;
 use crate::output::Report;
+use crate::render::Templates;
 
 mod assignment;
 mod due;
 mod import;
 mod migrate;
+mod preview;
 mod prune;
 mod retry;
 mod send;
 mod status;
 mod summary;
+mod template;
 mod user;
 
 /// What a command produced and how the process should exit.
@@ -41,13 +44,16 @@ pub fn run(cli: Cli) -> anyhow::Result<Outcome> {
         _ => {}
     }
     let database = DatabaseUrl::parse(cli.global.database_url.as_deref())?;
+    let templates = cli.global.templates;
     match cli.command {
         Command::Migrate => migrate::run(&database),
         Command::User(command) => user::run(&database, command),
         Command::Assignment(command) => assignment::run(&database, command),
         Command::Due(args) => due::run(&database, args),
-        Command::Send(args) => send::run(&database, args),
-        Command::Summary(args) => summary::run(&database, args),
+        Command::Send(args) => send::run(&database, args, load_templates(templates.as_deref())?),
+        Command::Summary(args) => summary::run(&database, args, load_templates(templates.as_deref())?),
+        Command::Template(TemplateCommand::Check { dir }) => template::check(dir.or(templates).as_deref()),
+        Command::Preview(args) => preview::run(&database, args, load_templates(templates.as_deref())?),
         Command::Status { now } => status::run(&database, now),
         Command::Retry(args) => retry::run(&database, args),
         Command::Prune(args) => prune::run(&database, args),
@@ -78,4 +84,12 @@ fn text_only(text: String) -> crate::output::Message {
         json: serde_json::Value::String(text.clone()),
         text,
     }
+}
+
+/// The templates a sending command uses; a broken one stops it before it
+/// touches the database or sends anything (exit 2).
+fn load_templates(dir: Option<&std::path::Path>) -> anyhow::Result<Templates> {
+    let templates = Templates::load(dir)?;
+    templates.check()?;
+    Ok(templates)
 }

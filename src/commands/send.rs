@@ -29,9 +29,10 @@ use crate::delivery::{Delivered, JobInfo, Queue, deliver};
 use crate::input::parse_duration;
 use crate::mail::{self, SendFailure};
 use crate::output::{self, Report};
+use crate::render::Templates;
 use crate::schedule::{Target, nearest_target, stale_reason};
 
-pub fn run(database: &DatabaseUrl, args: SendArgs) -> anyhow::Result<Outcome> {
+pub fn run(database: &DatabaseUrl, args: SendArgs, templates: Templates) -> anyhow::Result<Outcome> {
     let windows = Windows::from_args(&args.window)?;
     let delivery_window = args.delivery_window.as_deref().map(parse_duration).transpose()?;
     let settings = DeliverySettings::from_args(&args.delivery)?;
@@ -48,7 +49,10 @@ pub fn run(database: &DatabaseUrl, args: SendArgs) -> anyhow::Result<Outcome> {
     let mut db = Db::open(database)?;
     let mut report = SendReport::default();
     schedule_due(&mut db, &windows, &mut report)?;
-    let queue = Reminders { delivery_window };
+    let queue = Reminders {
+        delivery_window,
+        templates,
+    };
     let delivered = deliver(&mut db, &queue, &mailer, &mail.from, &settings.options, &windows.clock)?;
     report.delivered.add(delivered);
     Ok(Outcome {
@@ -105,6 +109,7 @@ fn schedule_due(db: &mut Db, windows: &Windows, report: &mut SendReport) -> anyh
 /// The `reminders` table as a send queue.
 struct Reminders {
     delivery_window: Option<chrono::Duration>,
+    templates: Templates,
 }
 
 impl Queue for Reminders {
@@ -149,7 +154,7 @@ impl Queue for Reminders {
     }
 
     fn compose(&self, claimed: &Claimed, from: &Mailbox, now: DateTime<Utc>) -> Result<Message, SendFailure> {
-        mail::reminder_message(claimed, from, now)
+        mail::reminder_message(claimed, from, now, &self.templates)
     }
 
     fn record(

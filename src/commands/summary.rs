@@ -23,13 +23,14 @@ use crate::delivery::{Delivered, JobInfo, Queue, deliver};
 use crate::input::{Email, parse_instant, zone_of};
 use crate::mail::{self, SendFailure, SummaryContent};
 use crate::output::{self, Report};
+use crate::render::Templates;
 use crate::schedule::summary_due;
 use crate::time;
 
 /// Students read per query while scheduling summaries.
 const PAGE_SIZE: i64 = 2_000;
 
-pub fn run(database: &DatabaseUrl, args: SummaryArgs) -> anyhow::Result<Outcome> {
+pub fn run(database: &DatabaseUrl, args: SummaryArgs, templates: Templates) -> anyhow::Result<Outcome> {
     let student = args.student.as_deref().map(Email::parse).transpose()?;
     let clock = Clock::new(args.now.as_deref().map(parse_instant).transpose()?);
     let settings = DeliverySettings::from_args(&args.delivery)?;
@@ -66,7 +67,14 @@ pub fn run(database: &DatabaseUrl, args: SummaryArgs) -> anyhow::Result<Outcome>
         scheduled += summaries::schedule(db, &page)?;
         Ok(())
     })?;
-    let delivered = deliver(&mut db, &Summaries, &mailer, &mail.from, &settings.options, &clock)?;
+    let delivered = deliver(
+        &mut db,
+        &Summaries { templates },
+        &mailer,
+        &mail.from,
+        &settings.options,
+        &clock,
+    )?;
     Ok(Outcome {
         status: delivered.exit_status(),
         report: Box::new(SendReport { scheduled, delivered }),
@@ -146,7 +154,9 @@ struct SummaryJob {
 }
 
 /// The `daily_summaries` table as a send queue.
-struct Summaries;
+struct Summaries {
+    templates: Templates,
+}
 
 impl Queue for Summaries {
     type Job = SummaryJob;
@@ -233,7 +243,7 @@ impl Queue for Summaries {
             completed: counts.completed,
             open: &job.open,
         };
-        mail::summary_message(&content, from, now)
+        mail::summary_message(&content, from, now, &self.templates)
     }
 
     fn record(

@@ -7,7 +7,7 @@ use diesel::prelude::*;
 
 use super::queue::{NewSendLog, Resolution, apply_resolutions, insert_logs, release_claims};
 use super::schema::{assignments, reminders, send_logs, users};
-use super::types::{Id, Timestamp};
+use super::types::{Id, Json, Timestamp};
 use super::{Db, with_conn, write_transaction};
 
 pub use super::queue::{PENDING, SENT, SKIPPED};
@@ -119,6 +119,7 @@ pub struct Claimed {
     pub description: Option<String>,
     pub due_at: Timestamp,
     pub completed: bool,
+    pub metadata: Option<Json>,
     pub student_email: String,
     pub student_name: Option<String>,
     pub student_timezone: Option<String>,
@@ -170,6 +171,7 @@ pub fn claim_batch(
                     assignments::description,
                     assignments::due_at,
                     assignments::completed,
+                    assignments::metadata,
                     users::email,
                     users::name,
                     users::timezone,
@@ -373,4 +375,15 @@ pub fn requeue_failed(db: &mut Db, selection: &RetrySelection, now: Timestamp) -
         }
         Ok(requeued)
     })
+}
+
+/// The id of an assignment's reminder of one type, if it is scheduled.
+pub fn find_id(db: &mut Db, assignment_id: Id, reminder_type: &str) -> anyhow::Result<Option<Id>> {
+    with_conn!(db, conn => reminders::table
+        .filter(reminders::assignment_id.eq(assignment_id))
+        .filter(reminders::reminder_type.eq(reminder_type))
+        .select(reminders::id)
+        .first(conn)
+        .optional())
+    .context("cannot look up the reminder")
 }

@@ -7,4 +7,5 @@ mod operations;
 mod schema;
 mod send;
 mod summary;
+mod templates;
 mod users;

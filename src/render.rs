@@ -1,0 +1,258 @@
+//! Message templates: built-in defaults, overridden file by file from a folder
+//! (`--templates DIR` or `REMINDERS_TEMPLATES`), rendered with minijinja.
+//!
+//! | file | what |
+//! |---|---|
+//! | `reminder_subject.txt`, `reminder_body.txt`, `reminder_body.html` | the reminder |
+//! | `summary_subject.txt`, `summary_body.txt`, `summary_body.html` | the daily summary |
+//!
+//! The `.html` bodies are optional; when present, the message gets a
+//! `multipart/alternative` HTML part, and values inserted into it are escaped.
+
+use std::path::{Path, PathBuf};
+
+use minijinja::{Environment, UndefinedBehavior};
+use serde::Serialize;
+
+use crate::error::invalid;
+
+/// Every template file, with its built-in text (none for the optional HTML).
+const FILES: [(&str, Option<&str>); 6] = [
+    (
+        "reminder_subject.txt",
+        Some(include_str!("../templates/reminder_subject.txt")),
+    ),
+    (
+        "reminder_body.txt",
+        Some(include_str!("../templates/reminder_body.txt")),
+    ),
+    ("reminder_body.html", None),
+    (
+        "summary_subject.txt",
+        Some(include_str!("../templates/summary_subject.txt")),
+    ),
+    ("summary_body.txt", Some(include_str!("../templates/summary_body.txt"))),
+    ("summary_body.html", None),
+];
+
+/// The two kinds of message.
+#[derive(Debug, Clone, Copy)]
+pub enum Kind {
+    Reminder,
+    Summary,
+}
+
+impl Kind {
+    fn prefix(self) -> &'static str {
+        match self {
+            Kind::Reminder => "reminder",
+            Kind::Summary => "summary",
+        }
+    }
+}
+
+/// A rendered message: a one-line subject, a text body, maybe an HTML body.
+pub struct Rendered {
+    pub subject: String,
+    pub text: String,
+    pub html: Option<String>,
+}
+
+/// The loaded templates, shared by the sending threads.
+pub struct Templates {
+    env: Environment<'static>,
+    /// Where overrides came from, for messages.
+    dir: Option<PathBuf>,
+}
+
+impl Templates {
+    /// The defaults, with every file found in `dir` in place of its default.
+    /// A template that does not parse is bad input, reported with file and line.
+    pub fn load(dir: Option<&Path>) -> anyhow::Result<Templates> {
+        let mut env = Environment::new();
+        // A misspelt variable is an error, not an empty string in a student's inbox.
+        env.set_undefined_behavior(UndefinedBehavior::Strict);
+        let templates = Templates {
+            env: Environment::new(),
+            dir: dir.map(Path::to_path_buf),
+        };
+        for (name, default) in FILES {
+            let source = match dir.map(|dir| dir.join(name)).filter(|path| path.exists()) {
+                Some(path) => Some(
+                    std::fs::read_to_string(&path)
+                        .map_err(|error| invalid(format!("cannot read `{}`: {error}", path.display())))?,
+                ),
+                None => default.map(str::to_string),
+            };
+            if let Some(source) = source {
+                env.add_template_owned(name, source)
+                    .map_err(|error| templates.describe(&error))?;
+            }
+        }
+        Ok(Templates { env, ..templates })
+    }
+
+    /// Renders every template against sample data: the first error, with file
+    /// and line, is bad input.
+    pub fn check(&self) -> anyhow::Result<()> {
+        self.render(Kind::Reminder, &sample_reminder())?;
+        self.render(Kind::Summary, &sample_summary())?;
+        Ok(())
+    }
+
+    /// Renders one kind of message.
+    pub fn render(&self, kind: Kind, context: &impl Serialize) -> anyhow::Result<Rendered> {
+        let render = |part: &str| -> anyhow::Result<Option<String>> {
+            let name = format!("{}_{part}", kind.prefix());
+            match self.env.get_template(&name) {
+                Ok(template) => template
+                    .render(minijinja::value::Serde(context))
+                    .map(Some)
+                    .map_err(|error| self.describe(&error)),
+                Err(_) => Ok(None),
+            }
+        };
+        let subject = render("subject.txt")?.unwrap_or_default();
+        Ok(Rendered {
+            subject: crate::mail::header_safe(&subject),
+            text: render("body.txt")?.unwrap_or_default(),
+            html: render("body.html")?,
+        })
+    }
+
+    /// Which files are in use, and where each comes from.
+    pub fn sources(&self) -> Vec<(String, String)> {
+        FILES
+            .iter()
+            .filter(|(name, _)| self.env.get_template(name).is_ok())
+            .map(|(name, _)| {
+                let path = self.dir.as_ref().map(|dir| dir.join(name)).filter(|path| path.exists());
+                (
+                    name.to_string(),
+                    path.map_or("built in".to_string(), |path| path.display().to_string()),
+                )
+            })
+            .collect()
+    }
+
+    fn describe(&self, error: &minijinja::Error) -> anyhow::Error {
+        let name = error.name().unwrap_or("template");
+        let file = match &self.dir {
+            Some(dir) if dir.join(name).exists() => dir.join(name).display().to_string(),
+            _ => name.to_string(),
+        };
+        let line = error.line().map(|line| format!(" line {line}")).unwrap_or_default();
+        let reason = error
+            .detail()
+            .map(str::to_string)
+            .unwrap_or_else(|| error.kind().to_string());
+        invalid(format!("template `{file}`{line}: {reason}"))
+    }
+}
+
+/// The student, as templates see them.
+#[derive(Debug, Serialize)]
+pub struct StudentView {
+    pub email: String,
+    pub name: Option<String>,
+    pub timezone: String,
+}
+
+/// The assignment, as a reminder template sees it.
+#[derive(Debug, Serialize)]
+pub struct AssignmentView {
+    /// On one line, whatever the stored title holds.
+    pub title: String,
+    pub description: Option<String>,
+    /// RFC 3339, UTC.
+    pub due_utc: String,
+    /// `Sat 27 Sep 2025 16:00 PDT`, in the student's zone.
+    pub due_local: String,
+    /// `2025-09-27 16:00 PDT`.
+    pub due_local_short: String,
+    /// `1 day 2 hours`.
+    pub time_left: String,
+    pub metadata: serde_json::Value,
+}
+
+/// What a reminder template sees.
+#[derive(Debug, Serialize)]
+pub struct ReminderContext {
+    pub student: StudentView,
+    pub assignment: AssignmentView,
+    pub reminder_type: String,
+}
+
+/// An assignment in a summary list.
+#[derive(Debug, Serialize)]
+pub struct ItemView {
+    pub title: String,
+    pub due_utc: String,
+    pub due_local: String,
+}
+
+#[derive(Debug, Serialize)]
+pub struct Counts {
+    pub current: i64,
+    pub overdue: i64,
+    pub completed: i64,
+}
+
+/// What a summary template sees. The lists are nearest first and at most ten
+/// long; `*_more` counts the rest.
+#[derive(Debug, Serialize)]
+pub struct SummaryContext {
+    pub student: StudentView,
+    /// The student's local date, `Thu 25 Sep 2025`.
+    pub date: String,
+    pub counts: Counts,
+    pub overdue: Vec<ItemView>,
+    pub overdue_more: usize,
+    pub upcoming: Vec<ItemView>,
+    pub upcoming_more: usize,
+}
+
+fn sample_student() -> StudentView {
+    StudentView {
+        email: "ada@example.edu".into(),
+        name: Some("Ada".into()),
+        timezone: "Europe/London".into(),
+    }
+}
+
+fn sample_reminder() -> ReminderContext {
+    ReminderContext {
+        student: sample_student(),
+        assignment: AssignmentView {
+            title: "Problem set 1".into(),
+            description: Some("Chapter 4, exercises 1-10".into()),
+            due_utc: "2025-09-27T15:00:00Z".into(),
+            due_local: "Sat 27 Sep 2025 16:00 BST".into(),
+            due_local_short: "2025-09-27 16:00 BST".into(),
+            time_left: "1 day".into(),
+            metadata: serde_json::json!({ "course": "CS101" }),
+        },
+        reminder_type: "24h".into(),
+    }
+}
+
+fn sample_summary() -> SummaryContext {
+    let item = |title: &str| ItemView {
+        title: title.into(),
+        due_utc: "2025-09-27T15:00:00Z".into(),
+        due_local: "Sat 27 Sep 2025 16:00 BST".into(),
+    };
+    SummaryContext {
+        student: sample_student(),
+        date: "Fri 26 Sep 2025".into(),
+        counts: Counts {
+            current: 2,
+            overdue: 1,
+            completed: 3,
+        },
+        overdue: vec![item("Essay draft")],
+        overdue_more: 0,
+        upcoming: vec![item("Problem set 1"), item("Lab report")],
+        upcoming_more: 0,
+    }
+}
