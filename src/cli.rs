@@ -41,9 +41,13 @@ pub struct GlobalArgs {
     #[arg(long, value_enum, default_value_t = Format::Table, global = true)]
     pub format: Format,
 
-    /// Print nothing for a run that sent nothing and had no failure (for cron)
-    #[arg(short, long, global = true)]
+    /// Print nothing for a run that sent nothing and had no failure, and no warnings (for cron)
+    #[arg(short, long, global = true, conflicts_with = "verbose")]
     pub quiet: bool,
+
+    /// Say more on stderr about what the run does (-vv for more)
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    pub verbose: u8,
 
     /// A folder of templates that replace the built-in ones, file by file
     #[arg(long, env = "REMINDERS_TEMPLATES", global = true, value_name = "DIR")]
@@ -86,6 +90,11 @@ pub enum Command {
     Retry(RetryArgs),
     /// Delete old send logs and finished reminders and summaries
     Prune(PruneArgs),
+    /// Check that tonight's cron runs will work: database, mail settings, mail server, templates
+    Check {
+        #[command(flatten)]
+        mail: MailArgs,
+    },
     /// Check the message templates
     #[command(subcommand)]
     Template(TemplateCommand),

@@ -14,6 +14,49 @@ use crate::mail::MailUrl;
 use crate::mail::Mailer;
 use crate::schedule::{Target, parse_targets};
 
+/// Where each setting came from: a flag, the environment, `.env`, or the default.
+pub struct Provenance {
+    /// (setting, source), e.g. ("DATABASE_URL", "the environment").
+    sources: Vec<(String, String)>,
+}
+
+impl Provenance {
+    /// `from_dotenv` lists the variables that `.env` set (they were not in the
+    /// environment before it was read).
+    pub fn read(matches: &clap::ArgMatches, from_dotenv: &std::collections::HashSet<String>) -> Provenance {
+        let settings = [
+            ("database_url", "DATABASE_URL", "reminders.db"),
+            ("smtp_url", "SMTP_URL", "none"),
+            ("mail_from", "MAIL_FROM", "none"),
+            ("templates", "REMINDERS_TEMPLATES", "built in"),
+            ("ping_url", "REMINDERS_PING_URL", "none"),
+        ];
+        let (_, sub) = matches.subcommand().unwrap_or(("", matches));
+        let sources = settings
+            .iter()
+            .map(|(id, variable, default)| {
+                let source = [matches, sub]
+                    .iter()
+                    .find_map(|m| m.try_get_raw(id).ok().flatten().and_then(|_| m.value_source(id)));
+                let from = match source {
+                    Some(clap::parser::ValueSource::CommandLine) => format!("the --{} flag", id.replace('_', "-")),
+                    Some(clap::parser::ValueSource::EnvVariable) if from_dotenv.contains(*variable) => {
+                        "the .env file".to_string()
+                    }
+                    Some(clap::parser::ValueSource::EnvVariable) => "the environment".to_string(),
+                    _ => format!("default ({default})"),
+                };
+                (variable.to_string(), from)
+            })
+            .collect();
+        Provenance { sources }
+    }
+
+    pub fn describe(&self) -> Vec<(String, String)> {
+        self.sources.clone()
+    }
+}
+
 /// The SQLite file used when neither `--database-url` nor `DATABASE_URL` is set.
 pub const DEFAULT_SQLITE_PATH: &str = "reminders.db";
 

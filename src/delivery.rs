@@ -374,8 +374,8 @@ impl<Q: Queue> Run<'_, Q> {
         self.queue.record(db, &group.resolved, &group.logs, now)?;
         for email in std::mem::take(&mut group.rejected) {
             if opt_out_after_rejections(db, &email, REJECTIONS_BEFORE_OPT_OUT, now)? {
-                eprintln!(
-                    "warning: `{email}` was rejected {REJECTIONS_BEFORE_OPT_OUT} times in a row and is now opted out"
+                crate::log::warning!(
+                    "`{email}` was rejected {REJECTIONS_BEFORE_OPT_OUT} times in a row and is now opted out"
                 );
                 report.opted_out.push(email);
             }

@@ -54,6 +54,16 @@ impl MailUrl {
     }
 }
 
+impl MailUrl {
+    /// The URL with any password masked, safe to print.
+    pub fn display(&self) -> String {
+        match self {
+            MailUrl::Smtp(url) => crate::config::redact(url),
+            MailUrl::File(dir) => format!("file://{}", dir.display()),
+        }
+    }
+}
+
 /// Why a message did not go out.
 #[derive(Debug, Clone)]
 pub enum SendFailure {
@@ -179,6 +189,46 @@ impl Mailer {
                     .map_err(|error| anyhow!("cannot create the outbox `{}`: {error}", dir.display()))?;
                 Ok(Mailer::File(FileTransport::new(dir)))
             }
+        }
+    }
+
+    /// Connects, says EHLO (and STARTTLS and AUTH when configured), and says
+    /// goodbye: what `reminders check` asks of the mail server.
+    pub fn probe(&self) -> Result<String, String> {
+        match self {
+            Mailer::Smtp(server) => {
+                let runtime = tokio::runtime::Builder::new_current_thread()
+                    .enable_io()
+                    .enable_time()
+                    .build()
+                    .map_err(|error| error.to_string())?;
+                runtime.block_on(async {
+                    let connected = tokio::time::timeout(server.timeout, server.connect())
+                        .await
+                        .map_err(|_| {
+                            format!(
+                                "no answer from {}:{} within {:?}",
+                                server.host, server.port, server.timeout
+                            )
+                        })?;
+                    let mut connection = connected.map_err(|failure| match failure {
+                        SendFailure::Transient(reason) | SendFailure::Permanent(reason) => reason,
+                    })?;
+                    let _ = connection.quit().await;
+                    let auth = if server.credentials.is_some() {
+                        ", credentials accepted"
+                    } else {
+                        ""
+                    };
+                    Ok(format!("{}:{} answers EHLO{auth}", server.host, server.port))
+                })
+            }
+            Mailer::Smtps(transport) => match transport.test_connection() {
+                Ok(true) => Ok("the server answers (TLS)".to_string()),
+                Ok(false) => Err("the server did not answer NOOP".to_string()),
+                Err(error) => Err(one_line(&error.to_string())),
+            },
+            Mailer::File(_) => Ok("writes .eml files (no server)".to_string()),
         }
     }
 

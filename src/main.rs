@@ -6,7 +6,9 @@
 
 use std::process::ExitCode;
 
-use clap::Parser;
+use std::collections::HashSet;
+
+use clap::{CommandFactory, FromArgMatches};
 
 mod cli;
 mod commands;
@@ -15,6 +17,7 @@ mod db;
 mod delivery;
 mod error;
 mod input;
+mod log;
 mod mail;
 mod output;
 mod ping;
@@ -30,14 +33,31 @@ pub const VERSION: &str = match option_env!("REMINDERS_GIT_COMMIT") {
 
 fn main() -> ExitCode {
     // A missing .env is normal; the environment proper wins over it.
-    let _ = dotenvy::dotenv();
-    let cli = cli::Cli::parse();
+    let before: HashSet<String> = std::env::vars_os()
+        .filter_map(|(name, _)| name.into_string().ok())
+        .collect();
+    if let Err(error) = dotenvy::dotenv()
+        && !error.not_found()
+    {
+        eprintln!("warning: the .env file was not read: {error}");
+    }
+    let from_dotenv: HashSet<String> = std::env::vars_os()
+        .filter_map(|(name, _)| name.into_string().ok())
+        .filter(|name| !before.contains(name))
+        .collect();
+    let matches = cli::Cli::command().get_matches();
+    let provenance = config::Provenance::read(&matches, &from_dotenv);
+    let cli = match cli::Cli::from_arg_matches(&matches) {
+        Ok(cli) => cli,
+        Err(error) => error.exit(),
+    };
     let (format, quiet) = (cli.global.format, cli.global.quiet);
+    log::set_level(quiet, cli.global.verbose);
     let pinger = ping::Pinger::new(cli.global.ping_url.as_deref());
     if let Some(pinger) = &pinger {
         pinger.start();
     }
-    let result = commands::run(cli).and_then(|outcome| {
+    let result = commands::run(cli, &provenance).and_then(|outcome| {
         if !(quiet && outcome.report.is_idle()) {
             output::print(format, outcome.report.as_ref())?;
         }

@@ -31,11 +31,12 @@ impl Pinger {
 
     fn ping(&self, suffix: &str) {
         let url = format!("{}/{suffix}", self.base);
+        crate::log::info!("ping {suffix}");
         if let Err(error) = self.agent.get(&url).call() {
             let shown = url::Url::parse(&url)
                 .map(|url| crate::config::redact(&url))
                 .unwrap_or(url);
-            eprintln!("warning: the ping to `{shown}` failed: {error}");
+            crate::log::warning!("the ping to `{shown}` failed: {error}");
         }
     }
 }

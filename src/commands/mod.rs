@@ -9,6 +9,7 @@ use crate::output::Report;
 use crate::render::Templates;
 
 mod assignment;
+mod check;
 mod due;
 mod import;
 mod migrate;
@@ -36,11 +37,16 @@ impl Outcome {
     }
 }
 
-pub fn run(cli: Cli) -> anyhow::Result<Outcome> {
+pub fn run(cli: Cli, provenance: &crate::config::Provenance) -> anyhow::Result<Outcome> {
     // These two describe the command line itself and need no settings at all.
     match &cli.command {
         Command::Completions { shell } => return Ok(Outcome::success(text_only(completions(*shell)))),
         Command::Man => return Ok(Outcome::success(text_only(man_page()?))),
+        // Reports a malformed database URL as a failed check, not as an error.
+        Command::Check { mail } => {
+            let database = DatabaseUrl::parse(cli.global.database_url.as_deref());
+            return check::run(database, mail, cli.global.templates.as_deref(), provenance);
+        }
         _ => {}
     }
     let database = DatabaseUrl::parse(cli.global.database_url.as_deref())?;
@@ -57,7 +63,9 @@ pub fn run(cli: Cli) -> anyhow::Result<Outcome> {
         Command::Status { now } => status::run(&database, now),
         Command::Retry(args) => retry::run(&database, args),
         Command::Prune(args) => prune::run(&database, args),
-        Command::Completions { .. } | Command::Man => unreachable!("handled before the database URL is read"),
+        Command::Completions { .. } | Command::Man | Command::Check { .. } => {
+            unreachable!("handled before the database URL is read")
+        }
     }
 }
 

@@ -47,14 +47,23 @@ pub fn run(database: &DatabaseUrl, args: SendArgs, templates: Templates) -> anyh
     }
     let (mail, mailer) = settings.mailer()?;
     let mut db = Db::open(database)?;
+    crate::log::info!(
+        "database `{}`, mail `{}`, now {}",
+        database.display(),
+        mail.url.display(),
+        windows.clock.now().instant()
+    );
     let mut report = SendReport::default();
+    let started = std::time::Instant::now();
     schedule_due(&mut db, &windows, &mut report)?;
+    crate::log::info!("scheduled the due windows in {:?}", started.elapsed());
     let queue = Reminders {
         delivery_window,
         templates,
     };
     let delivered = deliver(&mut db, &queue, &mailer, &mail.from, &settings.options, &windows.clock)?;
     report.delivered.add(delivered);
+    crate::log::info!("finished in {:?}", started.elapsed());
     Ok(Outcome {
         status: report.delivered.exit_status(),
         report: Box::new(report),

@@ -59,8 +59,8 @@ fn set_opt_out(database: &DatabaseUrl, email: &str, opt_out: bool) -> anyhow::Re
     let before = users::require_user_by_email(&mut db, email.as_str())?;
     let user = users::set_contact_opt_out(&mut db, email.as_str(), opt_out, Timestamp::new(Utc::now()))?;
     if !opt_out && before.opt_out_reason.as_deref() == Some("bounced") {
-        eprintln!(
-            "note: `{}` had been opted out for bounces (its mail was rejected 3 times in a row); mail to it is on again",
+        crate::log::warning!(
+            "`{}` had been opted out for bounces (its mail was rejected 3 times in a row); mail to it is on again",
             user.email
         );
     }

@@ -344,3 +344,89 @@ fn ping_url_reports_start_and_the_exit_status() {
     assert_eq!(run.code(), 0);
     assert!(run.stderr().contains("the ping to"), "{}", run.describe());
 }
+
+#[test]
+fn check_passes_a_good_setup_and_names_each_failing_part() {
+    let env = TestEnv::new(crate::common::Backend::Sqlite).unwrap();
+    let smtp = SmtpServer::start();
+    env.set_var("SMTP_URL", &smtp.url().replace("smtp://", "smtp://alice:s3cret@"));
+    std::fs::write(env.path(".env"), "MAIL_FROM=\"Reminders <noreply@school.example>\"\n").unwrap();
+    let good = env.run(&["check"]);
+    assert_eq!(good.code(), 0, "{}", good.describe());
+    for line in [
+        "ok    database",
+        "ok    mail settings",
+        "ok    mail server",
+        "ok    templates",
+    ] {
+        assert!(good.stdout().contains(line), "{}", good.describe());
+    }
+    assert!(
+        !good.stdout().contains("s3cret") && good.stdout().contains("alice:***@"),
+        "{}",
+        good.stdout()
+    );
+    assert!(
+        good.stdout().contains("MAIL_FROM            the .env file"),
+        "{}",
+        good.stdout()
+    );
+    assert!(
+        good.stdout().contains("SMTP_URL             the environment"),
+        "{}",
+        good.stdout()
+    );
+    let flagged = env.json(&["check", "--database-url", &env.database_url]);
+    assert_eq!(flagged["ok"], true);
+    assert_eq!(flagged["settings"][0]["from"], "the --database-url flag");
+
+    // The mail server refuses connections.
+    smtp.stop();
+    let refused = env.json_status(&["check"], 1);
+    assert_eq!(refused["checks"][2]["check"], "mail server");
+    assert_eq!(refused["checks"][2]["ok"], false);
+    assert_eq!(refused["checks"][0]["ok"], true);
+
+    // The database is not migrated, or down.
+    let fresh = TestEnv::unmigrated(crate::common::Backend::Sqlite).unwrap();
+    std::fs::write(fresh.path("test.db"), b"").unwrap();
+    let unmigrated = fresh.run(&["check"]);
+    assert_eq!(unmigrated.code(), 1);
+    assert!(
+        unmigrated.stdout().contains("FAIL  database") && unmigrated.stdout().contains("reminders migrate"),
+        "{}",
+        unmigrated.describe()
+    );
+    let down = env.run(&["check", "--database-url", "postgres://bob:pw@127.0.0.1:1/app"]);
+    assert_eq!(down.code(), 1);
+    assert!(
+        down.stdout().contains("FAIL  database: cannot connect"),
+        "{}",
+        down.describe()
+    );
+    assert!(!down.stdout().contains(":pw@"), "{}", down.describe());
+}
+
+#[test]
+fn verbose_says_more_and_quiet_says_nothing_on_stderr() {
+    let env = TestEnv::new(crate::common::Backend::Sqlite).unwrap();
+    env.use_smtp("file://outbox");
+    let verbose = env.run(&["-v", "send", "--unit", "hours", "--targets", "24", "--now", NOW]);
+    assert!(
+        verbose.stderr().contains("scheduled the due windows"),
+        "{}",
+        verbose.describe()
+    );
+    let normal = env.run(&["send", "--unit", "hours", "--targets", "24", "--now", NOW]);
+    assert_eq!(normal.stderr(), "");
+    // A failing ping warns, except under -q.
+    let closed = crate::common::smtp::closed_port();
+    let url = format!("http://127.0.0.1:{closed}/x");
+    assert!(
+        env.run(&["user", "list", "--ping-url", &url])
+            .stderr()
+            .contains("warning: the ping")
+    );
+    assert_eq!(env.run(&["user", "list", "--ping-url", &url, "-q"]).stderr(), "");
+    assert_eq!(env.run(&["-q", "-v", "user", "list"]).code(), 2, "-q and -v conflict");
+}

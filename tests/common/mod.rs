@@ -184,6 +184,15 @@ impl TestEnv {
         serde_json::from_str(&stdout).unwrap_or_else(|error| panic!("not JSON ({error}): {stdout}"))
     }
 
+    /// Runs with `--format json`, asserts the exit status, and parses stdout.
+    pub fn json_status(&self, args: &[&str], code: i32) -> serde_json::Value {
+        let mut args = args.to_vec();
+        args.extend(["--format", "json"]);
+        let run = self.run(&args);
+        assert_eq!(run.code(), code, "{}", run.describe());
+        serde_json::from_str(&run.stdout()).unwrap_or_else(|error| panic!("not JSON ({error}): {}", run.describe()))
+    }
+
     /// Runs and asserts the exit status and that stderr holds `needle`.
     pub fn fails(&self, args: &[&str], code: i32, needle: &str) -> Run {
         let run = self.run(args);

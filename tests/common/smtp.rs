@@ -150,7 +150,8 @@ fn serve(stream: TcpStream, state: &Mutex<State>) -> std::io::Result<()> {
         let command = line.trim_end().to_string();
         let verb = command.split([' ', ':']).next().unwrap_or_default().to_uppercase();
         let reply = match verb.as_str() {
-            "EHLO" => "250-localhost\r\n250-8BITMIME\r\n250 SIZE 10000000".to_string(),
+            "EHLO" => "250-localhost\r\n250-8BITMIME\r\n250-AUTH PLAIN LOGIN\r\n250 SIZE 10000000".to_string(),
+            "AUTH" => "235 2.7.0 authenticated".to_string(),
             "HELO" | "NOOP" => "250 ok".to_string(),
             "RSET" => {
                 (from, to) = (String::new(), Vec::new());

@@ -1,0 +1,109 @@
+//! `reminders check`: one line per thing a cron run needs, ok or the reason.
+//! Exits 0 when all pass and 1 otherwise; never shows a credential.
+
+use std::time::Duration;
+
+use serde_json::json;
+
+use super::Outcome;
+use crate::cli::MailArgs;
+use crate::config::{DatabaseUrl, MailSettings, Provenance};
+use crate::db::Db;
+use crate::error::ExitStatus;
+use crate::mail::Mailer;
+use crate::output::{self, Report};
+use crate::render::Templates;
+
+pub fn run(
+    database: anyhow::Result<DatabaseUrl>,
+    mail: &MailArgs,
+    templates: Option<&std::path::Path>,
+    provenance: &Provenance,
+) -> anyhow::Result<Outcome> {
+    let mut checks = Vec::new();
+    let mut check = |name: &str, result: Result<String, String>| checks.push((name.to_string(), result));
+
+    match database {
+        Err(error) => check("database", Err(format!("{error:#}"))),
+        Ok(url) => match Db::open(&url) {
+            Ok(_) => check(
+                "database",
+                Ok(format!("`{}` is reachable and fully migrated", url.display())),
+            ),
+            Err(error) => check("database", Err(format!("{error:#}"))),
+        },
+    }
+    match MailSettings::from_args(mail) {
+        Err(error) => check("mail settings", Err(format!("{error:#}"))),
+        Ok(settings) => {
+            check(
+                "mail settings",
+                Ok(format!(
+                    "SMTP_URL `{}`, MAIL_FROM `{}`",
+                    settings.url.display(),
+                    settings.from
+                )),
+            );
+            let probe = Mailer::new(&settings.url, 1, Duration::from_secs(10))
+                .map_err(|error| format!("{error:#}"))
+                .and_then(|mailer| mailer.probe());
+            check("mail server", probe);
+        }
+    }
+    match Templates::load(templates).and_then(|t| t.check().map(|()| t)) {
+        Ok(loaded) => {
+            let overridden = loaded.sources().iter().filter(|(_, from)| from != "built in").count();
+            check("templates", Ok(format!("all render ({overridden} overridden)")))
+        }
+        Err(error) => check("templates", Err(format!("{error:#}"))),
+    }
+    let failed = checks.iter().any(|(_, result)| result.is_err());
+    let report = CheckReport {
+        checks,
+        settings: provenance.describe(),
+    };
+    Ok(Outcome {
+        report: Box::new(report),
+        status: if failed {
+            ExitStatus::Failure
+        } else {
+            ExitStatus::Success
+        },
+    })
+}
+
+struct CheckReport {
+    checks: Vec<(String, Result<String, String>)>,
+    /// (setting, where it came from)
+    settings: Vec<(String, String)>,
+}
+
+impl Report for CheckReport {
+    fn to_json(&self) -> serde_json::Value {
+        json!({
+            "ok": self.checks.iter().all(|(_, result)| result.is_ok()),
+            "checks": self.checks.iter().map(|(name, result)| match result {
+                Ok(detail) => json!({ "check": name, "ok": true, "detail": detail }),
+                Err(reason) => json!({ "check": name, "ok": false, "detail": reason }),
+            }).collect::<Vec<_>>(),
+            "settings": self.settings.iter().map(|(name, from)| json!({ "setting": name, "from": from })).collect::<Vec<_>>(),
+        })
+    }
+
+    fn to_table(&self) -> String {
+        let mut lines: Vec<String> = self
+            .checks
+            .iter()
+            .map(|(name, result)| match result {
+                Ok(detail) => format!("ok    {name}: {detail}"),
+                Err(reason) => format!("FAIL  {name}: {reason}"),
+            })
+            .collect();
+        lines.push(String::new());
+        lines.push(output::table(
+            &["setting", "from"],
+            self.settings.iter().map(|(n, f)| [n.clone(), f.clone()]),
+        ));
+        lines.join("\n")
+    }
+}

@@ -1,0 +1,35 @@
+//! What goes to stderr besides the one fatal error line: warnings (hidden by
+//! `-q`) and details of the run (shown by `-v`). Results go to stdout only.
+
+use std::sync::atomic::{AtomicU8, Ordering};
+
+static LEVEL: AtomicU8 = AtomicU8::new(1);
+
+/// 0 with `-q`, 1 by default, 2 and up with `-v`, `-vv`.
+pub fn set_level(quiet: bool, verbose: u8) {
+    LEVEL.store(if quiet { 0 } else { 1 + verbose }, Ordering::Relaxed);
+}
+
+pub fn level() -> u8 {
+    LEVEL.load(Ordering::Relaxed)
+}
+
+/// A warning: something the operator should know, though the run went on.
+macro_rules! warning {
+    ($($arg:tt)*) => {
+        if $crate::log::level() >= 1 {
+            eprintln!("warning: {}", format!($($arg)*));
+        }
+    };
+}
+pub(crate) use warning;
+
+/// A detail of the run, with `-v`.
+macro_rules! info {
+    ($($arg:tt)*) => {
+        if $crate::log::level() >= 2 {
+            eprintln!("{}", format!($($arg)*));
+        }
+    };
+}
+pub(crate) use info;
