@@ -74,19 +74,7 @@ pub fn users(database: &DatabaseUrl, args: ImportArgs) -> anyhow::Result<Outcome
                     email.as_str()
                 ))));
             }
-            fresh.push(User {
-                id: Id::new(),
-                email: email.as_str().to_string(),
-                name: row
-                    .name
-                    .map(|name| name.trim().to_string())
-                    .filter(|name| !name.is_empty()),
-                timezone: Some(timezone.name().to_string()),
-                contact_opt_out: false,
-                created_at: now,
-                updated_at: now,
-                opt_out_reason: None,
-            });
+            fresh.push(User::new(email.as_str(), row.name, timezone.name(), now));
         }
         users::insert_users(db, &fresh)?;
         Ok(fresh.len())

@@ -8,7 +8,7 @@ use crate::cli::{Switch, UserAddArgs, UserCommand, UserSetArgs};
 use crate::config::DatabaseUrl;
 use crate::db::Db;
 use crate::db::summaries;
-use crate::db::types::{Id, Timestamp};
+use crate::db::types::Timestamp;
 use crate::db::users::{self, User};
 use crate::input::{Email, parse_timezone, zone_of};
 use crate::output::{self, Report};
@@ -36,19 +36,7 @@ fn add(database: &DatabaseUrl, args: UserAddArgs) -> anyhow::Result<Outcome> {
     };
     let mut db = Db::open(database)?;
     let now = Timestamp::new(Utc::now());
-    let user = User {
-        id: Id::new(),
-        email: email.as_str().to_string(),
-        name: args
-            .name
-            .map(|name| name.trim().to_string())
-            .filter(|name| !name.is_empty()),
-        timezone: Some(timezone.name().to_string()),
-        contact_opt_out: false,
-        created_at: now,
-        updated_at: now,
-        opt_out_reason: None,
-    };
+    let user = User::new(email.as_str(), args.name, timezone.name(), now);
     users::insert_user(&mut db, &user)?;
     Ok(Outcome::success(UserList(vec![user])))
 }

@@ -26,6 +26,22 @@ pub struct User {
     pub opt_out_reason: Option<String>,
 }
 
+impl User {
+    /// A new student who may be mailed; a blank name is no name.
+    pub fn new(email: &str, name: Option<String>, timezone: &str, now: Timestamp) -> User {
+        User {
+            id: Id::new(),
+            email: email.to_string(),
+            name: name.map(|name| name.trim().to_string()).filter(|name| !name.is_empty()),
+            timezone: Some(timezone.to_string()),
+            contact_opt_out: false,
+            created_at: now,
+            updated_at: now,
+            opt_out_reason: None,
+        }
+    }
+}
+
 /// Stores a new user; a duplicate email is bad input.
 pub fn insert_user(db: &mut Db, user: &User) -> anyhow::Result<()> {
     let inserted = with_conn!(db, conn => diesel::insert_into(users::table).values(user).execute(conn));
