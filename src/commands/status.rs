@@ -31,23 +31,16 @@ impl Report for QueueState {
 
     fn to_table(&self) -> String {
         let count = |status: &str| self.by_status.iter().find(|(s, _)| s == status).map_or(0, |(_, n)| *n);
-        let at = |t: Option<crate::db::types::Timestamp>| t.map(|t| time::utc(t.instant())).unwrap_or_default();
+        // `3 (oldest 2030-03-01T12:00:00Z)`, or just the count when there is no time to show.
+        let with_time = |n: i64, label: &str, t: Option<crate::db::types::Timestamp>| match t {
+            Some(t) => format!("{n} ({label} {})", time::utc(t.instant())),
+            None => n.to_string(),
+        };
         output::key_values([
-            (
-                "pending, ready now",
-                format!(
-                    "{} {}",
-                    self.ready,
-                    at(self.oldest_ready).replace('T', " oldest ").trim()
-                ),
-            ),
+            ("pending, ready now", with_time(self.ready, "oldest", self.oldest_ready)),
             (
                 "pending, waiting to retry",
-                format!(
-                    "{} {}",
-                    self.waiting_for_retry,
-                    at(self.next_retry_at).replace('T', " next at ").trim()
-                ),
+                with_time(self.waiting_for_retry, "next at", self.next_retry_at),
             ),
             ("failed", count("failed").to_string()),
             ("skipped", count("skipped").to_string()),

@@ -47,6 +47,7 @@ on_both_backends! {
         assert_eq!(later["ready"], 1);
         let table = env.ok(&["status", "--now", &at(minutes(1))]);
         assert!(table.contains("waiting to retry") && table.contains("gone@example.com"), "{table}");
+        assert!(table.contains("1 (next at 2030-03-01T12:01:"), "{table}");
     }
 
     fn retry_requeues_failed_reminders_once(env: &TestEnv) {
