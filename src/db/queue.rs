@@ -57,6 +57,35 @@ macro_rules! insert_logs {
 }
 pub(crate) use insert_logs;
 
+/// Inserts `$rows` into `$table`, skipping any that clash on the unique
+/// `$key`: ON CONFLICT DO NOTHING, so overlapping runs schedule each row once.
+/// Returns how many rows went in.
+macro_rules! insert_ignoring_conflicts {
+    ($db:expr, $table:ident, $rows:expr, $key:expr) => {{
+        use $crate::db::schema::$table;
+        match $db {
+            $crate::db::Db::Postgres(conn) => diesel::insert_into($table::table)
+                .values($rows)
+                .on_conflict($key)
+                .do_nothing()
+                .execute(conn),
+            // Diesel cannot put ON CONFLICT on a multi-row insert for SQLite; row by
+            // row inside one transaction costs microseconds a row there.
+            $crate::db::Db::Sqlite(conn) => conn.immediate_transaction(|conn| {
+                $rows.iter().try_fold(0, |inserted, row| {
+                    let one = diesel::insert_into($table::table)
+                        .values(row)
+                        .on_conflict($key)
+                        .do_nothing()
+                        .execute(conn)?;
+                    Ok(inserted + one)
+                })
+            }),
+        }
+    }};
+}
+pub(crate) use insert_ignoring_conflicts;
+
 /// Writes each resolution into `$table` and releases the claims, inside the
 /// caller's transaction. Deliveries share one UPDATE: they are the bulk.
 macro_rules! apply_resolutions {

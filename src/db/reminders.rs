@@ -5,7 +5,7 @@ use anyhow::Context;
 use diesel::dsl::not;
 use diesel::prelude::*;
 
-use super::queue::{NewSendLog, Resolution, apply_resolutions, insert_logs, release_claims};
+use super::queue::{NewSendLog, Resolution, apply_resolutions, insert_ignoring_conflicts, insert_logs, release_claims};
 use super::schema::{assignments, reminders, send_logs, users};
 use super::types::{Id, Json, Timestamp};
 use super::{Db, with_conn, write_transaction};
@@ -87,25 +87,12 @@ pub fn schedule(db: &mut Db, rows: &[NewReminder]) -> anyhow::Result<usize> {
     if rows.is_empty() {
         return Ok(0);
     }
-    match db {
-        Db::Postgres(conn) => diesel::insert_into(reminders::table)
-            .values(rows)
-            .on_conflict((reminders::assignment_id, reminders::reminder_type))
-            .do_nothing()
-            .execute(conn),
-        // Diesel cannot put ON CONFLICT on a multi-row insert for SQLite; row by
-        // row inside one transaction costs microseconds a row there.
-        Db::Sqlite(conn) => conn.immediate_transaction(|conn| {
-            rows.iter().try_fold(0, |inserted, row| {
-                let one = diesel::insert_into(reminders::table)
-                    .values(row)
-                    .on_conflict((reminders::assignment_id, reminders::reminder_type))
-                    .do_nothing()
-                    .execute(conn)?;
-                Ok(inserted + one)
-            })
-        }),
-    }
+    insert_ignoring_conflicts!(
+        db,
+        reminders,
+        rows,
+        (reminders::assignment_id, reminders::reminder_type)
+    )
     .context("cannot schedule reminders")
 }
 

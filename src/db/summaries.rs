@@ -6,7 +6,9 @@ use chrono::NaiveDate;
 use diesel::dsl::{case_when, count, min};
 use diesel::prelude::*;
 
-use super::queue::{NewSendLog, PENDING, Resolution, apply_resolutions, insert_logs, release_claims};
+use super::queue::{
+    NewSendLog, PENDING, Resolution, apply_resolutions, insert_ignoring_conflicts, insert_logs, release_claims,
+};
 use super::schema::{assignments, daily_summaries, user_preferences, users};
 use super::types::{Id, Timestamp};
 use super::{Db, with_conn, write_transaction};
@@ -176,24 +178,12 @@ pub fn schedule(db: &mut Db, rows: &[NewSummary]) -> anyhow::Result<usize> {
     if rows.is_empty() {
         return Ok(0);
     }
-    match db {
-        Db::Postgres(conn) => diesel::insert_into(daily_summaries::table)
-            .values(rows)
-            .on_conflict((daily_summaries::user_id, daily_summaries::local_date))
-            .do_nothing()
-            .execute(conn),
-        // As for reminders: no multi-row ON CONFLICT on SQLite in Diesel.
-        Db::Sqlite(conn) => conn.immediate_transaction(|conn| {
-            rows.iter().try_fold(0, |inserted, row| {
-                let one = diesel::insert_into(daily_summaries::table)
-                    .values(row)
-                    .on_conflict((daily_summaries::user_id, daily_summaries::local_date))
-                    .do_nothing()
-                    .execute(conn)?;
-                Ok(inserted + one)
-            })
-        }),
-    }
+    insert_ignoring_conflicts!(
+        db,
+        daily_summaries,
+        rows,
+        (daily_summaries::user_id, daily_summaries::local_date)
+    )
     .context("cannot schedule daily summaries")
 }
 
