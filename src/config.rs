@@ -130,15 +130,30 @@ fn redact_unparsed(raw: &str) -> String {
 #[derive(Debug, Clone)]
 pub struct Clock {
     frozen: Option<DateTime<Utc>>,
+    /// How far the database server's clock is ahead of this host's.
+    offset: chrono::Duration,
 }
 
 impl Clock {
     pub fn new(now: Option<DateTime<Utc>>) -> Clock {
-        Clock { frozen: now }
+        Clock {
+            frozen: now,
+            offset: chrono::Duration::zero(),
+        }
+    }
+
+    /// Reads time from the database server's clock from now on (unless
+    /// `--now` froze it), so that cron hosts whose clocks disagree still agree
+    /// on when a lease or a retry is due. `server_now` is `None` on SQLite,
+    /// where every run reads the same host's clock anyway.
+    pub fn follow(&mut self, server_now: Option<DateTime<Utc>>) {
+        if let (None, Some(server_now)) = (self.frozen, server_now) {
+            self.offset = server_now - Utc::now();
+        }
     }
 
     pub fn now(&self) -> Timestamp {
-        Timestamp::new(self.frozen.unwrap_or_else(Utc::now))
+        Timestamp::new(self.frozen.unwrap_or_else(|| Utc::now() + self.offset))
     }
 }
 
@@ -218,7 +233,7 @@ impl DeliverySettings {
                 max_attempts: args.max_attempts,
                 batch_size: args.batch_size,
                 connections: args.connections,
-                lease: parse_duration(&args.lease)?,
+                lease: parse_lease(&args.lease)?,
                 backoff: parse_duration(&args.backoff)?,
                 rate: args.rate,
                 limit: args.limit,
@@ -236,6 +251,18 @@ impl DeliverySettings {
         let mailer = Mailer::new(&mail.url, self.options.connections, self.smtp_timeout)?;
         Ok((mail, mailer))
     }
+}
+
+/// `--lease`: at least two seconds, so that renewing it every third of it
+/// leaves room for the sends in between.
+fn parse_lease(raw: &str) -> anyhow::Result<chrono::Duration> {
+    let lease = parse_duration(raw)?;
+    if lease < crate::delivery::MIN_LEASE {
+        return Err(invalid(format!(
+            "`--lease {raw}` is too short: a lease is at least `2s`"
+        )));
+    }
+    Ok(lease)
 }
 
 #[cfg(test)]
@@ -264,3 +291,4 @@ mod tests {
         assert!(!error.to_string().contains("s3cret"), "{error}");
     }
 }
+

@@ -1,29 +1,37 @@
-//! The claim–send–record pipeline that reminders and daily summaries share.
+//! The claim–send–record pipeline that reminders and daily summaries share,
+//! and the rules that keep each message to one delivery under faults.
 //!
-//! Batches of due rows are leased to this run in one short transaction, sent
-//! by `--connections` threads over a pooled transport, and their results are
-//! committed in small groups every few milliseconds, so a killed run leaves
-//! unrecorded only the messages that were in flight. Rows it had claimed but
-//! not sent go back to the queue when the lease runs out.
+//! One dispatcher (the calling thread) owns the database connection. It leases
+//! due rows to this run in small batches, renews the lease on everything it
+//! holds every third of the lease, re-reads each row just before handing it
+//! to a sending thread (opt-out, completion, due time), and commits results in
+//! small groups every few milliseconds. Every write is fenced on the row still
+//! being this run's, so a run that lost a row to another never overwrites it.
+//!
+//! `--connections` sending threads each take one message at a time from the
+//! dispatcher (a rendezvous, not a queue), and check the run's lease on the
+//! monotonic clock before the message leaves: a run frozen past its lease
+//! sends nothing more when it wakes. When the database goes away, nothing more
+//! is handed out; the messages in flight finish, the run reconnects and
+//! records them, or stops and says how many deliveries are unrecorded.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashMap, HashSet, VecDeque};
+use std::num::NonZeroU32;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration as StdDuration, Instant};
 
 use anyhow::anyhow;
 use chrono::{DateTime, Utc};
-use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
+use crossbeam_channel::{Receiver, Select, Sender};
 use governor::clock::{Clock as _, DefaultClock};
 use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
 use lettre::Message;
 use lettre::message::Mailbox;
 use serde::Serialize;
-use std::num::NonZeroU32;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
-
 use signal_hook::consts::{SIGINT, SIGTERM};
 
-use crate::config::Clock;
+use crate::config::{Clock, DatabaseUrl};
 use crate::db::Db;
 use crate::db::queue::{NewSendLog, Resolution};
 use crate::db::reminders::opt_out_after_rejections;
@@ -34,10 +42,18 @@ use crate::schedule::backoff;
 
 /// Rejections in a row after which an address is opted out.
 const REJECTIONS_BEFORE_OPT_OUT: i64 = 3;
-/// The longest a delivery waits to be recorded (the group commit).
-const GROUP_COMMIT_WAIT: StdDuration = StdDuration::from_millis(5);
-/// The most results recorded in one transaction.
-const GROUP_COMMIT_SIZE: usize = 500;
+/// How long the dispatcher waits for a sender before it looks at its lease
+/// and the stop signal again.
+const IDLE_WAIT: StdDuration = StdDuration::from_millis(10);
+/// A row read longer ago than this is read again before it is handed out.
+const RECHECK_AFTER: StdDuration = StdDuration::from_millis(500);
+/// A sending thread hands back, unsent, a message whose row was read longer
+/// ago than this (the run was frozen or stalled): the bound on check-to-send.
+pub const MAX_CHECK_AGE: StdDuration = StdDuration::from_secs(1);
+/// How long a run keeps trying to reach its database again after losing it.
+const RECONNECT_FOR: StdDuration = StdDuration::from_secs(30);
+/// The shortest lease: a renewal every third of it must fit between sends.
+pub const MIN_LEASE: chrono::Duration = chrono::Duration::seconds(2);
 
 /// A table of messages to send: `reminders` or `daily_summaries`.
 pub trait Queue: Sync {
@@ -52,19 +68,25 @@ pub trait Queue: Sync {
         lease_until: Timestamp,
         limit: i64,
     ) -> anyhow::Result<Vec<Self::Job>>;
+    /// The jobs among `ids` that `run_id` still holds, read afresh.
+    fn reload(&self, db: &mut Db, run_id: Id, ids: &[Id], now: Timestamp) -> anyhow::Result<Vec<Self::Job>>;
+    /// Extends the lease on every row `run_id` holds; returns their ids.
+    fn renew(&self, db: &mut Db, run_id: Id, now: Timestamp, lease_until: Timestamp) -> anyhow::Result<Vec<Id>>;
     /// What the log and the bookkeeping need to know of a job.
     fn info(&self, job: &Self::Job) -> JobInfo;
-    /// Why a job must not go out now, checked just before sending.
+    /// Why a job must not go out now, checked on the row as last read.
     fn skip_reason(&self, job: &Self::Job, now: Timestamp) -> Option<String>;
     fn compose(&self, job: &Self::Job, from: &Mailbox, now: DateTime<Utc>) -> Result<Message, SendFailure>;
-    /// Writes resolutions and their send logs in one transaction.
+    /// Writes resolutions (to rows `run_id` still holds) and all the send logs
+    /// in one transaction; returns the ids it wrote.
     fn record(
         &self,
         db: &mut Db,
+        run_id: Id,
         resolved: &[(Id, Resolution)],
         logs: &[NewSendLog],
         now: Timestamp,
-    ) -> anyhow::Result<()>;
+    ) -> anyhow::Result<Vec<Id>>;
     /// Hands back this run's unfinished claims.
     fn release(&self, db: &mut Db, run_id: Id, now: Timestamp) -> anyhow::Result<usize>;
 }
@@ -92,7 +114,7 @@ pub struct DeliveryOptions {
     pub limit: Option<u64>,
 }
 
-/// What the pipeline did.
+/// What the pipeline did, as recorded in the database.
 #[derive(Debug, Default, Serialize)]
 pub struct Delivered {
     pub sent: usize,
@@ -102,6 +124,9 @@ pub struct Delivered {
     pub opted_out: Vec<String>,
     /// Claimed but not sent because SIGTERM or Ctrl-C stopped the run; handed back.
     pub left_over: usize,
+    /// Rows another run took over after this run's lease ran out: this run
+    /// neither sent them any more nor wrote its result over the other's.
+    pub lost_lease: usize,
 }
 
 impl Delivered {
@@ -113,11 +138,12 @@ impl Delivered {
         self.skipped += other.skipped;
         self.opted_out.extend(other.opted_out);
         self.left_over += other.left_over;
+        self.lost_lease += other.lost_lease;
     }
 
     /// Nothing sent, nothing failed, nothing left over: a quiet cron run prints nothing.
     pub fn is_idle(&self) -> bool {
-        self.sent + self.failed + self.retry_later + self.left_over == 0
+        self.sent + self.failed + self.retry_later + self.left_over + self.lost_lease == 0
     }
 
     /// 3 when some sends failed (for retry or for good) or a stop left some, else 0.
@@ -143,12 +169,25 @@ impl Delivered {
         if self.left_over > 0 {
             rows.push(("left for the next run (stopped)", self.left_over.to_string()));
         }
+        if self.lost_lease > 0 {
+            rows.push(("taken over by another run (lease ran out)", self.lost_lease.to_string()));
+        }
         rows
+    }
+
+    fn count(&mut self, resolution: &Resolution) {
+        match resolution {
+            Resolution::Sent { .. } => self.sent += 1,
+            Resolution::RetryLater { .. } => self.retry_later += 1,
+            Resolution::Failed { .. } => self.failed += 1,
+            Resolution::Skipped { .. } => self.skipped += 1,
+        }
     }
 }
 
 /// Sends everything the queue has due, and reports what happened.
 pub fn deliver<Q: Queue>(
+    database: &DatabaseUrl,
     db: &mut Db,
     queue: &Q,
     mailer: &Mailer,
@@ -164,177 +203,425 @@ pub fn deliver<Q: Queue>(
         queue,
         mailer,
         from,
-        options,
         clock,
-        run_id: Id::new(),
         rate_limit,
+        lease: Lease::new(options.lease),
+        halt: AtomicBool::new(false),
     };
-    let mut report = Delivered::default();
-    // SIGTERM or Ctrl-C: stop claiming, finish what is in flight, hand the rest back.
+    // SIGTERM or Ctrl-C: stop handing out, finish what is in flight, hand the rest back.
     let stop = Arc::new(AtomicBool::new(false));
     for signal in [SIGTERM, SIGINT] {
         signal_hook::flag::register(signal, Arc::clone(&stop))?;
     }
-    // Holds at most one and a half batches, so memory is flat. Jobs waiting
-    // here are claimed but not in flight: a kill loses none of them.
-    let capacity = options.batch_size as usize * 3 / 2 + 1;
-    let (jobs, job_queue) = crossbeam_channel::bounded::<Q::Job>(capacity);
-    let (done, finished) = crossbeam_channel::unbounded::<Attempt<Q::Job>>();
+    // A rendezvous: a message leaves the dispatcher only when a sender is free
+    // to send it at once, so the check just before the hand-off stays fresh.
+    let (handoff, handed) = crossbeam_channel::bounded::<Held<Q::Job>>(0);
+    let (done, returned) = crossbeam_channel::unbounded::<Returned<Q::Job>>();
     std::thread::scope(|scope| {
         for _ in 0..options.connections {
-            let (job_queue, done) = (job_queue.clone(), done.clone());
+            let (handed, done) = (handed.clone(), done.clone());
             let run = &run;
             scope.spawn(move || {
-                if let Err(error) = run.send_each(job_queue, done) {
-                    eprintln!("error: a sending thread could not start: {error:#}");
+                if let Err(error) = run.send_each(handed, done) {
+                    crate::log::warning!("a sending thread could not start: {error:#}");
                 }
             });
         }
-        drop(done);
-        let result = run.dispatch(db, (jobs, job_queue), &finished, &stop, &mut report);
-        if result.is_err() {
-            // Hand back what this run can no longer finish; best effort.
-            let _ = queue.release(db, run.run_id, clock.now());
+        drop((handed, done));
+        let mut dispatcher = Dispatcher {
+            run: &run,
+            database,
+            db,
+            options,
+            run_id: Id::new(),
+            waiting: VecDeque::new(),
+            in_flight: 0,
+            group: Group::default(),
+            report: Delivered::default(),
+            pace: Pace::default(),
+            exhausted: false,
+            stopping: false,
+            allowance: options.limit.unwrap_or(u64::MAX),
+            last_renewal: Instant::now(),
+            renew_now: false,
+        };
+        let result = dispatcher.dispatch(&handoff, &returned, &stop);
+        // Ends the senders: they finish their message and find the hand-off closed.
+        drop(handoff);
+        result.map(|()| dispatcher.report)
+    })
+}
+
+/// The run's lease as the sending threads see it: a deadline on the
+/// monotonic clock, moved on by each renewal.
+struct Lease {
+    length: StdDuration,
+    epoch: Instant,
+    /// Milliseconds after `epoch` after which nothing more may be sent.
+    deadline_ms: AtomicU64,
+}
+
+impl Lease {
+    fn new(length: chrono::Duration) -> Lease {
+        Lease {
+            length: length.to_std().unwrap_or(StdDuration::MAX),
+            epoch: Instant::now(),
+            deadline_ms: AtomicU64::new(0),
         }
-        result
-    })?;
-    Ok(report)
+    }
+
+    /// The rows were leased (or renewed) by a statement that started at
+    /// `started`. The database's lease ends `length` after that statement ran;
+    /// stopping a fifth early (a second at most) leaves room for the message
+    /// being written and for clocks that tick at slightly different rates.
+    fn renewed(&self, started: Instant) {
+        let margin = (self.length / 5).min(StdDuration::from_secs(1));
+        let deadline = (started + self.length.saturating_sub(margin)).saturating_duration_since(self.epoch);
+        self.deadline_ms
+            .store(deadline.as_millis().try_into().unwrap_or(u64::MAX), Ordering::SeqCst);
+    }
+
+    fn holds(&self) -> bool {
+        (self.epoch.elapsed().as_millis() as u64) < self.deadline_ms.load(Ordering::SeqCst)
+    }
 }
 
 struct Run<'a, Q> {
     queue: &'a Q,
     mailer: &'a Mailer,
     from: &'a Mailbox,
-    options: &'a DeliveryOptions,
     clock: &'a Clock,
-    run_id: Id,
     rate_limit: Option<DefaultDirectRateLimiter>,
+    lease: Lease,
+    /// Set while the database is unreachable: senders hand back what they get.
+    halt: AtomicBool,
 }
 
-/// A finished attempt, from a sending thread.
-struct Attempt<J> {
+/// A claimed job, with when its row was last read.
+struct Held<J> {
+    id: Id,
     job: J,
-    result: Result<(), SendFailure>,
-    at: Timestamp,
+    checked: Instant,
+}
+
+/// What comes back from a sending thread.
+enum Returned<J> {
+    /// The message was offered to the mail server.
+    Attempted {
+        held: Held<J>,
+        result: Result<(), SendFailure>,
+        at: Timestamp,
+    },
+    /// Not sent: the lease ran out, the check went stale, or the run halted.
+    Unsent(Held<J>),
 }
 
 impl<Q: Queue> Run<'_, Q> {
     /// A sending thread: one connection's worth of work.
-    fn send_each(&self, job_queue: Receiver<Q::Job>, done: Sender<Attempt<Q::Job>>) -> anyhow::Result<()> {
+    fn send_each(&self, handed: Receiver<Held<Q::Job>>, done: Sender<Returned<Q::Job>>) -> anyhow::Result<()> {
         let mut courier = self.mailer.courier()?;
-        for job in job_queue {
+        loop {
+            // Wait for the rate limit before taking a message, not after, so
+            // no message waits here after its check.
             if let Some(limiter) = &self.rate_limit {
-                // governor's sync interface: wait out each "not yet" it gives.
                 while let Err(not_until) = limiter.check() {
                     std::thread::sleep(not_until.wait_time_from(DefaultClock::default().now()));
                 }
             }
-            let result = self
-                .queue
-                .compose(&job, self.from, self.clock.now().instant())
-                .and_then(|message| courier.send(&message));
-            if done
-                .send(Attempt {
-                    job,
+            let Ok(held) = handed.recv() else { break };
+            let may_send =
+                !self.halt.load(Ordering::SeqCst) && self.lease.holds() && held.checked.elapsed() <= MAX_CHECK_AGE;
+            let returned = if may_send {
+                let result = self
+                    .queue
+                    .compose(&held.job, self.from, self.clock.now().instant())
+                    .and_then(|message| courier.send(&message));
+                Returned::Attempted {
+                    held,
                     result,
                     at: self.clock.now(),
-                })
-                .is_err()
-            {
+                }
+            } else {
+                Returned::Unsent(held)
+            };
+            if done.send(returned).is_err() {
                 break;
             }
         }
         Ok(())
     }
+}
 
+/// Why the dispatcher stopped short.
+enum Fault {
+    /// A read or write failed: the connection is likely gone.
+    Database(anyhow::Error),
+    /// Every sending thread has stopped.
+    Senders,
+}
+
+/// Measured messages a second, which bounds how much a run claims.
+#[derive(Default)]
+struct Pace {
+    first_handoff: Option<Instant>,
+    finished: usize,
+}
+
+impl Pace {
+    fn per_second(&self) -> Option<f64> {
+        let elapsed = self.first_handoff?.elapsed().as_secs_f64();
+        (self.finished >= 4 && elapsed > 0.0).then(|| self.finished as f64 / elapsed)
+    }
+}
+
+/// The dispatcher's state: what it holds, and what it has done.
+struct Dispatcher<'r, 'a, Q: Queue> {
+    run: &'r Run<'a, Q>,
+    database: &'r DatabaseUrl,
+    db: &'r mut Db,
+    options: &'r DeliveryOptions,
+    run_id: Id,
+    /// Claimed, checked, not yet handed to a sender; earliest due first.
+    waiting: VecDeque<Held<Q::Job>>,
+    /// Handed to a sender and not back yet.
+    in_flight: usize,
+    group: Group,
+    report: Delivered,
+    pace: Pace,
+    /// The queue had nothing more to claim.
+    exhausted: bool,
+    /// SIGTERM or Ctrl-C: hand nothing more out.
+    stopping: bool,
+    /// Messages `--limit` still allows.
+    allowance: u64,
+    last_renewal: Instant,
+    renew_now: bool,
+}
+
+impl<Q: Queue> Dispatcher<'_, '_, Q> {
     fn dispatch(
-        &self,
-        db: &mut Db,
-        (jobs, unsent): (Sender<Q::Job>, Receiver<Q::Job>),
-        finished: &Receiver<Attempt<Q::Job>>,
+        &mut self,
+        handoff: &Sender<Held<Q::Job>>,
+        returned: &Receiver<Returned<Q::Job>>,
         stop: &AtomicBool,
-        report: &mut Delivered,
     ) -> anyhow::Result<()> {
-        let batch_size = self.options.batch_size;
-        let mut group = Group::default();
-        let mut outstanding = 0usize;
-        let mut exhausted = false;
-        let mut allowance = self.options.limit.unwrap_or(u64::MAX);
-        let mut stopping = false;
         loop {
-            if !stopping && stop.load(Ordering::SeqCst) {
-                // Take back what no sender has started; the claims go back below.
-                stopping = true;
-                exhausted = true;
-                for _ in unsent.try_iter() {
-                    outstanding -= 1;
-                    report.left_over += 1;
+            if !self.stopping && stop.load(Ordering::SeqCst) {
+                self.stopping = true;
+                self.report.left_over += self.waiting.len();
+                self.waiting.clear();
+            }
+            match self.step(handoff, returned) {
+                Ok(true) => return Ok(()),
+                Ok(false) => {}
+                Err(Fault::Senders) => return Err(anyhow!("the sending threads stopped")),
+                Err(Fault::Database(cause)) => self.recover(cause, returned)?,
+            }
+        }
+    }
+
+    /// One turn of the loop; `true` when the run is over.
+    fn step(&mut self, handoff: &Sender<Held<Q::Job>>, returned: &Receiver<Returned<Q::Job>>) -> Result<bool, Fault> {
+        if self.holding() > 0 && (self.renew_now || self.last_renewal.elapsed() >= self.run.lease.length / 3) {
+            self.renew().map_err(Fault::Database)?;
+        }
+        let limit = self.hold_limit();
+        if !self.stopping && !self.exhausted && self.waiting.len() <= limit / 2 && self.holding() < limit {
+            self.claim(limit - self.holding()).map_err(Fault::Database)?;
+        }
+        if self
+            .waiting
+            .front()
+            .is_some_and(|head| head.checked.elapsed() >= RECHECK_AFTER)
+        {
+            self.recheck().map_err(Fault::Database)?;
+        }
+        if (self.exhausted || self.stopping) && self.waiting.is_empty() && self.in_flight == 0 {
+            self.flush().map_err(Fault::Database)?;
+            if self.stopping {
+                self.run
+                    .queue
+                    .release(self.db, self.run_id, self.run.clock.now())
+                    .map_err(Fault::Database)?;
+            }
+            return Ok(true);
+        }
+        let mut select = Select::new();
+        let hand_out = (!self.stopping && !self.waiting.is_empty()).then(|| select.send(handoff));
+        let take_back = select.recv(returned);
+        if let Ok(operation) = select.select_timeout(IDLE_WAIT) {
+            if Some(operation.index()) == hand_out {
+                let held = self.waiting.pop_front().expect("a waiting job");
+                operation.send(handoff, held).map_err(|_| Fault::Senders)?;
+                self.in_flight += 1;
+                self.pace.first_handoff.get_or_insert_with(Instant::now);
+            } else {
+                debug_assert_eq!(operation.index(), take_back);
+                let first = operation.recv(returned).map_err(|_| Fault::Senders)?;
+                for back in std::iter::once(first).chain(returned.try_iter()) {
+                    self.take_back(back);
                 }
             }
-            // Claim the next batch while the senders still have half a batch to go.
-            if !exhausted && jobs.len() < batch_size as usize / 2 + 1 {
-                let now = self.clock.now();
-                let lease_until = Timestamp::new(now.instant() + self.options.lease);
-                let wanted = batch_size.min(allowance.try_into().unwrap_or(i64::MAX));
-                let batch = if wanted > 0 {
-                    self.queue.claim(db, self.run_id, now, lease_until, wanted)?
-                } else {
-                    Vec::new()
-                };
-                allowance -= batch.len() as u64;
-                exhausted = batch.is_empty();
-                for job in batch {
-                    if let Some(reason) = self.queue.skip_reason(&job, now) {
-                        group.resolve(self.queue.info(&job).id, Resolution::Skipped { reason });
-                        report.skipped += 1;
-                    } else {
-                        jobs.send(job).map_err(|_| anyhow!("the sending threads stopped"))?;
-                        outstanding += 1;
-                    }
+        }
+        // Group commit: everything that came back while the last commit ran
+        // goes in this one. A sender gets its next message only after its last
+        // result is recorded, so a fault leaves at most one unrecorded
+        // delivery per connection.
+        self.flush().map_err(Fault::Database)?;
+        Ok(false)
+    }
+
+    /// Rows this run holds in the database: waiting, in flight, or resolved
+    /// but not yet recorded.
+    fn holding(&self) -> usize {
+        self.waiting.len() + self.in_flight + self.group.resolved.len()
+    }
+
+    /// The most rows to hold at once: what this run sends in half a lease at
+    /// its `--rate` and its measured pace (a few per connection until measured).
+    fn hold_limit(&self) -> usize {
+        let half_lease = self.run.lease.length.as_secs_f64() / 2.0;
+        let by_pace = self
+            .pace
+            .per_second()
+            .map_or(f64::from(self.options.connections) * 2.0, |pace| pace * half_lease);
+        let by_rate = self
+            .options
+            .rate
+            .map_or(f64::INFINITY, |rate| f64::from(rate) * half_lease);
+        let by_limit = self.allowance as f64 + self.holding() as f64;
+        (by_pace.min(by_rate).min(by_limit) as usize).clamp(1, self.options.batch_size.max(1) as usize)
+    }
+
+    fn claim(&mut self, wanted: usize) -> anyhow::Result<()> {
+        let wanted = wanted.min(self.allowance.try_into().unwrap_or(usize::MAX));
+        if wanted == 0 {
+            self.exhausted = true;
+            return Ok(());
+        }
+        let started = Instant::now();
+        let now = self.run.clock.now();
+        let held_before = self.holding();
+        let batch = self
+            .run
+            .queue
+            .claim(self.db, self.run_id, now, self.lease_until(now), wanted as i64)?;
+        if held_before == 0 && !batch.is_empty() {
+            // Nothing older is held, so this claim's lease is the run's lease.
+            self.run.lease.renewed(started);
+            self.last_renewal = started;
+        }
+        self.allowance -= batch.len() as u64;
+        self.exhausted = batch.is_empty();
+        for job in batch {
+            self.admit(job, started, now);
+        }
+        Ok(())
+    }
+
+    /// A job just read from the database: skipped now if it must not go out,
+    /// else queued to be handed out.
+    fn admit(&mut self, job: Q::Job, checked: Instant, now: Timestamp) {
+        let id = self.run.queue.info(&job).id;
+        match self.run.queue.skip_reason(&job, now) {
+            Some(reason) => self.group.resolve(id, Resolution::Skipped { reason }),
+            None => self.waiting.push_back(Held { id, job, checked }),
+        }
+    }
+
+    /// Reads the next rows to hand out again, in one query: a student who
+    /// opted out or an assignment completed since the claim is caught here.
+    fn recheck(&mut self) -> anyhow::Result<()> {
+        let chunk = self
+            .pace
+            .per_second()
+            .map_or(0, |pace| (pace * RECHECK_AFTER.as_secs_f64()) as usize)
+            .max(self.options.connections as usize * 2)
+            .min(self.options.batch_size.max(1) as usize);
+        let stale: Vec<Held<Q::Job>> = self.waiting.drain(..chunk.min(self.waiting.len())).collect();
+        let ids: Vec<Id> = stale.iter().map(|held| held.id).collect();
+        let started = Instant::now();
+        let now = self.run.clock.now();
+        let mut fresh: HashMap<Id, Q::Job> = match self.run.queue.reload(self.db, self.run_id, &ids, now) {
+            Ok(jobs) => jobs
+                .into_iter()
+                .map(|job| (self.run.queue.info(&job).id, job))
+                .collect(),
+            Err(error) => {
+                // Keep them for after a reconnect, in their order.
+                for held in stale.into_iter().rev() {
+                    self.waiting.push_front(held);
                 }
-                continue;
+                return Err(error);
             }
-            if exhausted && outstanding == 0 {
-                self.flush(db, &mut group, report)?;
-                if stopping {
-                    self.queue.release(db, self.run_id, self.clock.now())?;
-                }
-                return Ok(());
+        };
+        let before = self.waiting.len();
+        for id in ids {
+            match fresh.remove(&id) {
+                Some(job) => self.admit(job, started, now),
+                None => self.report.lost_lease += 1,
             }
-            match finished.recv_timeout(StdDuration::from_millis(2)) {
-                Ok(attempt) => {
-                    for attempt in std::iter::once(attempt).chain(finished.try_iter()) {
-                        outstanding -= 1;
-                        self.settle(attempt, &mut group, report);
-                    }
-                }
-                Err(RecvTimeoutError::Timeout) => {}
-                Err(RecvTimeoutError::Disconnected) => return Err(anyhow!("the sending threads stopped")),
+        }
+        // admit() appended them; they were at the front, and go back there.
+        let admitted = self.waiting.len() - before;
+        self.waiting.rotate_right(admitted);
+        Ok(())
+    }
+
+    /// Extends the lease on all this run holds; drops what another run took.
+    fn renew(&mut self) -> anyhow::Result<()> {
+        let started = Instant::now();
+        let now = self.run.clock.now();
+        let still_held: HashSet<Id> = self
+            .run
+            .queue
+            .renew(self.db, self.run_id, now, self.lease_until(now))?
+            .into_iter()
+            .collect();
+        self.run.lease.renewed(started);
+        self.last_renewal = started;
+        self.renew_now = false;
+        let before = self.waiting.len();
+        self.waiting.retain(|held| still_held.contains(&held.id));
+        self.report.lost_lease += before - self.waiting.len();
+        Ok(())
+    }
+
+    fn lease_until(&self, now: Timestamp) -> Timestamp {
+        Timestamp::new(now.instant() + self.options.lease)
+    }
+
+    fn take_back(&mut self, back: Returned<Q::Job>) {
+        self.in_flight -= 1;
+        match back {
+            Returned::Attempted { held, result, at } => {
+                self.pace.finished += 1;
+                self.settle(held, result, at);
             }
-            if group.is_due() {
-                self.flush(db, &mut group, report)?;
+            Returned::Unsent(held) if self.stopping => {
+                self.report.left_over += 1;
+                drop(held);
+            }
+            Returned::Unsent(held) => {
+                // Its check is stale or the lease ran out: renew, re-read, retry.
+                self.renew_now = true;
+                self.waiting.push_front(held);
             }
         }
     }
 
     /// Turns an attempt into the job's new state and its send log.
-    fn settle(&self, attempt: Attempt<Q::Job>, group: &mut Group, report: &mut Delivered) {
-        let Attempt { job, result, at } = attempt;
-        let info = self.queue.info(&job);
+    fn settle(&mut self, held: Held<Q::Job>, result: Result<(), SendFailure>, at: Timestamp) {
+        let info = self.run.queue.info(&held.job);
         let (resolution, log_status, error) = match result {
-            Ok(()) => {
-                report.sent += 1;
-                (Resolution::Sent { at }, "delivered", None)
-            }
+            Ok(()) => (Resolution::Sent { at }, "delivered", None),
             Err(SendFailure::Transient(error)) => {
                 let attempts = info.attempts + 1;
                 let resolution = if attempts >= self.options.max_attempts {
-                    report.failed += 1;
                     Resolution::Failed {
                         error: format!("gave up after {attempts} attempts: {error}"),
                     }
                 } else {
-                    report.retry_later += 1;
                     let retry_at = Timestamp::new(at.instant() + backoff(attempts, self.options.backoff));
                     Resolution::RetryLater {
                         error: error.clone(),
@@ -344,45 +631,117 @@ impl<Q: Queue> Run<'_, Q> {
                 (resolution, "failed", Some(error))
             }
             Err(SendFailure::Permanent(error)) => {
-                report.failed += 1;
-                group.rejected.insert(info.to_email.clone());
+                self.group.rejected.insert(info.to_email.clone());
                 (Resolution::Failed { error: error.clone() }, "rejected", Some(error))
             }
         };
-        group.logs.push(NewSendLog {
+        self.group.logs.push(NewSendLog {
             id: Id::new(),
             reminder_id: info.reminder_id,
             assignment_id: info.assignment_id,
             summary_id: info.summary_id,
             to_email: info.to_email,
-            from_inbox: self.from.email.to_string(),
-            message_id: Some(mail::message_id(info.id, self.from)),
+            from_inbox: self.run.from.email.to_string(),
+            message_id: Some(mail::message_id(info.id, self.run.from)),
             status: log_status,
             error,
             created_at: at,
         });
-        group.resolve(info.id, resolution);
+        self.group.resolve(info.id, resolution);
     }
 
     /// Commits a group of results, then applies the bounce rule to the
-    /// addresses it saw rejected.
-    fn flush(&self, db: &mut Db, group: &mut Group, report: &mut Delivered) -> anyhow::Result<()> {
-        if group.resolved.is_empty() {
+    /// addresses it saw rejected. A result for a row this run no longer
+    /// holds is not written (its send log is: the attempt happened).
+    fn flush(&mut self) -> anyhow::Result<()> {
+        if self.group.resolved.is_empty() {
             return Ok(());
         }
-        let now = self.clock.now();
-        self.queue.record(db, &group.resolved, &group.logs, now)?;
-        for email in std::mem::take(&mut group.rejected) {
-            if opt_out_after_rejections(db, &email, REJECTIONS_BEFORE_OPT_OUT, now)? {
+        let now = self.run.clock.now();
+        let written: HashSet<Id> = self
+            .run
+            .queue
+            .record(self.db, self.run_id, &self.group.resolved, &self.group.logs, now)?
+            .into_iter()
+            .collect();
+        for (id, resolution) in &self.group.resolved {
+            if written.contains(id) {
+                self.report.count(resolution);
+            } else {
+                self.report.lost_lease += 1;
+            }
+        }
+        let rejected = std::mem::take(&mut self.group.rejected);
+        self.group = Group::default();
+        for email in rejected {
+            if opt_out_after_rejections(self.db, &email, REJECTIONS_BEFORE_OPT_OUT, now)? {
                 crate::log::warning!(
                     "`{email}` was rejected {REJECTIONS_BEFORE_OPT_OUT} times in a row and is now opted out"
                 );
-                report.opted_out.push(email);
+                self.report.opted_out.push(email);
             }
         }
-        group.resolved.clear();
-        group.logs.clear();
-        group.started = None;
+        Ok(())
+    }
+
+    /// The database failed: hand nothing more out, let the messages in flight
+    /// finish, then reconnect and record them. Gives up after `RECONNECT_FOR`,
+    /// saying how many deliveries are unrecorded (a later run sends them again).
+    fn recover(&mut self, cause: anyhow::Error, returned: &Receiver<Returned<Q::Job>>) -> anyhow::Result<()> {
+        self.run.halt.store(true, Ordering::SeqCst);
+        crate::log::warning!("the database failed ({cause:#}); finishing the messages in flight, then reconnecting");
+        while self.in_flight > 0 {
+            match returned.recv() {
+                Ok(back) => self.take_back(back),
+                Err(_) => break,
+            }
+        }
+        let give_up = Instant::now() + RECONNECT_FOR;
+        let mut wait = StdDuration::from_millis(250);
+        let mut last_error;
+        loop {
+            match Db::connect(self.database) {
+                Ok(db) => {
+                    *self.db = db;
+                    match self.committed_before_the_fault().and_then(|()| self.flush()) {
+                        Ok(()) => break,
+                        Err(error) => last_error = error,
+                    }
+                }
+                Err(error) => last_error = error,
+            }
+            if Instant::now() + wait > give_up {
+                let unrecorded = self
+                    .group
+                    .resolved
+                    .iter()
+                    .filter(|(_, resolution)| matches!(resolution, Resolution::Sent { .. }))
+                    .count();
+                return Err(last_error.context(format!(
+                    "lost the database and could not reconnect within {}s: {unrecorded} delivered message(s) \
+                     are unrecorded and may go out again",
+                    RECONNECT_FOR.as_secs()
+                )));
+            }
+            std::thread::sleep(wait);
+            wait = (wait * 2).min(StdDuration::from_secs(5));
+        }
+        crate::log::warning!("reconnected to the database; the run goes on");
+        self.run.halt.store(false, Ordering::SeqCst);
+        self.renew_now = true;
+        Ok(())
+    }
+
+    /// When the line dropped during a group commit, the commit may have gone
+    /// through; its send logs tell (one transaction wrote them with the rows).
+    fn committed_before_the_fault(&mut self) -> anyhow::Result<()> {
+        let ids: Vec<Id> = self.group.logs.iter().map(|log| log.id).collect();
+        if !ids.is_empty() && crate::db::queue::any_log_stored(self.db, &ids)? {
+            for (_, resolution) in &self.group.resolved {
+                self.report.count(resolution);
+            }
+            self.group = Group::default();
+        }
         Ok(())
     }
 }
@@ -393,19 +752,10 @@ struct Group {
     resolved: Vec<(Id, Resolution)>,
     logs: Vec<NewSendLog>,
     rejected: BTreeSet<String>,
-    started: Option<Instant>,
 }
 
 impl Group {
     fn resolve(&mut self, id: Id, resolution: Resolution) {
-        self.started.get_or_insert_with(Instant::now);
         self.resolved.push((id, resolution));
-    }
-
-    fn is_due(&self) -> bool {
-        self.resolved.len() >= GROUP_COMMIT_SIZE
-            || self
-                .started
-                .is_some_and(|started| started.elapsed() >= GROUP_COMMIT_WAIT)
     }
 }

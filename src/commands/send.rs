@@ -33,7 +33,7 @@ use crate::render::Templates;
 use crate::schedule::{Target, nearest_target, stale_reason};
 
 pub fn run(database: &DatabaseUrl, args: SendArgs, templates: Templates) -> anyhow::Result<Outcome> {
-    let windows = Windows::from_args(&args.window)?;
+    let mut windows = Windows::from_args(&args.window)?;
     let delivery_window = args.delivery_window.as_deref().map(parse_duration).transpose()?;
     let settings = DeliverySettings::from_args(&args.delivery)?;
     if args.dry_run {
@@ -47,6 +47,7 @@ pub fn run(database: &DatabaseUrl, args: SendArgs, templates: Templates) -> anyh
     }
     let (mail, mailer) = settings.mailer()?;
     let mut db = Db::open(database)?;
+    windows.clock.follow(db.server_clock()?);
     crate::log::info!(
         "database `{}`, mail `{}`, now {}",
         database.display(),
@@ -61,7 +62,15 @@ pub fn run(database: &DatabaseUrl, args: SendArgs, templates: Templates) -> anyh
         delivery_window,
         templates,
     };
-    let delivered = deliver(&mut db, &queue, &mailer, &mail.from, &settings.options, &windows.clock)?;
+    let delivered = deliver(
+        database,
+        &mut db,
+        &queue,
+        &mailer,
+        &mail.from,
+        &settings.options,
+        &windows.clock,
+    )?;
     report.delivered.add(delivered);
     crate::log::info!("finished in {:?}", started.elapsed());
     Ok(Outcome {
@@ -135,6 +144,14 @@ impl Queue for Reminders {
         reminders::claim_batch(db, run_id, now, lease_until, limit)
     }
 
+    fn reload(&self, db: &mut Db, run_id: Id, ids: &[Id], _now: Timestamp) -> anyhow::Result<Vec<Claimed>> {
+        reminders::reload_held(db, run_id, ids)
+    }
+
+    fn renew(&self, db: &mut Db, run_id: Id, now: Timestamp, lease_until: Timestamp) -> anyhow::Result<Vec<Id>> {
+        reminders::renew_claims(db, run_id, now, lease_until)
+    }
+
     fn info(&self, claimed: &Claimed) -> JobInfo {
         JobInfo {
             id: claimed.reminder_id,
@@ -169,11 +186,12 @@ impl Queue for Reminders {
     fn record(
         &self,
         db: &mut Db,
+        run_id: Id,
         resolved: &[(Id, Resolution)],
         logs: &[NewSendLog],
         now: Timestamp,
-    ) -> anyhow::Result<()> {
-        reminders::record(db, resolved, logs, now)
+    ) -> anyhow::Result<Vec<Id>> {
+        reminders::record(db, run_id, resolved, logs, now)
     }
 
     fn release(&self, db: &mut Db, run_id: Id, now: Timestamp) -> anyhow::Result<usize> {

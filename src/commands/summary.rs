@@ -32,7 +32,7 @@ const PAGE_SIZE: i64 = 2_000;
 
 pub fn run(database: &DatabaseUrl, args: SummaryArgs, templates: Templates) -> anyhow::Result<Outcome> {
     let student = args.student.as_deref().map(Email::parse).transpose()?;
-    let clock = Clock::new(args.now.as_deref().map(parse_instant).transpose()?);
+    let mut clock = Clock::new(args.now.as_deref().map(parse_instant).transpose()?);
     let settings = DeliverySettings::from_args(&args.delivery)?;
     if !args.send {
         let mut db = Db::open(database)?;
@@ -62,12 +62,14 @@ pub fn run(database: &DatabaseUrl, args: SummaryArgs, templates: Templates) -> a
     }
     let (mail, mailer) = settings.mailer()?;
     let mut db = Db::open(database)?;
+    clock.follow(db.server_clock()?);
     let mut scheduled = 0;
     owed_summaries(&mut db, clock.now(), |db, page| {
         scheduled += summaries::schedule(db, &page)?;
         Ok(())
     })?;
     let delivered = deliver(
+        database,
         &mut db,
         &Summaries { templates },
         &mailer,
@@ -153,6 +155,32 @@ struct SummaryJob {
     open: Vec<(String, DateTime<Utc>)>,
 }
 
+/// Claimed summaries with each student's counts and open assignments at `now`.
+fn with_counts(db: &mut Db, claimed: Vec<ClaimedSummary>, now: Timestamp) -> anyhow::Result<Vec<SummaryJob>> {
+    if claimed.is_empty() {
+        return Ok(Vec::new());
+    }
+    let students: Vec<Id> = claimed.iter().map(|c| c.user_id).collect();
+    let mut counts: HashMap<Id, StudentCounts> = summaries::counts_by_student(db, now, Some(&students))?
+        .into_iter()
+        .map(|c| (c.user_id, c))
+        .collect();
+    let mut open: HashMap<Id, Vec<(String, DateTime<Utc>)>> = HashMap::new();
+    for assignment in summaries::open_assignments(db, &students)? {
+        open.entry(assignment.student_id)
+            .or_default()
+            .push((assignment.title, assignment.due_at.instant()));
+    }
+    Ok(claimed
+        .into_iter()
+        .map(|claimed| SummaryJob {
+            counts: counts.remove(&claimed.user_id),
+            open: open.remove(&claimed.user_id).unwrap_or_default(),
+            claimed,
+        })
+        .collect())
+}
+
 /// The `daily_summaries` table as a send queue.
 struct Summaries {
     templates: Templates,
@@ -170,28 +198,16 @@ impl Queue for Summaries {
         limit: i64,
     ) -> anyhow::Result<Vec<SummaryJob>> {
         let claimed = summaries::claim_batch(db, run_id, now, lease_until, limit)?;
-        if claimed.is_empty() {
-            return Ok(Vec::new());
-        }
-        let students: Vec<Id> = claimed.iter().map(|c| c.user_id).collect();
-        let mut counts: HashMap<Id, StudentCounts> = summaries::counts_by_student(db, now, Some(&students))?
-            .into_iter()
-            .map(|c| (c.user_id, c))
-            .collect();
-        let mut open: HashMap<Id, Vec<(String, DateTime<Utc>)>> = HashMap::new();
-        for assignment in summaries::open_assignments(db, &students)? {
-            open.entry(assignment.student_id)
-                .or_default()
-                .push((assignment.title, assignment.due_at.instant()));
-        }
-        Ok(claimed
-            .into_iter()
-            .map(|claimed| SummaryJob {
-                counts: counts.remove(&claimed.user_id),
-                open: open.remove(&claimed.user_id).unwrap_or_default(),
-                claimed,
-            })
-            .collect())
+        with_counts(db, claimed, now)
+    }
+
+    fn reload(&self, db: &mut Db, run_id: Id, ids: &[Id], now: Timestamp) -> anyhow::Result<Vec<SummaryJob>> {
+        let held = summaries::reload_held(db, run_id, ids)?;
+        with_counts(db, held, now)
+    }
+
+    fn renew(&self, db: &mut Db, run_id: Id, now: Timestamp, lease_until: Timestamp) -> anyhow::Result<Vec<Id>> {
+        summaries::renew_claims(db, run_id, now, lease_until)
     }
 
     fn info(&self, job: &SummaryJob) -> JobInfo {
@@ -249,11 +265,12 @@ impl Queue for Summaries {
     fn record(
         &self,
         db: &mut Db,
+        run_id: Id,
         resolved: &[(Id, Resolution)],
         logs: &[NewSendLog],
         now: Timestamp,
-    ) -> anyhow::Result<()> {
-        summaries::record(db, resolved, logs, now)
+    ) -> anyhow::Result<Vec<Id>> {
+        summaries::record(db, run_id, resolved, logs, now)
     }
 
     fn release(&self, db: &mut Db, run_id: Id, now: Timestamp) -> anyhow::Result<usize> {

@@ -113,6 +113,18 @@ impl Db {
         }
     }
 
+    /// The database server's clock, on PostgreSQL (`None` on SQLite, which is
+    /// a file on this host).
+    pub fn server_clock(&mut self) -> anyhow::Result<Option<chrono::DateTime<chrono::Utc>>> {
+        match self {
+            Db::Postgres(conn) => diesel::select(diesel::dsl::sql::<diesel::sql_types::Timestamptz>("now()"))
+                .get_result(conn)
+                .map(Some)
+                .context("cannot read the database server's clock"),
+            Db::Sqlite(_) => Ok(None),
+        }
+    }
+
     /// Runs `work` in one write transaction (BEGIN IMMEDIATE on SQLite) that
     /// commits only if it succeeds: all or nothing, for bulk imports. Query
     /// functions called inside that open their own transactions nest as savepoints.

@@ -44,6 +44,18 @@ pub struct NewSendLog {
     pub created_at: Timestamp,
 }
 
+/// Whether any of these send logs is stored: after a lost connection, whether
+/// the group commit that carried them went through before the line dropped.
+pub fn any_log_stored(db: &mut super::Db, ids: &[Id]) -> anyhow::Result<bool> {
+    use anyhow::Context;
+    let found: i64 = super::with_conn!(db, conn => send_logs::table
+        .filter(send_logs::id.eq_any(ids))
+        .count()
+        .get_result(conn))
+    .context("cannot read the send log")?;
+    Ok(found > 0)
+}
+
 /// Inserts send logs inside the caller's transaction.
 macro_rules! insert_logs {
     ($conn:ident, $logs:expr) => {{
@@ -86,14 +98,20 @@ macro_rules! insert_ignoring_conflicts {
 }
 pub(crate) use insert_ignoring_conflicts;
 
-/// Writes each resolution into `$table` and releases the claims, inside the
-/// caller's transaction. Deliveries share one UPDATE: they are the bulk.
+/// Writes each resolution into `$table`, releasing the claims, inside the
+/// caller's transaction, and returns the ids it wrote. Every write is fenced:
+/// it touches a row only while run `$run_id` still holds it and it is still
+/// pending. A row another run took over (after this run's lease ran out) is
+/// left as that run has it, and a `sent` row never changes again.
+/// Deliveries share one UPDATE: they are the bulk.
 macro_rules! apply_resolutions {
-    ($conn:ident, $table:ident, $resolved:expr, $now:expr) => {{
-        use $crate::db::queue::{FAILED, Resolution, SENT, SKIPPED};
+    ($conn:ident, $table:ident, $run_id:expr, $resolved:expr, $now:expr) => {{
+        use $crate::db::queue::{FAILED, PENDING, Resolution, SENT, SKIPPED};
         use $crate::db::schema::$table;
         let resolved: &[(Id, Resolution)] = $resolved;
+        let run_id: Id = $run_id;
         let now: Timestamp = $now;
+        let held = $table::claimed_by.eq(run_id).and($table::status.eq(PENDING));
         let no_claim = (
             $table::claimed_until.eq(None::<Timestamp>),
             $table::claimed_by.eq(None::<Id>),
@@ -102,26 +120,30 @@ macro_rules! apply_resolutions {
             .iter()
             .filter_map(|(id, r)| matches!(r, Resolution::Sent { .. }).then_some(*id))
             .collect();
+        let mut written: Vec<Id> = Vec::with_capacity(resolved.len());
         if !sent.is_empty() {
             // The group shares one sent_at: deliveries in a group are milliseconds apart.
             let sent_at = resolved.iter().find_map(|(_, r)| match r {
                 Resolution::Sent { at } => Some(*at),
                 _ => None,
             });
-            diesel::update($table::table.filter($table::id.eq_any(&sent)))
-                .set((
-                    $table::status.eq(SENT),
-                    $table::sent_at.eq(sent_at),
-                    $table::attempts.eq($table::attempts + 1),
-                    $table::last_error.eq(None::<String>),
-                    no_claim,
-                    $table::updated_at.eq(now),
-                ))
-                .execute($conn)?;
+            written.extend(
+                diesel::update($table::table.filter($table::id.eq_any(&sent)).filter(held))
+                    .set((
+                        $table::status.eq(SENT),
+                        $table::sent_at.eq(sent_at),
+                        $table::attempts.eq($table::attempts + 1),
+                        $table::last_error.eq(None::<String>),
+                        no_claim,
+                        $table::updated_at.eq(now),
+                    ))
+                    .returning($table::id)
+                    .get_results::<Id>($conn)?,
+            );
         }
         for (id, resolution) in resolved {
-            let row = $table::table.find(*id);
-            match resolution {
+            let row = $table::table.find(*id).filter(held);
+            let updated = match resolution {
                 Resolution::Sent { .. } => continue,
                 Resolution::RetryLater { error, retry_at } => diesel::update(row)
                     .set((
@@ -150,10 +172,32 @@ macro_rules! apply_resolutions {
                     ))
                     .execute($conn)?,
             };
+            if updated == 1 {
+                written.push(*id);
+            }
         }
+        written
     }};
 }
 pub(crate) use apply_resolutions;
+
+/// Extends the lease on every pending row of `$table` that run `$run_id`
+/// holds, in one UPDATE, and returns their ids: whatever is missing from the
+/// answer was taken over by another run.
+macro_rules! renew_claims {
+    ($conn:ident, $table:ident, $run_id:expr, $now:expr, $lease_until:expr) => {{
+        use $crate::db::schema::$table;
+        diesel::update(
+            $table::table
+                .filter($table::claimed_by.eq($run_id))
+                .filter($table::status.eq(PENDING)),
+        )
+        .set(($table::claimed_until.eq($lease_until), $table::updated_at.eq($now)))
+        .returning($table::id)
+        .get_results::<Id>($conn)
+    }};
+}
+pub(crate) use renew_claims;
 
 /// Clears the claims that run `$run_id` still holds on pending rows of `$table`.
 macro_rules! release_claims {

@@ -5,7 +5,9 @@ use anyhow::Context;
 use diesel::dsl::not;
 use diesel::prelude::*;
 
-use super::queue::{NewSendLog, Resolution, apply_resolutions, insert_ignoring_conflicts, insert_logs, release_claims};
+use super::queue::{
+    NewSendLog, Resolution, apply_resolutions, insert_ignoring_conflicts, insert_logs, release_claims, renew_claims,
+};
 use super::schema::{assignments, reminders, send_logs, users};
 use super::types::{Id, Json, Timestamp};
 use super::{Db, with_conn, write_transaction};
@@ -113,6 +115,36 @@ pub struct Claimed {
     pub contact_opt_out: bool,
 }
 
+/// Loads the reminders among `$ids` that run `$run_id` still holds, with their
+/// assignment and student as they are now. Both the claim and the checks close
+/// to the send use it, so both see the same facts.
+macro_rules! load_held {
+    ($conn:ident, $run_id:expr, $ids:expr) => {
+        reminders::table
+            .inner_join(assignments::table.inner_join(users::table))
+            .filter(reminders::id.eq_any($ids))
+            .filter(reminders::claimed_by.eq($run_id))
+            .filter(reminders::status.eq(PENDING))
+            .select((
+                reminders::id,
+                reminders::reminder_type,
+                reminders::attempts,
+                assignments::id,
+                assignments::title,
+                assignments::description,
+                assignments::due_at,
+                assignments::completed,
+                assignments::metadata,
+                users::email,
+                users::name,
+                users::timezone,
+                users::contact_opt_out,
+            ))
+            .order((assignments::due_at, reminders::id))
+            .load::<Claimed>($conn)
+    };
+}
+
 /// Claims up to `limit` pending reminders that are due by `now` and not leased
 /// by a live run, leasing them to `run_id` until `lease_until`. One short write
 /// transaction: `FOR UPDATE SKIP LOCKED` on PostgreSQL, so runs on several hosts
@@ -146,26 +178,7 @@ pub fn claim_batch(
                     reminders::updated_at.eq(now),
                 ))
                 .execute($conn)?;
-            reminders::table
-                .inner_join(assignments::table.inner_join(users::table))
-                .filter(reminders::id.eq_any(&ids))
-                .select((
-                    reminders::id,
-                    reminders::reminder_type,
-                    reminders::attempts,
-                    assignments::id,
-                    assignments::title,
-                    assignments::description,
-                    assignments::due_at,
-                    assignments::completed,
-                    assignments::metadata,
-                    users::email,
-                    users::name,
-                    users::timezone,
-                    users::contact_opt_out,
-                ))
-                .order((assignments::due_at, reminders::id))
-                .load($conn)
+            load_held!($conn, run_id, &ids)
         }};
     }
     match db {
@@ -177,14 +190,33 @@ pub fn claim_batch(
     .context("cannot claim reminders")
 }
 
+/// The reminders among `ids` that `run_id` still holds, read again now: the
+/// opt-out, completion and due time as they are just before the send.
+pub fn reload_held(db: &mut Db, run_id: Id, ids: &[Id]) -> anyhow::Result<Vec<Claimed>> {
+    with_conn!(db, conn => load_held!(conn, run_id, ids)).context("cannot re-check claimed reminders")
+}
+
+/// Extends this run's lease on the reminders it holds; returns their ids.
+pub fn renew_claims(db: &mut Db, run_id: Id, now: Timestamp, lease_until: Timestamp) -> anyhow::Result<Vec<Id>> {
+    with_conn!(db, conn => renew_claims!(conn, reminders, run_id, now, lease_until))
+        .context("cannot renew the lease on claimed reminders")
+}
+
 /// Records a group of finished reminders and their send logs in one write
-/// transaction, releasing their claims. Called every few milliseconds while
-/// messages go out, so a killed run leaves only in-flight messages unrecorded.
-pub fn record(db: &mut Db, resolved: &[(Id, Resolution)], logs: &[NewSendLog], now: Timestamp) -> anyhow::Result<()> {
+/// transaction, releasing their claims, and returns the ids it wrote (those
+/// `run_id` still held). Called every few milliseconds while messages go out,
+/// so a killed run leaves only in-flight messages unrecorded.
+pub fn record(
+    db: &mut Db,
+    run_id: Id,
+    resolved: &[(Id, Resolution)],
+    logs: &[NewSendLog],
+    now: Timestamp,
+) -> anyhow::Result<Vec<Id>> {
     write_transaction!(db, conn => {
-        apply_resolutions!(conn, reminders, resolved, now);
+        let written = apply_resolutions!(conn, reminders, run_id, resolved, now);
         insert_logs!(conn, logs);
-        Ok(())
+        Ok(written)
     })
     .context("cannot record sends")
 }

@@ -8,6 +8,7 @@ use diesel::prelude::*;
 
 use super::queue::{
     NewSendLog, PENDING, Resolution, apply_resolutions, insert_ignoring_conflicts, insert_logs, release_claims,
+    renew_claims,
 };
 use super::schema::{assignments, daily_summaries, user_preferences, users};
 use super::types::{Id, Timestamp};
@@ -201,6 +202,31 @@ pub struct ClaimedSummary {
     pub daily_summary: Option<bool>,
 }
 
+/// Loads the summaries among `$ids` that run `$run_id` still holds, with the
+/// student as they are now (see `reminders::load_held`).
+macro_rules! load_held {
+    ($conn:ident, $run_id:expr, $ids:expr) => {
+        daily_summaries::table
+            .inner_join(users::table.left_join(user_preferences::table))
+            .filter(daily_summaries::id.eq_any($ids))
+            .filter(daily_summaries::claimed_by.eq($run_id))
+            .filter(daily_summaries::status.eq(PENDING))
+            .select((
+                daily_summaries::id,
+                daily_summaries::local_date,
+                daily_summaries::attempts,
+                users::id,
+                users::email,
+                users::name,
+                users::timezone,
+                users::contact_opt_out,
+                user_preferences::daily_summary.nullable(),
+            ))
+            .order(daily_summaries::scheduled_for)
+            .load::<ClaimedSummary>($conn)
+    };
+}
+
 /// Leases due pending summaries, as `reminders::claim_batch` does.
 pub fn claim_batch(
     db: &mut Db,
@@ -233,22 +259,7 @@ pub fn claim_batch(
                     daily_summaries::updated_at.eq(now),
                 ))
                 .execute($conn)?;
-            daily_summaries::table
-                .inner_join(users::table.left_join(user_preferences::table))
-                .filter(daily_summaries::id.eq_any(&ids))
-                .select((
-                    daily_summaries::id,
-                    daily_summaries::local_date,
-                    daily_summaries::attempts,
-                    users::id,
-                    users::email,
-                    users::name,
-                    users::timezone,
-                    users::contact_opt_out,
-                    user_preferences::daily_summary.nullable(),
-                ))
-                .order(daily_summaries::scheduled_for)
-                .load($conn)
+            load_held!($conn, run_id, &ids)
         }};
     }
     match db {
@@ -260,11 +271,29 @@ pub fn claim_batch(
     .context("cannot claim daily summaries")
 }
 
-pub fn record(db: &mut Db, resolved: &[(Id, Resolution)], logs: &[NewSendLog], now: Timestamp) -> anyhow::Result<()> {
+/// The summaries among `ids` that `run_id` still holds, read again now.
+pub fn reload_held(db: &mut Db, run_id: Id, ids: &[Id]) -> anyhow::Result<Vec<ClaimedSummary>> {
+    with_conn!(db, conn => load_held!(conn, run_id, ids)).context("cannot re-check claimed summaries")
+}
+
+/// Extends this run's lease on the summaries it holds; returns their ids.
+pub fn renew_claims(db: &mut Db, run_id: Id, now: Timestamp, lease_until: Timestamp) -> anyhow::Result<Vec<Id>> {
+    with_conn!(db, conn => renew_claims!(conn, daily_summaries, run_id, now, lease_until))
+        .context("cannot renew the lease on claimed summaries")
+}
+
+/// Records finished summaries and their send logs, as `reminders::record` does.
+pub fn record(
+    db: &mut Db,
+    run_id: Id,
+    resolved: &[(Id, Resolution)],
+    logs: &[NewSendLog],
+    now: Timestamp,
+) -> anyhow::Result<Vec<Id>> {
     write_transaction!(db, conn => {
-        apply_resolutions!(conn, daily_summaries, resolved, now);
+        let written = apply_resolutions!(conn, daily_summaries, run_id, resolved, now);
         insert_logs!(conn, logs);
-        Ok(())
+        Ok(written)
     })
     .context("cannot record daily summaries")
 }

@@ -7,15 +7,6 @@ use std::time::Duration;
 use crate::common::smtp::SmtpServer;
 use crate::common::{Backend, NOW, TestEnv, at, hours, minutes, on_both_backends};
 
-/// How many messages each assignment received, by subject.
-fn deliveries_per_subject(smtp: &SmtpServer) -> HashMap<String, usize> {
-    let mut counts = HashMap::new();
-    for message in smtp.received() {
-        *counts.entry(message.header("Subject").unwrap()).or_insert(0) += 1;
-    }
-    counts
-}
-
 on_both_backends! {
     fn overlapping_runs_send_each_reminder_exactly_once(env: &TestEnv) {
         // The two scenarios: ten runs on one PostgreSQL with 300 due
@@ -45,7 +36,7 @@ on_both_backends! {
                 String::from_utf8_lossy(&output.stderr)
             );
         }
-        let per_subject = deliveries_per_subject(&smtp);
+        let per_subject = smtp.count_by_subject();
         assert_eq!(smtp.received().len(), assignments);
         assert_eq!(per_subject.len(), assignments, "one message per assignment");
         assert!(per_subject.values().all(|&n| n == 1));
@@ -101,7 +92,7 @@ on_both_backends! {
         assert_eq!(later.code(), 0, "{}", later.describe());
         assert_eq!(env.count("SELECT count(*) AS n FROM reminders WHERE status = 'sent'"), 30);
 
-        let per_subject = deliveries_per_subject(&smtp);
+        let per_subject = smtp.count_by_subject();
         assert_eq!(per_subject.len(), 30, "every assignment was reminded");
         let duplicates = smtp.received().len() - 30;
         assert!(duplicates <= unrecorded, "{duplicates} duplicates, but only {unrecorded} were in flight");

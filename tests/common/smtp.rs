@@ -42,6 +42,10 @@ struct State {
     /// (address fragment, reply) for RCPT TO.
     rcpt_rules: Vec<(String, String)>,
     data_delay: Duration,
+    /// Replies to the next messages' DATA, in order, instead of accepting them.
+    data_replies: std::collections::VecDeque<String>,
+    /// Messages whose data arrived, whatever the reply.
+    data_seen: usize,
 }
 
 pub struct SmtpServer {
@@ -101,8 +105,28 @@ impl SmtpServer {
         self.state.lock().unwrap().data_delay = delay;
     }
 
+    /// Answer the next message's DATA with `reply` (after the delay), such as
+    /// `554 5.6.0 refused`, instead of accepting it. Each call covers one message.
+    pub fn reply_to_next_data(&self, reply: &str) {
+        self.state.lock().unwrap().data_replies.push_back(reply.to_string());
+    }
+
+    /// How many messages' data has arrived, answered yet or not.
+    pub fn data_seen(&self) -> usize {
+        self.state.lock().unwrap().data_seen
+    }
+
     pub fn received(&self) -> Vec<Received> {
         self.state.lock().unwrap().received.clone()
+    }
+
+    /// How many messages each subject received.
+    pub fn count_by_subject(&self) -> std::collections::HashMap<String, usize> {
+        let mut counts = std::collections::HashMap::new();
+        for message in self.received() {
+            *counts.entry(message.header("Subject").unwrap_or_default()).or_insert(0) += 1;
+        }
+        counts
     }
 
     pub fn connections(&self) -> usize {
@@ -196,14 +220,23 @@ fn serve(stream: TcpStream, state: &Mutex<State>) -> std::io::Result<()> {
                             .unwrap_or(&line),
                     );
                 }
-                let delay = state.lock().unwrap().data_delay;
+                let (delay, scripted) = {
+                    let mut state = state.lock().unwrap();
+                    state.data_seen += 1;
+                    (state.data_delay, state.data_replies.pop_front())
+                };
                 std::thread::sleep(delay);
-                state.lock().unwrap().received.push(Received {
-                    from: from.clone(),
-                    to: to.clone(),
-                    data,
-                });
-                "250 2.0.0 queued".to_string()
+                match scripted {
+                    Some(reply) => reply,
+                    None => {
+                        state.lock().unwrap().received.push(Received {
+                            from: from.clone(),
+                            to: to.clone(),
+                            data,
+                        });
+                        "250 2.0.0 queued".to_string()
+                    }
+                }
             }
             "QUIT" => {
                 writer.write_all(b"221 bye\r\n")?;
