@@ -4,26 +4,28 @@
 //! One dispatcher (the calling thread) owns the database connection. It leases
 //! due rows to this run in small batches, renews the lease on everything it
 //! holds every third of the lease, re-reads each row just before handing it
-//! to a sending thread (opt-out, completion, due time), and commits results in
-//! small groups every few milliseconds. Every write is fenced on the row still
+//! to a sending thread (opt-out, completion, due time), and commits each result
+//! before that thread gets another message. Every write is fenced on the row still
 //! being this run's, so a run that lost a row to another never overwrites it.
 //!
-//! `--connections` sending threads each take one message at a time from the
-//! dispatcher (a rendezvous, not a queue), and check the run's lease on the
-//! monotonic clock before the message leaves: a run frozen past its lease
-//! sends nothing more when it wakes. When the database goes away, nothing more
-//! is handed out; the messages in flight finish, the run reconnects and
-//! records them, or stops and says how many deliveries are unrecorded.
+//! `--connections` sending threads take messages from the dispatcher: one
+//! each as they come free (a few milliseconds' worth more while the mail
+//! server is fast), and check the run's lease on the monotonic clock and the
+//! age of the row's last read before each message leaves: a run frozen past
+//! its lease sends nothing more when it wakes. When the database goes away,
+//! nothing more is handed out; the messages in flight finish, the run
+//! reconnects and records them, or stops and says how many deliveries are
+//! unrecorded.
 
 use std::collections::{BTreeSet, HashMap, HashSet, VecDeque};
 use std::num::NonZeroU32;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::time::{Duration as StdDuration, Instant};
 
 use anyhow::anyhow;
 use chrono::{DateTime, Utc};
-use crossbeam_channel::{Receiver, Select, Sender};
+use crossbeam_channel::{Receiver, RecvTimeoutError, Sender, TrySendError};
 use governor::clock::{Clock as _, DefaultClock};
 use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
 use lettre::Message;
@@ -42,9 +44,14 @@ use crate::schedule::backoff;
 
 /// Rejections in a row after which an address is opted out.
 const REJECTIONS_BEFORE_OPT_OUT: i64 = 3;
-/// How long the dispatcher waits for a sender before it looks at its lease
-/// and the stop signal again.
-const IDLE_WAIT: StdDuration = StdDuration::from_millis(10);
+/// The longest a result of a fast message waits to be recorded (the group
+/// commit). A message that took longer than this is recorded at once.
+const GROUP_COMMIT_WAIT: StdDuration = StdDuration::from_millis(5);
+/// The most results recorded in one transaction.
+const GROUP_COMMIT_SIZE: usize = 500;
+/// While messages are fast, the senders may find this much work queued for
+/// them, so that they keep sending while the dispatcher is in the database.
+const FAST_QUEUE: StdDuration = StdDuration::from_millis(100);
 /// A row read longer ago than this is read again before it is handed out.
 const RECHECK_AFTER: StdDuration = StdDuration::from_millis(500);
 /// A sending thread hands back, unsent, a message whose row was read longer
@@ -207,15 +214,14 @@ pub fn deliver<Q: Queue>(
         rate_limit,
         lease: Lease::new(options.lease),
         halt: AtomicBool::new(false),
+        idle: AtomicUsize::new(0),
     };
     // SIGTERM or Ctrl-C: stop handing out, finish what is in flight, hand the rest back.
     let stop = Arc::new(AtomicBool::new(false));
     for signal in [SIGTERM, SIGINT] {
         signal_hook::flag::register(signal, Arc::clone(&stop))?;
     }
-    // A rendezvous: a message leaves the dispatcher only when a sender is free
-    // to send it at once, so the check just before the hand-off stays fresh.
-    let (handoff, handed) = crossbeam_channel::bounded::<Held<Q::Job>>(0);
+    let (handoff, handed) = crossbeam_channel::bounded::<Held<Q::Job>>(options.batch_size.max(1) as usize);
     let (done, returned) = crossbeam_channel::unbounded::<Returned<Q::Job>>();
     std::thread::scope(|scope| {
         for _ in 0..options.connections {
@@ -227,8 +233,10 @@ pub fn deliver<Q: Queue>(
                 }
             });
         }
-        drop((handed, done));
+        drop(done);
         let mut dispatcher = Dispatcher {
+            handoff,
+            unsent: handed,
             run: &run,
             database,
             db,
@@ -236,6 +244,7 @@ pub fn deliver<Q: Queue>(
             run_id: Id::new(),
             waiting: VecDeque::new(),
             in_flight: 0,
+            fast: false,
             group: Group::default(),
             report: Delivered::default(),
             pace: Pace::default(),
@@ -245,10 +254,11 @@ pub fn deliver<Q: Queue>(
             last_renewal: Instant::now(),
             renew_now: false,
         };
-        let result = dispatcher.dispatch(&handoff, &returned, &stop);
+        let result = dispatcher.dispatch(&returned, &stop);
         // Ends the senders: they finish their message and find the hand-off closed.
+        let Dispatcher { handoff, report, .. } = dispatcher;
         drop(handoff);
-        result.map(|()| dispatcher.report)
+        result.map(|()| report)
     })
 }
 
@@ -295,6 +305,8 @@ struct Run<'a, Q> {
     lease: Lease,
     /// Set while the database is unreachable: senders hand back what they get.
     halt: AtomicBool,
+    /// Sending threads waiting for a message.
+    idle: AtomicUsize,
 }
 
 /// A claimed job, with when its row was last read.
@@ -311,6 +323,8 @@ enum Returned<J> {
         held: Held<J>,
         result: Result<(), SendFailure>,
         at: Timestamp,
+        /// How long the mail server took over it.
+        took: StdDuration,
     },
     /// Not sent: the lease ran out, the check went stale, or the run halted.
     Unsent(Held<J>),
@@ -328,10 +342,14 @@ impl<Q: Queue> Run<'_, Q> {
                     std::thread::sleep(not_until.wait_time_from(DefaultClock::default().now()));
                 }
             }
-            let Ok(held) = handed.recv() else { break };
+            self.idle.fetch_add(1, Ordering::SeqCst);
+            let next = handed.recv();
+            self.idle.fetch_sub(1, Ordering::SeqCst);
+            let Ok(held) = next else { break };
             let may_send =
                 !self.halt.load(Ordering::SeqCst) && self.lease.holds() && held.checked.elapsed() <= MAX_CHECK_AGE;
             let returned = if may_send {
+                let started = Instant::now();
                 let result = self
                     .queue
                     .compose(&held.job, self.from, self.clock.now().instant())
@@ -340,6 +358,7 @@ impl<Q: Queue> Run<'_, Q> {
                     held,
                     result,
                     at: self.clock.now(),
+                    took: started.elapsed(),
                 }
             } else {
                 Returned::Unsent(held)
@@ -377,14 +396,19 @@ impl Pace {
 /// The dispatcher's state: what it holds, and what it has done.
 struct Dispatcher<'r, 'a, Q: Queue> {
     run: &'r Run<'a, Q>,
+    /// To the sending threads; `unsent` takes back what none has started.
+    handoff: Sender<Held<Q::Job>>,
+    unsent: Receiver<Held<Q::Job>>,
     database: &'r DatabaseUrl,
     db: &'r mut Db,
     options: &'r DeliveryOptions,
     run_id: Id,
     /// Claimed, checked, not yet handed to a sender; earliest due first.
     waiting: VecDeque<Held<Q::Job>>,
-    /// Handed to a sender and not back yet.
+    /// Handed to the senders (queued or sending) and not back yet.
     in_flight: usize,
+    /// The last message took less than a group commit: keep a queue for the senders.
+    fast: bool,
     group: Group,
     report: Delivered,
     pace: Pace,
@@ -399,19 +423,16 @@ struct Dispatcher<'r, 'a, Q: Queue> {
 }
 
 impl<Q: Queue> Dispatcher<'_, '_, Q> {
-    fn dispatch(
-        &mut self,
-        handoff: &Sender<Held<Q::Job>>,
-        returned: &Receiver<Returned<Q::Job>>,
-        stop: &AtomicBool,
-    ) -> anyhow::Result<()> {
+    fn dispatch(&mut self, returned: &Receiver<Returned<Q::Job>>, stop: &AtomicBool) -> anyhow::Result<()> {
         loop {
             if !self.stopping && stop.load(Ordering::SeqCst) {
                 self.stopping = true;
-                self.report.left_over += self.waiting.len();
+                let queued = self.unsent.try_iter().count();
+                self.in_flight -= queued;
+                self.report.left_over += self.waiting.len() + queued;
                 self.waiting.clear();
             }
-            match self.step(handoff, returned) {
+            match self.step(returned) {
                 Ok(true) => return Ok(()),
                 Ok(false) => {}
                 Err(Fault::Senders) => return Err(anyhow!("the sending threads stopped")),
@@ -421,7 +442,7 @@ impl<Q: Queue> Dispatcher<'_, '_, Q> {
     }
 
     /// One turn of the loop; `true` when the run is over.
-    fn step(&mut self, handoff: &Sender<Held<Q::Job>>, returned: &Receiver<Returned<Q::Job>>) -> Result<bool, Fault> {
+    fn step(&mut self, returned: &Receiver<Returned<Q::Job>>) -> Result<bool, Fault> {
         if self.holding() > 0 && (self.renew_now || self.last_renewal.elapsed() >= self.run.lease.length / 3) {
             self.renew().map_err(Fault::Database)?;
         }
@@ -446,29 +467,62 @@ impl<Q: Queue> Dispatcher<'_, '_, Q> {
             }
             return Ok(true);
         }
-        let mut select = Select::new();
-        let hand_out = (!self.stopping && !self.waiting.is_empty()).then(|| select.send(handoff));
-        let take_back = select.recv(returned);
-        if let Ok(operation) = select.select_timeout(IDLE_WAIT) {
-            if Some(operation.index()) == hand_out {
-                let held = self.waiting.pop_front().expect("a waiting job");
-                operation.send(handoff, held).map_err(|_| Fault::Senders)?;
-                self.in_flight += 1;
-                self.pace.first_handoff.get_or_insert_with(Instant::now);
-            } else {
-                debug_assert_eq!(operation.index(), take_back);
-                let first = operation.recv(returned).map_err(|_| Fault::Senders)?;
+        // A sender counts itself idle only after it sent back its result, so
+        // reading the count first and then the results sees every result of an
+        // idle sender, and records a slow one before that sender gets more.
+        let idle = self.run.idle.load(Ordering::SeqCst);
+        for back in returned.try_iter() {
+            self.take_back(back);
+        }
+        if self.group.urgent {
+            self.flush().map_err(Fault::Database)?;
+        }
+        self.hand_out(idle)?;
+        match returned.recv_timeout(GROUP_COMMIT_WAIT / 2) {
+            Ok(first) => {
                 for back in std::iter::once(first).chain(returned.try_iter()) {
                     self.take_back(back);
                 }
             }
+            Err(RecvTimeoutError::Timeout) => {}
+            Err(RecvTimeoutError::Disconnected) => return Err(Fault::Senders),
         }
-        // Group commit: everything that came back while the last commit ran
-        // goes in this one. A sender gets its next message only after its last
-        // result is recorded, so a fault leaves at most one unrecorded
-        // delivery per connection.
-        self.flush().map_err(Fault::Database)?;
+        if self.group.is_due() {
+            self.flush().map_err(Fault::Database)?;
+        }
         Ok(false)
+    }
+
+    /// Hands freshly checked messages to the senders: one to each of the
+    /// `idle` ones, and while messages are fast, a few milliseconds' worth more.
+    fn hand_out(&mut self, idle: usize) -> Result<(), Fault> {
+        if self.stopping {
+            return Ok(());
+        }
+        let queue = if self.fast {
+            self.pace
+                .per_second()
+                .map_or(0, |pace| (pace * FAST_QUEUE.as_secs_f64()) as usize)
+        } else {
+            0
+        };
+        let room = queue.max(idle);
+        while self.handoff.len() < room
+            && let Some(held) = self.waiting.pop_front_if(|head| head.checked.elapsed() < RECHECK_AFTER)
+        {
+            match self.handoff.try_send(held) {
+                Ok(()) => {
+                    self.in_flight += 1;
+                    self.pace.first_handoff.get_or_insert_with(Instant::now);
+                }
+                Err(TrySendError::Full(held)) => {
+                    self.waiting.push_front(held);
+                    break;
+                }
+                Err(TrySendError::Disconnected(_)) => return Err(Fault::Senders),
+            }
+        }
+        Ok(())
     }
 
     /// Rows this run holds in the database: waiting, in flight, or resolved
@@ -594,8 +648,13 @@ impl<Q: Queue> Dispatcher<'_, '_, Q> {
     fn take_back(&mut self, back: Returned<Q::Job>) {
         self.in_flight -= 1;
         match back {
-            Returned::Attempted { held, result, at } => {
+            Returned::Attempted { held, result, at, took } => {
                 self.pace.finished += 1;
+                // A slow message's result is recorded at once, before its
+                // sender gets another. Waiting on a commit would halve a fast
+                // server's pace, so fast messages' results wait for the group.
+                self.fast = took < GROUP_COMMIT_WAIT;
+                self.group.urgent |= !self.fast;
                 self.settle(held, result, at);
             }
             Returned::Unsent(held) if self.stopping => {
@@ -689,6 +748,12 @@ impl<Q: Queue> Dispatcher<'_, '_, Q> {
     /// saying how many deliveries are unrecorded (a later run sends them again).
     fn recover(&mut self, cause: anyhow::Error, returned: &Receiver<Returned<Q::Job>>) -> anyhow::Result<()> {
         self.run.halt.store(true, Ordering::SeqCst);
+        // Take back what no sender has started, ahead of what waits here.
+        let queued: Vec<Held<Q::Job>> = self.unsent.try_iter().collect();
+        self.in_flight -= queued.len();
+        for held in queued.into_iter().rev() {
+            self.waiting.push_front(held);
+        }
         crate::log::warning!("the database failed ({cause:#}); finishing the messages in flight, then reconnecting");
         while self.in_flight > 0 {
             match returned.recv() {
@@ -752,10 +817,22 @@ struct Group {
     resolved: Vec<(Id, Resolution)>,
     logs: Vec<NewSendLog>,
     rejected: BTreeSet<String>,
+    started: Option<Instant>,
+    /// Holds the result of a slow message: record it now.
+    urgent: bool,
 }
 
 impl Group {
     fn resolve(&mut self, id: Id, resolution: Resolution) {
+        self.started.get_or_insert_with(Instant::now);
         self.resolved.push((id, resolution));
+    }
+
+    fn is_due(&self) -> bool {
+        self.urgent
+            || self.resolved.len() >= GROUP_COMMIT_SIZE
+            || self
+                .started
+                .is_some_and(|started| started.elapsed() >= GROUP_COMMIT_WAIT)
     }
 }
