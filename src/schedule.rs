@@ -94,21 +94,27 @@ pub fn window(target: &Target, now: DateTime<Utc>, tolerance: Duration) -> (Date
     (center - tolerance, center + tolerance)
 }
 
-/// Among the targets whose windows hold `due_at`, the one whose lead is closest
-/// to the time actually left (ties go to the shorter lead). The student gets
-/// one email, for this target; the others are recorded as skipped.
-pub fn nearest_target(
-    targets: &[Target],
+/// Whether `target`'s window at `now` holds `due_at` (both ends included, as
+/// the window query has them).
+pub fn in_window(target: &Target, due_at: DateTime<Utc>, now: DateTime<Utc>, tolerance: Duration) -> bool {
+    let (from, to) = window(target, now, tolerance);
+    from <= due_at && due_at <= to
+}
+
+/// Among `targets` whose windows hold `due_at`, the one whose lead is closest
+/// to the time actually left (ties go to the shorter lead). When one run finds
+/// an assignment in two windows, the student gets one email, for this target.
+/// The caller passes only the targets whose reminders that run would create:
+/// one that an earlier run settled is no rival.
+pub fn nearest_target<'a>(
+    targets: impl IntoIterator<Item = &'a Target>,
     due_at: DateTime<Utc>,
     now: DateTime<Utc>,
     tolerance: Duration,
-) -> Option<&Target> {
+) -> Option<&'a Target> {
     targets
-        .iter()
-        .filter(|target| {
-            let (from, to) = window(target, now, tolerance);
-            from <= due_at && due_at <= to
-        })
+        .into_iter()
+        .filter(|target| in_window(target, due_at, now, tolerance))
         .min_by_key(|target| ((due_at - (now + target.lead())).abs(), target.lead()))
 }
 

@@ -70,6 +70,16 @@ pub fn window_candidates(
     .context("cannot query the assignments that are due")
 }
 
+/// The (assignment, reminder type) pairs among `assignment_ids` that have a
+/// reminder row already, whatever its status.
+pub fn existing_types(db: &mut Db, assignment_ids: &[Id]) -> anyhow::Result<Vec<(Id, String)>> {
+    with_conn!(db, conn => reminders::table
+        .filter(reminders::assignment_id.eq_any(assignment_ids))
+        .select((reminders::assignment_id, reminders::reminder_type))
+        .load(conn))
+    .context("cannot read the scheduled reminders")
+}
+
 #[derive(Debug, Clone, Insertable)]
 #[diesel(table_name = reminders)]
 pub struct NewReminder {

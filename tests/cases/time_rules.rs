@@ -1,6 +1,11 @@
 //! The time rules of issue 22, one test for each reproduction, and a cron-like
 //! sweep that holds `send` to one message per reminder type.
 
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, Duration, SecondsFormat, Utc};
+
+use crate::common::smtp::SmtpServer;
 use crate::common::{TestEnv, on_both_backends};
 
 on_both_backends! {
@@ -19,5 +24,189 @@ on_both_backends! {
         env.add_assignment("a@x.test", "PS1", "2025-06-30T12:00:59Z");
         let listed = env.json(&["assignment", "list"]);
         assert_eq!(listed[0]["due_at"], "2025-06-30T12:00:59Z");
+    }
+}
+
+/// `send` in minutes mode (`--targets 1,2`) at `now`.
+fn send_minutes(env: &TestEnv, now: &str) {
+    env.ok(&["send", "--unit", "minutes", "--targets", "1,2", "--now", now]);
+}
+
+/// `send` in hours mode with overlapping windows (`--targets 2,1 --tolerance 45`) at `now`.
+fn send_hours(env: &TestEnv, now: &str) {
+    env.ok(&[
+        "send",
+        "--unit",
+        "hours",
+        "--targets",
+        "2,1",
+        "--tolerance",
+        "45",
+        "--now",
+        now,
+    ]);
+}
+
+/// Every reminder as `title type status`, in order.
+fn reminder_rows(env: &TestEnv) -> Vec<String> {
+    env.texts(
+        "SELECT CAST(a.title || ' ' || r.reminder_type || ' ' || r.status AS TEXT) AS v \
+         FROM reminders r JOIN assignments a ON a.id = r.assignment_id ORDER BY a.title, r.reminder_type",
+    )
+    .into_iter()
+    .flatten()
+    .collect()
+}
+
+/// Delivered messages per (assignment title, reminder type), from the send log.
+fn delivered(env: &TestEnv) -> BTreeMap<(String, String), i64> {
+    let mut counts = BTreeMap::new();
+    let rows = env.texts(
+        "SELECT CAST(a.title || ' ' || r.reminder_type AS TEXT) AS v FROM send_logs l \
+         JOIN reminders r ON r.id = l.reminder_id JOIN assignments a ON a.id = r.assignment_id \
+         WHERE l.status = 'delivered'",
+    );
+    for row in rows.into_iter().flatten() {
+        let (title, kind) = row.rsplit_once(' ').unwrap();
+        *counts.entry((title.to_string(), kind.to_string())).or_insert(0) += 1;
+    }
+    counts
+}
+
+/// `at` moved by `seconds`, as RFC 3339.
+fn plus(at: &str, seconds: i64) -> String {
+    let at: DateTime<Utc> = at.parse().unwrap();
+    (at + Duration::seconds(seconds)).to_rfc3339_opts(SecondsFormat::Secs, true)
+}
+
+/// Imports one assignment per (title, due) for `student`, in one run.
+fn import_assignments(env: &TestEnv, student: &str, rows: &[(String, String)]) {
+    let mut csv = String::from("student,title,due\n");
+    for (title, due) in rows {
+        csv.push_str(&format!("{student},{title},{due}\n"));
+    }
+    std::fs::write(env.path("work.csv"), csv).unwrap();
+    env.ok(&["assignment", "import", "work.csv"]);
+}
+
+on_both_backends! {
+    fn a_nearer_reminder_sent_earlier_does_not_swallow_the_next(env: &TestEnv) {
+        let smtp = SmtpServer::start();
+        env.use_smtp(&smtp.url());
+        env.add_user("a@x.test", "UTC");
+        env.add_assignment("a@x.test", "PS1", "2025-06-10T12:00:00Z");
+        for minute in 56..=57 {
+            send_minutes(env, &format!("2025-06-10T11:{minute}:00Z"));
+        }
+        // `due` says what `send` will do.
+        let due = env.json(&["due", "--unit", "minutes", "--targets", "1,2", "--now", "2025-06-10T11:58:00Z"]);
+        let actions: Vec<String> = due.as_array().unwrap().iter()
+            .map(|item| format!("{} {}", item["reminder_type"].as_str().unwrap(), item["action"].as_str().unwrap()))
+            .collect();
+        assert_eq!(actions, ["1m send"], "{due}");
+        for minute in 58..=59 {
+            send_minutes(env, &format!("2025-06-10T11:{minute}:00Z"));
+        }
+        // 2m goes at 11:57; at 11:58 the assignment is in both windows, but 2m
+        // was an earlier run's, so 1m goes now.
+        assert_eq!(reminder_rows(env), ["PS1 1m sent", "PS1 2m sent"]);
+        assert_eq!(smtp.received().len(), 2);
+    }
+
+    fn hours_mode_sends_the_1h_reminder_after_the_2h_one(env: &TestEnv) {
+        let smtp = SmtpServer::start();
+        env.use_smtp(&smtp.url());
+        env.add_user("a@x.test", "UTC");
+        env.add_assignment("a@x.test", "PS1", "2025-06-10T12:00:00Z");
+        // 09:15 is 2h45 ahead: the 2h window's far edge. 10:15 is 1h45 ahead:
+        // both windows hold it from then on.
+        for now in ["09:10", "09:15", "09:20", "10:10", "10:15", "10:20", "11:00"] {
+            send_hours(env, &format!("2025-06-10T{now}:00Z"));
+        }
+        assert_eq!(reminder_rows(env), ["PS1 1h sent", "PS1 2h sent"]);
+        assert_eq!(smtp.received().len(), 2);
+    }
+
+    fn one_run_in_two_windows_still_sends_only_the_nearest(env: &TestEnv) {
+        let smtp = SmtpServer::start();
+        env.use_smtp(&smtp.url());
+        env.add_user("a@x.test", "UTC");
+        // Both found first by the run at 11:58, in both windows, with no reminder yet.
+        env.add_assignment("a@x.test", "Near 1m", "2025-06-10T11:59:20Z");
+        env.add_assignment("a@x.test", "Near 2m", "2025-06-10T11:59:40Z");
+        let report = env.json(&["send", "--unit", "minutes", "--targets", "1,2", "--now", "2025-06-10T11:58:00Z"]);
+        assert_eq!((report["sent"].as_i64(), report["skipped"].as_i64()), (Some(2), Some(2)), "{report}");
+        send_minutes(env, "2025-06-10T11:59:00Z");
+        assert_eq!(reminder_rows(env), ["Near 1m 1m sent", "Near 1m 2m skipped", "Near 2m 1m skipped", "Near 2m 2m sent"]);
+        let reason = env.text("SELECT CAST(last_error AS TEXT) AS v FROM reminders r JOIN assignments a ON a.id = r.assignment_id WHERE a.title = 'Near 2m' AND r.status = 'skipped'");
+        assert_eq!(reason.as_deref(), Some("superseded by the nearer 2m reminder"));
+        assert_eq!(smtp.received().len(), 2);
+    }
+
+    fn a_cron_sweep_sends_each_reminder_type_once(env: &TestEnv) {
+        let smtp = SmtpServer::start();
+        env.use_smtp(&smtp.url());
+        env.add_user("sweep@x.test", "UTC");
+        let seconds_past = [0, 1, 17, 29, 30, 31, 44, 59];
+
+        // Minutes mode, a run every minute from `start`. Deadlines 1 to 9
+        // minutes on, at varied seconds.
+        let start = "2025-06-10T10:00:00Z";
+        let mut minutes_mode = Vec::new();
+        for minute in 1..=9 {
+            for second in seconds_past {
+                minutes_mode.push(minute * 60 + second);
+            }
+        }
+        // Hours mode (`--targets 2,1 --tolerance 45`), a run every 5 minutes
+        // from `start_hours`. Deadlines 1h15 to 3h35 on.
+        let start_hours = "2025-06-11T08:00:00Z";
+        let hours_mode: Vec<i64> = (0..21).map(|j| 75 * 60 + j * 7 * 60 + seconds_past[j as usize % 8]).collect();
+
+        let title = |mode: &str, lead: i64| format!("{mode} +{lead}s");
+        let mut rows: Vec<(String, String)> = minutes_mode.iter().map(|&d| (title("m", d), plus(start, d))).collect();
+        rows.extend(hours_mode.iter().map(|&d| (title("h", d), plus(start_hours, d))));
+        import_assignments(env, "sweep@x.test", &rows);
+
+        for minute in 0..12 {
+            send_minutes(env, &plus(start, minute * 60));
+        }
+        for step in 0..27 {
+            send_hours(env, &plus(start_hours, step * 5 * 60));
+        }
+
+        // The expectation, from the README's rule alone: the first run finds an
+        // assignment in both windows (with no reminder yet) only if it is due
+        // between the near target's window and the far target's, measured from
+        // the first run; then only the target nearer to the time left goes
+        // (ties to the shorter). Otherwise each target goes once, in its own run.
+        let expect = |mode: &str, lead: i64, (near, far): (i64, i64), overlap: (i64, i64), names: (&str, &str)| {
+            let mut expected = Vec::new();
+            if overlap.0 <= lead && lead <= overlap.1 {
+                let nearer = if (lead - near).abs() <= (lead - far).abs() { names.0 } else { names.1 };
+                expected.push(((title(mode, lead), nearer.to_string()), 1));
+            } else {
+                expected.push(((title(mode, lead), names.0.to_string()), 1));
+                expected.push(((title(mode, lead), names.1.to_string()), 1));
+            }
+            expected
+        };
+        let mut expected = BTreeMap::new();
+        for &lead in &minutes_mode {
+            // Windows at the first run: 1m holds [0, 2m], 2m holds [1m, 3m].
+            expected.extend(expect("m", lead, (60, 120), (60, 120), ("1m", "2m")));
+        }
+        for &lead in &hours_mode {
+            // 1h holds [15m, 1h45], 2h holds [1h15, 2h45].
+            expected.extend(expect("h", lead, (3600, 7200), (75 * 60, 105 * 60), ("1h", "2h")));
+        }
+        let got = delivered(env);
+        let missing: Vec<_> = expected.keys().filter(|key| !got.contains_key(key)).collect();
+        assert!(missing.is_empty(), "never sent: {missing:?}");
+        assert_eq!(got, expected);
+        assert_eq!(smtp.received().len() as i64, expected.values().sum::<i64>());
+        // Both kinds of outcome were exercised.
+        assert!(expected.len() > rows.len() && expected.len() < 2 * rows.len(), "{}", expected.len());
+        assert_eq!(env.count("SELECT count(*) AS n FROM reminders WHERE status NOT IN ('sent', 'skipped')"), 0);
     }
 }
