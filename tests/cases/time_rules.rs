@@ -210,3 +210,86 @@ on_both_backends! {
         assert_eq!(env.count("SELECT count(*) AS n FROM reminders WHERE status NOT IN ('sent', 'skipped')"), 0);
     }
 }
+
+/// `summary --send --now NOW`, which must exit `code`.
+fn summary_send(env: &TestEnv, now: &str, code: i32) {
+    let run = env.run(&["summary", "--send", "--now", now]);
+    assert_eq!(run.code(), code, "summary --send at {now}:\n{}", run.describe());
+}
+
+/// Every daily summary as `local_date status`, by date.
+fn summary_rows(env: &TestEnv) -> Vec<String> {
+    env.texts(
+        "SELECT CAST(CAST(local_date AS TEXT) || ' ' || status AS TEXT) AS v FROM daily_summaries ORDER BY local_date",
+    )
+    .into_iter()
+    .flatten()
+    .collect()
+}
+
+/// The date line of each summary received, in order.
+fn summary_dates(smtp: &SmtpServer) -> Vec<String> {
+    smtp.received()
+        .iter()
+        .map(|message| {
+            let body = message.body();
+            let line = body
+                .lines()
+                .find(|line| line.starts_with("Your assignments on"))
+                .unwrap_or_default();
+            line.trim_start_matches("Your assignments on ")
+                .trim_end_matches(':')
+                .to_string()
+        })
+        .collect()
+}
+
+on_both_backends! {
+    fn a_summary_hour_in_a_dst_gap_to_midnight_is_not_lost(env: &TestEnv) {
+        let smtp = SmtpServer::start();
+        env.use_smtp(&smtp.url());
+        // America/Nuuk skips 23:00-23:59 on Saturday 2025-03-29.
+        env.add_user("nuuk@x.test", "America/Nuuk");
+        env.ok(&["user", "set", "nuuk@x.test", "--summary-hour", "23"]);
+        env.add_assignment("nuuk@x.test", "Thesis", "2025-04-10T12:00:00Z");
+        let start: DateTime<Utc> = "2025-03-28T12:00:00Z".parse().unwrap();
+        let end: DateTime<Utc> = "2025-03-31T06:00:00Z".parse().unwrap();
+        let mut now = start;
+        while now <= end {
+            summary_send(env, &now.to_rfc3339_opts(SecondsFormat::Secs, true), 0);
+            now += Duration::minutes(15);
+        }
+        assert_eq!(summary_rows(env), ["2025-03-28 sent", "2025-03-29 sent", "2025-03-30 sent"]);
+        assert_eq!(summary_dates(&smtp), ["Fri 28 Mar 2025", "Sat 29 Mar 2025", "Sun 30 Mar 2025"]);
+        // The 29th's summary went at its instant: 00:00 on the 30th, 01:00 UTC.
+        let sent_at = env.text("SELECT CAST(sent_at AS TEXT) AS v FROM daily_summaries WHERE CAST(local_date AS TEXT) = '2025-03-29'").unwrap();
+        assert!(sent_at.starts_with("2025-03-30") && sent_at.contains("01:00:00"), "{sent_at}");
+    }
+
+    fn the_gap_days_summary_is_retried_on_the_day_it_fell_on(env: &TestEnv) {
+        let smtp = SmtpServer::start();
+        env.use_smtp(&smtp.url());
+        env.add_user("nuuk@x.test", "America/Nuuk");
+        env.ok(&["user", "set", "nuuk@x.test", "--summary-hour", "23"]);
+        env.add_assignment("nuuk@x.test", "Thesis", "2025-04-10T12:00:00Z");
+        smtp.reply_to_rcpt("nuuk@", "451 4.3.0 try later");
+        summary_send(env, "2025-03-30T01:00:00Z", 3);
+        assert_eq!(summary_rows(env), ["2025-03-29 pending"]);
+        smtp.clear_rules();
+        // Ten minutes later is still the day the summary's hour fell on: a retry, not "its day has passed".
+        summary_send(env, "2025-03-30T01:10:00Z", 0);
+        assert_eq!(summary_rows(env), ["2025-03-29 sent"]);
+        assert_eq!(summary_dates(&smtp), ["Sat 29 Mar 2025"]);
+
+        // A late run on the 30th (cron down since before midnight) still sends the 29th's.
+        env.execute("DELETE FROM send_logs");
+        env.execute("DELETE FROM daily_summaries");
+        summary_send(env, "2025-03-30T20:00:00Z", 0);
+        assert_eq!(summary_rows(env), ["2025-03-29 sent"]);
+        // But on the 31st both have passed: neither the 29th's nor (before 23:00) the 30th's is owed.
+        env.execute("DELETE FROM send_logs");
+        env.execute("DELETE FROM daily_summaries");
+        summary_send(env, "2025-03-31T06:00:00Z", 0);
+        assert!(summary_rows(env).is_empty(), "{:?}", summary_rows(env));
+    }
+}
