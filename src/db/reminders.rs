@@ -167,11 +167,19 @@ pub fn claim_batch(
     lease_until: Timestamp,
     limit: i64,
 ) -> anyhow::Result<Vec<Claimed>> {
+    // Earlier due times first, not earlier planned slots: a 2h reminder for
+    // today's noon goes before a 24h reminder planned earlier for tomorrow.
+    // The due time is a subquery rather than a join so that FROM holds only
+    // `reminders`, and FOR UPDATE SKIP LOCKED locks reminder rows alone.
+    let due_at = assignments::table
+        .filter(assignments::id.eq(reminders::assignment_id))
+        .select(assignments::due_at)
+        .single_value();
     let claimable = reminders::table
         .filter(reminders::status.eq(PENDING))
         .filter(reminders::scheduled_for.le(now))
         .filter(reminders::claimed_until.is_null().or(reminders::claimed_until.le(now)))
-        .order((reminders::priority, reminders::scheduled_for))
+        .order((reminders::priority, due_at, reminders::id))
         .select(reminders::id)
         .limit(limit);
     // The same lease-and-load step on either backend, after the ids are chosen.

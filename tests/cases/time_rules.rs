@@ -330,3 +330,24 @@ on_both_backends! {
         assert_eq!(summary_dates(&smtp), ["Sat 29 Mar 2025", "Sun 30 Mar 2025"]);
     }
 }
+
+on_both_backends! {
+    fn claims_go_by_due_time_not_by_planned_slot(env: &TestEnv) {
+        let smtp = SmtpServer::start();
+        env.use_smtp(&smtp.url());
+        env.add_user("a@x.test", "UTC");
+        // At 10:00 the 2h reminder of today's 12:00 is planned for 10:00, and the
+        // 24h reminder of tomorrow's 09:40 for 09:40, earlier. Today's is due first.
+        env.add_assignment("a@x.test", "due-today-12:00", "2025-06-10T12:00:00Z");
+        env.add_assignment("a@x.test", "due-tomorrow-09:40", "2025-06-11T09:40:00Z");
+        let send = |limit: &str| {
+            env.ok(&["send", "--unit", "hours", "--targets", "24,2", "--now", "2025-06-10T10:00:00Z", "--limit", limit]);
+        };
+        send("1");
+        let subjects = || -> Vec<String> { smtp.received().iter().map(|m| m.header("Subject").unwrap()).collect() };
+        assert_eq!(subjects().len(), 1);
+        assert!(subjects()[0].contains("due-today-12:00"), "{:?}", subjects());
+        send("1");
+        assert!(subjects()[1].contains("due-tomorrow-09:40"), "{:?}", subjects());
+    }
+}
