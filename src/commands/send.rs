@@ -105,6 +105,7 @@ fn schedule_due(db: &mut Db, windows: &Windows, report: &mut SendReport) -> anyh
                             last_error: None,
                             created_at: now,
                             updated_at: now,
+                            due_at: candidate.due_at,
                         };
                         match nearer {
                             Some(nearer) => {

@@ -91,6 +91,8 @@ pub struct NewReminder {
     pub last_error: Option<String>,
     pub created_at: Timestamp,
     pub updated_at: Timestamp,
+    /// The assignment's due time, copied so that claims can go by it.
+    pub due_at: Timestamp,
 }
 
 /// Inserts reminders, skipping any whose (assignment, type) exists already:
@@ -169,17 +171,13 @@ pub fn claim_batch(
 ) -> anyhow::Result<Vec<Claimed>> {
     // Earlier due times first, not earlier planned slots: a 2h reminder for
     // today's noon goes before a 24h reminder planned earlier for tomorrow.
-    // The due time is a subquery rather than a join so that FROM holds only
-    // `reminders`, and FOR UPDATE SKIP LOCKED locks reminder rows alone.
-    let due_at = assignments::table
-        .filter(assignments::id.eq(reminders::assignment_id))
-        .select(assignments::due_at)
-        .single_value();
+    // The reminder's own copy of the due time lets the queue index give this
+    // order without a join, so FOR UPDATE SKIP LOCKED locks reminder rows alone.
     let claimable = reminders::table
         .filter(reminders::status.eq(PENDING))
         .filter(reminders::scheduled_for.le(now))
         .filter(reminders::claimed_until.is_null().or(reminders::claimed_until.le(now)))
-        .order((reminders::priority, due_at, reminders::id))
+        .order((reminders::priority, reminders::due_at))
         .select(reminders::id)
         .limit(limit);
     // The same lease-and-load step on either backend, after the ids are chosen.

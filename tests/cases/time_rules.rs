@@ -350,4 +350,19 @@ on_both_backends! {
         send("1");
         assert!(subjects()[1].contains("due-tomorrow-09:40"), "{:?}", subjects());
     }
+
+    fn the_due_time_copied_for_claims_follows_the_assignment(env: &TestEnv) {
+        env.add_user("a@x.test", "UTC");
+        let id = env.add_assignment("a@x.test", "Lab", "2025-06-10T12:00:00Z");
+        // A reminder written by hand, without the copy, and a due time changed by hand.
+        env.execute(&format!(
+            "INSERT INTO reminders (id, assignment_id, reminder_type, scheduled_for) \
+             VALUES ('{}', '{id}', '2h', '2025-06-10T10:00:00.000000Z')",
+            uuid::Uuid::new_v4()
+        ));
+        let copied = "SELECT count(*) AS n FROM reminders r JOIN assignments a ON a.id = r.assignment_id WHERE r.due_at = a.due_at";
+        assert_eq!(env.count(copied), 1);
+        env.execute("UPDATE assignments SET due_at = '2025-06-11T12:00:00.000000Z'");
+        assert_eq!(env.count(copied), 1);
+    }
 }
