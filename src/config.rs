@@ -291,4 +291,3 @@ mod tests {
         assert!(!error.to_string().contains("s3cret"), "{error}");
     }
 }
-
