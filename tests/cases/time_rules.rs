@@ -175,11 +175,14 @@ on_both_backends! {
             send_hours(env, &plus(start_hours, step * 5 * 60));
         }
 
-        // The expectation, from the README's rule alone: the first run finds an
-        // assignment in both windows (with no reminder yet) only if it is due
-        // between the near target's window and the far target's, measured from
-        // the first run; then only the target nearer to the time left goes
-        // (ties to the shorter). Otherwise each target goes once, in its own run.
+        // The expectation, from the README's rule alone. A run every minute (or
+        // every 5 minutes with a 45-minute tolerance) first meets a deadline in
+        // the far target's window only, and meets it again in the near one's
+        // later: each target goes once. The exception is the very first run of
+        // the sweep, which finds the deadlines that lie in the overlap of the
+        // two windows in both at once, with no reminder yet: only the target
+        // nearer to the time left goes (ties to the shorter). No deadline is
+        // nearer than that overlap, so none is too late for its delivery window.
         let expect = |mode: &str, lead: i64, (near, far): (i64, i64), overlap: (i64, i64), names: (&str, &str)| {
             let mut expected = Vec::new();
             if overlap.0 <= lead && lead <= overlap.1 {
