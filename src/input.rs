@@ -1,7 +1,7 @@
 //! Validated input: emails, time zones, due times and metadata, checked once
 //! before anything touches the database.
 
-use chrono::{DateTime, LocalResult, NaiveDateTime, TimeZone, Utc};
+use chrono::{DateTime, LocalResult, NaiveDateTime, TimeZone, Timelike, Utc};
 use chrono_tz::Tz;
 
 use crate::error::invalid;
@@ -38,13 +38,28 @@ pub fn zone_of(timezone: Option<&str>) -> Tz {
 
 /// An instant: RFC 3339 with an offset.
 pub fn parse_instant(raw: &str) -> anyhow::Result<DateTime<Utc>> {
-    DateTime::parse_from_rfc3339(raw.trim())
-        .map(|instant| instant.with_timezone(&Utc))
-        .map_err(|_| {
-            invalid(format!(
-                "`{raw}` is not an RFC 3339 time such as `2025-09-27T23:00:00Z`"
-            ))
-        })
+    let instant = DateTime::parse_from_rfc3339(raw.trim()).map_err(|_| {
+        invalid(format!(
+            "`{raw}` is not an RFC 3339 time such as `2025-09-27T23:00:00Z`"
+        ))
+    })?;
+    refuse_second_60(raw, instant.nanosecond())?;
+    Ok(instant.with_timezone(&Utc))
+}
+
+/// chrono reads second 60 as a leap second at any minute, but the backends
+/// cannot hold one (SQLite kept `:60` as text, which sorts and shows wrongly;
+/// PostgreSQL rolled it over to the next minute). Like a time in a DST gap, it
+/// is not on anyone's clock, so it is refused. chrono marks a leap second by a
+/// nanosecond field of a second or more.
+fn refuse_second_60(raw: &str, nanosecond: u32) -> anyhow::Result<()> {
+    if nanosecond >= 1_000_000_000 {
+        return Err(invalid(format!(
+            "`{}` does not exist: a minute has seconds 00 to 59",
+            raw.trim()
+        )));
+    }
+    Ok(())
 }
 
 /// A due time: RFC 3339 with an offset, or a local `YYYY-MM-DD HH:MM` read in `zone`.
@@ -52,6 +67,7 @@ pub fn parse_instant(raw: &str) -> anyhow::Result<DateTime<Utc>> {
 pub fn parse_due(raw: &str, zone: Tz) -> anyhow::Result<DateTime<Utc>> {
     let raw = raw.trim();
     if let Ok(instant) = DateTime::parse_from_rfc3339(raw) {
+        refuse_second_60(raw, instant.nanosecond())?;
         return Ok(instant.with_timezone(&Utc));
     }
     let local = ["%Y-%m-%d %H:%M", "%Y-%m-%dT%H:%M", "%Y-%m-%d %H:%M:%S"]
@@ -62,6 +78,7 @@ pub fn parse_due(raw: &str, zone: Tz) -> anyhow::Result<DateTime<Utc>> {
                 "`{raw}` is not a due time: use RFC 3339 (`2025-09-27T23:00:00Z`) or local `YYYY-MM-DD HH:MM`"
             ))
         })?;
+    refuse_second_60(raw, local.nanosecond())?;
     match zone.from_local_datetime(&local) {
         LocalResult::Single(instant) => Ok(instant.with_timezone(&Utc)),
         LocalResult::None => Err(invalid(format!(
@@ -136,6 +153,24 @@ mod tests {
         assert!(gap.contains("does not exist"), "{gap}");
         let overlap = parse_due("2025-11-02 01:30", ny).unwrap_err().to_string();
         assert!(overlap.contains("ambiguous"), "{overlap}");
+    }
+
+    #[test]
+    fn second_60_is_refused_everywhere() {
+        let utc: Tz = "UTC".parse().unwrap();
+        for raw in [
+            "2025-06-30T12:00:60Z",
+            "2025-06-30T23:59:60Z",
+            "2025-06-30T12:00:60.5+02:00",
+        ] {
+            let error = parse_instant(raw).unwrap_err().to_string();
+            assert!(error.contains("seconds 00 to 59"), "{raw}: {error}");
+            assert!(parse_due(raw, utc).is_err(), "{raw}");
+        }
+        let local = parse_due("2025-06-30 12:00:60", utc).unwrap_err().to_string();
+        assert!(local.contains("seconds 00 to 59"), "{local}");
+        assert!(parse_due("2025-06-30 12:00:59", utc).is_ok());
+        assert!(parse_instant("2025-06-30T12:00:59.999999Z").is_ok());
     }
 
     #[test]

@@ -94,21 +94,27 @@ pub fn window(target: &Target, now: DateTime<Utc>, tolerance: Duration) -> (Date
     (center - tolerance, center + tolerance)
 }
 
-/// Among the targets whose windows hold `due_at`, the one whose lead is closest
-/// to the time actually left (ties go to the shorter lead). The student gets
-/// one email, for this target; the others are recorded as skipped.
-pub fn nearest_target(
-    targets: &[Target],
+/// Whether `target`'s window at `now` holds `due_at` (both ends included, as
+/// the window query has them).
+pub fn in_window(target: &Target, due_at: DateTime<Utc>, now: DateTime<Utc>, tolerance: Duration) -> bool {
+    let (from, to) = window(target, now, tolerance);
+    from <= due_at && due_at <= to
+}
+
+/// Among `targets` whose windows hold `due_at`, the one whose lead is closest
+/// to the time actually left (ties go to the shorter lead). When one run finds
+/// an assignment in two windows, the student gets one email, for this target.
+/// The caller passes only the targets whose reminders that run would create:
+/// one that an earlier run settled is no rival.
+pub fn nearest_target<'a>(
+    targets: impl IntoIterator<Item = &'a Target>,
     due_at: DateTime<Utc>,
     now: DateTime<Utc>,
     tolerance: Duration,
-) -> Option<&Target> {
+) -> Option<&'a Target> {
     targets
-        .iter()
-        .filter(|target| {
-            let (from, to) = window(target, now, tolerance);
-            from <= due_at && due_at <= to
-        })
+        .into_iter()
+        .filter(|target| in_window(target, due_at, now, tolerance))
         .min_by_key(|target| ((due_at - (now + target.lead())).abs(), target.lead()))
 }
 
@@ -161,12 +167,26 @@ pub fn summary_time(date: NaiveDate, hour: u32, zone: Tz) -> DateTime<Utc> {
     }
 }
 
-/// The student's local date at `now`, and when today's summary became due,
-/// if it has.
-pub fn summary_due(now: DateTime<Utc>, hour: u32, zone: Tz) -> Option<(NaiveDate, DateTime<Utc>)> {
+/// The local date on which the summary for `date` goes out: `date` itself, or
+/// the next day when its hour falls in a gap that runs to midnight (23:00 on
+/// 2025-03-29 in America/Nuuk is 00:00 on the 30th). The summary is still
+/// `date`'s; it may go out, or be retried, until the end of this day.
+pub fn summary_day(date: NaiveDate, hour: u32, zone: Tz) -> NaiveDate {
+    summary_time(date, hour, zone).with_timezone(&zone).date_naive()
+}
+
+/// The summaries due at `now`, as (local date, instant): those whose instant
+/// has come and falls on the student's local today. That is today's once its
+/// hour has come, and yesterday's only when its hour stepped over midnight
+/// into today; an ordinary summary of a day that has passed is never due.
+pub fn summary_due(now: DateTime<Utc>, hour: u32, zone: Tz) -> Vec<(NaiveDate, DateTime<Utc>)> {
     let today = now.with_timezone(&zone).date_naive();
-    let due = summary_time(today, hour, zone);
-    (now >= due).then_some((today, due))
+    [today.pred_opt(), Some(today)]
+        .into_iter()
+        .flatten()
+        .map(|date| (date, summary_time(date, hour, zone)))
+        .filter(|(_, due)| *due <= now && due.with_timezone(&zone).date_naive() == today)
+        .collect()
 }
 
 #[cfg(test)]
@@ -244,11 +264,54 @@ mod tests {
     #[test]
     fn a_summary_is_due_from_its_hour_until_local_midnight() {
         let tokyo: Tz = "Asia/Tokyo".parse().unwrap();
+        let dates = |now: &str| -> Vec<String> {
+            summary_due(at(now), 7, tokyo)
+                .into_iter()
+                .map(|(date, _)| date.to_string())
+                .collect()
+        };
         // 03:00 UTC is 12:00 in Tokyo: the 07:00 summary of that date is due.
-        let (date, _) = summary_due(at("2025-05-01T03:00:00Z"), 7, tokyo).unwrap();
-        assert_eq!(date.to_string(), "2025-05-01");
-        // 21:00 UTC is 06:00 the next day in Tokyo: not yet.
-        assert!(summary_due(at("2025-05-01T21:00:00Z"), 7, tokyo).is_none());
+        assert_eq!(dates("2025-05-01T03:00:00Z"), ["2025-05-01"]);
+        // 14:59 UTC is 23:59 in Tokyo: still that date's.
+        assert_eq!(dates("2025-05-01T14:59:00Z"), ["2025-05-01"]);
+        // 21:00 UTC is 06:00 the next day in Tokyo: not yet, and the day before has passed.
+        assert!(dates("2025-05-01T21:00:00Z").is_empty());
+        assert_eq!(
+            summary_day(at("2025-05-01T00:00:00Z").date_naive(), 7, tokyo).to_string(),
+            "2025-05-01"
+        );
+    }
+
+    #[test]
+    fn a_summary_hour_in_a_gap_to_midnight_goes_out_the_next_day_as_its_own() {
+        // America/Nuuk skips 23:00-23:59 on Saturday 2025-03-29: 22:59 -02 is
+        // followed by 00:00 -01 on the 30th, which is 01:00 UTC.
+        let nuuk: Tz = "America/Nuuk".parse().unwrap();
+        let day = |text: &str| text.parse::<NaiveDate>().unwrap();
+        assert_eq!(summary_time(day("2025-03-29"), 23, nuuk), at("2025-03-30T01:00:00Z"));
+        assert_eq!(summary_day(day("2025-03-29"), 23, nuuk), day("2025-03-30"));
+        assert_eq!(summary_day(day("2025-03-28"), 23, nuuk), day("2025-03-28"));
+        let due = |now: &str| -> Vec<(String, DateTime<Utc>)> {
+            summary_due(at(now), 23, nuuk)
+                .into_iter()
+                .map(|(date, at)| (date.to_string(), at))
+                .collect()
+        };
+        // 22:59 on the 29th: nothing (the 28th's day is over, the 29th's instant is to come).
+        assert!(due("2025-03-30T00:59:00Z").is_empty());
+        // 00:00 on the 30th: the 29th's summary, at that instant.
+        assert_eq!(
+            due("2025-03-30T01:00:00Z"),
+            [("2025-03-29".to_string(), at("2025-03-30T01:00:00Z"))]
+        );
+        // 23:00 on the 30th: the 29th's is still owed (its day is the 30th) and the 30th's has come.
+        let both = due("2025-03-31T00:00:00Z");
+        assert_eq!(
+            both.iter().map(|(date, _)| date.as_str()).collect::<Vec<_>>(),
+            ["2025-03-29", "2025-03-30"]
+        );
+        // 00:30 on the 31st: both days have passed; the 31st's hour has not come.
+        assert!(due("2025-03-31T01:30:00Z").is_empty());
     }
 
     #[test]

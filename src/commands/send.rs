@@ -18,7 +18,7 @@ use serde::Serialize;
 use serde_json::json;
 
 use super::Outcome;
-use super::due::{DueList, due_items, walk_window};
+use super::due::{DueList, NearestRule, due_items, walk_window};
 use crate::cli::SendArgs;
 use crate::config::{DatabaseUrl, DeliverySettings, Windows};
 use crate::db::Db;
@@ -30,7 +30,7 @@ use crate::input::parse_duration;
 use crate::mail::{self, SendFailure};
 use crate::output::{self, Report};
 use crate::render::Templates;
-use crate::schedule::{Target, nearest_target, stale_reason};
+use crate::schedule::{Target, stale_reason};
 
 pub fn run(database: &DatabaseUrl, args: SendArgs, templates: Templates) -> anyhow::Result<Outcome> {
     let mut windows = Windows::from_args(&args.window)?;
@@ -79,21 +79,22 @@ pub fn run(database: &DatabaseUrl, args: SendArgs, templates: Templates) -> anyh
     })
 }
 
-/// Step 1: a `reminders` row for each due (assignment, target). When one
-/// assignment is in two windows at once, only the nearest target is sent; the
-/// other is recorded as skipped.
+/// Step 1: a `reminders` row for each due (assignment, target). When this run
+/// finds one assignment in two windows, neither reminder created yet, only the
+/// nearest target is sent; the other is recorded as skipped (`NearestRule`).
 fn schedule_due(db: &mut Db, windows: &Windows, report: &mut SendReport) -> anyhow::Result<()> {
     let now = windows.clock.now();
+    let mut rule = NearestRule::default();
     for target in &windows.targets {
         walk_window(db, windows, target, now, |db, page| {
+            let superseded = rule.superseded_by(db, windows, now.instant(), target, &page)?;
             let (mut to_send, mut to_skip) = (Vec::new(), Vec::new());
-            for candidate in page {
+            for (candidate, nearer) in page.into_iter().zip(superseded) {
                 match candidate.reminder_status.as_deref() {
                     Some(SENT) => report.already_sent += 1,
                     Some(_) => {}
                     None => {
                         let due = candidate.due_at.instant();
-                        let nearest = nearest_target(&windows.targets, due, now.instant(), windows.tolerance);
                         let mut row = NewReminder {
                             id: Id::new(),
                             assignment_id: candidate.assignment_id,
@@ -104,14 +105,15 @@ fn schedule_due(db: &mut Db, windows: &Windows, report: &mut SendReport) -> anyh
                             last_error: None,
                             created_at: now,
                             updated_at: now,
+                            due_at: candidate.due_at,
                         };
-                        match nearest {
-                            Some(nearest) if nearest != target => {
+                        match nearer {
+                            Some(nearer) => {
                                 row.status = SKIPPED;
-                                row.last_error = Some(format!("superseded by the nearer {nearest} reminder"));
+                                row.last_error = Some(format!("superseded by the nearer {nearer} reminder"));
                                 to_skip.push(row);
                             }
-                            _ => to_send.push(row),
+                            None => to_send.push(row),
                         }
                     }
                 }

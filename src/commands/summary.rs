@@ -4,7 +4,7 @@
 
 use std::collections::{HashMap, HashSet};
 
-use chrono::{DateTime, Duration, NaiveDate, Utc};
+use chrono::{DateTime, NaiveDate, Utc};
 use lettre::Message;
 use lettre::message::Mailbox;
 use serde_json::json;
@@ -24,7 +24,7 @@ use crate::input::{Email, parse_instant, zone_of};
 use crate::mail::{self, SendFailure, SummaryContent};
 use crate::output::{self, Report};
 use crate::render::Templates;
-use crate::schedule::summary_due;
+use crate::schedule::{summary_day, summary_due};
 use crate::time;
 
 /// Students read per query while scheduling summaries.
@@ -102,7 +102,9 @@ fn next_titles(db: &mut Db, counts: &[StudentCounts]) -> anyhow::Result<HashMap<
 
 /// The summaries owed at `now` that have no row yet: for each student who has
 /// not opted out and has the daily summary on, today's (in their zone), once
-/// their hour has come. Yesterday's is never owed: a late run sends today's.
+/// their hour has come. Yesterday's is owed only while its hour, stepped over
+/// midnight out of a DST gap, falls today (`summary_due`); a late run does not
+/// send an ordinary summary of a day that has passed.
 /// Walks the students a page at a time, handing each page's summaries to `visit`.
 fn owed_summaries(
     db: &mut Db,
@@ -110,8 +112,6 @@ fn owed_summaries(
     mut visit: impl FnMut(&mut Db, Vec<NewSummary>) -> anyhow::Result<()>,
 ) -> anyhow::Result<()> {
     let mut after = None;
-    // Every zone's "today" is within a day of UTC's.
-    let since = (now.instant() - Duration::days(1)).date_naive();
     loop {
         let page = summaries::recipients(db, after, PAGE_SIZE)?;
         let Some(last) = page.last() else { break };
@@ -122,12 +122,15 @@ fn owed_summaries(
                 continue;
             }
             let hour = recipient.summary_hour.unwrap_or(DEFAULT_SUMMARY_HOUR) as u32;
-            if let Some((date, at)) = summary_due(now.instant(), hour, zone_of(recipient.timezone.as_deref())) {
+            for (date, at) in summary_due(now.instant(), hour, zone_of(recipient.timezone.as_deref())) {
                 owed.push((recipient.user_id, date, at));
             }
         }
         let ids: Vec<Id> = owed.iter().map(|(id, _, _)| *id).collect();
-        let existing: HashSet<(Id, NaiveDate)> = summaries::existing(db, &ids, since)?.into_iter().collect();
+        let existing: HashSet<(Id, NaiveDate)> = match owed.iter().map(|(_, date, _)| *date).min() {
+            Some(since) => summaries::existing(db, &ids, since)?.into_iter().collect(),
+            None => HashSet::new(),
+        };
         let page_owed = owed
             .into_iter()
             .filter(|(id, date, _)| !existing.contains(&(*id, *date)))
@@ -229,12 +232,12 @@ impl Queue for Summaries {
         if !claimed.daily_summary.unwrap_or(DEFAULT_DAILY_SUMMARY) {
             return Some("the student turned the daily summary off".to_string());
         }
-        if now
-            .instant()
-            .with_timezone(&zone_of(claimed.timezone.as_deref()))
-            .date_naive()
-            != claimed.local_date
-        {
+        // A summary, or its retry, goes out only on the local day its hour
+        // fell on: its own date, or the next when that hour stepped over
+        // midnight out of a DST gap.
+        let zone = zone_of(claimed.timezone.as_deref());
+        let hour = claimed.summary_hour.unwrap_or(DEFAULT_SUMMARY_HOUR) as u32;
+        if now.instant().with_timezone(&zone).date_naive() != summary_day(claimed.local_date, hour, zone) {
             return Some("its day has passed".to_string());
         }
         match &job.counts {

@@ -70,6 +70,16 @@ pub fn window_candidates(
     .context("cannot query the assignments that are due")
 }
 
+/// The (assignment, reminder type) pairs among `assignment_ids` that have a
+/// reminder row already, whatever its status.
+pub fn existing_types(db: &mut Db, assignment_ids: &[Id]) -> anyhow::Result<Vec<(Id, String)>> {
+    with_conn!(db, conn => reminders::table
+        .filter(reminders::assignment_id.eq_any(assignment_ids))
+        .select((reminders::assignment_id, reminders::reminder_type))
+        .load(conn))
+    .context("cannot read the scheduled reminders")
+}
+
 #[derive(Debug, Clone, Insertable)]
 #[diesel(table_name = reminders)]
 pub struct NewReminder {
@@ -81,6 +91,8 @@ pub struct NewReminder {
     pub last_error: Option<String>,
     pub created_at: Timestamp,
     pub updated_at: Timestamp,
+    /// The assignment's due time, copied so that claims can go by it.
+    pub due_at: Timestamp,
 }
 
 /// Inserts reminders, skipping any whose (assignment, type) exists already:
@@ -157,11 +169,15 @@ pub fn claim_batch(
     lease_until: Timestamp,
     limit: i64,
 ) -> anyhow::Result<Vec<Claimed>> {
+    // Earlier due times first, not earlier planned slots: a 2h reminder for
+    // today's noon goes before a 24h reminder planned earlier for tomorrow.
+    // The reminder's own copy of the due time lets the queue index give this
+    // order without a join, so FOR UPDATE SKIP LOCKED locks reminder rows alone.
     let claimable = reminders::table
         .filter(reminders::status.eq(PENDING))
         .filter(reminders::scheduled_for.le(now))
         .filter(reminders::claimed_until.is_null().or(reminders::claimed_until.le(now)))
-        .order((reminders::priority, reminders::scheduled_for))
+        .order((reminders::priority, reminders::due_at))
         .select(reminders::id)
         .limit(limit);
     // The same lease-and-load step on either backend, after the ids are chosen.

@@ -1,6 +1,7 @@
 //! Retention: deleting old send logs and finished reminders and summaries in
 //! short batches, so no transaction holds a long lock on PostgreSQL.
 
+use chrono::Days;
 use diesel::dsl::{exists, not};
 use diesel::prelude::*;
 use serde::Serialize;
@@ -27,10 +28,14 @@ const BATCH: i64 = 1_000;
 ///   assignment is already past due at `now`. A reminder of an assignment that
 ///   is still due stays, whatever its age, so its window can never find it
 ///   missing and send it again. Pending reminders always stay;
-/// - finished daily summaries of local dates before it (a past date is never sent).
+/// - finished daily summaries of local dates two days or more before the
+///   cut-off's UTC date. The row of a summary is what stops a second one for
+///   its date, so it stays while the summary could still be owed: a student's
+///   local date is within a day of UTC's, and a summary can go out a day after
+///   its date (an hour in a DST gap to midnight, see `schedule::summary_day`).
 pub fn prune(db: &mut Db, cutoff: Timestamp, now: Timestamp, dry_run: bool) -> anyhow::Result<Pruned> {
     let finished = [SENT, FAILED, SKIPPED];
-    let cutoff_date = cutoff.instant().date_naive();
+    let keep_summaries_from = cutoff.instant().date_naive() - Days::new(2);
     // Each query is written once and either counted (dry run) or deleted in batches.
     macro_rules! prune_in_batches {
         ($table:ident, $selection:expr) => {{
@@ -75,7 +80,7 @@ pub fn prune(db: &mut Db, cutoff: Timestamp, now: Timestamp, dry_run: bool) -> a
         daily_summaries,
         daily_summaries::table
             .filter(daily_summaries::status.eq_any(finished))
-            .filter(daily_summaries::local_date.lt(cutoff_date))
+            .filter(daily_summaries::local_date.lt(keep_summaries_from))
     );
     Ok(Pruned {
         send_logs,

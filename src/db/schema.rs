@@ -55,6 +55,7 @@ diesel::table! {
         claimed_until -> Nullable<Timestamptz>,
         claimed_by -> Nullable<Uuid>,
         priority -> Int4,
+        due_at -> Timestamptz,
     }
 }
 

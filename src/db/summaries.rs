@@ -200,6 +200,7 @@ pub struct ClaimedSummary {
     pub timezone: Option<String>,
     pub contact_opt_out: bool,
     pub daily_summary: Option<bool>,
+    pub summary_hour: Option<i32>,
 }
 
 /// Loads the summaries among `$ids` that run `$run_id` still holds, with the
@@ -221,6 +222,7 @@ macro_rules! load_held {
                 users::timezone,
                 users::contact_opt_out,
                 user_preferences::daily_summary.nullable(),
+                user_preferences::summary_hour.nullable(),
             ))
             .order(daily_summaries::scheduled_for)
             .load::<ClaimedSummary>($conn)

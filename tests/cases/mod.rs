@@ -9,4 +9,5 @@ mod schema;
 mod send;
 mod summary;
 mod templates;
+mod time_rules;
 mod users;
