@@ -39,11 +39,10 @@ use crate::db::queue::{NewSendLog, Resolution};
 use crate::db::reminders::opt_out_after_rejections;
 use crate::db::types::{Id, Timestamp};
 use crate::error::ExitStatus;
-use crate::mail::{self, Mailer, SendFailure};
+use crate::failure::{Blame, REJECTIONS_BEFORE_OPT_OUT, RUN_FAILURES_BEFORE_STOP, SendFailure};
+use crate::mail::{self, Mailer};
 use crate::schedule::backoff;
 
-/// Rejections in a row after which an address is opted out.
-const REJECTIONS_BEFORE_OPT_OUT: i64 = 3;
 /// The longest a result of a fast message waits to be recorded (the group
 /// commit). A message that took longer than this is recorded at once.
 const GROUP_COMMIT_WAIT: StdDuration = StdDuration::from_millis(5);
@@ -185,7 +184,7 @@ impl Delivered {
     fn count(&mut self, resolution: &Resolution) {
         match resolution {
             Resolution::Sent { .. } => self.sent += 1,
-            Resolution::RetryLater { .. } => self.retry_later += 1,
+            Resolution::RetryLater { .. } | Resolution::Released { .. } => self.retry_later += 1,
             Resolution::Failed { .. } => self.failed += 1,
             Resolution::Skipped { .. } => self.skipped += 1,
         }
@@ -253,6 +252,10 @@ pub fn deliver<Q: Queue>(
             allowance: options.limit.unwrap_or(u64::MAX),
             last_renewal: Instant::now(),
             renew_now: false,
+            run_failures: 0,
+            last_run_failure: None,
+            tripped: false,
+            warned_message: false,
         };
         let result = dispatcher.dispatch(&returned, &stop);
         // Ends the senders: they finish their message and find the hand-off closed.
@@ -420,6 +423,13 @@ struct Dispatcher<'r, 'a, Q: Queue> {
     allowance: u64,
     last_renewal: Instant,
     renew_now: bool,
+    /// Failures of the run in a row, and the last one's reason.
+    run_failures: usize,
+    last_run_failure: Option<String>,
+    /// The run stopped itself: the relay failed too often in a row.
+    tripped: bool,
+    /// A message was refused for its content; said once per run.
+    warned_message: bool,
 }
 
 impl<Q: Queue> Dispatcher<'_, '_, Q> {
@@ -433,6 +443,14 @@ impl<Q: Queue> Dispatcher<'_, '_, Q> {
                 self.waiting.clear();
             }
             match self.step(returned) {
+                Ok(true) if self.tripped => {
+                    return Err(anyhow!(
+                        "stopped after {RUN_FAILURES_BEFORE_STOP} failures in a row that concern the mail relay, \
+                         not the students (last: {}); no attempt was counted and nobody was opted out, and the \
+                         next run picks up where this one stopped",
+                        self.last_run_failure.as_deref().unwrap_or("unknown")
+                    ));
+                }
                 Ok(true) => return Ok(()),
                 Ok(false) => {}
                 Err(Fault::Senders) => return Err(anyhow!("the sending threads stopped")),
@@ -645,6 +663,17 @@ impl<Q: Queue> Dispatcher<'_, '_, Q> {
         Timestamp::new(now.instant() + self.options.lease)
     }
 
+    /// The circuit breaker: the relay failed the run too often in a row. Hand
+    /// nothing more out; what is in flight finishes and everything held goes
+    /// back at once, so the next run (or another host) can try.
+    fn trip(&mut self) {
+        self.tripped = true;
+        self.stopping = true;
+        let queued = self.unsent.try_iter().count();
+        self.in_flight -= queued;
+        self.waiting.clear();
+    }
+
     fn take_back(&mut self, back: Returned<Q::Job>) {
         self.in_flight -= 1;
         match back {
@@ -669,31 +698,66 @@ impl<Q: Queue> Dispatcher<'_, '_, Q> {
         }
     }
 
-    /// Turns an attempt into the job's new state and its send log.
+    /// Turns an attempt into the job's new state and its send log, by whom
+    /// a failure concerns (see `failure`).
     fn settle(&mut self, held: Held<Q::Job>, result: Result<(), SendFailure>, at: Timestamp) {
         let info = self.run.queue.info(&held.job);
-        let (resolution, log_status, error) = match result {
-            Ok(()) => (Resolution::Sent { at }, "delivered", None),
-            Err(SendFailure::Transient(error)) => {
+        let failure = result.err();
+        if failure.as_ref().is_none_or(|failure| failure.blame != Blame::Run) {
+            self.run_failures = 0;
+        }
+        let (resolution, log_status) = match &failure {
+            None => (Resolution::Sent { at }, "delivered"),
+            Some(SendFailure {
+                blame: Blame::Recipient,
+                reason,
+            }) => {
+                self.group.rejected.insert(info.to_email.clone());
+                (Resolution::Failed { error: reason.clone() }, "rejected")
+            }
+            Some(SendFailure {
+                blame: Blame::Message,
+                reason,
+            }) => {
+                if !std::mem::replace(&mut self.warned_message, true) {
+                    crate::log::warning!(
+                        "the mail server refused a message for its content, not its address: {reason} \
+                         (the student is not blamed; check the templates and the title)"
+                    );
+                }
+                (Resolution::Failed { error: reason.clone() }, "failed")
+            }
+            Some(SendFailure {
+                blame: Blame::Run,
+                reason,
+            }) => {
+                self.run_failures += 1;
+                self.last_run_failure = Some(reason.clone());
+                if self.run_failures >= RUN_FAILURES_BEFORE_STOP && !self.tripped {
+                    self.trip();
+                }
+                (Resolution::Released { error: reason.clone() }, "failed")
+            }
+            Some(SendFailure {
+                blame: Blame::Transient,
+                reason,
+            }) => {
                 let attempts = info.attempts + 1;
                 let resolution = if attempts >= self.options.max_attempts {
                     Resolution::Failed {
-                        error: format!("gave up after {attempts} attempts: {error}"),
+                        error: format!("gave up after {attempts} attempts: {reason}"),
                     }
                 } else {
                     let retry_at = Timestamp::new(at.instant() + backoff(attempts, self.options.backoff));
                     Resolution::RetryLater {
-                        error: error.clone(),
+                        error: reason.clone(),
                         retry_at,
                     }
                 };
-                (resolution, "failed", Some(error))
-            }
-            Err(SendFailure::Permanent(error)) => {
-                self.group.rejected.insert(info.to_email.clone());
-                (Resolution::Failed { error: error.clone() }, "rejected", Some(error))
+                (resolution, "failed")
             }
         };
+        let error = failure.map(|failure| failure.reason);
         self.group.logs.push(NewSendLog {
             id: Id::new(),
             reminder_id: info.reminder_id,

@@ -1,6 +1,6 @@
 //! Mail: the transport (pooled SMTP, or a `file://` outbox of `.eml` files),
-//! the reminder message, and the split of send errors into transient and
-//! permanent.
+//! the reminder message, and what each send error's stage and reply say
+//! about whom it concerns (the rule itself is in `failure`).
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -16,6 +16,7 @@ use lettre::{FileTransport, Message, SmtpTransport, Transport};
 
 use crate::db::reminders::Claimed;
 use crate::db::types::Id;
+use crate::failure::{Blame, SendFailure};
 use crate::input::zone_of;
 use crate::render::{
     AssignmentView, Counts, ItemView, Kind, ReminderContext, Rendered, StudentView, SummaryContext, Templates,
@@ -62,15 +63,6 @@ impl MailUrl {
             MailUrl::File(dir) => format!("file://{}", dir.display()),
         }
     }
-}
-
-/// Why a message did not go out.
-#[derive(Debug, Clone)]
-pub enum SendFailure {
-    /// Worth retrying: a 4xx reply, a refused or dropped connection, a timeout.
-    Transient(String),
-    /// Not worth retrying: a 5xx reply, or a message that cannot be built.
-    Permanent(String),
 }
 
 /// Where and how to reach an `smtp://` server (plain, or upgraded with STARTTLS).
@@ -134,27 +126,33 @@ impl SmtpServer {
         let tcp = tokio::net::TcpStream::connect((self.host.as_str(), self.port))
             .await
             .map_err(|error| {
-                SendFailure::Transient(format!("cannot connect to {}:{}: {error}", self.host, self.port))
+                SendFailure::new(
+                    Blame::Run,
+                    format!("cannot connect to {}:{}: {error}", self.host, self.port),
+                )
             })?;
         tcp.set_nodelay(true)
-            .map_err(|error| SendFailure::Transient(error.to_string()))?;
+            .map_err(|error| SendFailure::new(Blame::Run, error.to_string()))?;
         let mut connection = AsyncSmtpConnection::connect_with_transport(Box::new(tcp), &self.hello)
             .await
-            .map_err(classify)?;
+            .map_err(refused_the_run)?;
         let upgrade = match self.starttls {
             StartTls::Never => false,
             StartTls::IfOffered => connection.can_starttls(),
             StartTls::Required => true,
         };
         if upgrade {
-            let parameters = TlsParameters::new(self.host.clone()).map_err(classify)?;
-            connection.starttls(parameters, &self.hello).await.map_err(classify)?;
+            let parameters = TlsParameters::new(self.host.clone()).map_err(refused_the_run)?;
+            connection
+                .starttls(parameters, &self.hello)
+                .await
+                .map_err(refused_the_run)?;
         }
         if let Some(credentials) = &self.credentials {
             connection
                 .auth(&[Mechanism::Plain, Mechanism::Login], credentials)
                 .await
-                .map_err(classify)?;
+                .map_err(refused_the_run)?;
         }
         Ok(connection)
     }
@@ -211,9 +209,7 @@ impl Mailer {
                                 server.host, server.port, server.timeout
                             )
                         })?;
-                    let mut connection = connected.map_err(|failure| match failure {
-                        SendFailure::Transient(reason) | SendFailure::Permanent(reason) => reason,
-                    })?;
+                    let mut connection = connected.map_err(|failure| failure.reason)?;
                     let _ = connection.quit().await;
                     let auth = if server.credentials.is_some() {
                         ", credentials accepted"
@@ -262,17 +258,21 @@ impl Courier<'_> {
                 return transport
                     .send(message)
                     .map(drop)
-                    .map_err(|error| SendFailure::Transient(one_line(&error.to_string())));
+                    .map_err(|error| SendFailure::new(Blame::Run, one_line(&error.to_string())));
             }
         };
         let connection = &mut self.connection;
         self.runtime.block_on(async {
-            let timed_out =
-                || SendFailure::Transient(format!("no answer from the mail server within {:?}", server.timeout));
+            let timed_out = |blame| {
+                SendFailure::new(
+                    blame,
+                    format!("no answer from the mail server within {:?}", server.timeout),
+                )
+            };
             if connection.as_ref().is_none_or(AsyncSmtpConnection::has_broken) {
                 let fresh = tokio::time::timeout(server.timeout, server.connect())
                     .await
-                    .map_err(|_| timed_out())??;
+                    .map_err(|_| timed_out(Blame::Run))??;
                 *connection = Some(fresh);
             }
             let open = connection.as_mut().expect("connected above");
@@ -281,9 +281,10 @@ impl Courier<'_> {
                 Ok(Ok(_)) => Ok(()),
                 // lettre drops a connection after any error; the next send reconnects.
                 Ok(Err(error)) => Err(classify(error)),
+                // The data may have arrived: a later attempt, counted as one.
                 Err(_) => {
                     *connection = None;
-                    Err(timed_out())
+                    Err(timed_out(Blame::Transient))
                 }
             }
         })
@@ -301,15 +302,26 @@ impl Drop for Courier<'_> {
     }
 }
 
-/// lettre calls a 5xx reply permanent and a 4xx transient. A message it cannot
-/// put into SMTP at all (a client error) will never go either. A network error
-/// or timeout is neither, and a later run may well get through.
+/// A failure while sending one message: the server's reply says whom it
+/// concerns (see `failure`). No reply at all means the connection broke
+/// before the server answered about this message: the run's problem. A
+/// message lettre cannot put into SMTP at all is the message's.
 fn classify(error: lettre::transport::smtp::Error) -> SendFailure {
-    if error.is_permanent() || error.is_client() {
-        SendFailure::Permanent(one_line(&error.to_string()))
-    } else {
-        SendFailure::Transient(one_line(&error.to_string()))
-    }
+    let reason = one_line(&error.to_string());
+    let blame = match error.status() {
+        _ if error.is_tls() => Blame::Run,
+        Some(code) => crate::failure::blame_reply(u16::from(code), &reason),
+        None if error.is_timeout() => Blame::Transient,
+        None if error.is_client() => Blame::Message,
+        None => Blame::Run,
+    };
+    SendFailure::new(blame, reason)
+}
+
+/// A failure before any message was offered (greeting, EHLO, STARTTLS,
+/// AUTH): whatever the reply, it concerns the run.
+fn refused_the_run(error: lettre::transport::smtp::Error) -> SendFailure {
+    SendFailure::new(Blame::Run, one_line(&error.to_string()))
 }
 
 /// The Message-ID of a reminder: derived from its id, so that a resend after a
@@ -350,7 +362,7 @@ pub fn reminder_message(
     };
     let rendered = templates
         .render(Kind::Reminder, &context)
-        .map_err(|e| SendFailure::Permanent(format!("{e:#}")))?;
+        .map_err(|e| SendFailure::new(Blame::Message, format!("{e:#}")))?;
     build(
         from,
         &claimed.student_email,
@@ -413,7 +425,7 @@ pub fn summary_message(
     };
     let rendered = templates
         .render(Kind::Summary, &context)
-        .map_err(|e| SendFailure::Permanent(format!("{e:#}")))?;
+        .map_err(|e| SendFailure::new(Blame::Message, format!("{e:#}")))?;
     build(
         from,
         content.email,
@@ -434,7 +446,7 @@ fn build(
 ) -> Result<Message, SendFailure> {
     let address = to
         .parse()
-        .map_err(|_| SendFailure::Permanent(format!("`{to}` is not a valid address")))?;
+        .map_err(|_| SendFailure::new(Blame::Recipient, format!("`{to}` is not a valid address")))?;
     let builder = Message::builder()
         .from(from.clone())
         .to(Mailbox::new(name, address))
@@ -444,7 +456,7 @@ fn build(
         None => builder.header(ContentType::TEXT_PLAIN).body(rendered.text),
         Some(html) => builder.multipart(MultiPart::alternative_plain_html(rendered.text, html)),
     }
-    .map_err(|error| SendFailure::Permanent(format!("cannot build the message: {error}")))
+    .map_err(|error| SendFailure::new(Blame::Message, format!("cannot build the message: {error}")))
 }
 
 /// A header value on one line: CR, LF and other control characters become

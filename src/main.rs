@@ -16,6 +16,7 @@ mod config;
 mod db;
 mod delivery;
 mod error;
+mod failure;
 mod input;
 mod log;
 mod mail;

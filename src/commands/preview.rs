@@ -11,8 +11,9 @@ use crate::db::reminders::{self, Claimed};
 use crate::db::types::Id;
 use crate::db::{assignments, users};
 use crate::error::invalid;
+use crate::failure::SendFailure;
 use crate::input::parse_instant;
-use crate::mail::{self, SendFailure};
+use crate::mail;
 use crate::output;
 use crate::render::Templates;
 use crate::schedule::Target;
@@ -54,12 +55,8 @@ pub fn run(database: &DatabaseUrl, args: PreviewArgs, templates: Templates) -> a
         student_timezone: student.timezone,
         contact_opt_out: student.contact_opt_out,
     };
-    let message =
-        mail::reminder_message(&claimed, &from, clock.now().instant(), &templates).map_err(
-            |failure| match failure {
-                SendFailure::Permanent(reason) | SendFailure::Transient(reason) => invalid(reason),
-            },
-        )?;
+    let message = mail::reminder_message(&claimed, &from, clock.now().instant(), &templates)
+        .map_err(|SendFailure { reason, .. }| invalid(reason))?;
     let text = String::from_utf8_lossy(&message.formatted()).replace("\r\n", "\n");
     Ok(Outcome::success(output::Message {
         json: json!({ "message": text }),

@@ -20,8 +20,9 @@ use crate::db::summaries::{
 use crate::db::types::{Id, Timestamp};
 use crate::db::users;
 use crate::delivery::{Delivered, JobInfo, Queue, deliver};
+use crate::failure::{Blame, SendFailure};
 use crate::input::{Email, parse_instant, zone_of};
-use crate::mail::{self, SendFailure, SummaryContent};
+use crate::mail::{self, SummaryContent};
 use crate::output::{self, Report};
 use crate::render::Templates;
 use crate::schedule::{summary_day, summary_due};
@@ -250,7 +251,7 @@ impl Queue for Summaries {
         let counts = job
             .counts
             .as_ref()
-            .ok_or_else(|| SendFailure::Permanent("the student is gone".to_string()))?;
+            .ok_or_else(|| SendFailure::new(Blame::Message, "the student is gone"))?;
         let content = SummaryContent {
             summary_id: job.claimed.id,
             email: &job.claimed.email,

@@ -24,6 +24,9 @@ pub enum Resolution {
     RetryLater { error: String, retry_at: Timestamp },
     /// Rejected for good, or out of attempts.
     Failed { error: String },
+    /// Not this message's fault (the run or the relay failed): handed back
+    /// for a later run as it was, with the reason; not an attempt.
+    Released { error: String },
     /// Deliberately not sent (opted out, completed, too late); not an attempt.
     Skipped { reason: String },
 }
@@ -162,6 +165,9 @@ macro_rules! apply_resolutions {
                         no_claim,
                         $table::updated_at.eq(now),
                     ))
+                    .execute($conn)?,
+                Resolution::Released { error } => diesel::update(row)
+                    .set(($table::last_error.eq(error), no_claim, $table::updated_at.eq(now)))
                     .execute($conn)?,
                 Resolution::Skipped { reason } => diesel::update(row)
                     .set((

@@ -118,7 +118,7 @@ on_both_backends! {
         // will refuse it, but only after another run has delivered it again.
         let smtp = SmtpServer::start();
         smtp.delay_data(Duration::from_secs(6));
-        smtp.reply_to_next_data("554 5.6.0 message refused");
+        smtp.reply_to_next_data("550 5.1.1 no such user");
         env.use_smtp(&smtp.url());
         env.add_user("late@example.com", "UTC");
         env.add_assignment("late@example.com", "Essay", &in_hours(24));

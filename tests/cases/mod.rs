@@ -1,4 +1,5 @@
 mod assignments;
+mod blame;
 mod concurrency;
 mod due;
 mod errors;

@@ -151,7 +151,7 @@ on_both_backends! {
     fn a_retry_goes_out_after_the_window_has_passed(env: &TestEnv) {
         let smtp = SmtpServer::start();
         env.use_smtp(&smtp.url());
-        smtp.reply_to_rcpt("r@", "421 4.7.0 too busy");
+        smtp.reply_to_rcpt("r@", "451 4.3.0 try again later");
         env.add_user("r@example.com", "UTC");
         env.add_assignment("r@example.com", "Lab", &at(hours(24)));
         assert_eq!(send(env, NOW, &[]).code(), 3);

@@ -46,6 +46,8 @@ struct State {
     data_replies: std::collections::VecDeque<String>,
     /// Messages whose data arrived, whatever the reply.
     data_seen: usize,
+    /// The reply to AUTH, when not `235`.
+    auth_reply: Option<String>,
 }
 
 pub struct SmtpServer {
@@ -105,8 +107,14 @@ impl SmtpServer {
         self.state.lock().unwrap().data_delay = delay;
     }
 
+    /// Answer AUTH with `reply`, such as `535 5.7.8 authentication failed`.
+    pub fn reply_to_auth(&self, reply: &str) {
+        self.state.lock().unwrap().auth_reply = Some(reply.to_string());
+    }
+
     /// Answer the next message's DATA with `reply` (after the delay), such as
-    /// `554 5.6.0 refused`, instead of accepting it. Each call covers one message.
+    /// `554 5.6.0 refused`, instead of accepting it; `DROP` hangs up without
+    /// a reply. Each call covers one message.
     pub fn reply_to_next_data(&self, reply: &str) {
         self.state.lock().unwrap().data_replies.push_back(reply.to_string());
     }
@@ -175,7 +183,12 @@ fn serve(stream: TcpStream, state: &Mutex<State>) -> std::io::Result<()> {
         let verb = command.split([' ', ':']).next().unwrap_or_default().to_uppercase();
         let reply = match verb.as_str() {
             "EHLO" => "250-localhost\r\n250-8BITMIME\r\n250-AUTH PLAIN LOGIN\r\n250 SIZE 10000000".to_string(),
-            "AUTH" => "235 2.7.0 authenticated".to_string(),
+            "AUTH" => state
+                .lock()
+                .unwrap()
+                .auth_reply
+                .clone()
+                .unwrap_or_else(|| "235 2.7.0 authenticated".to_string()),
             "HELO" | "NOOP" => "250 ok".to_string(),
             "RSET" => {
                 (from, to) = (String::new(), Vec::new());
@@ -227,6 +240,10 @@ fn serve(stream: TcpStream, state: &Mutex<State>) -> std::io::Result<()> {
                 };
                 std::thread::sleep(delay);
                 match scripted {
+                    Some(drop) if drop == "DROP" => {
+                        let _ = writer.shutdown(Shutdown::Both);
+                        return Ok(());
+                    }
                     Some(reply) => reply,
                     None => {
                         state.lock().unwrap().received.push(Received {
