@@ -32,6 +32,7 @@ pub const VERSION: &str = match option_env!("REMINDERS_GIT_COMMIT") {
 };
 
 fn main() -> ExitCode {
+    create_files_owner_only();
     // A missing .env is normal; the environment proper wins over it.
     let before: HashSet<String> = std::env::vars_os()
         .filter_map(|(name, _)| name.into_string().ok())
@@ -76,4 +77,16 @@ fn main() -> ExitCode {
         pinger.finish(status.code());
     }
     ExitCode::from(status.code())
+}
+
+/// Everything this process creates may hold student data: the SQLite database
+/// with its `-wal` and `-shm` files, the outbox and its `.eml` files. Whatever
+/// umask cron or the shell gave us, they are readable by their owner only
+/// (0600 files, 0700 directories).
+fn create_files_owner_only() {
+    // SAFETY: umask only swaps the process's file-creation mask; it cannot
+    // fail, and no other thread is running yet to create files meanwhile.
+    unsafe {
+        libc::umask(0o077);
+    }
 }

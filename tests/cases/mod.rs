@@ -2,6 +2,7 @@ mod assignments;
 mod concurrency;
 mod due;
 mod errors;
+mod failing_safe;
 mod import;
 mod operations;
 mod schema;
