@@ -9,7 +9,7 @@ use crate::cli::{DeliveryArgs, MailArgs, WindowArgs};
 use crate::db::types::Timestamp;
 use crate::delivery::DeliveryOptions;
 use crate::error::invalid;
-use crate::input::{parse_duration, parse_instant};
+use crate::input::parse_instant;
 use crate::mail::MailUrl;
 use crate::mail::Mailer;
 use crate::schedule::{Target, parse_targets};
@@ -218,12 +218,13 @@ impl DeliverySettings {
                 max_attempts: args.max_attempts,
                 batch_size: args.batch_size,
                 connections: args.connections,
-                lease: parse_duration(&args.lease)?,
-                backoff: parse_duration(&args.backoff)?,
+                lease: args.lease,
+                backoff: args.backoff,
                 rate: args.rate,
                 limit: args.limit,
             },
-            smtp_timeout: parse_duration(&args.smtp_timeout)?
+            smtp_timeout: args
+                .smtp_timeout
                 .to_std()
                 .map_err(|_| invalid("`--smtp-timeout` must be positive"))?,
             mail: args.mail.clone(),

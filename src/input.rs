@@ -1,7 +1,7 @@
 //! Validated input: emails, time zones, due times and metadata, checked once
 //! before anything touches the database.
 
-use chrono::{DateTime, LocalResult, NaiveDateTime, TimeZone, Utc};
+use chrono::{DateTime, Duration, LocalResult, NaiveDateTime, TimeZone, Utc};
 use chrono_tz::Tz;
 
 use crate::error::invalid;
@@ -75,25 +75,51 @@ pub fn parse_due(raw: &str, zone: Tz) -> anyhow::Result<DateTime<Utc>> {
     }
 }
 
-/// A duration written like `90d`, `12h`, `30m` or `45s`.
-pub fn parse_duration(raw: &str) -> anyhow::Result<chrono::Duration> {
-    let bad = || {
-        invalid(format!(
-            "`{raw}` is not a duration: write a whole number and a unit, like `90d`, `12h`, `30m` or `45s`"
-        ))
-    };
-    let raw_trimmed = raw.trim();
-    let split = raw_trimmed.find(|c: char| !c.is_ascii_digit()).ok_or_else(bad)?;
-    let (number, unit) = raw_trimmed.split_at(split);
-    let number: i64 = number.parse().map_err(|_| bad())?;
-    match unit {
-        "s" => chrono::Duration::try_seconds(number),
-        "m" => chrono::Duration::try_minutes(number),
-        "h" => chrono::Duration::try_hours(number),
-        "d" => chrono::Duration::try_days(number),
-        _ => None,
+/// The clap value parser of a duration option: a whole number and a unit,
+/// `90d`, `12h`, `30m` or `45s`, from `min` to `max`. The bound keeps the
+/// clock arithmetic of a run far from overflowing.
+pub fn duration_between(
+    min: Duration,
+    max: Duration,
+) -> impl Fn(&str) -> Result<Duration, String> + Clone + Send + Sync + 'static {
+    move |raw: &str| {
+        let raw = raw.trim();
+        // clap puts the option and the value in front of these messages.
+        let malformed = || "write a whole number and a unit, like `90d`, `12h`, `30m` or `45s`".to_string();
+        let split = raw
+            .find(|c: char| !c.is_ascii_digit())
+            .filter(|&split| split > 0)
+            .ok_or_else(malformed)?;
+        let (number, unit) = raw.split_at(split);
+        let unit_seconds = match unit {
+            "s" => 1,
+            "m" => 60,
+            "h" => 3_600,
+            "d" => 86_400,
+            _ => return Err(malformed()),
+        };
+        // The number is all digits, so it only fails to parse when it is too big.
+        let duration = number
+            .parse::<i64>()
+            .ok()
+            .and_then(|number| number.checked_mul(unit_seconds))
+            .and_then(Duration::try_seconds);
+        match duration {
+            Some(duration) if min <= duration && duration <= max => Ok(duration),
+            _ => Err(format!("out of range: use {} to {}", written(min), written(max))),
+        }
     }
-    .ok_or_else(bad)
+}
+
+/// A duration as an option takes it, in its largest whole unit: `1d`, `90m`, `0s`.
+fn written(duration: Duration) -> String {
+    let seconds = duration.num_seconds();
+    [(86_400, "d"), (3_600, "h"), (60, "m")]
+        .into_iter()
+        .find(|(unit_seconds, _)| seconds != 0 && seconds % unit_seconds == 0)
+        .map_or(format!("{seconds}s"), |(unit_seconds, unit)| {
+            format!("{}{unit}", seconds / unit_seconds)
+        })
 }
 
 /// Assignment metadata: a JSON object.
@@ -139,12 +165,23 @@ mod tests {
     }
 
     #[test]
-    fn durations_have_a_unit() {
-        assert_eq!(parse_duration("90d").unwrap(), chrono::Duration::days(90));
-        assert_eq!(parse_duration("5m").unwrap(), chrono::Duration::minutes(5));
+    fn durations_have_a_unit_and_a_range() {
+        let parse = duration_between(Duration::zero(), Duration::days(365));
+        assert_eq!(parse("90d").unwrap(), Duration::days(90));
+        assert_eq!(parse("5m").unwrap(), Duration::minutes(5));
+        assert_eq!(parse("0s").unwrap(), Duration::zero());
         for bad in ["", "5", "m", "-5m", "5 weeks", "1.5h"] {
-            assert!(parse_duration(bad).is_err(), "{bad}");
+            assert!(parse(bad).unwrap_err().starts_with("write a whole number"), "{bad}");
         }
+        for too_long in ["366d", "99999999d", "100000000000d", "99999999999999999999s"] {
+            assert_eq!(
+                parse(too_long).unwrap_err(),
+                "out of range: use 0s to 365d",
+                "{too_long}"
+            );
+        }
+        assert_eq!(written(Duration::hours(1)), "1h");
+        assert_eq!(written(Duration::seconds(90)), "90s");
     }
 
     #[test]

@@ -7,7 +7,7 @@ static LEVEL: AtomicU8 = AtomicU8::new(1);
 
 /// 0 with `-q`, 1 by default, 2 and up with `-v`, `-vv`.
 pub fn set_level(quiet: bool, verbose: u8) {
-    LEVEL.store(if quiet { 0 } else { 1 + verbose }, Ordering::Relaxed);
+    LEVEL.store(if quiet { 0 } else { verbose.saturating_add(1) }, Ordering::Relaxed);
 }
 
 pub fn level() -> u8 {

@@ -65,3 +65,96 @@ on_both_backends! {
         }
     }
 }
+
+/// `base` with `option` set to `value` (replacing any value it had), written
+/// `--option=value` so that a value such as `-1` is not read as a flag.
+fn with_option(base: &[&str], option: &str, value: &str) -> Vec<String> {
+    let mut args = Vec::new();
+    let mut rest = base.iter();
+    while let Some(arg) = rest.next() {
+        if *arg == option {
+            rest.next();
+        } else {
+            args.push(arg.to_string());
+        }
+    }
+    args.push(format!("{option}={value}"));
+    args
+}
+
+on_both_backends! {
+    fn extreme_values_never_panic(env: &TestEnv) {
+        env.use_smtp("file://outbox");
+        env.add_user("x@example.com", "UTC");
+        let assignment = env.add_assignment("x@example.com", "Extreme", &at(hours(24)));
+        let numbers = ["0", "-1", "1", "4000000000", "18446744073709551616", "99999999999999999999"];
+        let durations = ["0s", "-1m", "1s", "99999999d", "100000000000d", "9223372036854775807s", "99999999999999999999s"];
+        let times = ["0000-01-01T00:00:00Z", "9999-12-31T23:59:59Z", "-1"];
+        let targets = ["0", "-1", "525600", "525601", "4000000000", "1,4294967295", "99999999999999999999"];
+        let types = ["0h", "-1h", "8760h", "4000000000h", "99999999999999999999m"];
+        let delivery = ["--max-attempts", "--batch-size", "--connections", "--rate", "--limit"];
+        let delivery_durations = ["--lease", "--backoff", "--smtp-timeout"];
+
+        let due = ["due", "--unit", "minutes", "--targets", "1440", "--now", NOW];
+        let send = ["send", "--unit", "minutes", "--targets", "1440", "--now", NOW];
+        let summary = ["summary", "--send", "--now", NOW];
+        let preview = ["preview", &assignment, "--mail-from", "n@school.example"];
+        let mut cases: Vec<(&[&str], &str, &[&str])> = vec![
+            (&due, "--targets", &targets),
+            (&due, "--tolerance", &numbers),
+            (&due, "--now", &times),
+            (&send, "--targets", &targets),
+            (&send, "--tolerance", &numbers),
+            (&send, "--now", &times),
+            (&send, "--delivery-window", &durations),
+            (&summary, "--now", &times),
+            (&["summary"], "--now", &times),
+            (&["status"], "--now", &times),
+            (&["retry", "--failed"], "--since", &times),
+            (&["retry", "--failed"], "--now", &times),
+            (&["prune", "--older-than", "90d"], "--older-than", &durations),
+            (&["prune", "--older-than", "90d"], "--now", &times),
+            (&preview, "--type", &types),
+            (&preview, "--now", &times),
+            (&["user", "set", "x@example.com"], "--summary-hour", &numbers),
+        ];
+        for base in [&send[..], &summary[..]] {
+            cases.extend(delivery.iter().map(|option| (base, *option, &numbers[..])));
+            cases.extend(delivery_durations.iter().map(|option| (base, *option, &durations[..])));
+        }
+        let many_v = format!("-{}", "v".repeat(300));
+        let mut runs: Vec<Vec<String>> = vec![vec![many_v, "user".into(), "list".into()]];
+        for (base, option, values) in cases {
+            runs.extend(values.iter().map(|value| with_option(base, option, value)));
+        }
+        for args in runs {
+            let args: Vec<&str> = args.iter().map(String::as_str).collect();
+            let run = env.run(&args);
+            assert!(
+                [0, 1, 2].contains(&run.code()) && !run.stderr().contains("panicked"),
+                "reminders {}\n{}",
+                args.join(" "),
+                run.describe()
+            );
+        }
+
+        // The runs that panicked before are refused as bad input.
+        for args in [
+            &["due", "--unit", "hours", "--targets", "4000000000"][..],
+            &["prune", "--older-than", "100000000000d"],
+            &["send", "--unit", "hours", "--targets", "24", "--lease", "99999999d"],
+        ] {
+            assert_eq!(env.run(args).code(), 2, "reminders {}", args.join(" "));
+        }
+        // The longest of each range is accepted.
+        for args in [
+            &["due", "--unit", "hours", "--targets", "8760", "--tolerance", "1440"][..],
+            &["prune", "--older-than", "36500d", "--dry-run"],
+            &["send", "--unit", "hours", "--targets", "8760", "--lease", "1d", "--backoff", "1h",
+              "--smtp-timeout", "1h", "--delivery-window", "365d", "--max-attempts", "100", "--rate", "100000"],
+        ] {
+            let run = env.run(args);
+            assert_eq!(run.code(), 0, "reminders {}\n{}", args.join(" "), run.describe());
+        }
+    }
+}
