@@ -122,16 +122,74 @@ fn written(duration: Duration) -> String {
         })
 }
 
-/// Assignment metadata: a JSON object.
+/// A student's name: trimmed, one line; blank is no name.
+pub fn parse_name(raw: Option<&str>) -> anyhow::Result<Option<String>> {
+    let Some(name) = raw.map(str::trim).filter(|name| !name.is_empty()) else {
+        return Ok(None);
+    };
+    refuse_control_characters("the name", name, &[])?;
+    Ok(Some(name.to_string()))
+}
+
+/// An assignment's title: trimmed, one line, not empty.
+pub fn parse_title(raw: &str) -> anyhow::Result<String> {
+    let title = raw.trim();
+    if title.is_empty() {
+        return Err(invalid("the title is empty"));
+    }
+    refuse_control_characters("the title", title, &[])?;
+    Ok(title.to_string())
+}
+
+/// An assignment's description: free text, over several lines if need be.
+pub fn parse_description(raw: Option<&str>) -> anyhow::Result<Option<String>> {
+    if let Some(description) = raw {
+        refuse_control_characters("the description", description, &['\t', '\n', '\r'])?;
+    }
+    Ok(raw.map(str::to_string))
+}
+
+/// Text stored for a student holds no control character (but those `allowed`):
+/// PostgreSQL cannot store a NUL at all, and an escape sequence would reach
+/// the terminal of whoever lists the data.
+fn refuse_control_characters(what: &str, text: &str, allowed: &[char]) -> anyhow::Result<()> {
+    match text.chars().find(|c| c.is_control() && !allowed.contains(c)) {
+        Some(c) => Err(invalid(format!(
+            "{what} holds the control character U+{:04X}; remove it",
+            u32::from(c)
+        ))),
+        None => Ok(()),
+    }
+}
+
+/// Assignment metadata, as JSON text.
 pub fn parse_metadata(raw: &str) -> anyhow::Result<serde_json::Value> {
     let value: serde_json::Value =
         serde_json::from_str(raw).map_err(|error| invalid(format!("metadata `{raw}` is not valid JSON: {error}")))?;
+    check_metadata(value)
+}
+
+/// Assignment metadata: a JSON object with no NUL in it, which PostgreSQL's
+/// jsonb cannot store.
+pub fn check_metadata(value: serde_json::Value) -> anyhow::Result<serde_json::Value> {
     if !value.is_object() {
         return Err(invalid(format!(
-            "metadata `{raw}` must be a JSON object, like `{{\"course\": \"CS101\"}}`"
+            "metadata `{value}` must be a JSON object, like `{{\"course\": \"CS101\"}}`"
         )));
     }
+    if holds_nul(&value) {
+        return Err(invalid("metadata holds the control character U+0000; remove it"));
+    }
     Ok(value)
+}
+
+fn holds_nul(value: &serde_json::Value) -> bool {
+    match value {
+        serde_json::Value::String(text) => text.contains('\0'),
+        serde_json::Value::Array(items) => items.iter().any(holds_nul),
+        serde_json::Value::Object(fields) => fields.iter().any(|(key, value)| key.contains('\0') || holds_nul(value)),
+        _ => false,
+    }
 }
 
 #[cfg(test)]
@@ -189,5 +247,26 @@ mod tests {
         assert!(parse_metadata(r#"{"course":"CS101"}"#).is_ok());
         assert!(parse_metadata("[1,2]").is_err());
         assert!(parse_metadata("{oops").is_err());
+        assert!(parse_metadata(r#"{"course":"CS\u0000101"}"#).is_err());
+        assert!(parse_metadata(r#"{"a\u0000":1}"#).is_err());
+        assert!(
+            parse_metadata(r#"{"path":"C:\\u0000"}"#).is_ok(),
+            "a backslash is not a NUL"
+        );
+    }
+
+    #[test]
+    fn names_and_titles_are_one_line_of_text() {
+        assert_eq!(parse_name(Some("  Ada ")).unwrap().as_deref(), Some("Ada"));
+        assert_eq!(parse_name(Some(" ")).unwrap(), None);
+        assert_eq!(parse_title(" Essay ").unwrap(), "Essay");
+        assert!(parse_title(" ").is_err());
+        for bad in ["A\0B", "\u{1b}[2J", "Tab\there", "two\nlines", "C1\u{9b}"] {
+            let error = parse_title(bad).unwrap_err().to_string();
+            assert!(error.contains("control character"), "{bad:?}: {error}");
+            assert!(parse_name(Some(bad)).is_err(), "{bad:?}");
+        }
+        assert!(parse_description(Some("Line one\n\tLine two\r\n")).is_ok());
+        assert!(parse_description(Some("NUL\0")).is_err());
     }
 }

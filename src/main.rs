@@ -69,7 +69,7 @@ fn main() -> ExitCode {
         Err(error) => {
             // One line, whatever the layers below put in their messages.
             let message = format!("{error:#}").split_whitespace().collect::<Vec<_>>().join(" ");
-            eprintln!("error: {message}");
+            eprintln!("error: {}", output::printable(&message));
             error::exit_status_of(&error)
         }
     };

@@ -158,3 +158,74 @@ on_both_backends! {
         }
     }
 }
+
+on_both_backends! {
+    fn bad_encodings_and_control_characters_are_bad_input_at_their_line(env: &TestEnv) {
+        let files: [(&str, &[u8], &str); 7] = [
+            ("utf8.jsonl", b"{\"email\": \"a@example.com\"}\n{\"email\": \"b@example.com\", \"name\": \"B\xff\"}\n", "line 2: not valid UTF-8 text"),
+            ("utf8.csv", b"email,name\na@example.com,A\nb@example.com,B\xff\n", "line 3: not valid UTF-8 text"),
+            ("header.csv", b"\xffemail,name\n", "line 1: not valid UTF-8 text"),
+            ("nul.csv", b"email,name\na@example.com,A\x00B\n", "line 2: the name holds the control character U+0000"),
+            ("nul.jsonl", b"{\"email\": \"a@example.com\", \"name\": \"A\\u0000B\"}\n", "line 1: the name holds the control character U+0000"),
+            ("escape.csv", b"email,name\na@example.com,\x1b[2J\n", "line 2: the name holds the control character U+001B"),
+            ("crlf.jsonl", b"{\"email\": \"a@example.com\"}\r\n\r\n{\"email\": \"b@example.com\", \"name\": \"\\u001b]0;owned\\u0007\"}\r\n", "line 3: the name holds the control character U+001B"),
+        ];
+        for (name, bytes, message) in files {
+            std::fs::write(env.path(name), bytes).unwrap();
+            env.fails(&["user", "import", name], 2, message);
+        }
+        assert_eq!(env.count("SELECT count(*) AS n FROM users"), 0);
+
+        env.add_user("s@example.com", "UTC");
+        let files: [(&str, &[u8], &str); 5] = [
+            ("utf8.jsonl", b"{\"student\": \"s@example.com\", \"title\": \"T\xff\", \"due\": \"2030-03-02T12:00:00Z\"}\n", "line 1: not valid UTF-8 text"),
+            ("nul.csv", b"student,title,due\ns@example.com,A\x00B,2030-03-02T12:00:00Z\n", "line 2: the title holds the control character U+0000"),
+            ("description.jsonl", b"{\"student\": \"s@example.com\", \"title\": \"T\", \"due\": \"2030-03-02T12:00:00Z\", \"description\": \"D\\u0000\"}\n", "line 1: the description holds the control character U+0000"),
+            ("metadata.jsonl", b"{\"student\": \"s@example.com\", \"title\": \"T\", \"due\": \"2030-03-02T12:00:00Z\", \"metadata\": {\"x\": \"\\u0000\"}}\n", "line 1: metadata holds the control character U+0000"),
+            ("metadata.csv", b"student,title,due,metadata\ns@example.com,T,2030-03-02T12:00:00Z,\"{\"\"x\"\": \"\"\\u0000\"\"}\"\n", "line 2: metadata holds the control character U+0000"),
+        ];
+        for (name, bytes, message) in files {
+            std::fs::write(env.path(name), bytes).unwrap();
+            env.fails(&["assignment", "import", name], 2, message);
+        }
+        assert_eq!(env.count("SELECT count(*) AS n FROM assignments"), 0);
+
+        // The same checks as `add`, whose arguments cannot hold a NUL.
+        env.fails(&["user", "add", "--email", "n@example.com", "--name", "\u{1b}[2J"], 2, "the name holds the control character U+001B");
+        let add = ["assignment", "add", "--student", "s@example.com", "--due", "2030-03-02T12:00:00Z"];
+        env.fails(&[&add[..], &["--title", "Tab\there"]].concat(), 2, "the title holds the control character U+0009");
+        env.fails(&[&add[..], &["--title", "T", "--description", "Bell\u{7}"]].concat(), 2, "the description holds the control character U+0007");
+        env.fails(&[&add[..], &["--title", "T", "--metadata", r#"{"x": "\u0000"}"#]].concat(), 2, "metadata holds the control character U+0000");
+        env.ok(&[&add[..], &["--title", "T", "--description", "Two\nlines\tand a tab"]].concat());
+        assert_eq!(env.count("SELECT count(*) AS n FROM assignments"), 1);
+    }
+
+    fn tables_show_control_characters_as_escapes(env: &TestEnv) {
+        // As data stored before names were checked, or written by another tool.
+        let esc = match env.backend {
+            Backend::Sqlite => "char(27)",
+            Backend::Postgres => "chr(27)",
+        };
+        let user = uuid::Uuid::new_v4();
+        env.execute(&format!(
+            "INSERT INTO users (id, email, name, timezone) VALUES ('{user}', 'eve@example.com', 'Eve' || {esc} || '[2J', 'UTC')"
+        ));
+        env.execute(&format!(
+            "INSERT INTO assignments (id, title, student_id, due_at) \
+             VALUES ('{}', 'Essay' || {esc} || ']0;owned', '{user}', '2030-03-02T12:00:00.000000Z')",
+            uuid::Uuid::new_v4()
+        ));
+        for args in [
+            &["user", "list"][..],
+            &["assignment", "list"],
+            &["summary", "--now", NOW],
+            &["due", "--unit", "hours", "--targets", "24", "--now", NOW],
+        ] {
+            let table = env.ok(args);
+            assert!(!table.contains('\u{1b}'), "{args:?}: {table:?}");
+            assert!(table.contains(r"\u{1b}"), "{args:?}: {table}");
+        }
+        // JSON keeps the data exactly; its own escaping makes it safe.
+        assert_eq!(env.json(&["user", "list"])[0]["name"], "Eve\u{1b}[2J");
+    }
+}
