@@ -437,8 +437,8 @@ fn build(
         .map_err(|_| SendFailure::Permanent(format!("`{to}` is not a valid address")))?;
     let builder = Message::builder()
         .from(from.clone())
-        .to(Mailbox::new(name, address))
-        .subject(rendered.subject)
+        .to(Mailbox::new(name.map(|name| fit_header(&name)), address))
+        .subject(fit_header(&rendered.subject))
         .message_id(Some(id));
     match rendered.html {
         None => builder.header(ContentType::TEXT_PLAIN).body(rendered.text),
@@ -452,6 +452,30 @@ fn build(
 pub fn header_safe(text: &str) -> String {
     let spaced: String = text.chars().map(|c| if c.is_control() { ' ' } else { c }).collect();
     spaced.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
+/// The longest word a header keeps, and the longest header text: lettre folds
+/// a header line only at spaces, so one long word (a URL as a title) made a
+/// Subject line longer than the 998 characters SMTP allows, and the server
+/// refused the message. Within these, every line stays under 100 characters.
+const HEADER_WORD_MAX: usize = 76;
+const HEADER_TEXT_MAX: usize = 250;
+
+/// One-line header text (see [`header_safe`]) cut to fit: each word longer
+/// than [`HEADER_WORD_MAX`] characters, then the whole past [`HEADER_TEXT_MAX`],
+/// ends in "…". The body is not cut: it always has the full title.
+fn fit_header(text: &str) -> String {
+    let words: Vec<String> = text.split(' ').map(|word| shorten(word, HEADER_WORD_MAX)).collect();
+    shorten(&words.join(" "), HEADER_TEXT_MAX)
+}
+
+fn shorten(text: &str, max: usize) -> String {
+    if text.chars().count() <= max {
+        return text.to_string();
+    }
+    let mut short: String = text.chars().take(max - 1).collect();
+    short.push('…');
+    short
 }
 
 fn one_line(text: &str) -> String {
@@ -501,6 +525,37 @@ mod tests {
         assert!(text.contains("Subject: Reminder: Problem set 1 is due"), "{text}");
         assert!(text.contains("Sat 27 Sep 2025 16:00 PDT"), "{text}");
         assert!(text.contains("1 day from now"), "{text}");
+    }
+
+    #[test]
+    fn no_header_line_is_too_long_whatever_the_title() {
+        let from: Mailbox = "noreply@school.example".parse().unwrap();
+        let now = "2025-09-26T23:00:00Z".parse().unwrap();
+        let url = format!("https://example.com/{}", "x".repeat(1_100));
+        let long_name = "N".repeat(2_000);
+        let spaced = "word ".repeat(400);
+        for (title, name) in [
+            (url.as_str(), "Ann"),
+            (spaced.as_str(), long_name.as_str()),
+            ("Ünïcødé ".repeat(300).as_str(), "Zoë"),
+        ] {
+            let message =
+                reminder_message(&claimed(title, Some(name)), &from, now, &Templates::load(None).unwrap()).unwrap();
+            let text = String::from_utf8(message.formatted()).unwrap();
+            let (head, body) = text.split_once("\r\n\r\n").unwrap();
+            let longest = head.split("\r\n").map(str::len).max().unwrap();
+            assert!(longest < 100, "a header line of {longest} characters:\n{head}");
+            assert!(body.split("\r\n").all(|line| line.len() <= 998), "{body}");
+            if title == url {
+                assert!(
+                    body.replace("=\r\n", "").contains(&url),
+                    "the body keeps the full title:\n{body}"
+                );
+            }
+        }
+        assert_eq!(fit_header("Reminder: Essay is due"), "Reminder: Essay is due");
+        assert_eq!(fit_header(&"y".repeat(80)), format!("{}…", "y".repeat(75)));
+        assert_eq!(fit_header(&"ab ".repeat(100)).chars().count(), HEADER_TEXT_MAX);
     }
 
     #[test]

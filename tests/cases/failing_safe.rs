@@ -229,3 +229,33 @@ on_both_backends! {
         assert_eq!(env.json(&["user", "list"])[0]["name"], "Eve\u{1b}[2J");
     }
 }
+
+on_both_backends! {
+    fn a_long_title_still_makes_a_valid_message(env: &TestEnv) {
+        env.use_smtp("file://outbox");
+        let templates = env.path("templates");
+        std::fs::create_dir(&templates).unwrap();
+        std::fs::write(templates.join("reminder_body.html"), "<p>{{ assignment.title }} is due</p>\n").unwrap();
+        let name = "N".repeat(1_000);
+        env.ok(&["user", "add", "--email", "long@example.com", "--name", &name]);
+        let title = format!("https://example.com/{}", "x".repeat(1_100));
+        env.add_assignment("long@example.com", &title, &at(hours(24)));
+        let run = env.run(&["send", "--unit", "hours", "--targets", "24", "--now", NOW, "--templates", templates.to_str().unwrap()]);
+        assert_eq!(run.code(), 0, "{}", run.describe());
+
+        let files: Vec<_> = std::fs::read_dir(env.path("outbox")).unwrap().map(|entry| entry.unwrap().path()).collect();
+        assert_eq!(files.len(), 1);
+        let eml = std::fs::read_to_string(&files[0]).unwrap();
+        // SMTP allows 998 characters a line; lettre folds these headers under 100.
+        for line in eml.split("\r\n") {
+            assert!(line.len() <= 998, "a line of {} characters", line.len());
+        }
+        let (head, body) = eml.split_once("\r\n\r\n").unwrap();
+        assert!(head.split("\r\n").all(|line| line.len() < 100), "{head}");
+        assert!(head.contains("Subject: Reminder: =?utf-8?b?"), "the subject's long word is shortened and encoded:\n{head}");
+        // Both bodies (quoted-printable; the HTML one escapes the slashes) keep the full title.
+        let body = body.replace("=\r\n", "");
+        assert!(body.contains(&title), "{body}");
+        assert_eq!(body.matches(&"x".repeat(1_100)).count(), 2, "{body}");
+    }
+}
