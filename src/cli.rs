@@ -230,8 +230,8 @@ pub struct DeliveryArgs {
     /// SMTP connections used in parallel (1 to 64)
     #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u32).range(1..=64))]
     pub connections: u32,
-    /// How long a claim lasts before another run may take the message over (1s to 1d)
-    #[arg(long, default_value = "5m", value_name = "DURATION", value_parser = duration_between(Duration::seconds(1), Duration::days(1)))]
+    /// How long a claim lasts before another run may take the message over (2s to 1d)
+    #[arg(long, default_value = "5m", value_name = "DURATION", value_parser = duration_between(Duration::seconds(2), Duration::days(1)))]
     pub lease: Duration,
     /// The first retry's wait after a transient failure; it doubles per attempt up to an hour (0s to 1h)
     #[arg(long, default_value = "1m", value_name = "DURATION", value_parser = duration_between(Duration::zero(), Duration::hours(1)))]
