@@ -34,6 +34,7 @@ pub enum MailUrl {
 impl MailUrl {
     pub fn parse(raw: &str) -> anyhow::Result<MailUrl> {
         let raw = raw.trim();
+        crate::config::hide_secrets_of_url(raw);
         if let Some(dir) = raw.strip_prefix("file://") {
             if dir.is_empty() {
                 return Err(anyhow!("SMTP_URL `{raw}` names no directory"));
@@ -41,6 +42,7 @@ impl MailUrl {
             return Ok(MailUrl::File(PathBuf::from(dir)));
         }
         let url = url::Url::parse(raw).map_err(|error| anyhow!("SMTP_URL is malformed: {error}"))?;
+        crate::config::hide_secrets_of_url(url.as_str());
         if !matches!(url.scheme(), "smtp" | "smtps") || url.host_str().is_none_or(str::is_empty) {
             return Err(anyhow!(
                 "SMTP_URL `{}` is not smtp://host:port, smtps://host or file://DIR",

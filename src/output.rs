@@ -28,10 +28,11 @@ pub trait Report {
 
 /// Prints a report to stdout in the chosen format.
 pub fn print(format: Format, report: &dyn Report) -> anyhow::Result<()> {
-    let mut text = match format {
+    // A report may quote an error, such as `check`'s, and so a secret.
+    let mut text = crate::config::scrub(&match format {
         Format::Json => serde_json::to_string_pretty(&report.to_json())?,
         Format::Table => report.to_table(),
-    };
+    });
     if text.is_empty() {
         return Ok(());
     }

@@ -259,3 +259,113 @@ on_both_backends! {
         assert_eq!(body.matches(&"x".repeat(1_100)).count(), 2, "{body}");
     }
 }
+
+/// Asserts that `secret` is in neither stdout nor stderr of `run`.
+fn assert_hidden(run: &Run, secret: &str, what: &str) {
+    assert!(
+        !run.stdout().contains(secret) && !run.stderr().contains(secret),
+        "{what} shows `{secret}`:\n{}",
+        run.describe()
+    );
+    assert!(!run.stderr().contains("panicked"), "{what}:\n{}", run.describe());
+}
+
+on_both_backends! {
+    fn secrets_never_appear_in_any_output(env: &TestEnv) {
+        env.add_user("s@example.com", "UTC");
+        env.add_assignment("s@example.com", "Secretive", &at(hours(24)));
+        env.use_smtp("file://outbox");
+        let closed = crate::common::smtp::closed_port();
+        let smtp = crate::common::smtp::SmtpServer::start();
+        // (setting, value, the text that must never show). The first five point
+        // at a closed port, so every run also meets a failing connection.
+        let mut forms = vec![
+            ("DATABASE_URL", format!("postgres://alice:Userinfo-S3cret@127.0.0.1:{closed}/app"), "Userinfo-S3cret"),
+            ("DATABASE_URL", format!("postgres://alice@127.0.0.1:{closed}/app?sslmode=disable&password=Query-S3cret"), "Query-S3cret"),
+            ("DATABASE_URL", format!("postgres://alice:Bad%zzEscape-S3cret@127.0.0.1:{closed}/app"), "Escape-S3cret"),
+            ("SMTP_URL", format!("smtp://alice:Smtp-S3cret@127.0.0.1:{closed}"), "Smtp-S3cret"),
+            ("REMINDERS_PING_URL", format!("http://127.0.0.1:{closed}/ping/Ping-S3cret"), "Ping-S3cret"),
+            // A live server, which takes the credentials.
+            ("SMTP_URL", smtp.url().replace("smtp://", "smtp://alice:Live-Smtp-S3cret@"), "Live-Smtp-S3cret"),
+        ];
+        if env.backend == Backend::Postgres {
+            // The live test server, which trusts and so ignores the password.
+            let live = env.database_url.replacen("postgres://postgres@", "postgres://postgres:Live-S3cret@", 1);
+            forms.push(("DATABASE_URL", live, "Live-S3cret"));
+            forms.push(("DATABASE_URL", format!("{}?password=Live-Query-S3cret", env.database_url), "Live-Query-S3cret"));
+            forms.push(("DATABASE_URL", env.database_url.replacen("postgres://postgres@", "postgres://postgres:Live%zzEscape-S3cret@", 1), "Escape-S3cret"));
+        }
+        let send = ["-v", "send", "--unit", "hours", "--targets", "24", "--now", NOW];
+        for (name, value, secret) in &forms {
+            let with_setting = |args: &[&str]| Run(env.command().env(name, value).args(args).output().unwrap());
+            for args in [&["check"][..], &send, &["user", "list"], &["summary", "--send", "-v", "--now", NOW]] {
+                let run = with_setting(args);
+                assert_hidden(&run, secret, &format!("{name}: reminders {}", args.join(" ")));
+            }
+            // The same setting on a line of .env that does not parse.
+            std::fs::write(env.path(".env"), format!("MAIL_FROM=noreply@school.example\n{name}={value} and more'\n")).unwrap();
+            for args in [&["check"][..], &send] {
+                let run = env.run(args);
+                assert_hidden(&run, secret, &format!("{name} in .env: reminders {}", args.join(" ")));
+                assert_eq!(run.code(), 1, "{}", run.describe());
+                assert_eq!(run.stderr().trim(), "error: `.env` line 2 does not parse (the line is not shown: it may hold a password)");
+            }
+            std::fs::remove_file(env.path(".env")).unwrap();
+        }
+
+        // What is shown instead: the masked URL, and a ping URL's scheme and host.
+        let (_, query_url, _) = &forms[1];
+        let run = Run(env.command().env("DATABASE_URL", query_url).arg("check").output().unwrap());
+        assert!(run.stdout().contains("?sslmode=disable&password=***`"), "{}", run.describe());
+        let (_, smtp_url, _) = &forms[3];
+        let run = Run(env.command().env("SMTP_URL", smtp_url).arg("check").output().unwrap());
+        assert!(run.stdout().contains("SMTP_URL `smtp://alice:***@127.0.0.1:") && run.stdout().contains("FAIL  mail server"), "{}", run.describe());
+        let (_, live_smtp_url, _) = &forms[5];
+        let run = Run(env.command().env("SMTP_URL", live_smtp_url).arg("check").output().unwrap());
+        assert!(run.stdout().contains("credentials accepted"), "{}", run.describe());
+        let (_, ping_url, _) = &forms[4];
+        let run = env.run(&["user", "list", "--ping-url", ping_url]);
+        assert!(run.stderr().contains("warning: the ping to `http://127.0.0.1` failed"), "{}", run.describe());
+    }
+}
+
+#[test]
+fn dot_env_is_read_from_the_current_directory_only_and_a_bad_one_stops_the_run() {
+    let env = TestEnv::unmigrated(Backend::Sqlite).unwrap();
+    std::fs::write(env.path(".env"), "DATABASE_URL=parent.db\n").unwrap();
+    let child = env.path("child");
+    std::fs::create_dir(&child).unwrap();
+    let run = Run(env
+        .command()
+        .env_remove("DATABASE_URL")
+        .current_dir(&child)
+        .arg("migrate")
+        .output()
+        .unwrap());
+    assert_eq!(run.code(), 0, "{}", run.describe());
+    assert!(
+        child.join("reminders.db").exists(),
+        "the default, not the parent's .env"
+    );
+    assert!(!env.path("parent.db").exists() && !child.join("parent.db").exists());
+
+    // A line that does not parse is an error, not a silent fallback to reminders.db.
+    std::fs::write(
+        child.join(".env"),
+        "# settings\nMAIL_FROM=noreply@school.example\n\nDATABASE_URL=\"unterminated\n",
+    )
+    .unwrap();
+    let run = Run(env
+        .command()
+        .env_remove("DATABASE_URL")
+        .current_dir(&child)
+        .args(["user", "list"])
+        .output()
+        .unwrap());
+    assert_eq!(run.code(), 1, "{}", run.describe());
+    assert_eq!(
+        run.stderr().trim(),
+        "error: `.env` line 4 does not parse (the line is not shown: it may hold a password)"
+    );
+    assert_eq!(run.stdout(), "");
+}
