@@ -49,6 +49,32 @@ impl MailUrl {
                 crate::config::redact(&url)
             ));
         }
+        // AUTH PLAIN and LOGIN send the password as it is: over TLS only, or
+        // to this very host. `tls=opportunistic` is not enough, since whoever
+        // can read the traffic can also strip the server's STARTTLS offer.
+        // The first `tls=` is the one the connection follows (SmtpServer::from_url).
+        let tls = url.scheme() == "smtps"
+            || url
+                .query_pairs()
+                .find(|(key, _)| key == "tls")
+                .is_some_and(|(_, value)| value == "required");
+        let loopback = match url.host() {
+            // `smtp` is not a scheme the url crate knows, so an IPv4 address comes as a name.
+            Some(url::Host::Domain(name)) => {
+                name.eq_ignore_ascii_case("localhost")
+                    || name.parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_loopback())
+            }
+            Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+            Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+            None => false,
+        };
+        if url.password().is_some() && !tls && !loopback {
+            return Err(anyhow!(
+                "SMTP_URL `{}` has credentials but no TLS, so the password would cross the network in clear: \
+                 use smtps://, add ?tls=required, or send through a server on this host",
+                crate::config::redact(&url)
+            ));
+        }
         // lettre parses it once more when building the transport; check it now.
         SmtpTransport::from_url(url.as_str())
             .map_err(|error| anyhow!("SMTP_URL `{}` is malformed: {error}", crate::config::redact(&url)))?;
@@ -558,6 +584,32 @@ mod tests {
         assert_eq!(fit_header("Reminder: Essay is due"), "Reminder: Essay is due");
         assert_eq!(fit_header(&"y".repeat(80)), format!("{}…", "y".repeat(75)));
         assert_eq!(fit_header(&"ab ".repeat(100)).chars().count(), HEADER_TEXT_MAX);
+    }
+
+    #[test]
+    fn smtp_credentials_need_tls_or_this_host() {
+        for refused in [
+            "smtp://u:pw@mail.example.com:25",
+            "smtp://u:pw@mail.example.com:587?tls=opportunistic",
+            "smtp://u:pw@10.0.0.1",
+            "smtp://u:pw@mail.example.com?tls=opportunistic&tls=required",
+        ] {
+            let error = MailUrl::parse(refused).unwrap_err().to_string();
+            assert!(
+                error.contains("credentials but no TLS") && !error.contains("pw"),
+                "{error}"
+            );
+        }
+        for allowed in [
+            "smtps://u:pw@mail.example.com",
+            "smtp://u:pw@mail.example.com:587?tls=required",
+            "smtp://u:pw@localhost:2525",
+            "smtp://u:pw@127.0.0.1:2525",
+            "smtp://u:pw@[::1]:2525",
+            "smtp://mail.example.com:25",
+        ] {
+            assert!(MailUrl::parse(allowed).is_ok(), "{allowed}");
+        }
     }
 
     #[test]

@@ -330,6 +330,37 @@ on_both_backends! {
 }
 
 #[test]
+fn smtp_credentials_without_tls_are_refused_for_a_remote_server() {
+    let env = TestEnv::new(Backend::Sqlite).unwrap();
+    env.add_user("s@example.com", "UTC");
+    env.add_assignment("s@example.com", "Clear", &at(hours(24)));
+    env.set_var("MAIL_FROM", "noreply@school.example");
+    let send = ["send", "--unit", "hours", "--targets", "24", "--now", NOW];
+    for url in [
+        "smtp://user:pw@mail.example.com:25",
+        "smtp://user:pw@mail.example.com:587?tls=opportunistic",
+    ] {
+        env.set_var("SMTP_URL", url);
+        let run = env.fails(&send, 1, "has credentials but no TLS");
+        assert_hidden(&run, "pw", url);
+        assert!(
+            run.stderr().contains("use smtps://, add ?tls=required"),
+            "{}",
+            run.describe()
+        );
+        let check = env.run(&["check"]);
+        assert_eq!(check.code(), 1, "{}", check.describe());
+        assert!(check.stdout().contains("FAIL  mail settings"), "{}", check.describe());
+        assert_hidden(&check, "pw", url);
+    }
+    assert_eq!(env.count("SELECT count(*) AS n FROM send_logs"), 0, "nothing was sent");
+    // TLS from the start, or STARTTLS required, is accepted (the check then
+    // fails only for want of a server at that name).
+    env.set_var("SMTP_URL", "smtp://user:pw@mail.example.com:587?tls=required");
+    assert!(!env.run(&["check"]).stdout().contains("FAIL  mail settings"));
+}
+
+#[test]
 fn dot_env_is_read_from_the_current_directory_only_and_a_bad_one_stops_the_run() {
     let env = TestEnv::unmigrated(Backend::Sqlite).unwrap();
     std::fs::write(env.path(".env"), "DATABASE_URL=parent.db\n").unwrap();
