@@ -131,23 +131,39 @@ pub fn mask_url(raw: &str) -> String {
 /// and the value of any query parameter named like `password` (libpq reads
 /// `?password=` and `?sslpassword=`).
 fn secret_spans(raw: &str) -> Vec<Range<usize>> {
-    let mut spans = Vec::new();
     let Some(scheme_end) = raw.find("://") else {
-        return spans;
+        return Vec::new();
     };
     let start = scheme_end + 3;
-    let query = raw[start..].find('?').map(|at| start + at);
-    let before_query = &raw[start..query.unwrap_or(raw.len())];
-    // The last `@`: a password may hold an unescaped one.
-    if let Some(at) = before_query.rfind('@')
-        && let Some(colon) = before_query[..at].find(':')
-    {
-        spans.push(start + colon + 1..start + at);
-    }
+    // A URL that parses as written has its parts where the url crate finds
+    // them. One that does not is read generously, since a password may hold
+    // an unescaped `/`, `?` or `@`: its user info runs to the last `@`.
+    let (password, query) = match url::Url::parse(raw) {
+        Ok(url) if url.as_str() == raw => {
+            // As written: `scheme://user:password@host…?query#fragment`.
+            let password_start = start + url.username().len() + 1;
+            let password = url
+                .password()
+                .map_or(0..0, |password| password_start..password_start + password.len());
+            let query_end = url
+                .fragment()
+                .map_or(raw.len(), |fragment| raw.len() - fragment.len() - 1);
+            (password, url.query().map(|query| query_end - query.len()))
+        }
+        _ => {
+            let at = raw[start..].rfind('@').map(|at| start + at);
+            let password = at
+                .and_then(|at| raw[start..at].find(':').map(|colon| start + colon + 1..at))
+                .unwrap_or_default();
+            let after = at.unwrap_or(start);
+            (password, raw[after..].find('?').map(|mark| after + mark + 1))
+        }
+    };
+    let mut spans = vec![password];
     if let Some(query) = query {
         let end = raw[query..].find('#').map_or(raw.len(), |at| query + at);
-        let mut pair_start = query + 1;
-        for pair in raw[pair_start..end].split('&') {
+        let mut pair_start = query;
+        for pair in raw[query..end].split('&') {
             if let Some((key, _)) = pair.split_once('=')
                 && percent_decode(key).to_lowercase().contains("password")
             {
@@ -419,6 +435,11 @@ mod tests {
         assert_eq!(
             mask_url("postgres://alice:pa/ss@db:x/app"),
             "postgres://alice:***@db:x/app"
+        );
+        assert_eq!(mask_url("postgres://u:p?ss@h/db"), "postgres://u:***@h/db");
+        assert_eq!(
+            mask_url("postgres://u:pw@h/db?application_name=a@b&Password=x"),
+            "postgres://u:***@h/db?application_name=a@b&Password=***"
         );
         assert_eq!(mask_url("reminders.db"), "reminders.db");
     }
