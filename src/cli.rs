@@ -1,7 +1,9 @@
 //! The command line, as clap derive types only. Doc comments are the help text.
 
+use chrono::Duration;
 use clap::{Args, Parser, Subcommand};
 
+use crate::input::duration_between;
 use crate::output::Format;
 use crate::schedule::Unit;
 
@@ -155,9 +157,9 @@ pub struct PreviewArgs {
 
 #[derive(Debug, Args)]
 pub struct PruneArgs {
-    /// Delete what is older than this: `90d`, `12h`, `30m`
-    #[arg(long, value_name = "DURATION")]
-    pub older_than: String,
+    /// Delete what is older than this: `90d`, `12h`, `30m` (0s to 36500d)
+    #[arg(long, value_name = "DURATION", value_parser = duration_between(Duration::zero(), Duration::days(36_500)))]
+    pub older_than: Duration,
     /// Count what would be deleted, and delete nothing
     #[arg(long)]
     pub dry_run: bool,
@@ -190,11 +192,12 @@ pub struct WindowArgs {
     /// Whether targets count minutes (test mode) or hours
     #[arg(long, value_enum)]
     pub unit: Unit,
-    /// Lead times before the due time, such as `24,2`; each gives a reminder type (`24h`, `2h`)
+    /// Lead times before the due time, such as `24,2`, each at most a year (8760 hours, 525600 minutes); each
+    /// gives a reminder type (`24h`, `2h`)
     #[arg(long, value_name = "N,N,…")]
     pub targets: String,
-    /// Half-width T of each window, in minutes [default: 1 in minutes mode, 30 in hours mode]
-    #[arg(long, value_name = "MINUTES")]
+    /// Half-width T of each window, in minutes, 0 to 1440 [default: 1 in minutes mode, 30 in hours mode]
+    #[arg(long, value_name = "MINUTES", value_parser = clap::value_parser!(u32).range(0..=1440))]
     pub tolerance: Option<u32>,
     /// Pretend the clock reads this RFC 3339 time (for checking a schedule)
     #[arg(long, value_name = "RFC3339")]
@@ -208,9 +211,9 @@ pub struct SendArgs {
     /// Show what would be sent, and write and send nothing
     #[arg(long)]
     pub dry_run: bool,
-    /// How late a reminder may still go out [default: half its lead time]
-    #[arg(long, value_name = "DURATION")]
-    pub delivery_window: Option<String>,
+    /// How late a reminder may still go out, 0s to 365d [default: half its lead time]
+    #[arg(long, value_name = "DURATION", value_parser = duration_between(Duration::zero(), Duration::days(365)))]
+    pub delivery_window: Option<Duration>,
     #[command(flatten)]
     pub delivery: DeliveryArgs,
 }
@@ -218,28 +221,28 @@ pub struct SendArgs {
 /// How messages go out; shared by `send` and `summary --send`.
 #[derive(Debug, Args)]
 pub struct DeliveryArgs {
-    /// Attempts before a message that keeps failing is marked failed
-    #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(i32).range(1..))]
+    /// Attempts before a message that keeps failing is marked failed (1 to 100)
+    #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(i32).range(1..=100))]
     pub max_attempts: i32,
-    /// Messages claimed per database round trip
+    /// Messages claimed per database round trip (1 to 10000)
     #[arg(long, default_value_t = 500, value_parser = clap::value_parser!(i64).range(1..=10_000))]
     pub batch_size: i64,
-    /// SMTP connections used in parallel
+    /// SMTP connections used in parallel (1 to 64)
     #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u32).range(1..=64))]
     pub connections: u32,
-    /// How long a claim lasts before another run may take the message over
-    #[arg(long, default_value = "5m", value_name = "DURATION")]
-    pub lease: String,
-    /// The first retry's wait after a transient failure; it doubles per attempt up to an hour
-    #[arg(long, default_value = "1m", value_name = "DURATION")]
-    pub backoff: String,
-    /// How long to wait for the SMTP server before calling the attempt failed
-    #[arg(long, default_value = "30s", value_name = "DURATION")]
-    pub smtp_timeout: String,
-    /// At most this many messages a second, across all connections
-    #[arg(long, env = "REMINDERS_RATE", value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
+    /// How long a claim lasts unless the run renews it, which it does every third of it (2s to 1d; at least 2s so renewals fit between sends)
+    #[arg(long, default_value = "5m", value_name = "DURATION", value_parser = duration_between(Duration::seconds(2), Duration::days(1)))]
+    pub lease: Duration,
+    /// The first retry's wait after a transient failure; it doubles per attempt up to an hour (0s to 1h)
+    #[arg(long, default_value = "1m", value_name = "DURATION", value_parser = duration_between(Duration::zero(), Duration::hours(1)))]
+    pub backoff: Duration,
+    /// How long to wait for the SMTP server before calling the attempt failed (1s to 1h)
+    #[arg(long, default_value = "30s", value_name = "DURATION", value_parser = duration_between(Duration::seconds(1), Duration::hours(1)))]
+    pub smtp_timeout: Duration,
+    /// At most this many messages a second, across all connections (1 to 100000)
+    #[arg(long, env = "REMINDERS_RATE", value_name = "N", value_parser = clap::value_parser!(u32).range(1..=100_000))]
     pub rate: Option<u32>,
-    /// At most this many messages in this run; the rest stay queued for the next
+    /// At most this many messages in this run (1 or more); the rest stay queued for the next
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
     pub limit: Option<u64>,
     #[command(flatten)]

@@ -1,15 +1,20 @@
-//! Flags and environment turned into validated settings: the database URL,
-//! the mail settings and the run's clock. The one place that reads settings.
+//! Flags, environment and `.env` turned into validated settings: the database
+//! URL, the mail settings and the run's clock. The one place that reads
+//! settings, and so the one that knows their secrets and masks them.
 
-use std::path::PathBuf;
+use std::collections::HashSet;
+use std::ops::Range;
+use std::path::{Path, PathBuf};
+use std::sync::{Mutex, PoisonError};
 
+use anyhow::{Context, anyhow};
 use chrono::{DateTime, Utc};
 
 use crate::cli::{DeliveryArgs, MailArgs, WindowArgs};
 use crate::db::types::Timestamp;
 use crate::delivery::DeliveryOptions;
 use crate::error::invalid;
-use crate::input::{parse_duration, parse_instant};
+use crate::input::parse_instant;
 use crate::mail::MailUrl;
 use crate::mail::Mailer;
 use crate::schedule::{Target, parse_targets};
@@ -76,8 +81,11 @@ impl DatabaseUrl {
             .filter(|raw| !raw.is_empty())
             .unwrap_or(DEFAULT_SQLITE_PATH);
         if raw.starts_with("postgres://") || raw.starts_with("postgresql://") {
+            hide_secrets_of_url(raw);
             let url = url::Url::parse(raw)
-                .map_err(|error| invalid(format!("database URL `{}` is malformed: {error}", redact_unparsed(raw))))?;
+                .map_err(|error| invalid(format!("database URL `{}` is malformed: {error}", mask_url(raw))))?;
+            // libpq reads this form, which may escape the password differently.
+            hide_secrets_of_url(url.as_str());
             if url.host_str().is_none_or(str::is_empty) {
                 return Err(invalid(format!("database URL `{}` names no host", redact(&url))));
             }
@@ -104,25 +112,177 @@ impl DatabaseUrl {
     }
 }
 
-/// A URL with its password replaced by `***`.
+/// A URL with its secrets replaced by `***`, safe to print.
 pub fn redact(url: &url::Url) -> String {
-    let mut shown = url.clone();
-    if shown.password().is_some() {
-        let _ = shown.set_password(Some("***"));
-    }
-    shown.to_string()
+    mask_url(url.as_str())
 }
 
-/// Masks `user:password@` in a string that did not parse as a URL.
-fn redact_unparsed(raw: &str) -> String {
-    match (raw.find("://"), raw.rfind('@')) {
-        (Some(scheme_end), Some(at)) if at > scheme_end => {
-            let userinfo = &raw[scheme_end + 3..at];
-            let user = userinfo.split(':').next().unwrap_or_default();
-            format!("{}{user}:***{}", &raw[..scheme_end + 3], &raw[at..])
-        }
-        _ => raw.to_string(),
+/// [`redact`] for a URL as written, which may not parse.
+pub fn mask_url(raw: &str) -> String {
+    let mut shown = raw.to_string();
+    // From the end, so that the earlier spans keep their place.
+    for span in secret_spans(raw).into_iter().rev() {
+        shown.replace_range(span, "***");
     }
+    shown
+}
+
+/// Where a URL, parsed or not, holds a secret: the password of its user info,
+/// and the value of any query parameter named like `password` (libpq reads
+/// `?password=` and `?sslpassword=`).
+fn secret_spans(raw: &str) -> Vec<Range<usize>> {
+    let Some(scheme_end) = raw.find("://") else {
+        return Vec::new();
+    };
+    let start = scheme_end + 3;
+    // A URL that parses as written has its parts where the url crate finds
+    // them. One that does not is read generously, since a password may hold
+    // an unescaped `/`, `?` or `@`: its user info runs to the last `@`.
+    let (password, query) = match url::Url::parse(raw) {
+        Ok(url) if url.as_str() == raw => {
+            // As written: `scheme://user:password@host…?query#fragment`.
+            let password_start = start + url.username().len() + 1;
+            let password = url
+                .password()
+                .map_or(0..0, |password| password_start..password_start + password.len());
+            let query_end = url
+                .fragment()
+                .map_or(raw.len(), |fragment| raw.len() - fragment.len() - 1);
+            (password, url.query().map(|query| query_end - query.len()))
+        }
+        _ => {
+            let at = raw[start..].rfind('@').map(|at| start + at);
+            let password = at
+                .and_then(|at| raw[start..at].find(':').map(|colon| start + colon + 1..at))
+                .unwrap_or_default();
+            let after = at.unwrap_or(start);
+            (password, raw[after..].find('?').map(|mark| after + mark + 1))
+        }
+    };
+    let mut spans = vec![password];
+    if let Some(query) = query {
+        let end = raw[query..].find('#').map_or(raw.len(), |at| query + at);
+        let mut pair_start = query;
+        for pair in raw[query..end].split('&') {
+            if let Some((key, _)) = pair.split_once('=')
+                && percent_decode(key).to_lowercase().contains("password")
+            {
+                spans.push(pair_start + key.len() + 1..pair_start + pair.len());
+            }
+            pair_start += pair.len() + 1;
+        }
+    }
+    spans.retain(|span| !span.is_empty());
+    spans
+}
+
+fn percent_decode(text: &str) -> String {
+    percent_encoding::percent_decode_str(text)
+        .decode_utf8_lossy()
+        .into_owned()
+}
+
+/// The secrets seen in the settings, longest first, as they may be quoted.
+static SECRETS: Mutex<Vec<String>> = Mutex::new(Vec::new());
+
+/// Remembers the secrets of a URL from the settings, so that [`scrub`] masks
+/// them in any message, whoever wrote it: libpq, for one, quotes a password
+/// whose percent-escape it cannot decode.
+pub fn hide_secrets_of_url(raw: &str) {
+    for span in secret_spans(raw) {
+        hide(&raw[span]);
+    }
+}
+
+/// Remembers a secret, as written and percent-decoded (and each as JSON
+/// output escapes it), for [`scrub`].
+pub fn hide(secret: &str) {
+    let mut secrets = SECRETS.lock().unwrap_or_else(PoisonError::into_inner);
+    for text in [secret.to_string(), percent_decode(secret)] {
+        let quoted = serde_json::to_string(&text).unwrap_or_default();
+        let in_json = quoted.trim_matches('"').to_string();
+        for form in [text, in_json] {
+            if !form.is_empty() && !secrets.contains(&form) {
+                secrets.push(form);
+            }
+        }
+    }
+    // A secret that holds another is masked whole.
+    secrets.sort_by_key(|secret| std::cmp::Reverse(secret.len()));
+}
+
+/// Text safe to print: every remembered secret in it replaced by `***`.
+/// Every line this program writes passes through here.
+pub fn scrub(text: &str) -> String {
+    let secrets = SECRETS.lock().unwrap_or_else(PoisonError::into_inner);
+    secrets
+        .iter()
+        .fold(text.to_string(), |text, secret| text.replace(secret.as_str(), "***"))
+}
+
+/// Loads `.env` from the current directory (only there: a parent's `.env`
+/// belongs to something else), without overriding the environment. Returns
+/// the names it set. A file that does not parse stops the run rather than
+/// being skipped, and the message names the line but never shows it: it may
+/// hold a password.
+pub fn load_dotenv() -> anyhow::Result<HashSet<String>> {
+    let path = Path::new(".env");
+    let bytes = match std::fs::read(path) {
+        Err(error) if error.kind() == std::io::ErrorKind::NotFound => return Ok(HashSet::new()),
+        read => read.context("cannot read `.env`")?,
+    };
+    let text = String::from_utf8(bytes).map_err(|error| {
+        let line = line_of(error.as_bytes(), error.utf8_error().valid_up_to());
+        anyhow!("`.env` line {line} is not UTF-8 text")
+    })?;
+    let text = text.strip_prefix('\u{feff}').unwrap_or(&text);
+    let mut names = HashSet::new();
+    for entry in dotenvy::from_read_iter(text.as_bytes()) {
+        match entry {
+            Ok((name, _)) if std::env::var_os(&name).is_none() => {
+                names.insert(name);
+            }
+            Ok(_) => {}
+            Err(dotenvy::Error::LineParse(quoted, _)) => {
+                let line = line_quoted(text, &quoted)
+                    .map(|line| format!(" line {line}"))
+                    .unwrap_or_default();
+                return Err(anyhow!(
+                    "`.env`{line} does not parse (the line is not shown: it may hold a password)"
+                ));
+            }
+            Err(_) => return Err(anyhow!("`.env` cannot be read")),
+        }
+    }
+    // Parsed above, so this only sets what the environment lacks.
+    dotenvy::from_read(text.as_bytes()).map_err(|_| anyhow!("`.env` cannot be loaded"))?;
+    Ok(names)
+}
+
+/// The line of `.env` that dotenvy quotes in an error: a whole entry (from
+/// the start of a line, over several lines for a quoted value), or the value
+/// alone, which is taken on the first line that is not a comment.
+fn line_quoted(text: &str, quoted: &str) -> Option<usize> {
+    let line_start = |at: usize| text[..at].rfind('\n').map_or(0, |newline| newline + 1);
+    let found: Vec<usize> = text.match_indices(quoted).map(|(at, _)| at).collect();
+    found
+        .iter()
+        .find(|&&at| line_start(at) == at)
+        .or_else(|| {
+            found
+                .iter()
+                .find(|&&at| !text[line_start(at)..].trim_start().starts_with('#'))
+        })
+        .map(|&at| line_of(text.as_bytes(), at))
+}
+
+/// The line, counted from 1, of byte `offset`.
+fn line_of(bytes: &[u8], offset: usize) -> usize {
+    bytes[..offset.min(bytes.len())]
+        .iter()
+        .filter(|&&byte| byte == b'\n')
+        .count()
+        + 1
 }
 
 /// The run's clock: the system clock, or frozen at `--now` so that tests and
@@ -233,12 +393,13 @@ impl DeliverySettings {
                 max_attempts: args.max_attempts,
                 batch_size: args.batch_size,
                 connections: args.connections,
-                lease: parse_lease(&args.lease)?,
-                backoff: parse_duration(&args.backoff)?,
+                lease: args.lease,
+                backoff: args.backoff,
                 rate: args.rate,
                 limit: args.limit,
             },
-            smtp_timeout: parse_duration(&args.smtp_timeout)?
+            smtp_timeout: args
+                .smtp_timeout
                 .to_std()
                 .map_err(|_| invalid("`--smtp-timeout` must be positive"))?,
             mail: args.mail.clone(),
@@ -251,18 +412,6 @@ impl DeliverySettings {
         let mailer = Mailer::new(&mail.url, self.options.connections, self.smtp_timeout)?;
         Ok((mail, mailer))
     }
-}
-
-/// `--lease`: at least two seconds, so that renewing it every third of it
-/// leaves room for the sends in between.
-fn parse_lease(raw: &str) -> anyhow::Result<chrono::Duration> {
-    let lease = parse_duration(raw)?;
-    if lease < crate::delivery::MIN_LEASE {
-        return Err(invalid(format!(
-            "`--lease {raw}` is too short: a lease is at least `2s`"
-        )));
-    }
-    Ok(lease)
 }
 
 #[cfg(test)]
@@ -289,5 +438,41 @@ mod tests {
         assert_eq!(url.display(), "postgres://alice:***@db.example/app");
         let error = DatabaseUrl::parse(Some("postgres://alice:s3cret@db:x/app")).unwrap_err();
         assert!(!error.to_string().contains("s3cret"), "{error}");
+    }
+
+    #[test]
+    fn passwords_are_masked_in_the_user_info_and_the_query() {
+        assert_eq!(
+            mask_url("postgres://alice:s3cret@db/app?sslmode=require&password=q%20pw&sslpassword=k#top"),
+            "postgres://alice:***@db/app?sslmode=require&password=***&sslpassword=***#top"
+        );
+        assert_eq!(mask_url("postgres://alice@db/app"), "postgres://alice@db/app");
+        assert_eq!(
+            mask_url("postgres://alice:pa/ss@db:x/app"),
+            "postgres://alice:***@db:x/app"
+        );
+        assert_eq!(mask_url("postgres://u:p?ss@h/db"), "postgres://u:***@h/db");
+        assert_eq!(
+            mask_url("postgres://u:pw@h/db?application_name=a@b&Password=x"),
+            "postgres://u:***@h/db?application_name=a@b&Password=***"
+        );
+        assert_eq!(mask_url("reminders.db"), "reminders.db");
+    }
+
+    #[test]
+    fn remembered_secrets_are_scrubbed_from_any_text() {
+        hide_secrets_of_url("postgres://u:Scrub%41Me@h/db?password=Other\"Secret");
+        assert_eq!(
+            scrub(r#"token "Scrub%41Me", decoded ScrubAMe, query Other"Secret, in JSON Other\"Secret"#),
+            r#"token "***", decoded ***, query ***, in JSON ***"#
+        );
+    }
+
+    #[test]
+    fn a_dot_env_error_names_the_line_that_dotenvy_quotes() {
+        let text = "A=1\n# B=x y\n\nB=x y\nC=\"open\nD=2\n";
+        assert_eq!(line_quoted(text, "x y"), Some(4), "a value alone: not the comment");
+        assert_eq!(line_quoted(text, "C=\"open\nD=2\n"), Some(5), "an entry over two lines");
+        assert_eq!(line_quoted(text, "nowhere"), None);
     }
 }

@@ -58,8 +58,9 @@ const RECHECK_AFTER: StdDuration = StdDuration::from_millis(500);
 pub const MAX_CHECK_AGE: StdDuration = StdDuration::from_secs(1);
 /// How long a run keeps trying to reach its database again after losing it.
 const RECONNECT_FOR: StdDuration = StdDuration::from_secs(30);
-/// The shortest lease: a renewal every third of it must fit between sends.
-pub const MIN_LEASE: chrono::Duration = chrono::Duration::seconds(2);
+/// Reconnections in one run after which a database fault is taken to be
+/// something a new connection does not cure.
+const MAX_RECONNECTS: usize = 3;
 
 /// A table of messages to send: `reminders` or `daily_summaries`.
 pub trait Queue: Sync {
@@ -256,6 +257,7 @@ pub fn deliver<Q: Queue>(
             last_run_failure: None,
             tripped: false,
             warned_message: false,
+            reconnects: 0,
         };
         let result = dispatcher.dispatch(&returned, &stop);
         // Ends the senders: they finish their message and find the hand-off closed.
@@ -430,6 +432,7 @@ struct Dispatcher<'r, 'a, Q: Queue> {
     tripped: bool,
     /// A message was refused for its content; said once per run.
     warned_message: bool,
+    reconnects: usize,
 }
 
 impl<Q: Queue> Dispatcher<'_, '_, Q> {
@@ -477,7 +480,8 @@ impl<Q: Queue> Dispatcher<'_, '_, Q> {
         }
         if (self.exhausted || self.stopping) && self.waiting.is_empty() && self.in_flight == 0 {
             self.flush().map_err(Fault::Database)?;
-            if self.stopping {
+            if self.stopping || self.report.retry_later > 0 {
+                // What is held but unfinished goes back now, not when the lease ends.
                 self.run
                     .queue
                     .release(self.db, self.run_id, self.run.clock.now())
@@ -825,6 +829,15 @@ impl<Q: Queue> Dispatcher<'_, '_, Q> {
                 Err(_) => break,
             }
         }
+        if self.reconnects == MAX_RECONNECTS {
+            // Reconnecting does not cure it: the fault is not the connection.
+            return Err(cause.context(format!(
+                "the database failed again after {MAX_RECONNECTS} reconnections: {} delivered message(s) \
+                 are unrecorded and may go out again",
+                self.unrecorded()
+            )));
+        }
+        self.reconnects += 1;
         let give_up = Instant::now() + RECONNECT_FOR;
         let mut wait = StdDuration::from_millis(250);
         let mut last_error;
@@ -840,16 +853,11 @@ impl<Q: Queue> Dispatcher<'_, '_, Q> {
                 Err(error) => last_error = error,
             }
             if Instant::now() + wait > give_up {
-                let unrecorded = self
-                    .group
-                    .resolved
-                    .iter()
-                    .filter(|(_, resolution)| matches!(resolution, Resolution::Sent { .. }))
-                    .count();
                 return Err(last_error.context(format!(
-                    "lost the database and could not reconnect within {}s: {unrecorded} delivered message(s) \
+                    "lost the database and could not reconnect within {}s: {} delivered message(s) \
                      are unrecorded and may go out again",
-                    RECONNECT_FOR.as_secs()
+                    RECONNECT_FOR.as_secs(),
+                    self.unrecorded()
                 )));
             }
             std::thread::sleep(wait);
@@ -859,6 +867,15 @@ impl<Q: Queue> Dispatcher<'_, '_, Q> {
         self.run.halt.store(false, Ordering::SeqCst);
         self.renew_now = true;
         Ok(())
+    }
+
+    /// Deliveries waiting for a commit that can no longer be made.
+    fn unrecorded(&self) -> usize {
+        self.group
+            .resolved
+            .iter()
+            .filter(|(_, resolution)| matches!(resolution, Resolution::Sent { .. }))
+            .count()
     }
 
     /// When the line dropped during a group commit, the commit may have gone

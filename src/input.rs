@@ -1,7 +1,7 @@
 //! Validated input: emails, time zones, due times and metadata, checked once
 //! before anything touches the database.
 
-use chrono::{DateTime, LocalResult, NaiveDateTime, TimeZone, Timelike, Utc};
+use chrono::{DateTime, Datelike, Duration, LocalResult, NaiveDateTime, TimeZone, Timelike, Utc};
 use chrono_tz::Tz;
 
 use crate::error::invalid;
@@ -44,7 +44,24 @@ pub fn parse_instant(raw: &str) -> anyhow::Result<DateTime<Utc>> {
         ))
     })?;
     refuse_second_60(raw, instant.nanosecond())?;
-    Ok(instant.with_timezone(&Utc))
+    within_years(raw, instant.with_timezone(&Utc))
+}
+
+/// The years an instant may fall in. Far enough from the ends of what the
+/// backends store (years 0000 to 9999) that adding a lease, a window or a
+/// retention period can never leave that range.
+const YEARS: std::ops::RangeInclusive<i32> = 1900..=8999;
+
+fn within_years(raw: &str, instant: DateTime<Utc>) -> anyhow::Result<DateTime<Utc>> {
+    if !YEARS.contains(&instant.year()) {
+        return Err(invalid(format!(
+            "`{}` is out of range: use a time from the year {} to {}",
+            raw.trim(),
+            YEARS.start(),
+            YEARS.end()
+        )));
+    }
+    Ok(instant)
 }
 
 /// chrono reads second 60 as a leap second at any minute, but the backends
@@ -68,7 +85,7 @@ pub fn parse_due(raw: &str, zone: Tz) -> anyhow::Result<DateTime<Utc>> {
     let raw = raw.trim();
     if let Ok(instant) = DateTime::parse_from_rfc3339(raw) {
         refuse_second_60(raw, instant.nanosecond())?;
-        return Ok(instant.with_timezone(&Utc));
+        return within_years(raw, instant.with_timezone(&Utc));
     }
     let local = ["%Y-%m-%d %H:%M", "%Y-%m-%dT%H:%M", "%Y-%m-%d %H:%M:%S"]
         .iter()
@@ -80,7 +97,7 @@ pub fn parse_due(raw: &str, zone: Tz) -> anyhow::Result<DateTime<Utc>> {
         })?;
     refuse_second_60(raw, local.nanosecond())?;
     match zone.from_local_datetime(&local) {
-        LocalResult::Single(instant) => Ok(instant.with_timezone(&Utc)),
+        LocalResult::Single(instant) => within_years(raw, instant.with_timezone(&Utc)),
         LocalResult::None => Err(invalid(format!(
             "`{raw}` does not exist in {zone}: the clocks skip that hour (daylight saving); pick another time"
         ))),
@@ -92,37 +109,121 @@ pub fn parse_due(raw: &str, zone: Tz) -> anyhow::Result<DateTime<Utc>> {
     }
 }
 
-/// A duration written like `90d`, `12h`, `30m` or `45s`.
-pub fn parse_duration(raw: &str) -> anyhow::Result<chrono::Duration> {
-    let bad = || {
-        invalid(format!(
-            "`{raw}` is not a duration: write a whole number and a unit, like `90d`, `12h`, `30m` or `45s`"
-        ))
-    };
-    let raw_trimmed = raw.trim();
-    let split = raw_trimmed.find(|c: char| !c.is_ascii_digit()).ok_or_else(bad)?;
-    let (number, unit) = raw_trimmed.split_at(split);
-    let number: i64 = number.parse().map_err(|_| bad())?;
-    match unit {
-        "s" => chrono::Duration::try_seconds(number),
-        "m" => chrono::Duration::try_minutes(number),
-        "h" => chrono::Duration::try_hours(number),
-        "d" => chrono::Duration::try_days(number),
-        _ => None,
+/// The clap value parser of a duration option: a whole number and a unit,
+/// `90d`, `12h`, `30m` or `45s`, from `min` to `max`. The bound keeps the
+/// clock arithmetic of a run far from overflowing.
+pub fn duration_between(
+    min: Duration,
+    max: Duration,
+) -> impl Fn(&str) -> Result<Duration, String> + Clone + Send + Sync + 'static {
+    move |raw: &str| {
+        let raw = raw.trim();
+        // clap puts the option and the value in front of these messages.
+        let malformed = || "write a whole number and a unit, like `90d`, `12h`, `30m` or `45s`".to_string();
+        let split = raw
+            .find(|c: char| !c.is_ascii_digit())
+            .filter(|&split| split > 0)
+            .ok_or_else(malformed)?;
+        let (number, unit) = raw.split_at(split);
+        let unit_seconds = match unit {
+            "s" => 1,
+            "m" => 60,
+            "h" => 3_600,
+            "d" => 86_400,
+            _ => return Err(malformed()),
+        };
+        // The number is all digits, so it only fails to parse when it is too big.
+        let duration = number
+            .parse::<i64>()
+            .ok()
+            .and_then(|number| number.checked_mul(unit_seconds))
+            .and_then(Duration::try_seconds);
+        match duration {
+            Some(duration) if min <= duration && duration <= max => Ok(duration),
+            _ => Err(format!("out of range: use {} to {}", written(min), written(max))),
+        }
     }
-    .ok_or_else(bad)
 }
 
-/// Assignment metadata: a JSON object.
+/// A duration as an option takes it, in its largest whole unit: `1d`, `90m`, `0s`.
+fn written(duration: Duration) -> String {
+    let seconds = duration.num_seconds();
+    [(86_400, "d"), (3_600, "h"), (60, "m")]
+        .into_iter()
+        .find(|(unit_seconds, _)| seconds != 0 && seconds % unit_seconds == 0)
+        .map_or(format!("{seconds}s"), |(unit_seconds, unit)| {
+            format!("{}{unit}", seconds / unit_seconds)
+        })
+}
+
+/// A student's name: trimmed, one line; blank is no name.
+pub fn parse_name(raw: Option<&str>) -> anyhow::Result<Option<String>> {
+    let Some(name) = raw.map(str::trim).filter(|name| !name.is_empty()) else {
+        return Ok(None);
+    };
+    refuse_control_characters("the name", name, &[])?;
+    Ok(Some(name.to_string()))
+}
+
+/// An assignment's title: trimmed, one line, not empty.
+pub fn parse_title(raw: &str) -> anyhow::Result<String> {
+    let title = raw.trim();
+    if title.is_empty() {
+        return Err(invalid("the title is empty"));
+    }
+    refuse_control_characters("the title", title, &[])?;
+    Ok(title.to_string())
+}
+
+/// An assignment's description: free text, over several lines if need be.
+pub fn parse_description(raw: Option<&str>) -> anyhow::Result<Option<String>> {
+    if let Some(description) = raw {
+        refuse_control_characters("the description", description, &['\t', '\n', '\r'])?;
+    }
+    Ok(raw.map(str::to_string))
+}
+
+/// Text stored for a student holds no control character (but those `allowed`):
+/// PostgreSQL cannot store a NUL at all, and an escape sequence would reach
+/// the terminal of whoever lists the data.
+fn refuse_control_characters(what: &str, text: &str, allowed: &[char]) -> anyhow::Result<()> {
+    match text.chars().find(|c| c.is_control() && !allowed.contains(c)) {
+        Some(c) => Err(invalid(format!(
+            "{what} holds the control character U+{:04X}; remove it",
+            u32::from(c)
+        ))),
+        None => Ok(()),
+    }
+}
+
+/// Assignment metadata, as JSON text.
 pub fn parse_metadata(raw: &str) -> anyhow::Result<serde_json::Value> {
     let value: serde_json::Value =
         serde_json::from_str(raw).map_err(|error| invalid(format!("metadata `{raw}` is not valid JSON: {error}")))?;
+    check_metadata(value)
+}
+
+/// Assignment metadata: a JSON object with no NUL in it, which PostgreSQL's
+/// jsonb cannot store.
+pub fn check_metadata(value: serde_json::Value) -> anyhow::Result<serde_json::Value> {
     if !value.is_object() {
         return Err(invalid(format!(
-            "metadata `{raw}` must be a JSON object, like `{{\"course\": \"CS101\"}}`"
+            "metadata `{value}` must be a JSON object, like `{{\"course\": \"CS101\"}}`"
         )));
     }
+    if holds_nul(&value) {
+        return Err(invalid("metadata holds the control character U+0000; remove it"));
+    }
     Ok(value)
+}
+
+fn holds_nul(value: &serde_json::Value) -> bool {
+    match value {
+        serde_json::Value::String(text) => text.contains('\0'),
+        serde_json::Value::Array(items) => items.iter().any(holds_nul),
+        serde_json::Value::Object(fields) => fields.iter().any(|(key, value)| key.contains('\0') || holds_nul(value)),
+        _ => false,
+    }
 }
 
 #[cfg(test)]
@@ -174,12 +275,23 @@ mod tests {
     }
 
     #[test]
-    fn durations_have_a_unit() {
-        assert_eq!(parse_duration("90d").unwrap(), chrono::Duration::days(90));
-        assert_eq!(parse_duration("5m").unwrap(), chrono::Duration::minutes(5));
+    fn durations_have_a_unit_and_a_range() {
+        let parse = duration_between(Duration::zero(), Duration::days(365));
+        assert_eq!(parse("90d").unwrap(), Duration::days(90));
+        assert_eq!(parse("5m").unwrap(), Duration::minutes(5));
+        assert_eq!(parse("0s").unwrap(), Duration::zero());
         for bad in ["", "5", "m", "-5m", "5 weeks", "1.5h"] {
-            assert!(parse_duration(bad).is_err(), "{bad}");
+            assert!(parse(bad).unwrap_err().starts_with("write a whole number"), "{bad}");
         }
+        for too_long in ["366d", "99999999d", "100000000000d", "99999999999999999999s"] {
+            assert_eq!(
+                parse(too_long).unwrap_err(),
+                "out of range: use 0s to 365d",
+                "{too_long}"
+            );
+        }
+        assert_eq!(written(Duration::hours(1)), "1h");
+        assert_eq!(written(Duration::seconds(90)), "90s");
     }
 
     #[test]
@@ -187,5 +299,26 @@ mod tests {
         assert!(parse_metadata(r#"{"course":"CS101"}"#).is_ok());
         assert!(parse_metadata("[1,2]").is_err());
         assert!(parse_metadata("{oops").is_err());
+        assert!(parse_metadata(r#"{"course":"CS\u0000101"}"#).is_err());
+        assert!(parse_metadata(r#"{"a\u0000":1}"#).is_err());
+        assert!(
+            parse_metadata(r#"{"path":"C:\\u0000"}"#).is_ok(),
+            "a backslash is not a NUL"
+        );
+    }
+
+    #[test]
+    fn names_and_titles_are_one_line_of_text() {
+        assert_eq!(parse_name(Some("  Ada ")).unwrap().as_deref(), Some("Ada"));
+        assert_eq!(parse_name(Some(" ")).unwrap(), None);
+        assert_eq!(parse_title(" Essay ").unwrap(), "Essay");
+        assert!(parse_title(" ").is_err());
+        for bad in ["A\0B", "\u{1b}[2J", "Tab\there", "two\nlines", "C1\u{9b}"] {
+            let error = parse_title(bad).unwrap_err().to_string();
+            assert!(error.contains("control character"), "{bad:?}: {error}");
+            assert!(parse_name(Some(bad)).is_err(), "{bad:?}");
+        }
+        assert!(parse_description(Some("Line one\n\tLine two\r\n")).is_ok());
+        assert!(parse_description(Some("NUL\0")).is_err());
     }
 }

@@ -1,5 +1,6 @@
 //! What goes to stderr besides the one fatal error line: warnings (hidden by
-//! `-q`) and details of the run (shown by `-v`). Results go to stdout only.
+//! `-q`) and details of the run (shown by `-v`), with any secret masked.
+//! Results go to stdout only.
 
 use std::sync::atomic::{AtomicU8, Ordering};
 
@@ -7,7 +8,7 @@ static LEVEL: AtomicU8 = AtomicU8::new(1);
 
 /// 0 with `-q`, 1 by default, 2 and up with `-v`, `-vv`.
 pub fn set_level(quiet: bool, verbose: u8) {
-    LEVEL.store(if quiet { 0 } else { 1 + verbose }, Ordering::Relaxed);
+    LEVEL.store(if quiet { 0 } else { verbose.saturating_add(1) }, Ordering::Relaxed);
 }
 
 pub fn level() -> u8 {
@@ -18,7 +19,7 @@ pub fn level() -> u8 {
 macro_rules! warning {
     ($($arg:tt)*) => {
         if $crate::log::level() >= 1 {
-            eprintln!("warning: {}", format!($($arg)*));
+            eprintln!("warning: {}", $crate::config::scrub(&format!($($arg)*)));
         }
     };
 }
@@ -28,7 +29,7 @@ pub(crate) use warning;
 macro_rules! info {
     ($($arg:tt)*) => {
         if $crate::log::level() >= 2 {
-            eprintln!("{}", format!($($arg)*));
+            eprintln!("{}", $crate::config::scrub(&format!($($arg)*)));
         }
     };
 }

@@ -35,6 +35,7 @@ pub enum MailUrl {
 impl MailUrl {
     pub fn parse(raw: &str) -> anyhow::Result<MailUrl> {
         let raw = raw.trim();
+        crate::config::hide_secrets_of_url(raw);
         if let Some(dir) = raw.strip_prefix("file://") {
             if dir.is_empty() {
                 return Err(anyhow!("SMTP_URL `{raw}` names no directory"));
@@ -42,9 +43,36 @@ impl MailUrl {
             return Ok(MailUrl::File(PathBuf::from(dir)));
         }
         let url = url::Url::parse(raw).map_err(|error| anyhow!("SMTP_URL is malformed: {error}"))?;
+        crate::config::hide_secrets_of_url(url.as_str());
         if !matches!(url.scheme(), "smtp" | "smtps") || url.host_str().is_none_or(str::is_empty) {
             return Err(anyhow!(
                 "SMTP_URL `{}` is not smtp://host:port, smtps://host or file://DIR",
+                crate::config::redact(&url)
+            ));
+        }
+        // AUTH PLAIN and LOGIN send the password as it is: over TLS only, or
+        // to this very host. `tls=opportunistic` is not enough, since whoever
+        // can read the traffic can also strip the server's STARTTLS offer.
+        // The first `tls=` is the one the connection follows (SmtpServer::from_url).
+        let tls = url.scheme() == "smtps"
+            || url
+                .query_pairs()
+                .find(|(key, _)| key == "tls")
+                .is_some_and(|(_, value)| value == "required");
+        let loopback = match url.host() {
+            // `smtp` is not a scheme the url crate knows, so an IPv4 address comes as a name.
+            Some(url::Host::Domain(name)) => {
+                name.eq_ignore_ascii_case("localhost")
+                    || name.parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_loopback())
+            }
+            Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+            Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+            None => false,
+        };
+        if url.password().is_some() && !tls && !loopback {
+            return Err(anyhow!(
+                "SMTP_URL `{}` has credentials but no TLS, so the password would cross the network in clear: \
+                 use smtps://, add ?tls=required, or send through a server on this host",
                 crate::config::redact(&url)
             ));
         }
@@ -449,8 +477,8 @@ fn build(
         .map_err(|_| SendFailure::new(Blame::Recipient, format!("`{to}` is not a valid address")))?;
     let builder = Message::builder()
         .from(from.clone())
-        .to(Mailbox::new(name, address))
-        .subject(rendered.subject)
+        .to(Mailbox::new(name.map(|name| fit_header(&name)), address))
+        .subject(fit_header(&rendered.subject))
         .message_id(Some(id));
     match rendered.html {
         None => builder.header(ContentType::TEXT_PLAIN).body(rendered.text),
@@ -464,6 +492,30 @@ fn build(
 pub fn header_safe(text: &str) -> String {
     let spaced: String = text.chars().map(|c| if c.is_control() { ' ' } else { c }).collect();
     spaced.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
+/// The longest word a header keeps, and the longest header text: lettre folds
+/// a header line only at spaces, so one long word (a URL as a title) made a
+/// Subject line longer than the 998 characters SMTP allows, and the server
+/// refused the message. Within these, every line stays under 100 characters.
+const HEADER_WORD_MAX: usize = 76;
+const HEADER_TEXT_MAX: usize = 250;
+
+/// One-line header text (see [`header_safe`]) cut to fit: each word longer
+/// than [`HEADER_WORD_MAX`] characters, then the whole past [`HEADER_TEXT_MAX`],
+/// ends in "…". The body is not cut: it always has the full title.
+fn fit_header(text: &str) -> String {
+    let words: Vec<String> = text.split(' ').map(|word| shorten(word, HEADER_WORD_MAX)).collect();
+    shorten(&words.join(" "), HEADER_TEXT_MAX)
+}
+
+fn shorten(text: &str, max: usize) -> String {
+    if text.chars().count() <= max {
+        return text.to_string();
+    }
+    let mut short: String = text.chars().take(max - 1).collect();
+    short.push('…');
+    short
 }
 
 fn one_line(text: &str) -> String {
@@ -513,6 +565,63 @@ mod tests {
         assert!(text.contains("Subject: Reminder: Problem set 1 is due"), "{text}");
         assert!(text.contains("Sat 27 Sep 2025 16:00 PDT"), "{text}");
         assert!(text.contains("1 day from now"), "{text}");
+    }
+
+    #[test]
+    fn no_header_line_is_too_long_whatever_the_title() {
+        let from: Mailbox = "noreply@school.example".parse().unwrap();
+        let now = "2025-09-26T23:00:00Z".parse().unwrap();
+        let url = format!("https://example.com/{}", "x".repeat(1_100));
+        let long_name = "N".repeat(2_000);
+        let spaced = "word ".repeat(400);
+        for (title, name) in [
+            (url.as_str(), "Ann"),
+            (spaced.as_str(), long_name.as_str()),
+            ("Ünïcødé ".repeat(300).as_str(), "Zoë"),
+        ] {
+            let message =
+                reminder_message(&claimed(title, Some(name)), &from, now, &Templates::load(None).unwrap()).unwrap();
+            let text = String::from_utf8(message.formatted()).unwrap();
+            let (head, body) = text.split_once("\r\n\r\n").unwrap();
+            let longest = head.split("\r\n").map(str::len).max().unwrap();
+            assert!(longest < 100, "a header line of {longest} characters:\n{head}");
+            assert!(body.split("\r\n").all(|line| line.len() <= 998), "{body}");
+            if title == url {
+                assert!(
+                    body.replace("=\r\n", "").contains(&url),
+                    "the body keeps the full title:\n{body}"
+                );
+            }
+        }
+        assert_eq!(fit_header("Reminder: Essay is due"), "Reminder: Essay is due");
+        assert_eq!(fit_header(&"y".repeat(80)), format!("{}…", "y".repeat(75)));
+        assert_eq!(fit_header(&"ab ".repeat(100)).chars().count(), HEADER_TEXT_MAX);
+    }
+
+    #[test]
+    fn smtp_credentials_need_tls_or_this_host() {
+        for refused in [
+            "smtp://u:pw@mail.example.com:25",
+            "smtp://u:pw@mail.example.com:587?tls=opportunistic",
+            "smtp://u:pw@10.0.0.1",
+            "smtp://u:pw@mail.example.com?tls=opportunistic&tls=required",
+        ] {
+            let error = MailUrl::parse(refused).unwrap_err().to_string();
+            assert!(
+                error.contains("credentials but no TLS") && !error.contains("pw"),
+                "{error}"
+            );
+        }
+        for allowed in [
+            "smtps://u:pw@mail.example.com",
+            "smtp://u:pw@mail.example.com:587?tls=required",
+            "smtp://u:pw@localhost:2525",
+            "smtp://u:pw@127.0.0.1:2525",
+            "smtp://u:pw@[::1]:2525",
+            "smtp://mail.example.com:25",
+        ] {
+            assert!(MailUrl::parse(allowed).is_ok(), "{allowed}");
+        }
     }
 
     #[test]

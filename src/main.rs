@@ -6,8 +6,6 @@
 
 use std::process::ExitCode;
 
-use std::collections::HashSet;
-
 use clap::{CommandFactory, FromArgMatches};
 
 mod cli;
@@ -33,19 +31,11 @@ pub const VERSION: &str = match option_env!("REMINDERS_GIT_COMMIT") {
 };
 
 fn main() -> ExitCode {
-    // A missing .env is normal; the environment proper wins over it.
-    let before: HashSet<String> = std::env::vars_os()
-        .filter_map(|(name, _)| name.into_string().ok())
-        .collect();
-    if let Err(error) = dotenvy::dotenv()
-        && !error.not_found()
-    {
-        eprintln!("warning: the .env file was not read: {error}");
-    }
-    let from_dotenv: HashSet<String> = std::env::vars_os()
-        .filter_map(|(name, _)| name.into_string().ok())
-        .filter(|name| !before.contains(name))
-        .collect();
+    create_files_owner_only();
+    let from_dotenv = match config::load_dotenv() {
+        Ok(names) => names,
+        Err(error) => return ExitCode::from(fail(&error).code()),
+    };
     let matches = cli::Cli::command().get_matches();
     let provenance = config::Provenance::read(&matches, &from_dotenv);
     let cli = match cli::Cli::from_arg_matches(&matches) {
@@ -66,15 +56,31 @@ fn main() -> ExitCode {
     });
     let status = match result {
         Ok(status) => status,
-        Err(error) => {
-            // One line, whatever the layers below put in their messages.
-            let message = format!("{error:#}").split_whitespace().collect::<Vec<_>>().join(" ");
-            eprintln!("error: {message}");
-            error::exit_status_of(&error)
-        }
+        Err(error) => fail(&error),
     };
     if let Some(pinger) = &pinger {
         pinger.finish(status.code());
     }
     ExitCode::from(status.code())
+}
+
+/// Prints the error that ended the run and returns its exit status.
+fn fail(error: &anyhow::Error) -> error::ExitStatus {
+    // One line, whatever the layers below put in their messages, and no
+    // secret, whatever they quote.
+    let message = format!("{error:#}").split_whitespace().collect::<Vec<_>>().join(" ");
+    eprintln!("error: {}", output::printable(&config::scrub(&message)));
+    error::exit_status_of(error)
+}
+
+/// Everything this process creates may hold student data: the SQLite database
+/// with its `-wal` and `-shm` files, the outbox and its `.eml` files. Whatever
+/// umask cron or the shell gave us, they are readable by their owner only
+/// (0600 files, 0700 directories).
+fn create_files_owner_only() {
+    // SAFETY: umask only swaps the process's file-creation mask; it cannot
+    // fail, and no other thread is running yet to create files meanwhile.
+    unsafe {
+        libc::umask(0o077);
+    }
 }

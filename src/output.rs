@@ -28,10 +28,11 @@ pub trait Report {
 
 /// Prints a report to stdout in the chosen format.
 pub fn print(format: Format, report: &dyn Report) -> anyhow::Result<()> {
-    let mut text = match format {
+    // A report may quote an error, such as `check`'s, and so a secret.
+    let mut text = crate::config::scrub(&match format {
         Format::Json => serde_json::to_string_pretty(&report.to_json())?,
         Format::Table => report.to_table(),
-    };
+    });
     if text.is_empty() {
         return Ok(());
     }
@@ -62,13 +63,28 @@ where
     }
     table.set_header(headers.iter().copied());
     for row in rows {
-        table.add_row(row.into_iter().collect::<Vec<_>>());
+        table.add_row(row.into_iter().map(|cell| printable(&cell)).collect::<Vec<_>>());
     }
     table
         .lines()
         .map(|line| line.trim_end().to_string())
         .collect::<Vec<_>>()
         .join("\n")
+}
+
+/// The text with each control character shown as an escape (`\u{1b}`), so
+/// that a student's name or a title can never drive the terminal (an escape
+/// sequence) or break a table's lines.
+pub fn printable(text: &str) -> String {
+    text.chars()
+        .map(|c| {
+            if c.is_control() {
+                c.escape_unicode().to_string()
+            } else {
+                c.to_string()
+            }
+        })
+        .collect()
 }
 
 /// A two-column key/value table, for one record or a run report.

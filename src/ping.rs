@@ -6,6 +6,9 @@ use std::time::Duration;
 
 pub struct Pinger {
     base: String,
+    /// How the URL is shown: its scheme and host only, since the rest of a
+    /// ping URL is the check's secret (anyone who knows it can ping).
+    shown: String,
     agent: ureq::Agent,
 }
 
@@ -14,11 +17,22 @@ impl Pinger {
         let base = url
             .map(|url| url.trim().trim_end_matches('/').to_string())
             .filter(|url| !url.is_empty())?;
+        let shown = match url::Url::parse(&base) {
+            Ok(parsed) => {
+                crate::config::hide_secrets_of_url(&base);
+                crate::config::hide(parsed[url::Position::BeforePath..].trim_start_matches('/'));
+                format!("`{}://{}`", parsed.scheme(), parsed.host_str().unwrap_or_default())
+            }
+            Err(_) => {
+                crate::config::hide(&base);
+                "the ping URL, which is not a URL,".to_string()
+            }
+        };
         let agent = ureq::Agent::config_builder()
             .timeout_global(Some(Duration::from_secs(10)))
             .build()
             .into();
-        Some(Pinger { base, agent })
+        Some(Pinger { base, shown, agent })
     }
 
     pub fn start(&self) {
@@ -33,10 +47,7 @@ impl Pinger {
         let url = format!("{}/{suffix}", self.base);
         crate::log::info!("ping {suffix}");
         if let Err(error) = self.agent.get(&url).call() {
-            let shown = url::Url::parse(&url)
-                .map(|url| crate::config::redact(&url))
-                .unwrap_or(url);
-            crate::log::warning!("the ping to `{shown}` failed: {error}");
+            crate::log::warning!("the ping to {} failed: {error}", self.shown);
         }
     }
 }

@@ -7,6 +7,7 @@ use chrono::{DateTime, Duration, LocalResult, NaiveDate, TimeZone, Utc};
 use chrono_tz::Tz;
 
 use crate::error::invalid;
+use crate::time::saturating_add;
 
 /// Whether targets count minutes (the spec's test mode) or hours.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -25,6 +26,15 @@ impl Unit {
             Unit::Hours => Duration::minutes(30),
         }
     }
+
+    /// The longest lead a target may have in this unit: a year. It keeps the
+    /// window arithmetic far from overflowing the clock.
+    pub fn max_count(self) -> u32 {
+        match self {
+            Unit::Minutes => 525_600,
+            Unit::Hours => 8_760,
+        }
+    }
 }
 
 /// One reminder target, such as `24h` (a day ahead) or `2m`.
@@ -35,6 +45,13 @@ pub struct Target {
 }
 
 impl Target {
+    /// A target of 1 to [`Unit::max_count`] units; `None` outside that range.
+    pub fn new(count: u32, unit: Unit) -> Option<Target> {
+        (1..=unit.max_count())
+            .contains(&count)
+            .then_some(Target { count, unit })
+    }
+
     /// How long before the due time this reminder is meant to arrive.
     pub fn lead(&self) -> Duration {
         match self.unit {
@@ -54,10 +71,7 @@ impl Target {
             Some(count) => (count, Unit::Minutes),
             None => (text.strip_suffix('h')?, Unit::Hours),
         };
-        Some(Target {
-            count: count.parse().ok().filter(|n| *n > 0)?,
-            unit,
-        })
+        Target::new(count.parse().ok()?, unit)
     }
 }
 
@@ -75,12 +89,17 @@ impl fmt::Display for Target {
 pub fn parse_targets(raw: &str, unit: Unit) -> anyhow::Result<Vec<Target>> {
     let mut targets = Vec::new();
     for part in raw.split(',') {
-        let count: u32 = part.trim().parse().ok().filter(|n| *n > 0).ok_or_else(|| {
-            invalid(format!(
-                "`{raw}` is not a list of targets: each must be a whole number above 0, like `24,2`"
-            ))
-        })?;
-        let target = Target { count, unit };
+        let target = part
+            .trim()
+            .parse()
+            .ok()
+            .and_then(|count| Target::new(count, unit))
+            .ok_or_else(|| {
+                invalid(format!(
+                    "`{raw}` is not a list of targets: each must be a whole number from 1 to {} (a year), like `24,2`",
+                    unit.max_count()
+                ))
+            })?;
         if !targets.contains(&target) {
             targets.push(target);
         }
@@ -90,8 +109,8 @@ pub fn parse_targets(raw: &str, unit: Unit) -> anyhow::Result<Vec<Target>> {
 
 /// The due times a target looks for at `now`: `[now + N − T, now + N + T]`.
 pub fn window(target: &Target, now: DateTime<Utc>, tolerance: Duration) -> (DateTime<Utc>, DateTime<Utc>) {
-    let center = now + target.lead();
-    (center - tolerance, center + tolerance)
+    let center = saturating_add(now, target.lead());
+    (saturating_add(center, -tolerance), saturating_add(center, tolerance))
 }
 
 /// Whether `target`'s window at `now` holds `due_at` (both ends included, as
@@ -115,7 +134,7 @@ pub fn nearest_target<'a>(
     targets
         .into_iter()
         .filter(|target| in_window(target, due_at, now, tolerance))
-        .min_by_key(|target| ((due_at - (now + target.lead())).abs(), target.lead()))
+        .min_by_key(|target| ((due_at - saturating_add(now, target.lead())).abs(), target.lead()))
 }
 
 /// Why a claimed reminder is not sent, or `None` when it should go out.
@@ -131,8 +150,8 @@ pub fn stale_reason(
     let target = target?;
     // Seed 002's delivery window: a reminder this late has lost its point.
     let window = delivery_window.unwrap_or_else(|| target.lead() / 2);
-    let planned = due_at - target.lead();
-    (now > planned + window).then(|| {
+    let planned = saturating_add(due_at, -target.lead());
+    (now > saturating_add(planned, window)).then(|| {
         format!(
             "more than {} late for its {} slot (the delivery window)",
             crate::time::human_duration(window),
@@ -204,7 +223,7 @@ mod tests {
             targets.iter().map(Target::reminder_type).collect::<Vec<_>>(),
             ["24h", "2h"]
         );
-        for bad in ["1,,x", "0", "-3", "", "2.5"] {
+        for bad in ["1,,x", "0", "-3", "", "2.5", "525601", "4000000000"] {
             assert!(parse_targets(bad, Unit::Minutes).is_err(), "{bad}");
         }
         assert_eq!(
@@ -215,6 +234,8 @@ mod tests {
             })
         );
         assert_eq!(Target::from_reminder_type("daily-summary"), None);
+        assert_eq!(Target::from_reminder_type("8761h"), None);
+        assert!(parse_targets("8760", Unit::Hours).is_ok());
     }
 
     #[test]

@@ -18,6 +18,17 @@ pub fn utc(instant: DateTime<Utc>) -> String {
     instant.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true)
 }
 
+/// `instant + duration`, held at the ends of time instead of overflowing.
+pub fn saturating_add(instant: DateTime<Utc>, duration: chrono::Duration) -> DateTime<Utc> {
+    instant
+        .checked_add_signed(duration)
+        .unwrap_or(if duration < chrono::Duration::zero() {
+            DateTime::<Utc>::MIN_UTC
+        } else {
+            DateTime::<Utc>::MAX_UTC
+        })
+}
+
 /// `1 day 2 hours`, `2 hours`, `45 minutes`, `less than a minute`; two units at most.
 pub fn human_duration(duration: chrono::Duration) -> String {
     // To the nearest minute: a run a few seconds after the hour still says "1 day".
@@ -48,6 +59,18 @@ mod tests {
         let la: Tz = "America/Los_Angeles".parse().unwrap();
         assert_eq!(local_long(due, la), "Sat 27 Sep 2025 16:00 PDT");
         assert_eq!(local_short(due, la), "2025-09-27 16:00 PDT");
+    }
+
+    #[test]
+    fn adding_to_an_instant_stops_at_the_ends_of_time() {
+        let now: DateTime<Utc> = "2030-03-01T12:00:00Z".parse().unwrap();
+        let long = chrono::Duration::MAX;
+        assert_eq!(saturating_add(now, long), DateTime::<Utc>::MAX_UTC);
+        assert_eq!(saturating_add(now, -long), DateTime::<Utc>::MIN_UTC);
+        assert_eq!(
+            saturating_add(now, chrono::Duration::hours(1)).to_rfc3339(),
+            "2030-03-01T13:00:00+00:00"
+        );
     }
 
     #[test]

@@ -11,7 +11,7 @@ use crate::db::assignments::{self, Assignment, AssignmentWithStudent};
 use crate::db::types::{Id, Json, Timestamp};
 use crate::db::users;
 use crate::error::invalid;
-use crate::input::{Email, parse_due, parse_metadata, zone_of};
+use crate::input::{Email, parse_description, parse_due, parse_metadata, parse_title, zone_of};
 use crate::output::{self, Report};
 use crate::time;
 
@@ -41,10 +41,8 @@ pub fn run(database: &DatabaseUrl, command: AssignmentCommand) -> anyhow::Result
 
 fn add(database: &DatabaseUrl, args: AssignmentAddArgs) -> anyhow::Result<Outcome> {
     let email = Email::parse(&args.student)?;
-    let title = args.title.trim().to_string();
-    if title.is_empty() {
-        return Err(invalid("the title is empty"));
-    }
+    let title = parse_title(&args.title)?;
+    let description = parse_description(args.description.as_deref())?;
     let metadata = args.metadata.as_deref().map(parse_metadata).transpose()?;
     let mut db = Db::open(database)?;
     let student = users::require_user_by_email(&mut db, email.as_str())?;
@@ -53,7 +51,7 @@ fn add(database: &DatabaseUrl, args: AssignmentAddArgs) -> anyhow::Result<Outcom
     let assignment = Assignment {
         id: Id::new(),
         title,
-        description: args.description,
+        description,
         student_id: student.id,
         due_at: Timestamp::new(due_at),
         completed: false,

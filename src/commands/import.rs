@@ -24,7 +24,10 @@ use crate::db::assignments::{self, Assignment};
 use crate::db::types::{Id, Json, Timestamp};
 use crate::db::users::{self, User};
 use crate::error::{InputError, invalid};
-use crate::input::{Email, parse_due, parse_metadata, parse_timezone, zone_of};
+use crate::input::{
+    Email, check_metadata, parse_description, parse_due, parse_metadata, parse_name, parse_timezone, parse_title,
+    zone_of,
+};
 use crate::output;
 
 /// Rows validated and written per round trip.
@@ -61,6 +64,7 @@ pub fn users(database: &DatabaseUrl, args: ImportArgs) -> anyhow::Result<Outcome
         for (line, row) in batch {
             let at_line = |error: anyhow::Error| at_line(line, error);
             let email = Email::parse(&row.email).map_err(at_line)?;
+            let name = parse_name(row.name.as_deref()).map_err(at_line)?;
             let timezone = match row.timezone.as_deref().filter(|tz| !tz.trim().is_empty()) {
                 Some(raw) => parse_timezone(raw).map_err(at_line)?,
                 None => chrono_tz::UTC,
@@ -74,7 +78,7 @@ pub fn users(database: &DatabaseUrl, args: ImportArgs) -> anyhow::Result<Outcome
                     email.as_str()
                 ))));
             }
-            fresh.push(User::new(email.as_str(), row.name, timezone.name(), now));
+            fresh.push(User::new(email.as_str(), name, timezone.name(), now));
         }
         users::insert_users(db, &fresh)?;
         Ok(fresh.len())
@@ -108,24 +112,21 @@ pub fn assignments(database: &DatabaseUrl, args: ImportArgs) -> anyhow::Result<O
             let (student_id, timezone) = students
                 .get(&email)
                 .ok_or_else(|| at_line(invalid(format!("no user has the email `{email}`"))))?;
-            let title = row.title.trim().to_string();
-            if title.is_empty() {
-                return Err(at_line(invalid("the title is empty")));
-            }
+            let title = parse_title(&row.title).map_err(at_line)?;
+            let description = parse_description(row.description.as_deref()).map_err(at_line)?;
             let due_at = Timestamp::new(parse_due(&row.due, zone_of(timezone.as_deref())).map_err(at_line)?);
             let metadata = match row.metadata {
                 None | Some(serde_json::Value::Null) => None,
                 Some(serde_json::Value::String(text)) if text.trim().is_empty() => None,
                 Some(serde_json::Value::String(text)) => Some(parse_metadata(&text).map_err(at_line)?),
-                Some(value) if value.is_object() => Some(value),
-                Some(value) => return Err(at_line(invalid(format!("metadata `{value}` must be a JSON object")))),
+                Some(value) => Some(check_metadata(value).map_err(at_line)?),
             };
             parsed.push((
                 line,
                 Assignment {
                     id: Id::new(),
                     title,
-                    description: row.description.filter(|d| !d.trim().is_empty()),
+                    description: description.filter(|d| !d.trim().is_empty()),
                     student_id: *student_id,
                     due_at,
                     completed: false,
@@ -239,18 +240,24 @@ fn open_rows<R: DeserializeOwned + 'static>(
                 Ok((line, row))
             }))
         }
+        // Split on bytes, not with `lines()`, so that text that is not UTF-8 is
+        // bad input at its line rather than a failure to read.
         InputFormat::Jsonl => Box::new(
             BufReader::new(input)
-                .lines()
+                .split(b'\n')
                 .enumerate()
-                .map(|(index, line)| (index as u64 + 1, line))
-                .filter(|(_, line)| !matches!(line, Ok(text) if text.trim().is_empty()))
-                .map(|(line, text)| {
-                    let text = text.context("cannot read the input")?;
+                .map(|(index, bytes)| {
+                    let line = index as u64 + 1;
+                    let bytes = bytes.with_context(|| format!("cannot read line {line} of the input"))?;
+                    let text = String::from_utf8(bytes).map_err(|_| at_line(line, invalid("not valid UTF-8 text")))?;
+                    if text.trim().is_empty() {
+                        return Ok(None);
+                    }
                     let row = serde_json::from_str::<R>(&text)
                         .map_err(|error| at_line(line, invalid(format!("not a valid row: {error}"))))?;
-                    Ok((line, row))
-                }),
+                    Ok(Some((line, row)))
+                })
+                .filter_map(Result::transpose),
         ),
     })
 }
@@ -258,6 +265,7 @@ fn open_rows<R: DeserializeOwned + 'static>(
 fn csv_reason(error: &csv::Error) -> String {
     match error.kind() {
         csv::ErrorKind::Deserialize { err, .. } => format!("not a valid row: {err}"),
+        csv::ErrorKind::Utf8 { .. } => "not valid UTF-8 text".to_string(),
         _ => format!("not valid CSV: {error}"),
     }
 }

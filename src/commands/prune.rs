@@ -8,14 +8,14 @@ use crate::config::{Clock, DatabaseUrl};
 use crate::db::Db;
 use crate::db::retention;
 use crate::db::types::Timestamp;
-use crate::input::{parse_duration, parse_instant};
+use crate::input::parse_instant;
 use crate::output;
+use crate::time;
 
 pub fn run(database: &DatabaseUrl, args: PruneArgs) -> anyhow::Result<Outcome> {
-    let age = parse_duration(&args.older_than)?;
     let clock = Clock::new(args.now.as_deref().map(parse_instant).transpose()?);
     let now = clock.now();
-    let cutoff = Timestamp::new(now.instant() - age);
+    let cutoff = Timestamp::new(time::saturating_add(now.instant(), -args.older_than));
     let mut db = Db::open(database)?;
     let pruned = retention::prune(&mut db, cutoff, now, args.dry_run)?;
     let verb = if args.dry_run { "would delete" } else { "deleted" };

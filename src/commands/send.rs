@@ -27,15 +27,14 @@ use crate::db::reminders::{self, Claimed, NewReminder, PENDING, SENT, SKIPPED};
 use crate::db::types::{Id, Timestamp};
 use crate::delivery::{Delivered, JobInfo, Queue, deliver};
 use crate::failure::SendFailure;
-use crate::input::parse_duration;
 use crate::mail;
 use crate::output::{self, Report};
 use crate::render::Templates;
 use crate::schedule::{Target, stale_reason};
+use crate::time;
 
 pub fn run(database: &DatabaseUrl, args: SendArgs, templates: Templates) -> anyhow::Result<Outcome> {
     let mut windows = Windows::from_args(&args.window)?;
-    let delivery_window = args.delivery_window.as_deref().map(parse_duration).transpose()?;
     let settings = DeliverySettings::from_args(&args.delivery)?;
     if args.dry_run {
         let mut db = Db::open(database)?;
@@ -60,7 +59,7 @@ pub fn run(database: &DatabaseUrl, args: SendArgs, templates: Templates) -> anyh
     schedule_due(&mut db, &windows, &mut report)?;
     crate::log::info!("scheduled the due windows in {:?}", started.elapsed());
     let queue = Reminders {
-        delivery_window,
+        delivery_window: args.delivery_window,
         templates,
     };
     let delivered = deliver(
@@ -101,7 +100,7 @@ fn schedule_due(db: &mut Db, windows: &Windows, report: &mut SendReport) -> anyh
                             assignment_id: candidate.assignment_id,
                             reminder_type: target.reminder_type(),
                             // Found in the window now, so it is to go now, not later.
-                            scheduled_for: Timestamp::new((due - target.lead()).min(now.instant())),
+                            scheduled_for: Timestamp::new(time::saturating_add(due, -target.lead()).min(now.instant())),
                             status: PENDING,
                             last_error: None,
                             created_at: now,

@@ -10,7 +10,7 @@ use crate::db::Db;
 use crate::db::summaries;
 use crate::db::types::Timestamp;
 use crate::db::users::{self, User};
-use crate::input::{Email, parse_timezone, zone_of};
+use crate::input::{Email, parse_name, parse_timezone, zone_of};
 use crate::output::{self, Report};
 use crate::time;
 
@@ -30,13 +30,14 @@ pub fn run(database: &DatabaseUrl, command: UserCommand) -> anyhow::Result<Outco
 
 fn add(database: &DatabaseUrl, args: UserAddArgs) -> anyhow::Result<Outcome> {
     let email = Email::parse(&args.email)?;
+    let name = parse_name(args.name.as_deref())?;
     let timezone = match args.timezone.as_deref() {
         Some(raw) => parse_timezone(raw)?,
         None => chrono_tz::UTC,
     };
     let mut db = Db::open(database)?;
     let now = Timestamp::new(Utc::now());
-    let user = User::new(email.as_str(), args.name, timezone.name(), now);
+    let user = User::new(email.as_str(), name, timezone.name(), now);
     users::insert_user(&mut db, &user)?;
     Ok(Outcome::success(UserList(vec![user])))
 }

@@ -24,8 +24,8 @@ pub enum Resolution {
     RetryLater { error: String, retry_at: Timestamp },
     /// Rejected for good, or out of attempts.
     Failed { error: String },
-    /// Not this message's fault (the run or the relay failed): handed back
-    /// for a later run as it was, with the reason; not an attempt.
+    /// Not this message's fault (the run or the relay failed): left for a
+    /// later run as it was, with the reason; not an attempt.
     Released { error: String },
     /// Deliberately not sent (opted out, completed, too late); not an attempt.
     Skipped { reason: String },
@@ -166,8 +166,10 @@ macro_rules! apply_resolutions {
                         $table::updated_at.eq(now),
                     ))
                     .execute($conn)?,
+                // Still claimed, so this run does not take it again; the run
+                // hands all such rows back when it ends.
                 Resolution::Released { error } => diesel::update(row)
-                    .set(($table::last_error.eq(error), no_claim, $table::updated_at.eq(now)))
+                    .set(($table::last_error.eq(error), $table::updated_at.eq(now)))
                     .execute($conn)?,
                 Resolution::Skipped { reason } => diesel::update(row)
                     .set((

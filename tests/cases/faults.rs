@@ -94,6 +94,9 @@ on_both_backends! {
         let args = ["--lease", "2s", "--connections", "2"];
         let frozen = spawn_send(env, &args);
         wait_until("the first run has delivered some", || smtp.received().len() >= 4);
+        // Mid-message, when the run is waiting on the server rather than
+        // holding SQLite's write lock (then the second run would wait for it).
+        std::thread::sleep(Duration::from_millis(100));
         signal(&frozen, "STOP");
         // Past its lease, then another run takes over and delivers the rest.
         std::thread::sleep(Duration::from_millis(2_500));
@@ -102,12 +105,13 @@ on_both_backends! {
         resume_after(&frozen, &mut second);
         let (code, _, stderr) = finish(second);
         assert_eq!(code, 0, "{stderr}");
-        let (code, report, stderr) = finish(frozen);
+        let (code, _, stderr) = finish(frozen);
         assert_eq!(code, 0, "{stderr}");
-        assert!(report["lost_lease"].as_u64().unwrap() >= 1, "the frozen run lost rows: {report}");
 
         let per_subject = smtp.count_by_subject();
         assert_eq!(per_subject.len(), 20, "every assignment was reminded");
+        // Had the frozen run sent what it held after waking, each of its
+        // claimed rows would be a duplicate; only those on the wire may be.
         let duplicates = smtp.received().len() - 20;
         assert!(duplicates <= CONNECTIONS, "{duplicates} duplicates from a frozen run with {CONNECTIONS} connections");
         assert_eq!(sent_rows(env), 20);
@@ -200,7 +204,9 @@ on_both_backends! {
 
     fn a_lease_under_two_seconds_is_refused(env: &TestEnv) {
         env.use_smtp("file://outbox");
-        env.fails(&["send", "--unit", "hours", "--targets", "24", "--lease", "1s"], 2, "at least `2s`");
+        let run = env.run(&["send", "--unit", "hours", "--targets", "24", "--lease", "1s"]);
+        assert_eq!(run.code(), 2, "{}", run.describe());
+        assert!(run.stderr().contains("use 2s to 1d"), "{}", run.describe());
     }
 }
 

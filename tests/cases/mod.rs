@@ -3,6 +3,7 @@ mod blame;
 mod concurrency;
 mod due;
 mod errors;
+mod failing_safe;
 mod faults;
 mod import;
 mod operations;

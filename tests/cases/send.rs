@@ -287,8 +287,22 @@ on_both_backends! {
     fn titles_and_names_cannot_inject_headers_or_recipients(env: &TestEnv) {
         let smtp = SmtpServer::start();
         env.use_smtp(&smtp.url());
-        env.ok(&["user", "add", "--email", "victim@example.com", "--name", "Vic\r\nBcc: spy@evil.example"]);
-        env.add_assignment("victim@example.com", "Essay\r\nBcc: evil@evil.example\r\nX-Injected: yes", &at(hours(24)));
+        // `add` refuses such text now; rows stored before, or by another tool, still cannot inject.
+        env.fails(&["user", "add", "--email", "victim@example.com", "--name", "Vic\r\nBcc: spy@evil.example"], 2, "control character");
+        let crlf = match env.backend {
+            crate::common::Backend::Sqlite => "char(13, 10)",
+            crate::common::Backend::Postgres => "chr(13) || chr(10)",
+        };
+        let user = uuid::Uuid::new_v4();
+        env.execute(&format!(
+            "INSERT INTO users (id, email, name, timezone) \
+             VALUES ('{user}', 'victim@example.com', 'Vic' || {crlf} || 'Bcc: spy@evil.example', 'UTC')"
+        ));
+        env.execute(&format!(
+            "INSERT INTO assignments (id, title, student_id, due_at) \
+             VALUES ('{}', 'Essay' || {crlf} || 'Bcc: evil@evil.example' || {crlf} || 'X-Injected: yes', '{user}', '2030-03-02T12:00:00.000000Z')",
+            uuid::Uuid::new_v4()
+        ));
         assert_eq!(send(env, NOW, &[]).code(), 0);
         let received = smtp.received();
         assert_eq!(received.len(), 1);
