@@ -24,6 +24,7 @@ mod ping;
 mod render;
 mod schedule;
 mod time;
+mod tls;
 
 /// The version, with the git commit when built from a checkout (see build.rs).
 pub const VERSION: &str = match option_env!("REMINDERS_GIT_COMMIT") {
@@ -53,6 +54,10 @@ fn main() -> ExitCode {
     };
     let (format, quiet) = (cli.global.format, cli.global.quiet);
     log::set_level(quiet, cli.global.verbose);
+    // Before the first ping: it is the first connection that may use TLS.
+    if let Err(error) = tls::configure(cli.global.ca_file.as_deref()) {
+        return ExitCode::from(fatal(&error).code());
+    }
     let pinger = ping::Pinger::new(cli.global.ping_url.as_deref());
     if let Some(pinger) = &pinger {
         pinger.start();
@@ -65,15 +70,18 @@ fn main() -> ExitCode {
     });
     let status = match result {
         Ok(status) => status,
-        Err(error) => {
-            // One line, whatever the layers below put in their messages.
-            let message = format!("{error:#}").split_whitespace().collect::<Vec<_>>().join(" ");
-            eprintln!("error: {message}");
-            error::exit_status_of(&error)
-        }
+        Err(error) => fatal(&error),
     };
     if let Some(pinger) = &pinger {
         pinger.finish(status.code());
     }
     ExitCode::from(status.code())
+}
+
+/// Prints the error that ended the run, and gives its exit status.
+fn fatal(error: &anyhow::Error) -> error::ExitStatus {
+    // One line, whatever the layers below put in their messages.
+    let message = format!("{error:#}").split_whitespace().collect::<Vec<_>>().join(" ");
+    eprintln!("error: {message}");
+    error::exit_status_of(error)
 }

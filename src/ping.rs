@@ -4,6 +4,8 @@
 
 use std::time::Duration;
 
+const TIMEOUT: Duration = Duration::from_secs(10);
+
 pub struct Pinger {
     base: String,
     agent: ureq::Agent,
@@ -15,7 +17,8 @@ impl Pinger {
             .map(|url| url.trim().trim_end_matches('/').to_string())
             .filter(|url| !url.is_empty())?;
         let agent = ureq::Agent::config_builder()
-            .timeout_global(Some(Duration::from_secs(10)))
+            .timeout_global(Some(TIMEOUT))
+            .tls_config(crate::tls::http_config())
             .build()
             .into();
         Some(Pinger { base, agent })
@@ -33,10 +36,38 @@ impl Pinger {
         let url = format!("{}/{suffix}", self.base);
         crate::log::info!("ping {suffix}");
         if let Err(error) = self.agent.get(&url).call() {
-            let shown = url::Url::parse(&url)
-                .map(|url| crate::config::redact(&url))
-                .unwrap_or(url);
-            crate::log::warning!("the ping to `{shown}` failed: {error}");
+            let parsed = url::Url::parse(&url).ok();
+            let reason = parsed
+                .as_ref()
+                .and_then(|parsed| {
+                    let (host, port) = (parsed.host_str()?, parsed.port_or_known_default()?);
+                    crate::tls::explain(cause(&error), host, port, || {
+                        crate::tls::inspect(host, port, TIMEOUT, |_| Ok(()))
+                    })
+                })
+                .unwrap_or_else(|| error.to_string());
+            let shown = parsed.map(|url| crate::config::redact(&url)).unwrap_or(url);
+            crate::log::warning!("the ping to `{shown}` failed: {reason}");
         }
+    }
+
+    /// What `reminders check` shows of the ping URL's TLS, when it is `https://`.
+    pub fn tls_summary(&self) -> Option<Result<String, String>> {
+        let url = url::Url::parse(&self.base).ok().filter(|url| url.scheme() == "https")?;
+        let (host, port) = (url.host_str()?, url.port_or_known_default()?);
+        Some(
+            crate::tls::inspect(host, port, TIMEOUT, |_| Ok(()))
+                .map_err(|error| format!("{error:#}"))
+                .and_then(|inspection| inspection.summary(host, port)),
+        )
+    }
+}
+
+/// The error inside a ureq error, which does not list it as its source.
+fn cause(error: &ureq::Error) -> &(dyn std::error::Error + 'static) {
+    match error {
+        ureq::Error::Io(inner) => inner,
+        ureq::Error::Rustls(inner) => inner,
+        other => other,
     }
 }
