@@ -247,10 +247,17 @@ pub fn inspect(
 ) -> anyhow::Result<Inspection> {
     let mut tcp = connect(host, port, timeout)?;
     preamble(&mut tcp)?;
+    let store = trust().roots().store.clone();
     let recorder = Arc::new(Recorder {
-        verifier: WebPkiServerVerifier::builder_with_provider(trust().roots().store.clone(), provider())
-            .build()
-            .context("cannot set up certificate verification")?,
+        // webpki will not be built without roots; lettre and ureq then refuse
+        // every certificate as of an unknown issuer, and so does the recorder.
+        verifier: if store.is_empty() {
+            None
+        } else {
+            let verifier = WebPkiServerVerifier::builder_with_provider(store, provider()).build();
+            Some(verifier.context("cannot set up certificate verification")?)
+        },
+        provider: provider(),
         seen: Mutex::new(None),
     });
     // rustls files every custom verifier under "dangerous"; this one decides
@@ -314,10 +321,13 @@ fn connect(host: &str, port: u16, timeout: Duration) -> anyhow::Result<TcpStream
     })
 }
 
-/// Keeps the server's certificate and lets the webpki verifier decide.
+/// Keeps the server's certificate and lets the webpki verifier decide. The
+/// handshake signatures are checked as that verifier checks them.
 #[derive(Debug)]
 struct Recorder {
-    verifier: Arc<WebPkiServerVerifier>,
+    /// None when nothing is trusted at all.
+    verifier: Option<Arc<WebPkiServerVerifier>>,
+    provider: Arc<CryptoProvider>,
     seen: Mutex<Option<Vec<u8>>>,
 }
 
@@ -331,8 +341,10 @@ impl ServerCertVerifier for Recorder {
         now: UnixTime,
     ) -> Result<ServerCertVerified, rustls::Error> {
         *self.seen.lock().unwrap() = Some(end_entity.to_vec());
-        self.verifier
-            .verify_server_cert(end_entity, intermediates, server_name, ocsp_response, now)
+        match &self.verifier {
+            Some(verifier) => verifier.verify_server_cert(end_entity, intermediates, server_name, ocsp_response, now),
+            None => Err(rustls::Error::InvalidCertificate(CertificateError::UnknownIssuer)),
+        }
     }
 
     fn verify_tls12_signature(
@@ -341,7 +353,12 @@ impl ServerCertVerifier for Recorder {
         cert: &CertificateDer<'_>,
         signature: &DigitallySignedStruct,
     ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        self.verifier.verify_tls12_signature(message, cert, signature)
+        rustls::crypto::verify_tls12_signature(
+            message,
+            cert,
+            signature,
+            &self.provider.signature_verification_algorithms,
+        )
     }
 
     fn verify_tls13_signature(
@@ -350,11 +367,16 @@ impl ServerCertVerifier for Recorder {
         cert: &CertificateDer<'_>,
         signature: &DigitallySignedStruct,
     ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        self.verifier.verify_tls13_signature(message, cert, signature)
+        rustls::crypto::verify_tls13_signature(
+            message,
+            cert,
+            signature,
+            &self.provider.signature_verification_algorithms,
+        )
     }
 
     fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.verifier.supported_verify_schemes()
+        self.provider.signature_verification_algorithms.supported_schemes()
     }
 }
 
