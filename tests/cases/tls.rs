@@ -127,13 +127,8 @@ fn an_https_ping_trusts_the_system_store_and_the_ca_file_and_says_why_it_refuses
     // The CA is unknown: each ping warns, in one line, and the run is not affected.
     let refused = env.run(&["user", "list", "--ping-url", &url]);
     assert_eq!(refused.code(), 0, "{}", refused.describe());
-    let warnings: Vec<&str> = refused
-        .0
-        .stderr
-        .split(|&b| b == b'\n')
-        .filter(|l| !l.is_empty())
-        .map(|l| std::str::from_utf8(l).unwrap())
-        .collect();
+    let stderr = refused.stderr();
+    let warnings: Vec<&str> = stderr.lines().collect();
     assert_eq!(warnings.len(), 2, "{}", refused.describe());
     assert!(
         warnings[0].starts_with(&format!("warning: the ping to `{url}/start` failed: ")),
