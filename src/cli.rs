@@ -64,6 +64,10 @@ pub struct GlobalArgs {
         value_name = "URL"
     )]
     pub ping_url: Option<String>,
+
+    /// A PEM file of CA certificates to trust for TLS, besides the system's store
+    #[arg(long, env = "REMINDERS_CA_FILE", global = true, value_name = "FILE")]
+    pub ca_file: Option<std::path::PathBuf>,
 }
 
 #[derive(Debug, Subcommand)]

@@ -35,6 +35,7 @@ impl Provenance {
             ("mail_from", "MAIL_FROM", "none"),
             ("templates", "REMINDERS_TEMPLATES", "built in"),
             ("ping_url", "REMINDERS_PING_URL", "none"),
+            ("ca_file", "REMINDERS_CA_FILE", "none"),
         ];
         let (_, sub) = matches.subcommand().unwrap_or(("", matches));
         let sources = settings

@@ -2,15 +2,16 @@
 //! the reminder message, and what each send error's stage and reply say
 //! about whom it concerns (the rule itself is in `failure`).
 
+use std::io::{BufRead, BufReader, Write};
 use std::path::PathBuf;
 use std::time::Duration;
 
-use anyhow::anyhow;
+use anyhow::{Context, anyhow};
 use chrono::{DateTime, Utc};
 use lettre::message::{Mailbox, MultiPart, header::ContentType};
 use lettre::transport::smtp::PoolConfig;
 use lettre::transport::smtp::authentication::{Credentials, Mechanism};
-use lettre::transport::smtp::client::{AsyncSmtpConnection, TlsParameters};
+use lettre::transport::smtp::client::{AsyncSmtpConnection, Tls, TlsParameters};
 use lettre::transport::smtp::extension::ClientId;
 use lettre::{FileTransport, Message, SmtpTransport, Transport};
 
@@ -102,6 +103,8 @@ pub struct SmtpServer {
     hello: ClientId,
     credentials: Option<Credentials>,
     timeout: Duration,
+    /// What STARTTLS trusts (see `tls`); none when the URL asks for no TLS.
+    tls: Option<TlsParameters>,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -131,8 +134,13 @@ impl SmtpServer {
                 .into_owned()
         };
         let path = url.path().trim_matches('/');
+        let host = url.host_str().unwrap_or_default().to_string();
+        let tls = match starttls {
+            StartTls::Never => None,
+            StartTls::IfOffered | StartTls::Required => Some(crate::tls::smtp_parameters(&host)?),
+        };
         Ok(SmtpServer {
-            host: url.host_str().unwrap_or_default().to_string(),
+            host,
             port: url.port().unwrap_or(if starttls == StartTls::Never { 25 } else { 587 }),
             starttls,
             hello: if path.is_empty() {
@@ -144,6 +152,7 @@ impl SmtpServer {
                 .password()
                 .map(|password| Credentials::new(decode(url.username()), decode(password))),
             timeout,
+            tls,
         })
     }
 
@@ -169,12 +178,15 @@ impl SmtpServer {
             StartTls::IfOffered => connection.can_starttls(),
             StartTls::Required => true,
         };
-        if upgrade {
-            let parameters = TlsParameters::new(self.host.clone()).map_err(refused_the_run)?;
+        if upgrade && let Some(parameters) = &self.tls {
             connection
-                .starttls(parameters, &self.hello)
+                .starttls(parameters.clone(), &self.hello)
                 .await
-                .map_err(refused_the_run)?;
+                .map_err(|error| SendFailure {
+                    // Before any message: whatever the reply, the run's problem.
+                    blame: Blame::Run,
+                    ..explained(error, &self.host, self.port, || self.inspect())
+                })?;
         }
         if let Some(credentials) = &self.credentials {
             connection
@@ -183,6 +195,108 @@ impl SmtpServer {
                 .map_err(refused_the_run)?;
         }
         Ok(connection)
+    }
+
+    /// A second look at the server's certificate, through STARTTLS, for
+    /// `reminders check` and to explain a refusal. It blocks, inside a
+    /// sending thread's own runtime, which has nothing else to run meanwhile;
+    /// its own timeouts bound it.
+    fn inspect(&self) -> anyhow::Result<crate::tls::Inspection> {
+        crate::tls::inspect(&self.host, self.port, self.timeout, |tcp| {
+            starttls_preamble(tcp, &self.hello)
+        })
+    }
+}
+
+/// The server does not offer STARTTLS (`tls::inspect` stops before TLS).
+#[derive(Debug)]
+struct NoStartTls;
+
+impl std::fmt::Display for NoStartTls {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("the server does not offer STARTTLS")
+    }
+}
+
+impl std::error::Error for NoStartTls {}
+
+/// The plain-text part of an SMTP session up to STARTTLS's `220`, for
+/// `tls::inspect`: greeting, EHLO, STARTTLS. lettre does the same for real
+/// sessions, but hands back no raw stream to inspect.
+fn starttls_preamble(tcp: &mut std::net::TcpStream, hello: &ClientId) -> anyhow::Result<()> {
+    // Nothing arrives after a reply until the next command, so this reader
+    // never holds bytes that belong to the TLS handshake.
+    let mut reader = BufReader::new(tcp.try_clone()?);
+    let mut reply = || -> anyhow::Result<(String, Vec<String>)> {
+        let mut lines = Vec::new();
+        loop {
+            let mut line = String::new();
+            if reader.read_line(&mut line)? == 0 {
+                return Err(anyhow!("the server closed the connection"));
+            }
+            let line = line.trim_end().to_string();
+            let last = line.as_bytes().get(3) != Some(&b'-');
+            lines.push(line);
+            if last {
+                let code = lines[0].get(..3).unwrap_or_default().to_string();
+                return Ok((code, lines));
+            }
+        }
+    };
+    let (code, lines) = reply().context("no SMTP greeting")?;
+    if code != "220" {
+        return Err(anyhow!("the server greeted with `{}`", lines.join(" ")));
+    }
+    tcp.write_all(format!("EHLO {hello}\r\n").as_bytes())?;
+    let (code, lines) = reply().context("no answer to EHLO")?;
+    let offers = lines.iter().any(|line| {
+        line.get(4..)
+            .is_some_and(|keyword| keyword.eq_ignore_ascii_case("STARTTLS"))
+    });
+    if code != "250" || !offers {
+        return Err(NoStartTls.into());
+    }
+    tcp.write_all(b"STARTTLS\r\n")?;
+    let (code, lines) = reply().context("no answer to STARTTLS")?;
+    if code != "220" {
+        return Err(anyhow!("the server answered STARTTLS with `{}`", lines.join(" ")));
+    }
+    Ok(())
+}
+
+/// A failure to connect, as `classify` sees it, with its reason in plain
+/// words when TLS refused the server's certificate (`tls::explain`).
+fn explained(
+    error: lettre::transport::smtp::Error,
+    host: &str,
+    port: u16,
+    inspect: impl FnOnce() -> anyhow::Result<crate::tls::Inspection>,
+) -> SendFailure {
+    let reason = crate::tls::explain(&error, host, port, inspect);
+    let mut failure = classify(error);
+    if let Some(reason) = reason {
+        failure.reason = reason;
+    }
+    failure
+}
+
+/// `smtps://`: lettre's pooled transport, and where it connects, to look at
+/// the server's certificate for `check` and when it is refused.
+#[derive(Clone)]
+pub struct Smtps {
+    transport: SmtpTransport,
+    host: String,
+    port: u16,
+    timeout: Duration,
+}
+
+impl Smtps {
+    fn inspect(&self) -> anyhow::Result<crate::tls::Inspection> {
+        crate::tls::inspect(&self.host, self.port, self.timeout, |_| Ok(()))
+    }
+
+    fn explained(&self, error: lettre::transport::smtp::Error) -> SendFailure {
+        explained(error, &self.host, self.port, || self.inspect())
     }
 }
 
@@ -193,7 +307,7 @@ pub enum Mailer {
     /// messages, so `--connections` threads keep that many connections busy.
     Smtp(SmtpServer),
     /// `smtps://` (TLS from the first byte): lettre's pooled transport.
-    Smtps(SmtpTransport),
+    Smtps(Smtps),
     /// `file://DIR`.
     File(FileTransport),
 }
@@ -203,12 +317,19 @@ impl Mailer {
         match url {
             MailUrl::Smtp(url) if url.scheme() == "smtp" => Ok(Mailer::Smtp(SmtpServer::from_url(url, timeout)?)),
             MailUrl::Smtp(url) => {
+                let host = url.host_str().unwrap_or_default().to_string();
                 let transport = SmtpTransport::from_url(url.as_str())
                     .map_err(|error| anyhow!("SMTP_URL `{}` is malformed: {error}", crate::config::redact(url)))?
+                    .tls(Tls::Wrapper(crate::tls::smtp_parameters(&host)?))
                     .timeout(Some(timeout))
                     .pool_config(PoolConfig::new().max_size(connections))
                     .build();
-                Ok(Mailer::Smtps(transport))
+                Ok(Mailer::Smtps(Smtps {
+                    transport,
+                    host,
+                    port: url.port().unwrap_or(lettre::transport::smtp::SUBMISSIONS_PORT),
+                    timeout,
+                }))
             }
             MailUrl::File(dir) => {
                 std::fs::create_dir_all(dir)
@@ -247,12 +368,37 @@ impl Mailer {
                     Ok(format!("{}:{} answers EHLO{auth}", server.host, server.port))
                 })
             }
-            Mailer::Smtps(transport) => match transport.test_connection() {
+            Mailer::Smtps(smtps) => match smtps.transport.test_connection() {
                 Ok(true) => Ok("the server answers (TLS)".to_string()),
                 Ok(false) => Err("the server did not answer NOOP".to_string()),
-                Err(error) => Err(one_line(&error.to_string())),
+                Err(error) => Err(smtps.explained(error).reason),
             },
             Mailer::File(_) => Ok("writes .eml files (no server)".to_string()),
+        }
+    }
+
+    /// What `reminders check` shows of TLS: the protocol, the server's
+    /// certificate and whether it is trusted. `None` for `file://`.
+    pub fn tls_summary(&self) -> Option<Result<String, String>> {
+        let shown = |inspected: anyhow::Result<crate::tls::Inspection>, host: &str, port: u16| {
+            inspected
+                .map_err(|error| one_line(&format!("{error:#}")))
+                .and_then(|inspection| inspection.summary(host, port))
+        };
+        match self {
+            Mailer::Smtp(server) => Some(match server.starttls {
+                StartTls::Never => {
+                    Ok("not used: without `?tls=required` mail and any password go in the clear".to_string())
+                }
+                StartTls::IfOffered | StartTls::Required => match server.inspect() {
+                    Err(error) if error.is::<NoStartTls>() && server.starttls == StartTls::IfOffered => {
+                        Ok("not offered by the server (`tls=opportunistic`): mail goes in the clear".to_string())
+                    }
+                    inspected => shown(inspected, &server.host, server.port),
+                },
+            }),
+            Mailer::Smtps(smtps) => Some(shown(smtps.inspect(), &smtps.host, smtps.port)),
+            Mailer::File(_) => None,
         }
     }
 
@@ -281,7 +427,13 @@ impl Courier<'_> {
     pub fn send(&mut self, message: &Message) -> Result<(), SendFailure> {
         let server = match self.mailer {
             Mailer::Smtp(server) => server,
-            Mailer::Smtps(transport) => return transport.send(message).map(drop).map_err(classify),
+            Mailer::Smtps(smtps) => {
+                return smtps
+                    .transport
+                    .send(message)
+                    .map(drop)
+                    .map_err(|error| smtps.explained(error));
+            }
             Mailer::File(transport) => {
                 return transport
                     .send(message)

@@ -23,6 +23,7 @@ mod ping;
 mod render;
 mod schedule;
 mod time;
+mod tls;
 
 /// The version, with the git commit when built from a checkout (see build.rs).
 pub const VERSION: &str = match option_env!("REMINDERS_GIT_COMMIT") {
@@ -44,6 +45,10 @@ fn main() -> ExitCode {
     };
     let (format, quiet) = (cli.global.format, cli.global.quiet);
     log::set_level(quiet, cli.global.verbose);
+    // Before the first ping: it is the first connection that may use TLS.
+    if let Err(error) = tls::configure(cli.global.ca_file.as_deref()) {
+        return ExitCode::from(fail(&error).code());
+    }
     let pinger = ping::Pinger::new(cli.global.ping_url.as_deref());
     if let Some(pinger) = &pinger {
         pinger.start();

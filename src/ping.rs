@@ -4,6 +4,8 @@
 
 use std::time::Duration;
 
+const TIMEOUT: Duration = Duration::from_secs(10);
+
 pub struct Pinger {
     base: String,
     /// How the URL is shown: its scheme and host only, since the rest of a
@@ -29,7 +31,8 @@ impl Pinger {
             }
         };
         let agent = ureq::Agent::config_builder()
-            .timeout_global(Some(Duration::from_secs(10)))
+            .timeout_global(Some(TIMEOUT))
+            .tls_config(crate::tls::http_config())
             .build()
             .into();
         Some(Pinger { base, shown, agent })
@@ -47,7 +50,36 @@ impl Pinger {
         let url = format!("{}/{suffix}", self.base);
         crate::log::info!("ping {suffix}");
         if let Err(error) = self.agent.get(&url).call() {
-            crate::log::warning!("the ping to {} failed: {error}", self.shown);
+            let reason = url::Url::parse(&url)
+                .ok()
+                .and_then(|parsed| {
+                    let (host, port) = (parsed.host_str()?.to_string(), parsed.port_or_known_default()?);
+                    crate::tls::explain(cause(&error), &host, port, || {
+                        crate::tls::inspect(&host, port, TIMEOUT, |_| Ok(()))
+                    })
+                })
+                .unwrap_or_else(|| error.to_string());
+            crate::log::warning!("the ping to {} failed: {reason}", self.shown);
         }
+    }
+
+    /// What `reminders check` shows of the ping URL's TLS, when it is `https://`.
+    pub fn tls_summary(&self) -> Option<Result<String, String>> {
+        let url = url::Url::parse(&self.base).ok().filter(|url| url.scheme() == "https")?;
+        let (host, port) = (url.host_str()?, url.port_or_known_default()?);
+        Some(
+            crate::tls::inspect(host, port, TIMEOUT, |_| Ok(()))
+                .map_err(|error| format!("{error:#}"))
+                .and_then(|inspection| inspection.summary(host, port)),
+        )
+    }
+}
+
+/// The error inside a ureq error, which does not list it as its source.
+fn cause(error: &ureq::Error) -> &(dyn std::error::Error + 'static) {
+    match error {
+        ureq::Error::Io(inner) => inner,
+        ureq::Error::Rustls(inner) => inner,
+        other => other,
     }
 }

@@ -1,5 +1,6 @@
 //! `reminders check`: one line per thing a cron run needs, ok or the reason.
-//! Exits 0 when all pass and 1 otherwise; never shows a credential.
+//! Exits 0 when all pass and 1 otherwise; never shows a credential. TLS
+//! lines show what each server presents and whether it is trusted.
 
 use std::time::Duration;
 
@@ -12,12 +13,14 @@ use crate::db::Db;
 use crate::error::ExitStatus;
 use crate::mail::Mailer;
 use crate::output::{self, Report};
+use crate::ping::Pinger;
 use crate::render::Templates;
 
 pub fn run(
     database: anyhow::Result<DatabaseUrl>,
     mail: &MailArgs,
     templates: Option<&std::path::Path>,
+    ping_url: Option<&str>,
     provenance: &Provenance,
 ) -> anyhow::Result<Outcome> {
     let mut checks = Vec::new();
@@ -44,10 +47,15 @@ pub fn run(
                     settings.from
                 )),
             );
-            let probe = Mailer::new(&settings.url, 1, Duration::from_secs(10))
-                .map_err(|error| format!("{error:#}"))
-                .and_then(|mailer| mailer.probe());
-            check("mail server", probe);
+            match Mailer::new(&settings.url, 1, Duration::from_secs(10)) {
+                Err(error) => check("mail server", Err(format!("{error:#}"))),
+                Ok(mailer) => {
+                    check("mail server", mailer.probe());
+                    if let Some(tls) = mailer.tls_summary() {
+                        check("mail TLS", tls);
+                    }
+                }
+            }
         }
     }
     match Templates::load(templates).and_then(|t| t.check().map(|()| t)) {
@@ -57,6 +65,10 @@ pub fn run(
         }
         Err(error) => check("templates", Err(format!("{error:#}"))),
     }
+    if let Some(tls) = Pinger::new(ping_url).and_then(|pinger| pinger.tls_summary()) {
+        check("ping TLS", tls);
+    }
+    check("TLS trust", Ok(crate::tls::describe()));
     let failed = checks.iter().any(|(_, result)| result.is_err());
     let report = CheckReport {
         checks,

@@ -45,7 +45,13 @@ pub fn run(cli: Cli, provenance: &crate::config::Provenance) -> anyhow::Result<O
         // Reports a malformed database URL as a failed check, not as an error.
         Command::Check { mail } => {
             let database = DatabaseUrl::parse(cli.global.database_url.as_deref());
-            return check::run(database, mail, cli.global.templates.as_deref(), provenance);
+            return check::run(
+                database,
+                mail,
+                cli.global.templates.as_deref(),
+                cli.global.ping_url.as_deref(),
+                provenance,
+            );
         }
         _ => {}
     }

@@ -12,4 +12,5 @@ mod send;
 mod summary;
 mod templates;
 mod time_rules;
+mod tls;
 mod users;

@@ -16,6 +16,7 @@ use diesel::sql_types::{BigInt, Nullable, Text};
 
 pub mod proxy;
 pub mod smtp;
+pub mod tls;
 
 /// Runs each scenario once on SQLite and once on PostgreSQL. The PostgreSQL
 /// run is skipped, with a note on the terminal, when `TEST_DATABASE_URL` is unset.

@@ -1,12 +1,26 @@
 //! A real SMTP server on loopback for the tests, scriptable per test: it can
 //! answer RCPT with 4xx or 5xx for chosen addresses, delay its reply to DATA,
 //! stop listening (so connections are refused), and it counts connections.
+//! It speaks plain SMTP, or offers STARTTLS, or TLS from the first byte (smtps).
 
-use std::io::{BufRead, BufReader, Write};
-use std::net::{Shutdown, TcpListener, TcpStream};
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{TcpListener, TcpStream};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
+
+use rustls::{ServerConfig, ServerConnection, StreamOwned};
+
+/// How the server speaks TLS.
+#[derive(Clone, Default)]
+pub enum Security {
+    #[default]
+    Plain,
+    /// Offers STARTTLS in its EHLO reply.
+    StartTls(Arc<ServerConfig>),
+    /// TLS from the first byte, as on port 465.
+    Implicit(Arc<ServerConfig>),
+}
 
 /// A message the server accepted.
 #[derive(Debug, Clone)]
@@ -63,6 +77,15 @@ impl SmtpServer {
 
     /// Listens on `port` (0 for any free port).
     pub fn start_on(port: u16) -> SmtpServer {
+        SmtpServer::start_with(port, Security::Plain)
+    }
+
+    /// Listens on any free port, with STARTTLS or implicit TLS.
+    pub fn start_tls(security: Security) -> SmtpServer {
+        SmtpServer::start_with(0, security)
+    }
+
+    fn start_with(port: u16, security: Security) -> SmtpServer {
         let listener = TcpListener::bind(("127.0.0.1", port)).expect("bind the test SMTP server");
         let port = listener.local_addr().unwrap().port();
         let state = Arc::new(Mutex::new(State::default()));
@@ -76,8 +99,9 @@ impl SmtpServer {
                 let Ok(stream) = stream else { continue };
                 accept_state.lock().unwrap().connections += 1;
                 let state = accept_state.clone();
+                let security = security.clone();
                 std::thread::spawn(move || {
-                    let _ = serve(stream, &state);
+                    let _ = serve(stream, &state, &security);
                 });
             }
         });
@@ -167,11 +191,25 @@ pub fn closed_port() -> u16 {
     listener.local_addr().unwrap().port()
 }
 
-fn serve(stream: TcpStream, state: &Mutex<State>) -> std::io::Result<()> {
+/// A connection's bytes: plain TCP, or TLS over it.
+trait Stream: Read + Write + Send {}
+impl<T: Read + Write + Send> Stream for T {}
+
+fn tls_over(config: &Arc<ServerConfig>, plain: Box<dyn Stream>) -> std::io::Result<Box<dyn Stream>> {
+    let connection = ServerConnection::new(config.clone()).map_err(std::io::Error::other)?;
+    Ok(Box::new(StreamOwned::new(connection, plain)))
+}
+
+fn serve(stream: TcpStream, state: &Mutex<State>, security: &Security) -> std::io::Result<()> {
     stream.set_read_timeout(Some(Duration::from_secs(30)))?;
-    let mut writer = stream.try_clone()?;
+    let stream: Box<dyn Stream> = match security {
+        Security::Implicit(config) => tls_over(config, Box::new(stream))?,
+        _ => Box::new(stream),
+    };
+    let mut encrypted = matches!(security, Security::Implicit(_));
+    // Writes go through the reader's stream: a BufReader buffers only reads.
     let mut reader = BufReader::new(stream);
-    writer.write_all(b"220 localhost test SMTP\r\n")?;
+    write_reply(&mut reader, "220 localhost test SMTP")?;
     let (mut from, mut to) = (String::new(), Vec::new());
     let mut line = String::new();
     loop {
@@ -182,7 +220,18 @@ fn serve(stream: TcpStream, state: &Mutex<State>) -> std::io::Result<()> {
         let command = line.trim_end().to_string();
         let verb = command.split([' ', ':']).next().unwrap_or_default().to_uppercase();
         let reply = match verb.as_str() {
+            "EHLO" if matches!(security, Security::StartTls(_)) && !encrypted => {
+                "250-localhost\r\n250-STARTTLS\r\n250-8BITMIME\r\n250-AUTH PLAIN LOGIN\r\n250 SIZE 10000000".to_string()
+            }
             "EHLO" => "250-localhost\r\n250-8BITMIME\r\n250-AUTH PLAIN LOGIN\r\n250 SIZE 10000000".to_string(),
+            "STARTTLS" if !encrypted && let Security::StartTls(config) = security => {
+                write_reply(&mut reader, "220 2.0.0 ready to start TLS")?;
+                // The client says nothing more until its handshake, so the reader holds no bytes.
+                reader = BufReader::new(tls_over(config, reader.into_inner())?);
+                encrypted = true;
+                (from, to) = (String::new(), Vec::new());
+                continue;
+            }
             "AUTH" => state
                 .lock()
                 .unwrap()
@@ -217,7 +266,7 @@ fn serve(stream: TcpStream, state: &Mutex<State>) -> std::io::Result<()> {
                 }
             }
             "DATA" => {
-                writer.write_all(b"354 go ahead\r\n")?;
+                write_reply(&mut reader, "354 go ahead")?;
                 let mut data = String::new();
                 loop {
                     line.clear();
@@ -240,10 +289,8 @@ fn serve(stream: TcpStream, state: &Mutex<State>) -> std::io::Result<()> {
                 };
                 std::thread::sleep(delay);
                 match scripted {
-                    Some(drop) if drop == "DROP" => {
-                        let _ = writer.shutdown(Shutdown::Both);
-                        return Ok(());
-                    }
+                    // Returning drops the stream: the line goes dead.
+                    Some(drop) if drop == "DROP" => return Ok(()),
                     Some(reply) => reply,
                     None => {
                         state.lock().unwrap().received.push(Received {
@@ -256,14 +303,19 @@ fn serve(stream: TcpStream, state: &Mutex<State>) -> std::io::Result<()> {
                 }
             }
             "QUIT" => {
-                writer.write_all(b"221 bye\r\n")?;
-                let _ = writer.shutdown(Shutdown::Both);
+                write_reply(&mut reader, "221 bye")?;
                 return Ok(());
             }
             _ => "502 unknown command".to_string(),
         };
-        writer.write_all(format!("{reply}\r\n").as_bytes())?;
+        write_reply(&mut reader, &reply)?;
     }
+}
+
+fn write_reply(reader: &mut BufReader<Box<dyn Stream>>, reply: &str) -> std::io::Result<()> {
+    let stream = reader.get_mut();
+    stream.write_all(format!("{reply}\r\n").as_bytes())?;
+    stream.flush()
 }
 
 fn address_in(command: &str) -> String {
