@@ -420,6 +420,27 @@ mod tests {
     use super::*;
 
     #[test]
+    fn the_clock_follows_the_database_server_unless_now_is_given() {
+        let ahead = Utc::now() + chrono::Duration::hours(1);
+        let mut clock = Clock::new(None);
+        clock.follow(Some(ahead));
+        let skew = clock.now().instant() - Utc::now();
+        assert!(
+            (skew - chrono::Duration::hours(1)).abs() < chrono::Duration::seconds(5),
+            "{skew}"
+        );
+
+        let given: DateTime<Utc> = "2030-03-01T12:00:00Z".parse().unwrap();
+        let mut frozen = Clock::new(Some(given));
+        frozen.follow(Some(ahead));
+        assert_eq!(frozen.now().instant(), given);
+
+        let mut sqlite = Clock::new(None);
+        sqlite.follow(None);
+        assert!((sqlite.now().instant() - Utc::now()).abs() < chrono::Duration::seconds(5));
+    }
+
+    #[test]
     fn urls_choose_the_backend() {
         assert!(matches!(DatabaseUrl::parse(None).unwrap(), DatabaseUrl::Sqlite(p) if p.as_os_str() == "reminders.db"));
         assert!(

@@ -214,7 +214,7 @@ pub fn deliver<Q: Queue>(
         rate_limit,
         lease: Lease::new(options.lease),
         halt: AtomicBool::new(false),
-        idle: AtomicUsize::new(0),
+        ready: AtomicUsize::new(0),
     };
     // SIGTERM or Ctrl-C: stop handing out, finish what is in flight, hand the rest back.
     let stop = Arc::new(AtomicBool::new(false));
@@ -310,8 +310,8 @@ struct Run<'a, Q> {
     lease: Lease,
     /// Set while the database is unreachable: senders hand back what they get.
     halt: AtomicBool,
-    /// Sending threads waiting for a message.
-    idle: AtomicUsize,
+    /// Sending threads past the rate limit, waiting for a message.
+    ready: AtomicUsize,
 }
 
 /// A claimed job, with when its row was last read.
@@ -347,9 +347,9 @@ impl<Q: Queue> Run<'_, Q> {
                     std::thread::sleep(not_until.wait_time_from(DefaultClock::default().now()));
                 }
             }
-            self.idle.fetch_add(1, Ordering::SeqCst);
+            self.ready.fetch_add(1, Ordering::SeqCst);
             let next = handed.recv();
-            self.idle.fetch_sub(1, Ordering::SeqCst);
+            self.ready.fetch_sub(1, Ordering::SeqCst);
             let Ok(held) = next else { break };
             let may_send =
                 !self.halt.load(Ordering::SeqCst) && self.lease.holds() && held.checked.elapsed() <= MAX_CHECK_AGE;
@@ -489,17 +489,16 @@ impl<Q: Queue> Dispatcher<'_, '_, Q> {
             }
             return Ok(true);
         }
-        // A sender counts itself idle only after it sent back its result, so
-        // reading the count first and then the results sees every result of an
-        // idle sender, and records a slow one before that sender gets more.
-        let idle = self.run.idle.load(Ordering::SeqCst);
+        // A slow message's result is recorded before anything more is handed
+        // out, and no more messages are out than connections: so at any moment
+        // at most one delivery per connection is unrecorded.
         for back in returned.try_iter() {
             self.take_back(back);
         }
         if self.group.urgent {
             self.flush().map_err(Fault::Database)?;
         }
-        self.hand_out(idle)?;
+        self.hand_out()?;
         match returned.recv_timeout(GROUP_COMMIT_WAIT / 2) {
             Ok(first) => {
                 for back in std::iter::once(first).chain(returned.try_iter()) {
@@ -515,21 +514,27 @@ impl<Q: Queue> Dispatcher<'_, '_, Q> {
         Ok(false)
     }
 
-    /// Hands freshly checked messages to the senders: one to each of the
-    /// `idle` ones, and while messages are fast, a few milliseconds' worth more.
-    fn hand_out(&mut self, idle: usize) -> Result<(), Fault> {
+    /// Hands freshly checked messages to the senders: no more than one per
+    /// connection, each to a sender ready to send it at once (past the rate
+    /// limit), so no message waits after its check. While messages are fast
+    /// and unlimited, a few milliseconds' worth more wait in a queue, so the
+    /// senders keep sending while the dispatcher is in the database.
+    fn hand_out(&mut self) -> Result<(), Fault> {
         if self.stopping {
             return Ok(());
         }
-        let queue = if self.fast {
+        let queue_ahead = self.fast && self.options.rate.is_none();
+        let queue = if queue_ahead {
             self.pace
                 .per_second()
                 .map_or(0, |pace| (pace * FAST_QUEUE.as_secs_f64()) as usize)
         } else {
             0
         };
-        let room = queue.max(idle);
-        while self.handoff.len() < room
+        let room = self.options.connections as usize + queue;
+        let ready = self.run.ready.load(Ordering::SeqCst);
+        while self.in_flight < room
+            && (queue_ahead || self.handoff.len() < ready)
             && let Some(held) = self.waiting.pop_front_if(|head| head.checked.elapsed() < RECHECK_AFTER)
         {
             match self.handoff.try_send(held) {
