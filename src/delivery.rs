@@ -263,6 +263,13 @@ pub fn deliver<Q: Queue>(
         // Ends the senders: they finish their message and find the hand-off closed.
         let Dispatcher { handoff, report, .. } = dispatcher;
         drop(handoff);
+        if report.lost_lease > 0 {
+            crate::log::warning!(
+                "{} message(s) were taken over by another run after this run's lease ran out (was it \
+                 paused or starved?); this run neither sent them nor wrote over the other run's result",
+                report.lost_lease
+            );
+        }
         result.map(|()| report)
     })
 }

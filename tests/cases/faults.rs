@@ -141,6 +141,7 @@ on_both_backends! {
         assert_eq!(code, 0, "{stderr}");
         assert_eq!(report["lost_lease"], 1, "{report}");
         assert_eq!(report["failed"], 0, "{report}");
+        assert!(stderr.contains("taken over by another run"), "{stderr}");
 
         assert_eq!(smtp.received().len(), 1);
         assert_eq!(env.text("SELECT status AS v FROM reminders").as_deref(), Some("sent"));
