@@ -474,9 +474,12 @@ impl<Q: Queue> Dispatcher<'_, '_, Q> {
         if self.holding() > 0 && (self.renew_now || self.last_renewal.elapsed() >= self.run.lease.length / 3) {
             self.renew().map_err(Fault::Database)?;
         }
-        let limit = self.hold_limit();
-        if !self.stopping && !self.exhausted && self.waiting.len() <= limit / 2 && self.holding() < limit {
-            self.claim(limit - self.holding()).map_err(Fault::Database)?;
+        // Claim in large batches, once half of what may be held is free: many
+        // small claims would cost a transaction each.
+        let free = self.hold_limit().saturating_sub(self.holding());
+        if !self.stopping && !self.exhausted && free > 0 && free >= self.hold_limit() / 2 {
+            self.claim(free.min(self.options.batch_size.max(1) as usize))
+                .map_err(Fault::Database)?;
         }
         if self
             .waiting
@@ -566,7 +569,8 @@ impl<Q: Queue> Dispatcher<'_, '_, Q> {
     }
 
     /// The most rows to hold at once: what this run sends in half a lease at
-    /// its `--rate` and its measured pace (a few per connection until measured).
+    /// its `--rate` and its measured pace (a few per connection until
+    /// measured), and two batches at most.
     fn hold_limit(&self) -> usize {
         let half_lease = self.run.lease.length.as_secs_f64() / 2.0;
         let by_pace = self
@@ -578,7 +582,7 @@ impl<Q: Queue> Dispatcher<'_, '_, Q> {
             .rate
             .map_or(f64::INFINITY, |rate| f64::from(rate) * half_lease);
         let by_limit = self.allowance as f64 + self.holding() as f64;
-        (by_pace.min(by_rate).min(by_limit) as usize).clamp(1, self.options.batch_size.max(1) as usize)
+        (by_pace.min(by_rate).min(by_limit) as usize).clamp(1, 2 * self.options.batch_size.max(1) as usize)
     }
 
     fn claim(&mut self, wanted: usize) -> anyhow::Result<()> {
