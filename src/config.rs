@@ -69,9 +69,19 @@ pub const DEFAULT_SQLITE_PATH: &str = "reminders.db";
 /// Where the data lives, chosen by the URL's scheme.
 #[derive(Debug, Clone)]
 pub enum DatabaseUrl {
-    Postgres(url::Url),
+    /// `url` is what libpq gets: our own switches are taken out of it.
+    Postgres {
+        url: url::Url,
+        prepared_statements: bool,
+    },
     Sqlite(PathBuf),
 }
+
+/// The URL switches that turn Diesel's prepared-statement cache off, for a
+/// pooler in transaction mode: `prepared_statements=false`, or its alias
+/// `pgbouncer=true` (the name some tools use). Each with the value that keeps
+/// the cache on.
+const PREPARED_STATEMENT_SWITCHES: [(&str, bool); 2] = [("prepared_statements", true), ("pgbouncer", false)];
 
 impl DatabaseUrl {
     /// `postgres://` or `postgresql://` is PostgreSQL; anything else is a SQLite
@@ -90,7 +100,11 @@ impl DatabaseUrl {
             if url.host_str().is_none_or(str::is_empty) {
                 return Err(invalid(format!("database URL `{}` names no host", redact(&url))));
             }
-            return Ok(DatabaseUrl::Postgres(url));
+            let (url, prepared_statements) = take_prepared_statement_switch(url)?;
+            return Ok(DatabaseUrl::Postgres {
+                url,
+                prepared_statements,
+            });
         }
         let path = raw.strip_prefix("sqlite://").unwrap_or(raw);
         if let Some((scheme, _)) = path.split_once("://") {
@@ -107,10 +121,43 @@ impl DatabaseUrl {
     /// The URL with any password masked, safe to print.
     pub fn display(&self) -> String {
         match self {
-            DatabaseUrl::Postgres(url) => redact(url),
+            DatabaseUrl::Postgres { url, .. } => redact(url),
             DatabaseUrl::Sqlite(path) => path.display().to_string(),
         }
     }
+}
+
+/// Takes `prepared_statements=` and `pgbouncer=` out of the query, since
+/// libpq refuses parameters it does not know, and returns whether prepared
+/// statements stay on (the default). The other parameters are kept byte for
+/// byte: re-encoding them could change how libpq decodes a password.
+fn take_prepared_statement_switch(mut url: url::Url) -> anyhow::Result<(url::Url, bool)> {
+    let Some(query) = url.query().map(str::to_string) else {
+        return Ok((url, true));
+    };
+    let mut prepared_statements = true;
+    let mut kept = Vec::new();
+    for pair in query.split('&') {
+        let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
+        let key = percent_decode(key);
+        let Some((name, cache_on)) = PREPARED_STATEMENT_SWITCHES.iter().find(|(name, _)| *name == key) else {
+            kept.push(pair);
+            continue;
+        };
+        let value = match percent_decode(value).to_lowercase().as_str() {
+            "true" | "1" | "on" | "yes" => true,
+            "false" | "0" | "off" | "no" => false,
+            other => {
+                return Err(invalid(format!(
+                    "database URL parameter `{name}={other}` is not understood: use `{name}=true` or `{name}=false`"
+                )));
+            }
+        };
+        prepared_statements &= value == *cache_on;
+    }
+    let kept = kept.join("&");
+    url.set_query((!kept.is_empty()).then_some(kept.as_str()));
+    Ok((url, prepared_statements))
 }
 
 /// A URL with its secrets replaced by `***`, safe to print.
@@ -448,10 +495,45 @@ mod tests {
         );
         assert!(matches!(
             DatabaseUrl::parse(Some("postgresql://h/db")).unwrap(),
-            DatabaseUrl::Postgres(_)
+            DatabaseUrl::Postgres {
+                prepared_statements: true,
+                ..
+            }
         ));
         assert!(DatabaseUrl::parse(Some("mysql://h/db")).is_err());
         assert!(DatabaseUrl::parse(Some("postgres://u:p@h:notaport/db")).is_err());
+    }
+
+    #[test]
+    fn the_prepared_statement_switch_is_taken_out_of_the_url() {
+        let parse = |raw| match DatabaseUrl::parse(Some(raw)).unwrap() {
+            DatabaseUrl::Postgres {
+                url,
+                prepared_statements,
+            } => (url.to_string(), prepared_statements),
+            DatabaseUrl::Sqlite(_) => unreachable!(),
+        };
+        assert_eq!(
+            parse("postgres://h/db?prepared_statements=false"),
+            ("postgres://h/db".into(), false)
+        );
+        assert_eq!(
+            parse("postgres://h/db?pgbouncer=true"),
+            ("postgres://h/db".into(), false)
+        );
+        assert_eq!(
+            parse("postgres://h/db?pgbouncer=false"),
+            ("postgres://h/db".into(), true)
+        );
+        assert_eq!(
+            parse("postgres://u:p@h/db?sslmode=require&prepared_statements=false&password=a%2Bb"),
+            ("postgres://u:p@h/db?sslmode=require&password=a%2Bb".into(), false)
+        );
+        assert_eq!(
+            parse("postgres://h/db?sslmode=disable"),
+            ("postgres://h/db?sslmode=disable".into(), true)
+        );
+        assert!(DatabaseUrl::parse(Some("postgres://h/db?prepared_statements=maybe")).is_err());
     }
 
     #[test]

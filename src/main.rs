@@ -74,8 +74,25 @@ fn fail(error: &anyhow::Error) -> error::ExitStatus {
     // One line, whatever the layers below put in their messages, and no
     // secret, whatever they quote.
     let message = format!("{error:#}").split_whitespace().collect::<Vec<_>>().join(" ");
+    let message = match behind_a_transaction_pooler(&message) {
+        true => format!(
+            "the database is probably behind a connection pooler in transaction mode, where prepared \
+             statements do not survive; add `?prepared_statements=false` to the database URL ({message})"
+        ),
+        false => message,
+    };
     eprintln!("error: {}", output::printable(&config::scrub(&message)));
     error::exit_status_of(error)
+}
+
+/// Diesel names the statements it caches `__diesel_stmt_N`. Such a name that
+/// the server already has, or has lost, means that this session's statements
+/// share server connections with others': a pooler in transaction mode. This
+/// can only be told from the server's message, wherever the query was made,
+/// so it is recognised here, where every fatal error passes.
+fn behind_a_transaction_pooler(message: &str) -> bool {
+    message.contains("prepared statement \"__diesel_stmt")
+        && (message.contains("already exists") || message.contains("does not exist"))
 }
 
 /// Everything this process creates may hold student data: the SQLite database

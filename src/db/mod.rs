@@ -6,7 +6,7 @@
 //! [`with_conn!`]; nothing outside `db` names a Diesel table.
 
 use anyhow::{Context, anyhow};
-use diesel::connection::{AnsiTransactionManager, SimpleConnection, TransactionManager};
+use diesel::connection::{AnsiTransactionManager, CacheSize, SimpleConnection, TransactionManager};
 use diesel::dsl::max;
 use diesel::migration::MigrationSource;
 use diesel::pg::Pg;
@@ -83,14 +83,28 @@ impl Db {
     pub fn connect(url: &DatabaseUrl) -> anyhow::Result<Db> {
         let context = || format!("cannot connect to the database `{}`", url.display());
         match url {
-            DatabaseUrl::Postgres(url) => {
+            DatabaseUrl::Postgres {
+                url,
+                prepared_statements,
+            } => {
                 let mut conn = PgConnection::establish(url.as_str())
                     .map_err(|e| anyhow!(e.to_string()))
                     .with_context(context)?;
-                // Diesel keeps statements prepared; a generic plan for a range on
-                // due_at cannot know how narrow the range is, and picks scans.
-                conn.batch_execute("SET plan_cache_mode = force_custom_plan")
-                    .with_context(context)?;
+                if *prepared_statements {
+                    // Diesel keeps statements prepared; a generic plan for a range
+                    // on due_at cannot know how narrow the range is, and picks
+                    // scans. A session setting is safe here: a named statement
+                    // cache only works when this session keeps its server
+                    // connection (direct, or a pooler in session mode).
+                    conn.batch_execute("SET plan_cache_mode = force_custom_plan")
+                        .with_context(context)?;
+                } else {
+                    // Behind a pooler in transaction mode each statement may land
+                    // on another server connection: no named statements, and no
+                    // session settings. Unnamed statements are planned for their
+                    // parameters each time, so plan_cache_mode is not needed.
+                    conn.set_prepared_statement_cache_size(CacheSize::Disabled);
+                }
                 Ok(Db::Postgres(conn))
             }
             DatabaseUrl::Sqlite(path) => {

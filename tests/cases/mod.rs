@@ -7,6 +7,7 @@ mod failing_safe;
 mod faults;
 mod import;
 mod operations;
+mod pooler;
 mod schema;
 mod send;
 mod summary;
