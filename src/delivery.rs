@@ -55,7 +55,7 @@ const FAST_QUEUE: StdDuration = StdDuration::from_millis(100);
 const RECHECK_AFTER: StdDuration = StdDuration::from_millis(500);
 /// A sending thread hands back, unsent, a message whose row was read longer
 /// ago than this (the run was frozen or stalled): the bound on check-to-send.
-pub const MAX_CHECK_AGE: StdDuration = StdDuration::from_secs(1);
+const MAX_CHECK_AGE: StdDuration = StdDuration::from_secs(1);
 /// How long a run keeps trying to reach its database again after losing it.
 const RECONNECT_FOR: StdDuration = StdDuration::from_secs(30);
 /// Reconnections in one run after which a database fault is taken to be
@@ -476,8 +476,9 @@ impl<Q: Queue> Dispatcher<'_, '_, Q> {
         }
         // Claim in large batches, once half of what may be held is free: many
         // small claims would cost a transaction each.
-        let free = self.hold_limit().saturating_sub(self.holding());
-        if !self.stopping && !self.exhausted && free > 0 && free >= self.hold_limit() / 2 {
+        let limit = self.hold_limit();
+        let free = limit.saturating_sub(self.holding());
+        if !self.stopping && !self.exhausted && free > 0 && free >= limit / 2 {
             self.claim(free.min(self.options.batch_size.max(1) as usize))
                 .map_err(Fault::Database)?;
         }

@@ -4,20 +4,6 @@
 use crate::common::smtp::{SmtpServer, closed_port};
 use crate::common::{NOW, TestEnv, at, hours, minutes, on_both_backends};
 
-fn send_at(env: &TestEnv, when: &str) -> crate::common::Run {
-    env.run(&[
-        "send",
-        "--unit",
-        "hours",
-        "--targets",
-        "24",
-        "--now",
-        when,
-        "--format",
-        "json",
-    ])
-}
-
 /// Five students with two assignments each, due in a day.
 fn five_students(env: &TestEnv) {
     for i in 0..5 {
@@ -54,7 +40,7 @@ on_both_backends! {
         env.use_smtp(&smtp.url());
         five_students(env);
 
-        let run = send_at(env, NOW);
+        let run = env.send_24h(NOW, &[]);
         assert_eq!(run.code(), 1, "{}", run.describe());
         let line = error_line(&run);
         assert!(line.contains("stopped after 3 failures in a row") && line.contains("Relay access denied"), "{line}");
@@ -70,7 +56,7 @@ on_both_backends! {
 
         // Once the relay is fixed, the next run sends everything.
         smtp.clear_rules();
-        let fixed = send_at(env, &at(minutes(5)));
+        let fixed = env.send_24h(&at(minutes(5)), &[]);
         assert_eq!(fixed.code(), 0, "{}", fixed.describe());
         assert_eq!(env.count("SELECT count(*) AS n FROM reminders WHERE status = 'sent'"), 10);
         assert_eq!(env.count("SELECT count(*) AS n FROM reminders WHERE attempts = 1"), 10);
@@ -81,7 +67,7 @@ on_both_backends! {
         smtp.reply_to_auth("535 5.7.8 authentication failed");
         env.use_smtp(&format!("smtp://mailer:s3cret-pass@127.0.0.1:{}", smtp.port));
         five_students(env);
-        let run = send_at(env, NOW);
+        let run = env.send_24h(NOW, &[]);
         assert_eq!(run.code(), 1, "{}", run.describe());
         let line = error_line(&run);
         assert!(line.contains("535"), "{line}");
@@ -95,7 +81,7 @@ on_both_backends! {
         smtp.reply_to_rcpt("s2@", "550 5.1.1 <s2@example.com>: no such user");
         env.use_smtp(&smtp.url());
         five_students(env);
-        let run = send_at(env, NOW);
+        let run = env.send_24h(NOW, &[]);
         assert_eq!(run.code(), 3, "{}", run.describe());
         assert_eq!(smtp.received().len(), 8);
         let failed = env.texts("SELECT u.email AS v FROM reminders r JOIN assignments a ON a.id = r.assignment_id \
@@ -112,7 +98,7 @@ on_both_backends! {
             env.add_assignment("long@example.com", &format!("Work {i}"), &at(hours(24)));
             smtp.reply_to_next_data("500 5.5.0 Line too long");
         }
-        let run = send_at(env, NOW);
+        let run = env.send_24h(NOW, &[]);
         assert_eq!(run.code(), 3, "{}", run.describe());
         assert_eq!(env.count("SELECT count(*) AS n FROM reminders WHERE status = 'failed'"), 3);
         assert!(env.text("SELECT max(last_error) AS v FROM reminders").unwrap().contains("Line too long"));
@@ -127,7 +113,7 @@ on_both_backends! {
         five_students(env);
         // A cron run every five minutes for an hour, each refused.
         for step in 0..12 {
-            let run = send_at(env, &at(minutes(5 * step)));
+            let run = env.send_24h(&at(minutes(5 * step)), &[]);
             assert_eq!(run.code(), 1, "{}", run.describe());
             assert!(error_line(&run).contains("cannot connect"), "{}", run.describe());
         }
@@ -135,7 +121,7 @@ on_both_backends! {
         assert_eq!(env.count("SELECT count(*) AS n FROM reminders WHERE status = 'pending'"), 10);
 
         let smtp = SmtpServer::start_on(port);
-        let back = send_at(env, &at(minutes(65)));
+        let back = env.send_24h(&at(minutes(65)), &[]);
         assert_eq!(back.code(), 0, "{}", back.describe());
         assert_eq!(smtp.count_by_subject().len(), 10, "every reminder still in its delivery window went out");
         assert_eq!(env.count("SELECT count(*) AS n FROM reminders WHERE status = 'sent' AND attempts = 1"), 10);
@@ -147,11 +133,11 @@ on_both_backends! {
         env.use_smtp(&smtp.url());
         env.add_user("drop@example.com", "UTC");
         env.add_assignment("drop@example.com", "Essay", &at(hours(24)));
-        let run = send_at(env, NOW);
+        let run = env.send_24h(NOW, &[]);
         assert_eq!(run.code(), 3, "{}", run.describe());
         assert_eq!(attempts_burnt(env), 0);
         assert_eq!(env.text("SELECT status AS v FROM reminders").as_deref(), Some("pending"));
-        let again = send_at(env, &at(minutes(1)));
+        let again = env.send_24h(&at(minutes(1)), &[]);
         assert_eq!(again.code(), 0, "{}", again.describe());
         assert_eq!(smtp.received().len(), 1);
     }

@@ -24,10 +24,6 @@ fn send(env: &TestEnv, when: &str, extra: &[&str]) -> crate::common::Run {
     )
 }
 
-fn report(run: &crate::common::Run) -> serde_json::Value {
-    serde_json::from_str(&run.stdout()).unwrap_or_else(|_| panic!("not JSON:\n{}", run.describe()))
-}
-
 fn reminder_field(env: &TestEnv, title: &str, field: &str) -> Option<String> {
     env.text(&format!(
         "SELECT CAST(r.{field} AS TEXT) AS v FROM reminders r JOIN assignments a ON a.id = r.assignment_id \
@@ -44,7 +40,7 @@ on_both_backends! {
 
         let run = send(env, NOW, &[]);
         assert_eq!(run.code(), 0, "{}", run.describe());
-        assert_eq!(report(&run)["sent"], 1);
+        assert_eq!(run.report()["sent"], 1);
         let received = smtp.received();
         assert_eq!(received.len(), 1);
         let message = &received[0];
@@ -70,8 +66,8 @@ on_both_backends! {
         // The next cron run finds it already sent.
         let again = send(env, &at(minutes(5)), &[]);
         assert_eq!(again.code(), 0);
-        assert_eq!(report(&again)["already_sent"], 1);
-        assert_eq!(report(&again)["sent"], 0);
+        assert_eq!(again.report()["already_sent"], 1);
+        assert_eq!(again.report()["sent"], 0);
         assert_eq!(smtp.received().len(), 1);
     }
 
@@ -95,8 +91,8 @@ on_both_backends! {
         env.add_assignment("n@example.com", "Quiz", &at(chrono::Duration::seconds(100)));
         let run = env.run(&["send", "--unit", "minutes", "--targets", "1,2", "--now", NOW, "--format", "json"]);
         assert_eq!(run.code(), 0, "{}", run.describe());
-        assert_eq!(report(&run)["sent"], 1);
-        assert_eq!(report(&run)["skipped"], 1);
+        assert_eq!(run.report()["sent"], 1);
+        assert_eq!(run.report()["skipped"], 1);
         assert_eq!(smtp.received().len(), 1);
         let statuses = env.texts("SELECT CAST(reminder_type || ':' || status AS TEXT) AS v FROM reminders ORDER BY reminder_type");
         assert_eq!(statuses, [Some("1m:skipped".into()), Some("2m:sent".into())]);
@@ -116,7 +112,7 @@ on_both_backends! {
 
         let first = send(env, NOW, &limits);
         assert_eq!(first.code(), 3, "{}", first.describe());
-        assert_eq!(report(&first)["retry_later"], 1);
+        assert_eq!(first.report()["retry_later"], 1);
         assert_eq!(reminder_field(env, "Essay", "status").unwrap(), "pending");
         assert_eq!(reminder_field(env, "Essay", "attempts").unwrap(), "1");
         assert!(reminder_field(env, "Essay", "last_error").unwrap().contains("451"));
@@ -160,7 +156,7 @@ on_both_backends! {
         // the 24h reminder's 12 hour delivery window.
         let retry = send(env, &at(minutes(45)), &[]);
         assert_eq!(retry.code(), 0, "{}", retry.describe());
-        assert_eq!(report(&retry)["sent"], 1);
+        assert_eq!(retry.report()["sent"], 1);
         assert_eq!(smtp.received().len(), 1);
         assert_eq!(reminder_field(env, "Lab", "status").unwrap(), "sent");
         assert_eq!(reminder_field(env, "Lab", "attempts").unwrap(), "2");
@@ -173,7 +169,7 @@ on_both_backends! {
         env.add_assignment("down@example.com", "Report", &at(hours(24)));
         let refused = send(env, NOW, &[]);
         assert_eq!(refused.code(), 3, "{}", refused.describe());
-        assert_eq!(report(&refused)["retry_later"], 1);
+        assert_eq!(refused.report()["retry_later"], 1);
         assert_eq!(reminder_field(env, "Report", "status").unwrap(), "pending");
         assert!(reminder_field(env, "Report", "last_error").is_some());
 
@@ -193,7 +189,7 @@ on_both_backends! {
         env.add_assignment("slow@example.com", "Slow", &at(hours(24)));
         let run = send(env, NOW, &["--smtp-timeout", "1s"]);
         assert_eq!(run.code(), 3, "{}", run.describe());
-        assert_eq!(report(&run)["retry_later"], 1);
+        assert_eq!(run.report()["retry_later"], 1);
         assert_eq!(reminder_field(env, "Slow", "status").unwrap(), "pending");
     }
 
@@ -207,7 +203,7 @@ on_both_backends! {
 
         let run = send(env, NOW, &[]);
         assert_eq!(run.code(), 3, "{}", run.describe());
-        assert_eq!(report(&run)["failed"], 2);
+        assert_eq!(run.report()["failed"], 2);
         assert_eq!(reminder_field(env, "One", "status").unwrap(), "failed");
         assert_eq!(reminder_field(env, "One", "attempts").unwrap(), "1");
         assert_eq!(env.count("SELECT count(*) AS n FROM send_logs WHERE status = 'rejected'"), 2);
@@ -217,7 +213,7 @@ on_both_backends! {
         env.add_assignment("bounce@example.com", "Three", &at(hours(2)));
         let third = send(env, NOW, &[]);
         assert_eq!(third.code(), 3);
-        assert_eq!(report(&third)["opted_out"], serde_json::json!(["bounce@example.com"]));
+        assert_eq!(third.report()["opted_out"], serde_json::json!(["bounce@example.com"]));
         assert!(third.stderr().contains("now opted out"), "{}", third.describe());
         let user = &env.json(&["user", "list"])[0];
         assert_eq!(user["contact_opt_out"], true);
@@ -243,7 +239,7 @@ on_both_backends! {
         smtp.clear_rules();
         let run = send(env, &at(minutes(3)), &[]);
         assert_eq!(run.code(), 0, "{}", run.describe());
-        assert_eq!(report(&run)["skipped"], 2);
+        assert_eq!(run.report()["skipped"], 2);
         assert!(smtp.received().is_empty());
         assert_eq!(reminder_field(env, "Quitter", "status").unwrap(), "skipped");
         assert!(reminder_field(env, "Quitter", "last_error").unwrap().contains("opted out"));
@@ -265,8 +261,8 @@ on_both_backends! {
         // "Planned later" 10 minutes inside it, and "Soon due" is past due.
         let run = send(env, &at(hours(12) + minutes(10)), &[]);
         assert_eq!(run.code(), 0, "{}", run.describe());
-        assert_eq!(report(&run)["sent"], 1);
-        assert_eq!(report(&run)["skipped"], 2);
+        assert_eq!(run.report()["sent"], 1);
+        assert_eq!(run.report()["skipped"], 2);
         assert_eq!(reminder_field(env, "Planned later", "status").unwrap(), "sent");
         assert!(reminder_field(env, "Planned now", "last_error").unwrap().contains("delivery window"));
         assert!(reminder_field(env, "Soon due", "last_error").unwrap().contains("past due"));
@@ -281,7 +277,7 @@ on_both_backends! {
         assert_eq!(send(env, NOW, &[]).code(), 3);
         smtp.clear_rules();
         let run = send(env, &at(hours(13)), &["--delivery-window", "14h"]);
-        assert_eq!(report(&run)["sent"], 1, "{}", run.describe());
+        assert_eq!(run.report()["sent"], 1, "{}", run.describe());
     }
 
     fn titles_and_names_cannot_inject_headers_or_recipients(env: &TestEnv) {

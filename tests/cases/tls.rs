@@ -22,26 +22,6 @@ fn mail_server(ca: &TestCa, implicit: bool) -> (SmtpServer, String) {
     }
 }
 
-/// `send` for the 24-hour reminder at `when`, with JSON on stdout.
-fn send(env: &TestEnv, when: &str, extra: &[&str]) -> Run {
-    let args = [
-        "send",
-        "--unit",
-        "hours",
-        "--targets",
-        "24",
-        "--now",
-        when,
-        "--format",
-        "json",
-    ];
-    env.run(&[&args[..], extra].concat())
-}
-
-fn report(run: &Run) -> serde_json::Value {
-    serde_json::from_str(&run.stdout()).unwrap_or_else(|_| panic!("not JSON:\n{}", run.describe()))
-}
-
 /// A refusal of the test server's certificate as it should read: one line,
 /// naming the server, the certificate's subject and issuer, and the remedies.
 fn assert_unknown_issuer(reason: &str, port: u16) {
@@ -73,7 +53,7 @@ fn refused_then_trusted(env: &TestEnv, smtp: &SmtpServer, url: &str) {
 
     // The CA is unknown: nothing goes; the run stops on the third refusal
     // with the reason in one line, burns no attempt and blames nobody.
-    let refused = send(env, NOW, &[]);
+    let refused = env.send_24h(NOW, &[]);
     assert_eq!(refused.code(), 1, "{}", refused.describe());
     let stderr = refused.stderr();
     assert_eq!(stderr.lines().count(), 1, "{stderr}");
@@ -90,17 +70,17 @@ fn refused_then_trusted(env: &TestEnv, smtp: &SmtpServer, url: &str) {
     assert!(smtp.received().is_empty());
 
     // --ca-file: the retries go through.
-    let with_flag = send(env, &at(minutes(3)), &["--ca-file", &ca_path]);
+    let with_flag = env.send_24h(&at(minutes(3)), &["--ca-file", &ca_path]);
     assert_eq!(with_flag.code(), 0, "{}", with_flag.describe());
-    assert_eq!(report(&with_flag)["sent"], 3, "{}", with_flag.describe());
+    assert_eq!(with_flag.report()["sent"], 3, "{}", with_flag.describe());
     assert_eq!(smtp.received().len(), 3);
 
     // SSL_CERT_FILE: a new reminder goes through too.
     env.add_assignment("tls@example.com", "Report", &at(hours(24) + minutes(10)));
     env.set_var("SSL_CERT_FILE", &ca_path);
-    let with_store = send(env, &at(minutes(10)), &[]);
+    let with_store = env.send_24h(&at(minutes(10)), &[]);
     assert_eq!(with_store.code(), 0, "{}", with_store.describe());
-    assert_eq!(report(&with_store)["sent"], 1, "{}", with_store.describe());
+    assert_eq!(with_store.report()["sent"], 1, "{}", with_store.describe());
     assert_eq!(smtp.received().len(), 4);
     assert_eq!(env.count("SELECT count(*) AS n FROM users WHERE contact_opt_out"), 0);
 }

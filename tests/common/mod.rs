@@ -148,6 +148,22 @@ impl TestEnv {
         command
     }
 
+    /// `send` for the 24-hour reminder at `when`, with JSON on stdout, plus `extra`.
+    pub fn send_24h(&self, when: &str, extra: &[&str]) -> Run {
+        let args = [
+            "send",
+            "--unit",
+            "hours",
+            "--targets",
+            "24",
+            "--now",
+            when,
+            "--format",
+            "json",
+        ];
+        self.run(&[&args[..], extra].concat())
+    }
+
     /// Sets an environment variable for every later run.
     pub fn set_var(&self, name: &str, value: &str) {
         let mut vars = self.vars.borrow_mut();
@@ -298,6 +314,11 @@ pub struct Run(pub Output);
 impl Run {
     pub fn code(&self) -> i32 {
         self.0.status.code().unwrap_or(-1)
+    }
+
+    /// Stdout as JSON (a run with `--format json`).
+    pub fn report(&self) -> serde_json::Value {
+        serde_json::from_str(&self.stdout()).unwrap_or_else(|_| panic!("not JSON:\n{}", self.describe()))
     }
 
     pub fn stdout(&self) -> String {
