@@ -33,7 +33,7 @@ use lettre::message::Mailbox;
 use serde::Serialize;
 use signal_hook::consts::{SIGINT, SIGTERM};
 
-use crate::config::{Clock, DatabaseUrl};
+use crate::db::DatabaseUrl;
 use crate::db::Db;
 use crate::db::queue::{NewSendLog, Resolution};
 use crate::db::reminders::opt_out_after_rejections;
@@ -42,6 +42,7 @@ use crate::error::ExitStatus;
 use crate::failure::{Blame, REJECTIONS_BEFORE_OPT_OUT, RUN_FAILURES_BEFORE_STOP, SendFailure};
 use crate::mail::{self, Mailer};
 use crate::schedule::backoff;
+use crate::time::Clock;
 
 /// The longest a result of a fast message waits to be recorded (the group
 /// commit). A message that took longer than this is recorded at once.
@@ -364,12 +365,12 @@ impl<Q: Queue> Run<'_, Q> {
                 let started = Instant::now();
                 let result = self
                     .queue
-                    .compose(&held.job, self.from, self.clock.now().instant())
+                    .compose(&held.job, self.from, self.clock.now())
                     .and_then(|message| courier.send(&message));
                 Returned::Attempted {
                     held,
                     result,
-                    at: self.clock.now(),
+                    at: Timestamp::now(self.clock),
                     took: started.elapsed(),
                 }
             } else {
@@ -495,7 +496,7 @@ impl<Q: Queue> Dispatcher<'_, '_, Q> {
                 // What is held but unfinished goes back now, not when the lease ends.
                 self.run
                     .queue
-                    .release(self.db, self.run_id, self.run.clock.now())
+                    .release(self.db, self.run_id, Timestamp::now(self.run.clock))
                     .map_err(Fault::Database)?;
             }
             return Ok(true);
@@ -593,7 +594,7 @@ impl<Q: Queue> Dispatcher<'_, '_, Q> {
             return Ok(());
         }
         let started = Instant::now();
-        let now = self.run.clock.now();
+        let now = Timestamp::now(self.run.clock);
         let held_before = self.holding();
         let batch = self
             .run
@@ -634,7 +635,7 @@ impl<Q: Queue> Dispatcher<'_, '_, Q> {
         let stale: Vec<Held<Q::Job>> = self.waiting.drain(..chunk.min(self.waiting.len())).collect();
         let ids: Vec<Id> = stale.iter().map(|held| held.id).collect();
         let started = Instant::now();
-        let now = self.run.clock.now();
+        let now = Timestamp::now(self.run.clock);
         let mut fresh: HashMap<Id, Q::Job> = match self.run.queue.reload(self.db, self.run_id, &ids, now) {
             Ok(jobs) => jobs
                 .into_iter()
@@ -664,7 +665,7 @@ impl<Q: Queue> Dispatcher<'_, '_, Q> {
     /// Extends the lease on all this run holds; drops what another run took.
     fn renew(&mut self) -> anyhow::Result<()> {
         let started = Instant::now();
-        let now = self.run.clock.now();
+        let now = Timestamp::now(self.run.clock);
         let still_held: HashSet<Id> = self
             .run
             .queue
@@ -801,7 +802,7 @@ impl<Q: Queue> Dispatcher<'_, '_, Q> {
         if self.group.resolved.is_empty() {
             return Ok(());
         }
-        let now = self.run.clock.now();
+        let now = Timestamp::now(self.run.clock);
         let written: HashSet<Id> = self
             .run
             .queue

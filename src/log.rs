@@ -19,7 +19,7 @@ pub fn level() -> u8 {
 macro_rules! warning {
     ($($arg:tt)*) => {
         if $crate::log::level() >= 1 {
-            eprintln!("warning: {}", $crate::config::scrub(&format!($($arg)*)));
+            eprintln!("warning: {}", $crate::redact::scrub(&format!($($arg)*)));
         }
     };
 }
@@ -29,7 +29,7 @@ pub(crate) use warning;
 macro_rules! info {
     ($($arg:tt)*) => {
         if $crate::log::level() >= 2 {
-            eprintln!("{}", $crate::config::scrub(&format!($($arg)*)));
+            eprintln!("{}", $crate::redact::scrub(&format!($($arg)*)));
         }
     };
 }

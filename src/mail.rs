@@ -36,7 +36,7 @@ pub enum MailUrl {
 impl MailUrl {
     pub fn parse(raw: &str) -> anyhow::Result<MailUrl> {
         let raw = raw.trim();
-        crate::config::hide_secrets_of_url(raw);
+        crate::redact::hide_secrets_of_url(raw);
         if let Some(dir) = raw.strip_prefix("file://") {
             if dir.is_empty() {
                 return Err(anyhow!("SMTP_URL `{raw}` names no directory"));
@@ -44,11 +44,11 @@ impl MailUrl {
             return Ok(MailUrl::File(PathBuf::from(dir)));
         }
         let url = url::Url::parse(raw).map_err(|error| anyhow!("SMTP_URL is malformed: {error}"))?;
-        crate::config::hide_secrets_of_url(url.as_str());
+        crate::redact::hide_secrets_of_url(url.as_str());
         if !matches!(url.scheme(), "smtp" | "smtps") || url.host_str().is_none_or(str::is_empty) {
             return Err(anyhow!(
                 "SMTP_URL `{}` is not smtp://host:port, smtps://host or file://DIR",
-                crate::config::redact(&url)
+                crate::redact::redact(&url)
             ));
         }
         // AUTH PLAIN and LOGIN send the password as it is: over TLS only, or
@@ -74,12 +74,12 @@ impl MailUrl {
             return Err(anyhow!(
                 "SMTP_URL `{}` has credentials but no TLS, so the password would cross the network in clear: \
                  use smtps://, add ?tls=required, or send through a server on this host",
-                crate::config::redact(&url)
+                crate::redact::redact(&url)
             ));
         }
         // lettre parses it once more when building the transport; check it now.
         SmtpTransport::from_url(url.as_str())
-            .map_err(|error| anyhow!("SMTP_URL `{}` is malformed: {error}", crate::config::redact(&url)))?;
+            .map_err(|error| anyhow!("SMTP_URL `{}` is malformed: {error}", crate::redact::redact(&url)))?;
         Ok(MailUrl::Smtp(url))
     }
 }
@@ -88,7 +88,7 @@ impl MailUrl {
     /// The URL with any password masked, safe to print.
     pub fn display(&self) -> String {
         match self {
-            MailUrl::Smtp(url) => crate::config::redact(url),
+            MailUrl::Smtp(url) => crate::redact::redact(url),
             MailUrl::File(dir) => format!("file://{}", dir.display()),
         }
     }
@@ -319,7 +319,7 @@ impl Mailer {
             MailUrl::Smtp(url) => {
                 let host = url.host_str().unwrap_or_default().to_string();
                 let transport = SmtpTransport::from_url(url.as_str())
-                    .map_err(|error| anyhow!("SMTP_URL `{}` is malformed: {error}", crate::config::redact(url)))?
+                    .map_err(|error| anyhow!("SMTP_URL `{}` is malformed: {error}", crate::redact::redact(url)))?
                     .tls(Tls::Wrapper(crate::tls::smtp_parameters(&host)?))
                     .timeout(Some(timeout))
                     .pool_config(PoolConfig::new().max_size(connections))

@@ -10,7 +10,6 @@ use clap::{CommandFactory, FromArgMatches};
 
 mod cli;
 mod commands;
-mod config;
 mod db;
 mod delivery;
 mod error;
@@ -20,8 +19,10 @@ mod log;
 mod mail;
 mod output;
 mod ping;
+mod redact;
 mod render;
 mod schedule;
+mod settings;
 mod time;
 mod tls;
 
@@ -33,12 +34,12 @@ pub const VERSION: &str = match option_env!("REMINDERS_GIT_COMMIT") {
 
 fn main() -> ExitCode {
     create_files_owner_only();
-    let from_dotenv = match config::load_dotenv() {
+    let from_dotenv = match settings::load_dotenv() {
         Ok(names) => names,
         Err(error) => return ExitCode::from(fail(&error).code()),
     };
     let matches = cli::Cli::command().get_matches();
-    let provenance = config::Provenance::read(&matches, &from_dotenv);
+    let provenance = settings::Provenance::read(&matches, &from_dotenv);
     let cli = match cli::Cli::from_arg_matches(&matches) {
         Ok(cli) => cli,
         Err(error) => error.exit(),
@@ -81,7 +82,7 @@ fn fail(error: &anyhow::Error) -> error::ExitStatus {
         ),
         false => message,
     };
-    eprintln!("error: {}", output::printable(&config::scrub(&message)));
+    eprintln!("error: {}", output::printable(&redact::scrub(&message)));
     error::exit_status_of(error)
 }
 

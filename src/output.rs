@@ -29,7 +29,7 @@ pub trait Report {
 /// Prints a report to stdout in the chosen format.
 pub fn print(format: Format, report: &dyn Report) -> anyhow::Result<()> {
     // A report may quote an error, such as `check`'s, and so a secret.
-    let mut text = crate::config::scrub(&match format {
+    let mut text = crate::redact::scrub(&match format {
         Format::Json => serde_json::to_string_pretty(&report.to_json())?,
         Format::Table => report.to_table(),
     });

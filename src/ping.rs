@@ -21,12 +21,12 @@ impl Pinger {
             .filter(|url| !url.is_empty())?;
         let shown = match url::Url::parse(&base) {
             Ok(parsed) => {
-                crate::config::hide_secrets_of_url(&base);
-                crate::config::hide(parsed[url::Position::BeforePath..].trim_start_matches('/'));
+                crate::redact::hide_secrets_of_url(&base);
+                crate::redact::hide(parsed[url::Position::BeforePath..].trim_start_matches('/'));
                 format!("`{}://{}`", parsed.scheme(), parsed.host_str().unwrap_or_default())
             }
             Err(_) => {
-                crate::config::hide(&base);
+                crate::redact::hide(&base);
                 "the ping URL, which is not a URL,".to_string()
             }
         };

@@ -1,7 +1,40 @@
-//! Showing instants to people: in a student's own zone, and as time left.
+//! Time: the run's clock (the system's, the database server's, or frozen by
+//! `--now`), and instants shown to people in a student's zone and as time left.
 
 use chrono::{DateTime, Utc};
 use chrono_tz::Tz;
+
+/// The run's clock: the system clock, or frozen at `--now` so that tests and
+/// operators can place a run exactly anywhere in time.
+#[derive(Debug, Clone)]
+pub struct Clock {
+    frozen: Option<DateTime<Utc>>,
+    /// How far the database server's clock is ahead of this host's.
+    offset: chrono::Duration,
+}
+
+impl Clock {
+    pub fn new(now: Option<DateTime<Utc>>) -> Clock {
+        Clock {
+            frozen: now,
+            offset: chrono::Duration::zero(),
+        }
+    }
+
+    /// Reads time from the database server's clock from now on (unless
+    /// `--now` froze it), so that cron hosts whose clocks disagree still agree
+    /// on when a lease or a retry is due. `server_now` is `None` on SQLite,
+    /// where every run reads the same host's clock anyway.
+    pub fn follow(&mut self, server_now: Option<DateTime<Utc>>) {
+        if let (None, Some(server_now)) = (self.frozen, server_now) {
+            self.offset = server_now - Utc::now();
+        }
+    }
+
+    pub fn now(&self) -> DateTime<Utc> {
+        self.frozen.unwrap_or_else(|| Utc::now() + self.offset)
+    }
+}
 
 /// `2025-09-27 16:00 PDT`: for tables.
 pub fn local_short(instant: DateTime<Utc>, zone: Tz) -> String {
@@ -52,6 +85,27 @@ pub fn human_duration(duration: chrono::Duration) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_clock_follows_the_database_server_unless_now_is_given() {
+        let ahead = Utc::now() + chrono::Duration::hours(1);
+        let mut clock = Clock::new(None);
+        clock.follow(Some(ahead));
+        let skew = clock.now() - Utc::now();
+        assert!(
+            (skew - chrono::Duration::hours(1)).abs() < chrono::Duration::seconds(5),
+            "{skew}"
+        );
+
+        let given: DateTime<Utc> = "2030-03-01T12:00:00Z".parse().unwrap();
+        let mut frozen = Clock::new(Some(given));
+        frozen.follow(Some(ahead));
+        assert_eq!(frozen.now(), given);
+
+        let mut sqlite = Clock::new(None);
+        sqlite.follow(None);
+        assert!((sqlite.now() - Utc::now()).abs() < chrono::Duration::seconds(5));
+    }
 
     #[test]
     fn local_times_carry_the_zone_abbreviation() {

@@ -5,7 +5,7 @@ use serde_json::json;
 
 use super::Outcome;
 use crate::cli::{AssignmentAddArgs, AssignmentCommand};
-use crate::config::DatabaseUrl;
+use crate::db::DatabaseUrl;
 use crate::db::Db;
 use crate::db::assignments::{self, Assignment, AssignmentWithStudent};
 use crate::db::types::{Id, Json, Timestamp};

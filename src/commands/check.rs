@@ -8,13 +8,14 @@ use serde_json::json;
 
 use super::Outcome;
 use crate::cli::MailArgs;
-use crate::config::{DatabaseUrl, MailSettings, Provenance};
+use crate::db::DatabaseUrl;
 use crate::db::Db;
 use crate::error::ExitStatus;
 use crate::mail::Mailer;
 use crate::output::{self, Report};
 use crate::ping::Pinger;
 use crate::render::Templates;
+use crate::settings::{MailSettings, Provenance};
 
 pub fn run(
     database: anyhow::Result<DatabaseUrl>,

@@ -8,13 +8,14 @@ use serde_json::json;
 
 use super::Outcome;
 use crate::cli::WindowArgs;
-use crate::config::{DatabaseUrl, Windows};
+use crate::db::DatabaseUrl;
 use crate::db::Db;
 use crate::db::reminders::{self, Candidate, PENDING};
 use crate::db::types::{Id, Timestamp};
 use crate::input::zone_of;
 use crate::output::{self, Report};
 use crate::schedule::{Target, in_window, nearest_target, window};
+use crate::settings::Windows;
 use crate::time;
 
 /// Rows read per query while walking a window.
@@ -132,7 +133,7 @@ impl NearestRule {
 
 /// Every due (assignment, target) pair, with what a `send` would do with it.
 pub fn due_items(db: &mut Db, windows: &Windows) -> anyhow::Result<Vec<DueItem>> {
-    let now = windows.clock.now();
+    let now = Timestamp::now(&windows.clock);
     let mut items = Vec::new();
     let mut rule = NearestRule::default();
     for target in &windows.targets {

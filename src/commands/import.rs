@@ -18,7 +18,7 @@ use serde_json::json;
 
 use super::Outcome;
 use crate::cli::{ImportArgs, InputFormat};
-use crate::config::DatabaseUrl;
+use crate::db::DatabaseUrl;
 use crate::db::Db;
 use crate::db::assignments::{self, Assignment};
 use crate::db::types::{Id, Json, Timestamp};

@@ -3,7 +3,7 @@
 use serde_json::json;
 
 use super::Outcome;
-use crate::config::DatabaseUrl;
+use crate::db::DatabaseUrl;
 use crate::db::Db;
 use crate::output::Message;
 

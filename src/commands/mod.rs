@@ -3,7 +3,7 @@
 //! [`Outcome`]; none of them prints.
 
 use crate::cli::{Cli, Command, TemplateCommand};
-use crate::config::DatabaseUrl;
+use crate::db::DatabaseUrl;
 use crate::error::ExitStatus;
 use crate::output::Report;
 use crate::render::Templates;
@@ -37,7 +37,7 @@ impl Outcome {
     }
 }
 
-pub fn run(cli: Cli, provenance: &crate::config::Provenance) -> anyhow::Result<Outcome> {
+pub fn run(cli: Cli, provenance: &crate::settings::Provenance) -> anyhow::Result<Outcome> {
     // These two describe the command line itself and need no settings at all.
     match &cli.command {
         Command::Completions { shell } => return Ok(Outcome::success(text_only(completions(*shell)))),

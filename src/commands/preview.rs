@@ -5,7 +5,7 @@ use serde_json::json;
 use super::Outcome;
 use super::assignment::parse_id;
 use crate::cli::PreviewArgs;
-use crate::config::{Clock, DatabaseUrl};
+use crate::db::DatabaseUrl;
 use crate::db::Db;
 use crate::db::reminders::{self, Claimed};
 use crate::db::types::Id;
@@ -17,6 +17,7 @@ use crate::mail;
 use crate::output;
 use crate::render::Templates;
 use crate::schedule::Target;
+use crate::time::Clock;
 
 pub fn run(database: &DatabaseUrl, args: PreviewArgs, templates: Templates) -> anyhow::Result<Outcome> {
     let id = parse_id(&args.assignment_id)?;
@@ -55,7 +56,7 @@ pub fn run(database: &DatabaseUrl, args: PreviewArgs, templates: Templates) -> a
         student_timezone: student.timezone,
         contact_opt_out: student.contact_opt_out,
     };
-    let message = mail::reminder_message(&claimed, &from, clock.now().instant(), &templates)
+    let message = mail::reminder_message(&claimed, &from, clock.now(), &templates)
         .map_err(|SendFailure { reason, .. }| invalid(reason))?;
     let text = String::from_utf8_lossy(&message.formatted()).replace("\r\n", "\n");
     Ok(Outcome::success(output::Message {

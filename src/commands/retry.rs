@@ -4,7 +4,7 @@ use serde_json::json;
 
 use super::Outcome;
 use crate::cli::RetryArgs;
-use crate::config::{Clock, DatabaseUrl};
+use crate::db::DatabaseUrl;
 use crate::db::Db;
 use crate::db::reminders::{self, RetrySelection};
 use crate::db::types::{Id, Timestamp};
@@ -12,6 +12,7 @@ use crate::db::users;
 use crate::error::invalid;
 use crate::input::{Email, parse_instant};
 use crate::output;
+use crate::time::Clock;
 
 pub fn run(database: &DatabaseUrl, args: RetryArgs) -> anyhow::Result<Outcome> {
     let clock = Clock::new(args.now.as_deref().map(parse_instant).transpose()?);
@@ -42,7 +43,7 @@ pub fn run(database: &DatabaseUrl, args: RetryArgs) -> anyhow::Result<Outcome> {
     } else {
         RetrySelection::Ids(ids)
     };
-    let requeued = reminders::requeue_failed(&mut db, &selection, clock.now())?;
+    let requeued = reminders::requeue_failed(&mut db, &selection, Timestamp::now(&clock))?;
     Ok(Outcome::success(output::Message {
         text: format!("requeued {requeued} failed reminder(s); the next `reminders send` delivers them"),
         json: json!({ "requeued": requeued }),

@@ -20,7 +20,7 @@ use serde_json::json;
 use super::Outcome;
 use super::due::{DueList, NearestRule, due_items, walk_window};
 use crate::cli::SendArgs;
-use crate::config::{DatabaseUrl, DeliverySettings, Windows};
+use crate::db::DatabaseUrl;
 use crate::db::Db;
 use crate::db::queue::{NewSendLog, Resolution};
 use crate::db::reminders::{self, Claimed, NewReminder, PENDING, SENT, SKIPPED};
@@ -31,6 +31,7 @@ use crate::mail;
 use crate::output::{self, Report};
 use crate::render::Templates;
 use crate::schedule::{Target, stale_reason};
+use crate::settings::{DeliverySettings, Windows};
 use crate::time;
 
 pub fn run(database: &DatabaseUrl, args: SendArgs, templates: Templates) -> anyhow::Result<Outcome> {
@@ -39,7 +40,7 @@ pub fn run(database: &DatabaseUrl, args: SendArgs, templates: Templates) -> anyh
     if args.dry_run {
         let mut db = Db::open(database)?;
         let items = due_items(&mut db, &windows)?;
-        let queued = reminders::count_claimable(&mut db, windows.clock.now())?;
+        let queued = reminders::count_claimable(&mut db, Timestamp::now(&windows.clock))?;
         return Ok(Outcome::success(DryRun {
             items: DueList(items),
             queued,
@@ -52,7 +53,7 @@ pub fn run(database: &DatabaseUrl, args: SendArgs, templates: Templates) -> anyh
         "database `{}`, mail `{}`, now {}",
         database.display(),
         mail.url.display(),
-        windows.clock.now().instant()
+        windows.clock.now()
     );
     let mut report = SendReport::default();
     let started = std::time::Instant::now();
@@ -83,7 +84,7 @@ pub fn run(database: &DatabaseUrl, args: SendArgs, templates: Templates) -> anyh
 /// finds one assignment in two windows, neither reminder created yet, only the
 /// nearest target is sent; the other is recorded as skipped (`NearestRule`).
 fn schedule_due(db: &mut Db, windows: &Windows, report: &mut SendReport) -> anyhow::Result<()> {
-    let now = windows.clock.now();
+    let now = Timestamp::now(&windows.clock);
     let mut rule = NearestRule::default();
     for target in &windows.targets {
         walk_window(db, windows, target, now, |db, page| {

@@ -3,17 +3,22 @@
 use serde_json::json;
 
 use super::Outcome;
-use crate::config::{Clock, DatabaseUrl};
+use crate::db::DatabaseUrl;
 use crate::db::Db;
 use crate::db::reminders::{self, QueueState};
+use crate::db::types::Timestamp;
 use crate::input::parse_instant;
 use crate::output::{self, Report};
 use crate::time;
+use crate::time::Clock;
 
 pub fn run(database: &DatabaseUrl, now: Option<String>) -> anyhow::Result<Outcome> {
     let clock = Clock::new(now.as_deref().map(parse_instant).transpose()?);
     let mut db = Db::open(database)?;
-    Ok(Outcome::success(reminders::queue_state(&mut db, clock.now())?))
+    Ok(Outcome::success(reminders::queue_state(
+        &mut db,
+        Timestamp::now(&clock),
+    )?))
 }
 
 impl Report for QueueState {

@@ -11,7 +11,7 @@ use serde_json::json;
 
 use super::Outcome;
 use crate::cli::SummaryArgs;
-use crate::config::{Clock, DatabaseUrl, DeliverySettings};
+use crate::db::DatabaseUrl;
 use crate::db::Db;
 use crate::db::queue::{NewSendLog, PENDING, Resolution};
 use crate::db::summaries::{
@@ -26,7 +26,9 @@ use crate::mail::{self, SummaryContent};
 use crate::output::{self, Report};
 use crate::render::Templates;
 use crate::schedule::{summary_day, summary_due};
+use crate::settings::DeliverySettings;
 use crate::time;
+use crate::time::Clock;
 
 /// Students read per query while scheduling summaries.
 const PAGE_SIZE: i64 = 2_000;
@@ -41,7 +43,7 @@ pub fn run(database: &DatabaseUrl, args: SummaryArgs, templates: Templates) -> a
             Some(email) => Some(vec![users::require_user_by_email(&mut db, email.as_str())?.id]),
             None => None,
         };
-        let counts = summaries::counts_by_student(&mut db, clock.now(), students.as_deref())?;
+        let counts = summaries::counts_by_student(&mut db, Timestamp::now(&clock), students.as_deref())?;
         let next_titles = next_titles(&mut db, &counts)?;
         return Ok(Outcome::success(CountsReport { counts, next_titles }));
     }
@@ -53,7 +55,7 @@ pub fn run(database: &DatabaseUrl, args: SummaryArgs, templates: Templates) -> a
     if args.dry_run {
         let mut db = Db::open(database)?;
         let mut owed = 0;
-        owed_summaries(&mut db, clock.now(), |_, page| {
+        owed_summaries(&mut db, Timestamp::now(&clock), |_, page| {
             owed += page.len();
             Ok(())
         })?;
@@ -65,7 +67,7 @@ pub fn run(database: &DatabaseUrl, args: SummaryArgs, templates: Templates) -> a
     let mut db = Db::open(database)?;
     clock.follow(db.server_clock()?);
     let mut scheduled = 0;
-    owed_summaries(&mut db, clock.now(), |db, page| {
+    owed_summaries(&mut db, Timestamp::now(&clock), |db, page| {
         scheduled += summaries::schedule(db, &page)?;
         Ok(())
     })?;

@@ -5,7 +5,7 @@ use serde_json::json;
 
 use super::Outcome;
 use crate::cli::{Switch, UserAddArgs, UserCommand, UserSetArgs};
-use crate::config::DatabaseUrl;
+use crate::db::DatabaseUrl;
 use crate::db::Db;
 use crate::db::summaries;
 use crate::db::types::Timestamp;

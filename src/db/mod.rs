@@ -14,8 +14,6 @@ use diesel::prelude::*;
 use diesel::sqlite::Sqlite;
 use diesel_migrations::{EmbeddedMigrations, MigrationHarness, embed_migrations};
 
-use crate::config::DatabaseUrl;
-
 pub mod assignments;
 pub mod queue;
 pub mod reminders;
@@ -23,7 +21,10 @@ pub mod retention;
 pub mod schema;
 pub mod summaries;
 pub mod types;
+pub mod url;
 pub mod users;
+
+pub use url::DatabaseUrl;
 
 const POSTGRES_MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations/postgres");
 const SQLITE_MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations/sqlite");

@@ -84,6 +84,11 @@ impl fmt::Display for Id {
 pub struct Timestamp(DateTime<Utc>);
 
 impl Timestamp {
+    /// The run's clock reading, as stored.
+    pub fn now(clock: &crate::time::Clock) -> Timestamp {
+        Timestamp::new(clock.now())
+    }
+
     pub fn new(instant: DateTime<Utc>) -> Self {
         Timestamp(instant.trunc_subsecs(6))
     }
