@@ -1,10 +1,11 @@
 //! The command line, as clap derive types only. Doc comments are the help text.
 
-use chrono::Duration;
+use chrono::{DateTime, Duration, Utc};
 use clap::{Args, Parser, Subcommand};
 
-use crate::input::duration_between;
+use crate::input::{duration_between, parse_instant};
 use crate::output::Format;
+use crate::queue::policy::DEFAULT_MAX_ATTEMPTS;
 use crate::schedule::Unit;
 
 const AFTER_HELP: &str = "\
@@ -65,6 +66,10 @@ pub struct GlobalArgs {
     )]
     pub ping_url: Option<String>,
 
+    /// Run as if the clock read this time (RFC 3339), to check a schedule or replay a day
+    #[arg(long, global = true, value_name = "RFC3339", value_parser = parse_instant)]
+    pub now: Option<DateTime<Utc>>,
+
     /// A PEM file of CA certificates to trust for TLS, besides the system's store
     #[arg(long, env = "REMINDERS_CA_FILE", global = true, value_name = "FILE")]
     pub ca_file: Option<std::path::PathBuf>,
@@ -87,12 +92,8 @@ pub enum Command {
     /// Per-student counts; with --send, email each student's daily summary
     Summary(SummaryArgs),
     /// The state of the reminder queue: pending, retrying, failed, sent, bounced
-    Status {
-        /// Pretend the clock reads this RFC 3339 time
-        #[arg(long, value_name = "RFC3339")]
-        now: Option<String>,
-    },
-    /// Put failed reminders back in the queue, attempts reset
+    Status,
+    /// Put failed reminders and daily summaries back in the queue, attempts reset
     Retry(RetryArgs),
     /// Delete old send logs and finished reminders and summaries
     Prune(PruneArgs),
@@ -118,21 +119,18 @@ pub enum Command {
 #[derive(Debug, Args)]
 #[command(group = clap::ArgGroup::new("which").required(true).args(["failed", "ids"]))]
 pub struct RetryArgs {
-    /// Every failed reminder (narrow it with --since and --student)
+    /// Every failed reminder and daily summary (narrow it with --since and --student)
     #[arg(long)]
     pub failed: bool,
-    /// With --failed: only reminders that failed at or after this time (RFC 3339)
-    #[arg(long, value_name = "WHEN", requires = "failed")]
-    pub since: Option<String>,
-    /// With --failed: only this student's reminders
+    /// With --failed: only those that failed at or after this time
+    #[arg(long, value_name = "RFC3339", requires = "failed", value_parser = parse_instant)]
+    pub since: Option<DateTime<Utc>>,
+    /// With --failed: only this student's
     #[arg(long, value_name = "EMAIL", requires = "failed")]
     pub student: Option<String>,
-    /// These reminders, by id
+    /// These reminders or daily summaries, by id
     #[arg(value_name = "ID", conflicts_with = "failed")]
     pub ids: Vec<String>,
-    /// Pretend the clock reads this RFC 3339 time
-    #[arg(long, value_name = "RFC3339")]
-    pub now: Option<String>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -151,9 +149,6 @@ pub struct PreviewArgs {
     /// The reminder type, such as 24h, 2h or 2m
     #[arg(long = "type", default_value = "24h", value_name = "TYPE")]
     pub reminder_type: String,
-    /// Pretend the clock reads this RFC 3339 time
-    #[arg(long, value_name = "RFC3339")]
-    pub now: Option<String>,
     /// The sender, such as `Reminders <noreply@school.example>`
     #[arg(long, env = "MAIL_FROM", value_name = "MAILBOX")]
     pub mail_from: Option<String>,
@@ -167,9 +162,6 @@ pub struct PruneArgs {
     /// Count what would be deleted, and delete nothing
     #[arg(long)]
     pub dry_run: bool,
-    /// Pretend the clock reads this RFC 3339 time
-    #[arg(long, value_name = "RFC3339")]
-    pub now: Option<String>,
 }
 
 #[derive(Debug, Args)]
@@ -177,9 +169,6 @@ pub struct SummaryArgs {
     /// Only this student
     #[arg(long, value_name = "EMAIL")]
     pub student: Option<String>,
-    /// Pretend the clock reads this RFC 3339 time
-    #[arg(long, value_name = "RFC3339")]
-    pub now: Option<String>,
     /// Email today's summary to every student whose local summary hour has come
     #[arg(long)]
     pub send: bool,
@@ -203,9 +192,6 @@ pub struct WindowArgs {
     /// Half-width T of each window, in minutes, 0 to 1440 [default: 1 in minutes mode, 30 in hours mode]
     #[arg(long, value_name = "MINUTES", value_parser = clap::value_parser!(u32).range(0..=1440))]
     pub tolerance: Option<u32>,
-    /// Pretend the clock reads this RFC 3339 time (for checking a schedule)
-    #[arg(long, value_name = "RFC3339")]
-    pub now: Option<String>,
 }
 
 #[derive(Debug, Args)]
@@ -226,7 +212,7 @@ pub struct SendArgs {
 #[derive(Debug, Args)]
 pub struct DeliveryArgs {
     /// Attempts before a message that keeps failing is marked failed (1 to 100)
-    #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(i32).range(1..=100))]
+    #[arg(long, default_value_t = DEFAULT_MAX_ATTEMPTS, value_parser = clap::value_parser!(i32).range(1..=100))]
     pub max_attempts: i32,
     /// Messages claimed per database round trip (1 to 10000)
     #[arg(long, default_value_t = 500, value_parser = clap::value_parser!(i64).range(1..=10_000))]

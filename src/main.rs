@@ -11,18 +11,19 @@ use clap::{CommandFactory, FromArgMatches};
 mod cli;
 mod commands;
 mod db;
-mod delivery;
 mod error;
-mod failure;
 mod input;
 mod log;
 mod mail;
 mod output;
 mod ping;
+mod queue;
 mod redact;
+mod reminders;
 mod render;
 mod schedule;
 mod settings;
+mod summaries;
 mod time;
 mod tls;
 
@@ -38,7 +39,14 @@ fn main() -> ExitCode {
         Ok(names) => names,
         Err(error) => return ExitCode::from(fail(&error).code()),
     };
-    let matches = cli::Cli::command().get_matches();
+    let matches = match cli::Cli::command().try_get_matches() {
+        Ok(matches) => matches,
+        Err(error) if error.use_stderr() => {
+            eprintln!("{}", one_line_usage_error(&error));
+            return ExitCode::from(error::ExitStatus::BadInput.code());
+        }
+        Err(help_or_version) => help_or_version.exit(),
+    };
     let provenance = settings::Provenance::read(&matches, &from_dotenv);
     let cli = match cli::Cli::from_arg_matches(&matches) {
         Ok(cli) => cli,
@@ -84,6 +92,19 @@ fn fail(error: &anyhow::Error) -> error::ExitStatus {
     };
     eprintln!("error: {}", output::printable(&redact::scrub(&message)));
     error::exit_status_of(error)
+}
+
+/// A command-line error as one line, like every other error: clap's message
+/// and its list of what is missing, without the usage and the pointer to `--help`.
+fn one_line_usage_error(error: &clap::Error) -> String {
+    let rendered = error.render().to_string();
+    let message: Vec<&str> = rendered
+        .lines()
+        .take_while(|line| !line.starts_with("Usage:") && !line.starts_with("For more information"))
+        .map(str::trim)
+        .filter(|line| !line.is_empty())
+        .collect();
+    output::printable(&message.join(" "))
 }
 
 /// Diesel names the statements it caches `__diesel_stmt_N`. Such a name that

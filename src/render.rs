@@ -114,7 +114,7 @@ impl Templates {
         };
         let subject = render("subject.txt")?.unwrap_or_default();
         Ok(Rendered {
-            subject: crate::mail::header_safe(&subject),
+            subject: header_safe(&subject),
             text: render("body.txt")?.unwrap_or_default(),
             html: render("body.html")?,
         })
@@ -255,4 +255,10 @@ fn sample_summary() -> SummaryContext {
         upcoming: vec![item("Problem set 1"), item("Lab report")],
         upcoming_more: 0,
     }
+}
+/// A header value on one line: CR, LF and other control characters become
+/// spaces, so data can never start a header or add a recipient.
+pub fn header_safe(text: &str) -> String {
+    let spaced: String = text.chars().map(|c| if c.is_control() { ' ' } else { c }).collect();
+    spaced.split_whitespace().collect::<Vec<_>>().join(" ")
 }

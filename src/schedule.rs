@@ -1,5 +1,5 @@
 //! The time rules of sending, as pure functions: target windows, which of two
-//! nearby targets wins, the delivery window, and retry backoff.
+//! nearby targets wins, the delivery window, and the hour of a daily summary.
 
 use std::fmt;
 
@@ -158,17 +158,6 @@ pub fn stale_reason(
             target
         )
     })
-}
-
-/// The wait before retry number `attempts + 1`: `base`, doubling per attempt,
-/// capped at an hour, plus up to a quarter more of jitter so that a crowd of
-/// retries does not arrive at the mail server at once.
-pub fn backoff(attempts: i32, base: Duration) -> Duration {
-    const CAP: Duration = Duration::hours(1);
-    let doublings = attempts.saturating_sub(1).clamp(0, 20) as u32;
-    let delay = base.checked_mul(1 << doublings).unwrap_or(CAP).min(CAP).max(base);
-    let jitter_ms = (delay.num_milliseconds() as f64 * fastrand::f64() / 4.0) as i64;
-    delay + Duration::milliseconds(jitter_ms)
 }
 
 /// The instant a student's daily summary becomes due on local `date`: `hour`
@@ -333,15 +322,5 @@ mod tests {
         );
         // 00:30 on the 31st: both days have passed; the 31st's hour has not come.
         assert!(due("2025-03-31T01:30:00Z").is_empty());
-    }
-
-    #[test]
-    fn backoff_doubles_from_the_base_with_bounded_jitter() {
-        let base = Duration::minutes(1);
-        for (attempts, minutes) in [(1, 1), (2, 2), (3, 4), (4, 8), (10, 60), (40, 60)] {
-            let wait = backoff(attempts, base);
-            let floor = Duration::minutes(minutes);
-            assert!(wait >= floor && wait <= floor + floor / 4, "attempt {attempts}: {wait}");
-        }
     }
 }

@@ -8,12 +8,12 @@ use std::path::Path;
 use anyhow::{Context, anyhow};
 
 use crate::cli::{DeliveryArgs, MailArgs, WindowArgs};
-use crate::delivery::DeliveryOptions;
 use crate::error::invalid;
-use crate::input::parse_instant;
 use crate::mail::MailUrl;
 use crate::mail::Mailer;
-use crate::schedule::{Target, parse_targets};
+use crate::queue::pipeline::DeliveryOptions;
+use crate::reminders::plan::Windows;
+use crate::schedule::parse_targets;
 use crate::time::Clock;
 
 /// Where each setting came from: a flag, the environment, `.env`, or the default.
@@ -125,27 +125,16 @@ fn line_of(bytes: &[u8], offset: usize) -> usize {
         + 1
 }
 
-/// The reminder windows of a `due` or `send` run.
-pub struct Windows {
-    pub targets: Vec<Target>,
-    pub tolerance: chrono::Duration,
-    pub clock: Clock,
-}
-
-impl Windows {
-    pub fn from_args(args: &WindowArgs) -> anyhow::Result<Windows> {
-        let targets = parse_targets(&args.targets, args.unit)?;
-        let tolerance = match args.tolerance {
+/// The reminder windows of a `due` or `send` run, from its flags, on the run's clock.
+pub fn windows(args: &WindowArgs, clock: Clock) -> anyhow::Result<Windows> {
+    Ok(Windows {
+        targets: parse_targets(&args.targets, args.unit)?,
+        tolerance: match args.tolerance {
             Some(minutes) => chrono::Duration::minutes(minutes.into()),
             None => args.unit.default_tolerance(),
-        };
-        let now = args.now.as_deref().map(parse_instant).transpose()?;
-        Ok(Windows {
-            targets,
-            tolerance,
-            clock: Clock::new(now),
-        })
-    }
+        },
+        clock,
+    })
 }
 
 /// Where mail goes and who it is from; both are required to send.
@@ -167,22 +156,22 @@ impl MailSettings {
                     "no mail server is set: set `--smtp-url` or `SMTP_URL` (e.g. smtp://localhost:25 or file://outbox)"
                 )
             })?;
-        let from = args
-            .mail_from
-            .as_deref()
-            .filter(|from| !from.trim().is_empty())
-            .ok_or_else(|| {
-                anyhow::anyhow!(
-                    "no sender is set: set `--mail-from` or `MAIL_FROM` (e.g. Reminders <noreply@school.example>)"
-                )
-            })?;
         Ok(MailSettings {
             url: MailUrl::parse(url)?,
-            from: from
-                .trim()
-                .parse()
-                .map_err(|error| anyhow::anyhow!("MAIL_FROM `{from}` is not a mailbox: {error}"))?,
+            from: MailSettings::sender(args.mail_from.as_deref())?,
         })
+    }
+
+    /// `MAIL_FROM`, required wherever a message is built.
+    pub fn sender(mail_from: Option<&str>) -> anyhow::Result<lettre::message::Mailbox> {
+        let from = mail_from.filter(|from| !from.trim().is_empty()).ok_or_else(|| {
+            anyhow::anyhow!(
+                "no sender is set: set `--mail-from` or `MAIL_FROM` (e.g. Reminders <noreply@school.example>)"
+            )
+        })?;
+        from.trim()
+            .parse()
+            .map_err(|error| anyhow::anyhow!("MAIL_FROM `{from}` is not a mailbox: {error}"))
     }
 }
 

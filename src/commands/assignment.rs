@@ -1,6 +1,5 @@
 //! `reminders assignment …`: add, list and complete assignments.
 
-use chrono::Utc;
 use serde_json::json;
 
 use super::Outcome;
@@ -15,9 +14,9 @@ use crate::input::{Email, parse_description, parse_due, parse_metadata, parse_ti
 use crate::output::{self, Report};
 use crate::time;
 
-pub fn run(database: &DatabaseUrl, command: AssignmentCommand) -> anyhow::Result<Outcome> {
+pub fn run(database: &DatabaseUrl, command: AssignmentCommand, now: Timestamp) -> anyhow::Result<Outcome> {
     match command {
-        AssignmentCommand::Add(args) => add(database, args),
+        AssignmentCommand::Add(args) => add(database, args, now),
         AssignmentCommand::List { student } => {
             let student = student.as_deref().map(Email::parse).transpose()?;
             let mut db = Db::open(database)?;
@@ -29,17 +28,17 @@ pub fn run(database: &DatabaseUrl, command: AssignmentCommand) -> anyhow::Result
                 &mut db, student_id,
             )?)))
         }
-        AssignmentCommand::Import(args) => super::import::assignments(database, args),
+        AssignmentCommand::Import(args) => super::import::assignments(database, args, now),
         AssignmentCommand::Complete { id } => {
             let id = parse_id(&id)?;
             let mut db = Db::open(database)?;
-            let assignment = assignments::complete_assignment(&mut db, id, Timestamp::new(Utc::now()))?;
+            let assignment = assignments::complete_assignment(&mut db, id, now)?;
             Ok(Outcome::success(AssignmentList(vec![assignment])))
         }
     }
 }
 
-fn add(database: &DatabaseUrl, args: AssignmentAddArgs) -> anyhow::Result<Outcome> {
+fn add(database: &DatabaseUrl, args: AssignmentAddArgs, now: Timestamp) -> anyhow::Result<Outcome> {
     let email = Email::parse(&args.student)?;
     let title = parse_title(&args.title)?;
     let description = parse_description(args.description.as_deref())?;
@@ -47,7 +46,6 @@ fn add(database: &DatabaseUrl, args: AssignmentAddArgs) -> anyhow::Result<Outcom
     let mut db = Db::open(database)?;
     let student = users::require_user_by_email(&mut db, email.as_str())?;
     let due_at = parse_due(&args.due, zone_of(student.timezone.as_deref()))?;
-    let now = Timestamp::new(Utc::now());
     let assignment = Assignment {
         id: Id::new(),
         title,

@@ -10,7 +10,6 @@ use std::path::Path;
 use std::time::Instant;
 
 use anyhow::Context;
-use chrono::Utc;
 use indicatif::{ProgressBar, ProgressStyle};
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
@@ -52,11 +51,10 @@ struct AssignmentRow {
     metadata: Option<serde_json::Value>,
 }
 
-pub fn users(database: &DatabaseUrl, args: ImportArgs) -> anyhow::Result<Outcome> {
+pub fn users(database: &DatabaseUrl, args: ImportArgs, now: Timestamp) -> anyhow::Result<Outcome> {
     let rows = open_rows::<UserRow>(&args)?;
     let mut db = Db::open(database)?;
     let started = Instant::now();
-    let now = Timestamp::new(Utc::now());
     let (imported, skipped) = import_in_batches(&mut db, rows, |db, batch| {
         let emails: Vec<String> = batch.iter().map(|(_, row)| row.email.trim().to_lowercase()).collect();
         let mut taken: HashSet<String> = users::existing_emails(db, &emails)?.into_iter().collect();
@@ -87,11 +85,10 @@ pub fn users(database: &DatabaseUrl, args: ImportArgs) -> anyhow::Result<Outcome
     Ok(Outcome::success(report("users", imported, skipped, started)))
 }
 
-pub fn assignments(database: &DatabaseUrl, args: ImportArgs) -> anyhow::Result<Outcome> {
+pub fn assignments(database: &DatabaseUrl, args: ImportArgs, now: Timestamp) -> anyhow::Result<Outcome> {
     let rows = open_rows::<AssignmentRow>(&args)?;
     let mut db = Db::open(database)?;
     let started = Instant::now();
-    let now = Timestamp::new(Utc::now());
     let (imported, skipped) = import_in_batches(&mut db, rows, |db, batch| {
         let mut emails = Vec::with_capacity(batch.len());
         for (line, row) in &batch {

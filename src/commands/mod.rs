@@ -4,9 +4,11 @@
 
 use crate::cli::{Cli, Command, TemplateCommand};
 use crate::db::DatabaseUrl;
+use crate::db::types::Timestamp;
 use crate::error::ExitStatus;
 use crate::output::Report;
 use crate::render::Templates;
+use crate::time::Clock;
 
 mod assignment;
 mod check;
@@ -57,18 +59,20 @@ pub fn run(cli: Cli, provenance: &crate::settings::Provenance) -> anyhow::Result
     }
     let database = DatabaseUrl::parse(cli.global.database_url.as_deref())?;
     let templates = cli.global.templates;
+    let clock = Clock::new(cli.global.now);
+    let now = Timestamp::now(&clock);
     match cli.command {
         Command::Migrate => migrate::run(&database),
-        Command::User(command) => user::run(&database, command),
-        Command::Assignment(command) => assignment::run(&database, command),
-        Command::Due(args) => due::run(&database, args),
-        Command::Send(args) => send::run(&database, args, load_templates(templates.as_deref())?),
-        Command::Summary(args) => summary::run(&database, args, load_templates(templates.as_deref())?),
+        Command::User(command) => user::run(&database, command, now),
+        Command::Assignment(command) => assignment::run(&database, command, now),
+        Command::Due(args) => due::run(&database, args, clock),
+        Command::Send(args) => send::run(&database, args, clock, load_templates(templates.as_deref())?),
+        Command::Summary(args) => summary::run(&database, args, clock, load_templates(templates.as_deref())?),
         Command::Template(TemplateCommand::Check { dir }) => template::check(dir.or(templates).as_deref()),
-        Command::Preview(args) => preview::run(&database, args, load_templates(templates.as_deref())?),
-        Command::Status { now } => status::run(&database, now),
-        Command::Retry(args) => retry::run(&database, args),
-        Command::Prune(args) => prune::run(&database, args),
+        Command::Preview(args) => preview::run(&database, args, clock, load_templates(templates.as_deref())?),
+        Command::Status => status::run(&database, clock),
+        Command::Retry(args) => retry::run(&database, args, clock),
+        Command::Prune(args) => prune::run(&database, args, clock),
         Command::Completions { .. } | Command::Man | Command::Check { .. } => {
             unreachable!("handled before the database URL is read")
         }

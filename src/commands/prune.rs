@@ -4,17 +4,13 @@ use serde_json::json;
 
 use super::Outcome;
 use crate::cli::PruneArgs;
-use crate::db::DatabaseUrl;
-use crate::db::Db;
-use crate::db::retention;
 use crate::db::types::Timestamp;
-use crate::input::parse_instant;
+use crate::db::{DatabaseUrl, Db, retention};
 use crate::output;
 use crate::time;
 use crate::time::Clock;
 
-pub fn run(database: &DatabaseUrl, args: PruneArgs) -> anyhow::Result<Outcome> {
-    let clock = Clock::new(args.now.as_deref().map(parse_instant).transpose()?);
+pub fn run(database: &DatabaseUrl, args: PruneArgs, clock: Clock) -> anyhow::Result<Outcome> {
     let now = Timestamp::now(&clock);
     let cutoff = Timestamp::new(time::saturating_add(now.instant(), -args.older_than));
     let mut db = Db::open(database)?;

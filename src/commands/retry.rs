@@ -4,24 +4,16 @@ use serde_json::json;
 
 use super::Outcome;
 use crate::cli::RetryArgs;
-use crate::db::DatabaseUrl;
-use crate::db::Db;
-use crate::db::reminders::{self, RetrySelection};
 use crate::db::types::{Id, Timestamp};
-use crate::db::users;
+use crate::db::{DatabaseUrl, Db, users};
 use crate::error::invalid;
-use crate::input::{Email, parse_instant};
+use crate::input::Email;
 use crate::output;
+use crate::queue::{self, RetrySelection};
 use crate::time::Clock;
 
-pub fn run(database: &DatabaseUrl, args: RetryArgs) -> anyhow::Result<Outcome> {
-    let clock = Clock::new(args.now.as_deref().map(parse_instant).transpose()?);
-    let since = args
-        .since
-        .as_deref()
-        .map(parse_instant)
-        .transpose()?
-        .map(Timestamp::new);
+pub fn run(database: &DatabaseUrl, args: RetryArgs, clock: Clock) -> anyhow::Result<Outcome> {
+    let since = args.since.map(Timestamp::new);
     let student = args.student.as_deref().map(Email::parse).transpose()?;
     let ids = args
         .ids
@@ -30,7 +22,7 @@ pub fn run(database: &DatabaseUrl, args: RetryArgs) -> anyhow::Result<Outcome> {
             raw.trim()
                 .parse()
                 .map(Id)
-                .map_err(|_| invalid(format!("`{raw}` is not a reminder id (a UUID)")))
+                .map_err(|_| invalid(format!("`{raw}` is not a reminder id or a summary id (a UUID)")))
         })
         .collect::<anyhow::Result<Vec<Id>>>()?;
     let mut db = Db::open(database)?;
@@ -43,9 +35,13 @@ pub fn run(database: &DatabaseUrl, args: RetryArgs) -> anyhow::Result<Outcome> {
     } else {
         RetrySelection::Ids(ids)
     };
-    let requeued = reminders::requeue_failed(&mut db, &selection, Timestamp::now(&clock))?;
+    let requeued = queue::retry(&mut db, &selection, Timestamp::now(&clock))?;
+    let total = requeued.reminders + requeued.daily_summaries;
     Ok(Outcome::success(output::Message {
-        text: format!("requeued {requeued} failed reminder(s); the next `reminders send` delivers them"),
-        json: json!({ "requeued": requeued }),
+        text: format!(
+            "requeued {} failed reminder(s) and {} failed daily summary(ies); the next run delivers them",
+            requeued.reminders, requeued.daily_summaries
+        ),
+        json: json!({ "requeued": total, "reminders": requeued.reminders, "daily_summaries": requeued.daily_summaries }),
     }))
 }

@@ -1,6 +1,5 @@
 //! `reminders user …`: add, list, opt out and opt in students.
 
-use chrono::Utc;
 use serde_json::json;
 
 use super::Outcome;
@@ -12,23 +11,25 @@ use crate::db::types::Timestamp;
 use crate::db::users::{self, User};
 use crate::input::{Email, parse_name, parse_timezone, zone_of};
 use crate::output::{self, Report};
+use crate::queue::OptOutReason;
+use crate::queue::policy::REJECTIONS_BEFORE_OPT_OUT;
 use crate::time;
 
-pub fn run(database: &DatabaseUrl, command: UserCommand) -> anyhow::Result<Outcome> {
+pub fn run(database: &DatabaseUrl, command: UserCommand, now: Timestamp) -> anyhow::Result<Outcome> {
     match command {
-        UserCommand::Add(args) => add(database, args),
+        UserCommand::Add(args) => add(database, args, now),
         UserCommand::List => {
             let mut db = Db::open(database)?;
             Ok(Outcome::success(UserList(users::list_users(&mut db)?)))
         }
-        UserCommand::OptOut { email } => set_opt_out(database, &email, true),
-        UserCommand::OptIn { email } => set_opt_out(database, &email, false),
-        UserCommand::Set(args) => set_preferences(database, args),
-        UserCommand::Import(args) => super::import::users(database, args),
+        UserCommand::OptOut { email } => set_opt_out(database, &email, true, now),
+        UserCommand::OptIn { email } => set_opt_out(database, &email, false, now),
+        UserCommand::Set(args) => set_preferences(database, args, now),
+        UserCommand::Import(args) => super::import::users(database, args, now),
     }
 }
 
-fn add(database: &DatabaseUrl, args: UserAddArgs) -> anyhow::Result<Outcome> {
+fn add(database: &DatabaseUrl, args: UserAddArgs, now: Timestamp) -> anyhow::Result<Outcome> {
     let email = Email::parse(&args.email)?;
     let name = parse_name(args.name.as_deref())?;
     let timezone = match args.timezone.as_deref() {
@@ -36,31 +37,29 @@ fn add(database: &DatabaseUrl, args: UserAddArgs) -> anyhow::Result<Outcome> {
         None => chrono_tz::UTC,
     };
     let mut db = Db::open(database)?;
-    let now = Timestamp::new(Utc::now());
     let user = User::new(email.as_str(), name, timezone.name(), now);
     users::insert_user(&mut db, &user)?;
     Ok(Outcome::success(UserList(vec![user])))
 }
 
-fn set_opt_out(database: &DatabaseUrl, email: &str, opt_out: bool) -> anyhow::Result<Outcome> {
+fn set_opt_out(database: &DatabaseUrl, email: &str, opt_out: bool, now: Timestamp) -> anyhow::Result<Outcome> {
     let email = Email::parse(email)?;
     let mut db = Db::open(database)?;
     let before = users::require_user_by_email(&mut db, email.as_str())?;
-    let user = users::set_contact_opt_out(&mut db, email.as_str(), opt_out, Timestamp::new(Utc::now()))?;
-    if !opt_out && before.opt_out_reason.as_deref() == Some("bounced") {
+    let user = users::set_contact_opt_out(&mut db, email.as_str(), opt_out, now)?;
+    if !opt_out && before.opt_out_reason == Some(OptOutReason::Bounced) {
         crate::log::warning!(
-            "`{}` had been opted out for bounces (its mail was rejected 3 times in a row); mail to it is on again",
+            "`{}` had been opted out for bounces (its mail was rejected {REJECTIONS_BEFORE_OPT_OUT} times in a row); mail to it is on again",
             user.email
         );
     }
     Ok(Outcome::success(UserList(vec![user])))
 }
 
-fn set_preferences(database: &DatabaseUrl, args: UserSetArgs) -> anyhow::Result<Outcome> {
+fn set_preferences(database: &DatabaseUrl, args: UserSetArgs, now: Timestamp) -> anyhow::Result<Outcome> {
     let email = Email::parse(&args.email)?;
     let mut db = Db::open(database)?;
     let user = users::require_user_by_email(&mut db, email.as_str())?;
-    let now = Timestamp::new(Utc::now());
     let mut preferences = summaries::preferences(&mut db, user.id, now)?;
     if let Some(hour) = args.summary_hour {
         preferences.summary_hour = hour;

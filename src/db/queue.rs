@@ -1,19 +1,20 @@
-//! What the two send queues (`reminders` and `daily_summaries`) share: their
-//! statuses, how a finished attempt is written back, and the send log.
+//! The two send queues, `reminders` and `daily_summaries`, written once.
 //!
-//! The two tables have the same queue columns (status, scheduled_for,
-//! attempts, last_error, sent_at, claimed_until, claimed_by), so the writes
-//! are macros that name the table and compile against either.
+//! Both tables have the same queue columns (status, scheduled_for, attempts,
+//! last_error, sent_at, claimed_until, claimed_by). [`queue_table!`] takes a
+//! table and what differs (the claim order, the row a claim loads, how a
+//! student's rows are found) and generates the plain functions that claim,
+//! renew, record, release, requeue and count its rows. `db::reminders` and
+//! `db::summaries` each invoke it once.
 
+use anyhow::Context;
 use diesel::prelude::*;
 
-use super::schema::send_logs;
-use super::types::{Id, Timestamp};
+use super::schema::{send_logs, users};
+use super::types::{Id, LogStatus, OptOutReason, Timestamp};
+use super::{Db, with_conn, write_transaction};
 
-pub const PENDING: &str = "pending";
-pub const SENT: &str = "sent";
-pub const FAILED: &str = "failed";
-pub const SKIPPED: &str = "skipped";
+pub use super::types::Status;
 
 /// How one claimed message ended in this run.
 #[derive(Debug, Clone)]
@@ -42,16 +43,41 @@ pub struct NewSendLog {
     pub to_email: String,
     pub from_inbox: String,
     pub message_id: Option<String>,
-    pub status: &'static str,
+    pub status: LogStatus,
     pub error: Option<String>,
     pub created_at: Timestamp,
 }
 
+/// Which failed messages `retry` puts back.
+pub enum RetrySelection {
+    /// Every failed one, optionally only those last updated at or after
+    /// `since`, or those of one student.
+    Failed {
+        since: Option<Timestamp>,
+        student: Option<Id>,
+    },
+    /// These, which must all be failed.
+    Ids(Vec<Id>),
+}
+
+/// One queue at a glance, for `reminders status`.
+#[derive(Debug, Default, serde::Serialize)]
+pub struct QueueState {
+    /// Rows per status, all time, zero counts included.
+    pub by_status: Vec<(Status, i64)>,
+    /// Pending rows that failed before and wait for their next attempt.
+    pub waiting_for_retry: i64,
+    pub next_retry_at: Option<Timestamp>,
+    /// Pending rows due now or earlier (ready for the next run).
+    pub ready: i64,
+    pub oldest_ready: Option<Timestamp>,
+    pub sent_last_24h: i64,
+}
+
 /// Whether any of these send logs is stored: after a lost connection, whether
 /// the group commit that carried them went through before the line dropped.
-pub fn any_log_stored(db: &mut super::Db, ids: &[Id]) -> anyhow::Result<bool> {
-    use anyhow::Context;
-    let found: i64 = super::with_conn!(db, conn => send_logs::table
+pub fn any_log_stored(db: &mut Db, ids: &[Id]) -> anyhow::Result<bool> {
+    let found: i64 = with_conn!(db, conn => send_logs::table
         .filter(send_logs::id.eq_any(ids))
         .count()
         .get_result(conn))
@@ -59,18 +85,357 @@ pub fn any_log_stored(db: &mut super::Db, ids: &[Id]) -> anyhow::Result<bool> {
     Ok(found > 0)
 }
 
-/// Inserts send logs inside the caller's transaction.
-macro_rules! insert_logs {
-    ($conn:ident, $logs:expr) => {{
-        let logs: &[$crate::db::queue::NewSendLog] = $logs;
-        if !logs.is_empty() {
-            diesel::insert_into($crate::db::schema::send_logs::table)
-                .values(logs)
+/// The bounce rule's write: reads the address's latest `limit` send logs,
+/// and when `rule` says they warrant it, opts the user out (reason `bounced`)
+/// and notes it in the latest log, all in one transaction. The rule itself
+/// is the caller's (`queue::policy`). Returns whether it opted the address out now.
+pub fn opt_out_after_rejections(
+    db: &mut Db,
+    email: &str,
+    limit: i64,
+    rule: impl Fn(&[LogStatus]) -> bool,
+    now: Timestamp,
+) -> anyhow::Result<bool> {
+    write_transaction!(db, conn => {
+        let latest: Vec<(Id, LogStatus)> = send_logs::table
+            .filter(send_logs::to_email.eq(email))
+            .order((send_logs::created_at.desc(), send_logs::id.desc()))
+            .select((send_logs::id, send_logs::status))
+            .limit(limit)
+            .load(conn)?;
+        let statuses: Vec<LogStatus> = latest.iter().map(|(_, status)| *status).collect();
+        if !rule(&statuses) {
+            return Ok(false);
+        }
+        let opted_out = diesel::update(
+            users::table
+                .filter(users::email.eq(email))
+                .filter(users::contact_opt_out.eq(false)),
+        )
+        .set((
+            users::contact_opt_out.eq(true),
+            users::opt_out_reason.eq(OptOutReason::Bounced),
+            users::updated_at.eq(now),
+        ))
+        .execute(conn)?;
+        if opted_out == 0 {
+            return Ok(false);
+        }
+        let note = format!("; {limit} rejections in a row, so the address is now opted out");
+        let latest_log = send_logs::table.find(latest[0].0);
+        let error: Option<String> = latest_log.select(send_logs::error).first(conn)?;
+        diesel::update(latest_log)
+            .set(send_logs::error.eq(error.unwrap_or_default() + &note))
+            .execute(conn)?;
+        Ok(true)
+    })
+    .context("cannot apply the bounce rule")
+}
+
+/// Generates a queue table's functions. `order` is the claim order; `load`
+/// names a macro `load!(conn, run_id, ids)` that loads the rows `run_id`
+/// still holds among `ids` as the claimed row type `row`; `of_student`
+/// turns a student's id into a filter on the table. `what` names the rows
+/// in error messages.
+macro_rules! queue_table {
+    (
+        table: $table:ident,
+        row: $row:ty,
+        order: $order:expr,
+        load: $load:ident,
+        of_student: |$student:ident| $of_student:expr,
+        what: $what:literal,
+    ) => {
+        use $crate::db::queue::{NewSendLog, QueueState, Resolution, RetrySelection, lease_and_load};
+
+        /// Leases up to `limit` pending rows that are due by `now` and not
+        /// leased by a live run to `run_id` until `lease_until`, and loads
+        /// them. One short write transaction: `FOR UPDATE SKIP LOCKED` on
+        /// PostgreSQL, so runs on several hosts take disjoint rows without
+        /// waiting; `BEGIN IMMEDIATE` on SQLite, where the busy timeout makes
+        /// overlapping runs take turns.
+        pub fn claim_batch(
+            db: &mut Db,
+            run_id: Id,
+            now: Timestamp,
+            lease_until: Timestamp,
+            limit: i64,
+        ) -> anyhow::Result<Vec<$row>> {
+            let claimable = $table::table
+                .filter($table::status.eq(Status::Pending))
+                .filter($table::scheduled_for.le(now))
+                .filter($table::claimed_until.is_null().or($table::claimed_until.le(now)))
+                .order($order)
+                .select($table::id)
+                .limit(limit);
+            match db {
+                Db::Postgres(conn) => conn.transaction(|conn| {
+                    let ids = claimable.for_update().skip_locked().load(conn)?;
+                    lease_and_load!(conn, $table, $load, &ids, run_id, now, lease_until)
+                }),
+                Db::Sqlite(conn) => conn.immediate_transaction(|conn| {
+                    let ids = claimable.load(conn)?;
+                    lease_and_load!(conn, $table, $load, &ids, run_id, now, lease_until)
+                }),
+            }
+            .context(concat!("cannot claim ", $what))
+        }
+
+        /// The rows among `ids` that `run_id` still holds, read again now: the
+        /// facts as they are just before the send.
+        pub fn reload_held(db: &mut Db, run_id: Id, ids: &[Id]) -> anyhow::Result<Vec<$row>> {
+            with_conn!(db, conn => $load!(conn, run_id, ids)).context(concat!("cannot re-check claimed ", $what))
+        }
+
+        /// Extends the lease on every pending row that `run_id` holds, in one
+        /// UPDATE, and returns their ids: whatever is missing from the answer
+        /// was taken over by another run.
+        pub fn renew_claims(db: &mut Db, run_id: Id, now: Timestamp, lease_until: Timestamp) -> anyhow::Result<Vec<Id>> {
+            with_conn!(db, conn => diesel::update(
+                $table::table
+                    .filter($table::claimed_by.eq(run_id))
+                    .filter($table::status.eq(Status::Pending)),
+            )
+            .set(($table::claimed_until.eq(lease_until), $table::updated_at.eq(now)))
+            .returning($table::id)
+            .get_results::<Id>(conn))
+            .context(concat!("cannot renew the lease on claimed ", $what))
+        }
+
+        /// Records a group of finished rows and their send logs in one write
+        /// transaction, and returns the ids it wrote. Every write is fenced:
+        /// it touches a row only while `run_id` still holds it and it is
+        /// still pending, so a row another run took over is left as that run
+        /// has it, and a `sent` row never changes again. Send logs are always
+        /// written: the attempt happened.
+        pub fn record(
+            db: &mut Db,
+            run_id: Id,
+            resolved: &[(Id, Resolution)],
+            logs: &[NewSendLog],
+            now: Timestamp,
+        ) -> anyhow::Result<Vec<Id>> {
+            let held = $table::claimed_by.eq(run_id).and($table::status.eq(Status::Pending));
+            let no_claim = (
+                $table::claimed_until.eq(None::<Timestamp>),
+                $table::claimed_by.eq(None::<Id>),
+            );
+            write_transaction!(db, conn => {
+                let mut written: Vec<Id> = Vec::with_capacity(resolved.len());
+                // Deliveries are the bulk: one UPDATE, with one sent_at for the
+                // group (its deliveries are milliseconds apart).
+                let sent: Vec<Id> = resolved
+                    .iter()
+                    .filter_map(|(id, r)| matches!(r, Resolution::Sent { .. }).then_some(*id))
+                    .collect();
+                let sent_at = resolved.iter().find_map(|(_, r)| match r {
+                    Resolution::Sent { at } => Some(*at),
+                    _ => None,
+                });
+                if !sent.is_empty() {
+                    written.extend(
+                        diesel::update($table::table.filter($table::id.eq_any(&sent)).filter(held))
+                            .set((
+                                $table::status.eq(Status::Sent),
+                                $table::sent_at.eq(sent_at),
+                                $table::attempts.eq($table::attempts + 1),
+                                $table::last_error.eq(None::<String>),
+                                no_claim,
+                                $table::updated_at.eq(now),
+                            ))
+                            .returning($table::id)
+                            .get_results::<Id>(conn)?,
+                    );
+                }
+                for (id, resolution) in resolved {
+                    let row = $table::table.find(*id).filter(held);
+                    let updated = match resolution {
+                        Resolution::Sent { .. } => continue,
+                        Resolution::RetryLater { error, retry_at } => diesel::update(row)
+                            .set((
+                                $table::attempts.eq($table::attempts + 1),
+                                $table::last_error.eq(error),
+                                $table::scheduled_for.eq(retry_at),
+                                no_claim,
+                                $table::updated_at.eq(now),
+                            ))
+                            .execute(conn)?,
+                        Resolution::Failed { error } => diesel::update(row)
+                            .set((
+                                $table::status.eq(Status::Failed),
+                                $table::attempts.eq($table::attempts + 1),
+                                $table::last_error.eq(error),
+                                no_claim,
+                                $table::updated_at.eq(now),
+                            ))
+                            .execute(conn)?,
+                        // Still claimed, so this run does not take it again;
+                        // the run hands all such rows back when it ends.
+                        Resolution::Released { error } => diesel::update(row)
+                            .set(($table::last_error.eq(error), $table::updated_at.eq(now)))
+                            .execute(conn)?,
+                        Resolution::Skipped { reason } => diesel::update(row)
+                            .set((
+                                $table::status.eq(Status::Skipped),
+                                $table::last_error.eq(reason),
+                                no_claim,
+                                $table::updated_at.eq(now),
+                            ))
+                            .execute(conn)?,
+                    };
+                    if updated == 1 {
+                        written.push(*id);
+                    }
+                }
+                if !logs.is_empty() {
+                    diesel::insert_into($crate::db::schema::send_logs::table)
+                        .values(logs)
+                        .execute(conn)?;
+                }
+                Ok(written)
+            })
+            .context(concat!("cannot record ", $what))
+        }
+
+        /// Hands back the claims `run_id` still holds on pending rows, so
+        /// another run can take them now rather than when the lease ends.
+        pub fn release_claims(db: &mut Db, run_id: Id, now: Timestamp) -> anyhow::Result<usize> {
+            with_conn!(db, conn => diesel::update(
+                $table::table
+                    .filter($table::claimed_by.eq(run_id))
+                    .filter($table::status.eq(Status::Pending)),
+            )
+            .set((
+                $table::claimed_until.eq(None::<Timestamp>),
+                $table::claimed_by.eq(None::<Id>),
+                $table::updated_at.eq(now),
+            ))
+            .execute(conn))
+            .context(concat!("cannot release claimed ", $what))
+        }
+
+        /// Pending rows that a run at `now` could claim (for `--dry-run`).
+        pub fn count_claimable(db: &mut Db, now: Timestamp) -> anyhow::Result<i64> {
+            with_conn!(db, conn => $table::table
+                .filter($table::status.eq(Status::Pending))
+                .filter($table::scheduled_for.le(now))
+                .filter($table::claimed_until.is_null().or($table::claimed_until.le(now)))
+                .count()
+                .get_result(conn))
+            .context(concat!("cannot count pending ", $what))
+        }
+
+        /// Puts failed rows back to pending with their attempts reset, due at
+        /// `now`. Returns how many; refuses (as bad input) any listed id that
+        /// is not a failed row of this table.
+        pub fn requeue_failed(db: &mut Db, selection: &RetrySelection, now: Timestamp) -> anyhow::Result<usize> {
+            write_transaction!(db, conn => {
+                let ids: Vec<Id> = match selection {
+                    RetrySelection::Ids(ids) => ids.clone(),
+                    RetrySelection::Failed { since, student } => {
+                        let mut query = $table::table
+                            .filter($table::status.eq(Status::Failed))
+                            .select($table::id)
+                            .into_boxed();
+                        if let Some(since) = since {
+                            query = query.filter($table::updated_at.ge(*since));
+                        }
+                        if let Some($student) = *student {
+                            query = query.filter($of_student);
+                        }
+                        query.load(conn)?
+                    }
+                };
+                let mut requeued = 0;
+                for chunk in ids.chunks(1_000) {
+                    requeued += diesel::update(
+                        $table::table
+                            .filter($table::id.eq_any(chunk))
+                            .filter($table::status.eq(Status::Failed)),
+                    )
+                    .set((
+                        $table::status.eq(Status::Pending),
+                        $table::attempts.eq(0),
+                        $table::last_error.eq(None::<String>),
+                        $table::scheduled_for.eq(now),
+                        $table::claimed_until.eq(None::<Timestamp>),
+                        $table::claimed_by.eq(None::<Id>),
+                        $table::updated_at.eq(now),
+                    ))
+                    .execute(conn)?;
+                }
+                Ok(requeued)
+            })
+        }
+
+        /// The status of each of `ids` found in this table.
+        pub fn statuses(db: &mut Db, ids: &[Id]) -> anyhow::Result<Vec<(Id, Status)>> {
+            with_conn!(db, conn => $table::table
+                .filter($table::id.eq_any(ids))
+                .select(($table::id, $table::status))
+                .load(conn))
+            .context(concat!("cannot read ", $what))
+        }
+
+        /// The queue at a glance: a handful of grouped, indexed queries.
+        pub fn queue_state(db: &mut Db, now: Timestamp) -> anyhow::Result<QueueState> {
+            use diesel::dsl::{count_star, min};
+            let day_ago = Timestamp::new(now.instant() - chrono::Duration::hours(24));
+            with_conn!(db, conn => {
+                let stored: Vec<(Status, i64)> = $table::table
+                    .group_by($table::status)
+                    .select(($table::status, count_star()))
+                    .load(conn)?;
+                let by_status = Status::ALL
+                    .iter()
+                    .map(|status| (*status, stored.iter().find(|(s, _)| s == status).map_or(0, |(_, n)| *n)))
+                    .collect();
+                let (waiting_for_retry, next_retry_at): (i64, Option<Timestamp>) = $table::table
+                    .filter($table::status.eq(Status::Pending))
+                    .filter($table::scheduled_for.gt(now))
+                    .filter($table::attempts.gt(0))
+                    .select((count_star(), min($table::scheduled_for)))
+                    .first(conn)?;
+                let (ready, oldest_ready): (i64, Option<Timestamp>) = $table::table
+                    .filter($table::status.eq(Status::Pending))
+                    .filter($table::scheduled_for.le(now))
+                    .select((count_star(), min($table::scheduled_for)))
+                    .first(conn)?;
+                let sent_last_24h: i64 = $table::table
+                    .filter($table::status.eq(Status::Sent))
+                    .filter($table::sent_at.ge(day_ago))
+                    .count()
+                    .get_result(conn)?;
+                Ok::<_, diesel::result::Error>(QueueState {
+                    by_status, waiting_for_retry, next_retry_at, ready, oldest_ready, sent_last_24h,
+                })
+            })
+            .context(concat!("cannot read the queue of ", $what))
+        }
+    };
+}
+pub(crate) use queue_table;
+
+/// The second half of a claim, the same on both backends once the ids are
+/// chosen: lease the rows to the run, and load them.
+macro_rules! lease_and_load {
+    ($conn:ident, $table:ident, $load:ident, $ids:expr, $run_id:expr, $now:expr, $lease_until:expr) => {{
+        let ids: &Vec<Id> = $ids;
+        if ids.is_empty() {
+            Ok(Vec::new())
+        } else {
+            diesel::update($table::table.filter($table::id.eq_any(ids)))
+                .set((
+                    $table::claimed_until.eq($lease_until),
+                    $table::claimed_by.eq($run_id),
+                    $table::updated_at.eq($now),
+                ))
                 .execute($conn)?;
+            $load!($conn, $run_id, ids)
         }
     }};
 }
-pub(crate) use insert_logs;
+pub(crate) use lease_and_load;
 
 /// Inserts `$rows` into `$table`, skipping any that clash on the unique
 /// `$key`: ON CONFLICT DO NOTHING, so overlapping runs schedule each row once.
@@ -100,128 +465,3 @@ macro_rules! insert_ignoring_conflicts {
     }};
 }
 pub(crate) use insert_ignoring_conflicts;
-
-/// Writes each resolution into `$table`, releasing the claims, inside the
-/// caller's transaction, and returns the ids it wrote. Every write is fenced:
-/// it touches a row only while run `$run_id` still holds it and it is still
-/// pending. A row another run took over (after this run's lease ran out) is
-/// left as that run has it, and a `sent` row never changes again.
-/// Deliveries share one UPDATE: they are the bulk.
-macro_rules! apply_resolutions {
-    ($conn:ident, $table:ident, $run_id:expr, $resolved:expr, $now:expr) => {{
-        use $crate::db::queue::{FAILED, PENDING, Resolution, SENT, SKIPPED};
-        use $crate::db::schema::$table;
-        let resolved: &[(Id, Resolution)] = $resolved;
-        let run_id: Id = $run_id;
-        let now: Timestamp = $now;
-        let held = $table::claimed_by.eq(run_id).and($table::status.eq(PENDING));
-        let no_claim = (
-            $table::claimed_until.eq(None::<Timestamp>),
-            $table::claimed_by.eq(None::<Id>),
-        );
-        let sent: Vec<Id> = resolved
-            .iter()
-            .filter_map(|(id, r)| matches!(r, Resolution::Sent { .. }).then_some(*id))
-            .collect();
-        let mut written: Vec<Id> = Vec::with_capacity(resolved.len());
-        if !sent.is_empty() {
-            // The group shares one sent_at: deliveries in a group are milliseconds apart.
-            let sent_at = resolved.iter().find_map(|(_, r)| match r {
-                Resolution::Sent { at } => Some(*at),
-                _ => None,
-            });
-            written.extend(
-                diesel::update($table::table.filter($table::id.eq_any(&sent)).filter(held))
-                    .set((
-                        $table::status.eq(SENT),
-                        $table::sent_at.eq(sent_at),
-                        $table::attempts.eq($table::attempts + 1),
-                        $table::last_error.eq(None::<String>),
-                        no_claim,
-                        $table::updated_at.eq(now),
-                    ))
-                    .returning($table::id)
-                    .get_results::<Id>($conn)?,
-            );
-        }
-        for (id, resolution) in resolved {
-            let row = $table::table.find(*id).filter(held);
-            let updated = match resolution {
-                Resolution::Sent { .. } => continue,
-                Resolution::RetryLater { error, retry_at } => diesel::update(row)
-                    .set((
-                        $table::attempts.eq($table::attempts + 1),
-                        $table::last_error.eq(error),
-                        $table::scheduled_for.eq(retry_at),
-                        no_claim,
-                        $table::updated_at.eq(now),
-                    ))
-                    .execute($conn)?,
-                Resolution::Failed { error } => diesel::update(row)
-                    .set((
-                        $table::status.eq(FAILED),
-                        $table::attempts.eq($table::attempts + 1),
-                        $table::last_error.eq(error),
-                        no_claim,
-                        $table::updated_at.eq(now),
-                    ))
-                    .execute($conn)?,
-                // Still claimed, so this run does not take it again; the run
-                // hands all such rows back when it ends.
-                Resolution::Released { error } => diesel::update(row)
-                    .set(($table::last_error.eq(error), $table::updated_at.eq(now)))
-                    .execute($conn)?,
-                Resolution::Skipped { reason } => diesel::update(row)
-                    .set((
-                        $table::status.eq(SKIPPED),
-                        $table::last_error.eq(reason),
-                        no_claim,
-                        $table::updated_at.eq(now),
-                    ))
-                    .execute($conn)?,
-            };
-            if updated == 1 {
-                written.push(*id);
-            }
-        }
-        written
-    }};
-}
-pub(crate) use apply_resolutions;
-
-/// Extends the lease on every pending row of `$table` that run `$run_id`
-/// holds, in one UPDATE, and returns their ids: whatever is missing from the
-/// answer was taken over by another run.
-macro_rules! renew_claims {
-    ($conn:ident, $table:ident, $run_id:expr, $now:expr, $lease_until:expr) => {{
-        use $crate::db::schema::$table;
-        diesel::update(
-            $table::table
-                .filter($table::claimed_by.eq($run_id))
-                .filter($table::status.eq(PENDING)),
-        )
-        .set(($table::claimed_until.eq($lease_until), $table::updated_at.eq($now)))
-        .returning($table::id)
-        .get_results::<Id>($conn)
-    }};
-}
-pub(crate) use renew_claims;
-
-/// Clears the claims that run `$run_id` still holds on pending rows of `$table`.
-macro_rules! release_claims {
-    ($conn:ident, $table:ident, $run_id:expr, $now:expr) => {{
-        use $crate::db::schema::$table;
-        diesel::update(
-            $table::table
-                .filter($table::claimed_by.eq($run_id))
-                .filter($table::status.eq(PENDING)),
-        )
-        .set((
-            $table::claimed_until.eq(None::<Timestamp>),
-            $table::claimed_by.eq(None::<Id>),
-            $table::updated_at.eq($now),
-        ))
-        .execute($conn)
-    }};
-}
-pub(crate) use release_claims;

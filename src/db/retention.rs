@@ -6,8 +6,8 @@ use diesel::dsl::{exists, not};
 use diesel::prelude::*;
 use serde::Serialize;
 
-use super::queue::{FAILED, SENT, SKIPPED};
 use super::schema::{assignments, daily_summaries, reminders, send_logs};
+use super::types::Status;
 use super::types::{Id, Timestamp};
 use super::{Db, with_conn, write_transaction};
 
@@ -34,7 +34,7 @@ const BATCH: i64 = 1_000;
 ///   local date is within a day of UTC's, and a summary can go out a day after
 ///   its date (an hour in a DST gap to midnight, see `schedule::summary_day`).
 pub fn prune(db: &mut Db, cutoff: Timestamp, now: Timestamp, dry_run: bool) -> anyhow::Result<Pruned> {
-    let finished = [SENT, FAILED, SKIPPED];
+    let finished = [Status::Sent, Status::Failed, Status::Skipped];
     let keep_summaries_from = cutoff.instant().date_naive() - Days::new(2);
     // Each query is written once and either counted (dry run) or deleted in batches.
     macro_rules! prune_in_batches {

@@ -6,12 +6,9 @@ use chrono::NaiveDate;
 use diesel::dsl::{case_when, count, min};
 use diesel::prelude::*;
 
-use super::queue::{
-    NewSendLog, PENDING, Resolution, apply_resolutions, insert_ignoring_conflicts, insert_logs, release_claims,
-    renew_claims,
-};
+use super::queue::{insert_ignoring_conflicts, queue_table};
 use super::schema::{assignments, daily_summaries, user_preferences, users};
-use super::types::{Id, Timestamp};
+use super::types::{Id, Status, Timestamp};
 use super::{Db, with_conn, write_transaction};
 
 /// The defaults of a user without a `user_preferences` row.
@@ -168,7 +165,7 @@ pub struct NewSummary {
     pub user_id: Id,
     pub local_date: NaiveDate,
     pub scheduled_for: Timestamp,
-    pub status: &'static str,
+    pub status: Status,
     pub created_at: Timestamp,
     pub updated_at: Timestamp,
 }
@@ -211,7 +208,7 @@ macro_rules! load_held {
             .inner_join(users::table.left_join(user_preferences::table))
             .filter(daily_summaries::id.eq_any($ids))
             .filter(daily_summaries::claimed_by.eq($run_id))
-            .filter(daily_summaries::status.eq(PENDING))
+            .filter(daily_summaries::status.eq(Status::Pending))
             .select((
                 daily_summaries::id,
                 daily_summaries::local_date,
@@ -229,78 +226,12 @@ macro_rules! load_held {
     };
 }
 
-/// Leases due pending summaries, as `reminders::claim_batch` does.
-pub fn claim_batch(
-    db: &mut Db,
-    run_id: Id,
-    now: Timestamp,
-    lease_until: Timestamp,
-    limit: i64,
-) -> anyhow::Result<Vec<ClaimedSummary>> {
-    let claimable = daily_summaries::table
-        .filter(daily_summaries::status.eq(PENDING))
-        .filter(daily_summaries::scheduled_for.le(now))
-        .filter(
-            daily_summaries::claimed_until
-                .is_null()
-                .or(daily_summaries::claimed_until.le(now)),
-        )
-        .order(daily_summaries::scheduled_for)
-        .select(daily_summaries::id)
-        .limit(limit);
-    macro_rules! lease_and_load {
-        ($conn:ident, $ids:expr) => {{
-            let ids: Vec<Id> = $ids;
-            if ids.is_empty() {
-                return Ok(Vec::new());
-            }
-            diesel::update(daily_summaries::table.filter(daily_summaries::id.eq_any(&ids)))
-                .set((
-                    daily_summaries::claimed_until.eq(lease_until),
-                    daily_summaries::claimed_by.eq(run_id),
-                    daily_summaries::updated_at.eq(now),
-                ))
-                .execute($conn)?;
-            load_held!($conn, run_id, &ids)
-        }};
-    }
-    match db {
-        Db::Postgres(conn) => {
-            conn.transaction(|conn| lease_and_load!(conn, claimable.for_update().skip_locked().load(conn)?))
-        }
-        Db::Sqlite(conn) => conn.immediate_transaction(|conn| lease_and_load!(conn, claimable.load(conn)?)),
-    }
-    .context("cannot claim daily summaries")
-}
-
-/// The summaries among `ids` that `run_id` still holds, read again now.
-pub fn reload_held(db: &mut Db, run_id: Id, ids: &[Id]) -> anyhow::Result<Vec<ClaimedSummary>> {
-    with_conn!(db, conn => load_held!(conn, run_id, ids)).context("cannot re-check claimed summaries")
-}
-
-/// Extends this run's lease on the summaries it holds; returns their ids.
-pub fn renew_claims(db: &mut Db, run_id: Id, now: Timestamp, lease_until: Timestamp) -> anyhow::Result<Vec<Id>> {
-    with_conn!(db, conn => renew_claims!(conn, daily_summaries, run_id, now, lease_until))
-        .context("cannot renew the lease on claimed summaries")
-}
-
-/// Records finished summaries and their send logs, as `reminders::record` does.
-pub fn record(
-    db: &mut Db,
-    run_id: Id,
-    resolved: &[(Id, Resolution)],
-    logs: &[NewSendLog],
-    now: Timestamp,
-) -> anyhow::Result<Vec<Id>> {
-    write_transaction!(db, conn => {
-        let written = apply_resolutions!(conn, daily_summaries, run_id, resolved, now);
-        insert_logs!(conn, logs);
-        Ok(written)
-    })
-    .context("cannot record daily summaries")
-}
-
-pub fn release_claims(db: &mut Db, run_id: Id, now: Timestamp) -> anyhow::Result<usize> {
-    with_conn!(db, conn => release_claims!(conn, daily_summaries, run_id, now))
-        .context("cannot release claimed summaries")
+queue_table! {
+    table: daily_summaries,
+    row: ClaimedSummary,
+    // By the hour each is due: summaries are all for today, so none outranks another.
+    order: daily_summaries::scheduled_for,
+    load: load_held,
+    of_student: |student| daily_summaries::user_id.eq(student),
+    what: "daily summaries",
 }

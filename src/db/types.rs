@@ -189,6 +189,110 @@ impl FromSql<sql::Jsonb, Sqlite> for Json {
     }
 }
 
+/// A closed set of words stored as TEXT (a status, a reason), as a Rust
+/// enum: the words are written here once, and a typo fails to compile.
+macro_rules! text_enum {
+    ($(#[$meta:meta])* pub enum $name:ident { $($(#[$vmeta:meta])* $variant:ident = $text:literal,)+ }) => {
+        $(#[$meta])*
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, diesel::AsExpression, diesel::FromSqlRow)]
+        #[diesel(sql_type = diesel::sql_types::Text)]
+        pub enum $name {
+            $($(#[$vmeta])* $variant,)+
+        }
+
+        impl $name {
+            pub const ALL: &[$name] = &[$($name::$variant),+];
+
+            pub fn as_str(self) -> &'static str {
+                match self {
+                    $($name::$variant => $text,)+
+                }
+            }
+        }
+
+        impl std::str::FromStr for $name {
+            type Err = String;
+
+            fn from_str(text: &str) -> Result<Self, String> {
+                match text {
+                    $($text => Ok($name::$variant),)+
+                    other => Err(format!("`{other}` is not a {}", stringify!($name))),
+                }
+            }
+        }
+
+        impl std::fmt::Display for $name {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str(self.as_str())
+            }
+        }
+
+        impl serde::Serialize for $name {
+            fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+                serializer.serialize_str(self.as_str())
+            }
+        }
+
+        impl diesel::serialize::ToSql<diesel::sql_types::Text, diesel::pg::Pg> for $name {
+            fn to_sql<'b>(&'b self, out: &mut diesel::serialize::Output<'b, '_, diesel::pg::Pg>) -> diesel::serialize::Result {
+                <str as diesel::serialize::ToSql<diesel::sql_types::Text, diesel::pg::Pg>>::to_sql(self.as_str(), out)
+            }
+        }
+
+        impl diesel::serialize::ToSql<diesel::sql_types::Text, diesel::sqlite::Sqlite> for $name {
+            fn to_sql<'b>(&'b self, out: &mut diesel::serialize::Output<'b, '_, diesel::sqlite::Sqlite>) -> diesel::serialize::Result {
+                out.set_value(self.as_str());
+                Ok(diesel::serialize::IsNull::No)
+            }
+        }
+
+        impl<B: diesel::backend::Backend> diesel::deserialize::FromSql<diesel::sql_types::Text, B> for $name
+        where
+            String: diesel::deserialize::FromSql<diesel::sql_types::Text, B>,
+        {
+            fn from_sql(value: B::RawValue<'_>) -> diesel::deserialize::Result<Self> {
+                let text = <String as diesel::deserialize::FromSql<diesel::sql_types::Text, B>>::from_sql(value)?;
+                Ok(text.parse()?)
+            }
+        }
+    };
+}
+
+text_enum! {
+    /// Where a queued message (a reminder or a daily summary) stands.
+    pub enum Status {
+        /// Waiting for its time, or for a run to claim it.
+        Pending = "pending",
+        /// The mail server accepted it. It never changes again.
+        Sent = "sent",
+        /// Rejected for good, or out of attempts; `retry` puts it back.
+        Failed = "failed",
+        /// Deliberately not sent (opted out, completed, too late, superseded).
+        Skipped = "skipped",
+    }
+}
+
+text_enum! {
+    /// How one send attempt went, in `send_logs` (not the queue's status).
+    pub enum LogStatus {
+        /// The mail server accepted the message.
+        Delivered = "delivered",
+        /// The server refused the recipient's address or mailbox: counts toward the bounce rule.
+        Rejected = "rejected",
+        /// Any other failure: the message, the run, or a transient fault.
+        Failed = "failed",
+    }
+}
+
+text_enum! {
+    /// Why a student gets no mail, in `users.opt_out_reason` (NULL when the
+    /// operator opted them out).
+    pub enum OptOutReason {
+        /// Their address was rejected too many times in a row (the bounce rule).
+        Bounced = "bounced",
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -6,7 +6,7 @@ use diesel::result::{DatabaseErrorKind, Error as DieselError};
 use serde::Serialize;
 
 use super::schema::users;
-use super::types::{Id, Timestamp};
+use super::types::{Id, OptOutReason, Timestamp};
 use super::{Db, with_conn};
 use crate::error::invalid;
 
@@ -23,7 +23,7 @@ pub struct User {
     pub created_at: Timestamp,
     pub updated_at: Timestamp,
     /// `bounced` when `send` opted the address out after repeated rejections.
-    pub opt_out_reason: Option<String>,
+    pub opt_out_reason: Option<OptOutReason>,
 }
 
 impl User {
@@ -77,7 +77,7 @@ pub fn set_contact_opt_out(db: &mut Db, email: &str, opt_out: bool, now: Timesta
     let updated = with_conn!(db, conn => diesel::update(users::table.filter(users::email.eq(email)))
         .set((
             users::contact_opt_out.eq(opt_out),
-            users::opt_out_reason.eq(None::<String>),
+            users::opt_out_reason.eq(None::<OptOutReason>),
             users::updated_at.eq(now),
         ))
         .execute(conn))
@@ -114,4 +114,15 @@ pub fn insert_users(db: &mut Db, rows: &[User]) -> anyhow::Result<()> {
     }
     .context("cannot insert users")?;
     Ok(())
+}
+
+/// The addresses opted out for one reason, by email.
+pub fn opted_out_for(db: &mut Db, reason: OptOutReason) -> anyhow::Result<Vec<String>> {
+    with_conn!(db, conn => users::table
+        .filter(users::contact_opt_out.eq(true))
+        .filter(users::opt_out_reason.eq(reason))
+        .select(users::email)
+        .order(users::email)
+        .load(conn))
+    .context("cannot list opted-out students")
 }

@@ -267,4 +267,27 @@ on_both_backends! {
         assert_eq!(summary_rows(env), ["retry@example.com 2030-03-01 sent", "retry@example.com 2030-03-02 skipped"]);
         assert_eq!(smtp.received().len(), 1);
     }
+
+    fn status_and_retry_cover_failed_summaries(env: &TestEnv) {
+        let smtp = SmtpServer::start();
+        env.use_smtp(&smtp.url());
+        smtp.reply_to_rcpt("gone@", "550 5.1.1 no such user");
+        env.add_user("gone@example.com", "UTC");
+        env.add_assignment("gone@example.com", "Quiz", "2030-03-05T12:00:00Z");
+        assert_eq!(summary_send(env, "2030-03-01T07:00:00Z").code(), 3);
+        assert_eq!(summary_rows(env), ["gone@example.com 2030-03-01 failed"]);
+
+        let status = env.json(&["status", "--now", "2030-03-01T07:01:00Z"]);
+        assert_eq!(status["daily_summaries"]["by_status"]["failed"], 1, "{status}");
+        assert_eq!(status["by_status"]["failed"], 0, "reminders are counted apart: {status}");
+
+        let id = env.text("SELECT CAST(id AS TEXT) AS v FROM daily_summaries").unwrap();
+        let retried = env.json(&["retry", &id, "--now", "2030-03-01T07:02:00Z"]);
+        assert_eq!(retried["daily_summaries"], 1, "{retried}");
+        env.fails(&["retry", &id], 2, "is pending; only failed daily summaries can be retried");
+        smtp.clear_rules();
+        assert_eq!(summary_send(env, "2030-03-01T07:03:00Z").code(), 0);
+        assert_eq!(summary_rows(env), ["gone@example.com 2030-03-01 sent"]);
+        assert_eq!(sent_to(&smtp), ["gone@example.com"]);
+    }
 }

@@ -35,13 +35,13 @@ use signal_hook::consts::{SIGINT, SIGTERM};
 
 use crate::db::DatabaseUrl;
 use crate::db::Db;
-use crate::db::queue::{NewSendLog, Resolution};
-use crate::db::reminders::opt_out_after_rejections;
+use crate::db::queue::opt_out_after_rejections;
 use crate::db::types::{Id, Timestamp};
 use crate::error::ExitStatus;
-use crate::failure::{Blame, REJECTIONS_BEFORE_OPT_OUT, RUN_FAILURES_BEFORE_STOP, SendFailure};
-use crate::mail::{self, Mailer};
-use crate::schedule::backoff;
+use crate::mail::{self, Blame, Mailer, SendFailure};
+
+use super::policy::{self, REJECTIONS_BEFORE_OPT_OUT, RUN_FAILURES_BEFORE_STOP};
+use super::{NewSendLog, Resolution};
 use crate::time::Clock;
 
 /// The longest a result of a fast message waits to be recorded (the group
@@ -728,57 +728,34 @@ impl<Q: Queue> Dispatcher<'_, '_, Q> {
         if failure.as_ref().is_none_or(|failure| failure.blame != Blame::Run) {
             self.run_failures = 0;
         }
-        let (resolution, log_status) = match &failure {
-            None => (Resolution::Sent { at }, "delivered"),
-            Some(SendFailure {
-                blame: Blame::Recipient,
-                reason,
-            }) => {
+        // What the run itself does about a failure; what it costs the
+        // message is policy::resolve's.
+        match failure.as_ref().map(|failure| (failure.blame, &failure.reason)) {
+            Some((Blame::Recipient, _)) => {
                 self.group.rejected.insert(info.to_email.clone());
-                (Resolution::Failed { error: reason.clone() }, "rejected")
             }
-            Some(SendFailure {
-                blame: Blame::Message,
-                reason,
-            }) => {
-                if !std::mem::replace(&mut self.warned_message, true) {
-                    crate::log::warning!(
-                        "the mail server refused a message for its content, not its address: {reason} \
-                         (the student is not blamed; check the templates and the title)"
-                    );
-                }
-                (Resolution::Failed { error: reason.clone() }, "failed")
+            Some((Blame::Message, reason)) if !std::mem::replace(&mut self.warned_message, true) => {
+                crate::log::warning!(
+                    "the mail server refused a message for its content, not its address: {reason} \
+                     (the student is not blamed; check the templates and the title)"
+                );
             }
-            Some(SendFailure {
-                blame: Blame::Run,
-                reason,
-            }) => {
+            Some((Blame::Run, reason)) => {
                 self.run_failures += 1;
                 self.last_run_failure = Some(reason.clone());
-                if self.run_failures >= RUN_FAILURES_BEFORE_STOP && !self.tripped {
+                if policy::stop_the_run(self.run_failures) && !self.tripped {
                     self.trip();
                 }
-                (Resolution::Released { error: reason.clone() }, "failed")
             }
-            Some(SendFailure {
-                blame: Blame::Transient,
-                reason,
-            }) => {
-                let attempts = info.attempts + 1;
-                let resolution = if attempts >= self.options.max_attempts {
-                    Resolution::Failed {
-                        error: format!("gave up after {attempts} attempts: {reason}"),
-                    }
-                } else {
-                    let retry_at = Timestamp::new(at.instant() + backoff(attempts, self.options.backoff));
-                    Resolution::RetryLater {
-                        error: reason.clone(),
-                        retry_at,
-                    }
-                };
-                (resolution, "failed")
-            }
-        };
+            _ => {}
+        }
+        let (resolution, log_status) = policy::resolve(
+            failure.as_ref(),
+            info.attempts,
+            self.options.max_attempts,
+            self.options.backoff,
+            at,
+        );
         let error = failure.map(|failure| failure.reason);
         self.group.logs.push(NewSendLog {
             id: Id::new(),
@@ -819,7 +796,7 @@ impl<Q: Queue> Dispatcher<'_, '_, Q> {
         let rejected = std::mem::take(&mut self.group.rejected);
         self.group = Group::default();
         for email in rejected {
-            if opt_out_after_rejections(self.db, &email, REJECTIONS_BEFORE_OPT_OUT, now)? {
+            if opt_out_after_rejections(self.db, &email, REJECTIONS_BEFORE_OPT_OUT, policy::bounced_out, now)? {
                 crate::log::warning!(
                     "`{email}` was rejected {REJECTIONS_BEFORE_OPT_OUT} times in a row and is now opted out"
                 );

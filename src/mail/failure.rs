@@ -1,11 +1,9 @@
-//! Whom a failed send concerns, and what that costs: the one place that
-//! decides whether a failure counts an attempt, counts toward opting a
-//! student out, or stops the run.
+//! Whom a failed send concerns, read from the SMTP reply (RFC 3463): the
+//! recipient's mailbox, the message, the run or relay, or a passing fault.
+//! What each costs (an attempt, the bounce rule, stopping) is `queue::policy`'s.
 //!
 //! A fault of the run or of the relay (no connection, TLS, AUTH, relaying
-//! denied, a server going away) must never be blamed on a student: it costs
-//! no attempt and opts nobody out. Only a reply about the recipient's mailbox
-//! counts toward the bounce rule.
+//! denied, a server going away) is never the recipient's.
 
 /// Whom a failure concerns.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -41,13 +39,6 @@ impl SendFailure {
         }
     }
 }
-
-/// Rejections about the recipient in a row after which the address is opted out.
-pub const REJECTIONS_BEFORE_OPT_OUT: i64 = 3;
-
-/// Failures of the run in a row after which it stops (the circuit breaker):
-/// enough to tell a broken relay from one unlucky message.
-pub const RUN_FAILURES_BEFORE_STOP: usize = 3;
 
 /// Classifies an SMTP reply to a message by its code and by the enhanced
 /// status code (RFC 3463, `5.1.1`) in its text, when there is one.

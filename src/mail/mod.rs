@@ -1,0 +1,13 @@
+//! Mail: where it goes (`url`), how it gets there (`transport`), what a
+//! message looks like (`message`) and whom a refusal concerns (`failure`).
+//! No database types: callers hand in rendered text and addresses.
+
+mod failure;
+mod message;
+mod transport;
+mod url;
+
+pub use failure::{Blame, SendFailure};
+pub use message::{build, message_id};
+pub use transport::Mailer;
+pub use url::MailUrl;

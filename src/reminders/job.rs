@@ -1,0 +1,222 @@
+//! One claimed reminder: the rules that stop it at the last moment (opted
+//! out, completed, too late), and the message it becomes.
+
+use chrono::{DateTime, Utc};
+use lettre::Message;
+use lettre::message::Mailbox;
+
+use crate::db::Db;
+use crate::db::reminders::{self, Claimed};
+use crate::db::types::{Id, Timestamp};
+use crate::input::zone_of;
+use crate::mail::{self, Blame, SendFailure};
+use crate::queue::pipeline::{JobInfo, Queue};
+use crate::queue::{NewSendLog, Resolution};
+use crate::render::{AssignmentView, Kind, ReminderContext, StudentView, Templates, header_safe};
+use crate::schedule::{Target, stale_reason};
+use crate::time;
+
+/// The `reminders` table as a send queue.
+pub struct Reminders {
+    /// How late a reminder may still go out (`--delivery-window`).
+    pub delivery_window: Option<chrono::Duration>,
+    pub templates: Templates,
+}
+
+/// Why a claimed reminder must not go out now, checked on the row as last read.
+pub fn skip_reason(claimed: &Claimed, now: DateTime<Utc>, delivery_window: Option<chrono::Duration>) -> Option<String> {
+    if claimed.contact_opt_out {
+        return Some("the student opted out".to_string());
+    }
+    if claimed.completed {
+        return Some("the assignment is completed".to_string());
+    }
+    let target = Target::from_reminder_type(&claimed.reminder_type);
+    stale_reason(target.as_ref(), claimed.due_at.instant(), now, delivery_window)
+}
+
+/// The reminder email for a claimed reminder at `now`, from the templates.
+pub fn compose(
+    claimed: &Claimed,
+    from: &Mailbox,
+    now: DateTime<Utc>,
+    templates: &Templates,
+) -> Result<Message, SendFailure> {
+    let zone = zone_of(claimed.student_timezone.as_deref());
+    let due = claimed.due_at.instant();
+    let context = ReminderContext {
+        student: StudentView {
+            email: claimed.student_email.clone(),
+            name: claimed
+                .student_name
+                .as_deref()
+                .map(header_safe)
+                .filter(|name| !name.is_empty()),
+            timezone: zone.name().to_string(),
+        },
+        assignment: AssignmentView {
+            title: header_safe(&claimed.title),
+            description: claimed.description.clone().filter(|d| !d.trim().is_empty()),
+            due_utc: time::utc(due),
+            due_local: time::local_long(due, zone),
+            due_local_short: time::local_short(due, zone),
+            time_left: time::human_duration(due - now),
+            metadata: claimed.metadata.clone().map(|m| m.0).unwrap_or(serde_json::Value::Null),
+        },
+        reminder_type: claimed.reminder_type.clone(),
+    };
+    let rendered = templates
+        .render(Kind::Reminder, &context)
+        .map_err(|e| SendFailure::new(Blame::Message, format!("{e:#}")))?;
+    mail::build(
+        from,
+        &claimed.student_email,
+        context.student.name,
+        mail::message_id(claimed.reminder_id, from),
+        rendered,
+    )
+}
+
+impl Queue for Reminders {
+    type Job = Claimed;
+
+    fn claim(
+        &self,
+        db: &mut Db,
+        run_id: Id,
+        now: Timestamp,
+        lease_until: Timestamp,
+        limit: i64,
+    ) -> anyhow::Result<Vec<Claimed>> {
+        reminders::claim_batch(db, run_id, now, lease_until, limit)
+    }
+
+    fn reload(&self, db: &mut Db, run_id: Id, ids: &[Id], _now: Timestamp) -> anyhow::Result<Vec<Claimed>> {
+        reminders::reload_held(db, run_id, ids)
+    }
+
+    fn renew(&self, db: &mut Db, run_id: Id, now: Timestamp, lease_until: Timestamp) -> anyhow::Result<Vec<Id>> {
+        reminders::renew_claims(db, run_id, now, lease_until)
+    }
+
+    fn info(&self, claimed: &Claimed) -> JobInfo {
+        JobInfo {
+            id: claimed.reminder_id,
+            attempts: claimed.attempts,
+            to_email: claimed.student_email.clone(),
+            reminder_id: Some(claimed.reminder_id),
+            assignment_id: Some(claimed.assignment_id),
+            summary_id: None,
+        }
+    }
+
+    fn skip_reason(&self, claimed: &Claimed, now: Timestamp) -> Option<String> {
+        skip_reason(claimed, now.instant(), self.delivery_window)
+    }
+
+    fn compose(&self, claimed: &Claimed, from: &Mailbox, now: DateTime<Utc>) -> Result<Message, SendFailure> {
+        compose(claimed, from, now, &self.templates)
+    }
+
+    fn record(
+        &self,
+        db: &mut Db,
+        run_id: Id,
+        resolved: &[(Id, Resolution)],
+        logs: &[NewSendLog],
+        now: Timestamp,
+    ) -> anyhow::Result<Vec<Id>> {
+        reminders::record(db, run_id, resolved, logs, now)
+    }
+
+    fn release(&self, db: &mut Db, run_id: Id, now: Timestamp) -> anyhow::Result<usize> {
+        reminders::release_claims(db, run_id, now)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn claimed(title: &str, name: Option<&str>) -> Claimed {
+        Claimed {
+            reminder_id: Id("3f0c9a52-8d2e-4c4b-9b1e-2a7d5c6e8f90".parse().unwrap()),
+            reminder_type: "24h".into(),
+            attempts: 0,
+            assignment_id: Id::new(),
+            title: title.into(),
+            description: None,
+            due_at: Timestamp::new("2025-09-27T23:00:00Z".parse().unwrap()),
+            completed: false,
+            metadata: None,
+            student_email: "alice@example.com".into(),
+            student_name: name.map(String::from),
+            student_timezone: Some("America/Los_Angeles".into()),
+            contact_opt_out: false,
+        }
+    }
+
+    #[test]
+    fn the_message_names_the_title_and_the_local_due_time() {
+        let from: Mailbox = "Reminders <noreply@school.example>".parse().unwrap();
+        let now = "2025-09-26T23:00:00Z".parse().unwrap();
+        let message = compose(
+            &claimed("Problem set 1", Some("Alice")),
+            &from,
+            now,
+            &Templates::load(None).unwrap(),
+        )
+        .unwrap();
+        let text = String::from_utf8(message.formatted()).unwrap();
+        assert!(
+            text.contains("Message-ID: <3f0c9a52-8d2e-4c4b-9b1e-2a7d5c6e8f90@school.example>"),
+            "{text}"
+        );
+        assert!(text.contains("Subject: Reminder: Problem set 1 is due"), "{text}");
+        assert!(text.contains("Sat 27 Sep 2025 16:00 PDT"), "{text}");
+        assert!(text.contains("1 day from now"), "{text}");
+    }
+
+    #[test]
+    fn no_header_line_is_too_long_whatever_the_title() {
+        let from: Mailbox = "noreply@school.example".parse().unwrap();
+        let now = "2025-09-26T23:00:00Z".parse().unwrap();
+        let url = format!("https://example.com/{}", "x".repeat(1_100));
+        let long_name = "N".repeat(2_000);
+        let spaced = "word ".repeat(400);
+        for (title, name) in [
+            (url.as_str(), "Ann"),
+            (spaced.as_str(), long_name.as_str()),
+            ("Ünïcødé ".repeat(300).as_str(), "Zoë"),
+        ] {
+            let message = compose(&claimed(title, Some(name)), &from, now, &Templates::load(None).unwrap()).unwrap();
+            let text = String::from_utf8(message.formatted()).unwrap();
+            let (head, body) = text.split_once("\r\n\r\n").unwrap();
+            let longest = head.split("\r\n").map(str::len).max().unwrap();
+            assert!(longest < 100, "a header line of {longest} characters:\n{head}");
+            assert!(body.split("\r\n").all(|line| line.len() <= 998), "{body}");
+            if title == url {
+                assert!(
+                    body.replace("=\r\n", "").contains(&url),
+                    "the body keeps the full title:\n{body}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn control_characters_never_reach_a_header() {
+        let from: Mailbox = "noreply@school.example".parse().unwrap();
+        let now = "2025-09-26T23:00:00Z".parse().unwrap();
+        let evil = claimed("Essay\r\nBcc: evil@example.com", Some("Eve\r\nCc: x@example.com"));
+        let message = compose(&evil, &from, now, &Templates::load(None).unwrap()).unwrap();
+        let text = String::from_utf8(message.formatted()).unwrap();
+        assert!(
+            !text
+                .lines()
+                .any(|line| line.starts_with("Bcc:") || line.starts_with("Cc:")),
+            "{text}"
+        );
+        assert_eq!(message.envelope().to().len(), 1);
+    }
+}

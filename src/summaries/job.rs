@@ -1,0 +1,212 @@
+//! One claimed daily summary: the rules that stop it at the last moment
+//! (opted out, turned off, its day passed, nothing to say), and the message.
+
+use std::collections::HashMap;
+
+use chrono::{DateTime, Utc};
+use lettre::Message;
+use lettre::message::Mailbox;
+
+use crate::db::Db;
+use crate::db::summaries::{self, ClaimedSummary, DEFAULT_DAILY_SUMMARY, DEFAULT_SUMMARY_HOUR, StudentCounts};
+use crate::db::types::{Id, Timestamp};
+use crate::input::zone_of;
+use crate::mail::{self, Blame, SendFailure};
+use crate::queue::pipeline::{JobInfo, Queue};
+use crate::queue::{NewSendLog, Resolution};
+use crate::render::{Counts, ItemView, Kind, StudentView, SummaryContext, Templates, header_safe};
+use crate::schedule::summary_day;
+use crate::time;
+
+/// A claimed summary with what its email says.
+pub struct SummaryJob {
+    claimed: ClaimedSummary,
+    counts: Option<StudentCounts>,
+    open: Vec<(String, DateTime<Utc>)>,
+}
+
+/// Claimed summaries with each student's counts and open assignments at `now`.
+fn with_counts(db: &mut Db, claimed: Vec<ClaimedSummary>, now: Timestamp) -> anyhow::Result<Vec<SummaryJob>> {
+    if claimed.is_empty() {
+        return Ok(Vec::new());
+    }
+    let students: Vec<Id> = claimed.iter().map(|c| c.user_id).collect();
+    let mut counts: HashMap<Id, StudentCounts> = summaries::counts_by_student(db, now, Some(&students))?
+        .into_iter()
+        .map(|c| (c.user_id, c))
+        .collect();
+    let mut open: HashMap<Id, Vec<(String, DateTime<Utc>)>> = HashMap::new();
+    for assignment in summaries::open_assignments(db, &students)? {
+        open.entry(assignment.student_id)
+            .or_default()
+            .push((assignment.title, assignment.due_at.instant()));
+    }
+    Ok(claimed
+        .into_iter()
+        .map(|claimed| SummaryJob {
+            counts: counts.remove(&claimed.user_id),
+            open: open.remove(&claimed.user_id).unwrap_or_default(),
+            claimed,
+        })
+        .collect())
+}
+
+/// The `daily_summaries` table as a send queue.
+pub struct Summaries {
+    pub templates: Templates,
+}
+
+impl Queue for Summaries {
+    type Job = SummaryJob;
+
+    fn claim(
+        &self,
+        db: &mut Db,
+        run_id: Id,
+        now: Timestamp,
+        lease_until: Timestamp,
+        limit: i64,
+    ) -> anyhow::Result<Vec<SummaryJob>> {
+        let claimed = summaries::claim_batch(db, run_id, now, lease_until, limit)?;
+        with_counts(db, claimed, now)
+    }
+
+    fn reload(&self, db: &mut Db, run_id: Id, ids: &[Id], now: Timestamp) -> anyhow::Result<Vec<SummaryJob>> {
+        let held = summaries::reload_held(db, run_id, ids)?;
+        with_counts(db, held, now)
+    }
+
+    fn renew(&self, db: &mut Db, run_id: Id, now: Timestamp, lease_until: Timestamp) -> anyhow::Result<Vec<Id>> {
+        summaries::renew_claims(db, run_id, now, lease_until)
+    }
+
+    fn info(&self, job: &SummaryJob) -> JobInfo {
+        JobInfo {
+            id: job.claimed.id,
+            attempts: job.claimed.attempts,
+            to_email: job.claimed.email.clone(),
+            reminder_id: None,
+            assignment_id: None,
+            summary_id: Some(job.claimed.id),
+        }
+    }
+
+    fn skip_reason(&self, job: &SummaryJob, now: Timestamp) -> Option<String> {
+        let claimed = &job.claimed;
+        if claimed.contact_opt_out {
+            return Some("the student opted out".to_string());
+        }
+        if !claimed.daily_summary.unwrap_or(DEFAULT_DAILY_SUMMARY) {
+            return Some("the student turned the daily summary off".to_string());
+        }
+        // A summary, or its retry, goes out only on the local day its hour
+        // fell on: its own date, or the next when that hour stepped over
+        // midnight out of a DST gap.
+        let zone = zone_of(claimed.timezone.as_deref());
+        let hour = claimed.summary_hour.unwrap_or(DEFAULT_SUMMARY_HOUR) as u32;
+        if now.instant().with_timezone(&zone).date_naive() != summary_day(claimed.local_date, hour, zone) {
+            return Some("its day has passed".to_string());
+        }
+        match &job.counts {
+            Some(counts) if counts.current + counts.overdue > 0 => None,
+            _ => Some("nothing current or overdue".to_string()),
+        }
+    }
+
+    fn compose(&self, job: &SummaryJob, from: &Mailbox, now: DateTime<Utc>) -> Result<Message, SendFailure> {
+        let counts = job
+            .counts
+            .as_ref()
+            .ok_or_else(|| SendFailure::new(Blame::Message, "the student is gone"))?;
+        let content = SummaryContent {
+            summary_id: job.claimed.id,
+            email: &job.claimed.email,
+            name: job.claimed.name.as_deref(),
+            timezone: job.claimed.timezone.as_deref(),
+            local_date: job.claimed.local_date,
+            current: counts.current,
+            overdue: counts.overdue,
+            completed: counts.completed,
+            open: &job.open,
+        };
+        compose(&content, from, now, &self.templates)
+    }
+
+    fn record(
+        &self,
+        db: &mut Db,
+        run_id: Id,
+        resolved: &[(Id, Resolution)],
+        logs: &[NewSendLog],
+        now: Timestamp,
+    ) -> anyhow::Result<Vec<Id>> {
+        summaries::record(db, run_id, resolved, logs, now)
+    }
+
+    fn release(&self, db: &mut Db, run_id: Id, now: Timestamp) -> anyhow::Result<usize> {
+        summaries::release_claims(db, run_id, now)
+    }
+}
+
+/// What a daily summary says, before it meets the template.
+pub struct SummaryContent<'a> {
+    pub summary_id: Id,
+    pub email: &'a str,
+    pub name: Option<&'a str>,
+    pub timezone: Option<&'a str>,
+    pub local_date: chrono::NaiveDate,
+    pub current: i64,
+    pub overdue: i64,
+    pub completed: i64,
+    /// Open assignments, by due time.
+    pub open: &'a [(String, DateTime<Utc>)],
+}
+
+/// How many assignments of each kind a summary lists by name.
+const SUMMARY_LIST_LIMIT: usize = 10;
+
+/// Builds a daily summary: the three counts, then the overdue and upcoming
+/// assignments, nearest first, in the student's zone.
+pub fn compose(
+    content: &SummaryContent,
+    from: &Mailbox,
+    now: DateTime<Utc>,
+    templates: &Templates,
+) -> Result<Message, SendFailure> {
+    let zone = zone_of(content.timezone);
+    let item = |(title, due): &&(String, DateTime<Utc>)| ItemView {
+        title: header_safe(title),
+        due_utc: time::utc(*due),
+        due_local: time::local_long(*due, zone),
+    };
+    // Nearest first: the most recently missed, and the soonest due.
+    let overdue: Vec<_> = content.open.iter().filter(|(_, due)| *due < now).rev().collect();
+    let upcoming: Vec<_> = content.open.iter().filter(|(_, due)| *due >= now).collect();
+    let context = SummaryContext {
+        student: StudentView {
+            email: content.email.to_string(),
+            name: content.name.map(header_safe).filter(|name| !name.is_empty()),
+            timezone: zone.name().to_string(),
+        },
+        date: content.local_date.format("%a %d %b %Y").to_string(),
+        counts: Counts {
+            current: content.current,
+            overdue: content.overdue,
+            completed: content.completed,
+        },
+        overdue: overdue.iter().take(SUMMARY_LIST_LIMIT).map(item).collect(),
+        overdue_more: overdue.len().saturating_sub(SUMMARY_LIST_LIMIT),
+        upcoming: upcoming.iter().take(SUMMARY_LIST_LIMIT).map(item).collect(),
+        upcoming_more: upcoming.len().saturating_sub(SUMMARY_LIST_LIMIT),
+    };
+    let rendered = templates
+        .render(Kind::Summary, &context)
+        .map_err(|e| SendFailure::new(Blame::Message, format!("{e:#}")))?;
+    mail::build(
+        from,
+        content.email,
+        context.student.name,
+        mail::message_id(content.summary_id, from),
+        rendered,
+    )
+}

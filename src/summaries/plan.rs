@@ -1,0 +1,117 @@
+//! Which daily summaries are owed now, one per student per local date, and
+//! the counts a summary (and `reminders summary`) shows.
+
+use std::collections::{HashMap, HashSet};
+
+use chrono::{DateTime, NaiveDate, Utc};
+
+use crate::db::Db;
+use crate::db::summaries::{self, DEFAULT_DAILY_SUMMARY, DEFAULT_SUMMARY_HOUR, NewSummary, StudentCounts};
+use crate::db::types::{Id, Timestamp};
+use crate::input::zone_of;
+use crate::queue::Status;
+use crate::schedule::summary_due;
+
+/// Students read per query while scheduling summaries.
+const PAGE_SIZE: i64 = 2_000;
+
+/// Per-student counts at `now`, with the title of each one's next due
+/// assignment; `students` narrows it, `None` is everyone.
+pub fn counts(
+    db: &mut Db,
+    now: Timestamp,
+    students: Option<&[Id]>,
+) -> anyhow::Result<(Vec<StudentCounts>, HashMap<Id, String>)> {
+    let counts = summaries::counts_by_student(db, now, students)?;
+    let titles = next_titles(db, &counts)?;
+    Ok((counts, titles))
+}
+
+/// How many summaries a `summary --send` at `now` would schedule.
+pub fn count_owed(db: &mut Db, now: Timestamp) -> anyhow::Result<usize> {
+    let mut owed = 0;
+    owed_summaries(db, now, |_, page| {
+        owed += page.len();
+        Ok(())
+    })?;
+    Ok(owed)
+}
+
+/// Schedules the summaries owed at `now`; UNIQUE(user_id, local_date) with
+/// ON CONFLICT DO NOTHING keeps overlapping runs to one each. Returns how many.
+pub fn schedule_owed(db: &mut Db, now: Timestamp) -> anyhow::Result<usize> {
+    let mut scheduled = 0;
+    owed_summaries(db, now, |db, page| {
+        scheduled += summaries::schedule(db, &page)?;
+        Ok(())
+    })?;
+    Ok(scheduled)
+}
+
+/// The title of each student's next due assignment.
+fn next_titles(db: &mut Db, counts: &[StudentCounts]) -> anyhow::Result<HashMap<Id, String>> {
+    let wanted: HashMap<Id, Timestamp> = counts
+        .iter()
+        .filter_map(|c| c.next_due_at.map(|due| (c.user_id, due)))
+        .collect();
+    let mut titles = HashMap::new();
+    for chunk in wanted.keys().copied().collect::<Vec<_>>().chunks(1_000) {
+        for open in summaries::open_assignments(db, chunk)? {
+            if wanted.get(&open.student_id) == Some(&open.due_at) {
+                titles.entry(open.student_id).or_insert(open.title);
+            }
+        }
+    }
+    Ok(titles)
+}
+
+/// The summaries owed at `now` that have no row yet: for each student who has
+/// not opted out and has the daily summary on, today's (in their zone), once
+/// their hour has come. Yesterday's is owed only while its hour, stepped over
+/// midnight out of a DST gap, falls today (`summary_due`); a late run does not
+/// send an ordinary summary of a day that has passed.
+/// Walks the students a page at a time, handing each page's summaries to `visit`.
+fn owed_summaries(
+    db: &mut Db,
+    now: Timestamp,
+    mut visit: impl FnMut(&mut Db, Vec<NewSummary>) -> anyhow::Result<()>,
+) -> anyhow::Result<()> {
+    let mut after = None;
+    loop {
+        let page = summaries::recipients(db, after, PAGE_SIZE)?;
+        let Some(last) = page.last() else { break };
+        after = Some(last.user_id);
+        let mut owed: Vec<(Id, NaiveDate, DateTime<Utc>)> = Vec::new();
+        for recipient in &page {
+            if !recipient.daily_summary.unwrap_or(DEFAULT_DAILY_SUMMARY) {
+                continue;
+            }
+            let hour = recipient.summary_hour.unwrap_or(DEFAULT_SUMMARY_HOUR) as u32;
+            for (date, at) in summary_due(now.instant(), hour, zone_of(recipient.timezone.as_deref())) {
+                owed.push((recipient.user_id, date, at));
+            }
+        }
+        let ids: Vec<Id> = owed.iter().map(|(id, _, _)| *id).collect();
+        let existing: HashSet<(Id, NaiveDate)> = match owed.iter().map(|(_, date, _)| *date).min() {
+            Some(since) => summaries::existing(db, &ids, since)?.into_iter().collect(),
+            None => HashSet::new(),
+        };
+        let page_owed = owed
+            .into_iter()
+            .filter(|(id, date, _)| !existing.contains(&(*id, *date)))
+            .map(|(user_id, local_date, at)| NewSummary {
+                id: Id::new(),
+                user_id,
+                local_date,
+                scheduled_for: Timestamp::new(at),
+                status: Status::Pending,
+                created_at: now,
+                updated_at: now,
+            });
+        visit(db, page_owed.collect())?;
+        if (page.len() as i64) < PAGE_SIZE {
+            return Ok(());
+        }
+    }
+    Ok(())
+}
