@@ -8,18 +8,9 @@ use crate::output::Format;
 use crate::queue::policy::DEFAULT_MAX_ATTEMPTS;
 use crate::schedule::Unit;
 
-const AFTER_HELP: &str = "\
-Exit status:
-  0  done: everything due was sent or deliberately skipped
-  1  could not run: database unreachable or not migrated, mail settings missing
-  2  bad input: nothing was written
-  3  some sends failed; they are recorded for retry or as failed
-
-Settings come from flags, then the environment, then a .env file in the current directory.";
-
 /// Email students before their assignments are due. Run it from cron.
 #[derive(Debug, Parser)]
-#[command(name = "reminders", version = crate::VERSION, after_help = AFTER_HELP, max_term_width = 100)]
+#[command(name = "reminders", version = crate::VERSION, after_help = crate::error::exit_status_help(), max_term_width = 100)]
 pub struct Cli {
     #[command(flatten)]
     pub global: GlobalArgs,

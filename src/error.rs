@@ -2,23 +2,64 @@
 
 use std::fmt;
 
-/// How a run ended, as the process exit status. Listed in the README and `--help`.
+/// How a run ended, as the process exit status: the one list of codes,
+/// from which `--help` and the README's table are made (a test compares them).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ExitStatus {
-    /// Done: everything due was sent or deliberately skipped.
     Success = 0,
-    /// The run could not work: database unreachable, schema missing, settings missing.
     Failure = 1,
-    /// Bad input: nothing was written.
     BadInput = 2,
-    /// Some sends failed; they were recorded for retry or as failed.
     SendsFailed = 3,
 }
 
 impl ExitStatus {
+    pub const ALL: [ExitStatus; 4] = [
+        ExitStatus::Success,
+        ExitStatus::Failure,
+        ExitStatus::BadInput,
+        ExitStatus::SendsFailed,
+    ];
+
     pub fn code(self) -> u8 {
         self as u8
     }
+
+    /// What the code tells cron and the operator.
+    pub fn meaning(self) -> &'static str {
+        match self {
+            ExitStatus::Success => "done: everything due was sent or deliberately skipped",
+            ExitStatus::Failure => {
+                "could not run: the database is unreachable or not migrated, `SMTP_URL`/`MAIL_FROM` is missing or \
+                 malformed (or has credentials without TLS), `.env` does not parse, or the mail relay failed \
+                 the run; the line on stderr says which"
+            }
+            ExitStatus::BadInput => {
+                "bad input (a bad email, time zone, date, id, metadata, URL, unit, target list, duration or \
+                 summary hour; an unknown student or assignment; a duplicate email; a `--ca-file` that cannot \
+                 be used); nothing was written"
+            }
+            ExitStatus::SendsFailed => "some sends failed; they are recorded for retry or as failed",
+        }
+    }
+}
+
+/// The exit codes as `--help` shows them.
+pub fn exit_status_help() -> String {
+    let mut help = String::from("Exit status:\n");
+    for status in ExitStatus::ALL {
+        help.push_str(&format!("  {}  {}\n", status.code(), status.meaning()));
+    }
+    help.push_str("\nSettings come from flags, then the environment, then a .env file in the current directory.");
+    help
+}
+
+/// The exit codes as the README's table (Markdown).
+pub fn exit_status_table() -> String {
+    let mut table = String::from("| code | meaning |\n|---|---|\n");
+    for status in ExitStatus::ALL {
+        table.push_str(&format!("| {} | {} |\n", status.code(), status.meaning()));
+    }
+    table
 }
 
 /// Input that the user must fix (exit 2). Everything else is a runtime failure (exit 1).
@@ -44,5 +85,18 @@ pub fn exit_status_of(error: &anyhow::Error) -> ExitStatus {
         ExitStatus::BadInput
     } else {
         ExitStatus::Failure
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_readme_lists_the_exit_codes_as_the_code_decides_them() {
+        let readme = include_str!("../README.md");
+        assert!(
+            readme.contains(&super::exit_status_table()),
+            "README.md's exit status table is out of date; it should read:\n{}",
+            super::exit_status_table()
+        );
     }
 }
