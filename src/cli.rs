@@ -3,7 +3,10 @@
 use chrono::{DateTime, Duration, Utc};
 use clap::{Args, Parser, Subcommand};
 
-use crate::input::{duration_between, parse_instant};
+use crate::db::types::Id;
+use crate::input::{
+    Email, duration_between, parse_description, parse_instant, parse_metadata, parse_name, parse_timezone, parse_title,
+};
 use crate::output::Format;
 use crate::queue::policy::DEFAULT_MAX_ATTEMPTS;
 use crate::schedule::Unit;
@@ -117,11 +120,11 @@ pub struct RetryArgs {
     #[arg(long, value_name = "RFC3339", requires = "failed", value_parser = parse_instant)]
     pub since: Option<DateTime<Utc>>,
     /// With --failed: only this student's
-    #[arg(long, value_name = "EMAIL", requires = "failed")]
-    pub student: Option<String>,
+    #[arg(long, value_name = "EMAIL", requires = "failed", value_parser = Email::parse)]
+    pub student: Option<Email>,
     /// These reminders or daily summaries, by id
-    #[arg(value_name = "ID", conflicts_with = "failed")]
-    pub ids: Vec<String>,
+    #[arg(value_name = "ID", conflicts_with = "failed", value_parser = queue_id)]
+    pub ids: Vec<Id>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -136,7 +139,8 @@ pub enum TemplateCommand {
 #[derive(Debug, Args)]
 pub struct PreviewArgs {
     /// The assignment's id
-    pub assignment_id: String,
+    #[arg(value_parser = assignment_id)]
+    pub assignment_id: Id,
     /// The reminder type, such as 24h, 2h or 2m
     #[arg(long = "type", default_value = "24h", value_name = "TYPE")]
     pub reminder_type: String,
@@ -158,8 +162,8 @@ pub struct PruneArgs {
 #[derive(Debug, Args)]
 pub struct SummaryArgs {
     /// Only this student
-    #[arg(long, value_name = "EMAIL")]
-    pub student: Option<String>,
+    #[arg(long, value_name = "EMAIL", value_parser = Email::parse)]
+    pub student: Option<Email>,
     /// Email today's summary to every student whose local summary hour has come
     #[arg(long)]
     pub send: bool,
@@ -250,12 +254,14 @@ pub enum UserCommand {
     /// Stop all email to a student
     OptOut {
         /// The student's email
-        email: String,
+        #[arg(value_parser = Email::parse)]
+        email: Email,
     },
     /// Resume email to a student
     OptIn {
         /// The student's email
-        email: String,
+        #[arg(value_parser = Email::parse)]
+        email: Email,
     },
     /// Set a student's daily-summary preferences
     Set(UserSetArgs),
@@ -286,7 +292,8 @@ pub enum InputFormat {
 #[derive(Debug, Args)]
 pub struct UserSetArgs {
     /// The student's email
-    pub email: String,
+    #[arg(value_parser = Email::parse)]
+    pub email: Email,
     /// The local hour (0-23) at which the daily summary goes out [default: 7]
     #[arg(long, value_name = "HOUR", value_parser = clap::value_parser!(i32).range(0..=23))]
     pub summary_hour: Option<i32>,
@@ -304,14 +311,14 @@ pub enum Switch {
 #[derive(Debug, Args)]
 pub struct UserAddArgs {
     /// The student's email address (stored trimmed and lower-cased)
-    #[arg(long)]
-    pub email: String,
+    #[arg(long, value_parser = Email::parse)]
+    pub email: Email,
     /// The student's name
-    #[arg(long)]
+    #[arg(long, value_parser = name)]
     pub name: Option<String>,
     /// An IANA time zone, such as America/Los_Angeles [default: UTC]
-    #[arg(long, value_name = "TZ")]
-    pub timezone: Option<String>,
+    #[arg(long, value_name = "TZ", value_parser = parse_timezone)]
+    pub timezone: Option<chrono_tz::Tz>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -321,13 +328,14 @@ pub enum AssignmentCommand {
     /// List assignments, due times in each student's zone
     List {
         /// Only this student's assignments
-        #[arg(long, value_name = "EMAIL")]
-        student: Option<String>,
+        #[arg(long, value_name = "EMAIL", value_parser = Email::parse)]
+        student: Option<Email>,
     },
     /// Mark an assignment completed, which stops its reminders
     Complete {
         /// The assignment's id
-        id: String,
+        #[arg(value_parser = assignment_id)]
+        id: Id,
     },
     /// Add assignments in bulk from CSV (student,title,due,description,metadata) or JSON Lines
     Import(ImportArgs),
@@ -336,20 +344,47 @@ pub enum AssignmentCommand {
 #[derive(Debug, Args)]
 pub struct AssignmentAddArgs {
     /// The student's email
-    #[arg(long, value_name = "EMAIL")]
-    pub student: String,
+    #[arg(long, value_name = "EMAIL", value_parser = Email::parse)]
+    pub student: Email,
     /// The assignment's title
-    #[arg(long)]
+    #[arg(long, value_parser = parse_title)]
     pub title: String,
     /// When it is due: RFC 3339 (2025-09-27T23:00:00Z) or local `YYYY-MM-DD HH:MM` in the student's zone
     #[arg(long, value_name = "WHEN")]
     pub due: String,
     /// A longer description
-    #[arg(long)]
+    #[arg(long, value_parser = description)]
     pub description: Option<String>,
     /// A JSON object, such as '{"course": "CS101"}'
-    #[arg(long, value_name = "JSON")]
-    pub metadata: Option<String>,
+    #[arg(long, value_name = "JSON", value_parser = parse_metadata)]
+    pub metadata: Option<serde_json::Value>,
+}
+
+/// A student's name: one line (a blank one is no name).
+fn name(raw: &str) -> anyhow::Result<String> {
+    Ok(parse_name(Some(raw))?.unwrap_or_default())
+}
+
+/// An assignment's description: free text without control characters but line breaks and tabs.
+fn description(raw: &str) -> anyhow::Result<String> {
+    Ok(parse_description(Some(raw))?.unwrap_or_default())
+}
+
+/// An assignment id (a UUID) from the command line.
+fn assignment_id(raw: &str) -> anyhow::Result<Id> {
+    uuid_of(raw, "an assignment id")
+}
+
+/// A reminder's or a daily summary's id (a UUID) from the command line.
+fn queue_id(raw: &str) -> anyhow::Result<Id> {
+    uuid_of(raw, "a reminder id or a summary id")
+}
+
+fn uuid_of(raw: &str, what: &str) -> anyhow::Result<Id> {
+    raw.trim()
+        .parse()
+        .map(Id)
+        .map_err(|_| crate::error::invalid(format!("`{raw}` is not {what} (a UUID)")))
 }
 
 #[cfg(test)]

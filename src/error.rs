@@ -54,6 +54,7 @@ pub fn exit_status_help() -> String {
 }
 
 /// The exit codes as the README's table (Markdown).
+#[cfg(test)]
 pub fn exit_status_table() -> String {
     let mut table = String::from("| code | meaning |\n|---|---|\n");
     for status in ExitStatus::ALL {

@@ -9,8 +9,8 @@ use crate::db::Db;
 use crate::db::assignments::{self, Assignment, AssignmentWithStudent};
 use crate::db::types::{Id, Json, Timestamp};
 use crate::db::users;
-use crate::error::invalid;
-use crate::input::{Email, parse_description, parse_due, parse_metadata, parse_title, zone_of};
+
+use crate::input::{parse_due, zone_of};
 use crate::output::{self, Report};
 use crate::time;
 
@@ -18,7 +18,6 @@ pub fn run(database: &DatabaseUrl, command: AssignmentCommand, now: Timestamp) -
     match command {
         AssignmentCommand::Add(args) => add(database, args, now),
         AssignmentCommand::List { student } => {
-            let student = student.as_deref().map(Email::parse).transpose()?;
             let mut db = Db::open(database)?;
             let student_id = match student {
                 Some(email) => Some(users::require_user_by_email(&mut db, email.as_str())?.id),
@@ -30,7 +29,6 @@ pub fn run(database: &DatabaseUrl, command: AssignmentCommand, now: Timestamp) -
         }
         AssignmentCommand::Import(args) => super::import::assignments(database, args, now),
         AssignmentCommand::Complete { id } => {
-            let id = parse_id(&id)?;
             let mut db = Db::open(database)?;
             let assignment = assignments::complete_assignment(&mut db, id, now)?;
             Ok(Outcome::success(AssignmentList(vec![assignment])))
@@ -39,23 +37,19 @@ pub fn run(database: &DatabaseUrl, command: AssignmentCommand, now: Timestamp) -
 }
 
 fn add(database: &DatabaseUrl, args: AssignmentAddArgs, now: Timestamp) -> anyhow::Result<Outcome> {
-    let email = Email::parse(&args.student)?;
-    let title = parse_title(&args.title)?;
-    let description = parse_description(args.description.as_deref())?;
-    let metadata = args.metadata.as_deref().map(parse_metadata).transpose()?;
     let mut db = Db::open(database)?;
-    let student = users::require_user_by_email(&mut db, email.as_str())?;
+    let student = users::require_user_by_email(&mut db, args.student.as_str())?;
     let due_at = parse_due(&args.due, zone_of(student.timezone.as_deref()))?;
     let assignment = Assignment {
         id: Id::new(),
-        title,
-        description,
+        title: args.title,
+        description: args.description,
         student_id: student.id,
         due_at: Timestamp::new(due_at),
         completed: false,
         created_at: now,
         updated_at: now,
-        metadata: metadata.map(Json),
+        metadata: args.metadata.map(Json),
     };
     assignments::insert_assignment(&mut db, &assignment)?;
     Ok(Outcome::success(AssignmentList(vec![AssignmentWithStudent {
@@ -63,14 +57,6 @@ fn add(database: &DatabaseUrl, args: AssignmentAddArgs, now: Timestamp) -> anyho
         student_email: student.email,
         student_timezone: student.timezone,
     }])))
-}
-
-/// An assignment id from the command line.
-pub fn parse_id(raw: &str) -> anyhow::Result<Id> {
-    raw.trim()
-        .parse()
-        .map(Id)
-        .map_err(|_| invalid(format!("`{raw}` is not an assignment id (a UUID)")))
 }
 
 /// Assignments as a table (due times in the student's zone) or JSON (UTC).

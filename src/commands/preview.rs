@@ -3,7 +3,6 @@
 use serde_json::json;
 
 use super::Outcome;
-use super::assignment::parse_id;
 use crate::cli::PreviewArgs;
 use crate::db::reminders;
 use crate::db::{DatabaseUrl, Db};
@@ -17,7 +16,7 @@ use crate::settings::MailSettings;
 use crate::time::Clock;
 
 pub fn run(database: &DatabaseUrl, args: PreviewArgs, clock: Clock, templates: Templates) -> anyhow::Result<Outcome> {
-    let id = parse_id(&args.assignment_id)?;
+    let id = args.assignment_id;
     if Target::from_reminder_type(&args.reminder_type).is_none() {
         return Err(invalid(format!(
             "`{}` is not a reminder type such as `24h` or `2m`",

@@ -4,36 +4,24 @@ use serde_json::json;
 
 use super::Outcome;
 use crate::cli::RetryArgs;
-use crate::db::types::{Id, Timestamp};
+use crate::db::types::Timestamp;
 use crate::db::{DatabaseUrl, Db, users};
-use crate::error::invalid;
-use crate::input::Email;
+
 use crate::output;
 use crate::queue::{self, RetrySelection};
 use crate::time::Clock;
 
 pub fn run(database: &DatabaseUrl, args: RetryArgs, clock: Clock) -> anyhow::Result<Outcome> {
     let since = args.since.map(Timestamp::new);
-    let student = args.student.as_deref().map(Email::parse).transpose()?;
-    let ids = args
-        .ids
-        .iter()
-        .map(|raw| {
-            raw.trim()
-                .parse()
-                .map(Id)
-                .map_err(|_| invalid(format!("`{raw}` is not a reminder id or a summary id (a UUID)")))
-        })
-        .collect::<anyhow::Result<Vec<Id>>>()?;
     let mut db = Db::open(database)?;
     let selection = if args.failed {
-        let student = match student {
+        let student = match args.student {
             Some(email) => Some(users::require_user_by_email(&mut db, email.as_str())?.id),
             None => None,
         };
         RetrySelection::Failed { since, student }
     } else {
-        RetrySelection::Ids(ids)
+        RetrySelection::Ids(args.ids)
     };
     let requeued = queue::retry(&mut db, &selection, Timestamp::now(&clock))?;
     let total = requeued.reminders + requeued.daily_summaries;

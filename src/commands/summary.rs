@@ -11,7 +11,7 @@ use crate::cli::SummaryArgs;
 use crate::db::summaries::{self, StudentCounts};
 use crate::db::types::{Id, Timestamp};
 use crate::db::{DatabaseUrl, Db, users};
-use crate::input::{Email, zone_of};
+use crate::input::zone_of;
 use crate::output::{self, Report};
 use crate::queue::pipeline::{Delivered, deliver};
 use crate::render::Templates;
@@ -27,7 +27,7 @@ pub fn run(
     mut clock: Clock,
     templates: Templates,
 ) -> anyhow::Result<Outcome> {
-    let student = args.student.as_deref().map(Email::parse).transpose()?;
+    let student = args.student;
     let settings = DeliverySettings::from_args(&args.delivery)?;
     if !args.send {
         let mut db = Db::open(database)?;

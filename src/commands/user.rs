@@ -9,7 +9,7 @@ use crate::db::Db;
 use crate::db::summaries;
 use crate::db::types::Timestamp;
 use crate::db::users::{self, User};
-use crate::input::{Email, parse_name, parse_timezone, zone_of};
+use crate::input::{Email, zone_of};
 use crate::output::{self, Report};
 use crate::queue::OptOutReason;
 use crate::queue::policy::REJECTIONS_BEFORE_OPT_OUT;
@@ -30,20 +30,15 @@ pub fn run(database: &DatabaseUrl, command: UserCommand, now: Timestamp) -> anyh
 }
 
 fn add(database: &DatabaseUrl, args: UserAddArgs, now: Timestamp) -> anyhow::Result<Outcome> {
-    let email = Email::parse(&args.email)?;
-    let name = parse_name(args.name.as_deref())?;
-    let timezone = match args.timezone.as_deref() {
-        Some(raw) => parse_timezone(raw)?,
-        None => chrono_tz::UTC,
-    };
+    let name = args.name;
+    let timezone = args.timezone.unwrap_or(chrono_tz::UTC);
     let mut db = Db::open(database)?;
-    let user = User::new(email.as_str(), name, timezone.name(), now);
+    let user = User::new(args.email.as_str(), name, timezone.name(), now);
     users::insert_user(&mut db, &user)?;
     Ok(Outcome::success(UserList(vec![user])))
 }
 
-fn set_opt_out(database: &DatabaseUrl, email: &str, opt_out: bool, now: Timestamp) -> anyhow::Result<Outcome> {
-    let email = Email::parse(email)?;
+fn set_opt_out(database: &DatabaseUrl, email: &Email, opt_out: bool, now: Timestamp) -> anyhow::Result<Outcome> {
     let mut db = Db::open(database)?;
     let before = users::require_user_by_email(&mut db, email.as_str())?;
     let user = users::set_contact_opt_out(&mut db, email.as_str(), opt_out, now)?;
@@ -57,9 +52,8 @@ fn set_opt_out(database: &DatabaseUrl, email: &str, opt_out: bool, now: Timestam
 }
 
 fn set_preferences(database: &DatabaseUrl, args: UserSetArgs, now: Timestamp) -> anyhow::Result<Outcome> {
-    let email = Email::parse(&args.email)?;
     let mut db = Db::open(database)?;
-    let user = users::require_user_by_email(&mut db, email.as_str())?;
+    let user = users::require_user_by_email(&mut db, args.email.as_str())?;
     let mut preferences = summaries::preferences(&mut db, user.id, now)?;
     if let Some(hour) = args.summary_hour {
         preferences.summary_hour = hour;
