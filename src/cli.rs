@@ -85,7 +85,7 @@ pub enum Command {
     Send(SendArgs),
     /// Per-student counts; with --send, email each student's daily summary
     Summary(SummaryArgs),
-    /// The state of the reminder queue: pending, retrying, failed, sent, bounced
+    /// The state of both queues (reminders, daily summaries): pending, retrying, failed, sent, bounced
     Status,
     /// Put failed reminders and daily summaries back in the queue, attempts reset
     Retry(RetryArgs),

@@ -1,6 +1,6 @@
-//! Flags, environment and `.env` turned into validated settings: the database
-//! URL, the mail settings and the run's clock. The one place that reads
-//! settings, and so the one that knows their secrets and masks them.
+//! Flags, environment and `.env` turned into validated settings: `.env`
+//! itself, where each setting came from, the mail and delivery settings, and
+//! the reminder windows. Only main and the commands import it.
 
 use std::collections::HashSet;
 use std::path::Path;

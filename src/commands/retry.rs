@@ -1,4 +1,4 @@
-//! `reminders retry`: put failed reminders back in the queue.
+//! `reminders retry`: put failed reminders and daily summaries back in their queues.
 
 use serde_json::json;
 

@@ -1,4 +1,4 @@
-//! `reminders status`: the state of the reminder queue at a glance.
+//! `reminders status`: both queues (reminders and daily summaries) at a glance.
 
 use serde_json::json;
 
