@@ -74,6 +74,30 @@ pub struct QueueState {
     pub sent_last_24h: i64,
 }
 
+/// The operations of one queue table, for the pipeline; [`queue_table!`]
+/// implements it for each table as `Table`.
+pub trait QueueTable {
+    /// A claimed row, with what the message needs of its student.
+    type Row: Send;
+    fn claim_batch(
+        db: &mut Db,
+        run_id: Id,
+        now: Timestamp,
+        lease_until: Timestamp,
+        limit: i64,
+    ) -> anyhow::Result<Vec<Self::Row>>;
+    fn reload_held(db: &mut Db, run_id: Id, ids: &[Id]) -> anyhow::Result<Vec<Self::Row>>;
+    fn renew_claims(db: &mut Db, run_id: Id, now: Timestamp, lease_until: Timestamp) -> anyhow::Result<Vec<Id>>;
+    fn record(
+        db: &mut Db,
+        run_id: Id,
+        resolved: &[(Id, Resolution)],
+        logs: &[NewSendLog],
+        now: Timestamp,
+    ) -> anyhow::Result<Vec<Id>>;
+    fn release_claims(db: &mut Db, run_id: Id, now: Timestamp) -> anyhow::Result<usize>;
+}
+
 /// Whether any of these send logs is stored: after a lost connection, whether
 /// the group commit that carried them went through before the line dropped.
 pub fn any_log_stored(db: &mut Db, ids: &[Id]) -> anyhow::Result<bool> {
@@ -146,7 +170,46 @@ macro_rules! queue_table {
         of_student: |$student:ident| $of_student:expr,
         what: $what:literal,
     ) => {
-        use $crate::db::queue::{NewSendLog, QueueState, Resolution, RetrySelection, lease_and_load};
+        use $crate::db::queue::{NewSendLog, QueueState, QueueTable, Resolution, RetrySelection, lease_and_load};
+
+        /// This table, for the pipeline.
+        pub struct Table;
+
+        impl QueueTable for Table {
+            type Row = $row;
+
+            fn claim_batch(
+                db: &mut Db,
+                run_id: Id,
+                now: Timestamp,
+                lease_until: Timestamp,
+                limit: i64,
+            ) -> anyhow::Result<Vec<$row>> {
+                claim_batch(db, run_id, now, lease_until, limit)
+            }
+
+            fn reload_held(db: &mut Db, run_id: Id, ids: &[Id]) -> anyhow::Result<Vec<$row>> {
+                reload_held(db, run_id, ids)
+            }
+
+            fn renew_claims(db: &mut Db, run_id: Id, now: Timestamp, lease_until: Timestamp) -> anyhow::Result<Vec<Id>> {
+                renew_claims(db, run_id, now, lease_until)
+            }
+
+            fn record(
+                db: &mut Db,
+                run_id: Id,
+                resolved: &[(Id, Resolution)],
+                logs: &[NewSendLog],
+                now: Timestamp,
+            ) -> anyhow::Result<Vec<Id>> {
+                record(db, run_id, resolved, logs, now)
+            }
+
+            fn release_claims(db: &mut Db, run_id: Id, now: Timestamp) -> anyhow::Result<usize> {
+                release_claims(db, run_id, now)
+            }
+        }
 
         /// Leases up to `limit` pending rows that are due by `now` and not
         /// leased by a live run to `run_id` until `lease_until`, and loads

@@ -35,7 +35,7 @@ use signal_hook::consts::{SIGINT, SIGTERM};
 
 use crate::db::DatabaseUrl;
 use crate::db::Db;
-use crate::db::queue::opt_out_after_rejections;
+use crate::db::queue::{QueueTable, opt_out_after_rejections};
 use crate::db::types::{Id, Timestamp};
 use crate::error::ExitStatus;
 use crate::mail::{self, Blame, Mailer, SendFailure};
@@ -63,40 +63,26 @@ const RECONNECT_FOR: StdDuration = StdDuration::from_secs(30);
 /// something a new connection does not cure.
 const MAX_RECONNECTS: usize = 3;
 
-/// A table of messages to send: `reminders` or `daily_summaries`.
+/// A table of messages to send: `reminders` or `daily_summaries`. The table's
+/// own operations (claim, renew, record, release) come from `db::queue`; a
+/// queue adds what a claimed row needs to become a message.
 pub trait Queue: Sync {
+    type Table: QueueTable;
     type Job: Send;
 
-    /// Leases up to `limit` due jobs to `run_id` until `lease_until`.
-    fn claim(
+    /// Turns claimed (or re-read) rows into jobs, reading whatever else the
+    /// message needs at `now`.
+    fn jobs(
         &self,
         db: &mut Db,
-        run_id: Id,
+        rows: Vec<<Self::Table as QueueTable>::Row>,
         now: Timestamp,
-        lease_until: Timestamp,
-        limit: i64,
     ) -> anyhow::Result<Vec<Self::Job>>;
-    /// The jobs among `ids` that `run_id` still holds, read afresh.
-    fn reload(&self, db: &mut Db, run_id: Id, ids: &[Id], now: Timestamp) -> anyhow::Result<Vec<Self::Job>>;
-    /// Extends the lease on every row `run_id` holds; returns their ids.
-    fn renew(&self, db: &mut Db, run_id: Id, now: Timestamp, lease_until: Timestamp) -> anyhow::Result<Vec<Id>>;
     /// What the log and the bookkeeping need to know of a job.
     fn info(&self, job: &Self::Job) -> JobInfo;
     /// Why a job must not go out now, checked on the row as last read.
     fn skip_reason(&self, job: &Self::Job, now: Timestamp) -> Option<String>;
     fn compose(&self, job: &Self::Job, from: &Mailbox, now: DateTime<Utc>) -> Result<Message, SendFailure>;
-    /// Writes resolutions (to rows `run_id` still holds) and all the send logs
-    /// in one transaction; returns the ids it wrote.
-    fn record(
-        &self,
-        db: &mut Db,
-        run_id: Id,
-        resolved: &[(Id, Resolution)],
-        logs: &[NewSendLog],
-        now: Timestamp,
-    ) -> anyhow::Result<Vec<Id>>;
-    /// Hands back this run's unfinished claims.
-    fn release(&self, db: &mut Db, run_id: Id, now: Timestamp) -> anyhow::Result<usize>;
 }
 
 /// The bookkeeping facts of one job.
@@ -494,9 +480,7 @@ impl<Q: Queue> Dispatcher<'_, '_, Q> {
             self.flush().map_err(Fault::Database)?;
             if self.stopping || self.report.retry_later > 0 {
                 // What is held but unfinished goes back now, not when the lease ends.
-                self.run
-                    .queue
-                    .release(self.db, self.run_id, Timestamp::now(self.run.clock))
+                Q::Table::release_claims(self.db, self.run_id, Timestamp::now(self.run.clock))
                     .map_err(Fault::Database)?;
             }
             return Ok(true);
@@ -596,10 +580,8 @@ impl<Q: Queue> Dispatcher<'_, '_, Q> {
         let started = Instant::now();
         let now = Timestamp::now(self.run.clock);
         let held_before = self.holding();
-        let batch = self
-            .run
-            .queue
-            .claim(self.db, self.run_id, now, self.lease_until(now), wanted as i64)?;
+        let rows = Q::Table::claim_batch(self.db, self.run_id, now, self.lease_until(now), wanted as i64)?;
+        let batch = self.run.queue.jobs(self.db, rows, now)?;
         if held_before == 0 && !batch.is_empty() {
             // Nothing older is held, so this claim's lease is the run's lease.
             self.run.lease.renewed(started);
@@ -636,7 +618,9 @@ impl<Q: Queue> Dispatcher<'_, '_, Q> {
         let ids: Vec<Id> = stale.iter().map(|held| held.id).collect();
         let started = Instant::now();
         let now = Timestamp::now(self.run.clock);
-        let mut fresh: HashMap<Id, Q::Job> = match self.run.queue.reload(self.db, self.run_id, &ids, now) {
+        let reloaded =
+            Q::Table::reload_held(self.db, self.run_id, &ids).and_then(|rows| self.run.queue.jobs(self.db, rows, now));
+        let mut fresh: HashMap<Id, Q::Job> = match reloaded {
             Ok(jobs) => jobs
                 .into_iter()
                 .map(|job| (self.run.queue.info(&job).id, job))
@@ -666,10 +650,7 @@ impl<Q: Queue> Dispatcher<'_, '_, Q> {
     fn renew(&mut self) -> anyhow::Result<()> {
         let started = Instant::now();
         let now = Timestamp::now(self.run.clock);
-        let still_held: HashSet<Id> = self
-            .run
-            .queue
-            .renew(self.db, self.run_id, now, self.lease_until(now))?
+        let still_held: HashSet<Id> = Q::Table::renew_claims(self.db, self.run_id, now, self.lease_until(now))?
             .into_iter()
             .collect();
         self.run.lease.renewed(started);
@@ -780,10 +761,7 @@ impl<Q: Queue> Dispatcher<'_, '_, Q> {
             return Ok(());
         }
         let now = Timestamp::now(self.run.clock);
-        let written: HashSet<Id> = self
-            .run
-            .queue
-            .record(self.db, self.run_id, &self.group.resolved, &self.group.logs, now)?
+        let written: HashSet<Id> = Q::Table::record(self.db, self.run_id, &self.group.resolved, &self.group.logs, now)?
             .into_iter()
             .collect();
         for (id, resolution) in &self.group.resolved {

@@ -7,11 +7,10 @@ use lettre::message::Mailbox;
 
 use crate::db::Db;
 use crate::db::reminders::{self, Claimed};
-use crate::db::types::{Id, Timestamp};
+use crate::db::types::Timestamp;
 use crate::input::zone_of;
 use crate::mail::{self, Blame, SendFailure};
 use crate::queue::pipeline::{JobInfo, Queue};
-use crate::queue::{NewSendLog, Resolution};
 use crate::render::{AssignmentView, Kind, ReminderContext, StudentView, Templates, header_safe};
 use crate::schedule::{Target, stale_reason};
 use crate::time;
@@ -78,25 +77,11 @@ pub fn compose(
 }
 
 impl Queue for Reminders {
+    type Table = reminders::Table;
     type Job = Claimed;
 
-    fn claim(
-        &self,
-        db: &mut Db,
-        run_id: Id,
-        now: Timestamp,
-        lease_until: Timestamp,
-        limit: i64,
-    ) -> anyhow::Result<Vec<Claimed>> {
-        reminders::claim_batch(db, run_id, now, lease_until, limit)
-    }
-
-    fn reload(&self, db: &mut Db, run_id: Id, ids: &[Id], _now: Timestamp) -> anyhow::Result<Vec<Claimed>> {
-        reminders::reload_held(db, run_id, ids)
-    }
-
-    fn renew(&self, db: &mut Db, run_id: Id, now: Timestamp, lease_until: Timestamp) -> anyhow::Result<Vec<Id>> {
-        reminders::renew_claims(db, run_id, now, lease_until)
+    fn jobs(&self, _db: &mut Db, rows: Vec<Claimed>, _now: Timestamp) -> anyhow::Result<Vec<Claimed>> {
+        Ok(rows)
     }
 
     fn info(&self, claimed: &Claimed) -> JobInfo {
@@ -117,26 +102,12 @@ impl Queue for Reminders {
     fn compose(&self, claimed: &Claimed, from: &Mailbox, now: DateTime<Utc>) -> Result<Message, SendFailure> {
         compose(claimed, from, now, &self.templates)
     }
-
-    fn record(
-        &self,
-        db: &mut Db,
-        run_id: Id,
-        resolved: &[(Id, Resolution)],
-        logs: &[NewSendLog],
-        now: Timestamp,
-    ) -> anyhow::Result<Vec<Id>> {
-        reminders::record(db, run_id, resolved, logs, now)
-    }
-
-    fn release(&self, db: &mut Db, run_id: Id, now: Timestamp) -> anyhow::Result<usize> {
-        reminders::release_claims(db, run_id, now)
-    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::db::types::Id;
 
     fn claimed(title: &str, name: Option<&str>) -> Claimed {
         Claimed {

@@ -13,7 +13,6 @@ use crate::db::types::{Id, Timestamp};
 use crate::input::zone_of;
 use crate::mail::{self, Blame, SendFailure};
 use crate::queue::pipeline::{JobInfo, Queue};
-use crate::queue::{NewSendLog, Resolution};
 use crate::render::{Counts, ItemView, Kind, StudentView, SummaryContext, Templates, header_safe};
 use crate::schedule::summary_day;
 use crate::time;
@@ -57,27 +56,11 @@ pub struct Summaries {
 }
 
 impl Queue for Summaries {
+    type Table = summaries::Table;
     type Job = SummaryJob;
 
-    fn claim(
-        &self,
-        db: &mut Db,
-        run_id: Id,
-        now: Timestamp,
-        lease_until: Timestamp,
-        limit: i64,
-    ) -> anyhow::Result<Vec<SummaryJob>> {
-        let claimed = summaries::claim_batch(db, run_id, now, lease_until, limit)?;
-        with_counts(db, claimed, now)
-    }
-
-    fn reload(&self, db: &mut Db, run_id: Id, ids: &[Id], now: Timestamp) -> anyhow::Result<Vec<SummaryJob>> {
-        let held = summaries::reload_held(db, run_id, ids)?;
-        with_counts(db, held, now)
-    }
-
-    fn renew(&self, db: &mut Db, run_id: Id, now: Timestamp, lease_until: Timestamp) -> anyhow::Result<Vec<Id>> {
-        summaries::renew_claims(db, run_id, now, lease_until)
+    fn jobs(&self, db: &mut Db, rows: Vec<ClaimedSummary>, now: Timestamp) -> anyhow::Result<Vec<SummaryJob>> {
+        with_counts(db, rows, now)
     }
 
     fn info(&self, job: &SummaryJob) -> JobInfo {
@@ -130,21 +113,6 @@ impl Queue for Summaries {
             open: &job.open,
         };
         compose(&content, from, now, &self.templates)
-    }
-
-    fn record(
-        &self,
-        db: &mut Db,
-        run_id: Id,
-        resolved: &[(Id, Resolution)],
-        logs: &[NewSendLog],
-        now: Timestamp,
-    ) -> anyhow::Result<Vec<Id>> {
-        summaries::record(db, run_id, resolved, logs, now)
-    }
-
-    fn release(&self, db: &mut Db, run_id: Id, now: Timestamp) -> anyhow::Result<usize> {
-        summaries::release_claims(db, run_id, now)
     }
 }
 
