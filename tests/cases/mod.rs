@@ -6,6 +6,7 @@ mod errors;
 mod failing_safe;
 mod faults;
 mod import;
+mod oauth;
 mod operations;
 mod pooler;
 mod schema;
