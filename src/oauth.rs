@@ -889,6 +889,53 @@ mod tests {
     }
 
     #[test]
+    fn a_service_account_gets_a_token_for_a_signed_jwt() {
+        let pem = test_key();
+        let (url, server) = answer_once(
+            200,
+            r#"{"access_token":"tok-7","expires_in":3599,"token_type":"Bearer"}"#,
+        );
+        let key = ServiceAccountKey::parse(&key_json(&pem, &url)).unwrap();
+        let token = fetch_token(&OAuthSettings::google(key, "office@school.example"), &agent()).unwrap();
+        assert_eq!(token.secret(), "tok-7");
+        // The assertion the endpoint got verifies with the key's public half.
+        let request = server.join().unwrap();
+        let assertion = request.split("assertion=").nth(1).unwrap();
+        let mut public = std::process::Command::new("openssl")
+            .args(["pkey", "-pubout"])
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        public.stdin.take().unwrap().write_all(pem.as_bytes()).unwrap();
+        let public = public.wait_with_output().unwrap().stdout;
+        let mut validation = jsonwebtoken::Validation::new(jsonwebtoken::Algorithm::RS256);
+        validation.set_audience(&[&url]);
+        validation.set_issuer(&["reminders@school.iam.gserviceaccount.com"]);
+        let decoding = jsonwebtoken::DecodingKey::from_rsa_pem(&public).unwrap();
+        let claims = jsonwebtoken::decode::<serde_json::Value>(assertion, &decoding, &validation)
+            .unwrap()
+            .claims;
+        assert_eq!(claims["sub"], "office@school.example");
+    }
+
+    #[test]
+    fn connections_asking_at_once_share_one_fetch() {
+        let (cache, calls) = counting_cache(usize::MAX);
+        let cache = Arc::new(cache);
+        let threads: Vec<_> = (0..8)
+            .map(|_| {
+                let cache = cache.clone();
+                std::thread::spawn(move || cache.current().unwrap())
+            })
+            .collect();
+        for thread in threads {
+            assert_eq!(thread.join().unwrap().secret(), "tok-1");
+        }
+        assert_eq!(calls.load(Ordering::SeqCst), 1);
+    }
+
+    #[test]
     fn settings_from_values() {
         let values = |f: fn(&mut OAuthValues)| {
             let mut values = OAuthValues::default();
