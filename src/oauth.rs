@@ -175,6 +175,12 @@ impl OAuthSettings {
             Some(_) if client_side => bail!(
                 "set either `SMTP_OAUTH_SERVICE_ACCOUNT` (Google) or `SMTP_OAUTH_CLIENT_ID` and its secret (Microsoft), not both"
             ),
+            // The service account acts as this user: without one Google refuses.
+            Some(_) if mailbox.trim().is_empty() => {
+                bail!(
+                    "`SMTP_OAUTH_SERVICE_ACCOUNT` needs the sending mailbox as the user of `SMTP_URL` (`smtp://USER@host`)"
+                )
+            }
             Some(path) => OAuthSettings::google(ServiceAccountKey::read(&path)?, mailbox),
             None if !client_side => {
                 if token_url.is_some() || scope.is_some() {
@@ -1044,6 +1050,15 @@ mod tests {
             if subject == "office@school.example" && scope == GOOGLE_SCOPE));
         assert_eq!(google.token_url(), "https://oauth2.googleapis.com/token");
         assert!(!format!("{google:?}").contains("PRIVATE"));
+        let no_mailbox = OAuthSettings::from_values(
+            OAuthValues {
+                service_account: Some(dir.path().join("key.json")),
+                ..OAuthValues::default()
+            },
+            "",
+        )
+        .unwrap_err();
+        assert!(no_mailbox.to_string().contains("sending mailbox"), "{no_mailbox}");
     }
 
     #[test]
