@@ -7,6 +7,7 @@ mod failing_safe;
 mod faults;
 mod import;
 mod layers;
+mod oauth;
 mod operations;
 mod pooler;
 mod schema;

@@ -14,6 +14,7 @@ use diesel::connection::SimpleConnection;
 use diesel::prelude::*;
 use diesel::sql_types::{BigInt, Nullable, Text};
 
+pub mod oauth;
 pub mod proxy;
 pub mod smtp;
 pub mod tls;

@@ -2,6 +2,8 @@
 //! answer RCPT with 4xx or 5xx for chosen addresses, delay its reply to DATA,
 //! stop listening (so connections are refused), and it counts connections.
 //! It speaks plain SMTP, or offers STARTTLS, or TLS from the first byte (smtps).
+//! With [`Xoauth2`] it offers only `AUTH XOAUTH2`, after STARTTLS, as
+//! Microsoft 365 and Google Workspace do.
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
@@ -62,6 +64,26 @@ struct State {
     data_seen: usize,
     /// The reply to AUTH, when not `235`.
     auth_reply: Option<String>,
+    /// AUTH commands received, whatever the answer.
+    auth_attempts: usize,
+    xoauth2: Option<Xoauth2>,
+    /// The token refused by `Xoauth2::refuse_first`, refused ever after (it "expired").
+    refused_token: Option<String>,
+}
+
+/// Only `AUTH XOAUTH2`, over TLS: exactly `user=USER\x01auth=Bearer TOKEN\x01\x01`
+/// with a token in `tokens`.
+#[derive(Clone, Default)]
+pub struct Xoauth2 {
+    pub user: String,
+    /// The accepted tokens: a token server's `issued_tokens()`, or a fixed list.
+    pub tokens: Arc<Mutex<Vec<String>>>,
+    /// Refuse the first token presented with `535 5.7.3`, as a relay does
+    /// with an expired token; later tokens are judged as usual.
+    pub refuse_first: bool,
+    /// Refuse as Gmail does: `334` with a JSON challenge, then `535` after the
+    /// client's empty reply (otherwise `535` at once, as Microsoft does).
+    pub challenge: bool,
 }
 
 pub struct SmtpServer {
@@ -143,6 +165,16 @@ impl SmtpServer {
         self.state.lock().unwrap().data_replies.push_back(reply.to_string());
     }
 
+    /// Offer only `AUTH XOAUTH2`, and judge it as `xoauth2` says.
+    pub fn require_xoauth2(&self, xoauth2: Xoauth2) {
+        self.state.lock().unwrap().xoauth2 = Some(xoauth2);
+    }
+
+    /// How many AUTH commands arrived, accepted or not.
+    pub fn auth_attempts(&self) -> usize {
+        self.state.lock().unwrap().auth_attempts
+    }
+
     /// How many messages' data has arrived, answered yet or not.
     pub fn data_seen(&self) -> usize {
         self.state.lock().unwrap().data_seen
@@ -219,11 +251,25 @@ fn serve(stream: TcpStream, state: &Mutex<State>, security: &Security) -> std::i
         }
         let command = line.trim_end().to_string();
         let verb = command.split([' ', ':']).next().unwrap_or_default().to_uppercase();
+        let xoauth2 = state.lock().unwrap().xoauth2.clone();
+        // With XOAUTH2, AUTH is offered after STARTTLS only, as Microsoft and Google do.
+        let auth = match &xoauth2 {
+            None => "250-AUTH PLAIN LOGIN\r\n",
+            Some(_) if encrypted => "250-AUTH XOAUTH2\r\n",
+            Some(_) => "",
+        };
         let reply = match verb.as_str() {
             "EHLO" if matches!(security, Security::StartTls(_)) && !encrypted => {
-                "250-localhost\r\n250-STARTTLS\r\n250-8BITMIME\r\n250-AUTH PLAIN LOGIN\r\n250 SIZE 10000000".to_string()
+                format!("250-localhost\r\n250-STARTTLS\r\n250-8BITMIME\r\n{auth}250 SIZE 10000000")
             }
-            "EHLO" => "250-localhost\r\n250-8BITMIME\r\n250-AUTH PLAIN LOGIN\r\n250 SIZE 10000000".to_string(),
+            "EHLO" => format!("250-localhost\r\n250-8BITMIME\r\n{auth}250 SIZE 10000000"),
+            "AUTH" if let Some(xoauth2) = &xoauth2 => {
+                state.lock().unwrap().auth_attempts += 1;
+                match xoauth2_reply(&mut reader, &command, xoauth2, state, encrypted)? {
+                    Some(reply) => reply,
+                    None => return Ok(()),
+                }
+            }
             "STARTTLS" if !encrypted && let Security::StartTls(config) = security => {
                 write_reply(&mut reader, "220 2.0.0 ready to start TLS")?;
                 // The client says nothing more until its handshake, so the reader holds no bytes.
@@ -232,12 +278,14 @@ fn serve(stream: TcpStream, state: &Mutex<State>, security: &Security) -> std::i
                 (from, to) = (String::new(), Vec::new());
                 continue;
             }
-            "AUTH" => state
-                .lock()
-                .unwrap()
-                .auth_reply
-                .clone()
-                .unwrap_or_else(|| "235 2.7.0 authenticated".to_string()),
+            "AUTH" => {
+                let mut state = state.lock().unwrap();
+                state.auth_attempts += 1;
+                state
+                    .auth_reply
+                    .clone()
+                    .unwrap_or_else(|| "235 2.7.0 authenticated".to_string())
+            }
             "HELO" | "NOOP" => "250 ok".to_string(),
             "RSET" => {
                 (from, to) = (String::new(), Vec::new());
@@ -310,6 +358,69 @@ fn serve(stream: TcpStream, state: &Mutex<State>, security: &Security) -> std::i
         };
         write_reply(&mut reader, &reply)?;
     }
+}
+
+/// The answer to `AUTH …` in XOAUTH2 mode; `None` when the client hung up.
+fn xoauth2_reply(
+    reader: &mut BufReader<Box<dyn Stream>>,
+    command: &str,
+    xoauth2: &Xoauth2,
+    state: &Mutex<State>,
+    encrypted: bool,
+) -> std::io::Result<Option<String>> {
+    use base64::Engine;
+    let base64 = base64::engine::general_purpose::STANDARD;
+    let mut words = command.split_whitespace().skip(1);
+    if !encrypted {
+        return Ok(Some("530 5.7.0 Must issue a STARTTLS command first".to_string()));
+    }
+    if !words
+        .next()
+        .is_some_and(|mechanism| mechanism.eq_ignore_ascii_case("XOAUTH2"))
+    {
+        return Ok(Some("504 5.7.4 Unrecognized authentication type".to_string()));
+    }
+    let initial = match words.next() {
+        Some(initial) => initial.to_string(),
+        // No initial response: ask for it.
+        None => {
+            write_reply(reader, "334 ")?;
+            let mut line = String::new();
+            if reader.read_line(&mut line)? == 0 {
+                return Ok(None);
+            }
+            line.trim_end().to_string()
+        }
+    };
+    let decoded = base64
+        .decode(&initial)
+        .ok()
+        .and_then(|bytes| String::from_utf8(bytes).ok())
+        .unwrap_or_default();
+    let token = decoded
+        .strip_prefix(&format!("user={}\x01auth=Bearer ", xoauth2.user))
+        .and_then(|rest| rest.strip_suffix("\x01\x01"))
+        .filter(|token| !token.is_empty() && !token.contains('\x01'));
+    let accepted = token.is_some_and(|token| {
+        let mut state = state.lock().unwrap();
+        if xoauth2.refuse_first && state.refused_token.is_none() {
+            state.refused_token = Some(token.to_string());
+        }
+        state.refused_token.as_deref() != Some(token) && xoauth2.tokens.lock().unwrap().iter().any(|t| t == token)
+    });
+    if accepted {
+        return Ok(Some("235 2.7.0 Authentication successful".to_string()));
+    }
+    if xoauth2.challenge {
+        let challenge = base64.encode(r#"{"status":"400","schemes":"Bearer","scope":"https://mail.google.com/"}"#);
+        write_reply(reader, &format!("334 {challenge}"))?;
+        let mut line = String::new();
+        if reader.read_line(&mut line)? == 0 {
+            return Ok(None);
+        }
+        return Ok(Some("535 5.7.8 Username and Password not accepted".to_string()));
+    }
+    Ok(Some("535 5.7.3 Authentication unsuccessful".to_string()))
 }
 
 fn write_reply(reader: &mut BufReader<Box<dyn Stream>>, reply: &str) -> std::io::Result<()> {

@@ -38,6 +38,11 @@ impl TestCa {
         std::fs::write(path, self.issuer.pem()).unwrap();
     }
 
+    /// The CA's certificate as DER, for a client in the test itself.
+    pub fn certificate_der(&self) -> Vec<u8> {
+        self.issuer.der().to_vec()
+    }
+
     /// A server's TLS settings: a leaf for `name` (subject `CN=name`, the one
     /// DNS name `name`), signed by this CA, valid now or `expired` last year.
     pub fn server(&self, name: &str, expired: bool) -> Arc<ServerConfig> {
