@@ -144,9 +144,8 @@ pub struct PreviewArgs {
     /// The reminder type, such as 24h, 2h or 2m
     #[arg(long = "type", default_value = "24h", value_name = "TYPE")]
     pub reminder_type: String,
-    /// The sender, such as `Reminders <noreply@school.example>`
-    #[arg(long, env = "MAIL_FROM", value_name = "MAILBOX")]
-    pub mail_from: Option<String>,
+    #[command(flatten)]
+    pub sender: SenderArgs,
 }
 
 #[derive(Debug, Args)]
@@ -240,9 +239,19 @@ pub struct MailArgs {
     /// smtp://host:port, smtp://user:pass@host:587?tls=required, smtps://host, or file://DIR
     #[arg(long, env = "SMTP_URL", hide_env_values = true, value_name = "URL")]
     pub smtp_url: Option<String>,
+    #[command(flatten)]
+    pub sender: SenderArgs,
+}
+
+/// Who messages are from, and where replies go.
+#[derive(Debug, Clone, Args)]
+pub struct SenderArgs {
     /// The sender, such as `Reminders <noreply@school.example>`
     #[arg(long, env = "MAIL_FROM", value_name = "MAILBOX")]
     pub mail_from: Option<String>,
+    /// Where replies go (the Reply-To header), such as `School office <office@school.example>`
+    #[arg(long, env = "REMINDERS_REPLY_TO", value_name = "MAILBOX")]
+    pub reply_to: Option<String>,
 }
 
 #[derive(Debug, Subcommand)]

@@ -6,11 +6,11 @@ use std::collections::HashSet;
 use std::path::Path;
 
 use anyhow::{Context, anyhow};
+use lettre::message::Mailbox;
 
-use crate::cli::{DeliveryArgs, MailArgs, WindowArgs};
+use crate::cli::{DeliveryArgs, MailArgs, SenderArgs, WindowArgs};
 use crate::error::invalid;
-use crate::mail::MailUrl;
-use crate::mail::Mailer;
+use crate::mail::{MailUrl, Mailer, Sender};
 use crate::queue::pipeline::DeliveryOptions;
 use crate::reminders::plan::Windows;
 use crate::schedule::parse_targets;
@@ -140,7 +140,7 @@ pub fn windows(args: &WindowArgs, clock: Clock) -> anyhow::Result<Windows> {
 /// Where mail goes and who it is from; both are required to send.
 pub struct MailSettings {
     pub url: MailUrl,
-    pub from: lettre::message::Mailbox,
+    pub sender: Sender,
 }
 
 impl MailSettings {
@@ -158,20 +158,34 @@ impl MailSettings {
             })?;
         Ok(MailSettings {
             url: MailUrl::parse(url)?,
-            from: MailSettings::sender(args.mail_from.as_deref())?,
+            sender: MailSettings::sender(&args.sender)?,
         })
     }
 
-    /// `MAIL_FROM`, required wherever a message is built.
-    pub fn sender(mail_from: Option<&str>) -> anyhow::Result<lettre::message::Mailbox> {
-        let from = mail_from.filter(|from| !from.trim().is_empty()).ok_or_else(|| {
-            anyhow::anyhow!(
-                "no sender is set: set `--mail-from` or `MAIL_FROM` (e.g. Reminders <noreply@school.example>)"
-            )
-        })?;
-        from.trim()
-            .parse()
-            .map_err(|error| anyhow::anyhow!("MAIL_FROM `{from}` is not a mailbox: {error}"))
+    /// `MAIL_FROM` (required wherever a message is built) and the optional
+    /// `Reply-To`.
+    pub fn sender(args: &SenderArgs) -> anyhow::Result<Sender> {
+        let from = args
+            .mail_from
+            .as_deref()
+            .filter(|from| !from.trim().is_empty())
+            .ok_or_else(|| {
+                anyhow!("no sender is set: set `--mail-from` or `MAIL_FROM` (e.g. Reminders <noreply@school.example>)")
+            })?;
+        let mailbox = |setting: &str, text: &str| -> anyhow::Result<Mailbox> {
+            text.trim()
+                .parse()
+                .map_err(|error| anyhow!("{setting} `{text}` is not a mailbox: {error}"))
+        };
+        Ok(Sender {
+            from: mailbox("MAIL_FROM", from)?,
+            reply_to: args
+                .reply_to
+                .as_deref()
+                .filter(|text| !text.trim().is_empty())
+                .map(|text| mailbox("REMINDERS_REPLY_TO", text))
+                .transpose()?,
+        })
     }
 }
 

@@ -45,7 +45,7 @@ pub fn run(
                 Ok(format!(
                     "SMTP_URL `{}`, MAIL_FROM `{}`",
                     settings.url.display(),
-                    settings.from
+                    settings.sender.from
                 )),
             );
             match Mailer::new(&settings.url, 1, Duration::from_secs(10)) {

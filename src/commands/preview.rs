@@ -23,12 +23,12 @@ pub fn run(database: &DatabaseUrl, args: PreviewArgs, clock: Clock, templates: T
             args.reminder_type
         )));
     }
-    let from = MailSettings::sender(args.mail_from.as_deref())?;
+    let sender = MailSettings::sender(&args.sender)?;
     let mut db = Db::open(database)?;
     let claimed = reminders::as_claimed(&mut db, id, &args.reminder_type)?
         .ok_or_else(|| invalid(format!("no assignment has the id `{id}`")))?;
     let message =
-        compose(&claimed, &from, clock.now(), &templates).map_err(|SendFailure { reason, .. }| invalid(reason))?;
+        compose(&claimed, &sender, clock.now(), &templates).map_err(|SendFailure { reason, .. }| invalid(reason))?;
     let text = String::from_utf8_lossy(&message.formatted()).replace("\r\n", "\n");
     Ok(Outcome::success(output::Message {
         json: json!({ "message": text }),

@@ -66,7 +66,7 @@ pub fn run(database: &DatabaseUrl, args: SendArgs, clock: Clock, templates: Temp
         &mut db,
         &queue,
         &mailer,
-        &mail.from,
+        &mail.sender,
         &settings.options,
         &windows.clock,
     )?;

@@ -64,7 +64,7 @@ pub fn run(
         &mut db,
         &Summaries { templates },
         &mailer,
-        &mail.from,
+        &mail.sender,
         &settings.options,
         &clock,
     )?;

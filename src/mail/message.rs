@@ -1,21 +1,34 @@
-//! Putting rendered text into an email: headers that fit, and the Message-ID.
+//! Putting rendered text into an email: the headers mail systems expect and
+//! act on, headers that fit, and the Message-ID.
 
 use lettre::Message;
-use lettre::message::{Mailbox, MultiPart, header::ContentType};
+use lettre::message::header::{HeaderName, HeaderValue};
+use lettre::message::{Mailbox, MultiPart, SinglePart};
 
 use super::failure::{Blame, SendFailure};
 use crate::render::Rendered;
 
-/// The Message-ID of a reminder: derived from its id, so that a resend after a
-/// crash carries the same id and a mail system can drop the duplicate.
-pub fn message_id(reminder_id: impl std::fmt::Display, from: &Mailbox) -> String {
-    format!("<{reminder_id}@{}>", from.email.domain())
+/// Who a run's messages are from and where replies go: the same for every
+/// message of the run.
+#[derive(Debug, Clone)]
+pub struct Sender {
+    pub from: Mailbox,
+    /// The `Reply-To` header, when replies should reach a person.
+    pub reply_to: Option<Mailbox>,
+}
+
+/// The Message-ID of a message: derived from its row's id, so that a resend
+/// after a crash carries the same id and a mail system can drop the duplicate.
+pub fn message_id(id: impl std::fmt::Display, sender: &Sender) -> String {
+    format!("<{id}@{}>", sender.from.email.domain())
 }
 
 /// Puts a rendered message into an email: plain text, plus an HTML
-/// alternative when there is one.
+/// alternative when there is one, with `MIME-Version`, `Date`, `Message-ID`,
+/// and `Auto-Submitted: auto-generated` (RFC 3834), which keeps vacation
+/// replies from answering a robot.
 pub fn build(
-    from: &Mailbox,
+    sender: &Sender,
     to: &str,
     name: Option<String>,
     id: String,
@@ -24,16 +37,33 @@ pub fn build(
     let address = to
         .parse()
         .map_err(|_| SendFailure::new(Blame::Recipient, format!("`{to}` is not a valid address")))?;
-    let builder = Message::builder()
-        .from(from.clone())
+    let mut builder = Message::builder()
+        .from(sender.from.clone())
         .to(Mailbox::new(name.map(|name| fit_header(&name)), address))
         .subject(fit_header(&rendered.subject))
-        .message_id(Some(id));
+        .message_id(Some(id))
+        .raw_header(HeaderValue::new(
+            HeaderName::new_from_ascii_str("Auto-Submitted"),
+            "auto-generated".to_string(),
+        ));
+    if let Some(reply_to) = &sender.reply_to {
+        builder = builder.reply_to(reply_to.clone());
+    }
+    let text = ends_with_newline(rendered.text);
     match rendered.html {
-        None => builder.header(ContentType::TEXT_PLAIN).body(rendered.text),
-        Some(html) => builder.multipart(MultiPart::alternative_plain_html(rendered.text, html)),
+        None => builder.singlepart(SinglePart::plain(text)),
+        Some(html) => builder.multipart(MultiPart::alternative_plain_html(text, ends_with_newline(html))),
     }
     .map_err(|error| SendFailure::new(Blame::Message, format!("cannot build the message: {error}")))
+}
+
+/// A body whose last line ends: some mail tools drop or mangle a last line
+/// without its newline.
+fn ends_with_newline(mut body: String) -> String {
+    if !body.ends_with('\n') {
+        body.push('\n');
+    }
+    body
 }
 
 /// The longest word a header keeps, and the longest header text: lettre folds

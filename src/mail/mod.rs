@@ -11,6 +11,6 @@ mod transport;
 mod url;
 
 pub use failure::{Blame, SendFailure};
-pub use message::{build, message_id};
+pub use message::{Sender, build, message_id};
 pub use transport::Mailer;
 pub use url::MailUrl;

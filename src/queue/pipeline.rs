@@ -25,11 +25,10 @@ use std::time::{Duration as StdDuration, Instant};
 
 use anyhow::anyhow;
 use chrono::{DateTime, Utc};
-use crossbeam_channel::{Receiver, RecvTimeoutError, Sender, TrySendError};
+use crossbeam_channel::{self as channel, Receiver, RecvTimeoutError, TrySendError};
 use governor::clock::{Clock as _, DefaultClock};
 use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
 use lettre::Message;
-use lettre::message::Mailbox;
 use serde::Serialize;
 use signal_hook::consts::{SIGINT, SIGTERM};
 
@@ -38,7 +37,7 @@ use crate::db::Db;
 use crate::db::queue::{QueueTable, opt_out_after_rejections};
 use crate::db::types::{Id, Timestamp};
 use crate::error::ExitStatus;
-use crate::mail::{self, Blame, Mailer, SendFailure};
+use crate::mail::{self, Blame, Mailer, SendFailure, Sender};
 
 use super::policy::{self, REJECTIONS_BEFORE_OPT_OUT, RUN_FAILURES_BEFORE_STOP};
 use super::{NewSendLog, Resolution};
@@ -82,7 +81,7 @@ pub trait Queue: Sync {
     fn info(&self, job: &Self::Job) -> JobInfo;
     /// Why a job must not go out now, checked on the row as last read.
     fn skip_reason(&self, job: &Self::Job, now: Timestamp) -> Option<String>;
-    fn compose(&self, job: &Self::Job, from: &Mailbox, now: DateTime<Utc>) -> Result<Message, SendFailure>;
+    fn compose(&self, job: &Self::Job, sender: &Sender, now: DateTime<Utc>) -> Result<Message, SendFailure>;
 }
 
 /// The bookkeeping facts of one job.
@@ -185,7 +184,7 @@ pub fn deliver<Q: Queue>(
     db: &mut Db,
     queue: &Q,
     mailer: &Mailer,
-    from: &Mailbox,
+    sender: &Sender,
     options: &DeliveryOptions,
     clock: &Clock,
 ) -> anyhow::Result<Delivered> {
@@ -196,7 +195,7 @@ pub fn deliver<Q: Queue>(
     let run = Run {
         queue,
         mailer,
-        from,
+        sender,
         clock,
         rate_limit,
         lease: Lease::new(options.lease),
@@ -298,7 +297,7 @@ impl Lease {
 struct Run<'a, Q> {
     queue: &'a Q,
     mailer: &'a Mailer,
-    from: &'a Mailbox,
+    sender: &'a Sender,
     clock: &'a Clock,
     rate_limit: Option<DefaultDirectRateLimiter>,
     lease: Lease,
@@ -331,7 +330,7 @@ enum Returned<J> {
 
 impl<Q: Queue> Run<'_, Q> {
     /// A sending thread: one connection's worth of work.
-    fn send_each(&self, handed: Receiver<Held<Q::Job>>, done: Sender<Returned<Q::Job>>) -> anyhow::Result<()> {
+    fn send_each(&self, handed: Receiver<Held<Q::Job>>, done: channel::Sender<Returned<Q::Job>>) -> anyhow::Result<()> {
         let mut courier = self.mailer.courier()?;
         loop {
             // Wait for the rate limit before taking a message, not after, so
@@ -351,7 +350,7 @@ impl<Q: Queue> Run<'_, Q> {
                 let started = Instant::now();
                 let result = self
                     .queue
-                    .compose(&held.job, self.from, self.clock.now())
+                    .compose(&held.job, self.sender, self.clock.now())
                     .and_then(|message| courier.send(&message));
                 Returned::Attempted {
                     held,
@@ -396,7 +395,7 @@ impl Pace {
 struct Dispatcher<'r, 'a, Q: Queue> {
     run: &'r Run<'a, Q>,
     /// To the sending threads; `unsent` takes back what none has started.
-    handoff: Sender<Held<Q::Job>>,
+    handoff: channel::Sender<Held<Q::Job>>,
     unsent: Receiver<Held<Q::Job>>,
     database: &'r DatabaseUrl,
     db: &'r mut Db,
@@ -744,8 +743,8 @@ impl<Q: Queue> Dispatcher<'_, '_, Q> {
             assignment_id: info.assignment_id,
             summary_id: info.summary_id,
             to_email: info.to_email,
-            from_inbox: self.run.from.email.to_string(),
-            message_id: Some(mail::message_id(info.id, self.run.from)),
+            from_inbox: self.run.sender.from.email.to_string(),
+            message_id: Some(mail::message_id(info.id, self.run.sender)),
             status: log_status,
             error,
             created_at: at,

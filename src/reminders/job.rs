@@ -3,13 +3,12 @@
 
 use chrono::{DateTime, Utc};
 use lettre::Message;
-use lettre::message::Mailbox;
 
 use crate::db::Db;
 use crate::db::reminders::{self, Claimed};
 use crate::db::types::Timestamp;
 use crate::input::zone_of;
-use crate::mail::{self, Blame, SendFailure};
+use crate::mail::{self, Blame, SendFailure, Sender};
 use crate::queue::pipeline::{JobInfo, Queue};
 use crate::render::{AssignmentView, Kind, ReminderContext, StudentView, Templates, header_safe};
 use crate::schedule::{Target, stale_reason};
@@ -37,7 +36,7 @@ pub fn skip_reason(claimed: &Claimed, now: DateTime<Utc>, delivery_window: Optio
 /// The reminder email for a claimed reminder at `now`, from the templates.
 pub fn compose(
     claimed: &Claimed,
-    from: &Mailbox,
+    sender: &Sender,
     now: DateTime<Utc>,
     templates: &Templates,
 ) -> Result<Message, SendFailure> {
@@ -68,10 +67,10 @@ pub fn compose(
         .render(Kind::Reminder, &context)
         .map_err(|e| SendFailure::new(Blame::Message, format!("{e:#}")))?;
     mail::build(
-        from,
+        sender,
         &claimed.student_email,
         context.student.name,
-        mail::message_id(claimed.reminder_id, from),
+        mail::message_id(claimed.reminder_id, sender),
         rendered,
     )
 }
@@ -99,8 +98,8 @@ impl Queue for Reminders {
         skip_reason(claimed, now.instant(), self.delivery_window)
     }
 
-    fn compose(&self, claimed: &Claimed, from: &Mailbox, now: DateTime<Utc>) -> Result<Message, SendFailure> {
-        compose(claimed, from, now, &self.templates)
+    fn compose(&self, claimed: &Claimed, sender: &Sender, now: DateTime<Utc>) -> Result<Message, SendFailure> {
+        compose(claimed, sender, now, &self.templates)
     }
 }
 
@@ -108,6 +107,13 @@ impl Queue for Reminders {
 mod tests {
     use super::*;
     use crate::db::types::Id;
+
+    fn sender(from: &str) -> Sender {
+        Sender {
+            from: from.parse().unwrap(),
+            reply_to: None,
+        }
+    }
 
     fn claimed(title: &str, name: Option<&str>) -> Claimed {
         Claimed {
@@ -129,7 +135,7 @@ mod tests {
 
     #[test]
     fn the_message_names_the_title_and_the_local_due_time() {
-        let from: Mailbox = "Reminders <noreply@school.example>".parse().unwrap();
+        let from = sender("Reminders <noreply@school.example>");
         let now = "2025-09-26T23:00:00Z".parse().unwrap();
         let message = compose(
             &claimed("Problem set 1", Some("Alice")),
@@ -150,7 +156,7 @@ mod tests {
 
     #[test]
     fn no_header_line_is_too_long_whatever_the_title() {
-        let from: Mailbox = "noreply@school.example".parse().unwrap();
+        let from = sender("noreply@school.example");
         let now = "2025-09-26T23:00:00Z".parse().unwrap();
         let url = format!("https://example.com/{}", "x".repeat(1_100));
         let long_name = "N".repeat(2_000);
@@ -177,7 +183,7 @@ mod tests {
 
     #[test]
     fn control_characters_never_reach_a_header() {
-        let from: Mailbox = "noreply@school.example".parse().unwrap();
+        let from = sender("noreply@school.example");
         let now = "2025-09-26T23:00:00Z".parse().unwrap();
         let evil = claimed("Essay\r\nBcc: evil@example.com", Some("Eve\r\nCc: x@example.com"));
         let message = compose(&evil, &from, now, &Templates::load(None).unwrap()).unwrap();

@@ -5,13 +5,12 @@ use std::collections::HashMap;
 
 use chrono::{DateTime, Utc};
 use lettre::Message;
-use lettre::message::Mailbox;
 
 use crate::db::Db;
 use crate::db::summaries::{self, ClaimedSummary, DEFAULT_DAILY_SUMMARY, DEFAULT_SUMMARY_HOUR, StudentCounts};
 use crate::db::types::{Id, Timestamp};
 use crate::input::zone_of;
-use crate::mail::{self, Blame, SendFailure};
+use crate::mail::{self, Blame, SendFailure, Sender};
 use crate::queue::pipeline::{JobInfo, Queue};
 use crate::render::{Counts, ItemView, Kind, StudentView, SummaryContext, Templates, header_safe};
 use crate::schedule::summary_day;
@@ -96,7 +95,7 @@ impl Queue for Summaries {
         }
     }
 
-    fn compose(&self, job: &SummaryJob, from: &Mailbox, now: DateTime<Utc>) -> Result<Message, SendFailure> {
+    fn compose(&self, job: &SummaryJob, sender: &Sender, now: DateTime<Utc>) -> Result<Message, SendFailure> {
         let counts = job
             .counts
             .as_ref()
@@ -112,7 +111,7 @@ impl Queue for Summaries {
             completed: counts.completed,
             open: &job.open,
         };
-        compose(&content, from, now, &self.templates)
+        compose(&content, sender, now, &self.templates)
     }
 }
 
@@ -137,7 +136,7 @@ const SUMMARY_LIST_LIMIT: usize = 10;
 /// assignments, nearest first, in the student's zone.
 pub fn compose(
     content: &SummaryContent,
-    from: &Mailbox,
+    sender: &Sender,
     now: DateTime<Utc>,
     templates: &Templates,
 ) -> Result<Message, SendFailure> {
@@ -171,10 +170,10 @@ pub fn compose(
         .render(Kind::Summary, &context)
         .map_err(|e| SendFailure::new(Blame::Message, format!("{e:#}")))?;
     mail::build(
-        from,
+        sender,
         content.email,
         context.student.name,
-        mail::message_id(content.summary_id, from),
+        mail::message_id(content.summary_id, sender),
         rendered,
     )
 }

@@ -7,6 +7,7 @@ mod failing_safe;
 mod faults;
 mod import;
 mod layers;
+mod mail_standards;
 mod oauth;
 mod operations;
 mod pooler;
