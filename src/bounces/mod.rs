@@ -1,0 +1,6 @@
+//! Reading bounce reports, complaints and unsubscribe mails, and the tokens that tie them to our messages.
+//!
+//! A leaf: it uses only std and crates, so the `bounces` command, the database
+//! and the mail builder can use it without it knowing about them.
+
+pub mod token;
