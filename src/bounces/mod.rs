@@ -3,4 +3,5 @@
 //! A leaf: it uses only std and crates, so the `bounces` command, the database
 //! and the mail builder can use it without it knowing about them.
 
+pub mod source;
 pub mod token;
