@@ -3,5 +3,9 @@
 //! A leaf: it uses only std and crates, so the `bounces` command, the database
 //! and the mail builder can use it without it knowing about them.
 
+pub mod report;
 pub mod source;
 pub mod token;
+
+#[cfg(test)]
+mod samples;
