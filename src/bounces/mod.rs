@@ -8,4 +8,6 @@ pub mod source;
 pub mod token;
 
 #[cfg(test)]
+mod fuzz;
+#[cfg(test)]
 mod samples;
