@@ -6,6 +6,7 @@
 pub mod report;
 pub mod source;
 pub mod token;
+pub mod trust;
 
 #[cfg(test)]
 mod fuzz;

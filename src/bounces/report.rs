@@ -267,7 +267,8 @@ fn classify(message: &Message<'_>) -> ReportKind {
 fn returned_message_id(leaf: &Leaf<'_>) -> Option<String> {
     match leaf.mime.as_str() {
         "message/rfc822" | "message/global" => match &leaf.part.body {
-            PartType::Message(original) => original.message_id().map(str::to_owned),
+            // message_id() indexes the first part, so check there is one.
+            PartType::Message(original) if !original.parts.is_empty() => original.message_id().map(str::to_owned),
             // Not parsed (too deep, or broken): read it as text.
             _ => message_id_in_text(&String::from_utf8_lossy(leaf.part.contents())),
         },
