@@ -588,4 +588,61 @@ mod tests {
         assert!(dir.path().join("new/4.link").is_symlink());
         assert_eq!(fs::read(outside.path()).expect("read"), b"secret");
     }
+
+    fn only_message(source: &Source, max: u64) -> Body {
+        let mut entries = source.messages(max).expect("readable");
+        let body = match entries.next().expect("one entry").expect("readable") {
+            Entry::Message(message) => message.body,
+            Entry::Skipped { reason, .. } => panic!("skipped: {reason}"),
+        };
+        assert!(entries.next().is_none(), "more than one message");
+        body
+    }
+
+    #[test]
+    fn single_files_with_and_without_a_from_line_are_read() {
+        let dsn = crate::bounces::samples::sample("postfix_dsn");
+        let dir = tempfile::tempdir().expect("tempdir");
+        let plain = dir.path().join("plain.eml");
+        fs::write(&plain, dsn).expect("write");
+        let piped = dir.path().join("piped.eml");
+        let mut with_from = b"From MAILER-DAEMON  Mon Nov 23 08:00:05 2026\n".to_vec();
+        with_from.extend_from_slice(dsn);
+        fs::write(&piped, with_from).expect("write");
+
+        let plain = Source::open(plain.to_str().expect("utf-8")).expect("a file");
+        assert!(matches!(plain, Source::File(_)));
+        assert_eq!(
+            only_message(&plain, DEFAULT_MAX_MESSAGE_BYTES),
+            Body::Bytes(dsn.to_vec())
+        );
+        let piped = Source::open(piped.to_str().expect("utf-8")).expect("a file");
+        assert!(matches!(piped, Source::Mbox(_)));
+        let Body::Bytes(bytes) = only_message(&piped, DEFAULT_MAX_MESSAGE_BYTES) else {
+            panic!("too large")
+        };
+        let report = crate::bounces::report::parse(&bytes);
+        assert!(
+            matches!(
+                report.kind,
+                crate::bounces::report::ReportKind::Delivery { standard: true, .. }
+            ),
+            "{report:?}"
+        );
+    }
+
+    #[test]
+    fn a_file_over_the_limit_is_too_large() {
+        let file = tempfile::NamedTempFile::new().expect("file");
+        fs::write(file.path(), vec![b'x'; 2000]).expect("write");
+        let source = Source::open(file.path().to_str().expect("utf-8")).expect("a file");
+        assert_eq!(only_message(&source, 1000), Body::TooLarge { at_least: 2000 });
+    }
+
+    #[test]
+    fn a_folder_that_is_not_a_maildir_is_refused() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().to_str().expect("utf-8");
+        assert!(matches!(Source::open(path), Err(SourceError::NotAMaildir(_))));
+    }
 }
