@@ -235,8 +235,8 @@ impl MaildirClaim {
     /// Marks the report done: `cur/NAME:2,S` (the seen flag).
     pub fn processed(mut self) -> io::Result<()> {
         self.settled = true;
-        let mut done = self.claimed_path.clone().into_os_string();
-        done.push(":2,S");
+        let name = self.claimed_path.file_name().unwrap_or_default().to_string_lossy();
+        let done = self.claimed_path.with_file_name(with_seen_flag(&name));
         fs::rename(&self.claimed_path, done)
     }
 
@@ -244,6 +244,23 @@ impl MaildirClaim {
     pub fn release(mut self) -> io::Result<()> {
         self.settled = true;
         fs::rename(&self.claimed_path, &self.new_path)
+    }
+}
+
+/// `NAME` → `NAME:2,S`; a name that already has an info part keeps its flags,
+/// with `S` added in the sorted place the Maildir convention asks for.
+fn with_seen_flag(name: &str) -> String {
+    match name.split_once(":2,") {
+        Some((base, flags)) => {
+            let mut flags: Vec<char> = flags.chars().filter(|c| c.is_ascii_alphabetic()).collect();
+            if !flags.contains(&'S') {
+                flags.push('S');
+            }
+            flags.sort_unstable();
+            flags.dedup();
+            format!("{base}:2,{}", flags.into_iter().collect::<String>())
+        }
+        None => format!("{name}:2,S"),
     }
 }
 
@@ -644,5 +661,12 @@ mod tests {
         let dir = tempfile::tempdir().expect("tempdir");
         let path = dir.path().to_str().expect("utf-8");
         assert!(matches!(Source::open(path), Err(SourceError::NotAMaildir(_))));
+    }
+
+    #[test]
+    fn the_seen_flag_is_added_once_in_order() {
+        assert_eq!(with_seen_flag("123.abc.host"), "123.abc.host:2,S");
+        assert_eq!(with_seen_flag("123.abc.host:2,RF"), "123.abc.host:2,FRS");
+        assert_eq!(with_seen_flag("123.abc.host:2,S"), "123.abc.host:2,S");
     }
 }
