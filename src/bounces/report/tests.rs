@@ -242,3 +242,56 @@ fn every_sample_parses_without_panicking() {
         let _ = name;
     }
 }
+
+/// Shapes of large hostile input that a careless reader handles in quadratic
+/// time: many parts, many recipient blocks, one long body line, many addresses.
+fn large_inputs() -> Vec<(&'static str, Vec<u8>)> {
+    let size = 9 * 1024 * 1024;
+    let mut many_parts = String::from(
+        "From: MAILER-DAEMON@x.example\nSubject: Undelivered Mail\nContent-Type: multipart/mixed; boundary=\"p\"\n\n",
+    );
+    while many_parts.len() < size {
+        many_parts.push_str("--p\nContent-Type: text/plain\n\nuser unknown <a@b.example>\n");
+    }
+    many_parts.push_str("--p--\n");
+    let mut many_blocks = String::from(
+        "From: MAILER-DAEMON@x.example\nContent-Type: multipart/report; report-type=delivery-status; boundary=\"m\"\n\n--m\nContent-Type: message/delivery-status\n\n",
+    );
+    while many_blocks.len() < size {
+        many_blocks.push_str("Final-Recipient: rfc822; r@x.example\nAction: failed\nStatus: 5.1.1\n\n");
+    }
+    many_blocks.push_str("--m--\n");
+    let mut long_line = b"From: MAILER-DAEMON@x.example\nSubject: failure notice\n\n".to_vec();
+    long_line.extend(std::iter::repeat_n(b'x', size));
+    let mut addresses = String::from("From: MAILER-DAEMON@x.example\nSubject: failure notice\n\n");
+    let mut n = 0;
+    while addresses.len() < size {
+        addresses.push_str(&format!("<user{n}@students.example>: 550 5.1.1 user unknown\n"));
+        n += 1;
+    }
+    vec![
+        ("many parts", many_parts.into_bytes()),
+        ("many recipient blocks", many_blocks.into_bytes()),
+        ("one long body line", long_line),
+        ("many addresses", addresses.into_bytes()),
+    ]
+}
+
+#[test]
+fn large_hostile_reports_are_read_in_bounded_time() {
+    for (name, raw) in large_inputs() {
+        let started = std::time::Instant::now();
+        let report = parse(&raw);
+        let elapsed = started.elapsed();
+        eprintln!(
+            "{name}: {} bytes in {elapsed:?}: {}",
+            raw.len(),
+            match &report.kind {
+                ReportKind::Delivery { recipients, .. } => format!("{} recipients", recipients.len()),
+                other => format!("{other:?}"),
+            }
+        );
+        // Generous, for a debug build on a shared machine; a quadratic reader takes minutes.
+        assert!(elapsed < std::time::Duration::from_secs(60), "{name} took {elapsed:?}");
+    }
+}
