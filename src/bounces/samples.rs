@@ -55,6 +55,10 @@ pub const SAMPLES: &[(&str, &[u8])] = &[
         "postfix_plain",
         include_bytes!("../../tests/data/bounces/postfix_plain.eml"),
     ),
+    (
+        "postfix_real_dsn",
+        include_bytes!("../../tests/data/bounces/postfix_real_dsn.eml"),
+    ),
     ("qmail", include_bytes!("../../tests/data/bounces/qmail.eml")),
     (
         "unsubscribe",

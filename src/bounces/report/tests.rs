@@ -51,6 +51,20 @@ fn postfix_dsn_is_a_hard_bounce_about_the_mailbox() {
 }
 
 #[test]
+fn a_dsn_made_by_a_real_postfix_is_a_hard_bounce() {
+    let report = parse(sample("postfix_real_dsn"));
+    assert_eq!(
+        report.message_id.as_deref(),
+        Some("20261123230857.A9F9E98E0BF@mail.school.example")
+    );
+    assert!(report.envelope_recipients.iter().all(|r| r.starts_with("bounces+")));
+    let status = only_recipient("postfix_real_dsn", true);
+    assert_eq!(status.final_recipient.as_deref(), Some("ghost@students.example"));
+    assert_eq!(status.status.as_deref(), Some("5.1.1"));
+    assert_eq!(severity(&status), Severity::Hard { about_mailbox: true });
+}
+
+#[test]
 fn exim_dsn_with_5_0_0_is_read_from_the_diagnostic_text() {
     let status = only_recipient("exim_dsn", true);
     assert_eq!(status.final_recipient.as_deref(), Some("nosuch@students.example"));
