@@ -58,7 +58,9 @@ pub fn envelope_token<'a>(
 /// - `token`: from [`envelope_token`];
 /// - `named_recipient`: the failed or complaining address the report names;
 /// - `sent_to(message)`: the address that message was sent to, if we sent it;
-/// - `sent_with_id(message_id)`: the message we sent with that Message-ID.
+/// - `sent_with_id(message_id)`: the message we sent with that Message-ID
+///   (a lookup, or, once Message-IDs come from `token::message_id_left`,
+///   `token::verify_message_id` followed by `sent_to`).
 pub fn judge(
     secret: &[u8],
     token: Option<&str>,
