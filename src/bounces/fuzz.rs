@@ -66,6 +66,8 @@ enum Mutation {
         at: usize,
         len: usize,
     },
+    /// Mail on the wire and in many stores ends lines with CRLF.
+    Crlf,
 }
 
 fn mutation() -> impl Strategy<Value = Mutation> {
@@ -76,6 +78,7 @@ fn mutation() -> impl Strategy<Value = Mutation> {
         (any::<usize>(), 0..SAMPLES.len(), any::<usize>(), 0usize..2000)
             .prop_map(|(at, other, from, len)| Mutation::Splice { at, other, from, len }),
         (any::<usize>(), 0usize..200).prop_map(|(at, len)| Mutation::Delete { at, len }),
+        Just(Mutation::Crlf),
     ]
 }
 
@@ -104,6 +107,12 @@ fn apply(mut bytes: Vec<u8>, mutation: &Mutation) -> Vec<u8> {
             let at = position(at, bytes.len());
             let end = (at + len).min(bytes.len());
             bytes.drain(at..end);
+        }
+        Mutation::Crlf => {
+            bytes = bytes
+                .iter()
+                .flat_map(|&b| if b == b'\n' { vec![b'\r', b'\n'] } else { vec![b] })
+                .collect();
         }
     }
     bytes

@@ -531,11 +531,13 @@ fn best_effort_bounce(message: &Message<'_>, leaves: &[Leaf<'_>]) -> ReportKind 
     let text = readable_text(leaves);
     // The quoted original starts at its first header-like line; addresses
     // after that (its From, To) are not failed recipients.
+    // split_inclusive keeps each line's own ending (LF or CRLF), so the
+    // offsets stay on character boundaries.
     let quoted_start = text
-        .lines()
+        .split_inclusive('\n')
         .scan(0usize, |offset, line| {
             let start = *offset;
-            *offset += line.len() + 1;
+            *offset += line.len();
             Some((start, line))
         })
         .find(|(_, line)| {

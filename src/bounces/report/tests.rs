@@ -309,3 +309,20 @@ fn large_hostile_reports_are_read_in_bounded_time() {
         assert!(elapsed < std::time::Duration::from_secs(60), "{name} took {elapsed:?}");
     }
 }
+
+#[test]
+fn crlf_and_non_ascii_text_read_the_same_as_lf() {
+    for (name, raw) in SAMPLES {
+        let Ok(text) = std::str::from_utf8(raw) else { continue };
+        // A multibyte character on every line shifts any offset counted wrongly.
+        let crlf = text.replace('\n', " é\r\n");
+        let lf = text.replace('\n', " é\n");
+        let (a, b) = (parse(lf.as_bytes()), parse(crlf.as_bytes()));
+        assert_eq!(
+            std::mem::discriminant(&a.kind),
+            std::mem::discriminant(&b.kind),
+            "{name}: {a:?} vs {b:?}"
+        );
+        let _ = parse_unguarded(crlf.as_bytes());
+    }
+}
