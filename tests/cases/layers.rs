@@ -10,6 +10,7 @@ const LAYERS: &[&str] = &[
     "commands",
     "settings",
     "cli",
+    "bounces",
     "reminders",
     "summaries",
     "queue",

@@ -1,0 +1,188 @@
+//! A time-bounded fuzz test of the report reader and the mbox splitter, seeded with the sample reports (issue 18, item 4).
+//!
+//! proptest rather than cargo-fuzz so that it runs on stable Rust with the
+//! other unit tests. It runs for `BOUNCES_FUZZ_SECONDS` (default 2), so CI can
+//! give it a minute: `BOUNCES_FUZZ_SECONDS=60 cargo test --release bounces::fuzz`.
+//! A panic anywhere in the parser fails the test, and proptest shrinks the
+//! input and prints it.
+
+use std::io::Cursor;
+use std::time::{Duration, Instant};
+
+use proptest::prelude::*;
+use proptest::test_runner::{Config, TestRunner};
+
+use super::report::parse_unguarded;
+use super::samples::SAMPLES;
+use super::source::{Body, Entry, MboxReader, strip_mbox_from_line};
+
+/// Pieces that steer mutations toward the parser's edge cases.
+const FRAGMENTS: &[&[u8]] = &[
+    b"\n\n",
+    b"\r\n",
+    b"\n--",
+    b"--\n",
+    b"\nFrom x@y Mon Jan  1 00:00:00 2024\n",
+    b"\n>From ",
+    b"Content-Type: multipart/report; report-type=delivery-status; boundary=\"b\"\n",
+    b"Content-Type: multipart/mixed; boundary=\n",
+    b"Content-Type: message/delivery-status\n",
+    b"Content-Type: message/rfc822\n",
+    b"Content-Type: text/rfc822-headers\n",
+    b"Content-Type: message/feedback-report\n",
+    b"Content-Transfer-Encoding: base64\n",
+    b"Content-Transfer-Encoding: quoted-printable\n",
+    b"=?utf-8?b?w6k=?=",
+    b"=?x?q?=FF?=",
+    b"Final-Recipient: rfc822; a@b.example\nAction: failed\nStatus: 5.1.1\n",
+    b"Message-ID: <",
+    b"\t",
+    b"\0",
+    b"\xff\xfe",
+    b"<a@b.example>:",
+];
+
+#[derive(Debug, Clone)]
+enum Mutation {
+    FlipByte {
+        at: usize,
+        value: u8,
+    },
+    Truncate {
+        at: usize,
+    },
+    Insert {
+        at: usize,
+        fragment: usize,
+    },
+    /// Copies a piece of another sample in.
+    Splice {
+        at: usize,
+        other: usize,
+        from: usize,
+        len: usize,
+    },
+    Delete {
+        at: usize,
+        len: usize,
+    },
+    /// Mail on the wire and in many stores ends lines with CRLF.
+    Crlf,
+}
+
+fn mutation() -> impl Strategy<Value = Mutation> {
+    prop_oneof![
+        (any::<usize>(), any::<u8>()).prop_map(|(at, value)| Mutation::FlipByte { at, value }),
+        any::<usize>().prop_map(|at| Mutation::Truncate { at }),
+        (any::<usize>(), 0..FRAGMENTS.len()).prop_map(|(at, fragment)| Mutation::Insert { at, fragment }),
+        (any::<usize>(), 0..SAMPLES.len(), any::<usize>(), 0usize..2000)
+            .prop_map(|(at, other, from, len)| Mutation::Splice { at, other, from, len }),
+        (any::<usize>(), 0usize..200).prop_map(|(at, len)| Mutation::Delete { at, len }),
+        Just(Mutation::Crlf),
+    ]
+}
+
+fn apply(mut bytes: Vec<u8>, mutation: &Mutation) -> Vec<u8> {
+    let position = |at: usize, len: usize| if len == 0 { 0 } else { at % (len + 1) };
+    match *mutation {
+        Mutation::FlipByte { at, value } => {
+            if !bytes.is_empty() {
+                let at = at % bytes.len();
+                bytes[at] = value;
+            }
+        }
+        Mutation::Truncate { at } => bytes.truncate(position(at, bytes.len())),
+        Mutation::Insert { at, fragment } => {
+            let at = position(at, bytes.len());
+            bytes.splice(at..at, FRAGMENTS[fragment].iter().copied());
+        }
+        Mutation::Splice { at, other, from, len } => {
+            let source = SAMPLES[other].1;
+            let from = position(from, source.len()).min(source.len());
+            let end = (from + len).min(source.len());
+            let at = position(at, bytes.len());
+            bytes.splice(at..at, source[from..end].iter().copied());
+        }
+        Mutation::Delete { at, len } => {
+            let at = position(at, bytes.len());
+            let end = (at + len).min(bytes.len());
+            bytes.drain(at..end);
+        }
+        Mutation::Crlf => {
+            bytes = bytes
+                .iter()
+                .flat_map(|&b| if b == b'\n' { vec![b'\r', b'\n'] } else { vec![b] })
+                .collect();
+        }
+    }
+    bytes
+}
+
+/// A mutated sample, arbitrary bytes, or a soup of fragments.
+fn input() -> impl Strategy<Value = Vec<u8>> {
+    prop_oneof![
+        6 => (0..SAMPLES.len(), prop::collection::vec(mutation(), 1..8)).prop_map(
+            |(seed, mutations)| mutations.iter().fold(SAMPLES[seed].1.to_vec(), apply)
+        ),
+        2 => prop::collection::vec(any::<u8>(), 0..4096),
+        2 => prop::collection::vec(0..FRAGMENTS.len(), 0..64)
+            .prop_map(|picks| picks.iter().flat_map(|&i| FRAGMENTS[i].iter().copied()).collect()),
+    ]
+}
+
+/// Splits `bytes` as an mbox with a small size limit, checking that no
+/// message held is larger than the limit or than the input.
+fn split_mbox(bytes: &[u8]) {
+    let max = 512;
+    let mut reader = MboxReader::new("fuzz.mbox".into(), Box::new(Cursor::new(bytes.to_vec())));
+    let mut held = 0usize;
+    while let Ok(Some(entry)) = reader.next_message(max) {
+        if let Entry::Message(message) = entry
+            && let Body::Bytes(message) = message.body
+        {
+            assert!(message.len() as u64 <= max, "an mbox message over the limit was held");
+            held += message.len();
+            let _ = parse_unguarded(&message);
+        }
+    }
+    assert!(held <= bytes.len(), "the splitter produced more bytes than it read");
+}
+
+fn fuzz_seconds() -> u64 {
+    std::env::var("BOUNCES_FUZZ_SECONDS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(2)
+}
+
+#[test]
+fn report_reader_and_mbox_splitter_never_panic() {
+    let deadline = Instant::now() + Duration::from_secs(fuzz_seconds());
+    let config = Config {
+        cases: 256,
+        failure_persistence: None,
+        ..Config::default()
+    };
+    // A runner stops after `cases` successes, so each round is a fresh runner
+    // whose random stream is forked from this one (random unless
+    // PROPTEST_RNG_SEED is set, which replays a run).
+    let mut master = TestRunner::new(config.clone());
+    let inputs = std::cell::Cell::new(0u64);
+    while inputs.get() == 0 || Instant::now() < deadline {
+        let mut round = TestRunner::new_with_rng(config.clone(), master.new_rng());
+        let result = round.run(&input(), |bytes| {
+            inputs.set(inputs.get() + 1);
+            let _ = parse_unguarded(&bytes);
+            let _ = parse_unguarded(&strip_mbox_from_line(bytes.clone()));
+            let mut as_mbox = b"From fuzz@example Mon Jan  1 00:00:00 2024\n".to_vec();
+            as_mbox.extend_from_slice(&bytes);
+            split_mbox(&as_mbox);
+            split_mbox(&bytes);
+            Ok(())
+        });
+        if let Err(failure) = result {
+            panic!("fuzz failure after {} inputs: {failure}", inputs.get());
+        }
+    }
+    eprintln!("bounces fuzz: {} inputs in {} s", inputs.get(), fuzz_seconds());
+}

@@ -1,0 +1,723 @@
+//! Reading one raw report (a DSN, an ARF complaint, an unsubscribe mail, an auto-reply) into what it says, never panicking.
+//!
+//! MIME is parsed by `mail-parser`; the per-recipient fields of a DSN
+//! (RFC 3464) and of a feedback report (RFC 5965) are plain header blocks that
+//! no crate models, so they are read here. What a report *means* for a student
+//! is decided by [`severity`]; whether it can be *trusted* is for the caller
+//! (issue 18), since that needs the tokens and the database.
+
+use std::borrow::Cow;
+
+use mail_parser::{Message, MessageParser, MimeHeaders, PartType};
+
+/// MIME parts nested deeper than this are not looked into (issue 18).
+pub const MAX_DEPTH: usize = 20;
+/// At most this many per-recipient blocks are read from one DSN (issue 18).
+pub const MAX_RECIPIENT_BLOCKS: usize = 1000;
+/// A header line longer than this is hostile, not mail (RFC 5322 allows 998).
+const MAX_HEADER_LINE: usize = 64 * 1024;
+/// How much human-readable text a best-effort bounce is searched in.
+const MAX_TEXT_SCANNED: usize = 256 * 1024;
+/// Diagnostics are kept for the log and the `error` column, not in full.
+const MAX_DIAGNOSTIC: usize = 500;
+
+/// What one message in the bounce mailbox is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Report {
+    /// The report's own Message-ID (without angle brackets), kept so a report is processed once.
+    pub message_id: Option<String>,
+    /// The address it was delivered to, from `Delivered-To` and `X-Original-To`
+    /// (where a VERP token is found), in header order.
+    pub envelope_recipients: Vec<String>,
+    pub kind: ReportKind,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ReportKind {
+    /// A delivery report: a DSN, or a best-effort reading of a plain-text or Exchange NDR.
+    Delivery {
+        recipients: Vec<RecipientStatus>,
+        /// The Message-ID of our message, from the returned headers or quoted text.
+        original_message_id: Option<String>,
+        /// True for an RFC 3464 DSN; false for one read from human text.
+        standard: bool,
+    },
+    /// An ARF feedback report: a recipient marked our message as spam.
+    Complaint {
+        original_message_id: Option<String>,
+        complained_address: Option<String>,
+    },
+    /// A mail to the unsubscribe address; `token` is from a Subject of `unsubscribe TOKEN`.
+    Unsubscribe {
+        token: Option<String>,
+        from: Option<String>,
+    },
+    /// A vacation notice or other RFC 3834 answer: not a bounce.
+    AutoReply,
+    Unrecognised {
+        reason: String,
+    },
+}
+
+/// One per-recipient block of a DSN.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RecipientStatus {
+    pub final_recipient: Option<String>,
+    pub action: Action,
+    /// The enhanced status code (RFC 3463), such as `5.1.1`.
+    pub status: Option<String>,
+    pub diagnostic: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Action {
+    Failed,
+    Delayed,
+    Delivered,
+    Relayed,
+    Expanded,
+    Other,
+}
+
+/// What a per-recipient status means for the student's address.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Severity {
+    /// A permanent failure. Only one `about_mailbox` counts toward the opt-out rule.
+    Hard { about_mailbox: bool },
+    /// Delayed, or a final failure with a 4.x.x status: says nothing about the address.
+    Soft,
+    /// Delivered, relayed or expanded.
+    NotABounce,
+}
+
+/// Reads one raw message. Anything it cannot make sense of is `Unrecognised`.
+pub fn parse(raw: &[u8]) -> Report {
+    // mail-parser is fuzzed upstream, and ours below is too; this guard is the
+    // last line so that one strange report can never stop a run (issue 18).
+    match std::panic::catch_unwind(|| parse_unguarded(raw)) {
+        Ok(report) => report,
+        Err(_) => unrecognised("the MIME parser failed on this message"),
+    }
+}
+
+fn unrecognised(reason: &str) -> Report {
+    Report {
+        message_id: None,
+        envelope_recipients: Vec::new(),
+        kind: ReportKind::Unrecognised { reason: reason.into() },
+    }
+}
+
+/// [`parse`] without the panic guard, for the fuzz test to call.
+pub(crate) fn parse_unguarded(raw: &[u8]) -> Report {
+    if let Err(reason) = check_top_headers(raw) {
+        return unrecognised(reason);
+    }
+    let Some(message) = MessageParser::default().parse(raw) else {
+        return unrecognised("not a MIME message");
+    };
+    if message.parts.is_empty() {
+        return unrecognised("no MIME parts");
+    }
+    let envelope_recipients = message
+        .headers_raw()
+        .filter(|(name, _)| name.eq_ignore_ascii_case("Delivered-To") || name.eq_ignore_ascii_case("X-Original-To"))
+        .map(|(_, value)| bare_address(value))
+        .filter(|address| !address.is_empty())
+        .collect();
+    Report {
+        message_id: message.message_id().map(str::to_owned),
+        envelope_recipients,
+        kind: classify(&message),
+    }
+}
+
+/// The checks issue 18 asks for before any parsing: no empty input, and a
+/// header section with no NUL, no invalid UTF-8 and no enormous line.
+fn check_top_headers(raw: &[u8]) -> Result<(), &'static str> {
+    if raw.iter().all(|b| b.is_ascii_whitespace()) {
+        return Err("empty message");
+    }
+    let end = find_header_end(raw).unwrap_or(raw.len());
+    let headers = &raw[..end];
+    if headers.contains(&0) {
+        return Err("NUL byte in the headers");
+    }
+    if std::str::from_utf8(headers).is_err() {
+        return Err("invalid UTF-8 in the headers");
+    }
+    if headers.split(|&b| b == b'\n').any(|line| line.len() > MAX_HEADER_LINE) {
+        return Err("a header line longer than 64 KiB");
+    }
+    Ok(())
+}
+
+fn find_header_end(raw: &[u8]) -> Option<usize> {
+    let lf = raw.windows(2).position(|w| w == b"\n\n");
+    let crlf = raw.windows(4).position(|w| w == b"\r\n\r\n");
+    match (lf, crlf) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (a, b) => a.or(b),
+    }
+}
+
+/// One MIME leaf found while walking the tree, with its lowercase type.
+struct Leaf<'m> {
+    mime: String,
+    report_type: Option<String>,
+    part: &'m mail_parser::MessagePart<'m>,
+}
+
+/// The leaves of `message` down to [`MAX_DEPTH`], multipart containers included
+/// (their `report-type` matters), nested messages not entered: a returned
+/// original is read as a whole, never searched for reports of its own.
+fn leaves<'m>(message: &'m Message<'m>) -> Vec<Leaf<'m>> {
+    let mut found = Vec::new();
+    let mut stack = vec![(0u32, 0usize)];
+    while let Some((id, depth)) = stack.pop() {
+        let Some(part) = message.parts.get(id as usize) else {
+            continue;
+        };
+        let (mime, report_type) = match part.content_type() {
+            Some(ct) => (
+                format!("{}/{}", ct.ctype(), ct.subtype().unwrap_or("")).to_ascii_lowercase(),
+                ct.attribute("report-type").map(|t| t.to_ascii_lowercase()),
+            ),
+            None => ("text/plain".to_owned(), None),
+        };
+        if let PartType::Multipart(children) = &part.body
+            && depth < MAX_DEPTH
+        {
+            // Reversed so the stack visits children in order.
+            stack.extend(children.iter().rev().map(|&child| (child, depth + 1)));
+        }
+        found.push(Leaf {
+            mime,
+            report_type,
+            part,
+        });
+    }
+    found
+}
+
+fn classify(message: &Message<'_>) -> ReportKind {
+    let leaves = leaves(message);
+    let returned_id = || leaves.iter().find_map(returned_message_id);
+
+    let is_report = |kind: &str| leaves.iter().any(|l| l.report_type.as_deref() == Some(kind));
+    let dsn_part = leaves
+        .iter()
+        .find(|l| l.mime == "message/delivery-status" || l.mime == "message/global-delivery-status");
+    if let Some(dsn) = dsn_part {
+        let recipients = parse_delivery_status(&String::from_utf8_lossy(dsn.part.contents()));
+        if recipients.is_empty() {
+            return ReportKind::Unrecognised {
+                reason: "delivery-status part names no recipient".into(),
+            };
+        }
+        return ReportKind::Delivery {
+            recipients,
+            original_message_id: returned_id(),
+            standard: true,
+        };
+    }
+    if is_report("delivery-status") {
+        return ReportKind::Unrecognised {
+            reason: "DSN without a delivery-status part".into(),
+        };
+    }
+
+    let feedback = leaves.iter().find(|l| l.mime == "message/feedback-report");
+    if let Some(feedback) = feedback {
+        let fields = header_blocks(&String::from_utf8_lossy(feedback.part.contents()));
+        let field = |name: &str| fields.iter().find_map(|block| field(block, name));
+        return ReportKind::Complaint {
+            original_message_id: returned_id(),
+            complained_address: field("Original-Rcpt-To").map(|a| bare_address(&a)),
+        };
+    }
+    if is_report("feedback-report") {
+        return ReportKind::Unrecognised {
+            reason: "feedback report without a feedback-report part".into(),
+        };
+    }
+
+    let subject = message.subject().unwrap_or("").trim();
+    if let Some(token) = unsubscribe_subject(subject) {
+        let from = message.from().and_then(|f| f.first()).and_then(|a| a.address());
+        return ReportKind::Unsubscribe {
+            token: token.map(str::to_owned),
+            from: from.map(|a| a.to_ascii_lowercase()),
+        };
+    }
+
+    if looks_like_bounce(message, subject) {
+        return best_effort_bounce(message, &leaves);
+    }
+
+    if is_auto_reply(message, subject) {
+        return ReportKind::AutoReply;
+    }
+    ReportKind::Unrecognised {
+        reason: "neither a report nor a known kind of bounce".into(),
+    }
+}
+
+/// The Message-ID of the original message returned in a report.
+fn returned_message_id(leaf: &Leaf<'_>) -> Option<String> {
+    match leaf.mime.as_str() {
+        "message/rfc822" | "message/global" => match &leaf.part.body {
+            // message_id() indexes the first part, so check there is one.
+            PartType::Message(original) if !original.parts.is_empty() => original.message_id().map(str::to_owned),
+            // Not parsed (too deep, or broken): read it as text.
+            _ => message_id_in_text(&String::from_utf8_lossy(leaf.part.contents())),
+        },
+        "text/rfc822-headers" | "message/rfc822-headers" | "message/global-headers" => {
+            message_id_in_text(&String::from_utf8_lossy(leaf.part.contents()))
+        }
+        _ => None,
+    }
+}
+
+/// The first `Message-ID:` header line in `text` (quoted headers), without angle brackets.
+fn message_id_in_text(text: &str) -> Option<String> {
+    let mut lines = text.lines().take(10_000).peekable();
+    while let Some(line) = lines.next() {
+        let line = line.trim_start_matches(['>', ' ', '\t']);
+        let Some((name, rest)) = line.split_once(':') else {
+            continue;
+        };
+        if !name.trim().eq_ignore_ascii_case("message-id") {
+            continue;
+        }
+        let mut value = rest.trim().to_owned();
+        // A folded header puts the value on the next line.
+        if value.is_empty()
+            && let Some(next) = lines.peek()
+        {
+            value = next.trim().to_owned();
+        }
+        let id = match (value.find('<'), value.find('>')) {
+            (Some(open), Some(close)) if open < close => value[open + 1..close].trim().to_owned(),
+            _ => value.split_whitespace().next().unwrap_or("").to_owned(),
+        };
+        if !id.is_empty() {
+            return Some(id);
+        }
+    }
+    None
+}
+
+/// Splits RFC 822-style header blocks (separated by blank lines) into
+/// unfolded `(name, value)` fields, reading at most one block beyond the
+/// recipient limit.
+fn header_blocks(text: &str) -> Vec<Vec<(String, String)>> {
+    let mut blocks: Vec<Vec<(String, String)>> = Vec::new();
+    let mut current: Vec<(String, String)> = Vec::new();
+    for line in text.lines() {
+        let line = line.trim_end_matches('\r');
+        if line.trim().is_empty() {
+            if !current.is_empty() {
+                blocks.push(std::mem::take(&mut current));
+                if blocks.len() > MAX_RECIPIENT_BLOCKS {
+                    return blocks;
+                }
+            }
+            continue;
+        }
+        if line.starts_with([' ', '\t']) {
+            if let Some((_, value)) = current.last_mut()
+                && value.len() < MAX_DIAGNOSTIC * 4
+            {
+                value.push(' ');
+                value.push_str(line.trim());
+            }
+            continue;
+        }
+        if let Some((name, value)) = line.split_once(':') {
+            current.push((name.trim().to_owned(), value.trim().to_owned()));
+        }
+    }
+    if !current.is_empty() {
+        blocks.push(current);
+    }
+    blocks
+}
+
+fn field(block: &[(String, String)], name: &str) -> Option<String> {
+    block
+        .iter()
+        .find(|(n, _)| n.eq_ignore_ascii_case(name))
+        .map(|(_, v)| v.clone())
+}
+
+/// The per-recipient blocks of a `message/delivery-status` body (RFC 3464 §2.3).
+fn parse_delivery_status(text: &str) -> Vec<RecipientStatus> {
+    header_blocks(text)
+        .iter()
+        .filter(|block| field(block, "Final-Recipient").is_some() || field(block, "Action").is_some())
+        .take(MAX_RECIPIENT_BLOCKS)
+        .map(|block| {
+            let diagnostic = field(block, "Diagnostic-Code").map(|code| {
+                // "smtp; 550 5.1.1 ..." → "550 5.1.1 ..."
+                let text = code.split_once(';').map_or(code.as_str(), |(_, rest)| rest).trim();
+                truncate(text, MAX_DIAGNOSTIC)
+            });
+            RecipientStatus {
+                final_recipient: field(block, "Final-Recipient")
+                    .map(|value| bare_address(value.split_once(';').map_or(&value, |(_, a)| a)))
+                    .filter(|address| !address.is_empty()),
+                action: parse_action(field(block, "Action").as_deref().unwrap_or("")),
+                status: field(block, "Status").and_then(|s| enhanced_code(&s)),
+                diagnostic,
+            }
+        })
+        .collect()
+}
+
+fn parse_action(value: &str) -> Action {
+    // Some servers add a comment: "failed (bad destination mailbox address)".
+    match value
+        .split_whitespace()
+        .next()
+        .unwrap_or("")
+        .to_ascii_lowercase()
+        .as_str()
+    {
+        "failed" => Action::Failed,
+        "delayed" => Action::Delayed,
+        "delivered" => Action::Delivered,
+        "relayed" => Action::Relayed,
+        "expanded" => Action::Expanded,
+        _ => Action::Other,
+    }
+}
+
+/// The first enhanced status code (`class.subject.detail`, RFC 3463) in `text`.
+fn enhanced_code(text: &str) -> Option<String> {
+    text.split(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .find_map(|word| {
+            let word = word.trim_matches('.');
+            let mut pieces = word.split('.');
+            let (class, subject, detail) = (pieces.next()?, pieces.next()?, pieces.next()?);
+            let ok = pieces.next().is_none()
+                && matches!(class, "2" | "4" | "5")
+                && (1..=3).contains(&subject.len())
+                && (1..=3).contains(&detail.len());
+            ok.then(|| word.to_owned())
+        })
+}
+
+fn truncate(text: &str, max: usize) -> String {
+    match text.char_indices().nth(max) {
+        Some((at, _)) => text[..at].to_owned(),
+        None => text.to_owned(),
+    }
+}
+
+/// `<Student@School.Example>` or `rfc822; x@y` pieces → `student@school.example`.
+fn bare_address(value: &str) -> String {
+    value
+        .trim()
+        .trim_start_matches('<')
+        .trim_end_matches('>')
+        .trim()
+        .to_ascii_lowercase()
+}
+
+/// `Some(token)` for a Subject of `unsubscribe` or `unsubscribe TOKEN` (also after `Re:`).
+fn unsubscribe_subject(subject: &str) -> Option<Option<&str>> {
+    let mut words = subject.split_whitespace();
+    let mut first = words.next()?;
+    if first.eq_ignore_ascii_case("re:") {
+        first = words.next()?;
+    }
+    if !first.eq_ignore_ascii_case("unsubscribe") {
+        return None;
+    }
+    Some(words.next().filter(|w| w.bytes().all(|b| b.is_ascii_alphanumeric())))
+}
+
+const BOUNCE_SUBJECTS: &[&str] = &[
+    "undelivered mail",
+    "undeliverable",
+    "delivery status notification",
+    "returned mail",
+    "failure notice",
+    "delivery failure",
+    "delivery has failed",
+    "mail delivery failed",
+    "mail delivery failure",
+    "non remis",
+    "nicht zustellbar",
+];
+
+fn looks_like_bounce(message: &Message<'_>, subject: &str) -> bool {
+    let subject = subject.to_ascii_lowercase();
+    let from = message
+        .from()
+        .and_then(|f| f.first())
+        .and_then(|a| a.address())
+        .unwrap_or("")
+        .to_ascii_lowercase();
+    BOUNCE_SUBJECTS.iter().any(|s| subject.contains(s))
+        || from.starts_with("mailer-daemon@")
+        || from.starts_with("postmaster@")
+}
+
+fn is_auto_reply(message: &Message<'_>, subject: &str) -> bool {
+    let header = |name: &str| {
+        message
+            .headers_raw()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.trim())
+    };
+    let auto_submitted = header("Auto-Submitted").is_some_and(|v| !v.eq_ignore_ascii_case("no"));
+    let subject = subject.to_ascii_lowercase();
+    auto_submitted
+        || header("X-Autoreply").is_some()
+        || header("X-Autorespond").is_some()
+        || header("Precedence").is_some_and(|v| v.eq_ignore_ascii_case("auto_reply"))
+        || subject.starts_with("out of office")
+        || subject.starts_with("automatic reply")
+        || subject.starts_with("auto:")
+}
+
+/// The human-readable text of a report: text parts, HTML with tags removed,
+/// capped. Returned originals are left out except for their Message-ID.
+fn readable_text(leaves: &[Leaf<'_>]) -> String {
+    let mut text = String::new();
+    for leaf in leaves {
+        let piece: Cow<'_, str> = match leaf.mime.as_str() {
+            "text/plain" => String::from_utf8_lossy(leaf.part.contents()),
+            "text/html" => strip_tags(&String::from_utf8_lossy(leaf.part.contents())).into(),
+            _ => continue,
+        };
+        let room = MAX_TEXT_SCANNED.saturating_sub(text.len());
+        text.push_str(&truncate(&piece, room));
+        text.push('\n');
+        if text.len() >= MAX_TEXT_SCANNED {
+            break;
+        }
+    }
+    text
+}
+
+fn strip_tags(html: &str) -> String {
+    let mut out = String::with_capacity(html.len().min(MAX_TEXT_SCANNED));
+    let mut in_tag = false;
+    for c in html.chars() {
+        match c {
+            '<' => in_tag = true,
+            '>' if in_tag => {
+                in_tag = false;
+                out.push(' ');
+            }
+            _ if !in_tag => out.push(c),
+            _ => {}
+        }
+    }
+    out.replace("&lt;", "<")
+        .replace("&gt;", ">")
+        .replace("&nbsp;", " ")
+        .replace("&amp;", "&")
+}
+
+/// Reads a bounce that has no delivery-status part (qmail, old Exim, Postfix
+/// plain text, an Exchange NDR): the failed addresses, a status code and the
+/// line that explains it, and a quoted Message-ID. Issue 13 calls this best
+/// effort; such a report is marked `standard: false`.
+fn best_effort_bounce(message: &Message<'_>, leaves: &[Leaf<'_>]) -> ReportKind {
+    let text = readable_text(leaves);
+    // The quoted original starts at its first header-like line; addresses
+    // after that (its From, To) are not failed recipients.
+    // split_inclusive keeps each line's own ending (LF or CRLF), so the
+    // offsets stay on character boundaries.
+    let quoted_start = text
+        .split_inclusive('\n')
+        .scan(0usize, |offset, line| {
+            let start = *offset;
+            *offset += line.len();
+            Some((start, line))
+        })
+        .find(|(_, line)| {
+            let lower = line.trim_start_matches(['>', ' ']).to_ascii_lowercase();
+            lower.starts_with("message-id:")
+                || lower.starts_with("received:")
+                || lower.starts_with("return-path:")
+                || lower.contains("original message headers")
+                || lower.starts_with("--- below this line is a copy")
+        })
+        .map_or(text.len(), |(start, _)| start);
+    let explanation = &text[..quoted_start.min(text.len())];
+
+    let own: Vec<String> = [message.from(), message.to()]
+        .into_iter()
+        .flatten()
+        .flat_map(|list| list.iter())
+        .filter_map(|a| a.address())
+        .map(str::to_ascii_lowercase)
+        .collect();
+    let mut addresses: Vec<String> = Vec::new();
+    for word in explanation.split(|c: char| c.is_whitespace() || "<>()[]\"',;".contains(c)) {
+        let word = word.trim_end_matches([':', '.']).to_ascii_lowercase();
+        let plausible = word
+            .split_once('@')
+            .is_some_and(|(local, domain)| !local.is_empty() && domain.contains('.') && !domain.contains('@'));
+        if plausible
+            && !own.contains(&word)
+            && !word.starts_with("mailer-daemon@")
+            && !word.starts_with("postmaster@")
+            && !addresses.contains(&word)
+        {
+            addresses.push(word);
+            if addresses.len() >= MAX_RECIPIENT_BLOCKS {
+                break;
+            }
+        }
+    }
+    let status = enhanced_code(explanation);
+    let diagnostic = explanation
+        .lines()
+        .map(str::trim)
+        .find(|line| {
+            status.as_deref().is_some_and(|s| line.contains(s))
+                || has_smtp_reply(line)
+                || mailbox_phrase(&line.to_ascii_lowercase())
+        })
+        .map(|line| truncate(line, MAX_DIAGNOSTIC));
+    let lower = explanation.to_ascii_lowercase();
+    let action = if status.as_deref().is_some_and(|s| s.starts_with('4'))
+        && ["delayed", "will retry", "still trying", "not yet been delivered"]
+            .iter()
+            .any(|p| lower.contains(p))
+    {
+        Action::Delayed
+    } else {
+        Action::Failed
+    };
+    let original_message_id = message_id_in_text(&text[quoted_start.min(text.len())..])
+        .or_else(|| leaves.iter().find_map(returned_message_id));
+    if addresses.is_empty() && original_message_id.is_none() {
+        return ReportKind::Unrecognised {
+            reason: "looks like a bounce but names no recipient or Message-ID".into(),
+        };
+    }
+    let recipients = if addresses.is_empty() {
+        vec![RecipientStatus {
+            final_recipient: None,
+            action,
+            status,
+            diagnostic,
+        }]
+    } else {
+        addresses
+            .into_iter()
+            .map(|address| RecipientStatus {
+                final_recipient: Some(address),
+                action,
+                status: status.clone(),
+                diagnostic: diagnostic.clone(),
+            })
+            .collect()
+    };
+    ReportKind::Delivery {
+        recipients,
+        original_message_id,
+        standard: false,
+    }
+}
+
+/// A line that carries an SMTP reply such as `550 ...` or `said: 550`.
+fn has_smtp_reply(line: &str) -> bool {
+    line.split_whitespace().any(|word| {
+        let word = word.trim_start_matches(['\'', '"', '(']).trim_end_matches(['-', ' ']);
+        word.len() == 3 && matches!(word.as_bytes()[0], b'4' | b'5') && word.bytes().all(|b| b.is_ascii_digit())
+    })
+}
+
+/// Phrases by which servers without a useful enhanced code say the mailbox is bad.
+fn mailbox_phrase(lower: &str) -> bool {
+    const PHRASES: &[&str] = &[
+        "user unknown",
+        "unknown user",
+        "no such user",
+        "no such mailbox",
+        "mailbox unavailable",
+        "mailbox not found",
+        "mailbox does not exist",
+        "does not exist",
+        "recipient not found",
+        "recipnotfound",
+        "user not found",
+        "address not found",
+        "unknown recipient",
+        "invalid recipient",
+        "recipient address rejected",
+        "account disabled",
+        "account has been disabled",
+        "no mailbox here",
+    ];
+    PHRASES.iter().any(|p| lower.contains(p))
+}
+
+/// Words that mark a policy, reputation or spam block: about the sender, never the student.
+fn policy_phrase(lower: &str) -> bool {
+    const PHRASES: &[&str] = &[
+        "blocked",
+        "block list",
+        "blocklist",
+        "blacklist",
+        "spam",
+        "policy",
+        "reputation",
+        "dmarc",
+        "spf",
+        "dkim",
+        "denied",
+        "not permitted",
+        "relay access",
+    ];
+    PHRASES.iter().any(|p| lower.contains(p))
+}
+
+/// What one per-recipient status says about the student's address (DESIGN.md,
+/// "Bounce reports in the wild"; RFC 3463).
+pub fn severity(status: &RecipientStatus) -> Severity {
+    match status.action {
+        Action::Delayed => return Severity::Soft,
+        Action::Delivered | Action::Relayed | Action::Expanded => return Severity::NotABounce,
+        Action::Failed | Action::Other => {}
+    }
+    let diagnostic = status.diagnostic.as_deref().unwrap_or("").to_ascii_lowercase();
+    let by_text = || Severity::Hard {
+        about_mailbox: mailbox_phrase(&diagnostic) && !policy_phrase(&diagnostic),
+    };
+    let Some(code) = status.status.clone().or_else(|| enhanced_code(&diagnostic)) else {
+        // No enhanced code: a 4xx SMTP reply is temporary, anything else is read as text.
+        return if diagnostic.trim_start().starts_with('4') {
+            Severity::Soft
+        } else {
+            by_text()
+        };
+    };
+    let mut pieces = code.split('.');
+    let (class, subject, detail) = (
+        pieces.next().unwrap_or(""),
+        pieces.next().unwrap_or(""),
+        pieces.next().unwrap_or(""),
+    );
+    match (class, subject, detail) {
+        ("2", _, _) => Severity::NotABounce,
+        // A message that expired in a queue says nothing about the address.
+        ("4", _, _) => Severity::Soft,
+        // X.1.7 and X.1.8 are about *our* (the sender's) address; X.7.x is policy.
+        (_, "1", "7" | "8") | (_, "7", _) => Severity::Hard { about_mailbox: false },
+        ("5", "1", _) | ("5", "2", "1") => Severity::Hard { about_mailbox: true },
+        ("5", _, _) => by_text(),
+        _ => Severity::Soft,
+    }
+}
+
+#[cfg(test)]
+mod tests;
