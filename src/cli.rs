@@ -101,6 +101,8 @@ pub enum Command {
     Template(TemplateCommand),
     /// Print a reminder exactly as `send` would send it, headers included; writes nothing
     Preview(PreviewArgs),
+    /// Read bounce reports, complaints and unsubscribe mails, and act on those that prove themselves
+    Bounces(BouncesArgs),
     /// Print a shell completion script
     Completions {
         #[arg(value_enum)]
@@ -125,6 +127,25 @@ pub struct RetryArgs {
     /// These reminders or daily summaries, by id
     #[arg(value_name = "ID", conflicts_with = "failed", value_parser = queue_id)]
     pub ids: Vec<Id>,
+}
+
+#[derive(Debug, Args)]
+pub struct BouncesArgs {
+    /// A Maildir folder, an mbox file, one message file, or `-` for one message on stdin
+    #[arg(value_name = "SOURCE", required = true)]
+    pub sources: Vec<String>,
+    /// The address a report on stdin was delivered to (Postfix pipe: `${original_recipient}`)
+    #[arg(long, value_name = "ADDRESS")]
+    pub recipient: Option<String>,
+    /// Reports larger than this many bytes are not read (counted unrecognised)
+    #[arg(long, value_name = "BYTES", default_value_t = crate::bounces::source::DEFAULT_MAX_MESSAGE_BYTES,
+          value_parser = clap::value_parser!(u64).range(1_000..))]
+    pub max_size: u64,
+    /// The plain bounce address that `send` puts in the Return-Path (VERP)
+    #[arg(long, env = "REMINDERS_BOUNCE_ADDRESS", value_name = "ADDRESS")]
+    pub bounce_address: Option<String>,
+    #[command(flatten)]
+    pub secret: SecretArgs,
 }
 
 #[derive(Debug, Subcommand)]
@@ -252,6 +273,31 @@ pub struct SenderArgs {
     /// Where replies go (the Reply-To header), such as `School office <office@school.example>`
     #[arg(long, env = "REMINDERS_REPLY_TO", value_name = "MAILBOX")]
     pub reply_to: Option<String>,
+    /// Bounces come back here: each message's envelope sender becomes `LOCAL+TOKEN@DOMAIN` (VERP); needs REMINDERS_SECRET
+    #[arg(long, env = "REMINDERS_BOUNCE_ADDRESS", value_name = "ADDRESS")]
+    pub bounce_address: Option<String>,
+    /// Every message offers unsubscribing by mail to this address (List-Unsubscribe); needs REMINDERS_SECRET
+    #[arg(long, env = "REMINDERS_UNSUBSCRIBE_MAILTO", value_name = "ADDRESS")]
+    pub unsubscribe_mailto: Option<String>,
+    /// Every message offers this one-click unsubscribe link (RFC 8058); it must hold `{token}`; needs REMINDERS_SECRET
+    #[arg(long, env = "REMINDERS_UNSUBSCRIBE_URL", value_name = "URL")]
+    pub unsubscribe_url: Option<String>,
+    #[command(flatten)]
+    pub secret: SecretArgs,
+}
+
+/// The key of every token (VERP, unsubscribe, Message-ID).
+#[derive(Debug, Clone, Args)]
+pub struct SecretArgs {
+    /// A long random string that keys the bounce and unsubscribe tokens; keep it in .env, never on a command line
+    #[arg(
+        long = "secret",
+        env = "REMINDERS_SECRET",
+        hide_env_values = true,
+        value_name = "SECRET",
+        hide = true
+    )]
+    pub value: Option<String>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -261,10 +307,16 @@ pub enum UserCommand {
     /// List students
     List,
     /// Stop all email to a student
+    #[command(group = clap::ArgGroup::new("who").required(true).args(["email", "token"]))]
     OptOut {
         /// The student's email
         #[arg(value_parser = Email::parse)]
-        email: Email,
+        email: Option<Email>,
+        /// The student's unsubscribe token (from their List-Unsubscribe link), for an unsubscribe endpoint
+        #[arg(long, value_name = "TOKEN")]
+        token: Option<String>,
+        #[command(flatten)]
+        secret: SecretArgs,
     },
     /// Resume email to a student
     OptIn {

@@ -10,14 +10,17 @@ pub enum ExitStatus {
     Failure = 1,
     BadInput = 2,
     SendsFailed = 3,
+    /// sysexits.h's EX_TEMPFAIL: what a mail server's pipe reads as "try again later".
+    TryAgainLater = 75,
 }
 
 impl ExitStatus {
-    pub const ALL: [ExitStatus; 4] = [
+    pub const ALL: [ExitStatus; 5] = [
         ExitStatus::Success,
         ExitStatus::Failure,
         ExitStatus::BadInput,
         ExitStatus::SendsFailed,
+        ExitStatus::TryAgainLater,
     ];
 
     pub fn code(self) -> u8 {
@@ -39,6 +42,10 @@ impl ExitStatus {
                  be used); nothing was written"
             }
             ExitStatus::SendsFailed => "some sends failed; they are recorded for retry or as failed",
+            ExitStatus::TryAgainLater => {
+                "`bounces` could not record a report now (the database is away or locked): a mail server that \
+                 piped it in keeps it and tries again later"
+            }
         }
     }
 }

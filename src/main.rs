@@ -8,8 +8,6 @@ use std::process::ExitCode;
 
 use clap::{CommandFactory, FromArgMatches};
 
-// Not wired into a command yet (issues 13 and 18); the pieces are tested on their own.
-#[allow(dead_code)]
 mod bounces;
 mod cli;
 mod commands;

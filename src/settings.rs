@@ -6,9 +6,10 @@ use std::collections::HashSet;
 use std::path::Path;
 
 use anyhow::{Context, anyhow};
+use lettre::Address;
 use lettre::message::Mailbox;
 
-use crate::cli::{DeliveryArgs, MailArgs, SenderArgs, WindowArgs};
+use crate::cli::{DeliveryArgs, MailArgs, SecretArgs, SenderArgs, WindowArgs};
 use crate::error::invalid;
 use crate::mail::{MailUrl, Mailer, Sender};
 use crate::queue::pipeline::DeliveryOptions;
@@ -177,6 +178,22 @@ impl MailSettings {
                 .parse()
                 .map_err(|error| anyhow!("{setting} `{text}` is not a mailbox: {error}"))
         };
+        let bounce_address = optional_address("REMINDERS_BOUNCE_ADDRESS", args.bounce_address.as_deref())?;
+        let unsubscribe_mailto = optional_address("REMINDERS_UNSUBSCRIBE_MAILTO", args.unsubscribe_mailto.as_deref())?;
+        let unsubscribe_url = args.unsubscribe_url.clone().filter(|url| !url.trim().is_empty());
+        if let Some(url) = &unsubscribe_url
+            && (!url.contains("{token}") || !url.starts_with("https://"))
+        {
+            return Err(anyhow!(
+                "REMINDERS_UNSUBSCRIBE_URL `{url}` must be an https:// link with `{{token}}` where the student's token goes"
+            ));
+        }
+        let needs_secret = bounce_address.is_some() || unsubscribe_mailto.is_some() || unsubscribe_url.is_some();
+        let secret = secret(
+            &args.secret,
+            needs_secret
+                .then_some("REMINDERS_BOUNCE_ADDRESS, REMINDERS_UNSUBSCRIBE_MAILTO and REMINDERS_UNSUBSCRIBE_URL"),
+        )?;
         Ok(Sender {
             from: mailbox("MAIL_FROM", from)?,
             reply_to: args
@@ -185,7 +202,56 @@ impl MailSettings {
                 .filter(|text| !text.trim().is_empty())
                 .map(|text| mailbox("REMINDERS_REPLY_TO", text))
                 .transpose()?,
+            bounce_address,
+            unsubscribe_mailto,
+            unsubscribe_url,
+            secret,
         })
+    }
+}
+
+/// An optional address setting; the bounce address must be a plain one,
+/// since its `+TOKEN` forms are what name each message.
+pub fn optional_address(setting: &str, text: Option<&str>) -> anyhow::Result<Option<Address>> {
+    let Some(text) = text.map(str::trim).filter(|text| !text.is_empty()) else {
+        return Ok(None);
+    };
+    let address: Address = text
+        .parse()
+        .map_err(|error| anyhow!("{setting} `{text}` is not an email address: {error}"))?;
+    if address.user().contains('+') {
+        return Err(anyhow!(
+            "{setting} `{address}` already holds a `+`; give the plain address, such as bounces@school.example"
+        ));
+    }
+    Ok(Some(address))
+}
+
+/// The shortest `REMINDERS_SECRET` accepted: 128 bits written as hex, or
+/// about that much in any text.
+const SECRET_MIN_LEN: usize = 32;
+
+/// `REMINDERS_SECRET`, hidden from every output from here on. `needed_by`
+/// names the settings that cannot work without it: then it must be set.
+pub fn secret(args: &SecretArgs, needed_by: Option<&str>) -> anyhow::Result<Option<Vec<u8>>> {
+    let secret = args.value.as_deref().map(str::trim).filter(|secret| !secret.is_empty());
+    match (secret, needed_by) {
+        (None, Some(features)) => Err(anyhow!(
+            "{features} need REMINDERS_SECRET, a long random string that keys their tokens \
+             (e.g. the output of `openssl rand -hex 32`, in .env)"
+        )),
+        (Some(secret), _) if secret.len() < SECRET_MIN_LEN => {
+            crate::redact::hide(secret);
+            Err(anyhow!(
+                "REMINDERS_SECRET is too short to keep tokens unguessable: use at least {SECRET_MIN_LEN} characters \
+                 (e.g. `openssl rand -hex 32`)"
+            ))
+        }
+        (Some(secret), _) => {
+            crate::redact::hide(secret);
+            Ok(Some(secret.as_bytes().to_vec()))
+        }
+        (None, None) => Ok(None),
     }
 }
 

@@ -11,6 +11,7 @@ use crate::render::Templates;
 use crate::time::Clock;
 
 mod assignment;
+mod bounces;
 mod check;
 mod due;
 mod import;
@@ -73,6 +74,7 @@ pub fn run(cli: Cli, provenance: &crate::settings::Provenance) -> anyhow::Result
         Command::Status => status::run(&database, clock),
         Command::Retry(args) => retry::run(&database, args, clock),
         Command::Prune(args) => prune::run(&database, args, clock),
+        Command::Bounces(args) => bounces::run(&database, args, clock),
         Command::Completions { .. } | Command::Man | Command::Check { .. } => {
             unreachable!("handled before the database URL is read")
         }

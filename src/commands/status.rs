@@ -4,9 +4,9 @@ use serde_json::json;
 
 use super::Outcome;
 use crate::db::types::Timestamp;
-use crate::db::{DatabaseUrl, Db, reminders, summaries, users};
+use crate::db::{DatabaseUrl, Db, bounces, reminders, summaries, users};
 use crate::output::{self, Report};
-use crate::queue::{OptOutReason, QueueState, Status};
+use crate::queue::{OptOutReason, QueueState, ReportKind, Status};
 use crate::time;
 use crate::time::Clock;
 
@@ -17,6 +17,10 @@ pub fn run(database: &DatabaseUrl, clock: Clock) -> anyhow::Result<Outcome> {
         reminders: reminders::queue_state(&mut db, now)?,
         summaries: summaries::queue_state(&mut db, now)?,
         bounced: users::opted_out_for(&mut db, OptOutReason::Bounced)?,
+        reports: ReportCounts::of(bounces::counts_since(
+            &mut db,
+            Timestamp::new(now.instant() - chrono::Duration::days(7)),
+        )?),
     }))
 }
 
@@ -26,6 +30,34 @@ struct StatusReport {
     summaries: QueueState,
     /// Addresses that a run opted out after repeated rejections.
     bounced: Vec<String>,
+    /// What `reminders bounces` read in the last 7 days.
+    reports: ReportCounts,
+}
+
+/// Reports of the last 7 days. Many unverified ones are a sign that someone
+/// is sending forged reports to the bounce address.
+#[derive(Debug, Default, serde::Serialize)]
+struct ReportCounts {
+    hard_bounces: i64,
+    complaints: i64,
+    unsubscribes: i64,
+    unverified: i64,
+}
+
+impl ReportCounts {
+    fn of(counts: Vec<(ReportKind, bool, i64)>) -> ReportCounts {
+        let mut sums = ReportCounts::default();
+        for (kind, verified, n) in counts {
+            match (kind, verified) {
+                (ReportKind::Hard, true) => sums.hard_bounces += n,
+                (ReportKind::Complaint, true) => sums.complaints += n,
+                (ReportKind::Unsubscribe, true) => sums.unsubscribes += n,
+                (ReportKind::Hard | ReportKind::Complaint | ReportKind::Unsubscribe, false) => sums.unverified += n,
+                (ReportKind::Soft | ReportKind::AutoReply, _) => {}
+            }
+        }
+        sums
+    }
 }
 
 fn queue_json(state: &QueueState) -> serde_json::Value {
@@ -77,12 +109,27 @@ impl Report for StatusReport {
         let mut json = queue_json(&self.reminders);
         json["bounced"] = json!(self.bounced);
         json["daily_summaries"] = queue_json(&self.summaries);
+        json["reports_last_7_days"] = json!(self.reports);
         json
     }
 
     fn to_table(&self) -> String {
         let mut rows = queue_rows("", &self.reminders);
         rows.extend(queue_rows("summaries ", &self.summaries));
+        let reports = &self.reports;
+        rows.push((
+            "hard bounces reported, last 7 days".to_string(),
+            reports.hard_bounces.to_string(),
+        ));
+        rows.push(("complaints, last 7 days".to_string(), reports.complaints.to_string()));
+        rows.push((
+            "unsubscribes by mail, last 7 days".to_string(),
+            reports.unsubscribes.to_string(),
+        ));
+        rows.push((
+            "unverified reports (ignored), last 7 days".to_string(),
+            reports.unverified.to_string(),
+        ));
         rows.push((
             "opted out for bounces".to_string(),
             if self.bounced.is_empty() {

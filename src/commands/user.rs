@@ -3,16 +3,19 @@
 use serde_json::json;
 
 use super::Outcome;
-use crate::cli::{Switch, UserAddArgs, UserCommand, UserSetArgs};
+use crate::cli::{SecretArgs, Switch, UserAddArgs, UserCommand, UserSetArgs};
 use crate::db::DatabaseUrl;
 use crate::db::Db;
 use crate::db::summaries;
-use crate::db::types::Timestamp;
+use crate::db::types::{Id, Timestamp};
 use crate::db::users::{self, User};
+use crate::error::invalid;
 use crate::input::{Email, zone_of};
+use crate::mail::token::verify_unsubscribe_token;
 use crate::output::{self, Report};
 use crate::queue::OptOutReason;
 use crate::queue::policy::REJECTIONS_BEFORE_OPT_OUT;
+use crate::settings;
 use crate::time;
 
 pub fn run(database: &DatabaseUrl, command: UserCommand, now: Timestamp) -> anyhow::Result<Outcome> {
@@ -22,7 +25,13 @@ pub fn run(database: &DatabaseUrl, command: UserCommand, now: Timestamp) -> anyh
             let mut db = Db::open(database)?;
             Ok(Outcome::success(UserList(users::list_users(&mut db)?)))
         }
-        UserCommand::OptOut { email } => set_opt_out(database, &email, true, now),
+        UserCommand::OptOut { email: Some(email), .. } => set_opt_out(database, &email, true, now),
+        UserCommand::OptOut {
+            token: Some(token),
+            secret,
+            ..
+        } => unsubscribe(database, &token, &secret, now),
+        UserCommand::OptOut { .. } => unreachable!("clap requires an email or a token"),
         UserCommand::OptIn { email } => set_opt_out(database, &email, false, now),
         UserCommand::Set(args) => set_preferences(database, args, now),
         UserCommand::Import(args) => super::import::users(database, args, now),
@@ -48,6 +57,19 @@ fn set_opt_out(database: &DatabaseUrl, email: &Email, opt_out: bool, now: Timest
             user.email
         );
     }
+    Ok(Outcome::success(UserList(vec![user])))
+}
+
+/// `opt-out --token`: what a school's unsubscribe endpoint calls with the
+/// token from a student's List-Unsubscribe link.
+fn unsubscribe(database: &DatabaseUrl, token: &str, secret: &SecretArgs, now: Timestamp) -> anyhow::Result<Outcome> {
+    let secret = settings::secret(secret, Some("`user opt-out --token`"))?.unwrap_or_default();
+    let student = verify_unsubscribe_token(&secret, token.trim())
+        .map_err(|error| invalid(format!("the unsubscribe token is not valid: {error}")))?;
+    let mut db = Db::open(database)?;
+    let email = users::email_of(&mut db, Id(student))?
+        .ok_or_else(|| invalid("the unsubscribe token names a student who is no longer here"))?;
+    let user = users::opt_out_for(&mut db, &email, OptOutReason::Unsubscribed, now)?;
     Ok(Outcome::success(UserList(vec![user])))
 }
 

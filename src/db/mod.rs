@@ -15,6 +15,7 @@ use diesel::sqlite::Sqlite;
 use diesel_migrations::{EmbeddedMigrations, MigrationHarness, embed_migrations};
 
 pub mod assignments;
+pub mod bounces;
 pub mod queue;
 pub mod reminders;
 pub mod retention;

@@ -109,26 +109,32 @@ pub fn any_log_stored(db: &mut Db, ids: &[Id]) -> anyhow::Result<bool> {
     Ok(found > 0)
 }
 
-/// The bounce rule's write: reads the address's latest `limit` send logs,
-/// and when `rule` says they warrant it, opts the user out (reason `bounced`)
-/// and notes it in the latest log, all in one transaction. The rule itself
-/// is the caller's (`queue::policy`). Returns whether it opted the address out now.
+/// Send logs read for the bounce rule: enough to see the latest attempts and
+/// the bounce reports about them that came in since.
+const BOUNCE_RULE_LOGS: i64 = 50;
+
+/// The bounce rule's write: reads the address's latest send logs, newest
+/// first, and when `rule` says they warrant it, opts the user out (reason
+/// `bounced`) and appends `note` to the latest log, all in one transaction.
+/// The rule itself is the caller's (`queue::policy`). Returns whether it
+/// opted the address out now.
 pub fn opt_out_after_rejections(
     db: &mut Db,
     email: &str,
-    limit: i64,
-    rule: impl Fn(&[LogStatus]) -> bool,
+    rule: impl Fn(&[(Option<String>, LogStatus)]) -> bool,
+    note: &str,
     now: Timestamp,
 ) -> anyhow::Result<bool> {
     write_transaction!(db, conn => {
-        let latest: Vec<(Id, LogStatus)> = send_logs::table
+        let latest: Vec<(Id, Option<String>, LogStatus)> = send_logs::table
             .filter(send_logs::to_email.eq(email))
             .order((send_logs::created_at.desc(), send_logs::id.desc()))
-            .select((send_logs::id, send_logs::status))
-            .limit(limit)
+            .select((send_logs::id, send_logs::message_id, send_logs::status))
+            .limit(BOUNCE_RULE_LOGS)
             .load(conn)?;
-        let statuses: Vec<LogStatus> = latest.iter().map(|(_, status)| *status).collect();
-        if !rule(&statuses) {
+        let history: Vec<(Option<String>, LogStatus)> =
+            latest.iter().map(|(_, message_id, status)| (message_id.clone(), *status)).collect();
+        if !rule(&history) {
             return Ok(false);
         }
         let opted_out = diesel::update(
@@ -145,11 +151,10 @@ pub fn opt_out_after_rejections(
         if opted_out == 0 {
             return Ok(false);
         }
-        let note = format!("; {limit} rejections in a row, so the address is now opted out");
         let latest_log = send_logs::table.find(latest[0].0);
         let error: Option<String> = latest_log.select(send_logs::error).first(conn)?;
         diesel::update(latest_log)
-            .set(send_logs::error.eq(error.unwrap_or_default() + &note))
+            .set(send_logs::error.eq(error.unwrap_or_default() + note))
             .execute(conn)?;
         Ok(true)
     })

@@ -18,6 +18,23 @@ diesel::table! {
 }
 
 diesel::table! {
+    use diesel::sql_types::{Bool, Nullable, Text};
+    use crate::db::types::sql::*;
+
+    bounce_reports (id) {
+        id -> Uuid,
+        report_key -> Text,
+        kind -> Text,
+        verified -> Bool,
+        reason -> Nullable<Text>,
+        to_email -> Nullable<Text>,
+        reminder_id -> Nullable<Uuid>,
+        summary_id -> Nullable<Uuid>,
+        created_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
     use diesel::sql_types::{Bool, Date, Int4, Nullable, Text};
     use crate::db::types::sql::*;
 
@@ -109,6 +126,8 @@ diesel::table! {
 diesel::joinable!(assignments -> users (student_id));
 diesel::joinable!(daily_summaries -> users (user_id));
 diesel::joinable!(reminders -> assignments (assignment_id));
+diesel::joinable!(bounce_reports -> daily_summaries (summary_id));
+diesel::joinable!(bounce_reports -> reminders (reminder_id));
 diesel::joinable!(send_logs -> assignments (assignment_id));
 diesel::joinable!(send_logs -> daily_summaries (summary_id));
 diesel::joinable!(send_logs -> reminders (reminder_id));
@@ -116,6 +135,7 @@ diesel::joinable!(user_preferences -> users (user_id));
 
 diesel::allow_tables_to_appear_in_same_query!(
     assignments,
+    bounce_reports,
     daily_summaries,
     reminders,
     send_logs,

@@ -279,8 +279,12 @@ text_enum! {
         Delivered = "delivered",
         /// The server refused the recipient's address or mailbox: counts toward the bounce rule.
         Rejected = "rejected",
-        /// Any other failure: the message, the run, or a transient fault.
+        /// Any other failure: the message, the run, or a transient fault, or
+        /// a later report (DSN) of a permanent failure not about the mailbox.
         Failed = "failed",
+        /// A later report (DSN) that the mailbox does not exist or is disabled:
+        /// counts toward the bounce rule as a rejection does.
+        Bounced = "bounced",
     }
 }
 
@@ -290,6 +294,26 @@ text_enum! {
     pub enum OptOutReason {
         /// Their address was rejected too many times in a row (the bounce rule).
         Bounced = "bounced",
+        /// They marked a message as spam (a verified complaint report).
+        Complaint = "complaint",
+        /// They asked to stop, by the unsubscribe link or mail (with their token).
+        Unsubscribed = "unsubscribed",
+    }
+}
+
+text_enum! {
+    /// What a report read by `reminders bounces` was, in `bounce_reports.kind`.
+    pub enum ReportKind {
+        /// A permanent failure (hard bounce).
+        Hard = "hard",
+        /// Delayed, or a failure that says nothing about the address.
+        Soft = "soft",
+        /// A spam complaint (ARF).
+        Complaint = "complaint",
+        /// A request to stop mail.
+        Unsubscribe = "unsubscribe",
+        /// A vacation notice or other automatic answer.
+        AutoReply = "auto_reply",
     }
 }
 

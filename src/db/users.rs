@@ -126,3 +126,22 @@ pub fn opted_out_for(db: &mut Db, reason: OptOutReason) -> anyhow::Result<Vec<St
         .load(conn))
     .context("cannot list opted-out students")
 }
+
+/// The email of the user with this id, if there is one.
+pub fn email_of(db: &mut Db, id: Id) -> anyhow::Result<Option<String>> {
+    with_conn!(db, conn => users::table.find(id).select(users::email).first(conn).optional())
+        .context("cannot look up the student")
+}
+
+/// Opts a student out for a reason (an unsubscribe request), and returns them.
+pub fn opt_out_for(db: &mut Db, email: &str, reason: OptOutReason, now: Timestamp) -> anyhow::Result<User> {
+    with_conn!(db, conn => diesel::update(users::table.filter(users::email.eq(email)))
+        .set((
+            users::contact_opt_out.eq(true),
+            users::opt_out_reason.eq(reason),
+            users::updated_at.eq(now),
+        ))
+        .execute(conn))
+    .context("cannot update the user")?;
+    require_user_by_email(db, email)
+}

@@ -2,25 +2,52 @@
 //! act on, headers that fit, and the Message-ID.
 
 use lettre::Message;
+use lettre::address::{Address, Envelope};
 use lettre::message::header::{HeaderName, HeaderValue};
 use lettre::message::{Mailbox, MultiPart, SinglePart};
+use percent_encoding::{NON_ALPHANUMERIC, utf8_percent_encode};
+use uuid::Uuid;
 
 use super::failure::{Blame, SendFailure};
+use super::token::{self, MessageRef};
 use crate::render::Rendered;
 
-/// Who a run's messages are from and where replies go: the same for every
-/// message of the run.
+/// Who a run's messages are from, and where replies, bounces and unsubscribe
+/// requests go: the same for every message of the run.
 #[derive(Debug, Clone)]
 pub struct Sender {
     pub from: Mailbox,
     /// The `Reply-To` header, when replies should reach a person.
     pub reply_to: Option<Mailbox>,
+    /// `--bounce-address`: each message's envelope sender (Return-Path) is
+    /// its own VERP address at it, `bounces+TOKEN@…`, so a bounce names it.
+    pub bounce_address: Option<Address>,
+    /// `--unsubscribe-mailto`: the `List-Unsubscribe` mail address.
+    pub unsubscribe_mailto: Option<Address>,
+    /// `--unsubscribe-url`: a one-click link (RFC 8058) with `{token}` in it.
+    pub unsubscribe_url: Option<String>,
+    /// `REMINDERS_SECRET`, which keys every token; required by the three above.
+    /// With it, Message-IDs are keyed hashes that nobody can guess.
+    pub secret: Option<Vec<u8>>,
 }
 
-/// The Message-ID of a message: derived from its row's id, so that a resend
-/// after a crash carries the same id and a mail system can drop the duplicate.
-pub fn message_id(id: impl std::fmt::Display, sender: &Sender) -> String {
-    format!("<{id}@{}>", sender.from.email.domain())
+/// Which message this is, and to which student, for its tokens.
+#[derive(Debug, Clone, Copy)]
+pub struct Identity {
+    pub message: MessageRef,
+    pub student: Uuid,
+}
+
+/// The Message-ID of a message: derived from its row, so that a resend after
+/// a crash carries the same id and a mail system can drop the duplicate.
+/// With the secret it is a keyed hash (128 bits), which a forged bounce
+/// report cannot quote; without, the row's id.
+pub fn message_id(message: MessageRef, sender: &Sender) -> String {
+    let left = match &sender.secret {
+        Some(secret) => token::message_id_left(secret, message),
+        None => message.id.to_string(),
+    };
+    format!("<{left}@{}>", sender.from.email.domain())
 }
 
 /// Puts a rendered message into an email: plain text, plus an HTML
@@ -31,23 +58,46 @@ pub fn build(
     sender: &Sender,
     to: &str,
     name: Option<String>,
-    id: String,
+    identity: Identity,
     rendered: Rendered,
 ) -> Result<Message, SendFailure> {
-    let address = to
+    let address: Address = to
         .parse()
         .map_err(|_| SendFailure::new(Blame::Recipient, format!("`{to}` is not a valid address")))?;
     let mut builder = Message::builder()
         .from(sender.from.clone())
-        .to(Mailbox::new(name.map(|name| fit_header(&name)), address))
+        .to(Mailbox::new(name.map(|name| fit_header(&name)), address.clone()))
         .subject(fit_header(&rendered.subject))
-        .message_id(Some(id))
-        .raw_header(HeaderValue::new(
-            HeaderName::new_from_ascii_str("Auto-Submitted"),
-            "auto-generated".to_string(),
-        ));
+        .message_id(Some(message_id(identity.message, sender)))
+        .raw_header(raw("Auto-Submitted", "auto-generated".to_string()));
     if let Some(reply_to) = &sender.reply_to {
         builder = builder.reply_to(reply_to.clone());
+    }
+    if let (Some(bounces), Some(secret)) = (&sender.bounce_address, &sender.secret) {
+        let verp = token::verp_address(bounces.as_ref(), &token::message_token(secret, identity.message));
+        let verp: Address = verp.parse().map_err(|error| {
+            SendFailure::new(Blame::Run, format!("the VERP address `{verp}` is not valid: {error}"))
+        })?;
+        let envelope = Envelope::new(Some(verp), vec![address])
+            .map_err(|error| SendFailure::new(Blame::Message, format!("cannot build the envelope: {error}")))?;
+        builder = builder.envelope(envelope);
+    }
+    if let Some(secret) = &sender.secret {
+        let token = token::unsubscribe_token(secret, identity.student);
+        let mut links = Vec::new();
+        if let Some(mailto) = &sender.unsubscribe_mailto {
+            links.push(format!("<mailto:{mailto}?subject=unsubscribe%20{token}>"));
+        }
+        if let Some(url) = &sender.unsubscribe_url {
+            links.push(format!(
+                "<{}>",
+                url.replace("{token}", &utf8_percent_encode(&token, NON_ALPHANUMERIC).to_string())
+            ));
+            builder = builder.raw_header(raw("List-Unsubscribe-Post", "List-Unsubscribe=One-Click".to_string()));
+        }
+        if !links.is_empty() {
+            builder = builder.raw_header(raw("List-Unsubscribe", links.join(", ")));
+        }
     }
     let text = ends_with_newline(rendered.text);
     match rendered.html {
@@ -55,6 +105,10 @@ pub fn build(
         Some(html) => builder.multipart(MultiPart::alternative_plain_html(text, ends_with_newline(html))),
     }
     .map_err(|error| SendFailure::new(Blame::Message, format!("cannot build the message: {error}")))
+}
+
+fn raw(name: &'static str, value: String) -> HeaderValue {
+    HeaderValue::new(HeaderName::new_from_ascii_str(name), value)
 }
 
 /// A body whose last line ends: some mail tools drop or mangle a last line

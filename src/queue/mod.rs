@@ -5,7 +5,7 @@ pub mod pipeline;
 pub mod policy;
 
 pub use crate::db::queue::{NewSendLog, QueueState, Resolution, RetrySelection};
-pub use crate::db::types::{OptOutReason, Status};
+pub use crate::db::types::{LogStatus, OptOutReason, ReportKind, Status};
 
 use crate::db::types::{Id, Timestamp};
 use crate::db::{Db, reminders, summaries};

@@ -37,6 +37,7 @@ use crate::db::Db;
 use crate::db::queue::{QueueTable, opt_out_after_rejections};
 use crate::db::types::{Id, Timestamp};
 use crate::error::ExitStatus;
+use crate::mail::token::{MessageKind, MessageRef};
 use crate::mail::{self, Blame, Mailer, SendFailure, Sender};
 
 use super::policy::{self, REJECTIONS_BEFORE_OPT_OUT, RUN_FAILURES_BEFORE_STOP};
@@ -92,6 +93,22 @@ pub struct JobInfo {
     pub reminder_id: Option<Id>,
     pub assignment_id: Option<Id>,
     pub summary_id: Option<Id>,
+}
+
+impl JobInfo {
+    /// Which message this is, as its tokens and Message-ID name it.
+    pub fn message(&self) -> MessageRef {
+        match self.summary_id {
+            Some(id) => MessageRef {
+                kind: MessageKind::Summary,
+                id: id.0,
+            },
+            None => MessageRef {
+                kind: MessageKind::Reminder,
+                id: self.id.0,
+            },
+        }
+    }
 }
 
 /// How a run sends: from `send` and `summary --send`.
@@ -737,6 +754,7 @@ impl<Q: Queue> Dispatcher<'_, '_, Q> {
             at,
         );
         let error = failure.map(|failure| failure.reason);
+        let message_id = mail::message_id(info.message(), self.run.sender);
         self.group.logs.push(NewSendLog {
             id: Id::new(),
             reminder_id: info.reminder_id,
@@ -744,7 +762,7 @@ impl<Q: Queue> Dispatcher<'_, '_, Q> {
             summary_id: info.summary_id,
             to_email: info.to_email,
             from_inbox: self.run.sender.from.email.to_string(),
-            message_id: Some(mail::message_id(info.id, self.run.sender)),
+            message_id: Some(message_id),
             status: log_status,
             error,
             created_at: at,
@@ -773,7 +791,7 @@ impl<Q: Queue> Dispatcher<'_, '_, Q> {
         let rejected = std::mem::take(&mut self.group.rejected);
         self.group = Group::default();
         for email in rejected {
-            if opt_out_after_rejections(self.db, &email, REJECTIONS_BEFORE_OPT_OUT, policy::bounced_out, now)? {
+            if opt_out_after_rejections(self.db, &email, policy::bounced_out, &policy::opt_out_note(), now)? {
                 crate::log::warning!(
                     "`{email}` was rejected {REJECTIONS_BEFORE_OPT_OUT} times in a row and is now opted out"
                 );

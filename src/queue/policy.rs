@@ -11,6 +11,11 @@ use super::Resolution;
 /// Rejections about the recipient in a row after which the address is opted out.
 pub const REJECTIONS_BEFORE_OPT_OUT: i64 = 3;
 
+/// What the send log that triggered the bounce rule says after its error.
+pub fn opt_out_note() -> String {
+    format!("; {REJECTIONS_BEFORE_OPT_OUT} rejections in a row, so the address is now opted out")
+}
+
 /// Failures of the run in a row after which it stops (the circuit breaker):
 /// enough to tell a broken relay from one unlucky message.
 pub const RUN_FAILURES_BEFORE_STOP: usize = 3;
@@ -75,15 +80,32 @@ pub fn backoff(attempts: i32, base: Duration) -> Duration {
     delay + Duration::milliseconds(jitter_ms)
 }
 
-/// The bounce rule: an address whose latest attempts, newest first, are
-/// [`REJECTIONS_BEFORE_OPT_OUT`] rejections in a row is opted out. Any
-/// delivery or other failure among them resets the count.
-pub fn bounced_out(latest: &[LogStatus]) -> bool {
-    latest.len() >= REJECTIONS_BEFORE_OPT_OUT as usize
-        && latest
+/// The bounce rule: an address whose latest [`REJECTIONS_BEFORE_OPT_OUT`]
+/// attempts were all refused for its mailbox is opted out. `latest` is the
+/// address's send log, newest first, as (Message-ID, status). An attempt is
+/// refused when the server rejected it during the session, or when a relay
+/// accepted it and a verified report later said the mailbox bounced it
+/// (a `bounced` row with the same Message-ID). Any other outcome resets the count.
+pub fn bounced_out(latest: &[(Option<String>, LogStatus)]) -> bool {
+    let bounced: std::collections::HashSet<&str> = latest
+        .iter()
+        .filter(|(_, status)| *status == LogStatus::Bounced)
+        .filter_map(|(id, _)| id.as_deref())
+        .collect();
+    let refused = |(id, status): &(Option<String>, LogStatus)| match status {
+        LogStatus::Rejected => true,
+        LogStatus::Delivered => id.as_deref().is_some_and(|id| bounced.contains(id)),
+        LogStatus::Failed | LogStatus::Bounced => false,
+    };
+    let attempts: Vec<&(Option<String>, LogStatus)> = latest
+        .iter()
+        .filter(|(_, status)| *status != LogStatus::Bounced)
+        .collect();
+    attempts.len() >= REJECTIONS_BEFORE_OPT_OUT as usize
+        && attempts
             .iter()
             .take(REJECTIONS_BEFORE_OPT_OUT as usize)
-            .all(|status| *status == LogStatus::Rejected)
+            .all(|attempt| refused(attempt))
 }
 
 /// Whether a run that has had `in_a_row` failures of its own, one after
@@ -146,13 +168,55 @@ mod tests {
         }
     }
 
+    fn logs(entries: &[(&str, LogStatus)]) -> Vec<(Option<String>, LogStatus)> {
+        entries
+            .iter()
+            .map(|(id, status)| (Some(id.to_string()), *status))
+            .collect()
+    }
+
     #[test]
     fn three_rejections_in_a_row_opt_out() {
         use LogStatus::*;
-        assert!(bounced_out(&[Rejected, Rejected, Rejected]));
-        assert!(!bounced_out(&[Rejected, Rejected]));
-        assert!(!bounced_out(&[Rejected, Delivered, Rejected]));
-        assert!(!bounced_out(&[Rejected, Rejected, Failed]));
+        assert!(bounced_out(&logs(&[("c", Rejected), ("b", Rejected), ("a", Rejected)])));
+        assert!(!bounced_out(&logs(&[("b", Rejected), ("a", Rejected)])));
+        assert!(!bounced_out(&logs(&[
+            ("c", Rejected),
+            ("b", Delivered),
+            ("a", Rejected)
+        ])));
+        assert!(!bounced_out(&logs(&[("c", Rejected), ("b", Rejected), ("a", Failed)])));
+    }
+
+    #[test]
+    fn a_delivery_that_bounced_later_counts_as_a_rejection() {
+        use LogStatus::*;
+        // Relayed three times, each bounced later by a DSN: newest first.
+        let all_bounced = logs(&[
+            ("c", Bounced),
+            ("b", Bounced),
+            ("c", Delivered),
+            ("a", Bounced),
+            ("b", Delivered),
+            ("a", Delivered),
+        ]);
+        assert!(bounced_out(&all_bounced));
+        // The newest delivery has not bounced (yet): not opted out.
+        let one_open = logs(&[
+            ("b", Bounced),
+            ("c", Delivered),
+            ("a", Bounced),
+            ("b", Delivered),
+            ("a", Delivered),
+        ]);
+        assert!(!bounced_out(&one_open));
+        // Session rejections and later bounces mix.
+        assert!(bounced_out(&logs(&[
+            ("b", Bounced),
+            ("c", Rejected),
+            ("b", Delivered),
+            ("a", Rejected)
+        ])));
     }
 
     #[test]

@@ -8,7 +8,8 @@ use crate::db::Db;
 use crate::db::reminders::{self, Claimed};
 use crate::db::types::Timestamp;
 use crate::input::zone_of;
-use crate::mail::{self, Blame, SendFailure, Sender};
+use crate::mail::token::{MessageKind, MessageRef};
+use crate::mail::{self, Blame, Identity, SendFailure, Sender};
 use crate::queue::pipeline::{JobInfo, Queue};
 use crate::render::{AssignmentView, Kind, ReminderContext, StudentView, Templates, header_safe};
 use crate::schedule::{Target, stale_reason};
@@ -66,13 +67,14 @@ pub fn compose(
     let rendered = templates
         .render(Kind::Reminder, &context)
         .map_err(|e| SendFailure::new(Blame::Message, format!("{e:#}")))?;
-    mail::build(
-        sender,
-        &claimed.student_email,
-        context.student.name,
-        mail::message_id(claimed.reminder_id, sender),
-        rendered,
-    )
+    let identity = Identity {
+        message: MessageRef {
+            kind: MessageKind::Reminder,
+            id: claimed.reminder_id.0,
+        },
+        student: claimed.student_id.0,
+    };
+    mail::build(sender, &claimed.student_email, context.student.name, identity, rendered)
 }
 
 impl Queue for Reminders {
@@ -112,6 +114,10 @@ mod tests {
         Sender {
             from: from.parse().unwrap(),
             reply_to: None,
+            bounce_address: None,
+            unsubscribe_mailto: None,
+            unsubscribe_url: None,
+            secret: None,
         }
     }
 
@@ -126,6 +132,7 @@ mod tests {
             due_at: Timestamp::new("2025-09-27T23:00:00Z".parse().unwrap()),
             completed: false,
             metadata: None,
+            student_id: Id::new(),
             student_email: "alice@example.com".into(),
             student_name: name.map(String::from),
             student_timezone: Some("America/Los_Angeles".into()),

@@ -10,7 +10,8 @@ use crate::db::Db;
 use crate::db::summaries::{self, ClaimedSummary, DEFAULT_DAILY_SUMMARY, DEFAULT_SUMMARY_HOUR, StudentCounts};
 use crate::db::types::{Id, Timestamp};
 use crate::input::zone_of;
-use crate::mail::{self, Blame, SendFailure, Sender};
+use crate::mail::token::{MessageKind, MessageRef};
+use crate::mail::{self, Blame, Identity, SendFailure, Sender};
 use crate::queue::pipeline::{JobInfo, Queue};
 use crate::render::{Counts, ItemView, Kind, StudentView, SummaryContext, Templates, header_safe};
 use crate::schedule::summary_day;
@@ -102,6 +103,7 @@ impl Queue for Summaries {
             .ok_or_else(|| SendFailure::new(Blame::Message, "the student is gone"))?;
         let content = SummaryContent {
             summary_id: job.claimed.id,
+            student_id: job.claimed.user_id,
             email: &job.claimed.email,
             name: job.claimed.name.as_deref(),
             timezone: job.claimed.timezone.as_deref(),
@@ -118,6 +120,7 @@ impl Queue for Summaries {
 /// What a daily summary says, before it meets the template.
 pub struct SummaryContent<'a> {
     pub summary_id: Id,
+    pub student_id: Id,
     pub email: &'a str,
     pub name: Option<&'a str>,
     pub timezone: Option<&'a str>,
@@ -169,11 +172,12 @@ pub fn compose(
     let rendered = templates
         .render(Kind::Summary, &context)
         .map_err(|e| SendFailure::new(Blame::Message, format!("{e:#}")))?;
-    mail::build(
-        sender,
-        content.email,
-        context.student.name,
-        mail::message_id(content.summary_id, sender),
-        rendered,
-    )
+    let identity = Identity {
+        message: MessageRef {
+            kind: MessageKind::Summary,
+            id: content.summary_id.0,
+        },
+        student: content.student_id.0,
+    };
+    mail::build(sender, content.email, context.student.name, identity, rendered)
 }

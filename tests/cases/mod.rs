@@ -1,5 +1,6 @@
 mod assignments;
 mod blame;
+mod bounces;
 mod concurrency;
 mod due;
 mod errors;

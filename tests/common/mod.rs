@@ -182,6 +182,22 @@ impl TestEnv {
         Run(self.command().args(args).output().expect("run reminders"))
     }
 
+    /// Runs with `input` on stdin.
+    pub fn run_with_stdin(&self, args: &[&str], input: &str) -> Run {
+        use std::io::Write;
+        let mut child = self
+            .command()
+            .args(args)
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("run reminders");
+        // The binary may stop reading early (a bad setting); that is its answer.
+        let _ = child.stdin.take().unwrap().write_all(input.as_bytes());
+        Run(child.wait_with_output().expect("run reminders"))
+    }
+
     /// Runs and asserts exit 0; returns stdout.
     pub fn ok(&self, args: &[&str]) -> String {
         let run = self.run(args);

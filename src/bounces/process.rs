@@ -1,0 +1,456 @@
+//! Acting on reports: each message of a source is read, judged (only a
+//! verified report changes anything), recorded once, and settled in its
+//! Maildir. The bounce rule then looks at the addresses that bounced.
+
+use lettre::Address;
+use serde::Serialize;
+use sha2::{Digest, Sha256};
+
+use super::report::{self, Action, Report, ReportKind as Read, Severity};
+use super::source::{Body, Entry, Message, Source, SourceError};
+use super::trust::{self, Sent, Trust};
+use crate::db::Db;
+use crate::db::bounces::{self, Effect, NewReport, Recorded};
+use crate::db::queue::opt_out_after_rejections;
+use crate::db::types::{Id, Timestamp};
+use crate::db::users;
+use crate::mail::token::{self, MessageKind, MessageRef};
+use crate::queue::policy;
+use crate::queue::{LogStatus, NewSendLog, OptOutReason, ReportKind};
+use crate::time::Clock;
+
+/// How `reminders bounces` reads its sources.
+pub struct Options {
+    /// The plain bounce address (`--bounce-address`), whose `+TOKEN` forms name our messages.
+    pub bounce_address: Option<Address>,
+    /// `REMINDERS_SECRET`: the key the tokens and Message-IDs were made with.
+    pub secret: Vec<u8>,
+    /// `--recipient`: the address a report piped on stdin was sent to.
+    pub recipient: Option<String>,
+    /// Reports larger than this are not read (`--max-size`).
+    pub max_size: u64,
+}
+
+/// What a run read, by kind.
+#[derive(Debug, Default, Serialize)]
+pub struct Counts {
+    /// Verified permanent failures.
+    pub hard: usize,
+    /// Delays and temporary failures (verified or not): they change nothing.
+    pub delayed: usize,
+    /// Verified spam complaints.
+    pub complaints: usize,
+    /// Verified unsubscribe requests.
+    pub unsubscribes: usize,
+    /// Vacation notices and other automatic answers.
+    pub auto_replies: usize,
+    /// Reports that name a message or a student of ours but prove nothing: ignored.
+    pub unverified: usize,
+    /// Reports about nothing of ours.
+    pub unmatched: usize,
+    /// Mail that is no report we can read (left in `new/`).
+    pub unrecognised: usize,
+    /// Reports read before, by this run or another: nothing done again.
+    pub already_processed: usize,
+    /// Addresses opted out by this run.
+    pub opted_out: Vec<String>,
+}
+
+/// Why a run stopped early.
+#[derive(Debug)]
+pub enum Stop {
+    /// The source cannot be read (bad input, exit 2).
+    Source(SourceError),
+    /// The database failed: what was not recorded stays for the next try (exit 75).
+    Database(anyhow::Error),
+}
+
+/// Reads every message of `source` and acts on it.
+pub fn process(
+    db: &mut Db,
+    source: &Source,
+    options: &Options,
+    clock: &Clock,
+    counts: &mut Counts,
+) -> Result<(), Stop> {
+    for entry in source.messages(options.max_size).map_err(Stop::Source)? {
+        match entry.map_err(Stop::Source)? {
+            Entry::Skipped { label, reason } => {
+                crate::log::warning!("{label}: skipped: {reason}");
+                counts.unrecognised += 1;
+            }
+            Entry::Message(message) => settle(db, message, options, clock, counts)?,
+        }
+    }
+    Ok(())
+}
+
+/// One message: judged, recorded, and moved to `cur/` (or back to `new/`).
+fn settle(db: &mut Db, message: Message, options: &Options, clock: &Clock, counts: &mut Counts) -> Result<(), Stop> {
+    let Message { label, body, claim } = message;
+    let outcome = match &body {
+        Body::TooLarge { at_least } => Err(format!("larger than the limit ({at_least} bytes or more)")),
+        Body::Bytes(raw) => match report::parse(raw) {
+            Report {
+                kind: Read::Unrecognised { reason },
+                ..
+            } => Err(reason),
+            parsed => Ok((parsed, raw)),
+        },
+    };
+    let (parsed, raw) = match outcome {
+        Err(reason) => {
+            crate::log::warning!("{label}: not a report this tool can read ({reason}); left in place");
+            counts.unrecognised += 1;
+            if let Some(claim) = claim {
+                claim.release().ok();
+            }
+            return Ok(());
+        }
+        Ok(found) => found,
+    };
+    let now = Timestamp::now(clock);
+    // On a database error the claim is dropped unsettled, which puts the
+    // report back in `new/` for the next try.
+    let judged = judge(db, &parsed, options, now).map_err(Stop::Database)?;
+    let key = parsed
+        .message_id
+        .clone()
+        .unwrap_or_else(|| format!("sha256:{}", data_encoding::HEXLOWER.encode(&Sha256::digest(raw))));
+    let record = NewReport {
+        id: Id::new(),
+        report_key: key,
+        kind: judged.kind,
+        verified: judged.verified,
+        reason: judged.reason.clone(),
+        to_email: judged.to_email.clone(),
+        reminder_id: judged
+            .message
+            .filter(|m| m.kind == MessageKind::Reminder)
+            .map(|m| Id(m.id)),
+        summary_id: judged
+            .message
+            .filter(|m| m.kind == MessageKind::Summary)
+            .map(|m| Id(m.id)),
+        created_at: now,
+    };
+    let recorded = bounces::record_report(db, &record, &judged.effects, now).map_err(Stop::Database)?;
+    match recorded {
+        Recorded::Before => counts.already_processed += 1,
+        Recorded::New { opted_out } => {
+            judged.count(counts);
+            if !judged.verified
+                && let Some(reason) = &judged.reason
+            {
+                crate::log::warning!("{label}: unverified report, ignored: {reason}");
+            }
+            counts.opted_out.extend(opted_out);
+            if judged.mailbox_bounced
+                && let Some(email) = &judged.to_email
+                && opt_out_after_rejections(db, email, policy::bounced_out, &policy::opt_out_note(), now)
+                    .map_err(Stop::Database)?
+            {
+                counts.opted_out.push(email.clone());
+            }
+        }
+    }
+    if let Some(claim) = claim
+        && let Err(error) = claim.processed()
+    {
+        crate::log::warning!("{label}: recorded, but cannot mark it seen: {error}");
+    }
+    Ok(())
+}
+
+/// What a report comes to.
+struct Judged {
+    kind: ReportKind,
+    verified: bool,
+    /// Why it is unverified, or what it said.
+    reason: Option<String>,
+    /// The student it is about (verified), or names.
+    to_email: Option<String>,
+    message: Option<MessageRef>,
+    effects: Vec<Effect>,
+    /// A verified bounce about the mailbox: the bounce rule looks at the address.
+    mailbox_bounced: bool,
+    /// It named nothing of ours at all.
+    unmatched: bool,
+}
+
+impl Judged {
+    fn count(&self, counts: &mut Counts) {
+        match (self.kind, self.verified) {
+            (ReportKind::Soft, _) => counts.delayed += 1,
+            (ReportKind::AutoReply, _) => counts.auto_replies += 1,
+            (_, false) if self.unmatched => counts.unmatched += 1,
+            (_, false) => counts.unverified += 1,
+            (ReportKind::Hard, true) => counts.hard += 1,
+            (ReportKind::Complaint, true) => counts.complaints += 1,
+            (ReportKind::Unsubscribe, true) => counts.unsubscribes += 1,
+        }
+    }
+
+    fn unverified(kind: ReportKind, reason: String, to_email: Option<String>, unmatched: bool) -> Judged {
+        Judged {
+            kind,
+            verified: false,
+            reason: Some(reason),
+            to_email,
+            message: None,
+            effects: Vec::new(),
+            mailbox_bounced: false,
+            unmatched,
+        }
+    }
+}
+
+/// Decides what a parsed report proves and what it changes (issue 18's rule:
+/// only a verified report changes anything).
+fn judge(db: &mut Db, parsed: &Report, options: &Options, now: Timestamp) -> anyhow::Result<Judged> {
+    let token = options.bounce_address.as_ref().and_then(|bounces| {
+        trust::envelope_token(
+            options.recipient.as_deref(),
+            &parsed.envelope_recipients,
+            bounces.as_ref(),
+        )
+    });
+    match &parsed.kind {
+        Read::Unrecognised { .. } => unreachable!("settled before judging"),
+        Read::AutoReply => Ok(Judged {
+            kind: ReportKind::AutoReply,
+            verified: false,
+            reason: None,
+            to_email: None,
+            message: None,
+            effects: Vec::new(),
+            mailbox_bounced: false,
+            unmatched: false,
+        }),
+        Read::Unsubscribe { token: Some(text), .. } => match token::verify_unsubscribe_token(&options.secret, text) {
+            Err(error) => Ok(Judged::unverified(
+                ReportKind::Unsubscribe,
+                format!("unsubscribe token refused: {error}"),
+                None,
+                false,
+            )),
+            Ok(student) => match users::email_of(db, Id(student))? {
+                None => Ok(Judged::unverified(
+                    ReportKind::Unsubscribe,
+                    "the token names a student who is gone".into(),
+                    None,
+                    false,
+                )),
+                Some(email) => Ok(Judged {
+                    kind: ReportKind::Unsubscribe,
+                    verified: true,
+                    reason: None,
+                    to_email: Some(email.clone()),
+                    message: None,
+                    effects: vec![Effect::OptOut {
+                        email,
+                        reason: OptOutReason::Unsubscribed,
+                    }],
+                    mailbox_bounced: false,
+                    unmatched: false,
+                }),
+            },
+        },
+        Read::Unsubscribe { token: None, from } => Ok(Judged::unverified(
+            ReportKind::Unsubscribe,
+            format!(
+                "an unsubscribe request without its token (from `{}`; a From address proves nothing)",
+                from.as_deref().unwrap_or("nobody")
+            ),
+            from.clone(),
+            false,
+        )),
+        Read::Complaint {
+            original_message_id,
+            complained_address,
+        } => {
+            let trust = lookup_and_judge(
+                db,
+                options,
+                token,
+                complained_address.as_deref(),
+                original_message_id.as_deref(),
+            )?;
+            Ok(match trust {
+                Ok((message, sent)) => Judged {
+                    kind: ReportKind::Complaint,
+                    verified: true,
+                    reason: None,
+                    to_email: Some(sent.to.clone()),
+                    message: Some(message),
+                    effects: vec![Effect::OptOut {
+                        email: sent.to,
+                        reason: OptOutReason::Complaint,
+                    }],
+                    mailbox_bounced: false,
+                    unmatched: false,
+                },
+                Err(reason) => {
+                    let unmatched = unmatched(db, token, original_message_id, complained_address.as_deref())?;
+                    Judged::unverified(ReportKind::Complaint, reason, complained_address.clone(), unmatched)
+                }
+            })
+        }
+        Read::Delivery {
+            recipients,
+            original_message_id,
+            ..
+        } => {
+            // Our messages have one recipient: the failed block that names it
+            // (or the only one) is the one that counts.
+            let failed: Vec<_> = recipients
+                .iter()
+                .filter(|block| matches!(report::severity(block), Severity::Hard { .. }))
+                .collect();
+            let Some(block) = failed.first() else {
+                let named = recipients.iter().find_map(|block| block.final_recipient.clone());
+                let kind = if recipients.iter().any(|b| b.action != Action::Delivered) {
+                    ReportKind::Soft
+                } else {
+                    ReportKind::AutoReply
+                };
+                return Ok(Judged {
+                    kind,
+                    verified: false,
+                    reason: None,
+                    to_email: named,
+                    message: None,
+                    effects: Vec::new(),
+                    mailbox_bounced: false,
+                    unmatched: false,
+                });
+            };
+            let named = block.final_recipient.as_deref();
+            let trust = lookup_and_judge(db, options, token, named, original_message_id.as_deref())?;
+            let what = [
+                block.status.as_deref().map(|status| format!("Status: {status}")),
+                block.diagnostic.as_deref().map(|d| format!("Diagnostic-Code: {d}")),
+            ]
+            .into_iter()
+            .flatten()
+            .collect::<Vec<_>>()
+            .join("; ");
+            Ok(match trust {
+                Ok((message, sent)) => {
+                    let about_mailbox = report::severity(block) == Severity::Hard { about_mailbox: true };
+                    let log = NewSendLog {
+                        id: Id::new(),
+                        reminder_id: (message.kind == MessageKind::Reminder).then_some(Id(message.id)),
+                        assignment_id: sent.assignment_id,
+                        summary_id: (message.kind == MessageKind::Summary).then_some(Id(message.id)),
+                        to_email: sent.to.clone(),
+                        from_inbox: sent.from_inbox,
+                        message_id: sent.message_id,
+                        // Only a mailbox that does not exist or is disabled counts
+                        // toward the bounce rule; a policy or content refusal is
+                        // recorded as a failure, nobody blamed.
+                        status: if about_mailbox {
+                            LogStatus::Bounced
+                        } else {
+                            LogStatus::Failed
+                        },
+                        error: Some(format!("reported later by the mail system: {what}")),
+                        created_at: now,
+                    };
+                    Judged {
+                        kind: ReportKind::Hard,
+                        verified: true,
+                        reason: Some(what),
+                        to_email: Some(sent.to),
+                        message: Some(message),
+                        effects: vec![Effect::Log(log)],
+                        mailbox_bounced: about_mailbox,
+                        unmatched: false,
+                    }
+                }
+                Err(reason) => {
+                    let unmatched = unmatched(db, token, original_message_id, named)?;
+                    Judged::unverified(ReportKind::Hard, reason, named.map(str::to_string), unmatched)
+                }
+            })
+        }
+    }
+}
+
+/// A message of ours as the send log has it, for the verified case.
+struct SentTo {
+    to: String,
+    from_inbox: String,
+    assignment_id: Option<Id>,
+    message_id: Option<String>,
+}
+
+/// Looks up the messages a report's token and quoted Message-ID name, then
+/// applies the trust rule to them: the message and its send log when the
+/// report is verified, or why it is not.
+fn lookup_and_judge(
+    db: &mut Db,
+    options: &Options,
+    token: Option<&str>,
+    named: Option<&str>,
+    original_message_id: Option<&str>,
+) -> anyhow::Result<Result<(MessageRef, SentTo), String>> {
+    let secret = &options.secret;
+    let mut known: Vec<(MessageRef, SentTo)> = Vec::new();
+    let candidates = [
+        token.and_then(|token| token::verify_message_token(secret, token).ok()),
+        original_message_id.and_then(|id| token::verify_message_id(secret, id).ok()),
+    ];
+    for message in candidates.into_iter().flatten() {
+        if let Some(sent) = bounces::sent_message(db, Id(message.id), message.kind == MessageKind::Summary)? {
+            known.push((
+                message,
+                SentTo {
+                    to: sent.to_email,
+                    from_inbox: sent.from_inbox,
+                    assignment_id: sent.assignment_id,
+                    message_id: sent.message_id,
+                },
+            ));
+        }
+    }
+    let find = |message: MessageRef| known.iter().find(|(m, _)| *m == message);
+    let verdict = trust::judge(
+        secret,
+        token,
+        named,
+        original_message_id,
+        |message| find(message).map(|(_, sent)| sent.to.clone()),
+        |id| {
+            let message = token::verify_message_id(secret, id).ok()?;
+            find(message).map(|(_, sent)| Sent {
+                message,
+                to: sent.to.clone(),
+            })
+        },
+    );
+    Ok(match verdict {
+        Trust::Verified { message, .. } => known
+            .into_iter()
+            .find(|(m, _)| *m == message)
+            .ok_or_else(|| "the message it names has no send log".to_string()),
+        Trust::Unverified { reason } => Err(reason),
+    })
+}
+
+/// Whether a report that proved nothing named nothing of ours either: no
+/// token, no Message-ID of ours, and no address of a student.
+fn unmatched(
+    db: &mut Db,
+    token: Option<&str>,
+    original_message_id: &Option<String>,
+    named: Option<&str>,
+) -> anyhow::Result<bool> {
+    if token.is_some() || original_message_id.is_some() {
+        return Ok(false);
+    }
+    match named {
+        Some(email) => Ok(!bounces::is_student(db, email)?),
+        None => Ok(true),
+    }
+}

@@ -1,0 +1,93 @@
+//! `reminders bounces`: read bounce reports, complaints and unsubscribe mails
+//! from Maildirs, mbox files, single files or stdin, and act on those that
+//! prove themselves.
+
+use serde_json::json;
+
+use super::Outcome;
+use crate::bounces::process::{self, Counts, Options, Stop};
+use crate::bounces::source::Source;
+use crate::cli::BouncesArgs;
+use crate::db::{DatabaseUrl, Db};
+use crate::error::{ExitStatus, invalid};
+use crate::output::{self, Report};
+use crate::settings;
+use crate::time::Clock;
+
+pub fn run(database: &DatabaseUrl, args: BouncesArgs, clock: Clock) -> anyhow::Result<Outcome> {
+    let secret = settings::secret(&args.secret, Some("`reminders bounces`"))?.unwrap_or_default();
+    let bounce_address = settings::optional_address("REMINDERS_BOUNCE_ADDRESS", args.bounce_address.as_deref())?;
+    // Every source is checked before anything is read: a typo is bad input
+    // and nothing is touched.
+    let sources = args
+        .sources
+        .iter()
+        .map(|arg| Source::open(arg).map_err(|error| invalid(error.to_string())))
+        .collect::<anyhow::Result<Vec<Source>>>()?;
+    let options = Options {
+        bounce_address,
+        secret,
+        recipient: args.recipient,
+        max_size: args.max_size,
+    };
+    let mut db = match Db::open(database) {
+        Ok(db) => db,
+        Err(error) => return Ok(try_again_later(error)),
+    };
+    let mut counts = Counts::default();
+    for source in &sources {
+        match process::process(&mut db, source, &options, &clock, &mut counts) {
+            Ok(()) => {}
+            Err(Stop::Source(error)) => return Err(invalid(error.to_string())),
+            Err(Stop::Database(error)) => return Ok(try_again_later(error)),
+        }
+    }
+    Ok(Outcome::success(BounceCounts(counts)))
+}
+
+/// The database is away or locked: nothing more is recorded now, and the
+/// exit status (75) tells a mail server that piped the report in to keep it
+/// and try again; cron reads the line.
+fn try_again_later(error: anyhow::Error) -> Outcome {
+    let message = format!("cannot record bounce reports now, try again later: {error:#}");
+    crate::log::warning!("{message}");
+    Outcome {
+        report: Box::new(output::Message {
+            json: json!({ "error": message }),
+            text: String::new(),
+        }),
+        status: ExitStatus::TryAgainLater,
+    }
+}
+
+struct BounceCounts(Counts);
+
+impl Report for BounceCounts {
+    fn to_json(&self) -> serde_json::Value {
+        json!(self.0)
+    }
+
+    fn to_table(&self) -> String {
+        let c = &self.0;
+        let mut rows = vec![
+            ("hard bounces", c.hard.to_string()),
+            ("delayed", c.delayed.to_string()),
+            ("complaints", c.complaints.to_string()),
+            ("unsubscribes", c.unsubscribes.to_string()),
+            ("automatic replies", c.auto_replies.to_string()),
+            ("unverified (ignored)", c.unverified.to_string()),
+            ("unmatched", c.unmatched.to_string()),
+            ("unrecognised (left in place)", c.unrecognised.to_string()),
+            ("processed before", c.already_processed.to_string()),
+        ];
+        if !c.opted_out.is_empty() {
+            rows.push(("opted out", c.opted_out.join(", ")));
+        }
+        output::key_values(rows)
+    }
+
+    fn is_idle(&self) -> bool {
+        let c = &self.0;
+        c.hard + c.delayed + c.complaints + c.unsubscribes + c.unverified + c.unmatched + c.unrecognised == 0
+    }
+}
