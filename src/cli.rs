@@ -282,6 +282,12 @@ pub struct SenderArgs {
     /// Every message offers this one-click unsubscribe link (RFC 8058); it must hold `{token}`; needs REMINDERS_SECRET
     #[arg(long, env = "REMINDERS_UNSUBSCRIBE_URL", value_name = "URL")]
     pub unsubscribe_url: Option<String>,
+    /// Sign every message with DKIM, with this RSA private key (PEM)
+    #[arg(long, env = "REMINDERS_DKIM_KEY", value_name = "FILE", requires = "dkim_selector")]
+    pub dkim_key: Option<std::path::PathBuf>,
+    /// The DKIM selector: the public key is published at SELECTOR._domainkey.DOMAIN (`check` prints it)
+    #[arg(long, env = "REMINDERS_DKIM_SELECTOR", value_name = "NAME", requires = "dkim_key")]
+    pub dkim_selector: Option<String>,
     #[command(flatten)]
     pub secret: SecretArgs,
 }

@@ -4,6 +4,7 @@
 
 use std::collections::HashSet;
 use std::path::Path;
+use std::sync::Arc;
 
 use anyhow::{Context, anyhow};
 use lettre::Address;
@@ -11,6 +12,7 @@ use lettre::message::Mailbox;
 
 use crate::cli::{DeliveryArgs, MailArgs, SecretArgs, SenderArgs, WindowArgs};
 use crate::error::invalid;
+use crate::mail::dkim::Dkim;
 use crate::mail::{MailUrl, Mailer, Sender};
 use crate::queue::pipeline::DeliveryOptions;
 use crate::reminders::plan::Windows;
@@ -194,14 +196,19 @@ impl MailSettings {
             needs_secret
                 .then_some("REMINDERS_BOUNCE_ADDRESS, REMINDERS_UNSUBSCRIBE_MAILTO and REMINDERS_UNSUBSCRIBE_URL"),
         )?;
+        let from = mailbox("MAIL_FROM", from)?;
         Ok(Sender {
-            from: mailbox("MAIL_FROM", from)?,
+            from: from.clone(),
             reply_to: args
                 .reply_to
                 .as_deref()
                 .filter(|text| !text.trim().is_empty())
                 .map(|text| mailbox("REMINDERS_REPLY_TO", text))
                 .transpose()?,
+            dkim: match (&args.dkim_key, &args.dkim_selector) {
+                (Some(key), Some(selector)) => Some(Arc::new(Dkim::load(key, selector.trim(), from.email.domain())?)),
+                _ => None,
+            },
             bounce_address,
             unsubscribe_mailto,
             unsubscribe_url,

@@ -48,6 +48,15 @@ pub fn run(
                     settings.sender.from
                 )),
             );
+            if let Some(dkim) = &settings.sender.dkim {
+                check(
+                    "DKIM",
+                    Ok(format!(
+                        "the key loads; publish this TXT record at {}: \"{}\"",
+                        dkim.record_name, dkim.record
+                    )),
+                );
+            }
             match Mailer::new(&settings.url, 1, Duration::from_secs(10)) {
                 Err(error) => check("mail server", Err(format!("{error:#}"))),
                 Ok(mailer) => {

@@ -8,6 +8,7 @@ use lettre::message::{Mailbox, MultiPart, SinglePart};
 use percent_encoding::{NON_ALPHANUMERIC, utf8_percent_encode};
 use uuid::Uuid;
 
+use super::dkim::Dkim;
 use super::failure::{Blame, SendFailure};
 use super::token::{self, MessageRef};
 use crate::render::Rendered;
@@ -29,6 +30,8 @@ pub struct Sender {
     /// `REMINDERS_SECRET`, which keys every token; required by the three above.
     /// With it, Message-IDs are keyed hashes that nobody can guess.
     pub secret: Option<Vec<u8>>,
+    /// `--dkim-key` and `--dkim-selector`: every message is signed.
+    pub dkim: Option<std::sync::Arc<Dkim>>,
 }
 
 /// Which message this is, and to which student, for its tokens.
@@ -100,11 +103,15 @@ pub fn build(
         }
     }
     let text = ends_with_newline(rendered.text);
-    match rendered.html {
+    let mut message = match rendered.html {
         None => builder.singlepart(SinglePart::plain(text)),
         Some(html) => builder.multipart(MultiPart::alternative_plain_html(text, ends_with_newline(html))),
     }
-    .map_err(|error| SendFailure::new(Blame::Message, format!("cannot build the message: {error}")))
+    .map_err(|error| SendFailure::new(Blame::Message, format!("cannot build the message: {error}")))?;
+    if let Some(dkim) = &sender.dkim {
+        dkim.sign(&mut message);
+    }
+    Ok(message)
 }
 
 fn raw(name: &'static str, value: String) -> HeaderValue {

@@ -2,6 +2,7 @@
 //! message looks like (`message`) and whom a refusal concerns (`failure`).
 //! No database types: callers hand in rendered text and addresses.
 
+pub mod dkim;
 mod failure;
 mod message;
 // Issue 20: wired into the transport next.

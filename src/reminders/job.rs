@@ -118,6 +118,7 @@ mod tests {
             unsubscribe_mailto: None,
             unsubscribe_url: None,
             secret: None,
+            dkim: None,
         }
     }
 

@@ -21,7 +21,7 @@ for part in message.walk():
 "#;
 
 fn strictly_parsed(path: &Path) -> String {
-    let out = Command::new("python3")
+    let out = Command::new("/usr/bin/python3")
         .args(["-c", STRICT_PARSE])
         .arg(path)
         .output()
@@ -80,5 +80,67 @@ on_both_backends! {
         assert_eq!(messages.len(), 1);
         assert_eq!(header(&messages[0], "Reply-To"), None, "{}", messages[0]);
         env.fails(&["send", "--unit", "hours", "--targets", "24", "--reply-to", "not a mailbox"], 1, "REMINDERS_REPLY_TO `not a mailbox` is not a mailbox");
+    }
+}
+
+/// Verifies a message's DKIM signature with dkimpy (Debian `python3-dkim`),
+/// an implementation independent of lettre's, given the TXT record directly
+/// (no DNS). Prints `verified` or `failed`.
+const DKIM_VERIFY: &str = r#"
+import dkim, sys
+message = open(sys.argv[1], "rb").read()
+record = sys.argv[2].encode()
+print("verified" if dkim.verify(message, dnsfunc=lambda name, timeout=5: record) else "failed")
+"#;
+
+fn dkim_verdict(message: &Path, record: &str) -> String {
+    let out = Command::new("/usr/bin/python3")
+        .args(["-c", DKIM_VERIFY])
+        .arg(message)
+        .arg(record)
+        .output()
+        .expect("python3");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8(out.stdout).unwrap().trim().to_string()
+}
+
+on_both_backends! {
+    fn dkim_signatures_verify_independently(env: &TestEnv) {
+        let key = env.path("dkim.pem");
+        let made = Command::new("openssl").args(["genrsa", "-out"]).arg(&key).arg("2048").output().expect("openssl");
+        assert!(made.status.success(), "{}", String::from_utf8_lossy(&made.stderr));
+        env.use_smtp("file://outbox");
+        env.set_var("REMINDERS_DKIM_KEY", key.to_str().unwrap());
+        env.set_var("REMINDERS_DKIM_SELECTOR", "term1");
+        env.set_var("REMINDERS_SECRET", "0123456789abcdef0123456789abcdef-test-secret");
+        env.set_var("REMINDERS_UNSUBSCRIBE_MAILTO", "unsubscribe@school.example");
+
+        // `check` loads the key and names the record to publish.
+        let checked = env.run(&["check"]);
+        let record_line = checked.stdout();
+        assert!(record_line.contains("term1._domainkey.school.example"), "{}", checked.describe());
+        let record = record_line
+            .split('"')
+            .find(|part| part.starts_with("v=DKIM1; k=rsa; p="))
+            .unwrap_or_else(|| panic!("{}", checked.describe()))
+            .to_string();
+
+        env.add_user("a@example.com", "UTC");
+        env.add_assignment("a@example.com", "Essay", "2030-03-02T12:00:00Z");
+        assert_eq!(env.send_24h("2030-03-01T12:00:00Z", &[]).code(), 0);
+        let message = std::fs::read_dir(env.path("outbox")).unwrap().next().unwrap().unwrap().path();
+        let text = std::fs::read_to_string(&message).unwrap();
+        let signature = text.split("\r\n\r\n").next().unwrap().to_string();
+        assert!(signature.contains("DKIM-Signature:"), "{signature}");
+        assert!(signature.replace("\r\n", "").contains("List-Unsubscribe"), "the unsubscribe headers are signed: {signature}");
+        assert_eq!(dkim_verdict(&message, &record), "verified");
+
+        // A changed subject no longer verifies: the check can fail.
+        let forged = env.path("forged.eml");
+        std::fs::write(&forged, text.replacen("Subject: ", "Subject: URGENT ", 1)).unwrap();
+        assert_eq!(dkim_verdict(&forged, &record), "failed");
+
+        env.set_var("REMINDERS_DKIM_KEY", env.path("missing.pem").to_str().unwrap());
+        env.fails(&["send", "--unit", "hours", "--targets", "24"], 1, "cannot read the DKIM key");
     }
 }
