@@ -333,16 +333,21 @@ on_both_backends! {
         }
         let long_header = format!("Subject: {}\n\nlong header\n", "x".repeat(1 << 20));
         std::fs::write(dir.join("new/long_header.eml"), long_header).unwrap();
-        std::fs::write(dir.join("new/too_big.eml"), "x".repeat(200_000)).unwrap();
+        // Over the 10 MB limit: not read whole.
+        std::fs::write(dir.join("new/too_big.eml"), "x".repeat(11 << 20)).unwrap();
+        // Under it: 8 MB of nested, unterminated report parts.
+        let nested: String = (0..200_000).map(|n| format!("--b{n}\nContent-Type: multipart/report; boundary=b{}\n\n", n + 1)).collect();
+        std::fs::write(dir.join("new/nested.eml"), format!("Content-Type: multipart/report; boundary=b0\n\n{nested}")).unwrap();
         std::os::unix::fs::symlink(&outside, dir.join("new/link.eml")).unwrap();
         let started = std::time::Instant::now();
-        let run = env.run(&["bounces", dir.to_str().unwrap(), "--max-size", "100000", "--format", "json"]);
-        eprintln!("hostile Maildir read in {:?}", started.elapsed());
+        let (run, peak_kb) = env.run_measured(&["bounces", dir.to_str().unwrap(), "--format", "json"]);
+        println!("hostile Maildir: read in {:?}, peak RSS {} MB", started.elapsed(), peak_kb / 1024);
+        assert!(peak_kb < 200 * 1024, "peak RSS {peak_kb} kB");
         assert_eq!(run.code(), 0, "{}", run.describe());
         assert!(!run.stderr().contains("panicked"), "{}", run.describe());
-        assert_eq!(run.report()["unrecognised"], hostile.len() + 3, "{}", run.describe());
+        assert_eq!(run.report()["unrecognised"], hostile.len() + 4, "{}", run.describe());
         assert_eq!(std::fs::read_to_string(&outside).unwrap(), "not yours");
         assert!(std::fs::symlink_metadata(dir.join("new/link.eml")).unwrap().file_type().is_symlink());
-        assert_eq!(files_in(&dir.join("new")).len(), hostile.len() + 3, "everything stays in new/");
+        assert_eq!(files_in(&dir.join("new")).len(), hostile.len() + 4, "everything stays in new/");
     }
 }

@@ -182,6 +182,36 @@ impl TestEnv {
         Run(self.command().args(args).output().expect("run reminders"))
     }
 
+    /// Runs under GNU time (`/usr/bin/time`, installed by `.ci/run`); also
+    /// returns the run's peak resident memory in kilobytes.
+    pub fn run_measured(&self, args: &[&str]) -> (Run, u64) {
+        let binary = self.command();
+        let report = self.path("time.out");
+        let mut command = std::process::Command::new("/usr/bin/time");
+        command
+            .env_clear()
+            .arg("-f")
+            .arg("%M")
+            .arg("-o")
+            .arg(&report)
+            .arg(binary.get_program())
+            .args(args);
+        for (name, value) in binary.get_envs() {
+            if let Some(value) = value {
+                command.env(name, value);
+            }
+        }
+        command.current_dir(self.dir.path());
+        let run = Run(command.output().expect("run reminders under /usr/bin/time"));
+        let text = std::fs::read_to_string(&report).expect("GNU time's report");
+        let peak = text
+            .lines()
+            .last()
+            .and_then(|line| line.trim().parse().ok())
+            .expect("a peak RSS");
+        (run, peak)
+    }
+
     /// Runs with `input` on stdin.
     pub fn run_with_stdin(&self, args: &[&str], input: &str) -> Run {
         use std::io::Write;
