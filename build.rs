@@ -1,4 +1,5 @@
-//! Puts the git commit into `reminders --version` when built from a checkout.
+//! Puts the git commit (when built from a checkout) and the newest migration
+//! it carries into `reminders --version`.
 
 use std::process::Command;
 
@@ -13,6 +14,13 @@ fn main() {
     if let Some(commit) = commit {
         println!("cargo:rustc-env=REMINDERS_GIT_COMMIT={commit}");
     }
+    let newest_migration = std::fs::read_dir("migrations/postgres")
+        .expect("migrations/postgres")
+        .filter_map(|entry| entry.ok()?.file_name().into_string().ok())
+        .max()
+        .expect("at least one migration");
+    println!("cargo:rustc-env=REMINDERS_NEWEST_MIGRATION={newest_migration}");
+    println!("cargo:rerun-if-changed=migrations");
     println!("cargo:rerun-if-changed=.git/HEAD");
     println!("cargo:rerun-if-changed=.git/refs/heads");
 }

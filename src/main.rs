@@ -30,8 +30,18 @@ mod tls;
 
 /// The version, with the git commit when built from a checkout (see build.rs).
 pub const VERSION: &str = match option_env!("REMINDERS_GIT_COMMIT") {
-    Some(_) => concat!(env!("CARGO_PKG_VERSION"), " (", env!("REMINDERS_GIT_COMMIT"), ")"),
-    None => env!("CARGO_PKG_VERSION"),
+    Some(_) => concat!(
+        env!("CARGO_PKG_VERSION"),
+        " (",
+        env!("REMINDERS_GIT_COMMIT"),
+        "), schema ",
+        env!("REMINDERS_NEWEST_MIGRATION")
+    ),
+    None => concat!(
+        env!("CARGO_PKG_VERSION"),
+        ", schema ",
+        env!("REMINDERS_NEWEST_MIGRATION")
+    ),
 };
 
 fn main() -> ExitCode {

@@ -179,14 +179,39 @@ impl Db {
     }
 
     /// Applies pending migrations and returns the names of those applied.
+    /// Runs that start together take turns: on PostgreSQL a lock held for
+    /// the transaction (which, unlike a session lock, also holds behind a
+    /// pooler in transaction mode), on SQLite the write lock. The others then
+    /// find nothing left to apply.
     pub fn migrate(&mut self) -> anyhow::Result<Vec<String>> {
+        /// An arbitrary key that names "the reminders schema" among advisory locks.
+        const MIGRATION_LOCK: i64 = 0x7265_6d69_6e64;
         let applied = match self {
-            Db::Postgres(conn) => conn.run_pending_migrations(POSTGRES_MIGRATIONS),
-            Db::Sqlite(conn) => conn.run_pending_migrations(SQLITE_MIGRATIONS),
+            Db::Postgres(conn) => conn.transaction(|conn| {
+                conn.batch_execute(&format!("SELECT pg_advisory_xact_lock({MIGRATION_LOCK})"))?;
+                conn.run_pending_migrations(POSTGRES_MIGRATIONS)
+                    .map(|applied| {
+                        applied
+                            .into_iter()
+                            .map(|version| version.to_string())
+                            .collect::<Vec<_>>()
+                    })
+                    .map_err(diesel::result::Error::QueryBuilderError)
+            }),
+            Db::Sqlite(conn) => conn.immediate_transaction(|conn| {
+                conn.run_pending_migrations(SQLITE_MIGRATIONS)
+                    .map(|applied| {
+                        applied
+                            .into_iter()
+                            .map(|version| version.to_string())
+                            .collect::<Vec<_>>()
+                    })
+                    .map_err(diesel::result::Error::QueryBuilderError)
+            }),
         }
         .map_err(|error| anyhow!("{error}"))
         .context("migration failed")?;
-        Ok(applied.into_iter().map(|version| version.to_string()).collect())
+        Ok(applied)
     }
 
     /// Fails with a pointer to `reminders migrate` unless every embedded migration
@@ -202,7 +227,12 @@ impl Db {
             )
         };
         match applied {
-            Ok(Some(version)) if version >= latest => Ok(()),
+            Ok(Some(version)) if version > latest => Err(anyhow!(
+                "the database `{}` has schema version {version}, newer than this reminders knows ({latest}): \
+                 another host upgraded it; upgrade this binary too",
+                url.display()
+            )),
+            Ok(Some(version)) if version == latest => Ok(()),
             Ok(Some(version)) => Err(anyhow!(
                 "the database `{}` has schema version {version} but this reminders needs {latest}; run `reminders migrate`",
                 url.display()

@@ -40,6 +40,41 @@ on_both_backends! {
         assert_eq!(json["applied"], serde_json::json!([]));
     }
 
+    fn concurrent_migrations_take_turns(env: &TestEnv) {
+        let env = TestEnv::unmigrated(env.backend).unwrap();
+        let runs: Vec<_> = (0..3)
+            .map(|_| {
+                let mut command = env.command();
+                command.arg("migrate").stdout(std::process::Stdio::piped()).stderr(std::process::Stdio::piped());
+                command.spawn().unwrap()
+            })
+            .collect();
+        let outputs: Vec<_> = runs.into_iter().map(|run| run.wait_with_output().unwrap()).collect();
+        let texts: Vec<String> = outputs.iter().map(|o| String::from_utf8_lossy(&o.stdout).into_owned()).collect();
+        for (output, text) in outputs.iter().zip(&texts) {
+            assert!(output.status.success(), "{text}\n{}", String::from_utf8_lossy(&output.stderr));
+        }
+        assert_eq!(texts.iter().filter(|text| text.contains("applied 2025")).count(), 1, "{texts:?}");
+        assert_eq!(texts.iter().filter(|text| text.contains("nothing to apply")).count(), 2, "{texts:?}");
+    }
+
+    fn a_database_newer_than_the_binary_is_refused(env: &TestEnv) {
+        env.use_smtp("file://outbox");
+        env.execute("INSERT INTO __diesel_schema_migrations (version) VALUES ('29990101000001')");
+        env.fails(
+            &["send", "--unit", "hours", "--targets", "24"],
+            1,
+            "newer than this reminders knows",
+        );
+        let version = env.ok(&["--version"]);
+        let newest = std::fs::read_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/migrations/postgres"))
+            .unwrap()
+            .map(|entry| entry.unwrap().file_name().into_string().unwrap())
+            .max()
+            .unwrap();
+        assert!(version.contains(&format!("schema {newest}")), "{version}");
+    }
+
     fn commands_on_an_unmigrated_database_point_to_migrate(env: &TestEnv) {
         let env = TestEnv::unmigrated(env.backend).unwrap();
         assert_every_command_needs_migrate(&env);
