@@ -50,7 +50,7 @@ pub struct GlobalArgs {
     #[arg(long, env = "REMINDERS_TEMPLATES", global = true, value_name = "DIR")]
     pub templates: Option<std::path::PathBuf>,
 
-    /// Request URL/start before the run and URL/EXIT_STATUS after it (healthchecks.io)
+    /// Request URL/start before and URL/EXIT_STATUS after a run of send, summary --send or bounces (healthchecks.io); REMINDERS_PING_URL_SEND and REMINDERS_PING_URL_SUMMARY set one per job
     #[arg(
         long,
         env = "REMINDERS_PING_URL",

@@ -69,7 +69,7 @@ fn main() -> ExitCode {
     if let Err(error) = tls::configure(cli.global.ca_file.as_deref()) {
         return ExitCode::from(fail(&error).code());
     }
-    let pinger = ping::Pinger::new(cli.global.ping_url.as_deref());
+    let pinger = ping::Pinger::new(settings::ping_url(&cli, &matches).as_deref());
     if let Some(pinger) = &pinger {
         pinger.start();
     }

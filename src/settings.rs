@@ -10,7 +10,9 @@ use anyhow::{Context, anyhow};
 use lettre::Address;
 use lettre::message::Mailbox;
 
-use crate::cli::{DeliveryArgs, MailArgs, SecretArgs, SenderArgs, WindowArgs};
+use crate::cli::{
+    AssignmentCommand, Cli, Command, DeliveryArgs, MailArgs, SecretArgs, SenderArgs, UserCommand, WindowArgs,
+};
 use crate::error::invalid;
 use crate::mail::dkim::Dkim;
 use crate::mail::{MailUrl, Mailer, Sender};
@@ -232,6 +234,28 @@ pub fn optional_address(setting: &str, text: Option<&str>) -> anyhow::Result<Opt
         ));
     }
     Ok(Some(address))
+}
+
+/// The URL a run pings, if any. Only the commands that do scheduled work
+/// ping, so that a manual `status` or `check` never reports "all well" to a
+/// monitor watching the cron jobs: `send` (`REMINDERS_PING_URL_SEND`, else
+/// `--ping-url`/`REMINDERS_PING_URL`), `summary --send`
+/// (`REMINDERS_PING_URL_SUMMARY`, else the same), `bounces`, and an import
+/// given `--ping-url` on its own command line (a nightly sync).
+pub fn ping_url(cli: &Cli, matches: &clap::ArgMatches) -> Option<String> {
+    let own = |name: &str| std::env::var(name).ok().filter(|url| !url.trim().is_empty());
+    let general = cli.global.ping_url.clone();
+    match &cli.command {
+        Command::Send(args) if !args.dry_run => own("REMINDERS_PING_URL_SEND").or(general),
+        Command::Summary(args) if args.send && !args.dry_run => own("REMINDERS_PING_URL_SUMMARY").or(general),
+        Command::Bounces(_) => general,
+        Command::User(UserCommand::Import(_)) | Command::Assignment(AssignmentCommand::Import(_)) => {
+            let (_, sub) = matches.subcommand()?;
+            let (_, import) = sub.subcommand()?;
+            (import.value_source("ping_url") == Some(clap::parser::ValueSource::CommandLine)).then_some(general)?
+        }
+        _ => None,
+    }
 }
 
 /// The shortest `REMINDERS_SECRET` accepted: 128 bits written as hex, or

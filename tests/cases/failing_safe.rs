@@ -324,7 +324,8 @@ on_both_backends! {
         let run = Run(env.command().env("SMTP_URL", live_smtp_url).arg("check").output().unwrap());
         assert!(run.stdout().contains("credentials accepted"), "{}", run.describe());
         let (_, ping_url, _) = &forms[4];
-        let run = env.run(&["user", "list", "--ping-url", ping_url]);
+        env.use_smtp("file://outbox");
+        let run = env.run(&["send", "--unit", "hours", "--targets", "24", "--ping-url", ping_url]);
         assert!(run.stderr().contains("warning: the ping to `http://127.0.0.1` failed"), "{}", run.describe());
     }
 }

@@ -341,8 +341,9 @@ fn ping_url_reports_start_and_the_exit_status() {
     // A ping that fails is reported and changes nothing.
     let closed = crate::common::smtp::closed_port();
     env.set_var("REMINDERS_PING_URL", &format!("http://127.0.0.1:{closed}/x"));
-    let run = env.run(&["user", "list"]);
-    assert_eq!(run.code(), 0);
+    smtp.clear_rules();
+    let run = env.run(&["send", "--unit", "hours", "--targets", "24", "--now", NOW]);
+    assert_eq!(run.code(), 0, "{}", run.describe());
     assert!(run.stderr().contains("the ping to"), "{}", run.describe());
 }
 

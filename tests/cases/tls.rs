@@ -112,7 +112,9 @@ fn an_https_ping_trusts_the_system_store_and_the_ca_file_and_says_why_it_refuses
     let url = format!("https://localhost:{}/{PING_SECRET}", https.port);
 
     // The CA is unknown: each ping warns, in one line, and the run is not affected.
-    let refused = env.run(&["user", "list", "--ping-url", &url]);
+    env.use_smtp("file://outbox");
+    let work = ["send", "--unit", "hours", "--targets", "24"];
+    let refused = env.run(&[&work[..], &["--ping-url", &url]].concat());
     assert_eq!(refused.code(), 0, "{}", refused.describe());
     let stderr = refused.stderr();
     let warnings: Vec<&str> = stderr.lines().collect();
@@ -127,7 +129,7 @@ fn an_https_ping_trusts_the_system_store_and_the_ca_file_and_says_why_it_refuses
     }
     assert!(https.paths().is_empty());
 
-    let with_flag = env.run(&["user", "list", "--ping-url", &url, "--ca-file", &ca_path]);
+    let with_flag = env.run(&[&work[..], &["--ping-url", &url, "--ca-file", &ca_path]].concat());
     assert_eq!(
         (with_flag.code(), with_flag.stderr().as_str()),
         (0, ""),
@@ -141,7 +143,7 @@ fn an_https_ping_trusts_the_system_store_and_the_ca_file_and_says_why_it_refuses
 
     env.set_var("REMINDERS_PING_URL", &url);
     env.set_var("SSL_CERT_FILE", &ca_path);
-    let with_store = env.run(&["user", "list"]);
+    let with_store = env.run(&work);
     assert_eq!(
         (with_store.code(), with_store.stderr().as_str()),
         (0, ""),
@@ -149,6 +151,44 @@ fn an_https_ping_trusts_the_system_store_and_the_ca_file_and_says_why_it_refuses
         with_store.describe()
     );
     assert_eq!(https.paths().len(), 4);
+
+    // Only the commands that do scheduled work ping: a manual look never
+    // tells the monitor that the cron job is fine.
+    env.ok(&["user", "add", "--email", "s@example.com"]);
+    for look in [
+        &["status"][..],
+        &["user", "list"],
+        &["check"],
+        &["due", "--unit", "hours", "--targets", "24"],
+        &["send", "--unit", "hours", "--targets", "24", "--dry-run"],
+        &["summary"],
+        &["summary", "--send", "--dry-run"],
+    ] {
+        env.run(look);
+        assert_eq!(https.paths().len(), 4, "{look:?} pinged");
+    }
+    let csv = env.path("users.csv");
+    std::fs::write(&csv, "email,name,timezone\nt@example.com,T,UTC\n").unwrap();
+    env.ok(&["user", "import", csv.to_str().unwrap(), "--skip-existing"]);
+    assert_eq!(
+        https.paths().len(),
+        4,
+        "an import pings only with --ping-url on its line"
+    );
+    env.ok(&[
+        "user",
+        "import",
+        csv.to_str().unwrap(),
+        "--skip-existing",
+        "--ping-url",
+        &url,
+    ]);
+    assert_eq!(https.paths().len(), 6);
+    // Each job its own check: summary --send pings REMINDERS_PING_URL_SUMMARY.
+    let summary_url = format!("https://localhost:{}/summary-check", https.port);
+    env.set_var("REMINDERS_PING_URL_SUMMARY", &summary_url);
+    env.run(&["summary", "--send", "-q"]);
+    assert_eq!(&https.paths()[6..], ["/summary-check/start", "/summary-check/0"]);
 }
 
 #[test]
