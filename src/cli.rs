@@ -64,6 +64,10 @@ pub struct GlobalArgs {
     #[arg(long, global = true, value_name = "RFC3339", value_parser = parse_instant)]
     pub now: Option<DateTime<Utc>>,
 
+    /// Read settings from this file instead of `.env` in the current directory (so a cron line needs no `cd`)
+    #[arg(long, env = "REMINDERS_ENV_FILE", global = true, value_name = "FILE")]
+    pub env_file: Option<std::path::PathBuf>,
+
     /// A PEM file of CA certificates to trust for TLS, besides the system's store
     #[arg(long, env = "REMINDERS_CA_FILE", global = true, value_name = "FILE")]
     pub ca_file: Option<std::path::PathBuf>,

@@ -46,7 +46,8 @@ pub const VERSION: &str = match option_env!("REMINDERS_GIT_COMMIT") {
 
 fn main() -> ExitCode {
     create_files_owner_only();
-    let from_dotenv = match settings::load_dotenv() {
+    let args: Vec<std::ffi::OsString> = std::env::args_os().collect();
+    let dotenv = match settings::load_dotenv(settings::env_file(&args)) {
         Ok(names) => names,
         Err(error) => return ExitCode::from(fail(&error).code()),
     };
@@ -58,13 +59,14 @@ fn main() -> ExitCode {
         }
         Err(help_or_version) => help_or_version.exit(),
     };
-    let provenance = settings::Provenance::read(&matches, &from_dotenv);
+    let provenance = settings::Provenance::read(&matches, &dotenv);
     let cli = match cli::Cli::from_arg_matches(&matches) {
         Ok(cli) => cli,
         Err(error) => error.exit(),
     };
     let (format, quiet) = (cli.global.format, cli.global.quiet);
     log::set_level(quiet, cli.global.verbose);
+    settings::warn_unknown_settings(&cli::Cli::command(), &dotenv);
     // Before the first ping: it is the first connection that may use TLS.
     if let Err(error) = tls::configure(cli.global.ca_file.as_deref()) {
         return ExitCode::from(fail(&error).code());

@@ -3,7 +3,7 @@
 //! the reminder windows. Only main and the commands import it.
 
 use std::collections::HashSet;
-use std::path::Path;
+use std::path::PathBuf;
 use std::sync::Arc;
 
 use anyhow::{Context, anyhow};
@@ -28,9 +28,11 @@ pub struct Provenance {
 }
 
 impl Provenance {
-    /// `from_dotenv` lists the variables that `.env` set (they were not in the
-    /// environment before it was read).
-    pub fn read(matches: &clap::ArgMatches, from_dotenv: &std::collections::HashSet<String>) -> Provenance {
+    /// `dotenv` says which variables the `.env` file set (they were not in
+    /// the environment before it was read).
+    pub fn read(matches: &clap::ArgMatches, dotenv: &Dotenv) -> Provenance {
+        let from_dotenv = &dotenv.set;
+        let dotenv_name = format!("the .env file {}", dotenv.path.display());
         let settings = [
             ("database_url", "DATABASE_URL", "reminders.db"),
             ("smtp_url", "SMTP_URL", "none"),
@@ -49,7 +51,7 @@ impl Provenance {
                 let from = match source {
                     Some(clap::parser::ValueSource::CommandLine) => format!("the --{} flag", id.replace('_', "-")),
                     Some(clap::parser::ValueSource::EnvVariable) if from_dotenv.contains(*variable) => {
-                        "the .env file".to_string()
+                        dotenv_name.clone()
                     }
                     Some(clap::parser::ValueSource::EnvVariable) => "the environment".to_string(),
                     _ => format!("default ({default})"),
@@ -65,29 +67,70 @@ impl Provenance {
     }
 }
 
-/// Loads `.env` from the current directory (only there: a parent's `.env`
-/// belongs to something else), without overriding the environment. Returns
-/// the names it set. A file that does not parse stops the run rather than
-/// being skipped, and the message names the line but never shows it: it may
-/// hold a password.
-pub fn load_dotenv() -> anyhow::Result<HashSet<String>> {
-    let path = Path::new(".env");
-    let bytes = match std::fs::read(path) {
-        Err(error) if error.kind() == std::io::ErrorKind::NotFound => return Ok(HashSet::new()),
-        read => read.context("cannot read `.env`")?,
+/// What the `.env` file held.
+#[derive(Debug, Default)]
+pub struct Dotenv {
+    pub path: PathBuf,
+    /// Every name it has.
+    pub names: Vec<String>,
+    /// The names it set: those the environment did not have already.
+    pub set: HashSet<String>,
+}
+
+/// The `.env` file to read: `--env-file PATH` or `REMINDERS_ENV_FILE` (so a
+/// cron line works without `cd`), else `.env` in the current directory (only
+/// there: a parent's `.env` belongs to something else). Read before the
+/// command line is parsed, since the file supplies its defaults.
+pub fn env_file(args: &[std::ffi::OsString]) -> (PathBuf, bool) {
+    let mut given = None;
+    for (n, arg) in args.iter().enumerate() {
+        let arg = arg.to_string_lossy();
+        if arg == "--" {
+            break;
+        }
+        if let Some(path) = arg.strip_prefix("--env-file=") {
+            given = Some(PathBuf::from(path));
+        } else if arg == "--env-file" {
+            given = args.get(n + 1).map(PathBuf::from);
+        }
+    }
+    let given = given.or_else(|| {
+        std::env::var_os("REMINDERS_ENV_FILE")
+            .filter(|v| !v.is_empty())
+            .map(PathBuf::from)
+    });
+    match given {
+        Some(path) => (path, true),
+        None => (PathBuf::from(".env"), false),
+    }
+}
+
+/// Loads the `.env` file without overriding the environment. A file that
+/// does not parse stops the run rather than being skipped, and the message
+/// names the line but never shows it: it may hold a password. A file named
+/// with `--env-file` must exist.
+pub fn load_dotenv((path, named): (PathBuf, bool)) -> anyhow::Result<Dotenv> {
+    let bytes = match std::fs::read(&path) {
+        Err(error) if error.kind() == std::io::ErrorKind::NotFound && !named => return Ok(Dotenv::default()),
+        read => read.with_context(|| format!("cannot read the env file `{}`", path.display()))?,
     };
     let text = String::from_utf8(bytes).map_err(|error| {
         let line = line_of(error.as_bytes(), error.utf8_error().valid_up_to());
         anyhow!("`.env` line {line} is not UTF-8 text")
     })?;
     let text = text.strip_prefix('\u{feff}').unwrap_or(&text);
-    let mut names = HashSet::new();
+    let mut dotenv = Dotenv {
+        path: path.clone(),
+        ..Dotenv::default()
+    };
     for entry in dotenvy::from_read_iter(text.as_bytes()) {
         match entry {
-            Ok((name, _)) if std::env::var_os(&name).is_none() => {
-                names.insert(name);
+            Ok((name, _)) => {
+                if std::env::var_os(&name).is_none() {
+                    dotenv.set.insert(name.clone());
+                }
+                dotenv.names.push(name);
             }
-            Ok(_) => {}
             Err(dotenvy::Error::LineParse(quoted, _)) => {
                 let line = line_quoted(text, &quoted)
                     .map(|line| format!(" line {line}"))
@@ -101,7 +144,58 @@ pub fn load_dotenv() -> anyhow::Result<HashSet<String>> {
     }
     // Parsed above, so this only sets what the environment lacks.
     dotenvy::from_read(text.as_bytes()).map_err(|_| anyhow!("`.env` cannot be loaded"))?;
-    Ok(names)
+    Ok(dotenv)
+}
+
+/// Settings read from the environment besides the flags' own variables.
+const OTHER_SETTINGS: [&str; 2] = ["REMINDERS_PING_URL_SEND", "REMINDERS_PING_URL_SUMMARY"];
+
+/// Warns about every name in the `.env` file, and every `REMINDERS_*`
+/// variable in the environment, that no setting reads: a typo there would
+/// otherwise go unnoticed (a mistyped DATABASE_URL means the default SQLite
+/// file). Suggests the nearest real name.
+pub fn warn_unknown_settings(command: &clap::Command, dotenv: &Dotenv) {
+    let mut known: Vec<String> = OTHER_SETTINGS.iter().map(|name| name.to_string()).collect();
+    let mut commands = vec![command];
+    while let Some(command) = commands.pop() {
+        known.extend(
+            command
+                .get_arguments()
+                .filter_map(|arg| arg.get_env())
+                .map(|env| env.to_string_lossy().into_owned()),
+        );
+        commands.extend(command.get_subcommands());
+    }
+    let suggestion = |name: &str| {
+        known
+            .iter()
+            .map(|known| (strsim::levenshtein(name, known), known))
+            .filter(|(distance, _)| *distance <= 3)
+            .min()
+            .map(|(_, known)| format!(": did you mean `{known}`?"))
+            .unwrap_or_default()
+    };
+    for name in &dotenv.names {
+        if !known.contains(name) {
+            crate::log::warning!(
+                "`{}` sets `{name}`, which no setting of reminders reads{}",
+                dotenv.path.display(),
+                suggestion(name)
+            );
+        }
+    }
+    for (name, _) in std::env::vars_os() {
+        let name = name.to_string_lossy();
+        if name.starts_with("REMINDERS_")
+            && !known.iter().any(|known| *known == name)
+            && !dotenv.names.iter().any(|n| *n == name)
+        {
+            crate::log::warning!(
+                "the environment sets `{name}`, which no setting of reminders reads{}",
+                suggestion(&name)
+            );
+        }
+    }
 }
 
 /// The line of `.env` that dotenvy quotes in an error: a whole entry (from

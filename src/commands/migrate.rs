@@ -8,20 +8,28 @@ use crate::db::Db;
 use crate::output::Message;
 
 pub fn run(database: &DatabaseUrl) -> anyhow::Result<Outcome> {
+    let created = match database {
+        DatabaseUrl::Sqlite { path, .. } if !path.exists() => Some(match database.default_note() {
+            Some(note) => format!("created a new SQLite database `{}` ({note})\n", path.display()),
+            None => format!("created a new SQLite database `{}`\n", path.display()),
+        }),
+        _ => None,
+    };
     let mut db = Db::connect(database)?;
     let applied = db.migrate()?;
-    let text = if applied.is_empty() {
-        format!("the database `{}` is up to date; nothing to apply", database.display())
-    } else {
-        let lines: Vec<String> = applied.iter().map(|version| format!("applied {version}")).collect();
-        format!(
-            "{}\nthe database `{}` is up to date",
-            lines.join("\n"),
-            database.display()
-        )
-    };
+    let text = created.clone().unwrap_or_default()
+        + &if applied.is_empty() {
+            format!("the database `{}` is up to date; nothing to apply", database.display())
+        } else {
+            let lines: Vec<String> = applied.iter().map(|version| format!("applied {version}")).collect();
+            format!(
+                "{}\nthe database `{}` is up to date",
+                lines.join("\n"),
+                database.display()
+            )
+        };
     Ok(Outcome::success(Message {
         text,
-        json: json!({ "applied": applied, "database": database.display() }),
+        json: json!({ "applied": applied, "database": database.display(), "created": created.is_some() }),
     }))
 }

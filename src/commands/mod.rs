@@ -106,6 +106,20 @@ fn text_only(text: String) -> crate::output::Message {
     }
 }
 
+/// A sending run on a database without students is most likely pointed at
+/// the wrong database (a mistyped DATABASE_URL falls back to the default
+/// file): it says so, since cron would otherwise see a quiet success.
+fn warn_if_no_students(db: &mut crate::db::Db, database: &DatabaseUrl) -> anyhow::Result<()> {
+    if crate::db::users::count(db)? == 0 {
+        let note = database
+            .default_note()
+            .map(|note| format!(" ({note})"))
+            .unwrap_or_default();
+        crate::log::warning!("the database `{}` holds no students{note}", database.display());
+    }
+    Ok(())
+}
+
 /// The templates a sending command uses; a broken one stops it before it
 /// touches the database or sends anything (exit 2).
 fn load_templates(dir: Option<&std::path::Path>) -> anyhow::Result<Templates> {

@@ -42,6 +42,7 @@ pub fn run(database: &DatabaseUrl, args: SendArgs, clock: Clock, templates: Temp
     }
     let (mail, mailer) = settings.mailer()?;
     let mut db = Db::open(database)?;
+    super::warn_if_no_students(&mut db, database)?;
     windows.clock.follow(db.server_clock()?);
     crate::log::info!(
         "database `{}`, mail `{}`, now {}",

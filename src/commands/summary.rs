@@ -57,6 +57,7 @@ pub fn run(
     }
     let (mail, mailer) = settings.mailer()?;
     let mut db = Db::open(database)?;
+    super::warn_if_no_students(&mut db, database)?;
     clock.follow(db.server_clock()?);
     let scheduled = plan::schedule_owed(&mut db, Timestamp::now(&clock))?;
     let delivered = deliver(

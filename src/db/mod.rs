@@ -68,11 +68,12 @@ pub(crate) use write_transaction;
 impl Db {
     /// Opens the database for a command that needs the schema in place.
     pub fn open(url: &DatabaseUrl) -> anyhow::Result<Db> {
-        if let DatabaseUrl::Sqlite(path) = url
+        if let DatabaseUrl::Sqlite { path, .. } = url
             && !path.exists()
         {
+            let note = url.default_note().map(|note| format!(" ({note})")).unwrap_or_default();
             return Err(anyhow!(
-                "database `{}` does not exist; create it with `reminders migrate`",
+                "database `{}` does not exist{note}; create it with `reminders migrate`",
                 path.display()
             ));
         }
@@ -109,7 +110,7 @@ impl Db {
                 }
                 Ok(Db::Postgres(conn))
             }
-            DatabaseUrl::Sqlite(path) => {
+            DatabaseUrl::Sqlite { path, .. } => {
                 let path = path
                     .to_str()
                     .ok_or_else(|| anyhow!("the SQLite path is not valid UTF-8"))?;
@@ -221,8 +222,9 @@ impl Db {
         let applied: Result<Option<String>, diesel::result::Error> = with_conn!(self, conn =>
             migrations_table::table.select(max(migrations_table::version)).first(conn));
         let hint = || {
+            let note = url.default_note().map(|note| format!(" ({note})")).unwrap_or_default();
             format!(
-                "the database `{}` is not migrated; run `reminders migrate`",
+                "the database `{}` is not migrated{note}; run `reminders migrate`",
                 url.display()
             )
         };

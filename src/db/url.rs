@@ -13,11 +13,12 @@ pub const DEFAULT_SQLITE_PATH: &str = "reminders.db";
 #[derive(Debug, Clone)]
 pub enum DatabaseUrl {
     /// `url` is what libpq gets: our own switches are taken out of it.
-    Postgres {
-        url: url::Url,
-        prepared_statements: bool,
+    Postgres { url: url::Url, prepared_statements: bool },
+    Sqlite {
+        path: PathBuf,
+        /// No DATABASE_URL was given: the default file in the current directory.
+        by_default: bool,
     },
-    Sqlite(PathBuf),
 }
 
 /// The URL switches that turn Diesel's prepared-statement cache off, for a
@@ -30,6 +31,7 @@ impl DatabaseUrl {
     /// `postgres://` or `postgresql://` is PostgreSQL; anything else is a SQLite
     /// path, with an optional `sqlite://` prefix.
     pub fn parse(raw: Option<&str>) -> anyhow::Result<DatabaseUrl> {
+        let given = raw.map(str::trim).filter(|raw| !raw.is_empty());
         let raw = raw
             .map(str::trim)
             .filter(|raw| !raw.is_empty())
@@ -58,14 +60,35 @@ impl DatabaseUrl {
         if path.is_empty() {
             return Err(invalid("the SQLite database path is empty"));
         }
-        Ok(DatabaseUrl::Sqlite(PathBuf::from(path)))
+        Ok(DatabaseUrl::Sqlite {
+            path: PathBuf::from(path),
+            by_default: raw == DEFAULT_SQLITE_PATH && given.is_none(),
+        })
+    }
+
+    /// How the database was chosen, when the operator did not choose it:
+    /// every message about a missing or unmigrated database says so, since
+    /// a typo in `.env` otherwise looks like an empty database.
+    pub fn default_note(&self) -> Option<String> {
+        match self {
+            DatabaseUrl::Sqlite { path, by_default: true } => {
+                let absolute = std::env::current_dir()
+                    .map(|dir| dir.join(path))
+                    .unwrap_or_else(|_| path.clone());
+                Some(format!(
+                    "no DATABASE_URL is set, so this is the default SQLite file {}",
+                    absolute.display()
+                ))
+            }
+            _ => None,
+        }
     }
 
     /// The URL with any password masked, safe to print.
     pub fn display(&self) -> String {
         match self {
             DatabaseUrl::Postgres { url, .. } => redact(url),
-            DatabaseUrl::Sqlite(path) => path.display().to_string(),
+            DatabaseUrl::Sqlite { path, .. } => path.display().to_string(),
         }
     }
 }
@@ -109,9 +132,11 @@ mod tests {
 
     #[test]
     fn urls_choose_the_backend() {
-        assert!(matches!(DatabaseUrl::parse(None).unwrap(), DatabaseUrl::Sqlite(p) if p.as_os_str() == "reminders.db"));
         assert!(
-            matches!(DatabaseUrl::parse(Some("sqlite://x.db")).unwrap(), DatabaseUrl::Sqlite(p) if p.as_os_str() == "x.db")
+            matches!(DatabaseUrl::parse(None).unwrap(), DatabaseUrl::Sqlite { path, by_default: true } if path.as_os_str() == "reminders.db")
+        );
+        assert!(
+            matches!(DatabaseUrl::parse(Some("sqlite://x.db")).unwrap(), DatabaseUrl::Sqlite { path, by_default: false } if path.as_os_str() == "x.db")
         );
         assert!(matches!(
             DatabaseUrl::parse(Some("postgresql://h/db")).unwrap(),
@@ -131,7 +156,7 @@ mod tests {
                 url,
                 prepared_statements,
             } => (url.to_string(), prepared_statements),
-            DatabaseUrl::Sqlite(_) => unreachable!(),
+            DatabaseUrl::Sqlite { .. } => unreachable!(),
         };
         assert_eq!(
             parse("postgres://h/db?prepared_statements=false"),

@@ -145,3 +145,8 @@ pub fn opt_out_for(db: &mut Db, email: &str, reason: OptOutReason, now: Timestam
     .context("cannot update the user")?;
     require_user_by_email(db, email)
 }
+
+/// How many students there are.
+pub fn count(db: &mut Db) -> anyhow::Result<i64> {
+    with_conn!(db, conn => users::table.count().get_result(conn)).context("cannot count the students")
+}

@@ -1,6 +1,6 @@
 //! Database URLs, runtime failures and the one-line error contract.
 
-use crate::common::{Backend, TestEnv};
+use crate::common::{Backend, Run, TestEnv};
 
 #[test]
 fn malformed_database_urls_are_bad_input() {
@@ -75,4 +75,107 @@ fn usage_errors_exit_2() {
     assert_eq!(env.run(&["user", "add"]).code(), 2);
     assert_eq!(env.run(&["frobnicate"]).code(), 2);
     assert_eq!(env.run(&["user", "list", "--format", "xml"]).code(), 2);
+}
+
+/// A mistyped setting must not pass silently for the default SQLite file.
+#[test]
+fn a_mistyped_setting_is_named_with_the_nearest_real_one() {
+    let env = TestEnv::new(Backend::Sqlite).unwrap();
+    std::fs::write(
+        env.path(".env"),
+        "DATABSE_URL=postgres://db/reminders\nMAIL_FROM=a@school.example\n",
+    )
+    .unwrap();
+    let run = Run(env
+        .command()
+        .env("REMINDERS_RATTE", "5")
+        .args(["user", "list"])
+        .output()
+        .unwrap());
+    assert!(
+        run.stderr()
+            .contains("sets `DATABSE_URL`, which no setting of reminders reads: did you mean `DATABASE_URL`?"),
+        "{}",
+        run.describe()
+    );
+    assert!(
+        run.stderr().contains("`REMINDERS_RATTE`") && run.stderr().contains("`REMINDERS_RATE`"),
+        "{}",
+        run.describe()
+    );
+    assert!(!run.stderr().contains("MAIL_FROM"), "{}", run.describe());
+}
+
+#[test]
+fn the_default_database_is_named_wherever_it_matters() {
+    let env = TestEnv::unmigrated(Backend::Sqlite).unwrap();
+    let run = Run(env
+        .command()
+        .env_remove("DATABASE_URL")
+        .args(["status"])
+        .output()
+        .unwrap());
+    let default = env.path("reminders.db");
+    let expected = format!(
+        "no DATABASE_URL is set, so this is the default SQLite file {}",
+        default.display()
+    );
+    assert!(run.stderr().contains(&expected), "{}", run.describe());
+    let migrated = Run(env
+        .command()
+        .env_remove("DATABASE_URL")
+        .args(["migrate"])
+        .output()
+        .unwrap());
+    assert!(
+        migrated
+            .stdout()
+            .contains("created a new SQLite database `reminders.db`"),
+        "{}",
+        migrated.describe()
+    );
+    assert!(migrated.stdout().contains(&expected), "{}", migrated.describe());
+    // A sending run on a database without students says so.
+    let sent = Run(env
+        .command()
+        .env_remove("DATABASE_URL")
+        .env("SMTP_URL", "file://outbox")
+        .env("MAIL_FROM", "a@school.example")
+        .args(["send", "--unit", "hours", "--targets", "24"])
+        .output()
+        .unwrap());
+    assert!(
+        sent.stderr().contains("holds no students") && sent.stderr().contains(&expected),
+        "{}",
+        sent.describe()
+    );
+}
+
+/// Cron runs with an almost empty environment and another directory.
+#[test]
+fn an_env_file_works_from_anywhere_in_an_empty_environment() {
+    let env = TestEnv::new(Backend::Sqlite).unwrap();
+    let settings = env.path("settings.env");
+    std::fs::write(&settings, format!("DATABASE_URL={}\n", env.database_url)).unwrap();
+    env.ok(&["user", "add", "--email", "a@example.com"]);
+    let elsewhere = tempfile::tempdir().unwrap();
+    let run = |args: &[&str], var: Option<&str>| {
+        let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_reminders"));
+        command.env_clear().current_dir(elsewhere.path()).args(args);
+        if let Some(path) = var {
+            command.env("REMINDERS_ENV_FILE", path);
+        }
+        Run(command.output().unwrap())
+    };
+    let listed = run(&["user", "list", "--env-file", settings.to_str().unwrap()], None);
+    assert!(listed.stdout().contains("a@example.com"), "{}", listed.describe());
+    let listed = run(&["user", "list"], Some(settings.to_str().unwrap()));
+    assert!(listed.stdout().contains("a@example.com"), "{}", listed.describe());
+    let missing = run(&["user", "list", "--env-file", "/nonexistent.env"], None);
+    assert_eq!(missing.code(), 1, "{}", missing.describe());
+    assert!(
+        missing.stderr().contains("cannot read the env file `/nonexistent.env`"),
+        "{}",
+        missing.describe()
+    );
 }

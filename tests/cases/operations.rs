@@ -413,6 +413,7 @@ fn check_passes_a_good_setup_and_names_each_failing_part() {
 fn verbose_says_more_and_quiet_says_nothing_on_stderr() {
     let env = TestEnv::new(crate::common::Backend::Sqlite).unwrap();
     env.use_smtp("file://outbox");
+    env.add_user("s@example.com", "UTC");
     let verbose = env.run(&["-v", "send", "--unit", "hours", "--targets", "24", "--now", NOW]);
     assert!(
         verbose.stderr().contains("scheduled the due windows"),
@@ -425,10 +426,14 @@ fn verbose_says_more_and_quiet_says_nothing_on_stderr() {
     let closed = crate::common::smtp::closed_port();
     let url = format!("http://127.0.0.1:{closed}/x");
     assert!(
-        env.run(&["user", "list", "--ping-url", &url])
+        env.run(&["send", "--unit", "hours", "--targets", "24", "--ping-url", &url])
             .stderr()
             .contains("warning: the ping")
     );
-    assert_eq!(env.run(&["user", "list", "--ping-url", &url, "-q"]).stderr(), "");
+    assert_eq!(
+        env.run(&["send", "--unit", "hours", "--targets", "24", "--ping-url", &url, "-q"])
+            .stderr(),
+        ""
+    );
     assert_eq!(env.run(&["-q", "-v", "user", "list"]).code(), 2, "-q and -v conflict");
 }

@@ -113,6 +113,7 @@ fn an_https_ping_trusts_the_system_store_and_the_ca_file_and_says_why_it_refuses
 
     // The CA is unknown: each ping warns, in one line, and the run is not affected.
     env.use_smtp("file://outbox");
+    env.add_user("s@example.com", "UTC");
     let work = ["send", "--unit", "hours", "--targets", "24"];
     let refused = env.run(&[&work[..], &["--ping-url", &url]].concat());
     assert_eq!(refused.code(), 0, "{}", refused.describe());
@@ -154,7 +155,6 @@ fn an_https_ping_trusts_the_system_store_and_the_ca_file_and_says_why_it_refuses
 
     // Only the commands that do scheduled work ping: a manual look never
     // tells the monitor that the cron job is fine.
-    env.ok(&["user", "add", "--email", "s@example.com"]);
     for look in [
         &["status"][..],
         &["user", "list"],
