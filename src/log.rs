@@ -25,6 +25,15 @@ macro_rules! warning {
 }
 pub(crate) use warning;
 
+/// Why a run's sends failed: shown even with `-q`, since cron mails only
+/// what a run prints, and an exit status alone does not say what to fix.
+macro_rules! explain {
+    ($($arg:tt)*) => {
+        eprintln!("{}", $crate::redact::scrub(&format!($($arg)*)));
+    };
+}
+pub(crate) use explain;
+
 /// A detail of the run, with `-v`.
 macro_rules! info {
     ($($arg:tt)*) => {

@@ -72,6 +72,7 @@ pub fn run(database: &DatabaseUrl, args: SendArgs, clock: Clock, templates: Temp
         &windows.clock,
     )?;
     report.delivered.add(delivered);
+    report.delivered.explain_failures();
     crate::log::info!("finished in {:?}", started.elapsed());
     Ok(Outcome {
         status: report.delivered.exit_status(),

@@ -69,6 +69,7 @@ pub fn run(
         &settings.options,
         &clock,
     )?;
+    delivered.explain_failures();
     Ok(Outcome {
         status: delivered.exit_status(),
         report: Box::new(SendReport { scheduled, delivered }),

@@ -137,7 +137,23 @@ pub struct Delivered {
     /// Rows another run took over after this run's lease ran out: this run
     /// neither sent them any more nor wrote its result over the other's.
     pub lost_lease: usize,
+    /// Why sends failed: one entry per distinct outcome and reason.
+    pub failures: Vec<FailureCause>,
 }
+
+/// One reason sends failed in a run, how many it concerned, and the first.
+#[derive(Debug, Clone, Serialize)]
+pub struct FailureCause {
+    /// `will be retried`, `failed for good` or `left for the next run`.
+    pub outcome: &'static str,
+    pub reason: String,
+    pub count: usize,
+    /// The first address it concerned.
+    pub first: String,
+}
+
+/// Distinct causes shown on stderr; the JSON report has them all.
+const CAUSES_SHOWN: usize = 5;
 
 impl Delivered {
     /// Adds another pipeline's counts (for runs that schedule and deliver).
@@ -149,11 +165,51 @@ impl Delivered {
         self.opted_out.extend(other.opted_out);
         self.left_over += other.left_over;
         self.lost_lease += other.lost_lease;
+        for cause in other.failures {
+            self.note_failure(cause.outcome, &cause.reason, &cause.first, cause.count);
+        }
     }
 
     /// Nothing sent, nothing failed, nothing left over: a quiet cron run prints nothing.
     pub fn is_idle(&self) -> bool {
         self.sent + self.failed + self.retry_later + self.left_over + self.lost_lease == 0
+    }
+
+    /// Counts a failure under its outcome and reason.
+    fn note_failure(&mut self, outcome: &'static str, reason: &str, to: &str, count: usize) {
+        match self
+            .failures
+            .iter_mut()
+            .find(|cause| cause.outcome == outcome && cause.reason == reason)
+        {
+            Some(cause) => cause.count += count,
+            None => self.failures.push(FailureCause {
+                outcome,
+                reason: reason.to_string(),
+                count,
+                first: to.to_string(),
+            }),
+        }
+    }
+
+    /// One line on stderr per distinct cause, most frequent first, such as
+    /// `3 sends will be retried: connection refused … (first: a@school.example)`.
+    pub fn explain_failures(&self) {
+        let mut causes: Vec<&FailureCause> = self.failures.iter().collect();
+        causes.sort_by_key(|cause| std::cmp::Reverse(cause.count));
+        for cause in causes.iter().take(CAUSES_SHOWN) {
+            let sends = if cause.count == 1 { "send" } else { "sends" };
+            crate::log::explain!(
+                "{} {sends} {}: {} (first: {})",
+                cause.count,
+                cause.outcome,
+                cause.reason,
+                cause.first
+            );
+        }
+        if causes.len() > CAUSES_SHOWN {
+            crate::log::explain!("and {} other causes (see the JSON report)", causes.len() - CAUSES_SHOWN);
+        }
     }
 
     /// 3 when some sends failed (for retry or for good) or a stop left some, else 0.
@@ -753,6 +809,15 @@ impl<Q: Queue> Dispatcher<'_, '_, Q> {
             self.options.backoff,
             at,
         );
+        let outcome = match &resolution {
+            Resolution::RetryLater { .. } => Some("will be retried"),
+            Resolution::Failed { .. } => Some("failed for good"),
+            Resolution::Released { .. } => Some("left for the next run"),
+            Resolution::Sent { .. } | Resolution::Skipped { .. } => None,
+        };
+        if let (Some(outcome), Some(failure)) = (outcome, &failure) {
+            self.report.note_failure(outcome, &failure.reason, &info.to_email, 1);
+        }
         let error = failure.map(|failure| failure.reason);
         let message_id = mail::message_id(info.message(), self.run.sender);
         self.group.logs.push(NewSendLog {

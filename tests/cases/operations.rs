@@ -174,6 +174,25 @@ on_both_backends! {
         assert_eq!(smtp.received().len(), 200);
     }
 
+    fn a_failed_run_says_why_even_when_quiet(env: &TestEnv) {
+        let smtp = SmtpServer::start();
+        env.use_smtp(&smtp.url());
+        smtp.reply_to_rcpt("@example.com", "451 4.3.0 mailbox busy, try later");
+        smtp.reply_to_rcpt("gone@", "550 5.1.1 no such user");
+        for student in ["a@example.com", "b@example.com", "gone@example.net"] {
+            env.add_user(student, "UTC");
+            env.add_assignment(student, "Work", &at(hours(24)));
+        }
+        let run = env.run(&["send", "--unit", "hours", "--targets", "24", "--now", NOW, "-q", "--format", "json"]);
+        assert_eq!(run.code(), 3, "{}", run.describe());
+        let stderr = run.stderr();
+        assert!(stderr.contains("2 sends will be retried: ") && stderr.contains("4.3.0 mailbox busy, try later (first: "), "{stderr}");
+        assert!(stderr.contains("1 send failed for good: ") && stderr.contains("(first: gone@example.net)"), "{stderr}");
+        assert_eq!(stderr.lines().count(), 2, "{stderr}");
+        let failures = &run.report()["failures"];
+        assert_eq!(failures.as_array().unwrap().len(), 2, "{failures}");
+    }
+
     fn a_quiet_run_with_nothing_to_do_prints_nothing(env: &TestEnv) {
         let smtp = SmtpServer::start();
         env.use_smtp(&smtp.url());
