@@ -211,6 +211,35 @@ on_both_backends! {
         assert_eq!(status["reports_last_7_days"]["complaints"], 1, "{status}");
     }
 
+    fn two_hosts_reading_one_maildir_count_each_report_once(env: &TestEnv) {
+        let smtp = sending(env);
+        let students: Vec<String> = (0..40).map(|n| format!("s{n}@students.example")).collect();
+        let names: Vec<&str> = students.iter().map(String::as_str).collect();
+        let sent = send_to(env, &smtp, &names, "2030-03-01T12:00:00Z");
+        let reports: Vec<String> = sent.iter().enumerate().map(|(n, m)| report("postfix_dsn", &m.from, m, n)).collect();
+        let dir = maildir(env, "Maildir", &reports);
+        let runs: Vec<_> = (0..2)
+            .map(|_| {
+                let mut command = env.command();
+                command
+                    .args(["bounces", dir.to_str().unwrap(), "--format", "json"])
+                    .stdout(std::process::Stdio::piped())
+                    .stderr(std::process::Stdio::piped());
+                command.spawn().unwrap()
+            })
+            .collect();
+        let mut hard = 0;
+        for run in runs {
+            let output = run.wait_with_output().unwrap();
+            assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+            let counts: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+            hard += counts["hard"].as_u64().unwrap();
+        }
+        assert_eq!(hard, 40, "each report counted by exactly one of the two runs");
+        assert_eq!(env.count("SELECT count(*) AS n FROM send_logs WHERE status = 'bounced'"), 40);
+        assert_eq!(files_in(&dir.join("cur")).len(), 40);
+    }
+
     fn three_relayed_bounces_in_a_row_opt_the_student_out(env: &TestEnv) {
         let smtp = sending(env);
         let mut sent = Vec::new();
