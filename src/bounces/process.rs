@@ -191,6 +191,20 @@ impl Judged {
         }
     }
 
+    /// A report that changes nothing whatever it proves: a delay, an auto-reply.
+    fn changes_nothing(kind: ReportKind, to_email: Option<String>) -> Judged {
+        Judged {
+            kind,
+            verified: false,
+            reason: None,
+            to_email,
+            message: None,
+            effects: Vec::new(),
+            mailbox_bounced: false,
+            unmatched: false,
+        }
+    }
+
     fn unverified(kind: ReportKind, reason: String, to_email: Option<String>, unmatched: bool) -> Judged {
         Judged {
             kind,
@@ -217,16 +231,7 @@ fn judge(db: &mut Db, parsed: &Report, options: &Options, now: Timestamp) -> any
     });
     match &parsed.kind {
         Read::Unrecognised { .. } => unreachable!("settled before judging"),
-        Read::AutoReply => Ok(Judged {
-            kind: ReportKind::AutoReply,
-            verified: false,
-            reason: None,
-            to_email: None,
-            message: None,
-            effects: Vec::new(),
-            mailbox_bounced: false,
-            unmatched: false,
-        }),
+        Read::AutoReply => Ok(Judged::changes_nothing(ReportKind::AutoReply, None)),
         Read::Unsubscribe { token: Some(text), .. } => match token::verify_unsubscribe_token(&options.secret, text) {
             Err(error) => Ok(Judged::unverified(
                 ReportKind::Unsubscribe,
@@ -314,16 +319,7 @@ fn judge(db: &mut Db, parsed: &Report, options: &Options, now: Timestamp) -> any
                 } else {
                     ReportKind::AutoReply
                 };
-                return Ok(Judged {
-                    kind,
-                    verified: false,
-                    reason: None,
-                    to_email: named,
-                    message: None,
-                    effects: Vec::new(),
-                    mailbox_bounced: false,
-                    unmatched: false,
-                });
+                return Ok(Judged::changes_nothing(kind, named));
             };
             let named = block.final_recipient.as_deref();
             let trust = lookup_and_judge(db, options, token, named, original_message_id.as_deref())?;
