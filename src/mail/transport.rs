@@ -1,8 +1,10 @@
 //! The transport: pooled SMTP connections (plain, STARTTLS or TLS from the
 //! first byte) or a `file://` outbox, and what each send error says about
-//! whom it concerns (`failure`).
+//! whom it concerns (`failure`). An `auth=xoauth2` relay gets the run's
+//! OAuth token (`oauth`), renewed once when the relay refuses it.
 
 use std::io::{BufRead, BufReader, Write};
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context, anyhow};
@@ -14,6 +16,7 @@ use lettre::{FileTransport, Message, SmtpTransport, Transport};
 
 use super::MailUrl;
 use super::failure::{Blame, SendFailure, blame_reply};
+use super::oauth::{self, OAuthSettings, TokenCache};
 
 /// Where and how to reach an `smtp://` server (plain, or upgraded with STARTTLS).
 #[derive(Clone)]
@@ -23,9 +26,51 @@ pub struct SmtpServer {
     starttls: StartTls,
     hello: ClientId,
     credentials: Option<Credentials>,
+    /// `auth=xoauth2`: the run's token instead of a password.
+    xoauth2: Option<Arc<Xoauth2>>,
     timeout: Duration,
     /// What STARTTLS trusts (see `tls`); none when the URL asks for no TLS.
     tls: Option<TlsParameters>,
+}
+
+/// XOAUTH2: the sending mailbox and the run's token, shared by the run's
+/// connections so that a run asks the token endpoint once.
+struct Xoauth2 {
+    mailbox: String,
+    endpoint: String,
+    tokens: TokenCache,
+}
+
+impl Xoauth2 {
+    fn new(mailbox: String, settings: &OAuthSettings) -> Xoauth2 {
+        let settings = settings.clone();
+        let http = oauth::http_agent();
+        Xoauth2 {
+            mailbox,
+            endpoint: settings.token_url().to_string(),
+            tokens: TokenCache::new(move || {
+                let token = oauth::fetch_token(&settings, &http)?;
+                // Whatever prints, the token never shows (issue 11's scrubber).
+                crate::redact::hide(token.secret());
+                Ok(token)
+            }),
+        }
+    }
+}
+
+/// The relay refused the token itself: `535`, or Gmail's `334` challenge,
+/// which lettre's XOAUTH2 gives up on before the `535` that follows.
+fn token_refused(error: &lettre::transport::smtp::Error) -> bool {
+    error.is_permanent() || error.is_client()
+}
+
+/// An AUTH refusal as the error line shows it.
+fn auth_refusal(error: &lettre::transport::smtp::Error) -> String {
+    if error.is_client() {
+        "the relay answered with an error challenge (334): the token was refused".to_string()
+    } else {
+        one_line(&error.to_string())
+    }
 }
 
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -38,7 +83,7 @@ enum StartTls {
 impl SmtpServer {
     /// Reads `smtp://[user:pass@]host[:port][/ehlo-name][?tls=required|opportunistic]`,
     /// with lettre's defaults: port 25, or 587 with `tls`.
-    fn from_url(url: &url::Url, timeout: Duration) -> anyhow::Result<SmtpServer> {
+    fn from_url(url: &url::Url, oauth: Option<&OAuthSettings>, timeout: Duration) -> anyhow::Result<SmtpServer> {
         let tls = url
             .query_pairs()
             .find(|(key, _)| key == "tls")
@@ -72,15 +117,74 @@ impl SmtpServer {
             credentials: url
                 .password()
                 .map(|password| Credentials::new(decode(url.username()), decode(password))),
+            xoauth2: MailUrl::Smtp(url.clone())
+                .xoauth2_mailbox()
+                .zip(oauth)
+                .map(|(mailbox, settings)| Arc::new(Xoauth2::new(mailbox, settings))),
             timeout,
             tls,
         })
     }
 
-    /// A new connection: TCP with Nagle's algorithm off, then EHLO, STARTTLS and
-    /// AUTH as configured. lettre writes a message's final `.` separately, and
-    /// with Nagle on that write waits for the server's delayed ACK: 40 ms a message.
+    /// A new connection, authenticated as configured: with the password, or
+    /// with the run's token. A refused token is renewed once, on a new
+    /// connection (the refused one may be mid-AUTH); a second refusal or a
+    /// token endpoint that fails ends the run, since no message can get past it.
+    /// The SMTP steps are bounded by the timeout; a token request by its own.
     async fn connect(&self) -> Result<AsyncSmtpConnection, SendFailure> {
+        let Some(xoauth2) = &self.xoauth2 else {
+            return self
+                .timed(async {
+                    let mut connection = self.open().await?;
+                    if let Some(credentials) = &self.credentials {
+                        connection
+                            .auth(&[Mechanism::Plain, Mechanism::Login], credentials)
+                            .await
+                            .map_err(refused_the_run)?;
+                    }
+                    Ok(connection)
+                })
+                .await;
+        };
+        let token_failed = |error: oauth::TokenError| SendFailure::final_for_the_run(error.to_string());
+        let mut token = xoauth2.tokens.current().map_err(token_failed)?;
+        loop {
+            let credentials = oauth::xoauth2_credentials(&xoauth2.mailbox, &token);
+            let authenticated = self
+                .timed(async {
+                    let mut connection = self.open().await?;
+                    Ok(connection
+                        .auth(&[Mechanism::Xoauth2], &credentials)
+                        .await
+                        .map(|_| connection))
+                })
+                .await?;
+            let error = match authenticated {
+                Ok(connection) => return Ok(connection),
+                Err(error) if token_refused(&error) => error,
+                Err(error) => return Err(refused_the_run(error)),
+            };
+            token = match xoauth2.tokens.refresh_after_rejection(&token).map_err(token_failed)? {
+                Some(renewed) => renewed,
+                None => {
+                    return Err(SendFailure::final_for_the_run(format!(
+                        "the relay {}:{} refused AUTH XOAUTH2 for `{}` with a renewed token from `{}`: {}",
+                        self.host,
+                        self.port,
+                        xoauth2.mailbox,
+                        xoauth2.endpoint,
+                        auth_refusal(&error)
+                    )));
+                }
+            };
+        }
+    }
+
+    /// A new connection up to AUTH: TCP with Nagle's algorithm off, then EHLO
+    /// and STARTTLS as configured. lettre writes a message's final `.`
+    /// separately, and with Nagle on that write waits for the server's
+    /// delayed ACK: 40 ms a message.
+    async fn open(&self) -> Result<AsyncSmtpConnection, SendFailure> {
         let tcp = tokio::net::TcpStream::connect((self.host.as_str(), self.port))
             .await
             .map_err(|error| {
@@ -109,13 +213,64 @@ impl SmtpServer {
                     ..explained(error, &self.host, self.port, || self.inspect())
                 })?;
         }
-        if let Some(credentials) = &self.credentials {
-            connection
-                .auth(&[Mechanism::Plain, Mechanism::Login], credentials)
-                .await
-                .map_err(refused_the_run)?;
-        }
         Ok(connection)
+    }
+
+    /// `reminders check` for an XOAUTH2 relay: the token, the relay (EHLO and
+    /// STARTTLS), and AUTH, each its own step, so that it says which failed.
+    async fn probe_xoauth2(&self, xoauth2: &Xoauth2) -> Vec<(&'static str, Result<String, String>)> {
+        let token = xoauth2.tokens.current().map_err(|error| error.to_string());
+        let mut steps = vec![(
+            "mail token",
+            token
+                .as_ref()
+                .map(|_| format!("fetched from `{}`", xoauth2.endpoint))
+                .map_err(Clone::clone),
+        )];
+        let mut connection = match self.timed(self.open()).await {
+            Ok(connection) => connection,
+            Err(failure) => {
+                steps.push(("mail server", Err(failure.reason)));
+                steps.push(("mail AUTH", Err("not tried: the relay was not reached".to_string())));
+                return steps;
+            }
+        };
+        steps.push((
+            "mail server",
+            Ok(format!("{}:{} answers EHLO, STARTTLS done", self.host, self.port)),
+        ));
+        let auth = match token {
+            Err(_) => Err("not tried: no token".to_string()),
+            Ok(token) => {
+                let credentials = oauth::xoauth2_credentials(&xoauth2.mailbox, &token);
+                let auth = self.timed(async { Ok(connection.auth(&[Mechanism::Xoauth2], &credentials).await) });
+                match auth.await {
+                    Err(failure) => Err(failure.reason),
+                    Ok(Ok(_)) => Ok(format!("AUTH XOAUTH2 accepted for `{}`", xoauth2.mailbox)),
+                    Ok(Err(error)) => Err(format!(
+                        "the relay {}:{} refused AUTH XOAUTH2 for `{}`: {}",
+                        self.host,
+                        self.port,
+                        xoauth2.mailbox,
+                        auth_refusal(&error)
+                    )),
+                }
+            }
+        };
+        let _ = connection.quit().await;
+        steps.push(("mail AUTH", auth));
+        steps
+    }
+
+    /// `work`, or the run's failure when the server does not answer in time.
+    async fn timed<T>(&self, work: impl Future<Output = Result<T, SendFailure>>) -> Result<T, SendFailure> {
+        tokio::time::timeout(self.timeout, work)
+            .await
+            .unwrap_or_else(|_| Err(SendFailure::new(Blame::Run, self.no_answer())))
+    }
+
+    fn no_answer(&self) -> String {
+        format!("no answer from {}:{} within {:?}", self.host, self.port, self.timeout)
     }
 
     /// A second look at the server's certificate, through STARTTLS, for
@@ -234,9 +389,17 @@ pub enum Mailer {
 }
 
 impl Mailer {
-    pub fn new(url: &MailUrl, connections: u32, timeout: Duration) -> anyhow::Result<Mailer> {
+    /// `oauth` is used when the URL asks for `auth=xoauth2`.
+    pub fn new(
+        url: &MailUrl,
+        oauth: Option<&OAuthSettings>,
+        connections: u32,
+        timeout: Duration,
+    ) -> anyhow::Result<Mailer> {
         match url {
-            MailUrl::Smtp(url) if url.scheme() == "smtp" => Ok(Mailer::Smtp(SmtpServer::from_url(url, timeout)?)),
+            MailUrl::Smtp(url) if url.scheme() == "smtp" => {
+                Ok(Mailer::Smtp(SmtpServer::from_url(url, oauth, timeout)?))
+            }
             MailUrl::Smtp(url) => {
                 let host = url.host_str().unwrap_or_default().to_string();
                 let transport = SmtpTransport::from_url(url.as_str())
@@ -261,8 +424,25 @@ impl Mailer {
     }
 
     /// Connects, says EHLO (and STARTTLS and AUTH when configured), and says
-    /// goodbye: what `reminders check` asks of the mail server.
-    pub fn probe(&self) -> Result<String, String> {
+    /// goodbye: what `reminders check` asks of the mail server, as named
+    /// steps (for XOAUTH2 the token, the relay and AUTH each have their own).
+    pub fn probe(&self) -> Vec<(&'static str, Result<String, String>)> {
+        if let Mailer::Smtp(server) = self
+            && let Some(xoauth2) = &server.xoauth2
+        {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_io()
+                .enable_time()
+                .build();
+            return match runtime {
+                Ok(runtime) => runtime.block_on(server.probe_xoauth2(xoauth2)),
+                Err(error) => vec![("mail server", Err(error.to_string()))],
+            };
+        }
+        vec![("mail server", self.probe_server())]
+    }
+
+    fn probe_server(&self) -> Result<String, String> {
         match self {
             Mailer::Smtp(server) => {
                 let runtime = tokio::runtime::Builder::new_current_thread()
@@ -271,15 +451,7 @@ impl Mailer {
                     .build()
                     .map_err(|error| error.to_string())?;
                 runtime.block_on(async {
-                    let connected = tokio::time::timeout(server.timeout, server.connect())
-                        .await
-                        .map_err(|_| {
-                            format!(
-                                "no answer from {}:{} within {:?}",
-                                server.host, server.port, server.timeout
-                            )
-                        })?;
-                    let mut connection = connected.map_err(|failure| failure.reason)?;
+                    let mut connection = server.connect().await.map_err(|failure| failure.reason)?;
                     let _ = connection.quit().await;
                     let auth = if server.credentials.is_some() {
                         ", credentials accepted"
@@ -371,10 +543,7 @@ impl Courier<'_> {
                 )
             };
             if connection.as_ref().is_none_or(AsyncSmtpConnection::has_broken) {
-                let fresh = tokio::time::timeout(server.timeout, server.connect())
-                    .await
-                    .map_err(|_| timed_out(Blame::Run))??;
-                *connection = Some(fresh);
+                *connection = Some(server.connect().await?);
             }
             let open = connection.as_mut().expect("connected above");
             let sent = tokio::time::timeout(server.timeout, open.send(message.envelope(), &message.formatted())).await;
