@@ -162,11 +162,12 @@ pub struct PreviewArgs {
     )]
     pub smtp_oauth_client_secret: Option<String>,
     /// With `auth=xoauth2`: a file holding the client secret
+    // Text, not a path: an empty value (`VAR=` in `.env`) means unset.
     #[arg(long, env = "SMTP_OAUTH_CLIENT_SECRET_FILE", value_name = "FILE")]
-    pub smtp_oauth_client_secret_file: Option<std::path::PathBuf>,
+    pub smtp_oauth_client_secret_file: Option<String>,
     /// With `auth=xoauth2`, Google Workspace: the service account's JSON key file
     #[arg(long, env = "SMTP_OAUTH_SERVICE_ACCOUNT", value_name = "FILE")]
-    pub smtp_oauth_service_account: Option<std::path::PathBuf>,
+    pub smtp_oauth_service_account: Option<String>,
     /// With `auth=xoauth2`: the token endpoint, instead of the tenant's or the key file's
     #[arg(long, env = "SMTP_OAUTH_TOKEN_URL", value_name = "URL")]
     pub smtp_oauth_token_url: Option<String>,
@@ -284,11 +285,12 @@ pub struct MailArgs {
     )]
     pub smtp_oauth_client_secret: Option<String>,
     /// With `auth=xoauth2`: a file holding the client secret
+    // Text, not a path: an empty value (`VAR=` in `.env`) means unset.
     #[arg(long, env = "SMTP_OAUTH_CLIENT_SECRET_FILE", value_name = "FILE")]
-    pub smtp_oauth_client_secret_file: Option<std::path::PathBuf>,
+    pub smtp_oauth_client_secret_file: Option<String>,
     /// With `auth=xoauth2`, Google Workspace: the service account's JSON key file
     #[arg(long, env = "SMTP_OAUTH_SERVICE_ACCOUNT", value_name = "FILE")]
-    pub smtp_oauth_service_account: Option<std::path::PathBuf>,
+    pub smtp_oauth_service_account: Option<String>,
     /// With `auth=xoauth2`: the token endpoint, instead of the tenant's or the key file's
     #[arg(long, env = "SMTP_OAUTH_TOKEN_URL", value_name = "URL")]
     pub smtp_oauth_token_url: Option<String>,

@@ -175,8 +175,8 @@ impl MailSettings {
             tenant: args.smtp_oauth_tenant.clone(),
             client_id: args.smtp_oauth_client_id.clone(),
             client_secret: args.smtp_oauth_client_secret.clone(),
-            client_secret_file: args.smtp_oauth_client_secret_file.clone(),
-            service_account: args.smtp_oauth_service_account.clone(),
+            client_secret_file: args.smtp_oauth_client_secret_file.as_deref().map(Into::into),
+            service_account: args.smtp_oauth_service_account.as_deref().map(Into::into),
             token_url: args.smtp_oauth_token_url.clone(),
             scope: args.smtp_oauth_scope.clone(),
         };

@@ -440,3 +440,54 @@ on_both_backends! {
         }
     }
 }
+
+/// The OAuth settings are checked before anything is sent: exit 1, one line,
+/// never the secret.
+#[test]
+fn oauth_settings_are_checked_first() {
+    let env = TestEnv::new(crate::common::Backend::Sqlite).unwrap();
+    three_due(&env);
+    let xoauth2_url = "smtp://reminders%40school.example@localhost:2525?tls=required&auth=xoauth2";
+    let send = ["send", "--unit", "hours", "--targets", "24", "--now", NOW];
+
+    env.use_smtp(xoauth2_url);
+    env.fails(&send, 1, "set `SMTP_OAUTH_TENANT`");
+    env.set_var("SMTP_OAUTH_CLIENT_ID", "app-id");
+    env.set_var("SMTP_OAUTH_CLIENT_SECRET", SECRET);
+    env.set_var("SMTP_OAUTH_SERVICE_ACCOUNT", "key.json");
+    let both = env.fails(
+        &["-vv", "send", "--unit", "hours", "--targets", "24", "--now", NOW],
+        1,
+        "not both",
+    );
+    assert!(!both.describe().contains(SECRET), "{}", both.describe());
+    env.set_var("SMTP_OAUTH_SERVICE_ACCOUNT", "");
+
+    // The token endpoint is down: the run stops on its one line, nothing burnt.
+    let port = crate::common::smtp::closed_port();
+    env.set_var("SMTP_OAUTH_TOKEN_URL", &format!("http://127.0.0.1:{port}/token"));
+    let smtp = SmtpServer::start();
+    env.use_smtp(&format!(
+        "smtp://reminders%40school.example@localhost:{}?tls=required&auth=xoauth2",
+        smtp.port
+    ));
+    let down = env.fails(
+        &send,
+        1,
+        &format!("cannot reach the token endpoint `http://127.0.0.1:{port}/token`"),
+    );
+    assert!(!down.describe().contains(SECRET));
+    assert_eq!(
+        env.count("SELECT count(*) AS n FROM reminders WHERE status = 'pending' AND attempts = 0"),
+        3
+    );
+    assert_eq!(smtp.connections(), 0, "no token, no AUTH");
+
+    // OAuth settings without `auth=xoauth2`, and a password with it.
+    env.use_smtp(&format!("smtp://localhost:{}", smtp.port));
+    env.fails(&send, 1, "need `auth=xoauth2`");
+    env.use_smtp("smtp://reminders:pw@localhost:2525?tls=required&auth=xoauth2");
+    env.fails(&send, 1, "has `auth=xoauth2` and a password");
+    env.use_smtp("smtp://reminders@localhost:2525?auth=xoauth2");
+    env.fails(&send, 1, "`auth=xoauth2` without `smtp://…?tls=required`");
+}
