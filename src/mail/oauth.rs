@@ -279,7 +279,7 @@ fn check_endpoint(url: &str) -> Result<(), String> {
 }
 
 /// A URL as error lines show it: no user, password, query or fragment.
-fn shown_endpoint(url: &str) -> String {
+pub fn shown_endpoint(url: &str) -> String {
     match url::Url::parse(url) {
         Ok(mut parsed) => {
             let _ = parsed.set_username("");

@@ -45,13 +45,17 @@ impl Xoauth2 {
     fn new(mailbox: String, settings: &OAuthSettings) -> Xoauth2 {
         let settings = settings.clone();
         let http = oauth::http_agent();
+        let endpoint = oauth::shown_endpoint(settings.token_url());
+        let shown = endpoint.clone();
         Xoauth2 {
             mailbox,
-            endpoint: settings.token_url().to_string(),
+            endpoint,
             tokens: TokenCache::new(move || {
+                let started = std::time::Instant::now();
                 let token = oauth::fetch_token(&settings, &http)?;
                 // Whatever prints, the token never shows (issue 11's scrubber).
                 crate::redact::hide(token.secret());
+                crate::log::info!("fetched an OAuth token from `{shown}` in {:?}", started.elapsed());
                 Ok(token)
             }),
         }
