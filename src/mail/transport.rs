@@ -82,6 +82,9 @@ enum StartTls {
     Never,
     IfOffered,
     Required,
+    /// `smtps://` with XOAUTH2: TLS from the first byte, on this path so
+    /// that the token can be renewed (lettre's pool takes fixed credentials).
+    Wrapper,
 }
 
 impl SmtpServer {
@@ -93,6 +96,7 @@ impl SmtpServer {
             .find(|(key, _)| key == "tls")
             .map(|(_, value)| value.into_owned());
         let starttls = match tls.as_deref() {
+            _ if url.scheme() == "smtps" => StartTls::Wrapper,
             None => StartTls::Never,
             Some("opportunistic") => StartTls::IfOffered,
             Some("required") => StartTls::Required,
@@ -107,11 +111,16 @@ impl SmtpServer {
         let host = url.host_str().unwrap_or_default().to_string();
         let tls = match starttls {
             StartTls::Never => None,
-            StartTls::IfOffered | StartTls::Required => Some(crate::tls::smtp_parameters(&host)?),
+            StartTls::IfOffered | StartTls::Required | StartTls::Wrapper => Some(crate::tls::smtp_parameters(&host)?),
+        };
+        let default_port = match starttls {
+            StartTls::Never => 25,
+            StartTls::IfOffered | StartTls::Required => 587,
+            StartTls::Wrapper => lettre::transport::smtp::SUBMISSIONS_PORT,
         };
         Ok(SmtpServer {
             host,
-            port: url.port().unwrap_or(if starttls == StartTls::Never { 25 } else { 587 }),
+            port: url.port().unwrap_or(default_port),
             starttls,
             hello: if path.is_empty() {
                 ClientId::default()
@@ -189,6 +198,22 @@ impl SmtpServer {
     /// separately, and with Nagle on that write waits for the server's
     /// delayed ACK: 40 ms a message.
     async fn open(&self) -> Result<AsyncSmtpConnection, SendFailure> {
+        let refused_tls = |error| SendFailure {
+            // Before any message: whatever the reply, the run's problem.
+            blame: Blame::Run,
+            ..explained(error, &self.host, self.port, || self.inspect())
+        };
+        if self.starttls == StartTls::Wrapper {
+            return AsyncSmtpConnection::connect_tokio1(
+                (self.host.as_str(), self.port),
+                Some(self.timeout),
+                &self.hello,
+                self.tls.clone(),
+                None,
+            )
+            .await
+            .map_err(refused_tls);
+        }
         let tcp = tokio::net::TcpStream::connect((self.host.as_str(), self.port))
             .await
             .map_err(|error| {
@@ -203,7 +228,7 @@ impl SmtpServer {
             .await
             .map_err(refused_the_run)?;
         let upgrade = match self.starttls {
-            StartTls::Never => false,
+            StartTls::Never | StartTls::Wrapper => false,
             StartTls::IfOffered => connection.can_starttls(),
             StartTls::Required => true,
         };
@@ -211,11 +236,7 @@ impl SmtpServer {
             connection
                 .starttls(parameters.clone(), &self.hello)
                 .await
-                .map_err(|error| SendFailure {
-                    // Before any message: whatever the reply, the run's problem.
-                    blame: Blame::Run,
-                    ..explained(error, &self.host, self.port, || self.inspect())
-                })?;
+                .map_err(refused_tls)?;
         }
         Ok(connection)
     }
@@ -241,7 +262,15 @@ impl SmtpServer {
         };
         steps.push((
             "mail server",
-            Ok(format!("{}:{} answers EHLO, STARTTLS done", self.host, self.port)),
+            Ok(format!(
+                "{}:{} answers EHLO, {}",
+                self.host,
+                self.port,
+                match self.starttls {
+                    StartTls::Wrapper => "over TLS",
+                    _ => "STARTTLS done",
+                }
+            )),
         ));
         let auth = match token {
             Err(_) => Err("not tried: no token".to_string()),
@@ -282,8 +311,9 @@ impl SmtpServer {
     /// sending thread's own runtime, which has nothing else to run meanwhile;
     /// its own timeouts bound it.
     fn inspect(&self) -> anyhow::Result<crate::tls::Inspection> {
-        crate::tls::inspect(&self.host, self.port, self.timeout, |tcp| {
-            starttls_preamble(tcp, &self.hello)
+        crate::tls::inspect(&self.host, self.port, self.timeout, |tcp| match self.starttls {
+            StartTls::Wrapper => Ok(()),
+            _ => starttls_preamble(tcp, &self.hello),
         })
     }
 }
@@ -401,8 +431,8 @@ impl Mailer {
         timeout: Duration,
     ) -> anyhow::Result<Mailer> {
         match url {
-            MailUrl::Smtp(url) if url.scheme() == "smtp" => {
-                Ok(Mailer::Smtp(SmtpServer::from_url(url, oauth, timeout)?))
+            MailUrl::Smtp(smtp) if smtp.scheme() == "smtp" || url.xoauth2_mailbox().is_some() => {
+                Ok(Mailer::Smtp(SmtpServer::from_url(smtp, oauth, timeout)?))
             }
             MailUrl::Smtp(url) => {
                 let host = url.host_str().unwrap_or_default().to_string();
@@ -487,7 +517,7 @@ impl Mailer {
                 StartTls::Never => {
                     Ok("not used: without `?tls=required` mail and any password go in the clear".to_string())
                 }
-                StartTls::IfOffered | StartTls::Required => match server.inspect() {
+                StartTls::IfOffered | StartTls::Required | StartTls::Wrapper => match server.inspect() {
                     Err(error) if error.is::<NoStartTls>() && server.starttls == StartTls::IfOffered => {
                         Ok("not offered by the server (`tls=opportunistic`): mail goes in the clear".to_string())
                     }

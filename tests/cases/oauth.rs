@@ -248,6 +248,11 @@ impl Servers {
     /// Starts the token server and the relay for `provider`, and points
     /// `env` at them; `wrong` gives the tool a credential the endpoint refuses.
     fn start(env: &TestEnv, provider: Provider, relay: Relay, wrong: bool) -> Servers {
+        Servers::start_with(env, provider, relay, wrong, false)
+    }
+
+    /// [`Servers::start`], with a relay on `smtps://` (TLS from the first byte) when `smtps`.
+    fn start_with(env: &TestEnv, provider: Provider, relay: Relay, wrong: bool, smtps: bool) -> Servers {
         let ca = TestCa::new();
         ca.write_pem(&env.path("ca.pem"));
         env.set_var("REMINDERS_CA_FILE", &env.path("ca.pem").display().to_string());
@@ -278,7 +283,11 @@ impl Servers {
                 (tokens, key_lines)
             }
         };
-        let smtp = SmtpServer::start_tls(Security::StartTls(ca.server("localhost", false)));
+        let smtp = SmtpServer::start_tls(if smtps {
+            Security::Implicit(ca.server("localhost", false))
+        } else {
+            Security::StartTls(ca.server("localhost", false))
+        });
         smtp.require_xoauth2(Xoauth2 {
             user: MAILBOX.to_string(),
             tokens: match relay {
@@ -288,10 +297,17 @@ impl Servers {
             refuse_first: relay != Relay::Accepts,
             challenge: matches!(provider, Provider::Google),
         });
-        env.use_smtp(&format!(
-            "smtp://reminders%40school.example@localhost:{}?tls=required&auth=xoauth2",
-            smtp.port
-        ));
+        env.use_smtp(&if smtps {
+            format!(
+                "smtps://reminders%40school.example@localhost:{}?auth=xoauth2",
+                smtp.port
+            )
+        } else {
+            format!(
+                "smtp://reminders%40school.example@localhost:{}?tls=required&auth=xoauth2",
+                smtp.port
+            )
+        });
         Servers {
             tokens,
             smtp,
@@ -353,6 +369,21 @@ on_both_backends! {
             assert_eq!(servers.smtp.received().len(), 3);
             assert_eq!(servers.tokens.requests(), 1, "{provider:?}: one token a run");
             servers.assert_hidden(&run.describe());
+        }
+    }
+
+    fn smtps_with_a_token_renewed_once(env: &TestEnv) {
+        for provider in PROVIDERS {
+            let env = &fresh(env);
+            let servers = Servers::start_with(env, provider, Relay::RefusesFirst, false, true);
+            three_due(env);
+            let run = env.send_24h(NOW, &["--connections", "2"]);
+            assert_eq!(run.code(), 0, "{provider:?}: {}", run.describe());
+            assert_eq!(servers.smtp.received().len(), 3);
+            assert_eq!(servers.tokens.requests(), 2, "{provider:?}");
+            let check = env.run(&["check"]);
+            assert_eq!(check.code(), 0, "{provider:?}: {}", check.describe());
+            assert!(check.stdout().contains("ok    mail AUTH: AUTH XOAUTH2 accepted"), "{}", check.describe());
         }
     }
 
@@ -489,5 +520,5 @@ fn oauth_settings_are_checked_first() {
     env.use_smtp("smtp://reminders:pw@localhost:2525?tls=required&auth=xoauth2");
     env.fails(&send, 1, "has `auth=xoauth2` and a password");
     env.use_smtp("smtp://reminders@localhost:2525?auth=xoauth2");
-    env.fails(&send, 1, "`auth=xoauth2` without `smtp://…?tls=required`");
+    env.fails(&send, 1, "has `auth=xoauth2` but no TLS");
 }
