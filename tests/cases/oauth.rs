@@ -369,6 +369,13 @@ on_both_backends! {
             assert_eq!(servers.smtp.received().len(), 3);
             assert_eq!(servers.tokens.requests(), 1, "{provider:?}: one token a run");
             servers.assert_hidden(&run.describe());
+
+            // The daily summaries go the same way, with a token of their own run.
+            let summaries = env.run(&["-vv", "summary", "--send", "--now", NOW, "--format", "json"]);
+            assert_eq!(summaries.code(), 0, "{provider:?}: {}", summaries.describe());
+            assert_eq!(summaries.report()["sent"], 3, "{}", summaries.describe());
+            assert_eq!(servers.tokens.requests(), 2, "{provider:?}");
+            servers.assert_hidden(&summaries.describe());
         }
     }
 
@@ -398,6 +405,10 @@ on_both_backends! {
             // Asked once: the other connection took the same answer.
             assert_eq!(servers.tokens.requests(), 1, "{provider:?}");
             assert_eq!(servers.smtp.auth_attempts(), 0);
+            let summaries = env.run(&["summary", "--send", "--now", NOW]);
+            assert_eq!(summaries.code(), 1, "{}", summaries.describe());
+            assert_eq!(summaries.stderr().lines().count(), 1, "{}", summaries.describe());
+            assert!(summaries.stderr().contains(code), "{}", summaries.describe());
             // With -vv, still nothing secret.
             let verbose = env.send_24h(NOW, &["-vv"]);
             assert_eq!(verbose.code(), 1, "{}", verbose.describe());
