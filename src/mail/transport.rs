@@ -18,7 +18,8 @@ use super::MailUrl;
 use super::failure::{Blame, SendFailure, blame_reply};
 use super::oauth::{self, OAuthSettings, TokenCache};
 
-/// Where and how to reach an `smtp://` server (plain, or upgraded with STARTTLS).
+/// Where and how to reach an `smtp://` server (plain, or upgraded with
+/// STARTTLS), or an `smtps://` one that takes XOAUTH2.
 #[derive(Clone)]
 pub struct SmtpServer {
     host: String,
@@ -63,14 +64,19 @@ impl Xoauth2 {
 }
 
 /// The relay refused the token itself: `535`, or Gmail's `334` challenge,
-/// which lettre's XOAUTH2 gives up on before the `535` that follows.
+/// which lettre's XOAUTH2 gives up on before the `535` that follows. (A
+/// relay that offers no XOAUTH2 at all is another client error: not this.)
 fn token_refused(error: &lettre::transport::smtp::Error) -> bool {
-    error.is_permanent() || error.is_client()
+    error.is_permanent() || is_challenge(error)
+}
+
+fn is_challenge(error: &lettre::transport::smtp::Error) -> bool {
+    error.is_client() && error.to_string().contains("does not expect a challenge")
 }
 
 /// An AUTH refusal as the error line shows it.
 fn auth_refusal(error: &lettre::transport::smtp::Error) -> String {
-    if error.is_client() {
+    if is_challenge(error) {
         "the relay answered with an error challenge (334): the token was refused".to_string()
     } else {
         one_line(&error.to_string())
@@ -89,7 +95,8 @@ enum StartTls {
 
 impl SmtpServer {
     /// Reads `smtp://[user:pass@]host[:port][/ehlo-name][?tls=required|opportunistic]`,
-    /// with lettre's defaults: port 25, or 587 with `tls`.
+    /// with lettre's defaults: port 25, or 587 with `tls`; `&auth=xoauth2`
+    /// (also on `smtps://`, port 465) takes a token from `oauth`.
     fn from_url(url: &url::Url, oauth: Option<&OAuthSettings>, timeout: Duration) -> anyhow::Result<SmtpServer> {
         let tls = url
             .query_pairs()
