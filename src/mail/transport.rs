@@ -211,6 +211,8 @@ impl SmtpServer {
             ..explained(error, &self.host, self.port, || self.inspect())
         };
         if self.starttls == StartTls::Wrapper {
+            // lettre wraps the socket itself here, so Nagle stays on: XOAUTH2
+            // over smtps:// may pay the delayed ACK (STARTTLS on 587 does not).
             return AsyncSmtpConnection::connect_tokio1(
                 (self.host.as_str(), self.port),
                 Some(self.timeout),
