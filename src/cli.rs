@@ -264,6 +264,33 @@ pub struct MailArgs {
     /// smtp://host:port, smtp://user:pass@host:587?tls=required, smtps://host, or file://DIR
     #[arg(long, env = "SMTP_URL", hide_env_values = true, value_name = "URL")]
     pub smtp_url: Option<String>,
+    /// With `auth=xoauth2`, Microsoft 365: the tenant id or domain (its token endpoint)
+    #[arg(long, env = "SMTP_OAUTH_TENANT", value_name = "TENANT")]
+    pub smtp_oauth_tenant: Option<String>,
+    /// With `auth=xoauth2`: the application (client) id
+    #[arg(long, env = "SMTP_OAUTH_CLIENT_ID", value_name = "ID")]
+    pub smtp_oauth_client_id: Option<String>,
+    /// With `auth=xoauth2`: the application's client secret (prefer the file)
+    #[arg(
+        long,
+        env = "SMTP_OAUTH_CLIENT_SECRET",
+        hide_env_values = true,
+        value_name = "SECRET"
+    )]
+    pub smtp_oauth_client_secret: Option<String>,
+    /// With `auth=xoauth2`: a file holding the client secret
+    // Text, not a path: an empty value (`VAR=` in `.env`) means unset.
+    #[arg(long, env = "SMTP_OAUTH_CLIENT_SECRET_FILE", value_name = "FILE")]
+    pub smtp_oauth_client_secret_file: Option<String>,
+    /// With `auth=xoauth2`, Google Workspace: the service account's JSON key file
+    #[arg(long, env = "SMTP_OAUTH_SERVICE_ACCOUNT", value_name = "FILE")]
+    pub smtp_oauth_service_account: Option<String>,
+    /// With `auth=xoauth2`: the token endpoint, instead of the tenant's or the key file's
+    #[arg(long, env = "SMTP_OAUTH_TOKEN_URL", value_name = "URL")]
+    pub smtp_oauth_token_url: Option<String>,
+    /// With `auth=xoauth2`: the scope asked for, instead of the provider's
+    #[arg(long, env = "SMTP_OAUTH_SCOPE", value_name = "SCOPE")]
+    pub smtp_oauth_scope: Option<String>,
     #[command(flatten)]
     pub sender: SenderArgs,
 }

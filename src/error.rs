@@ -33,8 +33,8 @@ impl ExitStatus {
             ExitStatus::Success => "done: everything due was sent or deliberately skipped",
             ExitStatus::Failure => {
                 "could not run: the database is unreachable or not migrated, `SMTP_URL`/`MAIL_FROM` is missing or \
-                 malformed (or has credentials without TLS), `.env` does not parse, or the mail relay failed \
-                 the run; the line on stderr says which"
+                 malformed (or has credentials without TLS), `.env` does not parse, or the mail relay (or its \
+                 OAuth token endpoint) failed the run; the line on stderr says which"
             }
             ExitStatus::BadInput => {
                 "bad input (a bad email, time zone, date, id, metadata, URL, unit, target list, duration or \

@@ -15,7 +15,7 @@ use crate::cli::{
 };
 use crate::error::invalid;
 use crate::mail::dkim::Dkim;
-use crate::mail::{MailUrl, Mailer, Sender};
+use crate::mail::{MailUrl, Mailer, OAuthSettings, OAuthValues, Sender};
 use crate::queue::pipeline::DeliveryOptions;
 use crate::reminders::plan::Windows;
 use crate::schedule::parse_targets;
@@ -240,6 +240,8 @@ pub fn windows(args: &WindowArgs, clock: Clock) -> anyhow::Result<Windows> {
 pub struct MailSettings {
     pub url: MailUrl,
     pub sender: Sender,
+    /// How to get a token, when the URL asks for `auth=xoauth2`.
+    pub oauth: Option<OAuthSettings>,
 }
 
 impl MailSettings {
@@ -255,10 +257,51 @@ impl MailSettings {
                     "no mail server is set: set `--smtp-url` or `SMTP_URL` (e.g. smtp://localhost:25 or file://outbox)"
                 )
             })?;
+        let url = MailUrl::parse(url)?;
+        let oauth = MailSettings::oauth(args, &url)?;
         Ok(MailSettings {
-            url: MailUrl::parse(url)?,
+            url,
             sender: MailSettings::sender(&args.sender)?,
+            oauth,
         })
+    }
+
+    /// The `SMTP_OAUTH_*` settings, which go with `auth=xoauth2` and only
+    /// with it. Every secret they hold is scrubbed from all output from here on.
+    fn oauth(args: &MailArgs, url: &MailUrl) -> anyhow::Result<Option<OAuthSettings>> {
+        let values = OAuthValues {
+            tenant: args.smtp_oauth_tenant.clone(),
+            client_id: args.smtp_oauth_client_id.clone(),
+            client_secret: args.smtp_oauth_client_secret.clone(),
+            client_secret_file: args.smtp_oauth_client_secret_file.as_deref().map(Into::into),
+            service_account: args.smtp_oauth_service_account.as_deref().map(Into::into),
+            token_url: args.smtp_oauth_token_url.clone(),
+            scope: args.smtp_oauth_scope.clone(),
+        };
+        // Hidden before anything is checked, so no error line can show it.
+        if let Some(secret) = &values.client_secret {
+            crate::redact::hide(secret);
+        }
+        let mailbox = url.xoauth2_mailbox();
+        let settings = OAuthSettings::from_values(values, mailbox.as_deref().unwrap_or_default())?;
+        if let Some(settings) = &settings {
+            for secret in settings.secrets() {
+                crate::redact::hide(secret);
+            }
+        }
+        match (mailbox, settings) {
+            (Some(_), None) => Err(anyhow!(
+                "SMTP_URL `{}` asks for `auth=xoauth2`: set `SMTP_OAUTH_TENANT`, `SMTP_OAUTH_CLIENT_ID` and \
+                 `SMTP_OAUTH_CLIENT_SECRET` (Microsoft 365), or `SMTP_OAUTH_SERVICE_ACCOUNT` (Google Workspace)",
+                url.display()
+            )),
+            (None, Some(_)) => Err(anyhow!(
+                "the `SMTP_OAUTH_*` settings need `auth=xoauth2` in SMTP_URL `{}` \
+                 (smtp://USER@host:587?tls=required&auth=xoauth2)",
+                url.display()
+            )),
+            (_, settings) => Ok(settings),
+        }
     }
 
     /// `MAIL_FROM` (required wherever a message is built) and the optional
@@ -411,7 +454,12 @@ impl DeliverySettings {
     /// The mail settings and a transport pooling `--connections` connections.
     pub fn mailer(&self) -> anyhow::Result<(MailSettings, Mailer)> {
         let mail = MailSettings::from_args(&self.mail)?;
-        let mailer = Mailer::new(&mail.url, self.options.connections, self.smtp_timeout)?;
+        let mailer = Mailer::new(
+            &mail.url,
+            mail.oauth.as_ref(),
+            self.options.connections,
+            self.smtp_timeout,
+        )?;
         Ok((mail, mailer))
     }
 }

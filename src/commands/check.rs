@@ -57,10 +57,12 @@ pub fn run(
                     )),
                 );
             }
-            match Mailer::new(&settings.url, 1, Duration::from_secs(10)) {
+            match Mailer::new(&settings.url, settings.oauth.as_ref(), 1, Duration::from_secs(10)) {
                 Err(error) => check("mail server", Err(format!("{error:#}"))),
                 Ok(mailer) => {
-                    check("mail server", mailer.probe());
+                    for (step, result) in mailer.probe() {
+                        check(step, result);
+                    }
                     if let Some(tls) = mailer.tls_summary() {
                         check("mail TLS", tls);
                     }

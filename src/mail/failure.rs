@@ -29,6 +29,10 @@ pub enum Blame {
 pub struct SendFailure {
     pub blame: Blame,
     pub reason: String,
+    /// A fault of the run that no later message can get past (the token
+    /// endpoint refused, or the relay refused a renewed token): stop now
+    /// rather than after a few in a row.
+    pub stops_the_run: bool,
 }
 
 impl SendFailure {
@@ -36,6 +40,15 @@ impl SendFailure {
         SendFailure {
             blame,
             reason: reason.into(),
+            stops_the_run: false,
+        }
+    }
+
+    /// The run's failure that ends it at once (see `stops_the_run`).
+    pub fn final_for_the_run(reason: impl Into<String>) -> SendFailure {
+        SendFailure {
+            stops_the_run: true,
+            ..SendFailure::new(Blame::Run, reason)
         }
     }
 }

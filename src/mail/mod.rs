@@ -1,12 +1,11 @@
 //! Mail: where it goes (`url`), how it gets there (`transport`), what a
-//! message looks like (`message`) and whom a refusal concerns (`failure`).
+//! message looks like (`message`), whom a refusal concerns (`failure`) and
+//! the OAuth token for XOAUTH2 relays (`oauth`).
 //! No database types: callers hand in rendered text and addresses.
 
 pub mod dkim;
 mod failure;
 mod message;
-// Issue 20: wired into the transport next.
-#[allow(dead_code)]
 mod oauth;
 pub mod token;
 mod transport;
@@ -14,5 +13,6 @@ mod url;
 
 pub use failure::{Blame, SendFailure};
 pub use message::{Identity, Sender, build, message_id};
+pub use oauth::{OAuthSettings, OAuthValues};
 pub use transport::Mailer;
 pub use url::MailUrl;

@@ -28,6 +28,7 @@ const TIMEOUT: Duration = Duration::from_secs(30);
 pub struct Secret(String);
 
 impl Secret {
+    #[cfg(test)]
     pub fn new(value: impl Into<String>) -> Secret {
         Secret(value.into())
     }
@@ -278,7 +279,7 @@ fn check_endpoint(url: &str) -> Result<(), String> {
 }
 
 /// A URL as error lines show it: no user, password, query or fragment.
-fn shown_endpoint(url: &str) -> String {
+pub fn shown_endpoint(url: &str) -> String {
     match url::Url::parse(url) {
         Ok(mut parsed) => {
             let _ = parsed.set_username("");
@@ -580,7 +581,9 @@ type Fetch = Box<dyn Fn() -> Result<AccessToken, TokenError> + Send + Sync>;
 
 /// The run's token: fetched on first use, fetched again only when the relay
 /// rejects it, and at most once a run, so a relay that rejects the renewed
-/// token too ends the run. Shared by the run's connections.
+/// token too ends the run. A failed fetch is final for the run too: the
+/// other connections get the same error without asking again. Shared by the
+/// run's connections.
 pub struct TokenCache {
     fetch: Fetch,
     state: Mutex<CacheState>,
@@ -589,8 +592,29 @@ pub struct TokenCache {
 #[derive(Default)]
 struct CacheState {
     token: Option<AccessToken>,
+    failed: Option<TokenError>,
     renewed: bool,
     fetches: usize,
+}
+
+impl CacheState {
+    fn fetch(&mut self, fetch: &Fetch) -> Result<AccessToken, TokenError> {
+        if let Some(error) = &self.failed {
+            return Err(error.clone());
+        }
+        self.fetches += 1;
+        match fetch() {
+            Ok(token) => {
+                self.token = Some(token.clone());
+                Ok(token)
+            }
+            Err(error) => {
+                self.token = None;
+                self.failed = Some(error.clone());
+                Err(error)
+            }
+        }
+    }
 }
 
 impl TokenCache {
@@ -609,10 +633,7 @@ impl TokenCache {
         if let Some(token) = &state.token {
             return Ok(token.clone());
         }
-        state.fetches += 1;
-        let token = (self.fetch)()?;
-        state.token = Some(token.clone());
-        Ok(token)
+        state.fetch(&self.fetch)
     }
 
     /// The relay rejected `rejected` (535): a new token, or `None` when the
@@ -621,6 +642,9 @@ impl TokenCache {
     /// no new request.
     pub fn refresh_after_rejection(&self, rejected: &AccessToken) -> Result<Option<AccessToken>, TokenError> {
         let mut state = self.state.lock().unwrap();
+        if let Some(error) = &state.failed {
+            return Err(error.clone());
+        }
         if let Some(token) = state.token.as_ref().filter(|token| *token != rejected) {
             return Ok(Some(token.clone()));
         }
@@ -628,13 +652,11 @@ impl TokenCache {
             return Ok(None);
         }
         state.renewed = true;
-        state.fetches += 1;
-        let token = (self.fetch)()?;
-        state.token = Some(token.clone());
-        Ok(Some(token))
+        state.fetch(&self.fetch).map(Some)
     }
 
     /// How many times a token was asked for this run.
+    #[cfg(test)]
     pub fn fetches(&self) -> usize {
         self.state.lock().unwrap().fetches
     }
@@ -1102,12 +1124,17 @@ mod tests {
 
     #[test]
     fn a_failed_fetch_is_the_callers_error() {
-        let (cache, _) = counting_cache(1);
+        let (cache, calls) = counting_cache(1);
         assert!(matches!(cache.current().unwrap_err().problem, Problem::Unreachable(_)));
-        let (cache, _) = counting_cache(2);
+        // The other connections get the same error without asking again.
+        assert!(cache.current().is_err());
+        assert_eq!(calls.load(Ordering::SeqCst), 1);
+        let (cache, calls) = counting_cache(2);
         let first = cache.current().unwrap();
         assert!(cache.refresh_after_rejection(&first).is_err());
-        assert_eq!(cache.refresh_after_rejection(&first).unwrap(), None);
+        assert!(cache.refresh_after_rejection(&first).is_err());
+        assert!(cache.current().is_err());
+        assert_eq!(calls.load(Ordering::SeqCst), 2);
     }
 
     #[test]

@@ -1,8 +1,10 @@
 //! The transport: pooled SMTP connections (plain, STARTTLS or TLS from the
 //! first byte) or a `file://` outbox, and what each send error says about
-//! whom it concerns (`failure`).
+//! whom it concerns (`failure`). An `auth=xoauth2` relay gets the run's
+//! OAuth token (`oauth`), renewed once when the relay refuses it.
 
 use std::io::{BufRead, BufReader, Write};
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context, anyhow};
@@ -14,8 +16,10 @@ use lettre::{FileTransport, Message, SmtpTransport, Transport};
 
 use super::MailUrl;
 use super::failure::{Blame, SendFailure, blame_reply};
+use super::oauth::{self, OAuthSettings, TokenCache};
 
-/// Where and how to reach an `smtp://` server (plain, or upgraded with STARTTLS).
+/// Where and how to reach an `smtp://` server (plain, or upgraded with
+/// STARTTLS), or an `smtps://` one that takes XOAUTH2.
 #[derive(Clone)]
 pub struct SmtpServer {
     host: String,
@@ -23,9 +27,60 @@ pub struct SmtpServer {
     starttls: StartTls,
     hello: ClientId,
     credentials: Option<Credentials>,
+    /// `auth=xoauth2`: the run's token instead of a password.
+    xoauth2: Option<Arc<Xoauth2>>,
     timeout: Duration,
     /// What STARTTLS trusts (see `tls`); none when the URL asks for no TLS.
     tls: Option<TlsParameters>,
+}
+
+/// XOAUTH2: the sending mailbox and the run's token, shared by the run's
+/// connections so that a run asks the token endpoint once.
+struct Xoauth2 {
+    mailbox: String,
+    endpoint: String,
+    tokens: TokenCache,
+}
+
+impl Xoauth2 {
+    fn new(mailbox: String, settings: &OAuthSettings) -> Xoauth2 {
+        let settings = settings.clone();
+        let http = oauth::http_agent();
+        let endpoint = oauth::shown_endpoint(settings.token_url());
+        let shown = endpoint.clone();
+        Xoauth2 {
+            mailbox,
+            endpoint,
+            tokens: TokenCache::new(move || {
+                let started = std::time::Instant::now();
+                let token = oauth::fetch_token(&settings, &http)?;
+                // Whatever prints, the token never shows (issue 11's scrubber).
+                crate::redact::hide(token.secret());
+                crate::log::info!("fetched an OAuth token from `{shown}` in {:?}", started.elapsed());
+                Ok(token)
+            }),
+        }
+    }
+}
+
+/// The relay refused the token itself: `535`, or Gmail's `334` challenge,
+/// which lettre's XOAUTH2 gives up on before the `535` that follows. (A
+/// relay that offers no XOAUTH2 at all is another client error: not this.)
+fn token_refused(error: &lettre::transport::smtp::Error) -> bool {
+    error.is_permanent() || is_challenge(error)
+}
+
+fn is_challenge(error: &lettre::transport::smtp::Error) -> bool {
+    error.is_client() && error.to_string().contains("does not expect a challenge")
+}
+
+/// An AUTH refusal as the error line shows it.
+fn auth_refusal(error: &lettre::transport::smtp::Error) -> String {
+    if is_challenge(error) {
+        "the relay answered with an error challenge (334): the token was refused".to_string()
+    } else {
+        one_line(&error.to_string())
+    }
 }
 
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -33,17 +88,22 @@ enum StartTls {
     Never,
     IfOffered,
     Required,
+    /// `smtps://` with XOAUTH2: TLS from the first byte, on this path so
+    /// that the token can be renewed (lettre's pool takes fixed credentials).
+    Wrapper,
 }
 
 impl SmtpServer {
     /// Reads `smtp://[user:pass@]host[:port][/ehlo-name][?tls=required|opportunistic]`,
-    /// with lettre's defaults: port 25, or 587 with `tls`.
-    fn from_url(url: &url::Url, timeout: Duration) -> anyhow::Result<SmtpServer> {
+    /// with lettre's defaults: port 25, or 587 with `tls`; `&auth=xoauth2`
+    /// (also on `smtps://`, port 465) takes a token from `oauth`.
+    fn from_url(url: &url::Url, oauth: Option<&OAuthSettings>, timeout: Duration) -> anyhow::Result<SmtpServer> {
         let tls = url
             .query_pairs()
             .find(|(key, _)| key == "tls")
             .map(|(_, value)| value.into_owned());
         let starttls = match tls.as_deref() {
+            _ if url.scheme() == "smtps" => StartTls::Wrapper,
             None => StartTls::Never,
             Some("opportunistic") => StartTls::IfOffered,
             Some("required") => StartTls::Required,
@@ -58,11 +118,16 @@ impl SmtpServer {
         let host = url.host_str().unwrap_or_default().to_string();
         let tls = match starttls {
             StartTls::Never => None,
-            StartTls::IfOffered | StartTls::Required => Some(crate::tls::smtp_parameters(&host)?),
+            StartTls::IfOffered | StartTls::Required | StartTls::Wrapper => Some(crate::tls::smtp_parameters(&host)?),
+        };
+        let default_port = match starttls {
+            StartTls::Never => 25,
+            StartTls::IfOffered | StartTls::Required => 587,
+            StartTls::Wrapper => lettre::transport::smtp::SUBMISSIONS_PORT,
         };
         Ok(SmtpServer {
             host,
-            port: url.port().unwrap_or(if starttls == StartTls::Never { 25 } else { 587 }),
+            port: url.port().unwrap_or(default_port),
             starttls,
             hello: if path.is_empty() {
                 ClientId::default()
@@ -72,15 +137,92 @@ impl SmtpServer {
             credentials: url
                 .password()
                 .map(|password| Credentials::new(decode(url.username()), decode(password))),
+            xoauth2: MailUrl::Smtp(url.clone())
+                .xoauth2_mailbox()
+                .zip(oauth)
+                .map(|(mailbox, settings)| Arc::new(Xoauth2::new(mailbox, settings))),
             timeout,
             tls,
         })
     }
 
-    /// A new connection: TCP with Nagle's algorithm off, then EHLO, STARTTLS and
-    /// AUTH as configured. lettre writes a message's final `.` separately, and
-    /// with Nagle on that write waits for the server's delayed ACK: 40 ms a message.
+    /// A new connection, authenticated as configured: with the password, or
+    /// with the run's token. A refused token is renewed once, on a new
+    /// connection (the refused one may be mid-AUTH); a second refusal or a
+    /// token endpoint that fails ends the run, since no message can get past it.
+    /// The SMTP steps are bounded by the timeout; a token request by its own.
     async fn connect(&self) -> Result<AsyncSmtpConnection, SendFailure> {
+        let Some(xoauth2) = &self.xoauth2 else {
+            return self
+                .timed(async {
+                    let mut connection = self.open().await?;
+                    if let Some(credentials) = &self.credentials {
+                        connection
+                            .auth(&[Mechanism::Plain, Mechanism::Login], credentials)
+                            .await
+                            .map_err(refused_the_run)?;
+                    }
+                    Ok(connection)
+                })
+                .await;
+        };
+        let token_failed = |error: oauth::TokenError| SendFailure::final_for_the_run(error.to_string());
+        let mut token = xoauth2.tokens.current().map_err(token_failed)?;
+        loop {
+            let credentials = oauth::xoauth2_credentials(&xoauth2.mailbox, &token);
+            let authenticated = self
+                .timed(async {
+                    let mut connection = self.open().await?;
+                    Ok(connection
+                        .auth(&[Mechanism::Xoauth2], &credentials)
+                        .await
+                        .map(|_| connection))
+                })
+                .await?;
+            let error = match authenticated {
+                Ok(connection) => return Ok(connection),
+                Err(error) if token_refused(&error) => error,
+                Err(error) => return Err(refused_the_run(error)),
+            };
+            token = match xoauth2.tokens.refresh_after_rejection(&token).map_err(token_failed)? {
+                Some(renewed) => renewed,
+                None => {
+                    return Err(SendFailure::final_for_the_run(format!(
+                        "the relay {}:{} refused AUTH XOAUTH2 for `{}` with a renewed token from `{}`: {}",
+                        self.host,
+                        self.port,
+                        xoauth2.mailbox,
+                        xoauth2.endpoint,
+                        auth_refusal(&error)
+                    )));
+                }
+            };
+        }
+    }
+
+    /// A new connection up to AUTH: TCP with Nagle's algorithm off, then EHLO
+    /// and STARTTLS as configured. lettre writes a message's final `.`
+    /// separately, and with Nagle on that write waits for the server's
+    /// delayed ACK: 40 ms a message.
+    async fn open(&self) -> Result<AsyncSmtpConnection, SendFailure> {
+        let refused_tls = |error| SendFailure {
+            // Before any message: whatever the reply, the run's problem.
+            blame: Blame::Run,
+            ..explained(error, &self.host, self.port, || self.inspect())
+        };
+        if self.starttls == StartTls::Wrapper {
+            // lettre wraps the socket itself here, so Nagle stays on: XOAUTH2
+            // over smtps:// may pay the delayed ACK (STARTTLS on 587 does not).
+            return AsyncSmtpConnection::connect_tokio1(
+                (self.host.as_str(), self.port),
+                Some(self.timeout),
+                &self.hello,
+                self.tls.clone(),
+                None,
+            )
+            .await
+            .map_err(refused_tls);
+        }
         let tcp = tokio::net::TcpStream::connect((self.host.as_str(), self.port))
             .await
             .map_err(|error| {
@@ -95,7 +237,7 @@ impl SmtpServer {
             .await
             .map_err(refused_the_run)?;
         let upgrade = match self.starttls {
-            StartTls::Never => false,
+            StartTls::Never | StartTls::Wrapper => false,
             StartTls::IfOffered => connection.can_starttls(),
             StartTls::Required => true,
         };
@@ -103,19 +245,74 @@ impl SmtpServer {
             connection
                 .starttls(parameters.clone(), &self.hello)
                 .await
-                .map_err(|error| SendFailure {
-                    // Before any message: whatever the reply, the run's problem.
-                    blame: Blame::Run,
-                    ..explained(error, &self.host, self.port, || self.inspect())
-                })?;
-        }
-        if let Some(credentials) = &self.credentials {
-            connection
-                .auth(&[Mechanism::Plain, Mechanism::Login], credentials)
-                .await
-                .map_err(refused_the_run)?;
+                .map_err(refused_tls)?;
         }
         Ok(connection)
+    }
+
+    /// `reminders check` for an XOAUTH2 relay: the token, the relay (EHLO and
+    /// STARTTLS), and AUTH, each its own step, so that it says which failed.
+    async fn probe_xoauth2(&self, xoauth2: &Xoauth2) -> Vec<(&'static str, Result<String, String>)> {
+        let token = xoauth2.tokens.current().map_err(|error| error.to_string());
+        let mut steps = vec![(
+            "mail token",
+            token
+                .as_ref()
+                .map(|_| format!("fetched from `{}`", xoauth2.endpoint))
+                .map_err(Clone::clone),
+        )];
+        let mut connection = match self.timed(self.open()).await {
+            Ok(connection) => connection,
+            Err(failure) => {
+                steps.push(("mail server", Err(failure.reason)));
+                steps.push(("mail AUTH", Err("not tried: the relay was not reached".to_string())));
+                return steps;
+            }
+        };
+        steps.push((
+            "mail server",
+            Ok(format!(
+                "{}:{} answers EHLO, {}",
+                self.host,
+                self.port,
+                match self.starttls {
+                    StartTls::Wrapper => "over TLS",
+                    _ => "STARTTLS done",
+                }
+            )),
+        ));
+        let auth = match token {
+            Err(_) => Err("not tried: no token".to_string()),
+            Ok(token) => {
+                let credentials = oauth::xoauth2_credentials(&xoauth2.mailbox, &token);
+                let auth = self.timed(async { Ok(connection.auth(&[Mechanism::Xoauth2], &credentials).await) });
+                match auth.await {
+                    Err(failure) => Err(failure.reason),
+                    Ok(Ok(_)) => Ok(format!("AUTH XOAUTH2 accepted for `{}`", xoauth2.mailbox)),
+                    Ok(Err(error)) => Err(format!(
+                        "the relay {}:{} refused AUTH XOAUTH2 for `{}`: {}",
+                        self.host,
+                        self.port,
+                        xoauth2.mailbox,
+                        auth_refusal(&error)
+                    )),
+                }
+            }
+        };
+        let _ = connection.quit().await;
+        steps.push(("mail AUTH", auth));
+        steps
+    }
+
+    /// `work`, or the run's failure when the server does not answer in time.
+    async fn timed<T>(&self, work: impl Future<Output = Result<T, SendFailure>>) -> Result<T, SendFailure> {
+        tokio::time::timeout(self.timeout, work)
+            .await
+            .unwrap_or_else(|_| Err(SendFailure::new(Blame::Run, self.no_answer())))
+    }
+
+    fn no_answer(&self) -> String {
+        format!("no answer from {}:{} within {:?}", self.host, self.port, self.timeout)
     }
 
     /// A second look at the server's certificate, through STARTTLS, for
@@ -123,8 +320,9 @@ impl SmtpServer {
     /// sending thread's own runtime, which has nothing else to run meanwhile;
     /// its own timeouts bound it.
     fn inspect(&self) -> anyhow::Result<crate::tls::Inspection> {
-        crate::tls::inspect(&self.host, self.port, self.timeout, |tcp| {
-            starttls_preamble(tcp, &self.hello)
+        crate::tls::inspect(&self.host, self.port, self.timeout, |tcp| match self.starttls {
+            StartTls::Wrapper => Ok(()),
+            _ => starttls_preamble(tcp, &self.hello),
         })
     }
 }
@@ -234,9 +432,17 @@ pub enum Mailer {
 }
 
 impl Mailer {
-    pub fn new(url: &MailUrl, connections: u32, timeout: Duration) -> anyhow::Result<Mailer> {
+    /// `oauth` is used when the URL asks for `auth=xoauth2`.
+    pub fn new(
+        url: &MailUrl,
+        oauth: Option<&OAuthSettings>,
+        connections: u32,
+        timeout: Duration,
+    ) -> anyhow::Result<Mailer> {
         match url {
-            MailUrl::Smtp(url) if url.scheme() == "smtp" => Ok(Mailer::Smtp(SmtpServer::from_url(url, timeout)?)),
+            MailUrl::Smtp(smtp) if smtp.scheme() == "smtp" || url.xoauth2_mailbox().is_some() => {
+                Ok(Mailer::Smtp(SmtpServer::from_url(smtp, oauth, timeout)?))
+            }
             MailUrl::Smtp(url) => {
                 let host = url.host_str().unwrap_or_default().to_string();
                 let transport = SmtpTransport::from_url(url.as_str())
@@ -261,8 +467,25 @@ impl Mailer {
     }
 
     /// Connects, says EHLO (and STARTTLS and AUTH when configured), and says
-    /// goodbye: what `reminders check` asks of the mail server.
-    pub fn probe(&self) -> Result<String, String> {
+    /// goodbye: what `reminders check` asks of the mail server, as named
+    /// steps (for XOAUTH2 the token, the relay and AUTH each have their own).
+    pub fn probe(&self) -> Vec<(&'static str, Result<String, String>)> {
+        if let Mailer::Smtp(server) = self
+            && let Some(xoauth2) = &server.xoauth2
+        {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_io()
+                .enable_time()
+                .build();
+            return match runtime {
+                Ok(runtime) => runtime.block_on(server.probe_xoauth2(xoauth2)),
+                Err(error) => vec![("mail server", Err(error.to_string()))],
+            };
+        }
+        vec![("mail server", self.probe_server())]
+    }
+
+    fn probe_server(&self) -> Result<String, String> {
         match self {
             Mailer::Smtp(server) => {
                 let runtime = tokio::runtime::Builder::new_current_thread()
@@ -271,15 +494,7 @@ impl Mailer {
                     .build()
                     .map_err(|error| error.to_string())?;
                 runtime.block_on(async {
-                    let connected = tokio::time::timeout(server.timeout, server.connect())
-                        .await
-                        .map_err(|_| {
-                            format!(
-                                "no answer from {}:{} within {:?}",
-                                server.host, server.port, server.timeout
-                            )
-                        })?;
-                    let mut connection = connected.map_err(|failure| failure.reason)?;
+                    let mut connection = server.connect().await.map_err(|failure| failure.reason)?;
                     let _ = connection.quit().await;
                     let auth = if server.credentials.is_some() {
                         ", credentials accepted"
@@ -311,7 +526,7 @@ impl Mailer {
                 StartTls::Never => {
                     Ok("not used: without `?tls=required` mail and any password go in the clear".to_string())
                 }
-                StartTls::IfOffered | StartTls::Required => match server.inspect() {
+                StartTls::IfOffered | StartTls::Required | StartTls::Wrapper => match server.inspect() {
                     Err(error) if error.is::<NoStartTls>() && server.starttls == StartTls::IfOffered => {
                         Ok("not offered by the server (`tls=opportunistic`): mail goes in the clear".to_string())
                     }
@@ -371,10 +586,7 @@ impl Courier<'_> {
                 )
             };
             if connection.as_ref().is_none_or(AsyncSmtpConnection::has_broken) {
-                let fresh = tokio::time::timeout(server.timeout, server.connect())
-                    .await
-                    .map_err(|_| timed_out(Blame::Run))??;
-                *connection = Some(fresh);
+                *connection = Some(server.connect().await?);
             }
             let open = connection.as_mut().expect("connected above");
             let sent = tokio::time::timeout(server.timeout, open.send(message.envelope(), &message.formatted())).await;

@@ -51,6 +51,43 @@ impl MailUrl {
             Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
             None => false,
         };
+        let auth = url
+            .query_pairs()
+            .find(|(key, _)| key == "auth")
+            .map(|(_, value)| value.into_owned());
+        match auth.as_deref() {
+            None => {}
+            // The bearer token is as good as a password for an hour: TLS,
+            // always (a loopback relay too, so the tests run what schools run).
+            Some("xoauth2") if !tls => {
+                return Err(anyhow!(
+                    "SMTP_URL `{}` has `auth=xoauth2` but no TLS, so the token would cross the network in clear: \
+                     add ?tls=required (smtp://USER@host:587?tls=required&auth=xoauth2) or use smtps://",
+                    crate::redact::redact(&url)
+                ));
+            }
+            Some("xoauth2") if url.password().is_some() => {
+                return Err(anyhow!(
+                    "SMTP_URL `{}` has `auth=xoauth2` and a password: the token replaces the password, \
+                     so give only the mailbox (smtp://USER@host:587?tls=required&auth=xoauth2)",
+                    crate::redact::redact(&url)
+                ));
+            }
+            Some("xoauth2") if url.username().is_empty() => {
+                return Err(anyhow!(
+                    "SMTP_URL `{}` has `auth=xoauth2` but no mailbox: smtp://USER@host:587?tls=required&auth=xoauth2",
+                    crate::redact::redact(&url)
+                ));
+            }
+            Some("xoauth2") => {}
+            Some(other) => {
+                return Err(anyhow!(
+                    "SMTP_URL `{}` has `auth={other}`: the only choice is `auth=xoauth2` (OAuth 2.0); \
+                     a password goes in the URL as smtp://user:pass@host",
+                    crate::redact::redact(&url)
+                ));
+            }
+        }
         if url.password().is_some() && !tls && !loopback {
             return Err(anyhow!(
                 "SMTP_URL `{}` has credentials but no TLS, so the password would cross the network in clear: \
@@ -66,6 +103,21 @@ impl MailUrl {
 }
 
 impl MailUrl {
+    /// The sending mailbox when the URL asks for `auth=xoauth2` (its user,
+    /// percent-decoded); `None` for any other URL.
+    pub fn xoauth2_mailbox(&self) -> Option<String> {
+        match self {
+            MailUrl::Smtp(url)
+                if url
+                    .query_pairs()
+                    .any(|(key, value)| key == "auth" && value == "xoauth2") =>
+            {
+                Some(crate::redact::percent_decode(url.username()))
+            }
+            _ => None,
+        }
+    }
+
     /// The URL with any password masked, safe to print.
     pub fn display(&self) -> String {
         match self {
@@ -102,6 +154,37 @@ mod tests {
             "smtp://mail.example.com:25",
         ] {
             assert!(MailUrl::parse(allowed).is_ok(), "{allowed}");
+        }
+    }
+
+    #[test]
+    fn xoauth2_needs_tls_a_mailbox_and_no_password() {
+        let url =
+            MailUrl::parse("smtp://office%40school.example@smtp.office365.com:587?tls=required&auth=xoauth2").unwrap();
+        assert_eq!(url.xoauth2_mailbox().as_deref(), Some("office@school.example"));
+        let url = MailUrl::parse("smtps://office%40school.example@smtp.example.com?auth=xoauth2").unwrap();
+        assert_eq!(url.xoauth2_mailbox().as_deref(), Some("office@school.example"));
+        assert_eq!(
+            MailUrl::parse("smtp://u:pw@mail.example.com:587?tls=required")
+                .unwrap()
+                .xoauth2_mailbox(),
+            None
+        );
+        for (refused, says) in [
+            ("smtp://office%40school.example@localhost:587?auth=xoauth2", "no TLS"),
+            (
+                "smtp://office%40school.example@localhost:587?tls=opportunistic&auth=xoauth2",
+                "no TLS",
+            ),
+            (
+                "smtp://office:pw@mail.example.com:587?tls=required&auth=xoauth2",
+                "a password",
+            ),
+            ("smtp://mail.example.com:587?tls=required&auth=xoauth2", "no mailbox"),
+            ("smtp://u@mail.example.com:587?tls=required&auth=plain", "`auth=plain`"),
+        ] {
+            let error = MailUrl::parse(refused).unwrap_err().to_string();
+            assert!(error.contains(says) && !error.contains("pw@"), "{error}");
         }
     }
 }

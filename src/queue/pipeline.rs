@@ -315,6 +315,7 @@ pub fn deliver<Q: Queue>(
             run_failures: 0,
             last_run_failure: None,
             tripped: false,
+            stopped_at_once: false,
             warned_message: false,
             reconnects: 0,
         };
@@ -496,6 +497,8 @@ struct Dispatcher<'r, 'a, Q: Queue> {
     last_run_failure: Option<String>,
     /// The run stopped itself: the relay failed too often in a row.
     tripped: bool,
+    /// ... or once, in a way no later message can get past (a token refused).
+    stopped_at_once: bool,
     /// A message was refused for its content; said once per run.
     warned_message: bool,
     reconnects: usize,
@@ -512,6 +515,12 @@ impl<Q: Queue> Dispatcher<'_, '_, Q> {
                 self.waiting.clear();
             }
             match self.step(returned) {
+                Ok(true) if self.tripped && self.stopped_at_once => {
+                    return Err(anyhow!(
+                        "{}; no attempt was counted and nobody was opted out, and the next run tries again",
+                        self.last_run_failure.as_deref().unwrap_or("unknown")
+                    ));
+                }
                 Ok(true) if self.tripped => {
                     return Err(anyhow!(
                         "stopped after {RUN_FAILURES_BEFORE_STOP} failures in a row that concern the mail relay, \
@@ -793,10 +802,12 @@ impl<Q: Queue> Dispatcher<'_, '_, Q> {
                      (the student is not blamed; check the templates and the title)"
                 );
             }
-            Some((Blame::Run, reason)) => {
+            Some((Blame::Run, reason)) if !self.tripped => {
                 self.run_failures += 1;
                 self.last_run_failure = Some(reason.clone());
-                if policy::stop_the_run(self.run_failures) && !self.tripped {
+                let at_once = failure.as_ref().is_some_and(|failure| failure.stops_the_run);
+                if at_once || policy::stop_the_run(self.run_failures) {
+                    self.stopped_at_once = at_once;
                     self.trip();
                 }
             }

@@ -41,7 +41,7 @@ pub fn resolve(
     backoff_base: Duration,
     at: Timestamp,
 ) -> (Resolution, LogStatus) {
-    let Some(SendFailure { blame, reason }) = failure else {
+    let Some(SendFailure { blame, reason, .. }) = failure else {
         return (Resolution::Sent { at }, LogStatus::Delivered);
     };
     let error = reason.clone();
