@@ -134,6 +134,9 @@ pub struct Delivered {
     pub opted_out: Vec<String>,
     /// Claimed but not sent because SIGTERM or Ctrl-C stopped the run; handed back.
     pub left_over: usize,
+    /// SIGTERM or Ctrl-C stopped the run before the queue was empty: due
+    /// messages may be left (claimed or not) for the next run.
+    pub interrupted: bool,
     /// Rows another run took over after this run's lease ran out: this run
     /// neither sent them any more nor wrote its result over the other's.
     pub lost_lease: usize,
@@ -164,6 +167,7 @@ impl Delivered {
         self.skipped += other.skipped;
         self.opted_out.extend(other.opted_out);
         self.left_over += other.left_over;
+        self.interrupted |= other.interrupted;
         self.lost_lease += other.lost_lease;
         for cause in other.failures {
             self.note_failure(cause.outcome, &cause.reason, &cause.first, cause.count);
@@ -172,7 +176,7 @@ impl Delivered {
 
     /// Nothing sent, nothing failed, nothing left over: a quiet cron run prints nothing.
     pub fn is_idle(&self) -> bool {
-        self.sent + self.failed + self.retry_later + self.left_over + self.lost_lease == 0
+        self.sent + self.failed + self.retry_later + self.left_over + self.lost_lease == 0 && !self.interrupted
     }
 
     /// Counts a failure under its outcome and reason.
@@ -214,7 +218,7 @@ impl Delivered {
 
     /// 3 when some sends failed (for retry or for good) or a stop left some, else 0.
     pub fn exit_status(&self) -> ExitStatus {
-        if self.failed + self.retry_later + self.left_over > 0 {
+        if self.failed + self.retry_later + self.left_over > 0 || self.interrupted {
             ExitStatus::SendsFailed
         } else {
             ExitStatus::Success
@@ -232,8 +236,11 @@ impl Delivered {
         if !self.opted_out.is_empty() {
             rows.push(("opted out (bounces)", self.opted_out.join(", ")));
         }
-        if self.left_over > 0 {
-            rows.push(("left for the next run (stopped)", self.left_over.to_string()));
+        if self.left_over > 0 || self.interrupted {
+            rows.push((
+                "left for the next run (stopped)",
+                format!("{} claimed, and what was not claimed yet", self.left_over),
+            ));
         }
         if self.lost_lease > 0 {
             rows.push(("taken over by another run (lease ran out)", self.lost_lease.to_string()));
@@ -512,6 +519,7 @@ impl<Q: Queue> Dispatcher<'_, '_, Q> {
                 let queued = self.unsent.try_iter().count();
                 self.in_flight -= queued;
                 self.report.left_over += self.waiting.len() + queued;
+                self.report.interrupted = !self.exhausted || self.report.left_over > 0;
                 self.waiting.clear();
             }
             match self.step(returned) {
