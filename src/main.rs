@@ -51,7 +51,8 @@ fn main() -> ExitCode {
         Ok(names) => names,
         Err(error) => return ExitCode::from(fail(&error).code()),
     };
-    let matches = match cli::Cli::command().try_get_matches() {
+    let mut command = cli::Cli::command();
+    let matches = match command.try_get_matches_from_mut(&args) {
         Ok(matches) => matches,
         Err(error) if error.use_stderr() => {
             eprintln!("{}", one_line_usage_error(&error));
@@ -66,7 +67,7 @@ fn main() -> ExitCode {
     };
     let (format, quiet) = (cli.global.format, cli.global.quiet);
     log::set_level(quiet, cli.global.verbose);
-    settings::warn_unknown_settings(&cli::Cli::command(), &dotenv);
+    settings::warn_unknown_settings(&command, &dotenv);
     // Before the first ping: it is the first connection that may use TLS.
     if let Err(error) = tls::configure(cli.global.ca_file.as_deref()) {
         return ExitCode::from(fail(&error).code());
