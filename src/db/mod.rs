@@ -122,9 +122,26 @@ impl Db {
                 // mode survives a killed process, which is the crash we guard.
                 conn.batch_execute(&format!(
                     "PRAGMA busy_timeout = {SQLITE_BUSY_TIMEOUT_MS}; PRAGMA foreign_keys = ON; \
-                     PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL;"
+                     PRAGMA synchronous = NORMAL;"
                 ))
                 .with_context(context)?;
+                // Switching a new file to WAL needs the file to itself, and
+                // SQLite answers "locked" at once, without the busy timeout,
+                // while another process is switching it too (runs started
+                // together on a new file): try again for a while.
+                let started = std::time::Instant::now();
+                loop {
+                    match conn.batch_execute("PRAGMA journal_mode = WAL") {
+                        Ok(()) => break,
+                        Err(error)
+                            if error.to_string().contains("locked")
+                                && started.elapsed().as_millis() < u128::from(SQLITE_BUSY_TIMEOUT_MS) =>
+                        {
+                            std::thread::sleep(std::time::Duration::from_millis(20));
+                        }
+                        Err(error) => return Err(error).with_context(context),
+                    }
+                }
                 Ok(Db::Sqlite(conn))
             }
         }
