@@ -12,6 +12,7 @@ mod mail_standards;
 mod oauth;
 mod operations;
 mod pooler;
+mod postfix;
 mod schema;
 mod send;
 mod summary;

@@ -15,6 +15,7 @@ use diesel::prelude::*;
 use diesel::sql_types::{BigInt, Nullable, Text};
 
 pub mod oauth;
+pub mod postfix;
 pub mod proxy;
 pub mod smtp;
 pub mod tls;
