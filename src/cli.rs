@@ -5,7 +5,8 @@ use clap::{Args, Parser, Subcommand};
 
 use crate::db::types::Id;
 use crate::input::{
-    Email, duration_between, parse_description, parse_instant, parse_metadata, parse_name, parse_timezone, parse_title,
+    Email, duration_between, parse_description, parse_external_id, parse_instant, parse_metadata, parse_name,
+    parse_timezone, parse_title,
 };
 use crate::output::Format;
 use crate::queue::policy::DEFAULT_MAX_ATTEMPTS;
@@ -363,8 +364,33 @@ pub enum UserCommand {
     },
     /// Set a student's daily-summary preferences
     Set(UserSetArgs),
+    /// Change a student's email, name or time zone
+    Edit(UserEditArgs),
+    /// Remove a student with their assignments and reminders (their send logs stay, unlinked)
+    Remove {
+        /// The student's email
+        #[arg(value_parser = Email::parse)]
+        email: Email,
+    },
     /// Add students in bulk from CSV (email,name,timezone) or JSON Lines
     Import(ImportArgs),
+}
+
+#[derive(Debug, Args)]
+#[command(group = clap::ArgGroup::new("change").required(true).multiple(true).args(["new_email", "name", "timezone"]))]
+pub struct UserEditArgs {
+    /// The student's current email
+    #[arg(value_parser = Email::parse)]
+    pub email: Email,
+    /// A new email address
+    #[arg(long = "email", value_name = "EMAIL", value_parser = Email::parse)]
+    pub new_email: Option<Email>,
+    /// A new name (`''` removes it)
+    #[arg(long, value_parser = name)]
+    pub name: Option<String>,
+    /// A new IANA time zone
+    #[arg(long, value_name = "TZ", value_parser = parse_timezone)]
+    pub timezone: Option<chrono_tz::Tz>,
 }
 
 #[derive(Debug, Args)]
@@ -385,6 +411,29 @@ pub enum InputFormat {
     Csv,
     /// One JSON object per line
     Jsonl,
+    /// An iCalendar feed (.ics), for one student (`--student`)
+    Ics,
+}
+
+#[derive(Debug, Args)]
+pub struct AssignmentImportArgs {
+    /// The file to read, `-` for stdin, or an iCalendar feed's https:// URL
+    pub file: String,
+    /// The file's format [default: from the extension: .csv, .jsonl/.ndjson or .ics; ics for a URL]
+    #[arg(long, value_enum)]
+    pub input_format: Option<InputFormat>,
+    /// Skip rows that exist already, so a re-run of the same file changes nothing
+    #[arg(long, conflicts_with = "upsert")]
+    pub skip_existing: bool,
+    /// Match each row on (student, external_id): update a match, insert the rest
+    #[arg(long)]
+    pub upsert: bool,
+    /// Whose feed it is (iCalendar only; a feed is always upserted on its UIDs)
+    #[arg(long, value_name = "EMAIL", value_parser = Email::parse)]
+    pub student: Option<Email>,
+    /// Remove the student's assignments from the same feed that it no longer lists (iCalendar only)
+    #[arg(long, requires = "student")]
+    pub remove_missing: bool,
 }
 
 #[derive(Debug, Args)]
@@ -435,8 +484,41 @@ pub enum AssignmentCommand {
         #[arg(value_parser = assignment_id)]
         id: Id,
     },
-    /// Add assignments in bulk from CSV (student,title,due,description,metadata) or JSON Lines
-    Import(ImportArgs),
+    /// Change an assignment; a new due time reschedules its reminders
+    Edit(AssignmentEditArgs),
+    /// Remove an assignment and its reminders (its send logs stay, unlinked)
+    Remove {
+        /// The assignment's id
+        #[arg(value_parser = assignment_id)]
+        id: Id,
+    },
+    /// Add or update assignments in bulk from CSV (student,title,due,description,metadata,external_id,completed),
+    /// JSON Lines, or a student's iCalendar feed
+    Import(AssignmentImportArgs),
+}
+
+#[derive(Debug, Args)]
+#[command(group = clap::ArgGroup::new("change").required(true).multiple(true)
+    .args(["title", "due", "description", "metadata", "external_id"]))]
+pub struct AssignmentEditArgs {
+    /// The assignment's id
+    #[arg(value_parser = assignment_id)]
+    pub id: Id,
+    /// A new title
+    #[arg(long, value_parser = parse_title)]
+    pub title: Option<String>,
+    /// A new due time: RFC 3339 or local `YYYY-MM-DD HH:MM` in the student's zone
+    #[arg(long, value_name = "WHEN")]
+    pub due: Option<String>,
+    /// A new description (`''` removes it)
+    #[arg(long, value_parser = description)]
+    pub description: Option<String>,
+    /// A new JSON object, in place of the old (`null` removes it)
+    #[arg(long, value_name = "JSON", value_parser = metadata_or_null)]
+    pub metadata: Option<serde_json::Value>,
+    /// A new external id (`''` removes it)
+    #[arg(long, value_name = "ID", value_parser = external_id_or_empty)]
+    pub external_id: Option<String>,
 }
 
 #[derive(Debug, Args)]
@@ -456,6 +538,25 @@ pub struct AssignmentAddArgs {
     /// A JSON object, such as '{"course": "CS101"}'
     #[arg(long, value_name = "JSON", value_parser = parse_metadata)]
     pub metadata: Option<serde_json::Value>,
+    /// The LMS's id for it, unique per student: what `import --upsert` matches on
+    #[arg(long, value_name = "ID", value_parser = parse_external_id)]
+    pub external_id: Option<String>,
+}
+
+/// A metadata object, or `null` for none.
+fn metadata_or_null(raw: &str) -> anyhow::Result<serde_json::Value> {
+    if raw.trim() == "null" {
+        return Ok(serde_json::Value::Null);
+    }
+    parse_metadata(raw)
+}
+
+/// An external id, or `''` for none.
+fn external_id_or_empty(raw: &str) -> anyhow::Result<String> {
+    if raw.trim().is_empty() {
+        return Ok(String::new());
+    }
+    parse_external_id(raw)
 }
 
 /// A student's name: one line (a blank one is no name).

@@ -175,6 +175,20 @@ pub fn parse_title(raw: &str) -> anyhow::Result<String> {
     Ok(title.to_string())
 }
 
+/// An assignment's id in the LMS (a Canvas or Moodle UID, a CSV column):
+/// trimmed, one line, not empty, at most 255 characters.
+pub fn parse_external_id(raw: &str) -> anyhow::Result<String> {
+    let id = raw.trim();
+    if id.is_empty() {
+        return Err(invalid("the external id is empty"));
+    }
+    if id.chars().count() > 255 {
+        return Err(invalid("the external id is longer than 255 characters"));
+    }
+    refuse_control_characters("the external id", id, &[])?;
+    Ok(id.to_string())
+}
+
 /// An assignment's description: free text, over several lines if need be.
 pub fn parse_description(raw: Option<&str>) -> anyhow::Result<Option<String>> {
     if let Some(description) = raw {

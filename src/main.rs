@@ -13,6 +13,7 @@ mod cli;
 mod commands;
 mod db;
 mod error;
+mod ics;
 mod input;
 mod log;
 mod mail;

@@ -172,6 +172,9 @@ pub struct AssignmentView {
     pub due_local_short: String,
     /// `1 day 2 hours`.
     pub time_left: String,
+    /// When the deadline moved: the old one, `Fri 17 Jan` (with the time
+    /// when the day is the same).
+    pub moved_from: Option<String>,
     pub metadata: serde_json::Value,
 }
 
@@ -230,6 +233,7 @@ fn sample_reminder() -> ReminderContext {
             due_local: "Sat 27 Sep 2025 16:00 BST".into(),
             due_local_short: "2025-09-27 16:00 BST".into(),
             time_left: "1 day".into(),
+            moved_from: None,
             metadata: serde_json::json!({ "course": "CS101" }),
         },
         reminder_type: "24h".into(),

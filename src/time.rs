@@ -1,7 +1,7 @@
 //! Time: the run's clock (the system's, the database server's, or frozen by
 //! `--now`), and instants shown to people in a student's zone and as time left.
 
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, Datelike, Utc};
 use chrono_tz::Tz;
 
 /// The run's clock: the system clock, or frozen at `--now` so that tests and
@@ -47,6 +47,19 @@ pub fn local_long(instant: DateTime<Utc>, zone: Tz) -> String {
 }
 
 /// RFC 3339 in UTC with a `Z`, at the precision the value has.
+/// The old deadline of a moved one, as short as tells them apart:
+/// `Fri 17 Jan`, or `Fri 17 Jan 14:00` on the same day.
+pub fn local_moved_from(previous: DateTime<Utc>, now_due: DateTime<Utc>, zone: Tz) -> String {
+    let (previous, now_due) = (previous.with_timezone(&zone), now_due.with_timezone(&zone));
+    if previous.date_naive() == now_due.date_naive() {
+        previous.format("%a %-d %b %H:%M").to_string()
+    } else if previous.year() == now_due.year() {
+        previous.format("%a %-d %b").to_string()
+    } else {
+        previous.format("%a %-d %b %Y").to_string()
+    }
+}
+
 pub fn utc(instant: DateTime<Utc>) -> String {
     instant.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true)
 }

@@ -1,12 +1,12 @@
-//! `reminders assignment …`: add, list and complete assignments.
+//! `reminders assignment …`: add, list, edit, complete and remove assignments.
 
 use serde_json::json;
 
 use super::Outcome;
-use crate::cli::{AssignmentAddArgs, AssignmentCommand};
+use crate::cli::{AssignmentAddArgs, AssignmentCommand, AssignmentEditArgs};
 use crate::db::DatabaseUrl;
 use crate::db::Db;
-use crate::db::assignments::{self, Assignment, AssignmentWithStudent};
+use crate::db::assignments::{self, Assignment, AssignmentChanges, AssignmentWithStudent};
 use crate::db::types::{Id, Json, Timestamp};
 use crate::db::users;
 
@@ -28,6 +28,20 @@ pub fn run(database: &DatabaseUrl, command: AssignmentCommand, now: Timestamp) -
             )?)))
         }
         AssignmentCommand::Import(args) => super::import::assignments(database, args, now),
+        AssignmentCommand::Edit(args) => edit(database, args, now),
+        AssignmentCommand::Remove { id } => {
+            let mut db = Db::open(database)?;
+            let removed = assignments::find_assignment(&mut db, id)?
+                .ok_or_else(|| crate::error::invalid(format!("no assignment has the id `{id}`")))?;
+            assignments::remove_assignment(&mut db, id)?;
+            Ok(Outcome::success(output::Message {
+                text: format!(
+                    "removed `{}` of `{}` and its reminders; its send logs stay, unlinked",
+                    removed.assignment.title, removed.student_email
+                ),
+                json: json!({ "removed": AssignmentList(vec![removed]).to_json()[0] }),
+            }))
+        }
         AssignmentCommand::Complete { id } => {
             let mut db = Db::open(database)?;
             let assignment = assignments::complete_assignment(&mut db, id, now)?;
@@ -50,6 +64,9 @@ fn add(database: &DatabaseUrl, args: AssignmentAddArgs, now: Timestamp) -> anyho
         created_at: now,
         updated_at: now,
         metadata: args.metadata.map(Json),
+        external_id: args.external_id,
+        feed: None,
+        previous_due_at: None,
     };
     assignments::insert_assignment(&mut db, &assignment)?;
     Ok(Outcome::success(AssignmentList(vec![AssignmentWithStudent {
@@ -57,6 +74,34 @@ fn add(database: &DatabaseUrl, args: AssignmentAddArgs, now: Timestamp) -> anyho
         student_email: student.email,
         student_timezone: student.timezone,
     }])))
+}
+
+fn edit(database: &DatabaseUrl, args: AssignmentEditArgs, now: Timestamp) -> anyhow::Result<Outcome> {
+    let mut db = Db::open(database)?;
+    let current = assignments::find_assignment(&mut db, args.id)?
+        .ok_or_else(|| crate::error::invalid(format!("no assignment has the id `{}`", args.id)))?;
+    let due_at = match &args.due {
+        Some(due) => Some(Timestamp::new(parse_due(
+            due,
+            zone_of(current.student_timezone.as_deref()),
+        )?)),
+        None => None,
+    };
+    let blank_is_none = |text: String| Some(text).filter(|text| !text.trim().is_empty());
+    let changes = AssignmentChanges {
+        title: args.title,
+        due_at,
+        description: args.description.map(blank_is_none),
+        metadata: args
+            .metadata
+            .map(|value| Some(value).filter(|v| !v.is_null()).map(Json)),
+        external_id: args.external_id.map(blank_is_none),
+        ..AssignmentChanges::default()
+    };
+    assignments::update_assignment(&mut db, args.id, &changes, now)?;
+    let edited = assignments::find_assignment(&mut db, args.id)?
+        .ok_or_else(|| crate::error::invalid(format!("no assignment has the id `{}`", args.id)))?;
+    Ok(Outcome::success(AssignmentList(vec![edited])))
 }
 
 /// Assignments as a table (due times in the student's zone) or JSON (UTC).
@@ -77,6 +122,9 @@ impl Report for AssignmentList {
                         "due_at": time::utc(a.due_at.instant()),
                         "completed": a.completed,
                         "metadata": a.metadata,
+                        "external_id": a.external_id,
+                        "feed": a.feed,
+                        "previous_due_at": a.previous_due_at.map(|due| time::utc(due.instant())),
                         "created_at": time::utc(a.created_at.instant()),
                         "updated_at": time::utc(a.updated_at.instant()),
                     })
@@ -86,16 +134,27 @@ impl Report for AssignmentList {
     }
 
     fn to_table(&self) -> String {
+        // The external id column only when some assignment has one.
+        let with_external_id = self.0.iter().any(|row| row.assignment.external_id.is_some());
         let rows = self.0.iter().map(|row| {
             let a = &row.assignment;
-            [
+            let mut cells = vec![
                 a.id.to_string(),
                 row.student_email.clone(),
                 a.title.clone(),
                 time::local_short(a.due_at.instant(), zone_of(row.student_timezone.as_deref())),
                 if a.completed { "yes" } else { "no" }.to_string(),
-            ]
+            ];
+            if with_external_id {
+                cells.push(a.external_id.clone().unwrap_or_default());
+            }
+            cells
         });
-        output::table(&["id", "student", "title", "due", "completed"], rows)
+        let headers: &[&str] = if with_external_id {
+            &["id", "student", "title", "due", "completed", "external id"]
+        } else {
+            &["id", "student", "title", "due", "completed"]
+        };
+        output::table(headers, rows)
     }
 }

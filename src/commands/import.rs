@@ -1,7 +1,9 @@
 //! `reminders user import` and `reminders assignment import`: bulk loading
 //! from CSV (with a header row) or JSON Lines, streamed in batches inside one
 //! transaction. Every row passes the same checks as `add`; the first bad row
-//! stops the import with its line number and nothing is written.
+//! stops the import with its line number and nothing is written. With
+//! `--upsert`, assignments are matched on (student, external_id) and updated
+//! in place. iCalendar feeds are `feed`'s.
 
 use std::collections::{HashMap, HashSet};
 use std::fs::File;
@@ -16,16 +18,16 @@ use serde::de::DeserializeOwned;
 use serde_json::json;
 
 use super::Outcome;
-use crate::cli::{ImportArgs, InputFormat};
+use crate::cli::{AssignmentImportArgs, ImportArgs, InputFormat};
 use crate::db::DatabaseUrl;
 use crate::db::Db;
-use crate::db::assignments::{self, Assignment};
+use crate::db::assignments::{self, Assignment, Incoming, Upserted};
 use crate::db::types::{Id, Json, Timestamp};
 use crate::db::users::{self, User};
 use crate::error::{InputError, invalid};
 use crate::input::{
-    Email, check_metadata, parse_description, parse_due, parse_metadata, parse_name, parse_timezone, parse_title,
-    zone_of,
+    Email, check_metadata, parse_description, parse_due, parse_external_id, parse_metadata, parse_name, parse_timezone,
+    parse_title, zone_of,
 };
 use crate::output;
 
@@ -49,13 +51,40 @@ struct AssignmentRow {
     description: Option<String>,
     /// A JSON object; in CSV, its text.
     metadata: Option<serde_json::Value>,
+    /// The LMS's id for it: what `--upsert` matches on.
+    external_id: Option<String>,
+    /// true/false (also yes/no, 1/0); absent or empty leaves it as it is.
+    completed: Option<serde_json::Value>,
+}
+
+/// What an import did with its rows.
+#[derive(Debug, Default)]
+struct Tally {
+    inserted: usize,
+    updated: usize,
+    /// Rows that match what is stored: skipped with --skip-existing,
+    /// unchanged with --upsert.
+    unchanged: usize,
+}
+
+impl std::ops::AddAssign for Tally {
+    fn add_assign(&mut self, other: Tally) {
+        self.inserted += other.inserted;
+        self.updated += other.updated;
+        self.unchanged += other.unchanged;
+    }
 }
 
 pub fn users(database: &DatabaseUrl, args: ImportArgs, now: Timestamp) -> anyhow::Result<Outcome> {
-    let rows = open_rows::<UserRow>(&args)?;
+    let format = input_format(&args.file, args.input_format)?;
+    if format == InputFormat::Ics {
+        return Err(invalid("students are imported from CSV or JSON Lines, not iCalendar"));
+    }
+    let rows = open_rows::<UserRow>(&args.file, format)?;
     let mut db = Db::open(database)?;
     let started = Instant::now();
-    let (imported, skipped) = import_in_batches(&mut db, rows, |db, batch| {
+    let tally = import_in_batches(&mut db, rows, |db, batch| {
+        let read = batch.len();
         let emails: Vec<String> = batch.iter().map(|(_, row)| row.email.trim().to_lowercase()).collect();
         let mut taken: HashSet<String> = users::existing_emails(db, &emails)?.into_iter().collect();
         let mut fresh = Vec::with_capacity(batch.len());
@@ -79,83 +108,188 @@ pub fn users(database: &DatabaseUrl, args: ImportArgs, now: Timestamp) -> anyhow
             fresh.push(User::new(email.as_str(), name, timezone.name(), now));
         }
         users::insert_users(db, &fresh)?;
-        Ok(fresh.len())
+        Ok(Tally {
+            inserted: fresh.len(),
+            updated: 0,
+            unchanged: read - fresh.len(),
+        })
     })?;
     db.analyze("users")?;
-    Ok(Outcome::success(report("users", imported, skipped, started)))
+    Ok(Outcome::success(report("users", &tally, false, started)))
 }
 
-pub fn assignments(database: &DatabaseUrl, args: ImportArgs, now: Timestamp) -> anyhow::Result<Outcome> {
-    let rows = open_rows::<AssignmentRow>(&args)?;
+pub fn assignments(database: &DatabaseUrl, args: AssignmentImportArgs, now: Timestamp) -> anyhow::Result<Outcome> {
+    let format = input_format(&args.file, args.input_format)?;
+    if format == InputFormat::Ics {
+        return super::feed::import(database, args, now);
+    }
+    if args.student.is_some() || args.remove_missing {
+        return Err(invalid(
+            "--student and --remove-missing are for iCalendar feeds; a CSV or JSON Lines row names its student",
+        ));
+    }
+    let rows = open_rows::<AssignmentRow>(&args.file, format)?;
     let mut db = Db::open(database)?;
     let started = Instant::now();
-    let (imported, skipped) = import_in_batches(&mut db, rows, |db, batch| {
-        let mut emails = Vec::with_capacity(batch.len());
-        for (line, row) in &batch {
-            emails.push(
-                Email::parse(&row.student)
-                    .map_err(|error| at_line(*line, error))?
-                    .as_str()
-                    .to_string(),
-            );
+    let tally = import_in_batches(&mut db, rows, |db, batch| {
+        let read = batch.len();
+        let parsed = parse_assignments(db, batch, args.upsert, now)?;
+        if args.upsert {
+            let incoming = parsed.into_iter().map(|(_, incoming)| incoming).collect();
+            let Upserted {
+                inserted,
+                updated,
+                unchanged,
+            } = assignments::upsert_by_external_id(db, incoming, now)?;
+            return Ok(Tally {
+                inserted,
+                updated,
+                unchanged,
+            });
         }
-        let students: HashMap<String, (Id, Option<String>)> = users::students_by_email(db, &emails)?
-            .into_iter()
-            .map(|(email, id, timezone)| (email, (id, timezone)))
-            .collect();
-        let mut parsed = Vec::with_capacity(batch.len());
-        for ((line, row), email) in batch.into_iter().zip(emails) {
-            let at_line = |error: anyhow::Error| at_line(line, error);
-            let (student_id, timezone) = students
-                .get(&email)
-                .ok_or_else(|| at_line(invalid(format!("no user has the email `{email}`"))))?;
-            let title = parse_title(&row.title).map_err(at_line)?;
-            let description = parse_description(row.description.as_deref()).map_err(at_line)?;
-            let due_at = Timestamp::new(parse_due(&row.due, zone_of(timezone.as_deref())).map_err(at_line)?);
-            let metadata = match row.metadata {
-                None | Some(serde_json::Value::Null) => None,
-                Some(serde_json::Value::String(text)) if text.trim().is_empty() => None,
-                Some(serde_json::Value::String(text)) => Some(parse_metadata(&text).map_err(at_line)?),
-                Some(value) => Some(check_metadata(value).map_err(at_line)?),
-            };
-            parsed.push((
-                line,
-                Assignment {
+        let fresh = without_existing(db, parsed, args.skip_existing)?;
+        assignments::insert_assignments(db, &fresh)?;
+        Ok(Tally {
+            inserted: fresh.len(),
+            updated: 0,
+            unchanged: read - fresh.len(),
+        })
+    })?;
+    db.analyze("assignments")?;
+    Ok(Outcome::success(report("assignments", &tally, args.upsert, started)))
+}
+
+/// Checks a batch of rows as `assignment add` would, each with its line.
+fn parse_assignments(
+    db: &mut Db,
+    batch: Vec<(u64, AssignmentRow)>,
+    upsert: bool,
+    now: Timestamp,
+) -> anyhow::Result<Vec<(u64, Incoming)>> {
+    let mut emails = Vec::with_capacity(batch.len());
+    for (line, row) in &batch {
+        emails.push(
+            Email::parse(&row.student)
+                .map_err(|error| at_line(*line, error))?
+                .as_str()
+                .to_string(),
+        );
+    }
+    let students: HashMap<String, (Id, Option<String>)> = users::students_by_email(db, &emails)?
+        .into_iter()
+        .map(|(email, id, timezone)| (email, (id, timezone)))
+        .collect();
+    let mut parsed = Vec::with_capacity(batch.len());
+    for ((line, row), email) in batch.into_iter().zip(emails) {
+        let at_line = |error: anyhow::Error| at_line(line, error);
+        let (student_id, timezone) = students
+            .get(&email)
+            .ok_or_else(|| at_line(invalid(format!("no user has the email `{email}`"))))?;
+        let title = parse_title(&row.title).map_err(at_line)?;
+        let description = parse_description(row.description.as_deref()).map_err(at_line)?;
+        let due_at = Timestamp::new(parse_due(&row.due, zone_of(timezone.as_deref())).map_err(at_line)?);
+        let metadata = match row.metadata {
+            None | Some(serde_json::Value::Null) => None,
+            Some(serde_json::Value::String(text)) if text.trim().is_empty() => None,
+            Some(serde_json::Value::String(text)) => Some(parse_metadata(&text).map_err(at_line)?),
+            Some(value) => Some(check_metadata(value).map_err(at_line)?),
+        };
+        let external_id = match row.external_id.as_deref().filter(|id| !id.trim().is_empty()) {
+            Some(raw) => Some(parse_external_id(raw).map_err(at_line)?),
+            None if upsert => {
+                return Err(at_line(invalid("--upsert needs an external_id in every row")));
+            }
+            None => None,
+        };
+        let completed = parse_completed(row.completed).map_err(at_line)?;
+        parsed.push((
+            line,
+            Incoming {
+                assignment: Assignment {
                     id: Id::new(),
                     title,
                     description: description.filter(|d| !d.trim().is_empty()),
                     student_id: *student_id,
                     due_at,
-                    completed: false,
+                    completed: completed.unwrap_or(false),
                     created_at: now,
                     updated_at: now,
                     metadata: metadata.map(Json),
+                    external_id,
+                    feed: None,
+                    previous_due_at: None,
                 },
+                completed,
+            },
+        ));
+    }
+    Ok(parsed)
+}
+
+/// The `completed` column: absent or empty says nothing.
+fn parse_completed(raw: Option<serde_json::Value>) -> anyhow::Result<Option<bool>> {
+    use serde_json::Value;
+    match raw {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::Bool(flag)) => Ok(Some(flag)),
+        Some(Value::String(text)) => match text.trim().to_ascii_lowercase().as_str() {
+            "" => Ok(None),
+            "true" | "yes" | "1" => Ok(Some(true)),
+            "false" | "no" | "0" => Ok(Some(false)),
+            other => Err(invalid(format!("completed is `{other}`: use true or false"))),
+        },
+        Some(Value::Number(n)) if n.as_u64() == Some(0) || n.as_u64() == Some(1) => Ok(Some(n.as_u64() == Some(1))),
+        Some(other) => Err(invalid(format!("completed is `{other}`: use true or false"))),
+    }
+}
+
+/// The rows to insert without --upsert. An external id the student has
+/// already (stored, or in an earlier row) is bad input, or skipped with
+/// --skip-existing; so is, with --skip-existing, an assignment with the
+/// same student, title and due time, so a re-run is a no-op.
+fn without_existing(db: &mut Db, parsed: Vec<(u64, Incoming)>, skip_existing: bool) -> anyhow::Result<Vec<Assignment>> {
+    let students: Vec<Id> = parsed.iter().map(|(_, row)| row.assignment.student_id).collect();
+    let external_ids: Vec<String> = parsed
+        .iter()
+        .filter_map(|(_, row)| row.assignment.external_id.clone())
+        .collect();
+    let mut ids_taken: HashSet<(Id, String)> = if external_ids.is_empty() {
+        HashSet::new()
+    } else {
+        assignments::existing_external_ids(db, &students, &external_ids)?
+            .into_iter()
+            .collect()
+    };
+    let mut seen: HashSet<(Id, String, Timestamp)> = match (
+        skip_existing,
+        due_range(parsed.iter().map(|(_, row)| row.assignment.due_at)),
+    ) {
+        (true, Some(range)) => assignments::existing_keys(db, &students, range)?.into_iter().collect(),
+        _ => HashSet::new(),
+    };
+    let mut fresh = Vec::with_capacity(parsed.len());
+    for (line, row) in parsed {
+        let a = row.assignment;
+        if let Some(external_id) = &a.external_id
+            && !ids_taken.insert((a.student_id, external_id.clone()))
+        {
+            if skip_existing {
+                continue;
+            }
+            return Err(at_line(
+                line,
+                invalid(format!(
+                    "the student already has an assignment with the external id `{external_id}` \
+                     (use --upsert to update it, or --skip-existing to skip such rows)"
+                )),
             ));
         }
-        // As with `assignment add`, a file may hold two assignments alike. With
-        // --skip-existing, one that matches a stored assignment (same student,
-        // title and due time) or an earlier row is skipped, so a re-run is a no-op.
-        if !args.skip_existing {
-            let fresh: Vec<Assignment> = parsed.into_iter().map(|(_, assignment)| assignment).collect();
-            assignments::insert_assignments(db, &fresh)?;
-            return Ok(fresh.len());
+        if skip_existing && !seen.insert((a.student_id, a.title.clone(), a.due_at)) {
+            continue;
         }
-        let students: Vec<Id> = parsed.iter().map(|(_, a)| a.student_id).collect();
-        let mut seen: HashSet<(Id, String, Timestamp)> = match due_range(parsed.iter().map(|(_, a)| a.due_at)) {
-            Some(range) => assignments::existing_keys(db, &students, range)?.into_iter().collect(),
-            None => HashSet::new(),
-        };
-        let fresh: Vec<Assignment> = parsed
-            .into_iter()
-            .map(|(_, assignment)| assignment)
-            .filter(|a| seen.insert((a.student_id, a.title.clone(), a.due_at)))
-            .collect();
-        assignments::insert_assignments(db, &fresh)?;
-        Ok(fresh.len())
-    })?;
-    db.analyze("assignments")?;
-    Ok(Outcome::success(report("assignments", imported, skipped, started)))
+        fresh.push(a);
+    }
+    Ok(fresh)
 }
 
 /// The earliest and latest of some due times.
@@ -170,53 +304,57 @@ fn due_range(due_times: impl Iterator<Item = Timestamp>) -> Option<(Timestamp, T
 type NumberedRow<R> = anyhow::Result<(u64, R)>;
 
 /// Feeds the rows to `write_batch` a batch at a time, all in one transaction.
-/// Returns (rows written, rows skipped).
 fn import_in_batches<R>(
     db: &mut Db,
     rows: Box<dyn Iterator<Item = NumberedRow<R>>>,
-    mut write_batch: impl FnMut(&mut Db, Vec<(u64, R)>) -> anyhow::Result<usize>,
-) -> anyhow::Result<(usize, usize)> {
+    mut write_batch: impl FnMut(&mut Db, Vec<(u64, R)>) -> anyhow::Result<Tally>,
+) -> anyhow::Result<Tally> {
     db.tune_for_bulk_load()?;
     db.in_write_transaction(|db| {
-        let (mut read, mut written) = (0, 0);
+        let mut tally = Tally::default();
         let mut batch = Vec::with_capacity(BATCH_SIZE);
         for row in rows {
             batch.push(row?);
             if batch.len() == BATCH_SIZE {
-                read += batch.len();
-                written += write_batch(db, std::mem::replace(&mut batch, Vec::with_capacity(BATCH_SIZE)))?;
+                tally += write_batch(db, std::mem::replace(&mut batch, Vec::with_capacity(BATCH_SIZE)))?;
             }
         }
         if !batch.is_empty() {
-            read += batch.len();
-            written += write_batch(db, batch)?;
+            tally += write_batch(db, batch)?;
         }
-        Ok((written, read - written))
+        Ok(tally)
     })
+}
+
+/// The format of an input: as given, else from the file's extension; an
+/// `https://` (or `http://`) URL is an iCalendar feed.
+fn input_format(file: &str, given: Option<InputFormat>) -> anyhow::Result<InputFormat> {
+    if let Some(format) = given {
+        return Ok(format);
+    }
+    if file.starts_with("https://") || file.starts_with("http://") {
+        return Ok(InputFormat::Ics);
+    }
+    match Path::new(file).extension().and_then(|ext| ext.to_str()) {
+        Some("csv") => Ok(InputFormat::Csv),
+        Some("jsonl" | "ndjson") => Ok(InputFormat::Jsonl),
+        Some("ics" | "ical" | "ifb" | "icalendar") => Ok(InputFormat::Ics),
+        _ => Err(invalid(format!(
+            "cannot tell the format of `{file}`: name it .csv, .jsonl or .ics, or pass --input-format"
+        ))),
+    }
 }
 
 /// Opens the input and yields its rows with their line numbers, streaming.
 fn open_rows<R: DeserializeOwned + 'static>(
-    args: &ImportArgs,
+    file: &str,
+    format: InputFormat,
 ) -> anyhow::Result<Box<dyn Iterator<Item = NumberedRow<R>>>> {
-    let format = match args.input_format {
-        Some(format) => format,
-        None => match Path::new(&args.file).extension().and_then(|ext| ext.to_str()) {
-            Some("csv") => InputFormat::Csv,
-            Some("jsonl" | "ndjson") => InputFormat::Jsonl,
-            _ => {
-                return Err(invalid(format!(
-                    "cannot tell the format of `{}`: name it .csv or .jsonl, or pass --input-format",
-                    args.file
-                )));
-            }
-        },
-    };
     let progress = progress_bar();
-    let input: Box<dyn Read> = if args.file == "-" {
+    let input: Box<dyn Read> = if file == "-" {
         Box::new(progress.wrap_read(std::io::stdin()))
     } else {
-        let file = File::open(&args.file).map_err(|error| invalid(format!("cannot read `{}`: {error}", args.file)))?;
+        let file = File::open(file).map_err(|error| invalid(format!("cannot read `{file}`: {error}")))?;
         progress.set_length(file.metadata().map(|m| m.len()).unwrap_or(0));
         Box::new(progress.wrap_read(file))
     };
@@ -239,6 +377,7 @@ fn open_rows<R: DeserializeOwned + 'static>(
         }
         // Split on bytes, not with `lines()`, so that text that is not UTF-8 is
         // bad input at its line rather than a failure to read.
+        InputFormat::Ics => unreachable!("iCalendar feeds are read whole, by `feed`"),
         InputFormat::Jsonl => Box::new(
             BufReader::new(input)
                 .split(b'\n')
@@ -289,11 +428,31 @@ fn progress_bar() -> ProgressBar {
     bar
 }
 
-fn report(what: &str, imported: usize, skipped: usize, started: Instant) -> output::Message {
+fn report(what: &str, tally: &Tally, upsert: bool, started: Instant) -> output::Message {
     let seconds = started.elapsed().as_secs_f64();
-    let rate = if seconds > 0.0 { imported as f64 / seconds } else { 0.0 };
+    let rows = tally.inserted + tally.updated;
+    let rate = if seconds > 0.0 { rows as f64 / seconds } else { 0.0 };
+    let text = if upsert {
+        let nothing = if rows == 0 { "; nothing changed" } else { "" };
+        format!(
+            "upserted {what}: inserted {}, updated {}, unchanged {}{nothing}, in {seconds:.2} s ({rate:.0} rows/s)",
+            tally.inserted, tally.updated, tally.unchanged
+        )
+    } else {
+        format!(
+            "imported {} {what}, skipped {} existing, in {seconds:.2} s ({rate:.0} rows/s)",
+            tally.inserted, tally.unchanged
+        )
+    };
     output::Message {
-        text: format!("imported {imported} {what}, skipped {skipped} existing, in {seconds:.2} s ({rate:.0} rows/s)"),
-        json: json!({ "imported": imported, "skipped": skipped, "seconds": seconds }),
+        text,
+        json: json!({
+            "imported": tally.inserted,
+            "inserted": tally.inserted,
+            "updated": tally.updated,
+            "unchanged": tally.unchanged,
+            "skipped": tally.unchanged,
+            "seconds": seconds,
+        }),
     }
 }

@@ -14,6 +14,7 @@ mod assignment;
 mod bounces;
 mod check;
 mod due;
+mod feed;
 mod import;
 mod migrate;
 mod preview;

@@ -1,14 +1,14 @@
-//! `reminders user …`: add, list, opt out and opt in students.
+//! `reminders user …`: add, list, edit, remove, opt out and opt in students.
 
 use serde_json::json;
 
 use super::Outcome;
-use crate::cli::{SecretArgs, Switch, UserAddArgs, UserCommand, UserSetArgs};
+use crate::cli::{SecretArgs, Switch, UserAddArgs, UserCommand, UserEditArgs, UserSetArgs};
 use crate::db::DatabaseUrl;
 use crate::db::Db;
 use crate::db::summaries;
 use crate::db::types::{Id, Timestamp};
-use crate::db::users::{self, User};
+use crate::db::users::{self, User, UserChanges};
 use crate::error::invalid;
 use crate::input::{Email, zone_of};
 use crate::mail::token::verify_unsubscribe_token;
@@ -34,6 +34,18 @@ pub fn run(database: &DatabaseUrl, command: UserCommand, now: Timestamp) -> anyh
         UserCommand::OptOut { .. } => unreachable!("clap requires an email or a token"),
         UserCommand::OptIn { email } => set_opt_out(database, &email, false, now),
         UserCommand::Set(args) => set_preferences(database, args, now),
+        UserCommand::Edit(args) => edit(database, args, now),
+        UserCommand::Remove { email } => {
+            let mut db = Db::open(database)?;
+            let user = users::remove_user(&mut db, email.as_str())?;
+            Ok(Outcome::success(output::Message {
+                text: format!(
+                    "removed `{}` with their assignments and reminders; their send logs stay, unlinked",
+                    user.email
+                ),
+                json: json!({ "removed": user }),
+            }))
+        }
         UserCommand::Import(args) => super::import::users(database, args, now),
     }
 }
@@ -44,6 +56,18 @@ fn add(database: &DatabaseUrl, args: UserAddArgs, now: Timestamp) -> anyhow::Res
     let mut db = Db::open(database)?;
     let user = User::new(args.email.as_str(), name, timezone.name(), now);
     users::insert_user(&mut db, &user)?;
+    Ok(Outcome::success(UserList(vec![user])))
+}
+
+fn edit(database: &DatabaseUrl, args: UserEditArgs, now: Timestamp) -> anyhow::Result<Outcome> {
+    let changes = UserChanges {
+        email: args.new_email.map(|email| email.as_str().to_string()),
+        name: args.name.map(|name| Some(name).filter(|name| !name.trim().is_empty())),
+        timezone: args.timezone.map(|zone| zone.name().to_string()),
+        updated_at: Some(now),
+    };
+    let mut db = Db::open(database)?;
+    let user = users::update_user(&mut db, args.email.as_str(), &changes)?;
     Ok(Outcome::success(UserList(vec![user])))
 }
 

@@ -1,7 +1,10 @@
 //! Queries on `assignments`.
 
+use std::collections::HashMap;
+
 use anyhow::Context;
 use diesel::prelude::*;
+use diesel::result::{DatabaseErrorKind, Error as DieselError};
 use serde::Serialize;
 
 use super::schema::{assignments, users};
@@ -23,6 +26,12 @@ pub struct Assignment {
     pub created_at: Timestamp,
     pub updated_at: Timestamp,
     pub metadata: Option<Json>,
+    /// The LMS's key for it, unique per student.
+    pub external_id: Option<String>,
+    /// The iCalendar feed it came from (see `assignment import --remove-missing`).
+    pub feed: Option<String>,
+    /// The due time before the deadline last moved.
+    pub previous_due_at: Option<Timestamp>,
 }
 
 /// An assignment with the student fields needed to show it.
@@ -33,10 +42,185 @@ pub struct AssignmentWithStudent {
     pub student_timezone: Option<String>,
 }
 
+/// Stores a new assignment; an external id the student has already is bad input.
 pub fn insert_assignment(db: &mut Db, assignment: &Assignment) -> anyhow::Result<()> {
-    with_conn!(db, conn => diesel::insert_into(assignments::table).values(assignment).execute(conn))
-        .context("cannot add the assignment")?;
+    let inserted = with_conn!(db, conn => diesel::insert_into(assignments::table).values(assignment).execute(conn));
+    refuse_duplicate_external_id(inserted, assignment.external_id.as_deref()).context("cannot add the assignment")
+}
+
+/// A unique violation on (student, external_id) as bad input.
+fn refuse_duplicate_external_id(result: QueryResult<usize>, external_id: Option<&str>) -> anyhow::Result<()> {
+    match result {
+        Err(DieselError::DatabaseError(DatabaseErrorKind::UniqueViolation, _)) => Err(invalid(format!(
+            "the student has another assignment with the external id `{}`",
+            external_id.unwrap_or_default()
+        ))),
+        other => other.map(drop).map_err(anyhow::Error::from),
+    }
+}
+
+/// What an edit or an upsert changes; `None` leaves a column as it is, and
+/// `Some(None)` empties it.
+#[derive(Debug, Default, Clone, AsChangeset)]
+#[diesel(table_name = assignments)]
+pub struct AssignmentChanges {
+    pub title: Option<String>,
+    pub due_at: Option<Timestamp>,
+    pub description: Option<Option<String>>,
+    pub metadata: Option<Option<Json>>,
+    pub external_id: Option<Option<String>>,
+    pub completed: Option<bool>,
+    pub feed: Option<Option<String>>,
+    pub updated_at: Option<Timestamp>,
+}
+
+impl AssignmentChanges {
+    /// The changes that would make `current` into `wanted`, leaving
+    /// `completed` alone unless `completed` says what it is to be.
+    pub fn between(current: &Assignment, wanted: &Assignment, completed: Option<bool>) -> AssignmentChanges {
+        fn differs<T: PartialEq + Clone>(current: &T, wanted: &T) -> Option<T> {
+            (current != wanted).then(|| wanted.clone())
+        }
+        AssignmentChanges {
+            title: differs(&current.title, &wanted.title),
+            due_at: differs(&current.due_at, &wanted.due_at),
+            description: differs(&current.description, &wanted.description),
+            metadata: differs(&current.metadata, &wanted.metadata),
+            external_id: None,
+            completed: completed.and_then(|completed| differs(&current.completed, &completed)),
+            feed: differs(&current.feed, &wanted.feed),
+            updated_at: None,
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.title.is_none()
+            && self.due_at.is_none()
+            && self.description.is_none()
+            && self.metadata.is_none()
+            && self.external_id.is_none()
+            && self.completed.is_none()
+            && self.feed.is_none()
+    }
+}
+
+/// Applies `changes` to an assignment. A new due time needs nothing more:
+/// its reminders were scheduled for the old one, so the next run schedules
+/// them again (see `db::reminders::schedule`). An unknown id is bad input.
+pub fn update_assignment(db: &mut Db, id: Id, changes: &AssignmentChanges, now: Timestamp) -> anyhow::Result<()> {
+    let changes = AssignmentChanges {
+        updated_at: Some(now),
+        ..changes.clone()
+    };
+    let updated = with_conn!(db, conn => diesel::update(assignments::table.find(id)).set(&changes).execute(conn));
+    if matches!(updated, Ok(0)) {
+        return Err(invalid(format!("no assignment has the id `{id}`")));
+    }
+    let external_id = changes.external_id.clone().flatten();
+    refuse_duplicate_external_id(updated, external_id.as_deref()).context("cannot change the assignment")
+}
+
+/// Removes an assignment and its reminders; its send logs stay, unlinked.
+pub fn remove_assignment(db: &mut Db, id: Id) -> anyhow::Result<()> {
+    let removed = with_conn!(db, conn => diesel::delete(assignments::table.find(id)).execute(conn))
+        .context("cannot remove the assignment")?;
+    if removed == 0 {
+        return Err(invalid(format!("no assignment has the id `{id}`")));
+    }
     Ok(())
+}
+
+/// What an upsert did.
+#[derive(Debug, Default, Clone, Copy, Serialize)]
+pub struct Upserted {
+    pub inserted: usize,
+    pub updated: usize,
+    pub unchanged: usize,
+}
+
+/// An assignment to insert or update, matched on (student, external_id),
+/// and whether it is completed when the source says so.
+pub struct Incoming {
+    pub assignment: Assignment,
+    pub completed: Option<bool>,
+}
+
+/// Inserts or updates each row, matched on (student_id, external_id); every
+/// row has an external id. A row listed twice counts once, as its last.
+pub fn upsert_by_external_id(db: &mut Db, rows: Vec<Incoming>, now: Timestamp) -> anyhow::Result<Upserted> {
+    let mut last: HashMap<(Id, String), Incoming> = HashMap::with_capacity(rows.len());
+    for row in rows {
+        let key = (
+            row.assignment.student_id,
+            row.assignment.external_id.clone().unwrap_or_default(),
+        );
+        last.insert(key, row);
+    }
+    let students: Vec<Id> = last.keys().map(|(student, _)| *student).collect();
+    let external_ids: Vec<String> = last.keys().map(|(_, id)| id.clone()).collect();
+    let stored: HashMap<(Id, String), Assignment> = with_conn!(db, conn => assignments::table
+        .filter(assignments::student_id.eq_any(&students))
+        .filter(assignments::external_id.eq_any(&external_ids))
+        .select(Assignment::as_select())
+        .load::<Assignment>(conn))
+    .context("cannot look up assignments by external id")?
+    .into_iter()
+    .filter_map(|a| Some(((a.student_id, a.external_id.clone()?), a)))
+    .collect();
+    let mut upserted = Upserted::default();
+    let mut fresh = Vec::new();
+    for (key, row) in last {
+        match stored.get(&key) {
+            None => {
+                let mut assignment = row.assignment;
+                assignment.completed = row.completed.unwrap_or(false);
+                fresh.push(assignment);
+            }
+            Some(current) => {
+                let changes = AssignmentChanges::between(current, &row.assignment, row.completed);
+                if changes.is_empty() {
+                    upserted.unchanged += 1;
+                } else {
+                    update_assignment(db, current.id, &changes, now)?;
+                    upserted.updated += 1;
+                }
+            }
+        }
+    }
+    upserted.inserted = fresh.len();
+    insert_assignments(db, &fresh)?;
+    Ok(upserted)
+}
+
+/// The (student, external id) pairs among these that are stored already.
+pub fn existing_external_ids(
+    db: &mut Db,
+    students: &[Id],
+    external_ids: &[String],
+) -> anyhow::Result<Vec<(Id, String)>> {
+    let found: Vec<(Id, Option<String>)> = with_conn!(db, conn => assignments::table
+        .filter(assignments::student_id.eq_any(students))
+        .filter(assignments::external_id.eq_any(external_ids))
+        .select((assignments::student_id, assignments::external_id))
+        .load(conn))
+    .context("cannot look up assignments by external id")?;
+    Ok(found
+        .into_iter()
+        .filter_map(|(student, id)| Some((student, id?)))
+        .collect())
+}
+
+/// Removes the student's assignments from `feed` whose external id is not
+/// in `listed`, and returns how many.
+pub fn remove_missing_from_feed(db: &mut Db, student: Id, feed: &str, listed: &[String]) -> anyhow::Result<usize> {
+    with_conn!(db, conn => diesel::delete(
+        assignments::table
+            .filter(assignments::student_id.eq(student))
+            .filter(assignments::feed.eq(feed))
+            .filter(assignments::external_id.is_null().or(assignments::external_id.ne_all(listed))),
+    )
+    .execute(conn))
+    .context("cannot remove the assignments the feed no longer lists")
 }
 
 /// Assignments by due time, optionally of one student.

@@ -4,7 +4,7 @@
 use anyhow::Context;
 use diesel::prelude::*;
 
-use super::queue::{insert_ignoring_conflicts, queue_table};
+use super::queue::queue_table;
 use super::schema::{assignments, reminders, users};
 use super::types::{Id, Json, Status, Timestamp};
 use super::{Db, with_conn, write_transaction};
@@ -19,6 +19,17 @@ pub struct Candidate {
     pub student_email: String,
     pub student_timezone: Option<String>,
     pub reminder_status: Option<Status>,
+    /// The deadline the existing reminder was scheduled for.
+    pub reminder_due_at: Option<Timestamp>,
+}
+
+impl Candidate {
+    /// The status of this type's reminder for the assignment's current
+    /// deadline: a reminder scheduled for an earlier deadline does not count.
+    pub fn status_for_this_deadline(&self) -> Option<Status> {
+        self.reminder_status
+            .filter(|_| self.reminder_due_at == Some(self.due_at))
+    }
 }
 
 /// One page of the assignments due in `[from, to]` that are not completed and
@@ -49,6 +60,7 @@ pub fn window_candidates(
                 users::email,
                 users::timezone,
                 reminders::status.nullable(),
+                reminders::due_at.nullable(),
             ))
             .order((assignments::due_at, assignments::id))
             .limit(limit)
@@ -66,10 +78,12 @@ pub fn window_candidates(
 }
 
 /// The (assignment, reminder type) pairs among `assignment_ids` that have a
-/// reminder row already, whatever its status.
+/// reminder row for the assignment's current deadline already, whatever its status.
 pub fn existing_types(db: &mut Db, assignment_ids: &[Id]) -> anyhow::Result<Vec<(Id, String)>> {
     with_conn!(db, conn => reminders::table
+        .inner_join(assignments::table)
         .filter(reminders::assignment_id.eq_any(assignment_ids))
+        .filter(reminders::due_at.eq(assignments::due_at))
         .select((reminders::assignment_id, reminders::reminder_type))
         .load(conn))
     .context("cannot read the scheduled reminders")
@@ -90,18 +104,56 @@ pub struct NewReminder {
     pub due_at: Timestamp,
 }
 
-/// Inserts reminders, skipping any whose (assignment, type) exists already:
-/// the spec's `ON CONFLICT DO NOTHING`, so overlapping runs schedule each once.
-pub fn schedule(db: &mut Db, rows: &[NewReminder]) -> anyhow::Result<usize> {
+/// Inserts reminders with the spec's `ON CONFLICT (assignment_id,
+/// reminder_type)`, so that overlapping runs schedule each once. The row that
+/// is there already stays as it is, unless it was scheduled for an earlier
+/// deadline (the assignment's due time moved) and no live run holds it: then
+/// it becomes the reminder for the new deadline, with a fresh count of
+/// attempts. Its earlier sends stay in `send_logs`. Returns how many rows
+/// were inserted or taken over.
+pub fn schedule(db: &mut Db, rows: &[NewReminder], now: Timestamp) -> anyhow::Result<usize> {
+    // The WHERE of ON CONFLICT DO UPDATE; QueryDsl's filter is for queries.
+    use diesel::query_dsl::methods::FilterDsl as _;
+    use diesel::upsert::excluded;
+    macro_rules! upsert {
+        ($conn:ident, $values:expr) => {
+            diesel::insert_into(reminders::table)
+                .values($values)
+                .on_conflict((reminders::assignment_id, reminders::reminder_type))
+                .do_update()
+                .set((
+                    reminders::scheduled_for.eq(excluded(reminders::scheduled_for)),
+                    reminders::status.eq(excluded(reminders::status)),
+                    reminders::last_error.eq(excluded(reminders::last_error)),
+                    reminders::due_at.eq(excluded(reminders::due_at)),
+                    reminders::updated_at.eq(excluded(reminders::updated_at)),
+                    reminders::sent_at.eq(None::<Timestamp>),
+                    reminders::attempts.eq(0),
+                    reminders::claimed_until.eq(None::<Timestamp>),
+                    reminders::claimed_by.eq(None::<Id>),
+                ))
+                .filter(reminders::due_at.ne(excluded(reminders::due_at)))
+                .filter(
+                    reminders::status
+                        .ne(Status::Pending)
+                        .or(reminders::claimed_until.is_null())
+                        .or(reminders::claimed_until.le(now)),
+                )
+                .execute($conn)
+        };
+    }
     if rows.is_empty() {
         return Ok(0);
     }
-    insert_ignoring_conflicts!(
-        db,
-        reminders,
-        rows,
-        (reminders::assignment_id, reminders::reminder_type)
-    )
+    match db {
+        Db::Postgres(conn) => upsert!(conn, rows),
+        // Diesel cannot put ON CONFLICT on a multi-row insert for SQLite; row by
+        // row inside one transaction costs microseconds a row there.
+        Db::Sqlite(conn) => conn.immediate_transaction(|conn| {
+            rows.iter()
+                .try_fold(0, |written, row| Ok(written + upsert!(conn, row)?))
+        }),
+    }
     .context("cannot schedule reminders")
 }
 
@@ -113,7 +165,13 @@ pub struct Claimed {
     pub assignment_id: Id,
     pub title: String,
     pub description: Option<String>,
+    /// The assignment's due time now.
     pub due_at: Timestamp,
+    /// The deadline the reminder was scheduled for: not `due_at` when the
+    /// deadline moved after that.
+    pub scheduled_due_at: Timestamp,
+    /// The due time before the deadline last moved.
+    pub previous_due_at: Option<Timestamp>,
     pub completed: bool,
     pub metadata: Option<Json>,
     pub student_id: Id,
@@ -141,6 +199,8 @@ macro_rules! load_held {
                 assignments::title,
                 assignments::description,
                 assignments::due_at,
+                reminders::due_at,
+                assignments::previous_due_at,
                 assignments::completed,
                 assignments::metadata,
                 users::id,
@@ -179,6 +239,7 @@ pub fn as_claimed(db: &mut Db, assignment_id: Id, reminder_type: &str) -> anyhow
         String,
         Option<String>,
         Timestamp,
+        Option<Timestamp>,
         bool,
         Option<Json>,
         Id,
@@ -202,6 +263,7 @@ pub fn as_claimed(db: &mut Db, assignment_id: Id, reminder_type: &str) -> anyhow
             assignments::title,
             assignments::description,
             assignments::due_at,
+            assignments::previous_due_at,
             assignments::completed,
             assignments::metadata,
             users::id,
@@ -221,6 +283,7 @@ pub fn as_claimed(db: &mut Db, assignment_id: Id, reminder_type: &str) -> anyhow
             title,
             description,
             due_at,
+            previous_due_at,
             completed,
             metadata,
             student_id,
@@ -238,6 +301,9 @@ pub fn as_claimed(db: &mut Db, assignment_id: Id, reminder_type: &str) -> anyhow
                 title,
                 description,
                 due_at,
+                // Preview shows the reminder for the deadline as it is now.
+                scheduled_due_at: due_at,
+                previous_due_at,
                 completed,
                 metadata,
                 student_id,

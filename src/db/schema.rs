@@ -14,6 +14,9 @@ diesel::table! {
         created_at -> Timestamptz,
         updated_at -> Timestamptz,
         metadata -> Nullable<Jsonb>,
+        external_id -> Nullable<Text>,
+        feed -> Nullable<Text>,
+        previous_due_at -> Nullable<Timestamptz>,
     }
 }
 

@@ -150,3 +150,39 @@ pub fn opt_out_for(db: &mut Db, email: &str, reason: OptOutReason, now: Timestam
 pub fn count(db: &mut Db) -> anyhow::Result<i64> {
     with_conn!(db, conn => users::table.count().get_result(conn)).context("cannot count the students")
 }
+
+/// What `user edit` changes; `None` leaves a column as it is.
+#[derive(Debug, Default, AsChangeset)]
+#[diesel(table_name = users)]
+pub struct UserChanges {
+    pub email: Option<String>,
+    pub name: Option<Option<String>>,
+    pub timezone: Option<String>,
+    pub updated_at: Option<Timestamp>,
+}
+
+/// Changes a user found by email; an unknown email, or a new email another
+/// user has, is bad input.
+pub fn update_user(db: &mut Db, email: &str, changes: &UserChanges) -> anyhow::Result<User> {
+    let current = require_user_by_email(db, email)?;
+    let updated = with_conn!(db, conn => diesel::update(users::table.find(current.id))
+        .set(changes)
+        .returning(User::as_returning())
+        .get_result(conn));
+    match updated {
+        Err(DieselError::DatabaseError(DatabaseErrorKind::UniqueViolation, _)) => Err(invalid(format!(
+            "a user with email `{}` already exists",
+            changes.email.as_deref().unwrap_or_default()
+        ))),
+        other => other.context("cannot change the user"),
+    }
+}
+
+/// Removes a user with their assignments, reminders, summaries and
+/// preferences; their send logs stay, unlinked. An unknown email is bad input.
+pub fn remove_user(db: &mut Db, email: &str) -> anyhow::Result<User> {
+    let user = require_user_by_email(db, email)?;
+    with_conn!(db, conn => diesel::delete(users::table.find(user.id)).execute(conn))
+        .context("cannot remove the user")?;
+    Ok(user)
+}

@@ -35,9 +35,12 @@ pub struct Sender {
 }
 
 /// Which message this is, and to which student, for its tokens.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct Identity {
     pub message: MessageRef,
+    /// Tells apart two messages of one row: a reminder sent again for a
+    /// moved deadline, or a digest of several reminders. `None` for most.
+    pub edition: Option<String>,
     pub student: Uuid,
 }
 
@@ -45,12 +48,13 @@ pub struct Identity {
 /// a crash carries the same id and a mail system can drop the duplicate.
 /// With the secret it is a keyed hash (128 bits), which a forged bounce
 /// report cannot quote; without, the row's id.
-pub fn message_id(message: MessageRef, sender: &Sender) -> String {
+pub fn message_id(message: MessageRef, edition: Option<&str>, sender: &Sender) -> String {
     let left = match &sender.secret {
         Some(secret) => token::message_id_left(secret, message),
         None => message.id.to_string(),
     };
-    format!("<{left}@{}>", sender.from.email.domain())
+    let edition = edition.map(|edition| format!(".{edition}")).unwrap_or_default();
+    format!("<{left}{edition}@{}>", sender.from.email.domain())
 }
 
 /// Puts a rendered message into an email: plain text, plus an HTML
@@ -71,7 +75,7 @@ pub fn build(
         .from(sender.from.clone())
         .to(Mailbox::new(name.map(|name| fit_header(&name)), address.clone()))
         .subject(fit_header(&rendered.subject))
-        .message_id(Some(message_id(identity.message, sender)))
+        .message_id(Some(message_id(identity.message, identity.edition.as_deref(), sender)))
         .raw_header(raw("Auto-Submitted", "auto-generated".to_string()));
     if let Some(reply_to) = &sender.reply_to {
         builder = builder.reply_to(reply_to.clone());

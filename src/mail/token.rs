@@ -141,10 +141,12 @@ pub fn message_id_left(secret: &[u8], message: MessageRef) -> String {
     sign(secret, MESSAGE_ID_DOMAIN, &message_payload(message), MESSAGE_ID_MAC_LEN)
 }
 
-/// Which message a Message-ID (with or without `<>` and `@domain`) names, if we made it.
+/// Which message a Message-ID (with or without `<>` and `@domain`, and with
+/// or without its `.edition`) names, if we made it.
 pub fn verify_message_id(secret: &[u8], message_id: &str) -> Result<MessageRef, TokenError> {
     let bare = message_id.trim().trim_start_matches('<').trim_end_matches('>');
     let left = bare.split_once('@').map_or(bare, |(left, _)| left);
+    let left = left.split_once('.').map_or(left, |(token, _edition)| token);
     message_from_payload(&open(secret, MESSAGE_ID_DOMAIN, left, 17, MESSAGE_ID_MAC_LEN)?)
 }
 

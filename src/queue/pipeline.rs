@@ -93,6 +93,8 @@ pub struct JobInfo {
     pub reminder_id: Option<Id>,
     pub assignment_id: Option<Id>,
     pub summary_id: Option<Id>,
+    /// See `mail::Identity::edition`.
+    pub edition: Option<String>,
 }
 
 impl JobInfo {
@@ -838,7 +840,7 @@ impl<Q: Queue> Dispatcher<'_, '_, Q> {
             self.report.note_failure(outcome, &failure.reason, &info.to_email, 1);
         }
         let error = failure.map(|failure| failure.reason);
-        let message_id = mail::message_id(info.message(), self.run.sender);
+        let message_id = mail::message_id(info.message(), info.edition.as_deref(), self.run.sender);
         self.group.logs.push(NewSendLog {
             id: Id::new(),
             reminder_id: info.reminder_id,

@@ -30,6 +30,13 @@ pub fn skip_reason(claimed: &Claimed, now: DateTime<Utc>, delivery_window: Optio
     if claimed.completed {
         return Some("the assignment is completed".to_string());
     }
+    if claimed.scheduled_due_at != claimed.due_at {
+        // Scheduled for the old deadline; the next run schedules it again for the new one.
+        return Some(format!(
+            "the deadline moved to {} after it was scheduled",
+            time::utc(claimed.due_at.instant())
+        ));
+    }
     let target = Target::from_reminder_type(&claimed.reminder_type);
     stale_reason(target.as_ref(), claimed.due_at.instant(), now, delivery_window)
 }
@@ -60,6 +67,9 @@ pub fn compose(
             due_local: time::local_long(due, zone),
             due_local_short: time::local_short(due, zone),
             time_left: time::human_duration(due - now),
+            moved_from: claimed
+                .previous_due_at
+                .map(|previous| time::local_moved_from(previous.instant(), due, zone)),
             metadata: claimed.metadata.clone().map(|m| m.0).unwrap_or(serde_json::Value::Null),
         },
         reminder_type: claimed.reminder_type.clone(),
@@ -72,9 +82,19 @@ pub fn compose(
             kind: MessageKind::Reminder,
             id: claimed.reminder_id.0,
         },
+        edition: edition(claimed),
         student: claimed.student_id.0,
     };
     mail::build(sender, &claimed.student_email, context.student.name, identity, rendered)
+}
+
+/// A reminder sent again for a moved deadline is a new message: its
+/// Message-ID names the deadline, so that no mail system drops it as a
+/// duplicate of the one sent for the old deadline.
+fn edition(claimed: &Claimed) -> Option<String> {
+    claimed
+        .previous_due_at
+        .map(|_| claimed.due_at.instant().timestamp().to_string())
 }
 
 impl Queue for Reminders {
@@ -93,6 +113,7 @@ impl Queue for Reminders {
             reminder_id: Some(claimed.reminder_id),
             assignment_id: Some(claimed.assignment_id),
             summary_id: None,
+            edition: edition(claimed),
         }
     }
 
@@ -131,6 +152,8 @@ mod tests {
             title: title.into(),
             description: None,
             due_at: Timestamp::new("2025-09-27T23:00:00Z".parse().unwrap()),
+            scheduled_due_at: Timestamp::new("2025-09-27T23:00:00Z".parse().unwrap()),
+            previous_due_at: None,
             completed: false,
             metadata: None,
             student_id: Id::new(),

@@ -63,7 +63,7 @@ pub fn plan(
                 .into_iter()
                 .zip(superseded)
                 .map(|(candidate, nearer)| {
-                    let decision = match (candidate.reminder_status, nearer) {
+                    let decision = match (candidate.status_for_this_deadline(), nearer) {
                         (None, None) => Decision::Send,
                         (None, Some(nearer)) => Decision::Skip { nearer },
                         (Some(Status::Pending), _) => Decision::Queued,
@@ -123,8 +123,8 @@ pub fn schedule_due(db: &mut Db, windows: &Windows) -> anyhow::Result<Scheduled>
                 Decision::Queued | Decision::Settled => {}
             }
         }
-        reminders::schedule(db, &to_send)?;
-        scheduled.skipped += reminders::schedule(db, &to_skip)?;
+        reminders::schedule(db, &to_send, now)?;
+        scheduled.skipped += reminders::schedule(db, &to_skip, now)?;
         Ok(())
     })?;
     Ok(scheduled)
@@ -207,7 +207,7 @@ impl NearestRule {
         // Only assignments in two windows need the database, and they are few.
         let contested: HashSet<Id> = page
             .iter()
-            .filter(|c| c.reminder_status.is_none() && !self.chosen.contains_key(&c.assignment_id))
+            .filter(|c| c.status_for_this_deadline().is_none() && !self.chosen.contains_key(&c.assignment_id))
             .filter(|c| in_another_window(c))
             .map(|c| c.assignment_id)
             .collect();
@@ -227,7 +227,9 @@ impl NearestRule {
         Ok(page
             .iter()
             .map(|candidate| match self.chosen.get(&candidate.assignment_id) {
-                Some(winner) if candidate.reminder_status.is_none() && winner != target => Some(winner.clone()),
+                Some(winner) if candidate.status_for_this_deadline().is_none() && winner != target => {
+                    Some(winner.clone())
+                }
                 _ => None,
             })
             .collect())

@@ -71,6 +71,7 @@ impl Queue for Summaries {
             reminder_id: None,
             assignment_id: None,
             summary_id: Some(job.claimed.id),
+            edition: None,
         }
     }
 
@@ -173,6 +174,7 @@ pub fn compose(
         .render(Kind::Summary, &context)
         .map_err(|e| SendFailure::new(Blame::Message, format!("{e:#}")))?;
     let identity = Identity {
+        edition: None,
         message: MessageRef {
             kind: MessageKind::Summary,
             id: content.summary_id.0,

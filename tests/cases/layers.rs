@@ -20,6 +20,7 @@ const LAYERS: &[&str] = &[
     "render",
     "tls",
     "schedule",
+    "ics",
     "input",
     "output",
     "log",

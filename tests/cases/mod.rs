@@ -8,6 +8,7 @@ mod failing_safe;
 mod faults;
 mod import;
 mod layers;
+mod lms_sync;
 mod mail_standards;
 mod oauth;
 mod operations;

@@ -354,10 +354,10 @@ on_both_backends! {
         assert!(subjects()[1].contains("due-tomorrow-09:40"), "{:?}", subjects());
     }
 
-    fn the_due_time_copied_for_claims_follows_the_assignment(env: &TestEnv) {
+    fn the_due_time_copied_for_claims_is_the_deadline_it_was_scheduled_for(env: &TestEnv) {
         env.add_user("a@x.test", "UTC");
         let id = env.add_assignment("a@x.test", "Lab", "2025-06-10T12:00:00Z");
-        // A reminder written by hand, without the copy, and a due time changed by hand.
+        // A reminder written by hand, without the copy, gets it.
         env.execute(&format!(
             "INSERT INTO reminders (id, assignment_id, reminder_type, scheduled_for) \
              VALUES ('{}', '{id}', '2h', '2025-06-10T10:00:00.000000Z')",
@@ -365,7 +365,11 @@ on_both_backends! {
         ));
         let copied = "SELECT count(*) AS n FROM reminders r JOIN assignments a ON a.id = r.assignment_id WHERE r.due_at = a.due_at";
         assert_eq!(env.count(copied), 1);
+        // A due time moved by hand leaves the reminder with the deadline it was
+        // scheduled for (the next run schedules it again), and the old one is kept.
         env.execute("UPDATE assignments SET due_at = '2025-06-11T12:00:00.000000Z'");
-        assert_eq!(env.count(copied), 1);
+        assert_eq!(env.count(copied), 0);
+        let previous = env.text("SELECT CAST(previous_due_at AS TEXT) AS v FROM assignments").unwrap();
+        assert!(previous.starts_with("2025-06-10"), "{previous}");
     }
 }

@@ -1,0 +1,213 @@
+//! `reminders assignment import FEED --student EMAIL`: one student's
+//! iCalendar feed (Canvas, Moodle), from a file, stdin or an `https://` URL,
+//! upserted on each entry's UID. The URL's path and query are the feed's
+//! secret (anyone who has them reads the student's calendar), so only its
+//! scheme and host are ever shown.
+
+use std::io::Read;
+use std::time::{Duration, Instant};
+
+use serde_json::json;
+
+use super::Outcome;
+use crate::cli::AssignmentImportArgs;
+use crate::db::assignments::{self, Assignment, Incoming};
+use crate::db::types::{Id, Json, Timestamp};
+use crate::db::{DatabaseUrl, Db, users};
+use crate::error::invalid;
+use crate::ics::{self, FeedEntry};
+use crate::input::{parse_external_id, zone_of};
+use crate::output;
+
+/// The longest a feed may take to arrive.
+const FETCH_TIMEOUT: Duration = Duration::from_secs(60);
+/// The largest feed read: a student's calendar is kilobytes; this is a
+/// runaway or the wrong URL.
+const MAX_FEED_BYTES: u64 = 20 * 1024 * 1024;
+
+pub fn import(database: &DatabaseUrl, args: AssignmentImportArgs, now: Timestamp) -> anyhow::Result<Outcome> {
+    let email = args
+        .student
+        .as_ref()
+        .ok_or_else(|| invalid("an iCalendar feed is one student's calendar: name the student with --student EMAIL"))?;
+    if args.skip_existing {
+        return Err(invalid(
+            "a feed is always matched on its UIDs; --skip-existing is for CSV and JSON Lines",
+        ));
+    }
+    let started = Instant::now();
+    let (text, feed_name) = read_feed(&args.file)?;
+    let feed = ics::parse(&text)?;
+    for reason in &feed.skipped {
+        crate::log::warning!("skipped {reason}");
+    }
+    let mut db = Db::open(database)?;
+    let student = users::require_user_by_email(&mut db, email.as_str())?;
+    let zone = zone_of(student.timezone.as_deref());
+    let listed: Vec<String> = feed.entries.iter().map(|entry| entry.uid.clone()).collect();
+    let mut rows = Vec::with_capacity(feed.entries.len());
+    for entry in feed.entries {
+        let external_id =
+            parse_external_id(&entry.uid).map_err(|error| invalid(format!("{}: {error:#}", entry.uid)))?;
+        rows.push(Incoming {
+            completed: completed_by(&entry),
+            assignment: Assignment {
+                id: Id::new(),
+                title: one_line(&entry.title),
+                description: entry
+                    .description
+                    .as_deref()
+                    .map(readable)
+                    .filter(|d| !d.trim().is_empty()),
+                student_id: student.id,
+                due_at: Timestamp::new(ics::due_instant(&entry.due, zone)),
+                completed: false,
+                created_at: now,
+                updated_at: now,
+                metadata: metadata_of(&entry).map(Json),
+                external_id: Some(external_id),
+                feed: Some(feed_name.clone()),
+                previous_due_at: None,
+            },
+        });
+    }
+    let (upserted, removed) = db.in_write_transaction(|db| {
+        let upserted = assignments::upsert_by_external_id(db, rows, now)?;
+        let removed = match args.remove_missing {
+            true => assignments::remove_missing_from_feed(db, student.id, &feed_name, &listed)?,
+            false => 0,
+        };
+        Ok((upserted, removed))
+    })?;
+    let seconds = started.elapsed().as_secs_f64();
+    let changed = upserted.inserted + upserted.updated + removed;
+    Ok(Outcome::success(output::Message {
+        text: format!(
+            "feed {feed_name} for `{}`: inserted {}, updated {}, unchanged {}, removed {removed}, skipped {}{}, in {seconds:.2} s",
+            student.email,
+            upserted.inserted,
+            upserted.updated,
+            upserted.unchanged,
+            feed.skipped.len(),
+            if changed == 0 { "; nothing changed" } else { "" },
+        ),
+        json: json!({
+            "feed": feed_name,
+            "student": student.email,
+            "inserted": upserted.inserted,
+            "updated": upserted.updated,
+            "unchanged": upserted.unchanged,
+            "removed": removed,
+            "skipped": feed.skipped,
+            "seconds": seconds,
+        }),
+    }))
+}
+
+/// What the feed says of completion: a cancelled event or a completed to-do
+/// gets no more reminders; another status says it is open again; none says
+/// nothing (the student or the operator may have completed it here).
+fn completed_by(entry: &FeedEntry) -> Option<bool> {
+    entry
+        .status
+        .as_deref()
+        .map(|status| matches!(status, "CANCELLED" | "COMPLETED"))
+}
+
+/// URL, CATEGORIES, LOCATION and STATUS, as the assignment's metadata.
+fn metadata_of(entry: &FeedEntry) -> Option<serde_json::Value> {
+    let mut metadata = serde_json::Map::new();
+    if let Some(url) = &entry.url {
+        metadata.insert("url".into(), json!(url));
+    }
+    if !entry.categories.is_empty() {
+        metadata.insert("categories".into(), json!(entry.categories));
+    }
+    if let Some(location) = &entry.location {
+        metadata.insert("location".into(), json!(location));
+    }
+    if let Some(status) = &entry.status {
+        metadata.insert("status".into(), json!(status));
+    }
+    (!metadata.is_empty()).then_some(serde_json::Value::Object(metadata))
+}
+
+/// A title from a feed on one line: its control characters become spaces
+/// (a feed is another system's text, not the operator's typing).
+fn one_line(text: &str) -> String {
+    let line: String = text.chars().map(|c| if c.is_control() { ' ' } else { c }).collect();
+    let line = line.split_whitespace().collect::<Vec<_>>().join(" ");
+    if line.is_empty() {
+        "(untitled)".to_string()
+    } else {
+        line
+    }
+}
+
+/// A description from a feed, keeping its line breaks and tabs.
+fn readable(text: &str) -> String {
+    text.chars()
+        .filter(|c| !c.is_control() || matches!(c, '\n' | '\t'))
+        .collect()
+}
+
+/// The feed's text, and the name it is known by: the URL's host, the file's
+/// name, or `stdin`.
+fn read_feed(source: &str) -> anyhow::Result<(String, String)> {
+    if source.starts_with("https://") || source.starts_with("http://") {
+        return fetch(source);
+    }
+    let (reader, name): (Box<dyn Read>, String) = if source == "-" {
+        (Box::new(std::io::stdin()), "stdin".to_string())
+    } else {
+        let file = std::fs::File::open(source).map_err(|error| invalid(format!("cannot read `{source}`: {error}")))?;
+        let name = std::path::Path::new(source)
+            .file_name()
+            .map_or_else(|| source.to_string(), |name| name.to_string_lossy().into_owned());
+        (Box::new(file), name)
+    };
+    let mut bytes = Vec::new();
+    reader
+        .take(MAX_FEED_BYTES + 1)
+        .read_to_end(&mut bytes)
+        .map_err(|error| invalid(format!("cannot read `{source}`: {error}")))?;
+    if bytes.len() as u64 > MAX_FEED_BYTES {
+        return Err(invalid(format!(
+            "`{source}` is larger than {} MiB: is it a calendar feed?",
+            MAX_FEED_BYTES / 1024 / 1024
+        )));
+    }
+    let text = String::from_utf8(bytes).map_err(|_| invalid(format!("`{source}` is not UTF-8 text")))?;
+    Ok((text, name))
+}
+
+/// Fetches a feed URL. Only `scheme://host` is ever shown of it.
+fn fetch(raw: &str) -> anyhow::Result<(String, String)> {
+    let url = url::Url::parse(raw).map_err(|_| invalid("the feed URL is not a valid URL"))?;
+    let secret = &raw[raw.find(url.path()).unwrap_or(raw.len())..];
+    // A bare "/" is no secret, and hiding it would mask every slash printed.
+    if secret.trim_start_matches('/').len() >= 4 {
+        crate::redact::hide(secret);
+    }
+    crate::redact::hide_secrets_of_url(raw);
+    let host = url.host_str().unwrap_or_default().to_string();
+    let shown = format!("{}://{host}", url.scheme());
+    let agent: ureq::Agent = ureq::Agent::config_builder()
+        .timeout_global(Some(FETCH_TIMEOUT))
+        .tls_config(crate::tls::http_config())
+        .build()
+        .into();
+    let mut response = agent.get(raw).call().map_err(|error| match error {
+        ureq::Error::StatusCode(code) if (400..500).contains(&code) => invalid(format!(
+            "the feed at {shown} answered {code}: check the feed URL (the LMS may have issued a new one)"
+        )),
+        other => anyhow::anyhow!("cannot fetch the feed at {shown}: {other}"),
+    })?;
+    let text = response
+        .body_mut()
+        .with_config()
+        .limit(MAX_FEED_BYTES)
+        .read_to_string()
+        .map_err(|error| anyhow::anyhow!("cannot read the feed from {shown}: {error}"))?;
+    Ok((text, host))
+}

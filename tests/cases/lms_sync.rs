@@ -1,0 +1,295 @@
+//! Keeping in step with the school's systems: external ids, upsert, edits,
+//! removal, and moved deadlines.
+
+use crate::common::smtp::SmtpServer;
+use crate::common::{TestEnv, on_both_backends};
+
+const DUE: &str = "2026-12-10T12:00:00Z";
+const DAY_BEFORE: &str = "2026-12-09T12:00:00Z";
+
+fn write(env: &TestEnv, name: &str, text: &str) -> String {
+    let path = env.path(name);
+    std::fs::write(&path, text).unwrap();
+    path.display().to_string()
+}
+
+on_both_backends! {
+    fn upsert_inserts_updates_and_leaves_unchanged(env: &TestEnv) {
+        env.add_user("a@example.com", "UTC");
+        env.add_user("b@example.com", "Europe/Paris");
+        let first = write(env, "first.csv", "student,title,due,external_id,description\n\
+            a@example.com,Essay,2026-12-10T12:00:00Z,canvas-1,Draft\n\
+            a@example.com,Lab,2026-12-11T12:00:00Z,canvas-2,\n\
+            b@example.com,Essay,2026-12-10 09:00,canvas-1,\n");
+        let report = env.json(&["assignment", "import", &first, "--upsert"]);
+        assert_eq!((report["inserted"].as_u64(), report["updated"].as_u64(), report["unchanged"].as_u64()), (Some(3), Some(0), Some(0)), "{report}");
+
+        // The same file again changes nothing, and says so.
+        let again = env.ok(&["assignment", "import", &first, "--upsert"]);
+        assert!(again.contains("inserted 0, updated 0, unchanged 3; nothing changed"), "{again}");
+        let before = env.texts("SELECT CAST(updated_at AS TEXT) AS v FROM assignments ORDER BY id");
+
+        // The LMS moved the lab, retitled b's essay, completed a's essay, and added one.
+        let second = write(env, "second.jsonl", concat!(
+            r#"{"student":"a@example.com","title":"Essay","due":"2026-12-10T12:00:00Z","external_id":"canvas-1","description":"Draft","completed":true}"#, "\n",
+            r#"{"student":"a@example.com","title":"Lab","due":"2026-12-12T12:00:00Z","external_id":"canvas-2"}"#, "\n",
+            r#"{"student":"b@example.com","title":"Essay (final)","due":"2026-12-10 09:00","external_id":"canvas-1"}"#, "\n",
+            r#"{"student":"b@example.com","title":"Quiz","due":"2026-12-13 09:00","external_id":"canvas-9","metadata":{"course":"CS101"}}"#, "\n",
+        ));
+        let report = env.json(&["assignment", "import", &second, "--upsert"]);
+        assert_eq!((report["inserted"].as_u64(), report["updated"].as_u64(), report["unchanged"].as_u64()), (Some(1), Some(3), Some(0)), "{report}");
+        assert_eq!(env.count("SELECT count(*) AS n FROM assignments"), 4);
+        let list = env.json(&["assignment", "list", "--student", "a@example.com"]);
+        assert_eq!(list[0]["external_id"], "canvas-1");
+        assert_eq!(list[0]["completed"], true);
+        assert_eq!(list[1]["due_at"], "2026-12-12T12:00:00Z");
+        assert_eq!(list[1]["previous_due_at"], "2026-12-11T12:00:00Z");
+        let table = env.ok(&["assignment", "list"]);
+        assert!(table.contains("external id") && table.contains("canvas-9"), "{table}");
+        assert_ne!(before, env.texts("SELECT CAST(updated_at AS TEXT) AS v FROM assignments ORDER BY id"));
+    }
+
+    fn upsert_refuses_a_row_without_an_external_id_and_writes_nothing(env: &TestEnv) {
+        env.add_user("a@example.com", "UTC");
+        let file = write(env, "rows.csv", "student,title,due,external_id\n\
+            a@example.com,One,2026-12-10T12:00:00Z,x-1\n\
+            a@example.com,Two,2026-12-11T12:00:00Z,\n");
+        env.fails(&["assignment", "import", &file, "--upsert"], 2, "line 3: --upsert needs an external_id in every row");
+        assert_eq!(env.count("SELECT count(*) AS n FROM assignments"), 0);
+        // Without --upsert, a second row with a stored external id is refused too.
+        env.ok(&["assignment", "add", "--student", "a@example.com", "--title", "One", "--due", DUE, "--external-id", "x-1"]);
+        let clash = write(env, "clash.csv", "student,title,due,external_id\na@example.com,Again,2026-12-10T12:00:00Z,x-1\n");
+        env.fails(&["assignment", "import", &clash], 2, "already has an assignment with the external id `x-1`");
+        env.fails(&["assignment", "add", "--student", "a@example.com", "--title", "Dup", "--due", DUE, "--external-id", "x-1"], 2, "external id `x-1`");
+        assert_eq!(env.count("SELECT count(*) AS n FROM assignments"), 1);
+    }
+
+    fn edit_and_remove_assignments_and_users(env: &TestEnv) {
+        env.add_user("a@example.com", "America/New_York");
+        env.add_user("taken@example.com", "UTC");
+        let id = env.add_assignment("a@example.com", "Essay", DUE);
+        let edited = env.json(&["assignment", "edit", &id, "--title", "Essay v2", "--due", "2026-12-11 09:00", "--metadata", r#"{"course":"EN1"}"#, "--external-id", "e-1"]);
+        assert_eq!(edited[0]["title"], "Essay v2");
+        assert_eq!(edited[0]["due_at"], "2026-12-11T14:00:00Z");
+        assert_eq!(edited[0]["previous_due_at"], DUE);
+        assert_eq!(edited[0]["external_id"], "e-1");
+        let cleared = env.json(&["assignment", "edit", &id, "--metadata", "null", "--external-id", ""]);
+        assert!(cleared[0]["metadata"].is_null() && cleared[0]["external_id"].is_null(), "{cleared}");
+
+        // Bad input: exit 2, nothing written.
+        let snapshot = env.texts("SELECT CAST(title || due_at AS TEXT) AS v FROM assignments");
+        env.fails(&["assignment", "edit", &id, "--due", "2026-03-08 02:30"], 2, "does not exist in America/New_York");
+        env.fails(&["assignment", "edit", &id, "--title", " "], 2, "the title is empty");
+        env.fails(&["assignment", "edit", &id, "--metadata", "[1]"], 2, "must be a JSON object");
+        env.fails(&["assignment", "edit", &id], 2, "");
+        env.fails(&["assignment", "edit", "00000000-0000-4000-8000-000000000000", "--title", "X"], 2, "no assignment has the id");
+        env.fails(&["assignment", "remove", "00000000-0000-4000-8000-000000000000"], 2, "no assignment has the id");
+        assert_eq!(snapshot, env.texts("SELECT CAST(title || due_at AS TEXT) AS v FROM assignments"));
+
+        let user = env.json(&["user", "edit", "a@example.com", "--email", "A2@example.com", "--name", "Ann", "--timezone", "Europe/Paris"]);
+        assert_eq!(user[0]["email"], "a2@example.com");
+        assert_eq!(user[0]["name"], "Ann");
+        assert_eq!(user[0]["timezone"], "Europe/Paris");
+        env.fails(&["user", "edit", "a2@example.com", "--email", "taken@example.com"], 2, "already exists");
+        env.fails(&["user", "edit", "a2@example.com", "--timezone", "Mars/Olympus"], 2, "is not an IANA time zone");
+        env.fails(&["user", "edit", "nobody@example.com", "--name", "X"], 2, "no user has the email");
+        env.fails(&["user", "remove", "nobody@example.com"], 2, "no user has the email");
+        assert_eq!(env.count("SELECT count(*) AS n FROM users WHERE email = 'a2@example.com' AND name = 'Ann'"), 1);
+    }
+
+    fn removing_keeps_the_send_logs_unlinked(env: &TestEnv) {
+        let smtp = SmtpServer::start();
+        env.use_smtp(&smtp.url());
+        env.add_user("a@example.com", "UTC");
+        env.add_user("b@example.com", "UTC");
+        let essay = env.add_assignment("a@example.com", "Essay", DUE);
+        env.add_assignment("b@example.com", "Lab", DUE);
+        assert_eq!(env.send_24h(DAY_BEFORE, &[]).report()["sent"], 2);
+        assert_eq!(env.count("SELECT count(*) AS n FROM send_logs WHERE reminder_id IS NOT NULL AND assignment_id IS NOT NULL"), 2);
+
+        env.ok(&["assignment", "remove", &essay]);
+        env.ok(&["user", "remove", "b@example.com"]);
+        assert_eq!(env.count("SELECT count(*) AS n FROM assignments"), 0);
+        assert_eq!(env.count("SELECT count(*) AS n FROM reminders"), 0);
+        assert_eq!(env.count("SELECT count(*) AS n FROM users"), 1);
+        // The audit trail stays, its links set to NULL.
+        assert_eq!(env.count("SELECT count(*) AS n FROM send_logs WHERE reminder_id IS NULL AND assignment_id IS NULL"), 2);
+        assert_eq!(env.count("SELECT count(*) AS n FROM send_logs WHERE to_email IN ('a@example.com', 'b@example.com')"), 2);
+    }
+
+    fn a_moved_deadline_gets_its_reminder_again_once_and_says_so(env: &TestEnv) {
+        let smtp = SmtpServer::start();
+        env.use_smtp(&smtp.url());
+        env.add_user("a@example.com", "Europe/Paris");
+        let id = env.add_assignment("a@example.com", "Essay", DUE);
+        assert_eq!(env.send_24h(DAY_BEFORE, &[]).report()["sent"], 1);
+
+        // The LMS moves it two days later (by edit here; upsert and feeds do the same).
+        env.ok(&["assignment", "edit", &id, "--due", "2026-12-12T12:00:00Z"]);
+        // Nothing is due an hour on: the new deadline's window is two days off.
+        assert_eq!(env.send_24h("2026-12-09T13:00:00Z", &[]).report()["sent"], 0);
+        let run = env.send_24h("2026-12-11T12:00:00Z", &[]);
+        assert_eq!(run.report()["sent"], 1, "{}", run.describe());
+        assert_eq!(env.send_24h("2026-12-11T12:01:00Z", &[]).report()["sent"], 0);
+        assert_eq!(env.send_24h("2026-12-11T12:30:00Z", &[]).report()["sent"], 0);
+
+        let received = smtp.received();
+        assert_eq!(received.len(), 2);
+        let moved = &received[1];
+        let subject = moved.header("Subject").unwrap();
+        assert!(subject.contains("is now due"), "{subject}");
+        let body = moved.body();
+        assert!(body.contains("now due Sat 12 Dec 2026 13:00 CET, moved from Thu 10 Dec"), "{body}");
+        assert_ne!(received[0].header("Message-ID"), moved.header("Message-ID"));
+        // One reminder row, now for the new deadline; both sends in the log.
+        assert_eq!(env.count("SELECT count(*) AS n FROM reminders WHERE status = 'sent'"), 1);
+        assert_eq!(env.count("SELECT count(*) AS n FROM send_logs WHERE status = 'delivered'"), 2);
+        assert_eq!(env.count("SELECT count(DISTINCT message_id) AS n FROM send_logs"), 2);
+    }
+
+    fn a_reminder_queued_for_the_old_deadline_is_not_sent_for_it(env: &TestEnv) {
+        let smtp = SmtpServer::start();
+        env.use_smtp(&smtp.url());
+        env.add_user("a@example.com", "UTC");
+        let id = env.add_assignment("a@example.com", "Essay", DUE);
+        // The relay is down: the 24h reminder waits for a retry.
+        smtp.reply_to_rcpt("a@example.com", "451 4.3.0 try later");
+        let run = env.send_24h(DAY_BEFORE, &[]);
+        assert_eq!(env.count("SELECT count(*) AS n FROM reminders WHERE status = 'pending'"), 1, "{}", run.describe());
+        smtp.clear_rules();
+        env.ok(&["assignment", "edit", &id, "--due", "2026-12-12T12:00:00Z"]);
+        // The retry comes due, but the deadline moved: not sent for the old one.
+        let run = env.send_24h("2026-12-09T12:30:00Z", &[]);
+        assert_eq!(run.report()["sent"], 0, "{}", run.describe());
+        assert!(smtp.received().is_empty());
+        // Sent once for the new deadline.
+        assert_eq!(env.send_24h("2026-12-11T12:00:00Z", &[]).report()["sent"], 1);
+        assert_eq!(env.send_24h("2026-12-11T12:10:00Z", &[]).report()["sent"], 0);
+        assert_eq!(smtp.received().len(), 1);
+    }
+}
+
+/// A one-route HTTP server on loopback that serves `body` at `path` (404
+/// elsewhere) for as long as the test runs; counts the requests.
+struct FeedServer {
+    port: u16,
+    hits: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+}
+
+impl FeedServer {
+    fn start(path: &'static str, body: String) -> FeedServer {
+        use std::io::{BufRead, BufReader, Write};
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let hits = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let counted = hits.clone();
+        std::thread::spawn(move || {
+            for stream in listener.incoming() {
+                let Ok(mut stream) = stream else { continue };
+                counted.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                let mut request_line = String::new();
+                let mut reader = BufReader::new(stream.try_clone().unwrap());
+                let _ = reader.read_line(&mut request_line);
+                loop {
+                    let mut header = String::new();
+                    if reader.read_line(&mut header).unwrap_or(0) <= 2 {
+                        break;
+                    }
+                }
+                let asked = request_line.split_whitespace().nth(1).unwrap_or_default();
+                let (status, text) = if asked == path {
+                    ("200 OK", body.as_str())
+                } else {
+                    ("404 Not Found", "")
+                };
+                let _ = write!(
+                    stream,
+                    "HTTP/1.1 {status}\r\nContent-Type: text/calendar\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{text}",
+                    text.len()
+                );
+            }
+        });
+        FeedServer { port, hits }
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("http://127.0.0.1:{}{path}", self.port)
+    }
+}
+
+const CANVAS: &str = include_str!("../data/ics/canvas.ics");
+const MOODLE: &str = include_str!("../data/ics/moodle.ics");
+const SECRET_PATH: &str = "/feeds/calendars/user_Zq8Xw3SecretFeedToken9.ics";
+
+on_both_backends! {
+    fn a_canvas_feed_from_a_url_is_upserted_and_its_secret_never_shown(env: &TestEnv) {
+        env.add_user("ann@example.com", "America/Los_Angeles");
+        let server = FeedServer::start(SECRET_PATH, CANVAS.to_string());
+        let url = server.url(SECRET_PATH);
+        let run = env.run(&["assignment", "import", &url, "--student", "ann@example.com", "--format", "json"]);
+        assert_eq!(run.code(), 0, "{}", run.describe());
+        let report = run.report();
+        assert_eq!((report["inserted"].as_u64(), report["updated"].as_u64()), (Some(3), Some(0)), "{report}");
+        assert_eq!(report["feed"], "127.0.0.1");
+        assert!(run.stderr().contains("skipped event `Office hours` (event-calendar-event-900) repeats (RRULE)"), "{}", run.stderr());
+        assert_eq!(run.stderr().lines().count(), 1, "one warning line: {}", run.stderr());
+        assert!(server.hits.load(std::sync::atomic::Ordering::SeqCst) >= 1);
+
+        let list = env.json(&["assignment", "list"]);
+        let by_id = |uid: &str| list.as_array().unwrap().iter().find(|a| a["external_id"] == uid).cloned().unwrap();
+        let essay = by_id("event-assignment-345");
+        assert_eq!(essay["title"], "Essay draft [ENG101]");
+        assert_eq!(essay["due_at"], "2026-11-25T23:59:00Z");
+        assert_eq!(essay["metadata"]["url"], "https://canvas.example.edu/courses/12/assignments/345");
+        assert!(essay["description"].as_str().unwrap().contains("1, 2 and 3;\nthen write"));
+        // All day: 23:59 in the student's zone.
+        assert_eq!(by_id("event-assignment-346")["due_at"], "2026-11-28T07:59:00Z");
+        // Cancelled: no more reminders.
+        assert_eq!(by_id("event-assignment-347")["completed"], true);
+
+        // Again: nothing changes. A wrong URL is exit 2, and shows no secret.
+        let again = env.ok(&["assignment", "import", &url, "--student", "ann@example.com"]);
+        assert!(again.contains("inserted 0, updated 0, unchanged 3") && again.contains("nothing changed"), "{again}");
+        let wrong = env.run(&["assignment", "import", &server.url("/feeds/calendars/user_Zq8Xw3OldFeedTokenX.ics"), "--student", "ann@example.com"]);
+        assert_eq!(wrong.code(), 2, "{}", wrong.describe());
+        assert!(wrong.stderr().contains("answered 404"), "{}", wrong.stderr());
+        for output in [run.stdout(), run.stderr(), again, wrong.stdout(), wrong.stderr()] {
+            assert!(!output.contains("Zq8Xw3"), "the feed's token leaked: {output}");
+        }
+    }
+
+    fn a_moodle_feed_honours_zones_floating_times_todos_and_remove_missing(env: &TestEnv) {
+        env.add_user("bo@example.com", "Asia/Tokyo");
+        env.add_assignment("bo@example.com", "Added by hand", "2026-12-01T00:00:00Z");
+        let feed = write(env, "bo.ics", MOODLE);
+        let report = env.json(&["assignment", "import", &feed, "--student", "bo@example.com"]);
+        assert_eq!(report["inserted"], 3, "{report}");
+        let due = |uid: &str| env.text(&format!("SELECT CAST(due_at AS TEXT) AS v FROM assignments WHERE external_id = '{uid}'")).unwrap();
+        assert!(due("4021@moodle.example.edu").starts_with("2026-11-26") && due("4021@moodle.example.edu").contains("17:00:00"), "TZID Europe/London");
+        // Floating 09:00 is in the student's zone (Tokyo, UTC+9).
+        assert!(due("4022@moodle.example.edu").contains("2026-11-28") && due("4022@moodle.example.edu").contains("00:00:00"), "{}", due("4022@moodle.example.edu"));
+        assert!(due("4023@moodle.example.edu").contains("12:00:00"), "VTODO DUE");
+        assert_eq!(env.count("SELECT count(*) AS n FROM assignments WHERE CAST(metadata AS TEXT) LIKE '%CS101%'"), 2);
+
+        // Moodle drops the quiz and moves the lab: the quiz stays without
+        // --remove-missing and goes with it; the assignment added by hand stays.
+        let next = MOODLE
+            .replace("DTSTART;TZID=Europe/London:20261126T170000", "DTSTART;TZID=Europe/London:20261127T170000")
+            .replace("BEGIN:VEVENT\r\nUID:4022@moodle.example.edu", "BEGIN:VEVENT\r\nUID:4099@moodle.example.edu");
+        let next_feed = write(env, "bo.ics", &next);
+        let kept = env.json(&["assignment", "import", &next_feed, "--student", "bo@example.com"]);
+        assert_eq!((kept["inserted"].as_u64(), kept["updated"].as_u64(), kept["removed"].as_u64()), (Some(1), Some(1), Some(0)), "{kept}");
+        assert_eq!(env.count("SELECT count(*) AS n FROM assignments"), 5);
+        let removed = env.json(&["assignment", "import", &next_feed, "--student", "bo@example.com", "--remove-missing"]);
+        assert_eq!(removed["removed"], 1, "{removed}");
+        assert_eq!(env.count("SELECT count(*) AS n FROM assignments WHERE external_id = '4022@moodle.example.edu'"), 0);
+        assert_eq!(env.count("SELECT count(*) AS n FROM assignments WHERE title = 'Added by hand'"), 1);
+        assert_eq!(env.count("SELECT count(*) AS n FROM assignments"), 4);
+
+        // Not a feed, or no student: exit 2, nothing written.
+        let bad = write(env, "bad.ics", "hello");
+        env.fails(&["assignment", "import", &bad, "--student", "bo@example.com"], 2, "not an iCalendar feed");
+        env.fails(&["assignment", "import", &next_feed], 2, "--student");
+        assert_eq!(env.count("SELECT count(*) AS n FROM assignments"), 4);
+    }
+}
