@@ -224,6 +224,9 @@ pub struct SendArgs {
     /// How late a reminder may still go out, 0s to 365d [default: half its lead time]
     #[arg(long, value_name = "DURATION", value_parser = duration_between(Duration::zero(), Duration::days(365)))]
     pub delivery_window: Option<Duration>,
+    /// One message per student for all the reminders this run sends them (templates digest_*.txt)
+    #[arg(long, env = "REMINDERS_DIGEST")]
+    pub digest: bool,
     #[command(flatten)]
     pub delivery: DeliveryArgs,
 }

@@ -5,6 +5,7 @@
 //! |---|---|
 //! | `reminder_subject.txt`, `reminder_body.txt`, `reminder_body.html` | the reminder |
 //! | `summary_subject.txt`, `summary_body.txt`, `summary_body.html` | the daily summary |
+//! | `digest_subject.txt`, `digest_body.txt`, `digest_body.html` | several reminders in one message (`send --digest`) |
 //!
 //! The `.html` bodies are optional; when present, the message gets a
 //! `multipart/alternative` HTML part, and values inserted into it are escaped.
@@ -17,7 +18,7 @@ use serde::Serialize;
 use crate::error::invalid;
 
 /// Every template file, with its built-in text (none for the optional HTML).
-const FILES: [(&str, Option<&str>); 6] = [
+const FILES: [(&str, Option<&str>); 9] = [
     (
         "reminder_subject.txt",
         Some(include_str!("../templates/reminder_subject.txt")),
@@ -33,13 +34,20 @@ const FILES: [(&str, Option<&str>); 6] = [
     ),
     ("summary_body.txt", Some(include_str!("../templates/summary_body.txt"))),
     ("summary_body.html", None),
+    (
+        "digest_subject.txt",
+        Some(include_str!("../templates/digest_subject.txt")),
+    ),
+    ("digest_body.txt", Some(include_str!("../templates/digest_body.txt"))),
+    ("digest_body.html", None),
 ];
 
-/// The two kinds of message.
+/// The kinds of message.
 #[derive(Debug, Clone, Copy)]
 pub enum Kind {
     Reminder,
     Summary,
+    Digest,
 }
 
 impl Kind {
@@ -47,6 +55,7 @@ impl Kind {
         match self {
             Kind::Reminder => "reminder",
             Kind::Summary => "summary",
+            Kind::Digest => "digest",
         }
     }
 }
@@ -97,6 +106,7 @@ impl Templates {
     pub fn check(&self) -> anyhow::Result<()> {
         self.render(Kind::Reminder, &sample_reminder())?;
         self.render(Kind::Summary, &sample_summary())?;
+        self.render(Kind::Digest, &sample_digest())?;
         Ok(())
     }
 
@@ -186,6 +196,22 @@ pub struct ReminderContext {
     pub reminder_type: String,
 }
 
+/// What a digest template sees: the assignments nearest first.
+#[derive(Debug, Serialize)]
+pub struct DigestContext {
+    pub student: StudentView,
+    pub count: usize,
+    pub assignments: Vec<DigestItem>,
+}
+
+/// One reminder of a digest.
+#[derive(Debug, Serialize)]
+pub struct DigestItem {
+    #[serde(flatten)]
+    pub assignment: AssignmentView,
+    pub reminder_type: String,
+}
+
 /// An assignment in a summary list.
 #[derive(Debug, Serialize)]
 pub struct ItemView {
@@ -220,6 +246,18 @@ fn sample_student() -> StudentView {
         email: "ada@example.edu".into(),
         name: Some("Ada".into()),
         timezone: "Europe/London".into(),
+    }
+}
+
+fn sample_digest() -> DigestContext {
+    let reminder = sample_reminder();
+    DigestContext {
+        student: reminder.student,
+        count: 1,
+        assignments: vec![DigestItem {
+            assignment: reminder.assignment,
+            reminder_type: reminder.reminder_type,
+        }],
     }
 }
 

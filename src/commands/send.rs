@@ -22,6 +22,7 @@ use crate::db::types::Timestamp;
 use crate::db::{DatabaseUrl, Db};
 use crate::output::{self, Report};
 use crate::queue::pipeline::{Delivered, deliver};
+use crate::reminders::digest::Digests;
 use crate::reminders::job::Reminders;
 use crate::reminders::plan::{due_items, schedule_due};
 use crate::render::Templates;
@@ -62,15 +63,13 @@ pub fn run(database: &DatabaseUrl, args: SendArgs, clock: Clock, templates: Temp
         ..SendReport::default()
     };
     report.delivered.skipped += scheduled.skipped;
-    let delivered = deliver(
-        database,
-        &mut db,
-        &queue,
-        &mailer,
-        &mail.sender,
-        &settings.options,
-        &windows.clock,
-    )?;
+    let (sender, options, clock) = (&mail.sender, &settings.options, &windows.clock);
+    let delivered = if args.digest {
+        let digests = Digests { reminders: queue };
+        deliver(database, &mut db, &digests, &mailer, sender, options, clock)?
+    } else {
+        deliver(database, &mut db, &queue, &mailer, sender, options, clock)?
+    };
     report.delivered.add(delivered);
     report.delivered.explain_failures();
     crate::log::info!("finished in {:?}", started.elapsed());

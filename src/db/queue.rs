@@ -86,6 +86,15 @@ pub trait QueueTable {
         lease_until: Timestamp,
         limit: i64,
     ) -> anyhow::Result<Vec<Self::Row>>;
+    /// Like `claim_batch`, every due row of these students (for a digest,
+    /// which carries all of a student's due reminders in one message).
+    fn claim_of_students(
+        db: &mut Db,
+        run_id: Id,
+        now: Timestamp,
+        lease_until: Timestamp,
+        students: &[Id],
+    ) -> anyhow::Result<Vec<Self::Row>>;
     fn reload_held(db: &mut Db, run_id: Id, ids: &[Id]) -> anyhow::Result<Vec<Self::Row>>;
     fn renew_claims(db: &mut Db, run_id: Id, now: Timestamp, lease_until: Timestamp) -> anyhow::Result<Vec<Id>>;
     fn record(
@@ -121,19 +130,21 @@ const BOUNCE_RULE_LOGS: i64 = 50;
 pub fn opt_out_after_rejections(
     db: &mut Db,
     email: &str,
-    rule: impl Fn(&[(Option<String>, LogStatus)]) -> bool,
+    rule: impl Fn(&[(Option<String>, LogStatus, Timestamp)]) -> bool,
     note: &str,
     now: Timestamp,
 ) -> anyhow::Result<bool> {
     write_transaction!(db, conn => {
-        let latest: Vec<(Id, Option<String>, LogStatus)> = send_logs::table
+        let latest: Vec<(Id, Option<String>, LogStatus, Timestamp)> = send_logs::table
             .filter(send_logs::to_email.eq(email))
             .order((send_logs::created_at.desc(), send_logs::id.desc()))
-            .select((send_logs::id, send_logs::message_id, send_logs::status))
+            .select((send_logs::id, send_logs::message_id, send_logs::status, send_logs::created_at))
             .limit(BOUNCE_RULE_LOGS)
             .load(conn)?;
-        let history: Vec<(Option<String>, LogStatus)> =
-            latest.iter().map(|(_, message_id, status)| (message_id.clone(), *status)).collect();
+        let history: Vec<(Option<String>, LogStatus, Timestamp)> = latest
+            .iter()
+            .map(|(_, message_id, status, at)| (message_id.clone(), *status, *at))
+            .collect();
         if !rule(&history) {
             return Ok(false);
         }
@@ -163,8 +174,8 @@ pub fn opt_out_after_rejections(
 
 /// Generates a queue table's functions. `order` is the claim order; `load`
 /// names a macro `load!(conn, run_id, ids)` that loads the rows `run_id`
-/// still holds among `ids` as the claimed row type `row`; `of_student`
-/// turns a student's id into a filter on the table. `what` names the rows
+/// still holds among `ids` as the claimed row type `row`; `of_students`
+/// turns a slice of students' ids into a filter on the table. `what` names the rows
 /// in error messages.
 macro_rules! queue_table {
     (
@@ -172,10 +183,12 @@ macro_rules! queue_table {
         row: $row:ty,
         order: $order:expr,
         load: $load:ident,
-        of_student: |$student:ident| $of_student:expr,
+        of_students: |$students:ident| $of_students:expr,
         what: $what:literal,
     ) => {
-        use $crate::db::queue::{NewSendLog, QueueState, QueueTable, Resolution, RetrySelection, lease_and_load};
+        use $crate::db::queue::{
+            NewSendLog, QueueState, QueueTable, Resolution, RetrySelection, claimable_rows, lease, lease_and_load,
+        };
 
         /// This table, for the pipeline.
         pub struct Table;
@@ -191,6 +204,16 @@ macro_rules! queue_table {
                 limit: i64,
             ) -> anyhow::Result<Vec<$row>> {
                 claim_batch(db, run_id, now, lease_until, limit)
+            }
+
+            fn claim_of_students(
+                db: &mut Db,
+                run_id: Id,
+                now: Timestamp,
+                lease_until: Timestamp,
+                students: &[Id],
+            ) -> anyhow::Result<Vec<$row>> {
+                claim_of(db, run_id, now, lease_until, students)
             }
 
             fn reload_held(db: &mut Db, run_id: Id, ids: &[Id]) -> anyhow::Result<Vec<$row>> {
@@ -229,24 +252,20 @@ macro_rules! queue_table {
             lease_until: Timestamp,
             limit: i64,
         ) -> anyhow::Result<Vec<$row>> {
-            let claimable = $table::table
-                .filter($table::status.eq(Status::Pending))
-                .filter($table::scheduled_for.le(now))
-                .filter($table::claimed_until.is_null().or($table::claimed_until.le(now)))
-                .order($order)
-                .select($table::id)
-                .limit(limit);
-            match db {
-                Db::Postgres(conn) => conn.transaction(|conn| {
-                    let ids = claimable.for_update().skip_locked().load(conn)?;
-                    lease_and_load!(conn, $table, $load, &ids, run_id, now, lease_until)
-                }),
-                Db::Sqlite(conn) => conn.immediate_transaction(|conn| {
-                    let ids = claimable.load(conn)?;
-                    lease_and_load!(conn, $table, $load, &ids, run_id, now, lease_until)
-                }),
-            }
-            .context(concat!("cannot claim ", $what))
+            let claimable = claimable_rows!($table, now).order($order).select($table::id).limit(limit);
+            lease!(db, claimable, $table, $load, run_id, now, lease_until).context(concat!("cannot claim ", $what))
+        }
+
+        /// Like `claim_batch`, every claimable row of these students.
+        fn claim_of(
+            db: &mut Db,
+            run_id: Id,
+            now: Timestamp,
+            lease_until: Timestamp,
+            $students: &[Id],
+        ) -> anyhow::Result<Vec<$row>> {
+            let claimable = claimable_rows!($table, now).filter($of_students).select($table::id);
+            lease!(db, claimable, $table, $load, run_id, now, lease_until).context(concat!("cannot claim ", $what))
         }
 
         /// The rows among `ids` that `run_id` still holds, read again now: the
@@ -356,9 +375,45 @@ macro_rules! queue_table {
                     }
                 }
                 if !logs.is_empty() {
-                    diesel::insert_into($crate::db::schema::send_logs::table)
-                        .values(logs)
-                        .execute(conn)?;
+                    // A row removed (`assignment remove`, `user remove`) while
+                    // this run held it: its log stays, without the link.
+                    let recorded: std::collections::HashSet<&Id> = written.iter().collect();
+                    let unwritten: Vec<Id> = resolved
+                        .iter()
+                        .map(|(id, _)| *id)
+                        .filter(|id| !recorded.contains(id))
+                        .collect();
+                    let still_there: Vec<Id> = if unwritten.is_empty() {
+                        Vec::new()
+                    } else {
+                        $table::table.filter($table::id.eq_any(&unwritten)).select($table::id).load(conn)?
+                    };
+                    let gone: Vec<Id> = unwritten.into_iter().filter(|id| !still_there.contains(id)).collect();
+                    if gone.is_empty() {
+                        diesel::insert_into($crate::db::schema::send_logs::table)
+                            .values(logs)
+                            .execute(conn)?;
+                    } else {
+                        use $crate::db::schema::assignments;
+                        let linked: Vec<Id> = logs.iter().filter_map(|log| log.assignment_id).collect();
+                        let assignments_left: Vec<Id> = assignments::table
+                            .filter(assignments::id.eq_any(&linked))
+                            .select(assignments::id)
+                            .load(conn)?;
+                        let unlinked: Vec<NewSendLog> = logs
+                            .iter()
+                            .cloned()
+                            .map(|mut log| {
+                                log.reminder_id = log.reminder_id.filter(|id| !gone.contains(id));
+                                log.summary_id = log.summary_id.filter(|id| !gone.contains(id));
+                                log.assignment_id = log.assignment_id.filter(|id| assignments_left.contains(id));
+                                log
+                            })
+                            .collect();
+                        diesel::insert_into($crate::db::schema::send_logs::table)
+                            .values(&unlinked)
+                            .execute(conn)?;
+                    }
                 }
                 Ok(written)
             })
@@ -384,13 +439,8 @@ macro_rules! queue_table {
 
         /// Pending rows that a run at `now` could claim (for `--dry-run`).
         pub fn count_claimable(db: &mut Db, now: Timestamp) -> anyhow::Result<i64> {
-            with_conn!(db, conn => $table::table
-                .filter($table::status.eq(Status::Pending))
-                .filter($table::scheduled_for.le(now))
-                .filter($table::claimed_until.is_null().or($table::claimed_until.le(now)))
-                .count()
-                .get_result(conn))
-            .context(concat!("cannot count pending ", $what))
+            with_conn!(db, conn => claimable_rows!($table, now).count().get_result(conn))
+                .context(concat!("cannot count pending ", $what))
         }
 
         /// Puts failed rows back to pending with their attempts reset, due at
@@ -408,8 +458,9 @@ macro_rules! queue_table {
                         if let Some(since) = since {
                             query = query.filter($table::updated_at.ge(*since));
                         }
-                        if let Some($student) = *student {
-                            query = query.filter($of_student);
+                        if let Some(student) = student {
+                            let $students = std::slice::from_ref(student);
+                            query = query.filter($of_students);
                         }
                         query.load(conn)?
                     }
@@ -483,6 +534,38 @@ macro_rules! queue_table {
     };
 }
 pub(crate) use queue_table;
+
+/// The rows of `$table` a run may claim at `$now`: pending, due, and not
+/// leased by a live run.
+macro_rules! claimable_rows {
+    ($table:ident, $now:expr) => {
+        $table::table
+            .filter($table::status.eq(Status::Pending))
+            .filter($table::scheduled_for.le($now))
+            .filter($table::claimed_until.is_null().or($table::claimed_until.le($now)))
+    };
+}
+pub(crate) use claimable_rows;
+
+/// A claim in one short write transaction: `FOR UPDATE SKIP LOCKED` on
+/// PostgreSQL, so runs on several hosts take disjoint rows without waiting;
+/// `BEGIN IMMEDIATE` on SQLite, where the busy timeout makes overlapping runs
+/// take turns.
+macro_rules! lease {
+    ($db:expr, $claimable:expr, $table:ident, $load:ident, $run_id:expr, $now:expr, $lease_until:expr) => {
+        match $db {
+            Db::Postgres(conn) => conn.transaction(|conn| {
+                let ids = $claimable.for_update().skip_locked().load(conn)?;
+                lease_and_load!(conn, $table, $load, &ids, $run_id, $now, $lease_until)
+            }),
+            Db::Sqlite(conn) => conn.immediate_transaction(|conn| {
+                let ids = $claimable.load(conn)?;
+                lease_and_load!(conn, $table, $load, &ids, $run_id, $now, $lease_until)
+            }),
+        }
+    };
+}
+pub(crate) use lease;
 
 /// The second half of a claim, the same on both backends once the ids are
 /// chosen: lease the rows to the run, and load them.

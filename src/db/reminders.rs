@@ -223,8 +223,8 @@ queue_table! {
     // order without a join, so FOR UPDATE SKIP LOCKED locks reminder rows alone.
     order: (reminders::priority, reminders::due_at),
     load: load_held,
-    of_student: |student| reminders::assignment_id.eq_any(
-        assignments::table.filter(assignments::student_id.eq(student)).select(assignments::id)
+    of_students: |students| reminders::assignment_id.eq_any(
+        assignments::table.filter(assignments::student_id.eq_any(students)).select(assignments::id)
     ),
     what: "reminders",
 }

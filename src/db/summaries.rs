@@ -232,6 +232,6 @@ queue_table! {
     // By the hour each is due: summaries are all for today, so none outranks another.
     order: daily_summaries::scheduled_for,
     load: load_held,
-    of_student: |student| daily_summaries::user_id.eq(student),
+    of_students: |students| daily_summaries::user_id.eq_any(students),
     what: "daily summaries",
 }

@@ -17,7 +17,7 @@
 //! reconnects and records them, or stops and says how many deliveries are
 //! unrecorded.
 
-use std::collections::{BTreeSet, HashMap, HashSet, VecDeque};
+use std::collections::{BTreeSet, HashSet, VecDeque};
 use std::num::NonZeroU32;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
@@ -37,7 +37,7 @@ use crate::db::Db;
 use crate::db::queue::{QueueTable, opt_out_after_rejections};
 use crate::db::types::{Id, Timestamp};
 use crate::error::ExitStatus;
-use crate::mail::token::{MessageKind, MessageRef};
+use crate::mail::token::MessageRef;
 use crate::mail::{self, Blame, Mailer, SendFailure, Sender};
 
 use super::policy::{self, REJECTIONS_BEFORE_OPT_OUT, RUN_FAILURES_BEFORE_STOP};
@@ -65,11 +65,23 @@ const MAX_RECONNECTS: usize = 3;
 
 /// A table of messages to send: `reminders` or `daily_summaries`. The table's
 /// own operations (claim, renew, record, release) come from `db::queue`; a
-/// queue adds what a claimed row needs to become a message.
+/// queue adds what a claimed row needs to become a message. A job is one
+/// message; it may carry several rows (a digest), each recorded on its own.
 pub trait Queue: Sync {
     type Table: QueueTable;
     type Job: Send;
 
+    /// Leases up to `limit` due rows to this run (see `QueueTable::claim_batch`).
+    fn claim(
+        &self,
+        db: &mut Db,
+        run_id: Id,
+        now: Timestamp,
+        lease_until: Timestamp,
+        limit: i64,
+    ) -> anyhow::Result<Vec<<Self::Table as QueueTable>::Row>> {
+        Self::Table::claim_batch(db, run_id, now, lease_until, limit)
+    }
     /// Turns claimed (or re-read) rows into jobs, reading whatever else the
     /// message needs at `now`.
     fn jobs(
@@ -80,36 +92,34 @@ pub trait Queue: Sync {
     ) -> anyhow::Result<Vec<Self::Job>>;
     /// What the log and the bookkeeping need to know of a job.
     fn info(&self, job: &Self::Job) -> JobInfo;
-    /// Why a job must not go out now, checked on the row as last read.
-    fn skip_reason(&self, job: &Self::Job, now: Timestamp) -> Option<String>;
+    /// The part of a job that may go out now, checked on its rows as last
+    /// read, and each row that must not, with why (it is recorded skipped).
+    fn check(&self, job: Self::Job, now: Timestamp) -> (Option<Self::Job>, Vec<(Id, String)>);
     fn compose(&self, job: &Self::Job, sender: &Sender, now: DateTime<Utc>) -> Result<Message, SendFailure>;
 }
 
-/// The bookkeeping facts of one job.
+/// The bookkeeping facts of one job: one message, to one address, of one or more rows.
 pub struct JobInfo {
+    pub to_email: String,
+    /// Which message this is, as its tokens and Message-ID name it.
+    pub message: MessageRef,
+    /// See `mail::Identity::edition`.
+    pub edition: Option<String>,
+    pub rows: Vec<RowInfo>,
+}
+
+/// One queue row that a job sends.
+pub struct RowInfo {
     pub id: Id,
     pub attempts: i32,
-    pub to_email: String,
     pub reminder_id: Option<Id>,
     pub assignment_id: Option<Id>,
     pub summary_id: Option<Id>,
-    /// See `mail::Identity::edition`.
-    pub edition: Option<String>,
 }
 
 impl JobInfo {
-    /// Which message this is, as its tokens and Message-ID name it.
-    pub fn message(&self) -> MessageRef {
-        match self.summary_id {
-            Some(id) => MessageRef {
-                kind: MessageKind::Summary,
-                id: id.0,
-            },
-            None => MessageRef {
-                kind: MessageKind::Reminder,
-                id: self.id.0,
-            },
-        }
+    fn ids(&self) -> Vec<Id> {
+        self.rows.iter().map(|row| row.id).collect()
     }
 }
 
@@ -390,9 +400,9 @@ struct Run<'a, Q> {
     ready: AtomicUsize,
 }
 
-/// A claimed job, with when its row was last read.
+/// A claimed job, with its rows' ids and when they were last read.
 struct Held<J> {
-    id: Id,
+    ids: Vec<Id>,
     job: J,
     checked: Instant,
 }
@@ -671,7 +681,10 @@ impl<Q: Queue> Dispatcher<'_, '_, Q> {
         let started = Instant::now();
         let now = Timestamp::now(self.run.clock);
         let held_before = self.holding();
-        let rows = Q::Table::claim_batch(self.db, self.run_id, now, self.lease_until(now), wanted as i64)?;
+        let rows = self
+            .run
+            .queue
+            .claim(self.db, self.run_id, now, self.lease_until(now), wanted as i64)?;
         let batch = self.run.queue.jobs(self.db, rows, now)?;
         if held_before == 0 && !batch.is_empty() {
             // Nothing older is held, so this claim's lease is the run's lease.
@@ -686,13 +699,16 @@ impl<Q: Queue> Dispatcher<'_, '_, Q> {
         Ok(())
     }
 
-    /// A job just read from the database: skipped now if it must not go out,
-    /// else queued to be handed out.
+    /// A job just read from the database: the rows that must not go out are
+    /// skipped now, and the rest queued to be handed out.
     fn admit(&mut self, job: Q::Job, checked: Instant, now: Timestamp) {
-        let id = self.run.queue.info(&job).id;
-        match self.run.queue.skip_reason(&job, now) {
-            Some(reason) => self.group.resolve(id, Resolution::Skipped { reason }),
-            None => self.waiting.push_back(Held { id, job, checked }),
+        let (sendable, skipped) = self.run.queue.check(job, now);
+        for (id, reason) in skipped {
+            self.group.resolve(id, Resolution::Skipped { reason });
+        }
+        if let Some(job) = sendable {
+            let ids = self.run.queue.info(&job).ids();
+            self.waiting.push_back(Held { ids, job, checked });
         }
     }
 
@@ -706,16 +722,13 @@ impl<Q: Queue> Dispatcher<'_, '_, Q> {
             .max(self.options.connections as usize * 2)
             .min(self.options.batch_size.max(1) as usize);
         let stale: Vec<Held<Q::Job>> = self.waiting.drain(..chunk.min(self.waiting.len())).collect();
-        let ids: Vec<Id> = stale.iter().map(|held| held.id).collect();
+        let ids: Vec<Id> = stale.iter().flat_map(|held| held.ids.iter().copied()).collect();
         let started = Instant::now();
         let now = Timestamp::now(self.run.clock);
         let reloaded =
             Q::Table::reload_held(self.db, self.run_id, &ids).and_then(|rows| self.run.queue.jobs(self.db, rows, now));
-        let mut fresh: HashMap<Id, Q::Job> = match reloaded {
-            Ok(jobs) => jobs
-                .into_iter()
-                .map(|job| (self.run.queue.info(&job).id, job))
-                .collect(),
+        let fresh = match reloaded {
+            Ok(jobs) => jobs,
             Err(error) => {
                 // Keep them for after a reconnect, in their order.
                 for held in stale.into_iter().rev() {
@@ -724,12 +737,11 @@ impl<Q: Queue> Dispatcher<'_, '_, Q> {
                 return Err(error);
             }
         };
+        let still_held: HashSet<Id> = fresh.iter().flat_map(|job| self.run.queue.info(job).ids()).collect();
+        self.report.lost_lease += ids.iter().filter(|id| !still_held.contains(id)).count();
         let before = self.waiting.len();
-        for id in ids {
-            match fresh.remove(&id) {
-                Some(job) => self.admit(job, started, now),
-                None => self.report.lost_lease += 1,
-            }
+        for job in fresh {
+            self.admit(job, started, now);
         }
         // admit() appended them; they were at the front, and go back there.
         let admitted = self.waiting.len() - before;
@@ -747,9 +759,17 @@ impl<Q: Queue> Dispatcher<'_, '_, Q> {
         self.run.lease.renewed(started);
         self.last_renewal = started;
         self.renew_now = false;
-        let before = self.waiting.len();
-        self.waiting.retain(|held| still_held.contains(&held.id));
-        self.report.lost_lease += before - self.waiting.len();
+        // A job that lost a row goes whole: its other rows' leases lapse,
+        // and the next run sends them.
+        let lost: usize = self
+            .waiting
+            .iter()
+            .filter(|held| held.ids.iter().any(|id| !still_held.contains(id)))
+            .map(|held| held.ids.iter().filter(|id| !still_held.contains(id)).count())
+            .sum();
+        self.waiting
+            .retain(|held| held.ids.iter().all(|id| still_held.contains(id)));
+        self.report.lost_lease += lost;
         Ok(())
     }
 
@@ -823,37 +843,39 @@ impl<Q: Queue> Dispatcher<'_, '_, Q> {
             }
             _ => {}
         }
-        let (resolution, log_status) = policy::resolve(
-            failure.as_ref(),
-            info.attempts,
-            self.options.max_attempts,
-            self.options.backoff,
-            at,
-        );
-        let outcome = match &resolution {
-            Resolution::RetryLater { .. } => Some("will be retried"),
-            Resolution::Failed { .. } => Some("failed for good"),
-            Resolution::Released { .. } => Some("left for the next run"),
-            Resolution::Sent { .. } | Resolution::Skipped { .. } => None,
-        };
-        if let (Some(outcome), Some(failure)) = (outcome, &failure) {
-            self.report.note_failure(outcome, &failure.reason, &info.to_email, 1);
+        let message_id = mail::message_id(info.message, info.edition.as_deref(), self.run.sender);
+        let error = failure.as_ref().map(|failure| failure.reason.clone());
+        for row in &info.rows {
+            let (resolution, log_status) = policy::resolve(
+                failure.as_ref(),
+                row.attempts,
+                self.options.max_attempts,
+                self.options.backoff,
+                at,
+            );
+            let outcome = match &resolution {
+                Resolution::RetryLater { .. } => Some("will be retried"),
+                Resolution::Failed { .. } => Some("failed for good"),
+                Resolution::Released { .. } => Some("left for the next run"),
+                Resolution::Sent { .. } | Resolution::Skipped { .. } => None,
+            };
+            if let (Some(outcome), Some(failure)) = (outcome, &failure) {
+                self.report.note_failure(outcome, &failure.reason, &info.to_email, 1);
+            }
+            self.group.logs.push(NewSendLog {
+                id: Id::new(),
+                reminder_id: row.reminder_id,
+                assignment_id: row.assignment_id,
+                summary_id: row.summary_id,
+                to_email: info.to_email.clone(),
+                from_inbox: self.run.sender.from.email.to_string(),
+                message_id: Some(message_id.clone()),
+                status: log_status,
+                error: error.clone(),
+                created_at: at,
+            });
+            self.group.resolve(row.id, resolution);
         }
-        let error = failure.map(|failure| failure.reason);
-        let message_id = mail::message_id(info.message(), info.edition.as_deref(), self.run.sender);
-        self.group.logs.push(NewSendLog {
-            id: Id::new(),
-            reminder_id: info.reminder_id,
-            assignment_id: info.assignment_id,
-            summary_id: info.summary_id,
-            to_email: info.to_email,
-            from_inbox: self.run.sender.from.email.to_string(),
-            message_id: Some(message_id),
-            status: log_status,
-            error,
-            created_at: at,
-        });
-        self.group.resolve(info.id, resolution);
     }
 
     /// Commits a group of results, then applies the bounce rule to the

@@ -82,25 +82,28 @@ pub fn backoff(attempts: i32, base: Duration) -> Duration {
 
 /// The bounce rule: an address whose latest [`REJECTIONS_BEFORE_OPT_OUT`]
 /// attempts were all refused for its mailbox is opted out. `latest` is the
-/// address's send log, newest first, as (Message-ID, status). An attempt is
-/// refused when the server rejected it during the session, or when a relay
+/// address's send log, newest first, as (Message-ID, status, time). An attempt
+/// is refused when the server rejected it during the session, or when a relay
 /// accepted it and a verified report later said the mailbox bounced it
-/// (a `bounced` row with the same Message-ID). Any other outcome resets the count.
-pub fn bounced_out(latest: &[(Option<String>, LogStatus)]) -> bool {
+/// (a `bounced` row with the same Message-ID). Any other outcome resets the
+/// count. A digest logs one row per reminder it carries, all with its
+/// Message-ID and time: they are one attempt.
+pub fn bounced_out(latest: &[(Option<String>, LogStatus, Timestamp)]) -> bool {
     let bounced: std::collections::HashSet<&str> = latest
         .iter()
-        .filter(|(_, status)| *status == LogStatus::Bounced)
-        .filter_map(|(id, _)| id.as_deref())
+        .filter(|(_, status, _)| *status == LogStatus::Bounced)
+        .filter_map(|(id, _, _)| id.as_deref())
         .collect();
-    let refused = |(id, status): &(Option<String>, LogStatus)| match status {
+    let refused = |(id, status, _): &(Option<String>, LogStatus, Timestamp)| match status {
         LogStatus::Rejected => true,
         LogStatus::Delivered => id.as_deref().is_some_and(|id| bounced.contains(id)),
         LogStatus::Failed | LogStatus::Bounced => false,
     };
-    let attempts: Vec<&(Option<String>, LogStatus)> = latest
+    let mut attempts: Vec<&(Option<String>, LogStatus, Timestamp)> = latest
         .iter()
-        .filter(|(_, status)| *status != LogStatus::Bounced)
+        .filter(|(_, status, _)| *status != LogStatus::Bounced)
         .collect();
+    attempts.dedup_by(|later, earlier| later.0.is_some() && later.0 == earlier.0 && later.2 == earlier.2);
     attempts.len() >= REJECTIONS_BEFORE_OPT_OUT as usize
         && attempts
             .iter()
@@ -168,11 +171,33 @@ mod tests {
         }
     }
 
-    fn logs(entries: &[(&str, LogStatus)]) -> Vec<(Option<String>, LogStatus)> {
+    /// Send logs, newest first, a minute apart.
+    fn logs(entries: &[(&str, LogStatus)]) -> Vec<(Option<String>, LogStatus, Timestamp)> {
+        let newest: chrono::DateTime<chrono::Utc> = "2026-01-01T00:00:00Z".parse().unwrap();
         entries
             .iter()
-            .map(|(id, status)| (Some(id.to_string()), *status))
+            .enumerate()
+            .map(|(n, (id, status))| {
+                let at = Timestamp::new(newest - Duration::minutes(n as i64));
+                (Some(id.to_string()), *status, at)
+            })
             .collect()
+    }
+
+    #[test]
+    fn a_digest_refused_once_is_one_rejection() {
+        use LogStatus::*;
+        let mut digest = logs(&[("d", Rejected), ("b", Rejected), ("a", Rejected)]);
+        // The first message was a digest of three reminders: three rows, one time.
+        digest[1] = (Some("d".into()), Rejected, digest[0].2);
+        digest[2] = (Some("d".into()), Rejected, digest[0].2);
+        assert!(!bounced_out(&digest));
+        digest.extend(
+            logs(&[("y", Rejected), ("x", Rejected)])
+                .into_iter()
+                .map(|(id, status, at)| (id, status, Timestamp::new(at.instant() - Duration::hours(1)))),
+        );
+        assert!(bounced_out(&digest));
     }
 
     #[test]

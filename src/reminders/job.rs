@@ -2,15 +2,16 @@
 //! out, completed, too late), and the message it becomes.
 
 use chrono::{DateTime, Utc};
+use chrono_tz::Tz;
 use lettre::Message;
 
 use crate::db::Db;
 use crate::db::reminders::{self, Claimed};
-use crate::db::types::Timestamp;
+use crate::db::types::{Id, Timestamp};
 use crate::input::zone_of;
 use crate::mail::token::{MessageKind, MessageRef};
 use crate::mail::{self, Blame, Identity, SendFailure, Sender};
-use crate::queue::pipeline::{JobInfo, Queue};
+use crate::queue::pipeline::{JobInfo, Queue, RowInfo};
 use crate::render::{AssignmentView, Kind, ReminderContext, StudentView, Templates, header_safe};
 use crate::schedule::{Target, stale_reason};
 use crate::time;
@@ -41,6 +42,36 @@ pub fn skip_reason(claimed: &Claimed, now: DateTime<Utc>, delivery_window: Optio
     stale_reason(target.as_ref(), claimed.due_at.instant(), now, delivery_window)
 }
 
+/// The student as templates see them.
+pub fn student_view(claimed: &Claimed, zone: Tz) -> StudentView {
+    StudentView {
+        email: claimed.student_email.clone(),
+        name: claimed
+            .student_name
+            .as_deref()
+            .map(header_safe)
+            .filter(|name| !name.is_empty()),
+        timezone: zone.name().to_string(),
+    }
+}
+
+/// The assignment as templates see it at `now`, in the student's zone.
+pub fn assignment_view(claimed: &Claimed, zone: Tz, now: DateTime<Utc>) -> AssignmentView {
+    let due = claimed.due_at.instant();
+    AssignmentView {
+        title: header_safe(&claimed.title),
+        description: claimed.description.clone().filter(|d| !d.trim().is_empty()),
+        due_utc: time::utc(due),
+        due_local: time::local_long(due, zone),
+        due_local_short: time::local_short(due, zone),
+        time_left: time::human_duration(due - now),
+        moved_from: claimed
+            .previous_due_at
+            .map(|previous| time::local_moved_from(previous.instant(), due, zone)),
+        metadata: claimed.metadata.clone().map(|m| m.0).unwrap_or(serde_json::Value::Null),
+    }
+}
+
 /// The reminder email for a claimed reminder at `now`, from the templates.
 pub fn compose(
     claimed: &Claimed,
@@ -49,49 +80,45 @@ pub fn compose(
     templates: &Templates,
 ) -> Result<Message, SendFailure> {
     let zone = zone_of(claimed.student_timezone.as_deref());
-    let due = claimed.due_at.instant();
     let context = ReminderContext {
-        student: StudentView {
-            email: claimed.student_email.clone(),
-            name: claimed
-                .student_name
-                .as_deref()
-                .map(header_safe)
-                .filter(|name| !name.is_empty()),
-            timezone: zone.name().to_string(),
-        },
-        assignment: AssignmentView {
-            title: header_safe(&claimed.title),
-            description: claimed.description.clone().filter(|d| !d.trim().is_empty()),
-            due_utc: time::utc(due),
-            due_local: time::local_long(due, zone),
-            due_local_short: time::local_short(due, zone),
-            time_left: time::human_duration(due - now),
-            moved_from: claimed
-                .previous_due_at
-                .map(|previous| time::local_moved_from(previous.instant(), due, zone)),
-            metadata: claimed.metadata.clone().map(|m| m.0).unwrap_or(serde_json::Value::Null),
-        },
+        student: student_view(claimed, zone),
+        assignment: assignment_view(claimed, zone, now),
         reminder_type: claimed.reminder_type.clone(),
     };
     let rendered = templates
         .render(Kind::Reminder, &context)
         .map_err(|e| SendFailure::new(Blame::Message, format!("{e:#}")))?;
     let identity = Identity {
-        message: MessageRef {
-            kind: MessageKind::Reminder,
-            id: claimed.reminder_id.0,
-        },
+        message: message_of(claimed),
         edition: edition(claimed),
         student: claimed.student_id.0,
     };
     mail::build(sender, &claimed.student_email, context.student.name, identity, rendered)
 }
 
+/// The message a reminder is, for its tokens and its Message-ID.
+pub fn message_of(claimed: &Claimed) -> MessageRef {
+    MessageRef {
+        kind: MessageKind::Reminder,
+        id: claimed.reminder_id.0,
+    }
+}
+
+/// A reminder as a row the pipeline records.
+pub fn row_of(claimed: &Claimed) -> RowInfo {
+    RowInfo {
+        id: claimed.reminder_id,
+        attempts: claimed.attempts,
+        reminder_id: Some(claimed.reminder_id),
+        assignment_id: Some(claimed.assignment_id),
+        summary_id: None,
+    }
+}
+
 /// A reminder sent again for a moved deadline is a new message: its
 /// Message-ID names the deadline, so that no mail system drops it as a
 /// duplicate of the one sent for the old deadline.
-fn edition(claimed: &Claimed) -> Option<String> {
+pub fn edition(claimed: &Claimed) -> Option<String> {
     claimed
         .previous_due_at
         .map(|_| claimed.due_at.instant().timestamp().to_string())
@@ -107,18 +134,18 @@ impl Queue for Reminders {
 
     fn info(&self, claimed: &Claimed) -> JobInfo {
         JobInfo {
-            id: claimed.reminder_id,
-            attempts: claimed.attempts,
             to_email: claimed.student_email.clone(),
-            reminder_id: Some(claimed.reminder_id),
-            assignment_id: Some(claimed.assignment_id),
-            summary_id: None,
+            message: message_of(claimed),
             edition: edition(claimed),
+            rows: vec![row_of(claimed)],
         }
     }
 
-    fn skip_reason(&self, claimed: &Claimed, now: Timestamp) -> Option<String> {
-        skip_reason(claimed, now.instant(), self.delivery_window)
+    fn check(&self, claimed: Claimed, now: Timestamp) -> (Option<Claimed>, Vec<(Id, String)>) {
+        match skip_reason(&claimed, now.instant(), self.delivery_window) {
+            Some(reason) => (None, vec![(claimed.reminder_id, reason)]),
+            None => (Some(claimed), Vec::new()),
+        }
     }
 
     fn compose(&self, claimed: &Claimed, sender: &Sender, now: DateTime<Utc>) -> Result<Message, SendFailure> {
@@ -129,7 +156,6 @@ impl Queue for Reminders {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::db::types::Id;
 
     fn sender(from: &str) -> Sender {
         Sender {

@@ -12,7 +12,7 @@ use crate::db::types::{Id, Timestamp};
 use crate::input::zone_of;
 use crate::mail::token::{MessageKind, MessageRef};
 use crate::mail::{self, Blame, Identity, SendFailure, Sender};
-use crate::queue::pipeline::{JobInfo, Queue};
+use crate::queue::pipeline::{JobInfo, Queue, RowInfo};
 use crate::render::{Counts, ItemView, Kind, StudentView, SummaryContext, Templates, header_safe};
 use crate::schedule::summary_day;
 use crate::time;
@@ -55,6 +55,29 @@ pub struct Summaries {
     pub templates: Templates,
 }
 
+/// Why a claimed summary must not go out now.
+fn skip_reason(job: &SummaryJob, now: Timestamp) -> Option<String> {
+    let claimed = &job.claimed;
+    if claimed.contact_opt_out {
+        return Some("the student opted out".to_string());
+    }
+    if !claimed.daily_summary.unwrap_or(DEFAULT_DAILY_SUMMARY) {
+        return Some("the student turned the daily summary off".to_string());
+    }
+    // A summary, or its retry, goes out only on the local day its hour
+    // fell on: its own date, or the next when that hour stepped over
+    // midnight out of a DST gap.
+    let zone = zone_of(claimed.timezone.as_deref());
+    let hour = claimed.summary_hour.unwrap_or(DEFAULT_SUMMARY_HOUR) as u32;
+    if now.instant().with_timezone(&zone).date_naive() != summary_day(claimed.local_date, hour, zone) {
+        return Some("its day has passed".to_string());
+    }
+    match &job.counts {
+        Some(counts) if counts.current + counts.overdue > 0 => None,
+        _ => Some("nothing current or overdue".to_string()),
+    }
+}
+
 impl Queue for Summaries {
     type Table = summaries::Table;
     type Job = SummaryJob;
@@ -65,35 +88,26 @@ impl Queue for Summaries {
 
     fn info(&self, job: &SummaryJob) -> JobInfo {
         JobInfo {
-            id: job.claimed.id,
-            attempts: job.claimed.attempts,
             to_email: job.claimed.email.clone(),
-            reminder_id: None,
-            assignment_id: None,
-            summary_id: Some(job.claimed.id),
+            message: MessageRef {
+                kind: MessageKind::Summary,
+                id: job.claimed.id.0,
+            },
             edition: None,
+            rows: vec![RowInfo {
+                id: job.claimed.id,
+                attempts: job.claimed.attempts,
+                reminder_id: None,
+                assignment_id: None,
+                summary_id: Some(job.claimed.id),
+            }],
         }
     }
 
-    fn skip_reason(&self, job: &SummaryJob, now: Timestamp) -> Option<String> {
-        let claimed = &job.claimed;
-        if claimed.contact_opt_out {
-            return Some("the student opted out".to_string());
-        }
-        if !claimed.daily_summary.unwrap_or(DEFAULT_DAILY_SUMMARY) {
-            return Some("the student turned the daily summary off".to_string());
-        }
-        // A summary, or its retry, goes out only on the local day its hour
-        // fell on: its own date, or the next when that hour stepped over
-        // midnight out of a DST gap.
-        let zone = zone_of(claimed.timezone.as_deref());
-        let hour = claimed.summary_hour.unwrap_or(DEFAULT_SUMMARY_HOUR) as u32;
-        if now.instant().with_timezone(&zone).date_naive() != summary_day(claimed.local_date, hour, zone) {
-            return Some("its day has passed".to_string());
-        }
-        match &job.counts {
-            Some(counts) if counts.current + counts.overdue > 0 => None,
-            _ => Some("nothing current or overdue".to_string()),
+    fn check(&self, job: SummaryJob, now: Timestamp) -> (Option<SummaryJob>, Vec<(Id, String)>) {
+        match skip_reason(&job, now) {
+            Some(reason) => (None, vec![(job.claimed.id, reason)]),
+            None => (Some(job), Vec::new()),
         }
     }
 

@@ -64,6 +64,64 @@ fn sent_rows(env: &TestEnv) -> i64 {
 }
 
 on_both_backends! {
+    fn an_assignment_removed_while_its_reminder_is_on_the_wire_leaves_an_unlinked_log(env: &TestEnv) {
+        let smtp = SmtpServer::start();
+        smtp.delay_data(Duration::from_millis(1_500));
+        env.use_smtp(&smtp.url());
+        env.add_user("ann@example.com", "UTC");
+        env.add_user("bo@example.com", "UTC");
+        let essay = env.add_assignment("ann@example.com", "Essay", &in_hours(24));
+        env.add_assignment("bo@example.com", "Lab", &in_hours(24));
+        let run = spawn_send(env, &["--connections", "2"]);
+        wait_until("both messages are on the wire", || smtp.data_seen() >= 2);
+        env.ok(&["assignment", "remove", &essay]);
+        let (code, report, stderr) = finish(run);
+        // The run records what it sent; the removed one's log has no links.
+        assert_eq!(code, 0, "{stderr}");
+        assert_eq!(report["sent"], 1, "{report}");
+        assert_eq!(sent_rows(env), 1);
+        assert_eq!(env.count("SELECT count(*) AS n FROM send_logs WHERE status = 'delivered'"), 2);
+        assert_eq!(env.count("SELECT count(*) AS n FROM send_logs WHERE to_email = 'ann@example.com' AND reminder_id IS NULL AND assignment_id IS NULL"), 1);
+        let (code, report, _) = finish(spawn_send(env, &[]));
+        assert_eq!((code, report["sent"].as_u64()), (0, Some(0)), "nothing goes twice");
+        assert_eq!(smtp.received().len(), 2);
+    }
+
+    fn a_digest_cut_off_after_the_server_took_it_goes_again_as_the_same_message(env: &TestEnv) {
+        let smtp = SmtpServer::start();
+        smtp.delay_data(Duration::from_millis(1_500));
+        env.use_smtp(&smtp.url());
+        env.add_user("ann@example.com", "UTC");
+        for part in ["Part one", "Part two", "Part three"] {
+            env.add_assignment("ann@example.com", part, &in_hours(24));
+        }
+        let args = ["--digest", "--lease", "2s"];
+        let crashed = spawn_send(env, &args);
+        wait_until("the server has the digest's data", || smtp.data_seen() >= 1);
+        signal(&crashed, "KILL");
+        finish(crashed);
+        // The server takes the message after its delay, though the run is
+        // gone: delivered, and recorded nowhere.
+        wait_until("the server accepted it", || smtp.received().len() == 1);
+        assert_eq!(sent_rows(env), 0);
+        smtp.delay_data(Duration::ZERO);
+        std::thread::sleep(Duration::from_millis(2_100));
+        let (code, report, stderr) = finish(spawn_send(env, &args));
+        assert_eq!(code, 0, "{stderr}");
+        assert_eq!(report["sent"], 3, "{report}");
+        assert_eq!(sent_rows(env), 3);
+        let (code, report, _) = finish(spawn_send(env, &args));
+        assert_eq!((code, report["sent"].as_u64()), (0, Some(0)));
+        // Only the message on the wire went twice, as itself: the same
+        // Message-ID, so a mail system can drop the copy.
+        let received = smtp.received();
+        assert_eq!(received.len(), 2);
+        assert_eq!(received[0].header("Message-ID"), received[1].header("Message-ID"));
+        for part in ["Part one", "Part two", "Part three"] {
+            assert!(received[1].body().contains(part), "{}", received[1].body());
+        }
+    }
+
     fn a_run_slower_than_its_lease_renews_it_and_an_overlapping_run_takes_nothing_of_it(env: &TestEnv) {
         // Each message takes longer than the whole lease: without renewal, the
         // second run would take the first run's rows while they are on the wire.

@@ -293,3 +293,62 @@ on_both_backends! {
         assert_eq!(env.count("SELECT count(*) AS n FROM assignments"), 4);
     }
 }
+
+on_both_backends! {
+    fn a_digest_is_one_message_per_student_nearest_first(env: &TestEnv) {
+        let smtp = SmtpServer::start();
+        env.use_smtp(&smtp.url());
+        env.add_user("ann@example.com", "Europe/Paris");
+        env.add_user("bo@example.com", "UTC");
+        // Due a minute apart, all in the 24h window at DAY_BEFORE; added out of order.
+        env.add_assignment("ann@example.com", "Lab", "2026-12-10T12:02:00Z");
+        env.add_assignment("ann@example.com", "Essay", "2026-12-10T12:00:00Z");
+        env.add_assignment("ann@example.com", "Quiz", "2026-12-10T12:01:00Z");
+        let done = env.add_assignment("ann@example.com", "Done already", "2026-12-10T12:01:30Z");
+        env.ok(&["assignment", "complete", &done]);
+        env.add_assignment("bo@example.com", "Solo", "2026-12-10T12:00:00Z");
+        // A batch of one: the claim takes the rest of each student's reminders with it.
+        let run = env.send_24h(DAY_BEFORE, &["--digest", "--batch-size", "1"]);
+        assert_eq!(run.code(), 0, "{}", run.describe());
+        assert_eq!(run.report()["sent"], 4, "{}", run.describe());
+
+        let received = smtp.received();
+        assert_eq!(received.len(), 2, "one message per student");
+        let ann = received.iter().find(|m| m.to == ["ann@example.com"]).unwrap();
+        let subject = ann.header("Subject").unwrap();
+        assert!(subject.contains("3 assignments due soon"), "{subject}");
+        let body = ann.body();
+        let (essay, quiz, lab) = (body.find("Essay").unwrap(), body.find("Quiz").unwrap(), body.find("Lab").unwrap());
+        assert!(essay < quiz && quiz < lab, "nearest first: {body}");
+        assert!(body.contains("Thu 10 Dec 2026 13:00 CET"), "local due times: {body}");
+        assert!(!body.contains("Done already"), "{body}");
+        // Bo has one reminder: an ordinary one.
+        let bo = received.iter().find(|m| m.to == ["bo@example.com"]).unwrap();
+        assert!(bo.header("Subject").unwrap().contains("Reminder: Solo is due"), "{:?}", bo.header("Subject"));
+
+        // Every row recorded; Ann's three logs are one message.
+        assert_eq!(env.count("SELECT count(*) AS n FROM reminders WHERE status = 'sent'"), 4);
+        let ann_ids = env.texts("SELECT message_id AS v FROM send_logs WHERE to_email = 'ann@example.com' AND status = 'delivered'");
+        assert_eq!(ann_ids.len(), 3);
+        assert!(ann_ids.iter().all(|id| *id == ann_ids[0]), "{ann_ids:?}");
+        assert_eq!(ann_ids[0], ann.header("Message-ID"));
+        // A later run sends nothing more.
+        assert_eq!(env.send_24h("2026-12-09T12:01:00Z", &["--digest"]).report()["sent"], 0);
+        assert_eq!(smtp.received().len(), 2);
+    }
+
+    fn a_rejected_digest_is_one_attempt_toward_the_bounce_rule(env: &TestEnv) {
+        let smtp = SmtpServer::start();
+        env.use_smtp(&smtp.url());
+        smtp.reply_to_rcpt("gone@example.com", "550 5.1.1 no such user");
+        env.add_user("gone@example.com", "UTC");
+        for (title, due) in [("A", "2026-12-10T12:00:00Z"), ("B", "2026-12-10T12:01:00Z"), ("C", "2026-12-10T12:02:00Z")] {
+            env.add_assignment("gone@example.com", title, due);
+        }
+        let run = env.send_24h(DAY_BEFORE, &["--digest"]);
+        assert_eq!(run.report()["failed"], 3, "{}", run.describe());
+        // Three rows, one rejected message: not three rejections in a row.
+        assert_eq!(env.count("SELECT count(*) AS n FROM users WHERE contact_opt_out"), 0);
+        assert_eq!(env.count("SELECT count(*) AS n FROM send_logs WHERE status = 'rejected'"), 3);
+    }
+}
