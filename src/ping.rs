@@ -50,15 +50,7 @@ impl Pinger {
         let url = format!("{}/{suffix}", self.base);
         crate::log::info!("ping {suffix}");
         if let Err(error) = self.agent.get(&url).call() {
-            let reason = url::Url::parse(&url)
-                .ok()
-                .and_then(|parsed| {
-                    let (host, port) = (parsed.host_str()?.to_string(), parsed.port_or_known_default()?);
-                    crate::tls::explain(cause(&error), &host, port, || {
-                        crate::tls::inspect(&host, port, TIMEOUT, |_| Ok(()))
-                    })
-                })
-                .unwrap_or_else(|| error.to_string());
+            let reason = crate::tls::explain_http(&error, &url, TIMEOUT);
             crate::log::warning!("the ping to {} failed: {reason}", self.shown);
         }
     }
@@ -72,14 +64,5 @@ impl Pinger {
                 .map_err(|error| format!("{error:#}"))
                 .and_then(|inspection| inspection.summary(host, port)),
         )
-    }
-}
-
-/// The error inside a ureq error, which does not list it as its source.
-fn cause(error: &ureq::Error) -> &(dyn std::error::Error + 'static) {
-    match error {
-        ureq::Error::Io(inner) => inner,
-        ureq::Error::Rustls(inner) => inner,
-        other => other,
     }
 }

@@ -404,6 +404,23 @@ impl Inspection {
     }
 }
 
+/// Why an HTTPS request (a ping, a calendar feed) failed, in one line: a
+/// refused certificate explained as `explain` does, else ureq's own words.
+pub fn explain_http(error: &ureq::Error, url: &str, timeout: std::time::Duration) -> String {
+    let cause: &(dyn std::error::Error + 'static) = match error {
+        ureq::Error::Io(inner) => inner,
+        ureq::Error::Rustls(inner) => inner,
+        other => other,
+    };
+    url::Url::parse(url)
+        .ok()
+        .and_then(|parsed| {
+            let (host, port) = (parsed.host_str()?.to_string(), parsed.port_or_known_default()?);
+            explain(cause, &host, port, || inspect(&host, port, timeout, |_| Ok(())))
+        })
+        .unwrap_or_else(|| error.to_string())
+}
+
 /// Explanations already given, by endpoint and error: a run whose server's
 /// certificate is refused meets the same refusal on every connection, and
 /// one look at the certificate is enough.

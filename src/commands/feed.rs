@@ -201,7 +201,10 @@ fn fetch(raw: &str) -> anyhow::Result<(String, String)> {
         ureq::Error::StatusCode(code) if (400..500).contains(&code) => invalid(format!(
             "the feed at {shown} answered {code}: check the feed URL (the LMS may have issued a new one)"
         )),
-        other => anyhow::anyhow!("cannot fetch the feed at {shown}: {other}"),
+        other => anyhow::anyhow!(
+            "cannot fetch the feed at {shown}: {}",
+            crate::tls::explain_http(&other, raw, FETCH_TIMEOUT)
+        ),
     })?;
     let text = response
         .body_mut()

@@ -2,6 +2,7 @@
 //! removal, and moved deadlines.
 
 use crate::common::smtp::SmtpServer;
+use crate::common::tls::{HttpsServer, TestCa};
 use crate::common::{TestEnv, on_both_backends};
 
 const DUE: &str = "2026-12-10T12:00:00Z";
@@ -254,6 +255,25 @@ on_both_backends! {
         assert_eq!(wrong.code(), 2, "{}", wrong.describe());
         assert!(wrong.stderr().contains("answered 404"), "{}", wrong.stderr());
         for output in [run.stdout(), run.stderr(), again, wrong.stdout(), wrong.stderr()] {
+            assert!(!output.contains("Zq8Xw3"), "the feed's token leaked: {output}");
+        }
+    }
+
+    fn an_https_feed_is_fetched_trusting_the_schools_ca(env: &TestEnv) {
+        env.add_user("cy@example.com", "UTC");
+        let ca = TestCa::new();
+        ca.write_pem(&env.path("ca.pem"));
+        let https = HttpsServer::serving(ca.server("localhost", false), CANVAS);
+        let url = format!("https://localhost:{}{SECRET_PATH}", https.port);
+        // Without the school's CA the certificate is refused, in one line.
+        let refused = env.run(&["assignment", "import", &url, "--student", "cy@example.com"]);
+        assert_eq!(refused.code(), 1, "{}", refused.describe());
+        assert!(refused.stderr().contains("cannot fetch the feed at https://localhost") && refused.stderr().contains("--ca-file"), "{}", refused.stderr());
+        let run = env.run(&["assignment", "import", &url, "--student", "cy@example.com", "--ca-file", "ca.pem", "--format", "json"]);
+        assert_eq!(run.code(), 0, "{}", run.describe());
+        assert_eq!(run.report()["inserted"], 3);
+        assert_eq!(https.paths().last().map(String::as_str), Some(SECRET_PATH));
+        for output in [refused.stdout(), refused.stderr(), run.stdout(), run.stderr()] {
             assert!(!output.contains("Zq8Xw3"), "the feed's token leaked: {output}");
         }
     }

@@ -69,8 +69,9 @@ impl TestCa {
     }
 }
 
-/// An HTTPS server on loopback that answers every request `200 OK` and
-/// records its path (for the ping URL, which stands in for any HTTPS fetch).
+/// An HTTPS server on loopback that answers every request `200 OK` (with
+/// `OK`, or the body it was started with) and records its path (for the ping
+/// URL and calendar feeds).
 pub struct HttpsServer {
     pub port: u16,
     paths: Arc<Mutex<Vec<String>>>,
@@ -78,13 +79,22 @@ pub struct HttpsServer {
 
 impl HttpsServer {
     pub fn start(config: Arc<ServerConfig>) -> HttpsServer {
+        HttpsServer::serving(config, "OK")
+    }
+
+    /// Answers every request with `body`.
+    pub fn serving(config: Arc<ServerConfig>, body: &str) -> HttpsServer {
+        let response = Arc::new(format!(
+            "HTTP/1.1 200 OK\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+            body.len()
+        ));
         let listener = TcpListener::bind("127.0.0.1:0").expect("bind the test HTTPS server");
         let port = listener.local_addr().unwrap().port();
         let paths = Arc::new(Mutex::new(Vec::new()));
         let seen = paths.clone();
         std::thread::spawn(move || {
             for stream in listener.incoming().flatten() {
-                let (config, seen) = (config.clone(), seen.clone());
+                let (config, seen, response) = (config.clone(), seen.clone(), response.clone());
                 std::thread::spawn(move || {
                     let Ok(connection) = ServerConnection::new(config) else {
                         return;
@@ -104,7 +114,7 @@ impl HttpsServer {
                     }
                     seen.lock().unwrap().push(path);
                     let mut tls = reader.into_inner();
-                    let _ = tls.write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\nconnection: close\r\n\r\nOK");
+                    let _ = tls.write_all(response.as_bytes());
                     let _ = tls.flush();
                     tls.conn.send_close_notify();
                     let _ = tls.flush();
