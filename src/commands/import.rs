@@ -1,21 +1,17 @@
 //! `reminders user import` and `reminders assignment import`: bulk loading
 //! from CSV (with a header row) or JSON Lines, streamed in batches inside one
-//! transaction. Every row passes the same checks as `add`; the first bad row
-//! stops the import with its line number and nothing is written. With
+//! transaction. Every row passes the same checks as `add`; every bad row is
+//! reported with its line, and then nothing is written. With
 //! `--upsert`, assignments are matched on (student, external_id) and updated
 //! in place. iCalendar feeds are `feed`'s.
 
 use std::collections::{HashMap, HashSet};
-use std::fs::File;
-use std::io::{BufRead, BufReader, IsTerminal, Read};
-use std::path::Path;
 use std::time::Instant;
 
-use anyhow::Context;
-use indicatif::{ProgressBar, ProgressStyle};
 use serde::Deserialize;
-use serde::de::DeserializeOwned;
 use serde_json::json;
+
+use self::rows::{BadRows, NumberedRow, at_line, input_format, open_rows};
 
 use super::Outcome;
 use crate::cli::{AssignmentImportArgs, ImportArgs, InputFormat};
@@ -24,12 +20,14 @@ use crate::db::Db;
 use crate::db::assignments::{self, Assignment, Incoming, Upserted};
 use crate::db::types::{Id, Json, Timestamp};
 use crate::db::users::{self, User};
-use crate::error::{InputError, invalid};
+use crate::error::invalid;
 use crate::input::{
     Email, check_metadata, parse_description, parse_due, parse_external_id, parse_metadata, parse_name, parse_timezone,
     parse_title, zone_of,
 };
 use crate::output;
+
+mod rows;
 
 /// Rows validated and written per round trip.
 const BATCH_SIZE: usize = 1_000;
@@ -83,27 +81,30 @@ pub fn users(database: &DatabaseUrl, args: ImportArgs, now: Timestamp) -> anyhow
     let rows = open_rows::<UserRow>(&args.file, format)?;
     let mut db = Db::open(database)?;
     let started = Instant::now();
-    let tally = import_in_batches(&mut db, rows, |db, batch| {
+    let tally = import_in_batches(&mut db, rows, |db, batch, bad| {
         let read = batch.len();
         let emails: Vec<String> = batch.iter().map(|(_, row)| row.email.trim().to_lowercase()).collect();
         let mut taken: HashSet<String> = users::existing_emails(db, &emails)?.into_iter().collect();
         let mut fresh = Vec::with_capacity(batch.len());
         for (line, row) in batch {
-            let at_line = |error: anyhow::Error| at_line(line, error);
-            let email = Email::parse(&row.email).map_err(at_line)?;
-            let name = parse_name(row.name.as_deref()).map_err(at_line)?;
-            let timezone = match row.timezone.as_deref().filter(|tz| !tz.trim().is_empty()) {
-                Some(raw) => parse_timezone(raw).map_err(at_line)?,
-                None => chrono_tz::UTC,
+            let (Some(email), Some(name), Some(timezone)) = (
+                bad.check(line, Email::parse(&row.email))?,
+                bad.check(line, parse_name(row.name.as_deref()))?,
+                bad.check(line, optional_timezone(row.timezone.as_deref()))?,
+            ) else {
+                continue;
             };
             if !taken.insert(email.as_str().to_string()) {
-                if args.skip_existing {
-                    continue;
+                if !args.skip_existing {
+                    bad.note(at_line(
+                        line,
+                        invalid(format!(
+                            "a user with email `{}` already exists (use --skip-existing to skip such rows)",
+                            email.as_str()
+                        )),
+                    ))?;
                 }
-                return Err(at_line(invalid(format!(
-                    "a user with email `{}` already exists (use --skip-existing to skip such rows)",
-                    email.as_str()
-                ))));
+                continue;
             }
             fresh.push(User::new(email.as_str(), name, timezone.name(), now));
         }
@@ -131,9 +132,9 @@ pub fn assignments(database: &DatabaseUrl, args: AssignmentImportArgs, now: Time
     let rows = open_rows::<AssignmentRow>(&args.file, format)?;
     let mut db = Db::open(database)?;
     let started = Instant::now();
-    let tally = import_in_batches(&mut db, rows, |db, batch| {
+    let tally = import_in_batches(&mut db, rows, |db, batch, bad| {
         let read = batch.len();
-        let parsed = parse_assignments(db, batch, args.upsert, now)?;
+        let parsed = parse_assignments(db, batch, args.upsert, now, bad)?;
         if args.upsert {
             let incoming = parsed.into_iter().map(|(_, incoming)| incoming).collect();
             let Upserted {
@@ -147,7 +148,7 @@ pub fn assignments(database: &DatabaseUrl, args: AssignmentImportArgs, now: Time
                 unchanged,
             });
         }
-        let fresh = without_existing(db, parsed, args.skip_existing)?;
+        let fresh = without_existing(db, parsed, args.skip_existing, bad)?;
         assignments::insert_assignments(db, &fresh)?;
         Ok(Tally {
             inserted: fresh.len(),
@@ -159,49 +160,67 @@ pub fn assignments(database: &DatabaseUrl, args: AssignmentImportArgs, now: Time
     Ok(Outcome::success(report("assignments", &tally, args.upsert, started)))
 }
 
-/// Checks a batch of rows as `assignment add` would, each with its line.
+/// A time zone column: empty means UTC.
+fn optional_timezone(raw: Option<&str>) -> anyhow::Result<chrono_tz::Tz> {
+    match raw.filter(|tz| !tz.trim().is_empty()) {
+        Some(raw) => parse_timezone(raw),
+        None => Ok(chrono_tz::UTC),
+    }
+}
+
+/// Checks a batch of rows as `assignment add` would; a bad row is noted with
+/// its line and left out.
 fn parse_assignments(
     db: &mut Db,
     batch: Vec<(u64, AssignmentRow)>,
     upsert: bool,
     now: Timestamp,
+    bad: &mut BadRows,
 ) -> anyhow::Result<Vec<(u64, Incoming)>> {
-    let mut emails = Vec::with_capacity(batch.len());
-    for (line, row) in &batch {
-        emails.push(
-            Email::parse(&row.student)
-                .map_err(|error| at_line(*line, error))?
-                .as_str()
-                .to_string(),
-        );
-    }
+    let emails: Vec<String> = batch
+        .iter()
+        .filter_map(|(_, row)| Email::parse(&row.student).ok())
+        .map(|email| email.as_str().to_string())
+        .collect();
     let students: HashMap<String, (Id, Option<String>)> = users::students_by_email(db, &emails)?
         .into_iter()
         .map(|(email, id, timezone)| (email, (id, timezone)))
         .collect();
     let mut parsed = Vec::with_capacity(batch.len());
-    for ((line, row), email) in batch.into_iter().zip(emails) {
-        let at_line = |error: anyhow::Error| at_line(line, error);
-        let (student_id, timezone) = students
-            .get(&email)
-            .ok_or_else(|| at_line(invalid(format!("no user has the email `{email}`"))))?;
-        let title = parse_title(&row.title).map_err(at_line)?;
-        let description = parse_description(row.description.as_deref()).map_err(at_line)?;
-        let due_at = Timestamp::new(parse_due(&row.due, zone_of(timezone.as_deref())).map_err(at_line)?);
+    for (line, row) in batch {
+        let Some(email) = bad.check(line, Email::parse(&row.student))? else {
+            continue;
+        };
+        let Some((student_id, timezone)) = bad.check(
+            line,
+            students
+                .get(email.as_str())
+                .ok_or_else(|| invalid(format!("no user has the email `{}`", email.as_str()))),
+        )?
+        else {
+            continue;
+        };
         let metadata = match row.metadata {
-            None | Some(serde_json::Value::Null) => None,
-            Some(serde_json::Value::String(text)) if text.trim().is_empty() => None,
-            Some(serde_json::Value::String(text)) => Some(parse_metadata(&text).map_err(at_line)?),
-            Some(value) => Some(check_metadata(value).map_err(at_line)?),
+            None | Some(serde_json::Value::Null) => Ok(None),
+            Some(serde_json::Value::String(text)) if text.trim().is_empty() => Ok(None),
+            Some(serde_json::Value::String(text)) => parse_metadata(&text).map(Some),
+            Some(value) => check_metadata(value).map(Some),
         };
         let external_id = match row.external_id.as_deref().filter(|id| !id.trim().is_empty()) {
-            Some(raw) => Some(parse_external_id(raw).map_err(at_line)?),
-            None if upsert => {
-                return Err(at_line(invalid("--upsert needs an external_id in every row")));
-            }
-            None => None,
+            Some(raw) => parse_external_id(raw).map(Some),
+            None if upsert => Err(invalid("--upsert needs an external_id in every row")),
+            None => Ok(None),
         };
-        let completed = parse_completed(row.completed).map_err(at_line)?;
+        let (Some(title), Some(description), Some(due_at), Some(metadata), Some(external_id), Some(completed)) = (
+            bad.check(line, parse_title(&row.title))?,
+            bad.check(line, parse_description(row.description.as_deref()))?,
+            bad.check(line, parse_due(&row.due, zone_of(timezone.as_deref())))?,
+            bad.check(line, metadata)?,
+            bad.check(line, external_id)?,
+            bad.check(line, parse_completed(row.completed))?,
+        ) else {
+            continue;
+        };
         parsed.push((
             line,
             Incoming {
@@ -210,7 +229,7 @@ fn parse_assignments(
                     title,
                     description: description.filter(|d| !d.trim().is_empty()),
                     student_id: *student_id,
-                    due_at,
+                    due_at: Timestamp::new(due_at),
                     completed: completed.unwrap_or(false),
                     created_at: now,
                     updated_at: now,
@@ -247,7 +266,12 @@ fn parse_completed(raw: Option<serde_json::Value>) -> anyhow::Result<Option<bool
 /// already (stored, or in an earlier row) is bad input, or skipped with
 /// --skip-existing; so is, with --skip-existing, an assignment with the
 /// same student, title and due time, so a re-run is a no-op.
-fn without_existing(db: &mut Db, parsed: Vec<(u64, Incoming)>, skip_existing: bool) -> anyhow::Result<Vec<Assignment>> {
+fn without_existing(
+    db: &mut Db,
+    parsed: Vec<(u64, Incoming)>,
+    skip_existing: bool,
+    bad: &mut BadRows,
+) -> anyhow::Result<Vec<Assignment>> {
     let students: Vec<Id> = parsed.iter().map(|(_, row)| row.assignment.student_id).collect();
     let external_ids: Vec<String> = parsed
         .iter()
@@ -273,16 +297,16 @@ fn without_existing(db: &mut Db, parsed: Vec<(u64, Incoming)>, skip_existing: bo
         if let Some(external_id) = &a.external_id
             && !ids_taken.insert((a.student_id, external_id.clone()))
         {
-            if skip_existing {
-                continue;
+            if !skip_existing {
+                bad.note(at_line(
+                    line,
+                    invalid(format!(
+                        "the student already has an assignment with the external id `{external_id}` \
+                         (use --upsert to update it, or --skip-existing to skip such rows)"
+                    )),
+                ))?;
             }
-            return Err(at_line(
-                line,
-                invalid(format!(
-                    "the student already has an assignment with the external id `{external_id}` \
-                     (use --upsert to update it, or --skip-existing to skip such rows)"
-                )),
-            ));
+            continue;
         }
         if skip_existing && !seen.insert((a.student_id, a.title.clone(), a.due_at)) {
             continue;
@@ -300,132 +324,37 @@ fn due_range(due_times: impl Iterator<Item = Timestamp>) -> Option<(Timestamp, T
     })
 }
 
-/// A numbered row, or the reason it could not be read.
-type NumberedRow<R> = anyhow::Result<(u64, R)>;
-
 /// Feeds the rows to `write_batch` a batch at a time, all in one transaction.
+/// Bad rows are noted (by `write_batch` too) and the rest go on being
+/// checked, so that one run reports them all; then nothing is written.
 fn import_in_batches<R>(
     db: &mut Db,
     rows: Box<dyn Iterator<Item = NumberedRow<R>>>,
-    mut write_batch: impl FnMut(&mut Db, Vec<(u64, R)>) -> anyhow::Result<Tally>,
+    mut write_batch: impl FnMut(&mut Db, Vec<(u64, R)>, &mut BadRows) -> anyhow::Result<Tally>,
 ) -> anyhow::Result<Tally> {
     db.tune_for_bulk_load()?;
     db.in_write_transaction(|db| {
         let mut tally = Tally::default();
+        let mut bad = BadRows::default();
         let mut batch = Vec::with_capacity(BATCH_SIZE);
         for row in rows {
-            batch.push(row?);
+            match row {
+                Ok(row) => batch.push(row),
+                Err(error) => bad.note(error)?,
+            }
             if batch.len() == BATCH_SIZE {
-                tally += write_batch(db, std::mem::replace(&mut batch, Vec::with_capacity(BATCH_SIZE)))?;
+                let full = std::mem::replace(&mut batch, Vec::with_capacity(BATCH_SIZE));
+                tally += write_batch(db, full, &mut bad)?;
             }
         }
         if !batch.is_empty() {
-            tally += write_batch(db, batch)?;
+            tally += write_batch(db, batch, &mut bad)?;
+        }
+        if !bad.is_empty() {
+            return Err(bad.into_error());
         }
         Ok(tally)
     })
-}
-
-/// The format of an input: as given, else from the file's extension; an
-/// `https://` (or `http://`) URL is an iCalendar feed.
-fn input_format(file: &str, given: Option<InputFormat>) -> anyhow::Result<InputFormat> {
-    if let Some(format) = given {
-        return Ok(format);
-    }
-    if file.starts_with("https://") || file.starts_with("http://") {
-        return Ok(InputFormat::Ics);
-    }
-    match Path::new(file).extension().and_then(|ext| ext.to_str()) {
-        Some("csv") => Ok(InputFormat::Csv),
-        Some("jsonl" | "ndjson") => Ok(InputFormat::Jsonl),
-        Some("ics" | "ical" | "ifb" | "icalendar") => Ok(InputFormat::Ics),
-        _ => Err(invalid(format!(
-            "cannot tell the format of `{file}`: name it .csv, .jsonl or .ics, or pass --input-format"
-        ))),
-    }
-}
-
-/// Opens the input and yields its rows with their line numbers, streaming.
-fn open_rows<R: DeserializeOwned + 'static>(
-    file: &str,
-    format: InputFormat,
-) -> anyhow::Result<Box<dyn Iterator<Item = NumberedRow<R>>>> {
-    let progress = progress_bar();
-    let input: Box<dyn Read> = if file == "-" {
-        Box::new(progress.wrap_read(std::io::stdin()))
-    } else {
-        let file = File::open(file).map_err(|error| invalid(format!("cannot read `{file}`: {error}")))?;
-        progress.set_length(file.metadata().map(|m| m.len()).unwrap_or(0));
-        Box::new(progress.wrap_read(file))
-    };
-    Ok(match format {
-        InputFormat::Csv => {
-            let mut reader = csv::ReaderBuilder::new().trim(csv::Trim::Headers).from_reader(input);
-            let headers = reader
-                .headers()
-                .map_err(|error| invalid(format!("line 1: {}", csv_reason(&error))))?
-                .clone();
-            Box::new(reader.into_records().map(move |record| {
-                let record = record
-                    .map_err(|error| at_line(error.position().map_or(0, |p| p.line()), invalid(csv_reason(&error))))?;
-                let line = record.position().map_or(0, |p| p.line());
-                let row = record
-                    .deserialize(Some(&headers))
-                    .map_err(|error| at_line(line, invalid(csv_reason(&error))))?;
-                Ok((line, row))
-            }))
-        }
-        // Split on bytes, not with `lines()`, so that text that is not UTF-8 is
-        // bad input at its line rather than a failure to read.
-        InputFormat::Ics => unreachable!("iCalendar feeds are read whole, by `feed`"),
-        InputFormat::Jsonl => Box::new(
-            BufReader::new(input)
-                .split(b'\n')
-                .enumerate()
-                .map(|(index, bytes)| {
-                    let line = index as u64 + 1;
-                    let bytes = bytes.with_context(|| format!("cannot read line {line} of the input"))?;
-                    let text = String::from_utf8(bytes).map_err(|_| at_line(line, invalid("not valid UTF-8 text")))?;
-                    if text.trim().is_empty() {
-                        return Ok(None);
-                    }
-                    let row = serde_json::from_str::<R>(&text)
-                        .map_err(|error| at_line(line, invalid(format!("not a valid row: {error}"))))?;
-                    Ok(Some((line, row)))
-                })
-                .filter_map(Result::transpose),
-        ),
-    })
-}
-
-fn csv_reason(error: &csv::Error) -> String {
-    match error.kind() {
-        csv::ErrorKind::Deserialize { err, .. } => format!("not a valid row: {err}"),
-        csv::ErrorKind::Utf8 { .. } => "not valid UTF-8 text".to_string(),
-        _ => format!("not valid CSV: {error}"),
-    }
-}
-
-/// Puts the line number in front of a bad-input message.
-fn at_line(line: u64, error: anyhow::Error) -> anyhow::Error {
-    if error.chain().any(|cause| cause.is::<InputError>()) {
-        invalid(format!("line {line}: {error:#}"))
-    } else {
-        error.context(format!("at line {line}"))
-    }
-}
-
-/// A progress bar on a terminal; nothing when stderr is redirected.
-fn progress_bar() -> ProgressBar {
-    if !std::io::stderr().is_terminal() {
-        return ProgressBar::hidden();
-    }
-    let bar = ProgressBar::new(0);
-    bar.set_style(
-        ProgressStyle::with_template("{bar:40} {bytes}/{total_bytes} {bytes_per_sec} {eta}")
-            .unwrap_or_else(|_| ProgressStyle::default_bar()),
-    );
-    bar
 }
 
 fn report(what: &str, tally: &Tally, upsert: bool, started: Instant) -> output::Message {

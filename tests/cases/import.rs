@@ -125,7 +125,45 @@ on_both_backends! {
         assert!(output.status.success());
         assert_eq!(env.count("SELECT count(*) AS n FROM users"), 1);
         env.fails(&["user", "import", "-"], 2, "cannot tell the format of `-`");
+        env.fails(&["user", "import", "users.txt"], 2, "cannot read `users.txt`: there is no such file");
+        std::fs::write(env.path("users.txt"), "email\n").unwrap();
         env.fails(&["user", "import", "users.txt"], 2, "cannot tell the format of `users.txt`");
         env.fails(&["user", "import", "nothing.csv"], 2, "cannot read `nothing.csv`");
+    }
+
+    fn crlf_files_report_the_right_lines_and_every_bad_row_at_once(env: &TestEnv) {
+        env.add_user("a@example.com", "UTC");
+        // What Excel writes: CRLF, a quoted field over two lines.
+        let file = env.path("excel.csv");
+        std::fs::write(&file, "student,title,due,description\r\n\
+            a@example.com,Essay,2030-01-01T00:00:00Z,\"Part 1\r\npart 2\"\r\n\
+            a@example.com,Lab,not a time,\r\n\
+            a@example.com,Quiz,2030-01-02T00:00:00Z,\r\n\
+            nobody@example.com,Quiz,2030-01-02T00:00:00Z,\r\n\
+            a@example.com,,2030-01-02T00:00:00Z,\r\n").unwrap();
+        let run = env.run(&["-q", "assignment", "import", file.to_str().unwrap()]);
+        assert_eq!(run.code(), 2, "{}", run.describe());
+        let stderr = run.stderr();
+        let lines: Vec<&str> = stderr.lines().collect();
+        assert_eq!(lines.len(), 4, "{stderr}");
+        assert!(lines[0].starts_with("line 4: `not a time` is not a due time"), "{stderr}");
+        assert_eq!(lines[1], "line 6: no user has the email `nobody@example.com`");
+        assert_eq!(lines[2], "line 7: the title is empty");
+        assert_eq!(lines[3], "error: 3 bad rows (listed above); nothing was written");
+        assert_eq!(env.count("SELECT count(*) AS n FROM assignments"), 0);
+
+        // Over a hundred bad rows: a hundred shown, the rest counted.
+        let mut many = String::from("email\r\n");
+        for n in 0..150 {
+            many.push_str(&format!("bad{n}\r\n"));
+        }
+        std::fs::write(env.path("many.csv"), many).unwrap();
+        let run = env.run(&["user", "import", "many.csv"]);
+        assert_eq!(run.code(), 2);
+        let stderr = run.stderr();
+        assert_eq!(stderr.lines().count(), 102, "{stderr}");
+        assert!(stderr.contains("\nline 101: `bad99` is not a valid email address\n… and 50 more\n"), "{stderr}");
+        assert!(stderr.ends_with("error: 150 bad rows (listed above); nothing was written\n"), "{stderr}");
+        assert_eq!(env.count("SELECT count(*) AS n FROM users"), 1);
     }
 }
