@@ -268,6 +268,24 @@ pub struct MailArgs {
     /// smtp://host:port, smtp://user:pass@host:587?tls=required, smtps://host, or file://DIR
     #[arg(long, env = "SMTP_URL", hide_env_values = true, value_name = "URL")]
     pub smtp_url: Option<String>,
+    /// The SMTP password, kept out of SMTP_URL (which then names only the user); prefer the file
+    #[arg(
+        long,
+        env = "SMTP_PASSWORD",
+        hide_env_values = true,
+        value_name = "PASSWORD",
+        hide = true
+    )]
+    pub smtp_password: Option<String>,
+    /// A file holding the SMTP password (its last line break is not part of it)
+    // Text, not a path: an empty value (`VAR=` in `.env`) means unset.
+    #[arg(
+        long,
+        env = "SMTP_PASSWORD_FILE",
+        value_name = "FILE",
+        conflicts_with = "smtp_password"
+    )]
+    pub smtp_password_file: Option<String>,
     /// With `auth=xoauth2`, Microsoft 365: the tenant id or domain (its token endpoint)
     #[arg(long, env = "SMTP_OAUTH_TENANT", value_name = "TENANT")]
     pub smtp_oauth_tenant: Option<String>,

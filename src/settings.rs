@@ -36,6 +36,7 @@ impl Provenance {
         let settings = [
             ("database_url", "DATABASE_URL", "reminders.db"),
             ("smtp_url", "SMTP_URL", "none"),
+            ("smtp_password_file", "SMTP_PASSWORD_FILE", "none"),
             ("mail_from", "MAIL_FROM", "none"),
             ("templates", "REMINDERS_TEMPLATES", "built in"),
             ("ping_url", "REMINDERS_PING_URL", "none"),
@@ -257,13 +258,34 @@ impl MailSettings {
                     "no mail server is set: set `--smtp-url` or `SMTP_URL` (e.g. smtp://localhost:25 or file://outbox)"
                 )
             })?;
-        let url = MailUrl::parse(url)?;
+        let url = MailUrl::with_password(url, MailSettings::password(args)?.as_deref())?;
         let oauth = MailSettings::oauth(args, &url)?;
         Ok(MailSettings {
             url,
             sender: MailSettings::sender(&args.sender)?,
             oauth,
         })
+    }
+
+    /// `SMTP_PASSWORD`, or the content of `SMTP_PASSWORD_FILE` without its
+    /// last line break; an empty value is no value.
+    fn password(args: &MailArgs) -> anyhow::Result<Option<String>> {
+        if let Some(password) = args.smtp_password.as_deref().filter(|p| !p.is_empty()) {
+            crate::redact::hide(password);
+            return Ok(Some(password.to_string()));
+        }
+        let Some(path) = args.smtp_password_file.as_deref().filter(|p| !p.trim().is_empty()) else {
+            return Ok(None);
+        };
+        let text = std::fs::read_to_string(path)
+            .map_err(|error| anyhow::anyhow!("cannot read SMTP_PASSWORD_FILE `{path}`: {error}"))?;
+        let password = text.strip_suffix('\n').unwrap_or(&text);
+        let password = password.strip_suffix('\r').unwrap_or(password);
+        crate::redact::hide(password);
+        if password.is_empty() {
+            return Err(anyhow::anyhow!("SMTP_PASSWORD_FILE `{path}` is empty"));
+        }
+        Ok(Some(password.to_string()))
     }
 
     /// The `SMTP_OAUTH_*` settings, which go with `auth=xoauth2` and only

@@ -4,6 +4,7 @@ use std::path::PathBuf;
 
 use anyhow::anyhow;
 use lettre::SmtpTransport;
+use percent_encoding::{NON_ALPHANUMERIC, utf8_percent_encode};
 
 /// Where mail goes, from `SMTP_URL`.
 #[derive(Debug, Clone)]
@@ -15,16 +16,48 @@ pub enum MailUrl {
 }
 
 impl MailUrl {
+    #[cfg(test)]
     pub fn parse(raw: &str) -> anyhow::Result<MailUrl> {
+        MailUrl::with_password(raw, None)
+    }
+
+    /// `SMTP_URL`, with the password from `SMTP_PASSWORD` or
+    /// `SMTP_PASSWORD_FILE` when there is one (then the URL names only the user).
+    pub fn with_password(raw: &str, password: Option<&str>) -> anyhow::Result<MailUrl> {
         let raw = raw.trim();
         crate::redact::hide_secrets_of_url(raw);
+        if let Some(password) = password {
+            crate::redact::hide(password);
+        }
         if let Some(dir) = raw.strip_prefix("file://") {
             if dir.is_empty() {
                 return Err(anyhow!("SMTP_URL `{raw}` names no directory"));
             }
             return Ok(MailUrl::File(PathBuf::from(dir)));
         }
-        let url = url::Url::parse(raw).map_err(|error| anyhow!("SMTP_URL is malformed: {error}"))?;
+        let mut url = url::Url::parse(raw).map_err(|error| match unencoded_in_password(raw) {
+            Some(character) => anyhow!(
+                "the password in SMTP_URL holds `{character}`, which a URL must percent-encode: write it as `{}` \
+                 in the URL, or put the password in SMTP_PASSWORD_FILE (or SMTP_PASSWORD) and leave it out of the URL",
+                utf8_percent_encode(&character.to_string(), NON_ALPHANUMERIC)
+            ),
+            None => anyhow!("SMTP_URL is malformed: {error}"),
+        })?;
+        if let Some(password) = password {
+            if url.password().is_some() {
+                return Err(anyhow!(
+                    "SMTP_URL has a password and SMTP_PASSWORD (or SMTP_PASSWORD_FILE) is set too: keep one"
+                ));
+            }
+            if url.username().is_empty() {
+                return Err(anyhow!(
+                    "SMTP_PASSWORD (or SMTP_PASSWORD_FILE) is set, but SMTP_URL names no user: smtp://USER@host:587?tls=required"
+                ));
+            }
+            // The url crate percent-encodes what a password needs.
+            url.set_password(Some(password))
+                .map_err(|()| anyhow!("SMTP_URL `{}` cannot hold a password", crate::redact::redact(&url)))?;
+        }
         crate::redact::hide_secrets_of_url(url.as_str());
         if !matches!(url.scheme(), "smtp" | "smtps") || url.host_str().is_none_or(str::is_empty) {
             return Err(anyhow!(
@@ -102,6 +135,19 @@ impl MailUrl {
     }
 }
 
+/// The first character of the password in a URL that the URL cannot hold as
+/// written (`#`, `/`, `?`, a space, or a `%` that starts no escape).
+fn unencoded_in_password(raw: &str) -> Option<char> {
+    let rest = raw.split_once("://")?.1;
+    let (_, password) = rest[..rest.rfind('@')?].split_once(':')?;
+    let bytes = password.as_bytes();
+    password.char_indices().find_map(|(at, character)| {
+        let bad_escape = character == '%'
+            && !(bytes.len() > at + 2 && bytes[at + 1].is_ascii_hexdigit() && bytes[at + 2].is_ascii_hexdigit());
+        (matches!(character, '#' | '/' | '?' | ' ' | '[' | ']') || bad_escape).then_some(character)
+    })
+}
+
 impl MailUrl {
     /// The sending mailbox when the URL asks for `auth=xoauth2` (its user,
     /// percent-decoded); `None` for any other URL.
@@ -155,6 +201,39 @@ mod tests {
         ] {
             assert!(MailUrl::parse(allowed).is_ok(), "{allowed}");
         }
+    }
+
+    #[test]
+    fn a_password_that_needs_encoding_says_how_without_showing_it() {
+        for (raw, shown) in [
+            ("smtp://u:se#cr:et@mail.example.com:587?tls=required", "`#`"),
+            ("smtp://u:se/cr:et@mail.example.com:587?tls=required", "`/`"),
+        ] {
+            let error = MailUrl::parse(raw).unwrap_err().to_string();
+            assert!(error.contains(shown) && error.contains("percent-encode"), "{error}");
+            assert!(!error.contains("cr:et"), "{error}");
+        }
+        let error = MailUrl::parse("smtp://u:se#cr@x.example.com:587")
+            .unwrap_err()
+            .to_string();
+        assert!(error.contains("`%23`"), "{error}");
+        // Encoded, or given apart, it is the same password.
+        let encoded = MailUrl::parse("smtp://u:se%23cr%3Aet@mail.example.com:587?tls=required").unwrap();
+        let apart = MailUrl::with_password("smtp://u@mail.example.com:587?tls=required", Some("se#cr:et")).unwrap();
+        match (encoded, apart) {
+            (MailUrl::Smtp(a), MailUrl::Smtp(b)) => {
+                assert_eq!(crate::redact::percent_decode(a.password().unwrap()), "se#cr:et");
+                assert_eq!(crate::redact::percent_decode(b.password().unwrap()), "se#cr:et");
+            }
+            _ => panic!("not SMTP"),
+        }
+        assert!(MailUrl::with_password("smtp://u:pw@mail.example.com:587?tls=required", Some("x")).is_err());
+        assert!(MailUrl::with_password("smtp://mail.example.com:587?tls=required", Some("x")).is_err());
+        // A password apart still needs TLS.
+        let error = MailUrl::with_password("smtp://u@mail.example.com:25", Some("x"))
+            .unwrap_err()
+            .to_string();
+        assert!(error.contains("credentials but no TLS"), "{error}");
     }
 
     #[test]

@@ -179,3 +179,59 @@ fn an_env_file_works_from_anywhere_in_an_empty_environment() {
         missing.describe()
     );
 }
+
+#[test]
+fn a_password_with_hash_and_colon_is_explained_or_kept_out_of_the_url() {
+    use base64::Engine as _;
+    let env = TestEnv::new(Backend::Sqlite).unwrap();
+    let smtp = crate::common::smtp::SmtpServer::start();
+    env.add_user("a@example.com", "UTC");
+    env.add_assignment("a@example.com", "Essay", &crate::common::at(crate::common::hours(24)));
+    let port = smtp.url().rsplit(':').next().unwrap().to_string();
+    let send = [
+        "send",
+        "--unit",
+        "hours",
+        "--targets",
+        "24",
+        "--now",
+        crate::common::NOW,
+    ];
+
+    // As typed: the `#` ends the URL early. The error says how to write it.
+    env.set_var("MAIL_FROM", "noreply@school.example");
+    env.set_var("SMTP_URL", &format!("smtp://mailer:pa#ss:word@127.0.0.1:{port}"));
+    let run = env.run(&send);
+    assert_eq!(run.code(), 1, "{}", run.describe());
+    assert!(
+        run.stderr().contains("holds `#`") && run.stderr().contains("`%23`"),
+        "{}",
+        run.stderr()
+    );
+    assert!(!run.stderr().contains("ss:word"), "{}", run.stderr());
+
+    // Percent-encoded in the URL, or apart in a file: the server gets the password as it is.
+    let expected = base64::engine::general_purpose::STANDARD.encode("\0mailer\0pa#ss:word");
+    env.set_var("SMTP_URL", &format!("smtp://mailer:pa%23ss%3Aword@127.0.0.1:{port}"));
+    assert_eq!(env.run(&send).code(), 0);
+    std::fs::write(env.path("smtp-password"), "pa#ss:word\n").unwrap();
+    env.set_var("SMTP_URL", &format!("smtp://mailer@127.0.0.1:{port}"));
+    env.set_var("SMTP_PASSWORD_FILE", "smtp-password");
+    env.ok(&["user", "add", "--email", "b@example.com"]);
+    env.add_assignment("b@example.com", "Lab", &crate::common::at(crate::common::hours(24)));
+    let run = env.run(&send);
+    assert_eq!(run.code(), 0, "{}", run.describe());
+    assert_eq!(smtp.received().len(), 2);
+    let auth = smtp.auth_lines();
+    assert_eq!(auth.len(), 2, "{auth:?}");
+    assert!(
+        auth.iter().all(|line| line == &format!("AUTH PLAIN {expected}")),
+        "{auth:?}"
+    );
+    let check = env.run(&["check"]);
+    assert!(
+        !check.stdout().contains("pa#ss") && !check.stderr().contains("pa#ss"),
+        "{}",
+        check.describe()
+    );
+}

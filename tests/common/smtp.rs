@@ -66,6 +66,8 @@ struct State {
     auth_reply: Option<String>,
     /// AUTH commands received, whatever the answer.
     auth_attempts: usize,
+    /// Their lines, as sent.
+    auth_lines: Vec<String>,
     xoauth2: Option<Xoauth2>,
     /// The token refused by `Xoauth2::refuse_first`, refused ever after (it "expired").
     refused_token: Option<String>,
@@ -168,6 +170,11 @@ impl SmtpServer {
     /// Offer only `AUTH XOAUTH2`, and judge it as `xoauth2` says.
     pub fn require_xoauth2(&self, xoauth2: Xoauth2) {
         self.state.lock().unwrap().xoauth2 = Some(xoauth2);
+    }
+
+    /// The AUTH command lines that arrived (`AUTH PLAIN <base64>`).
+    pub fn auth_lines(&self) -> Vec<String> {
+        self.state.lock().unwrap().auth_lines.clone()
     }
 
     /// How many AUTH commands arrived, accepted or not.
@@ -281,6 +288,7 @@ fn serve(stream: TcpStream, state: &Mutex<State>, security: &Security) -> std::i
             "AUTH" => {
                 let mut state = state.lock().unwrap();
                 state.auth_attempts += 1;
+                state.auth_lines.push(command.trim_end().to_string());
                 state
                     .auth_reply
                     .clone()
