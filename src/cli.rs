@@ -393,6 +393,15 @@ pub enum UserCommand {
         #[arg(value_parser = Email::parse)]
         email: Email,
     },
+    /// Erase a student on request: everything that names them, and their address from the logs
+    Forget {
+        /// The student's email
+        #[arg(value_parser = Email::parse)]
+        email: Email,
+        /// Do not ask for confirmation (needed when not on a terminal)
+        #[arg(long)]
+        yes: bool,
+    },
     /// Add students in bulk from CSV (email,name,timezone) or JSON Lines
     Import(ImportArgs),
 }

@@ -1,4 +1,4 @@
-//! `reminders user …`: add, list, edit, remove, opt out and opt in students.
+//! `reminders user …`: add, list, edit, remove, forget, opt out and opt in students.
 
 use serde_json::json;
 
@@ -35,6 +35,7 @@ pub fn run(database: &DatabaseUrl, command: UserCommand, now: Timestamp) -> anyh
         UserCommand::OptIn { email } => set_opt_out(database, &email, false, now),
         UserCommand::Set(args) => set_preferences(database, args, now),
         UserCommand::Edit(args) => edit(database, args, now),
+        UserCommand::Forget { email, yes } => forget(database, &email, yes),
         UserCommand::Remove { email } => {
             let mut db = Db::open(database)?;
             let user = users::remove_user(&mut db, email.as_str())?;
@@ -57,6 +58,50 @@ fn add(database: &DatabaseUrl, args: UserAddArgs, now: Timestamp) -> anyhow::Res
     let user = User::new(args.email.as_str(), name, timezone.name(), now);
     users::insert_user(&mut db, &user)?;
     Ok(Outcome::success(UserList(vec![user])))
+}
+
+/// Erasure on request: asks first, on a terminal, unless `--yes`.
+fn forget(database: &DatabaseUrl, email: &Email, yes: bool) -> anyhow::Result<Outcome> {
+    let mut db = Db::open(database)?;
+    users::require_user_by_email(&mut db, email.as_str())?;
+    if !yes && !confirmed(email)? {
+        return Err(invalid(format!(
+            "`user forget` erases `{}` for good: confirm on a terminal, or pass --yes",
+            email.as_str()
+        )));
+    }
+    let forgotten = users::forget_user(&mut db, email.as_str())?;
+    let text = format!(
+        "forgot `{}`: removed the student, {} assignment(s), {} reminder(s), {} daily summary(ies) and their \
+         preferences; kept {} send log(s) with the address replaced by `{}`, and {} bounce report(s) without it",
+        forgotten.email,
+        forgotten.assignments,
+        forgotten.reminders,
+        forgotten.daily_summaries,
+        forgotten.send_logs,
+        forgotten.stand_in,
+        forgotten.bounce_reports,
+    );
+    Ok(Outcome::success(output::Message {
+        text,
+        json: json!(forgotten),
+    }))
+}
+
+/// Asks on the terminal; `false` when there is none to ask on.
+fn confirmed(email: &Email) -> anyhow::Result<bool> {
+    use std::io::{BufRead, IsTerminal, Write};
+    if !std::io::stdin().is_terminal() {
+        return Ok(false);
+    }
+    eprint!(
+        "forget `{}` and everything that names them? This cannot be undone. [y/N] ",
+        email.as_str()
+    );
+    std::io::stderr().flush()?;
+    let mut answer = String::new();
+    std::io::stdin().lock().read_line(&mut answer)?;
+    Ok(matches!(answer.trim(), "y" | "Y" | "yes" | "YES" | "Yes"))
 }
 
 fn edit(database: &DatabaseUrl, args: UserEditArgs, now: Timestamp) -> anyhow::Result<Outcome> {

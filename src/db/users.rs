@@ -186,3 +186,110 @@ pub fn remove_user(db: &mut Db, email: &str) -> anyhow::Result<User> {
         .context("cannot remove the user")?;
     Ok(user)
 }
+
+/// What `user forget` took away.
+#[derive(Debug, Default, Serialize)]
+pub struct Forgotten {
+    pub email: String,
+    pub assignments: i64,
+    pub reminders: i64,
+    pub daily_summaries: i64,
+    /// Send logs kept, their address replaced by `stand_in`.
+    pub send_logs: usize,
+    /// Bounce reports kept without the address.
+    pub bounce_reports: usize,
+    /// What stands for the address in the send logs kept.
+    pub stand_in: String,
+}
+
+/// Erasure on request, in one transaction: removes the user and everything
+/// that names them (assignments, reminders, summaries, preferences, by the
+/// cascading foreign keys), and takes the address out of what is kept for
+/// the counts: each send log's `to_email` becomes `stand_in`, a random
+/// token that links back to nobody, and the address is cut from SMTP
+/// replies quoted in send logs and bounce reports.
+pub fn forget_user(db: &mut Db, email: &str) -> anyhow::Result<Forgotten> {
+    use super::schema::{assignments, bounce_reports, daily_summaries, reminders, send_logs};
+    let user = require_user_by_email(db, email)?;
+    let stand_in = format!("forgotten-{}", uuid::Uuid::new_v4().simple());
+    let pattern = format!("%{}%", user.email);
+    let scrub = |text: String| replace_ignoring_case(&text, &user.email, "[forgotten]");
+    // SQLite keeps deleted rows in free pages, and old pages in the WAL,
+    // until they are reused: overwrite them, and fold the WAL back in after.
+    if let Db::Sqlite(conn) = db {
+        diesel::connection::SimpleConnection::batch_execute(conn, "PRAGMA secure_delete = ON")
+            .context("cannot prepare the erasure")?;
+    }
+    let forgotten = super::write_transaction!(db, conn => {
+        let of_user = assignments::table.filter(assignments::student_id.eq(user.id));
+        let assignment_count: i64 = of_user.count().get_result(conn)?;
+        let reminder_count: i64 = reminders::table
+            .filter(reminders::assignment_id.eq_any(of_user.select(assignments::id)))
+            .count()
+            .get_result(conn)?;
+        let summary_count: i64 = daily_summaries::table
+            .filter(daily_summaries::user_id.eq(user.id))
+            .count()
+            .get_result(conn)?;
+        let logs: Vec<(Id, Option<String>)> = send_logs::table
+            .filter(send_logs::to_email.eq(&user.email).or(lower(send_logs::error).like(&pattern)))
+            .select((send_logs::id, send_logs::error))
+            .load(conn)?;
+        for (id, error) in &logs {
+            diesel::update(send_logs::table.find(id))
+                .set(send_logs::error.eq(error.clone().map(scrub)))
+                .execute(conn)?;
+        }
+        diesel::update(send_logs::table.filter(send_logs::to_email.eq(&user.email)))
+            .set(send_logs::to_email.eq(&stand_in))
+            .execute(conn)?;
+        let reports: Vec<(Id, Option<String>)> = bounce_reports::table
+            .filter(bounce_reports::to_email.eq(&user.email).or(lower(bounce_reports::reason).like(&pattern)))
+            .select((bounce_reports::id, bounce_reports::reason))
+            .load(conn)?;
+        for (id, reason) in &reports {
+            diesel::update(bounce_reports::table.find(id))
+                .set((
+                    bounce_reports::to_email.eq(None::<String>),
+                    bounce_reports::reason.eq(reason.clone().map(scrub)),
+                ))
+                .execute(conn)?;
+        }
+        diesel::delete(users::table.find(user.id)).execute(conn)?;
+        Ok(Forgotten {
+            email: user.email.clone(),
+            assignments: assignment_count,
+            reminders: reminder_count,
+            daily_summaries: summary_count,
+            send_logs: logs.len(),
+            bounce_reports: reports.len(),
+            stand_in: stand_in.clone(),
+        })
+    })
+    .context("cannot forget the user")?;
+    if let Db::Sqlite(conn) = db {
+        diesel::connection::SimpleConnection::batch_execute(conn, "PRAGMA wal_checkpoint(TRUNCATE)")
+            .context("cannot write the erasure through")?;
+    }
+    Ok(forgotten)
+}
+
+diesel::define_sql_function!(fn lower(text: diesel::sql_types::Nullable<diesel::sql_types::Text>) -> diesel::sql_types::Nullable<diesel::sql_types::Text>);
+
+/// `text` with every `needle` (in any case) replaced.
+fn replace_ignoring_case(text: &str, needle: &str, with: &str) -> String {
+    let (lower, needle) = (text.to_lowercase(), needle.to_lowercase());
+    // Lower-casing can change lengths outside ASCII; then match exactly.
+    if lower.len() != text.len() {
+        return text.replace(&needle, with);
+    }
+    let mut out = String::with_capacity(text.len());
+    let mut rest = 0;
+    for (at, _) in lower.match_indices(&needle) {
+        out.push_str(&text[rest..at]);
+        out.push_str(with);
+        rest = at + needle.len();
+    }
+    out.push_str(&text[rest..]);
+    out
+}

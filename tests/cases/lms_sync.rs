@@ -116,6 +116,12 @@ on_both_backends! {
         // The audit trail stays, its links set to NULL.
         assert_eq!(env.count("SELECT count(*) AS n FROM send_logs WHERE reminder_id IS NULL AND assignment_id IS NULL"), 2);
         assert_eq!(env.count("SELECT count(*) AS n FROM send_logs WHERE to_email IN ('a@example.com', 'b@example.com')"), 2);
+        // A DBA's plain DELETE works as well: the foreign keys cascade or set NULL.
+        env.add_assignment("a@example.com", "Quiz", DUE);
+        assert_eq!(env.send_24h(DAY_BEFORE, &[]).report()["sent"], 1);
+        env.execute("DELETE FROM users WHERE email = 'a@example.com'");
+        assert_eq!(env.count("SELECT count(*) AS n FROM users"), 0);
+        assert_eq!(env.count("SELECT count(*) AS n FROM send_logs WHERE reminder_id IS NULL AND assignment_id IS NULL"), 3);
     }
 
     fn a_moved_deadline_gets_its_reminder_again_once_and_says_so(env: &TestEnv) {

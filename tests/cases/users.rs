@@ -1,6 +1,7 @@
 //! `reminders user …`.
 
-use crate::common::{TestEnv, on_both_backends};
+use crate::common::smtp::SmtpServer;
+use crate::common::{Backend, NOW, TestEnv, at, hours, on_both_backends};
 
 on_both_backends! {
     fn add_normalizes_the_email_and_defaults_to_utc(env: &TestEnv) {
@@ -52,5 +53,63 @@ fn truthy(env: &TestEnv) -> &'static str {
     match env.backend {
         crate::common::Backend::Sqlite => "1",
         crate::common::Backend::Postgres => "true",
+    }
+}
+
+/// Everything the database holds, as text: `sqlite3 .dump` or `pg_dump`.
+fn full_dump(env: &TestEnv) -> String {
+    let output = match env.backend {
+        Backend::Sqlite => std::process::Command::new("sqlite3")
+            .arg(&env.database_url)
+            .arg(".dump")
+            .output(),
+        Backend::Postgres => std::process::Command::new("pg_dump").arg(&env.database_url).output(),
+    }
+    .expect("sqlite3 and pg_dump are installed by scripts/test.sh");
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    String::from_utf8_lossy(&output.stdout).to_lowercase()
+}
+
+on_both_backends! {
+    fn forget_leaves_the_address_nowhere_and_keeps_the_counts(env: &TestEnv) {
+        let smtp = SmtpServer::start();
+        env.use_smtp(&smtp.url());
+        env.add_user("alice@example.com", "UTC");
+        env.add_user("bob@example.com", "UTC");
+        env.add_assignment("alice@example.com", "Essay", &at(hours(24)));
+        env.add_assignment("bob@example.com", "Essay", &at(hours(24)));
+        env.ok(&["send", "--unit", "hours", "--targets", "24", "--now", NOW]);
+        // A rejection whose reply quotes her address, as many servers' do.
+        smtp.reply_to_rcpt("alice@", "550 5.1.1 <ALICE@example.com>: Recipient address rejected");
+        env.add_assignment("alice@example.com", "Lab", &at(hours(26)));
+        env.run(&["send", "--unit", "hours", "--targets", "24", "--now", &at(hours(2))]);
+        env.ok(&["user", "set", "alice@example.com", "--summary-hour", "8"]);
+        assert!(full_dump(env).contains("alice@example.com"));
+        let logs_before = env.count("SELECT count(*) AS n FROM send_logs");
+        assert_eq!(logs_before, 3);
+
+        // Not on a terminal and no --yes: nothing happens.
+        env.fails(&["user", "forget", "alice@example.com"], 2, "confirm on a terminal, or pass --yes");
+        assert_eq!(env.count("SELECT count(*) AS n FROM users"), 2);
+
+        let forgotten = env.json(&["user", "forget", "alice@example.com", "--yes"]);
+        assert_eq!(forgotten["assignments"], 2, "{forgotten}");
+        assert_eq!(forgotten["send_logs"], 2, "{forgotten}");
+        let text = env.ok(&["user", "list"]);
+        assert!(!text.contains("alice"), "{text}");
+        let dump = full_dump(env);
+        assert!(!dump.contains("alice"), "the address is still in the database:\n{dump}");
+        assert!(dump.contains("bob@example.com"));
+        // The counts stay: every send log, hers under a stand-in.
+        assert_eq!(env.count("SELECT count(*) AS n FROM send_logs"), logs_before);
+        assert_eq!(env.count("SELECT count(*) AS n FROM send_logs WHERE to_email LIKE 'forgotten-%'"), 2);
+        if env.backend == Backend::Sqlite {
+            // Not in a free page or the WAL either.
+            for file in ["test.db", "test.db-wal"] {
+                let bytes = std::fs::read(env.path(file)).unwrap_or_default().to_ascii_lowercase();
+                assert!(!bytes.windows(5).any(|w| w == b"alice"), "alice is still in {file}");
+            }
+        }
+        env.fails(&["user", "forget", "alice@example.com", "--yes"], 2, "no user has the email");
     }
 }

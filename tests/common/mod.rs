@@ -183,7 +183,7 @@ impl TestEnv {
         Run(self.command().args(args).output().expect("run reminders"))
     }
 
-    /// Runs under GNU time (`/usr/bin/time`, installed by `.ci/run`); also
+    /// Runs under GNU time (`/usr/bin/time`, installed by `scripts/test.sh`); also
     /// returns the run's peak resident memory in kilobytes.
     pub fn run_measured(&self, args: &[&str]) -> (Run, u64) {
         let binary = self.command();

@@ -1,4 +1,4 @@
-//! A throw-away Postfix (Debian's, installed by `.ci/run`) on a loopback
+//! A throw-away Postfix (Debian's, installed by `scripts/test.sh`) on a loopback
 //! port, with its own config, queue and log in a temporary folder. It plays
 //! the school's relay and the students' mail host at once: known students get
 //! Maildirs, an unknown one is accepted and then bounced by bounce(8) with a
@@ -35,7 +35,7 @@ impl Postfix {
     pub fn start(known_students: &[&str], bounces: Bounces) -> Postfix {
         assert!(
             Path::new("/usr/sbin/postfix").exists(),
-            "Postfix is not installed: `.ci/run` installs it (apt-get install postfix)"
+            "Postfix is not installed: `scripts/test.sh` installs it (apt-get install postfix)"
         );
         let dir = tempfile::tempdir().unwrap();
         let root = dir.path();
