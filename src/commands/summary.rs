@@ -60,7 +60,7 @@ pub fn run(
     super::warn_if_no_students(&mut db, database)?;
     clock.follow(db.server_clock()?);
     let scheduled = plan::schedule_owed(&mut db, Timestamp::now(&clock))?;
-    let delivered = deliver(
+    let mut delivered = deliver(
         database,
         &mut db,
         &Summaries { templates },
@@ -69,10 +69,14 @@ pub fn run(
         &settings.options,
         &clock,
     )?;
+    delivered.skipped += scheduled.skipped;
     delivered.explain_failures();
     Ok(Outcome {
         status: delivered.exit_status(),
-        report: Box::new(SendReport { scheduled, delivered }),
+        report: Box::new(SendReport {
+            scheduled: scheduled.to_send,
+            delivered,
+        }),
     })
 }
 

@@ -61,6 +61,16 @@ diesel::table! {
     use diesel::sql_types::{Bool, Date, Int4, Nullable, Text};
     use crate::db::types::sql::*;
 
+    milestones (name) {
+        name -> Text,
+        at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    use diesel::sql_types::{Bool, Date, Int4, Nullable, Text};
+    use crate::db::types::sql::*;
+
     reminders (id) {
         id -> Uuid,
         assignment_id -> Uuid,
@@ -140,6 +150,7 @@ diesel::allow_tables_to_appear_in_same_query!(
     assignments,
     bounce_reports,
     daily_summaries,
+    milestones,
     reminders,
     send_logs,
     user_preferences,

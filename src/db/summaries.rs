@@ -120,6 +120,8 @@ pub fn open_assignments(db: &mut Db, students: &[Id]) -> anyhow::Result<Vec<Open
 #[derive(Debug, Clone, Queryable)]
 pub struct Recipient {
     pub user_id: Id,
+    /// When the student was added.
+    pub created_at: Timestamp,
     pub timezone: Option<String>,
     pub daily_summary: Option<bool>,
     pub summary_hour: Option<i32>,
@@ -133,6 +135,7 @@ pub fn recipients(db: &mut Db, after: Option<Id>, limit: i64) -> anyhow::Result<
             .filter(users::contact_opt_out.eq(false))
             .select((
                 users::id,
+                users::created_at,
                 users::timezone,
                 user_preferences::daily_summary.nullable(),
                 user_preferences::summary_hour.nullable(),
@@ -166,8 +169,33 @@ pub struct NewSummary {
     pub local_date: NaiveDate,
     pub scheduled_for: Timestamp,
     pub status: Status,
+    /// Why it was skipped, for one recorded skipped.
+    pub last_error: Option<String>,
     pub created_at: Timestamp,
     pub updated_at: Timestamp,
+}
+
+/// When summaries began on this database: the first `summary --send`,
+/// which this records (unless `record` is false, for a dry run). `None`
+/// before the first.
+pub fn began(db: &mut Db, now: Timestamp, record: bool) -> anyhow::Result<Option<Timestamp>> {
+    use super::schema::milestones;
+    const NAME: &str = "summaries_began";
+    with_conn!(db, conn => {
+        if record {
+            diesel::insert_into(milestones::table)
+                .values((milestones::name.eq(NAME), milestones::at.eq(now)))
+                .on_conflict(milestones::name)
+                .do_nothing()
+                .execute(conn)?;
+        }
+        milestones::table
+            .filter(milestones::name.eq(NAME))
+            .select(milestones::at)
+            .first(conn)
+            .optional()
+    })
+    .context("cannot read when summaries began")
 }
 
 /// Inserts summaries; UNIQUE(user_id, local_date) with ON CONFLICT DO NOTHING

@@ -15,6 +15,11 @@ use crate::schedule::summary_due;
 /// Students read per query while scheduling summaries.
 const PAGE_SIZE: i64 = 2_000;
 
+/// How long before go-live a summary's hour may have passed and the summary
+/// still go out: a first cron run a few minutes after the hour, or a student
+/// added just after it, still gets today's. Longer before, it is skipped.
+const GO_LIVE_GRACE: chrono::Duration = chrono::Duration::hours(1);
+
 /// Per-student counts at `now`, with the title of each one's next due
 /// assignment; `students` narrows it, `None` is everyone.
 pub fn counts(
@@ -27,22 +32,32 @@ pub fn counts(
     Ok((counts, titles))
 }
 
-/// How many summaries a `summary --send` at `now` would schedule.
+/// How many summaries a `summary --send` at `now` would schedule to send.
 pub fn count_owed(db: &mut Db, now: Timestamp) -> anyhow::Result<usize> {
     let mut owed = 0;
-    owed_summaries(db, now, |_, page| {
-        owed += page.len();
+    owed_summaries(db, now, false, |_, page| {
+        owed += page.iter().filter(|summary| summary.status == Status::Pending).count();
         Ok(())
     })?;
     Ok(owed)
 }
 
+/// What scheduling did: summaries to send, and those recorded skipped.
+#[derive(Debug, Default)]
+pub struct Scheduled {
+    pub to_send: usize,
+    pub skipped: usize,
+}
+
 /// Schedules the summaries owed at `now`; UNIQUE(user_id, local_date) with
-/// ON CONFLICT DO NOTHING keeps overlapping runs to one each. Returns how many.
-pub fn schedule_owed(db: &mut Db, now: Timestamp) -> anyhow::Result<usize> {
-    let mut scheduled = 0;
-    owed_summaries(db, now, |db, page| {
-        scheduled += summaries::schedule(db, &page)?;
+/// ON CONFLICT DO NOTHING keeps overlapping runs to one each.
+pub fn schedule_owed(db: &mut Db, now: Timestamp) -> anyhow::Result<Scheduled> {
+    let mut scheduled = Scheduled::default();
+    owed_summaries(db, now, true, |db, page| {
+        let (to_send, to_skip): (Vec<NewSummary>, Vec<NewSummary>) =
+            page.into_iter().partition(|summary| summary.status == Status::Pending);
+        scheduled.to_send += summaries::schedule(db, &to_send)?;
+        scheduled.skipped += summaries::schedule(db, &to_skip)?;
         Ok(())
     })?;
     Ok(scheduled)
@@ -70,41 +85,66 @@ fn next_titles(db: &mut Db, counts: &[StudentCounts]) -> anyhow::Result<HashMap<
 /// their hour has come. Yesterday's is owed only while its hour, stepped over
 /// midnight out of a DST gap, falls today (`summary_due`); a late run does not
 /// send an ordinary summary of a day that has passed.
-/// Walks the students a page at a time, handing each page's summaries to `visit`.
+///
+/// Going live: a summary whose hour passed well before the student was added,
+/// or before the first `summary --send` on this database (`GO_LIVE_GRACE`),
+/// is owed as skipped ("before go-live"), not sent late: installing in the
+/// evening must not mail every student that day's morning summary at once.
+/// Walks the students a page at a time, handing each page's summaries to
+/// `visit`; `scheduling` is false for a dry run, which records nothing.
 fn owed_summaries(
     db: &mut Db,
     now: Timestamp,
+    scheduling: bool,
     mut visit: impl FnMut(&mut Db, Vec<NewSummary>) -> anyhow::Result<()>,
 ) -> anyhow::Result<()> {
+    let went_live = summaries::began(db, now, scheduling)?.unwrap_or(now).instant();
     let mut after = None;
     loop {
         let page = summaries::recipients(db, after, PAGE_SIZE)?;
         let Some(last) = page.last() else { break };
         after = Some(last.user_id);
-        let mut owed: Vec<(Id, NaiveDate, DateTime<Utc>)> = Vec::new();
+        let mut owed: Vec<(Id, NaiveDate, DateTime<Utc>, Option<String>)> = Vec::new();
         for recipient in &page {
             if !recipient.daily_summary.unwrap_or(DEFAULT_DAILY_SUMMARY) {
                 continue;
             }
             let hour = recipient.summary_hour.unwrap_or(DEFAULT_SUMMARY_HOUR) as u32;
+            let started = went_live.max(recipient.created_at.instant());
             for (date, at) in summary_due(now.instant(), hour, zone_of(recipient.timezone.as_deref())) {
-                owed.push((recipient.user_id, date, at));
+                let before_go_live = (at + GO_LIVE_GRACE < started).then(|| {
+                    let since = if started == went_live {
+                        "summaries began on this database"
+                    } else {
+                        "the student was added"
+                    };
+                    format!(
+                        "before go-live: its hour had passed when {since} ({})",
+                        crate::time::utc(started)
+                    )
+                });
+                owed.push((recipient.user_id, date, at, before_go_live));
             }
         }
-        let ids: Vec<Id> = owed.iter().map(|(id, _, _)| *id).collect();
-        let existing: HashSet<(Id, NaiveDate)> = match owed.iter().map(|(_, date, _)| *date).min() {
+        let ids: Vec<Id> = owed.iter().map(|(id, _, _, _)| *id).collect();
+        let existing: HashSet<(Id, NaiveDate)> = match owed.iter().map(|(_, date, _, _)| *date).min() {
             Some(since) => summaries::existing(db, &ids, since)?.into_iter().collect(),
             None => HashSet::new(),
         };
         let page_owed = owed
             .into_iter()
-            .filter(|(id, date, _)| !existing.contains(&(*id, *date)))
-            .map(|(user_id, local_date, at)| NewSummary {
+            .filter(|(id, date, _, _)| !existing.contains(&(*id, *date)))
+            .map(|(user_id, local_date, at, before_go_live)| NewSummary {
                 id: Id::new(),
                 user_id,
                 local_date,
                 scheduled_for: Timestamp::new(at),
-                status: Status::Pending,
+                status: if before_go_live.is_some() {
+                    Status::Skipped
+                } else {
+                    Status::Pending
+                },
+                last_error: before_go_live,
                 created_at: now,
                 updated_at: now,
             });

@@ -245,6 +245,7 @@ on_both_backends! {
         for i in 0..4 {
             env.ok(&["user", "set", &format!("student{i}@example.com"), "--summary-hour", "0"]);
         }
+        env.in_use_since("2000-01-01T00:00:00Z");
         let args = ["summary", "--send", "--lease", "2s", "--connections", "1", "--format", "json"];
         let spawn = || env.command().args(args).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
         let first = spawn();

@@ -24,6 +24,40 @@ fn summary_rows(env: &TestEnv) -> Vec<String> {
 }
 
 on_both_backends! {
+    fn going_live_in_the_evening_skips_the_mornings_already_past(env: &TestEnv) {
+        let smtp = SmtpServer::start();
+        env.use_smtp(&smtp.url());
+        // Added in the morning; the summaries begin at 20:00 UTC.
+        for (email, zone, hour) in [
+            ("utc@example.com", "UTC", "7"),
+            ("la@example.com", "America/Los_Angeles", "7"),
+            ("justpast@example.com", "UTC", "19"),
+            ("tonight@example.com", "America/Los_Angeles", "18"),
+        ] {
+            env.ok(&["user", "add", "--email", email, "--timezone", zone, "--now", "2030-03-01T05:00:00Z"]);
+            env.ok(&["user", "set", email, "--summary-hour", hour]);
+            env.add_assignment(email, "Thesis", "2030-03-20T12:00:00Z");
+        }
+        let run = summary_send(env, "2030-03-01T20:00:00Z");
+        assert_eq!(run.code(), 0, "{}", run.describe());
+        assert_eq!(run.report()["skipped"], 2, "{}", run.describe());
+        // 19:00 was an hour ago: within the grace, it goes.
+        assert_eq!(sent_to(&smtp), ["justpast@example.com"]);
+        let reasons = env.texts("SELECT last_error AS v FROM daily_summaries WHERE status = 'skipped'");
+        assert!(reasons.iter().all(|r| r.as_deref().unwrap().starts_with("before go-live")), "{reasons:?}");
+        // Later runs go by the clock as usual: 18:00 in Los Angeles is 02:00 UTC.
+        summary_send(env, "2030-03-02T02:00:00Z");
+        summary_send(env, "2030-03-02T07:00:00Z");
+        assert_eq!(sent_to(&smtp), ["justpast@example.com", "tonight@example.com", "utc@example.com"]);
+        // A student added at noon gets no summary for that morning, and the next one.
+        env.ok(&["user", "add", "--email", "late@example.com", "--now", "2030-03-02T12:00:00Z"]);
+        env.add_assignment("late@example.com", "Thesis", "2030-03-20T12:00:00Z");
+        summary_send(env, "2030-03-02T12:05:00Z");
+        summary_send(env, "2030-03-03T07:00:00Z");
+        let late: Vec<String> = summary_rows(env).into_iter().filter(|row| row.starts_with("late@")).collect();
+        assert_eq!(late, ["late@example.com 2030-03-02 skipped", "late@example.com 2030-03-03 sent"]);
+    }
+
     fn counts_match_a_hand_built_fixture(env: &TestEnv) {
         env.json(&["user", "add", "--email", "a@example.com", "--name", "Ada", "--timezone", "Europe/London"]);
         env.add_user("b@example.com", "UTC");
@@ -90,6 +124,7 @@ on_both_backends! {
         }
         // 16:00 UTC: 08:00 in Los Angeles and 16:00 in London (both past 07:00),
         // 01:00 the next day in Tokyo (not yet).
+        env.in_use_since("2000-01-01T00:00:00Z");
         let run = summary_send(env, "2030-03-01T16:00:00Z");
         assert_eq!(run.code(), 0, "{}", run.describe());
         assert_eq!(sent_to(&smtp), ["la@example.com", "london@example.com"]);
@@ -166,6 +201,7 @@ on_both_backends! {
         env.add_user("late@example.com", "UTC");
         env.add_assignment("late@example.com", "Thesis", "2030-03-20T12:00:00Z");
         // Cron was down from before 07:00 on 1 March until 23:30: still today's.
+        env.in_use_since("2000-01-01T00:00:00Z");
         assert_eq!(summary_send(env, "2030-03-01T23:30:00Z").code(), 0);
         assert_eq!(summary_rows(env), ["late@example.com 2030-03-01 sent"]);
         // Down again all of 2 March; at 06:00 on 3 March nothing is owed:
@@ -234,6 +270,7 @@ on_both_backends! {
         }
         let done = env.add_assignment("idle@example.com", "All done", "2030-02-05T12:00:00Z");
         env.ok(&["assignment", "complete", &done]);
+        env.in_use_since("2000-01-01T00:00:00Z");
         let run = summary_send(env, "2030-03-01T09:00:00Z");
         assert_eq!(run.code(), 0, "{}", run.describe());
         assert_eq!(sent_to(&smtp), ["busy@example.com"]);

@@ -258,6 +258,7 @@ on_both_backends! {
         let start: DateTime<Utc> = "2025-03-28T12:00:00Z".parse().unwrap();
         let end: DateTime<Utc> = "2025-03-31T06:00:00Z".parse().unwrap();
         let mut now = start;
+        env.in_use_since("2000-01-01T00:00:00Z");
         while now <= end {
             summary_send(env, &now.to_rfc3339_opts(SecondsFormat::Secs, true), 0);
             now += Duration::minutes(15);
@@ -276,6 +277,7 @@ on_both_backends! {
         env.ok(&["user", "set", "nuuk@x.test", "--summary-hour", "23"]);
         env.add_assignment("nuuk@x.test", "Thesis", "2025-04-10T12:00:00Z");
         smtp.reply_to_rcpt("nuuk@", "451 4.3.0 try later");
+        env.in_use_since("2000-01-01T00:00:00Z");
         summary_send(env, "2025-03-30T01:00:00Z", 3);
         assert_eq!(summary_rows(env), ["2025-03-29 pending"]);
         smtp.clear_rules();
@@ -303,6 +305,7 @@ on_both_backends! {
         env.use_smtp(&smtp.url());
         env.add_user("la@x.test", "America/Los_Angeles");
         env.add_assignment("la@x.test", "Essay", "2025-06-10T12:00:00Z");
+        env.in_use_since("2000-01-01T00:00:00Z");
         summary_send(env, "2025-06-01T15:00:00Z", 0);
         // 02:00 UTC on 2 June is 19:00 on 1 June in Los Angeles: still today there.
         let pruned = env.json(&["prune", "--older-than", "30m", "--now", "2025-06-02T02:00:00Z"]);
@@ -326,6 +329,7 @@ on_both_backends! {
         env.add_assignment("nuuk@x.test", "Thesis", "2025-04-10T12:00:00Z");
         // The 29th's summary goes at 00:00 on the 30th and may go until the 30th
         // ends, which in Nuuk (UTC-1) is 01:00 UTC on the 31st.
+        env.in_use_since("2000-01-01T00:00:00Z");
         summary_send(env, "2025-03-30T01:00:00Z", 0);
         let pruned = env.json(&["prune", "--older-than", "30m", "--now", "2025-03-31T00:30:00Z"]);
         assert_eq!(pruned["deleted"]["daily_summaries"], 0, "{pruned}");

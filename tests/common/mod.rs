@@ -299,6 +299,21 @@ impl TestEnv {
     }
 
     /// Runs SQL straight against the test database (set-up and inspection).
+    /// Makes the database one in use since `at` (RFC 3339): `summary --send`
+    /// running since then, and every student added by then. Without it, the
+    /// go-live rule skips the summaries whose hour passed well before the
+    /// first run or before the student was added.
+    pub fn in_use_since(&self, at: &str) {
+        let at = chrono::DateTime::parse_from_rfc3339(at)
+            .unwrap()
+            .with_timezone(&chrono::Utc);
+        let at = at.format("%Y-%m-%dT%H:%M:%S%.6fZ");
+        self.execute(&format!(
+            "INSERT INTO milestones (name, at) VALUES ('summaries_began', '{at}')"
+        ));
+        self.execute(&format!("UPDATE users SET created_at = '{at}'"));
+    }
+
     pub fn execute(&self, sql: &str) {
         self.try_execute(sql).unwrap_or_else(|error| panic!("{sql}: {error}"));
     }
