@@ -69,6 +69,9 @@ fn main() -> ExitCode {
     let (format, quiet) = (cli.global.format, cli.global.quiet);
     log::set_level(quiet, cli.global.verbose);
     settings::warn_unknown_settings(&command, &dotenv);
+    for (setting, from) in provenance.describe() {
+        log::info!("setting {setting} from {from}");
+    }
     // Before the first ping: it is the first connection that may use TLS.
     if let Err(error) = tls::configure(cli.global.ca_file.as_deref()) {
         return ExitCode::from(fail(&error).code());

@@ -45,6 +45,8 @@ impl Provenance {
         let (_, sub) = matches.subcommand().unwrap_or(("", matches));
         let sources = settings
             .iter()
+            // Only the settings this command reads.
+            .filter(|(id, _, _)| [matches, sub].iter().any(|m| m.try_get_raw(id).is_ok()))
             .map(|(id, variable, default)| {
                 let source = [matches, sub]
                     .iter()

@@ -440,6 +440,14 @@ fn verbose_says_more_and_quiet_says_nothing_on_stderr() {
         "{}",
         verbose.describe()
     );
+    // Where each setting came from, the password's file included, and no secret.
+    for line in [
+        "setting SMTP_URL from the environment",
+        "setting DATABASE_URL from the environment",
+        "setting SMTP_PASSWORD_FILE from default (none)",
+    ] {
+        assert!(verbose.stderr().contains(line), "{line}: {}", verbose.describe());
+    }
     let normal = env.run(&["send", "--unit", "hours", "--targets", "24", "--now", NOW]);
     assert_eq!(normal.stderr(), "");
     // A failing ping warns, except under -q.
