@@ -113,8 +113,12 @@ pub enum Command {
         #[arg(value_enum)]
         shell: clap_complete::Shell,
     },
-    /// Print the man page (roff)
-    Man,
+    /// Print one complete man page (roff), or write a page per command into a folder
+    Man {
+        /// Write reminders.1 and a page per subcommand (reminders-send.1, …) here, creating it
+        #[arg(long, value_name = "DIR")]
+        dir: Option<std::path::PathBuf>,
+    },
 }
 
 #[derive(Debug, Args)]

@@ -45,7 +45,8 @@ pub fn run(cli: Cli, provenance: &crate::settings::Provenance) -> anyhow::Result
     // These two describe the command line itself and need no settings at all.
     match &cli.command {
         Command::Completions { shell } => return Ok(Outcome::success(text_only(completions(*shell)))),
-        Command::Man => return Ok(Outcome::success(text_only(man_page()?))),
+        Command::Man { dir: None } => return Ok(Outcome::success(text_only(man_page()?))),
+        Command::Man { dir: Some(dir) } => return Ok(Outcome::success(man_pages(dir)?)),
         // Reports a malformed database URL as a failed check, not as an error.
         Command::Check { mail } => {
             let database = DatabaseUrl::parse(cli.global.database_url.as_deref());
@@ -76,7 +77,7 @@ pub fn run(cli: Cli, provenance: &crate::settings::Provenance) -> anyhow::Result
         Command::Retry(args) => retry::run(&database, args, clock),
         Command::Prune(args) => prune::run(&database, args, clock),
         Command::Bounces(args) => bounces::run(&database, args, clock),
-        Command::Completions { .. } | Command::Man | Command::Check { .. } => {
+        Command::Completions { .. } | Command::Man { .. } | Command::Check { .. } => {
             unreachable!("handled before the database URL is read")
         }
     }
@@ -93,10 +94,59 @@ fn completions(shell: clap_complete::Shell) -> String {
     String::from_utf8_lossy(&script).into_owned()
 }
 
+/// One complete man page: the top level, then every command's synopsis,
+/// description and options as sections of it, so that it refers to no page
+/// that may not exist.
 fn man_page() -> anyhow::Result<String> {
+    let mut command = <Cli as clap::CommandFactory>::command().disable_help_subcommand(true);
+    command.build();
+    let top = clap_mangen::Man::new(command.clone());
     let mut page = Vec::new();
-    clap_mangen::Man::new(<Cli as clap::CommandFactory>::command()).render(&mut page)?;
+    top.render_title(&mut page)?;
+    top.render_name_section(&mut page)?;
+    top.render_synopsis_section(&mut page)?;
+    top.render_description_section(&mut page)?;
+    top.render_options_section(&mut page)?;
+    fn commands(command: &clap::Command, path: &str, page: &mut Vec<u8>) -> anyhow::Result<()> {
+        for sub in command.get_subcommands().filter(|sub| !sub.is_hide_set()) {
+            let name = format!("{path} {}", sub.get_name());
+            if sub.has_subcommands() {
+                commands(sub, &name, page)?;
+                continue;
+            }
+            let man = clap_mangen::Man::new(sub.clone());
+            let mut part = Vec::new();
+            man.render_synopsis_section(&mut part)?;
+            man.render_description_section(&mut part)?;
+            man.render_options_section(&mut part)?;
+            // Each command is a section; its own sections are subsections.
+            let part = String::from_utf8_lossy(&part).replace(".SH ", ".SS ");
+            page.extend_from_slice(format!(".SH \"{}\"\n", name.to_uppercase()).as_bytes());
+            page.extend_from_slice(part.as_bytes());
+        }
+        Ok(())
+    }
+    commands(&command, "reminders", &mut page)?;
+    top.render_extra_section(&mut page)?;
+    top.render_version_section(&mut page)?;
     Ok(String::from_utf8_lossy(&page).into_owned())
+}
+
+/// `man --dir DIR`: a page per command, in DIR (created if need be).
+fn man_pages(dir: &std::path::Path) -> anyhow::Result<crate::output::Message> {
+    use anyhow::Context;
+    std::fs::create_dir_all(dir).with_context(|| format!("cannot create `{}`", dir.display()))?;
+    clap_mangen::generate_to(<Cli as clap::CommandFactory>::command(), dir)
+        .with_context(|| format!("cannot write the man pages into `{}`", dir.display()))?;
+    let mut pages: Vec<String> = std::fs::read_dir(dir)?
+        .filter_map(|entry| entry.ok()?.file_name().into_string().ok())
+        .filter(|name| name.starts_with("reminders") && name.ends_with(".1"))
+        .collect();
+    pages.sort();
+    Ok(crate::output::Message {
+        text: format!("wrote {} man pages into {}", pages.len(), dir.display()),
+        json: serde_json::json!({ "dir": dir, "pages": pages }),
+    })
 }
 
 /// Text printed as it is, whatever `--format` says.

@@ -153,6 +153,43 @@ fn completions_and_the_man_page_are_produced() {
     let man = env.ok(&["man"]);
     assert!(man.starts_with(".ie") || man.contains(".TH reminders"), "{man}");
     assert!(man.contains("Exit status"), "the man page lists the exit codes");
+    // One complete page: every command's options, and no page it cannot name.
+    assert!(
+        man.contains(".SH \"REMINDERS SEND\"") && man.contains("\\-\\-targets"),
+        "{man}"
+    );
+    assert!(man.contains(".SH \"REMINDERS USER OPT-OUT\""), "{man}");
+    assert!(!man.contains("(1)"), "the single page refers to other pages");
+    // A page per command into a folder it creates, each page it names there.
+    let dir = env.path("share/man/man1");
+    let written = env.json(&["man", "--dir", dir.to_str().unwrap()]);
+    let pages: Vec<&str> = written["pages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p.as_str().unwrap())
+        .collect();
+    assert!(
+        pages.contains(&"reminders.1")
+            && pages.contains(&"reminders-send.1")
+            && pages.contains(&"reminders-user-opt-out.1"),
+        "{pages:?}"
+    );
+    for page in &pages {
+        let text = std::fs::read_to_string(dir.join(page)).unwrap();
+        for named in text
+            .split("(1)")
+            .filter_map(|before| before.rsplit(|c: char| c.is_whitespace() || c == '"').next())
+        {
+            let named = named.replace("\\-", "-");
+            if named.starts_with("reminders") {
+                assert!(
+                    dir.join(format!("{named}.1")).exists(),
+                    "{page} names {named}(1), which was not written"
+                );
+            }
+        }
+    }
     assert_eq!(env.run(&["completions", "tcsh"]).code(), 2);
 }
 
