@@ -32,7 +32,7 @@ phase "system packages"
 # with the system Python (a strict MIME parse, and dkimpy); the erasure test
 # reads a full dump of each database (sqlite3, pg_dump).
 missing=""
-for package in libssl-dev pkg-config postfix time pgbouncer openssl python3 python3-dkim sqlite3 postgresql; do
+for package in libssl-dev pkg-config postfix time pgbouncer openssl python3 python3-dkim sqlite3 postgresql systemd; do
   dpkg -s "$package" >/dev/null 2>&1 || missing="$missing $package"
 done
 if [ -n "$missing" ]; then

@@ -81,7 +81,7 @@ fn main() -> ExitCode {
         pinger.start();
     }
     let result = commands::run(cli, &provenance).and_then(|outcome| {
-        if !(quiet && outcome.report.is_idle()) {
+        if !(quiet && outcome.report.quiet_ok()) {
             output::print(format, outcome.report.as_ref())?;
         }
         Ok(outcome.status)

@@ -20,8 +20,10 @@ pub trait Report {
     fn to_json(&self) -> serde_json::Value;
     fn to_table(&self) -> String;
 
-    /// Whether the run did nothing worth telling cron about (for `--quiet`).
-    fn is_idle(&self) -> bool {
+    /// Whether `-q` leaves this report out: a run that did its work with no
+    /// failure. (Why anything failed goes to stderr even under `-q`, and data
+    /// a command was asked for, such as a list, is always printed.)
+    fn quiet_ok(&self) -> bool {
         false
     }
 }
@@ -108,5 +110,23 @@ impl Report for Message {
 
     fn to_table(&self) -> String {
         self.text.clone()
+    }
+}
+
+/// The report of a job that did its work (a prune, an import, a migration):
+/// `-q` leaves it out, as it does a sending run's that had no failure.
+pub struct Done(pub Message);
+
+impl Report for Done {
+    fn to_json(&self) -> serde_json::Value {
+        self.0.to_json()
+    }
+
+    fn to_table(&self) -> String {
+        self.0.to_table()
+    }
+
+    fn quiet_ok(&self) -> bool {
+        true
     }
 }

@@ -81,7 +81,7 @@ pub fn import(database: &DatabaseUrl, args: AssignmentImportArgs, now: Timestamp
     })?;
     let seconds = started.elapsed().as_secs_f64();
     let changed = upserted.inserted + upserted.updated + removed;
-    Ok(Outcome::success(output::Message {
+    Ok(Outcome::success(output::Done(output::Message {
         text: format!(
             "feed {feed_name} for `{}`: inserted {}, updated {}, unchanged {}, removed {removed}, skipped {}{}, in {seconds:.2} s",
             student.email,
@@ -101,7 +101,7 @@ pub fn import(database: &DatabaseUrl, args: AssignmentImportArgs, now: Timestamp
             "skipped": feed.skipped,
             "seconds": seconds,
         }),
-    }))
+    })))
 }
 
 /// What the feed says of completion: a cancelled event or a completed to-do

@@ -116,7 +116,7 @@ pub fn users(database: &DatabaseUrl, args: ImportArgs, now: Timestamp) -> anyhow
         })
     })?;
     db.analyze("users")?;
-    Ok(Outcome::success(report("users", &tally, false, started)))
+    Ok(Outcome::success(output::Done(report("users", &tally, false, started))))
 }
 
 pub fn assignments(database: &DatabaseUrl, args: AssignmentImportArgs, now: Timestamp) -> anyhow::Result<Outcome> {
@@ -157,7 +157,12 @@ pub fn assignments(database: &DatabaseUrl, args: AssignmentImportArgs, now: Time
         })
     })?;
     db.analyze("assignments")?;
-    Ok(Outcome::success(report("assignments", &tally, args.upsert, started)))
+    Ok(Outcome::success(output::Done(report(
+        "assignments",
+        &tally,
+        args.upsert,
+        started,
+    ))))
 }
 
 /// A time zone column: empty means UTC.

@@ -44,5 +44,9 @@ pub fn run(database: &DatabaseUrl, args: PruneArgs, clock: Clock) -> anyhow::Res
         ),
     ]);
     let json = json!({ "cutoff": crate::time::utc(cutoff.instant()), "dry_run": args.dry_run, verb: pruned });
-    Ok(Outcome::success(output::Message { text, json }))
+    let report = output::Message { text, json };
+    if args.dry_run {
+        return Ok(Outcome::success(report));
+    }
+    Ok(Outcome::success(output::Done(report)))
 }

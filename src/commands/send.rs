@@ -99,8 +99,8 @@ impl Report for SendReport {
         output::key_values(rows)
     }
 
-    fn is_idle(&self) -> bool {
-        self.delivered.is_idle()
+    fn quiet_ok(&self) -> bool {
+        self.delivered.exit_status() == crate::error::ExitStatus::Success
     }
 }
 

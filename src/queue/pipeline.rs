@@ -186,11 +186,6 @@ impl Delivered {
         }
     }
 
-    /// Nothing sent, nothing failed, nothing left over: a quiet cron run prints nothing.
-    pub fn is_idle(&self) -> bool {
-        self.sent + self.failed + self.retry_later + self.left_over + self.lost_lease == 0 && !self.interrupted
-    }
-
     /// Counts a failure under its outcome and reason.
     fn note_failure(&mut self, outcome: &'static str, reason: &str, to: &str, count: usize) {
         match self

@@ -7,6 +7,7 @@ mod errors;
 mod failing_safe;
 mod faults;
 mod import;
+mod install;
 mod layers;
 mod lms_sync;
 mod mail_standards;
