@@ -1,5 +1,6 @@
 //! Puts the git commit (when built from a checkout) and the newest migration
-//! it carries into `reminders --version`.
+//! it carries into `reminders --version`, and marks the PostgreSQL tests
+//! ignored when they were built without a server to run against.
 
 use std::process::Command;
 
@@ -20,6 +21,19 @@ fn main() {
         .max()
         .expect("at least one migration");
     println!("cargo:rustc-env=REMINDERS_NEWEST_MIGRATION={newest_migration}");
+    // The tests that need PostgreSQL (or PgBouncer in front of it) are marked
+    // ignored when built without its URL, so `cargo test` reports them as
+    // ignored, never as passed.
+    println!("cargo::rustc-check-cfg=cfg(reminders_postgres_tests)");
+    println!("cargo::rustc-check-cfg=cfg(reminders_pooler_tests)");
+    println!("cargo:rerun-if-env-changed=TEST_DATABASE_URL");
+    println!("cargo:rerun-if-env-changed=TEST_PGBOUNCER_URL");
+    if std::env::var_os("TEST_DATABASE_URL").is_some() {
+        println!("cargo:rustc-cfg=reminders_postgres_tests");
+        if std::env::var_os("TEST_PGBOUNCER_URL").is_some() {
+            println!("cargo:rustc-cfg=reminders_pooler_tests");
+        }
+    }
     println!("cargo:rerun-if-changed=migrations");
     println!("cargo:rerun-if-changed=.git/HEAD");
     println!("cargo:rerun-if-changed=.git/refs/heads");

@@ -39,13 +39,13 @@ pub struct GlobalArgs {
     #[arg(long, value_enum, default_value_t = Format::Table, global = true)]
     pub format: Format,
 
-    /// Print nothing for a run that sent nothing and had no failure, and no warnings (for cron)
+    /// Print only errors, and why sends failed: nothing for a job that did its work (for cron)
     #[arg(short, long, global = true, conflicts_with = "verbose")]
     pub quiet: bool,
 
-    /// Say more on stderr about what the run does (-vv for more)
-    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
-    pub verbose: u8,
+    /// Say more on stderr: the settings in use and where each came from, and how long each step took
+    #[arg(short, long, global = true)]
+    pub verbose: bool,
 
     /// A folder of templates that replace the built-in ones, file by file
     #[arg(long, env = "REMINDERS_TEMPLATES", global = true, value_name = "DIR")]
@@ -180,12 +180,15 @@ pub struct PreviewArgs {
 
 #[derive(Debug, Args)]
 pub struct PruneArgs {
-    /// Delete what is older than this: `90d`, `12h`, `30m` (0s to 36500d)
+    /// Delete what is older than this: `90d`, `12w`, `36h` (0s to 36500d; under a day needs --force)
     #[arg(long, value_name = "DURATION", value_parser = duration_between(Duration::zero(), Duration::days(36_500)))]
     pub older_than: Duration,
     /// Count what would be deleted, and delete nothing
     #[arg(long)]
     pub dry_run: bool,
+    /// Allow a cut-off under a day (`30min` is easy to mistype for a month)
+    #[arg(long)]
+    pub force: bool,
 }
 
 #[derive(Debug, Args)]

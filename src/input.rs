@@ -24,11 +24,30 @@ impl Email {
     }
 }
 
-/// An IANA time zone such as `America/Los_Angeles`.
+/// An IANA time zone such as `America/Los_Angeles`, in any letter case
+/// (`utc`, `america/los_angeles`), stored by its canonical name. An unknown
+/// one is bad input, with the nearest name when one is close.
 pub fn parse_timezone(raw: &str) -> anyhow::Result<Tz> {
-    raw.trim()
-        .parse::<Tz>()
-        .map_err(|_| invalid(format!("`{raw}` is not an IANA time zone (e.g. `America/New_York`)")))
+    let wanted = raw.trim();
+    if let Ok(zone) = wanted.parse::<Tz>() {
+        return Ok(zone);
+    }
+    if let Some(zone) = chrono_tz::TZ_VARIANTS
+        .iter()
+        .find(|zone| zone.name().eq_ignore_ascii_case(wanted))
+    {
+        return Ok(*zone);
+    }
+    let lower = wanted.to_lowercase();
+    let nearest = chrono_tz::TZ_VARIANTS
+        .iter()
+        .map(|zone| (strsim::levenshtein(&lower, &zone.name().to_lowercase()), zone.name()))
+        .min()
+        .filter(|(distance, _)| *distance <= 3);
+    Err(invalid(match nearest {
+        Some((_, name)) => format!("`{wanted}` is not an IANA time zone: did you mean `{name}`?"),
+        None => format!("`{wanted}` is not an IANA time zone (e.g. `America/New_York`)"),
+    }))
 }
 
 /// The zone a user's stored `timezone` names; UTC when it is absent.
@@ -119,7 +138,7 @@ pub fn duration_between(
     move |raw: &str| {
         let raw = raw.trim();
         // clap puts the option and the value in front of these messages.
-        let malformed = || "write a whole number and a unit, like `90d`, `12h`, `30m` or `45s`".to_string();
+        let malformed = || "write a whole number and a unit, like `90d`, `2w`, `12h`, `30min` or `45s`".to_string();
         let split = raw
             .find(|c: char| !c.is_ascii_digit())
             .filter(|&split| split > 0)
@@ -127,9 +146,10 @@ pub fn duration_between(
         let (number, unit) = raw.split_at(split);
         let unit_seconds = match unit {
             "s" => 1,
-            "m" => 60,
+            "m" | "min" => 60,
             "h" => 3_600,
             "d" => 86_400,
+            "w" => 7 * 86_400,
             _ => return Err(malformed()),
         };
         // The number is all digits, so it only fails to parse when it is too big.
@@ -243,6 +263,19 @@ fn holds_nul(value: &serde_json::Value) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn time_zones_in_any_case_and_near_misses_are_named() {
+        assert_eq!(parse_timezone("utc").unwrap().name(), "UTC");
+        assert_eq!(
+            parse_timezone("america/los_angeles").unwrap().name(),
+            "America/Los_Angeles"
+        );
+        let error = parse_timezone("Europe/Londn").unwrap_err().to_string();
+        assert!(error.contains("did you mean `Europe/London`?"), "{error}");
+        let error = parse_timezone("Mars/Olympus_Mons").unwrap_err().to_string();
+        assert!(error.contains("e.g. `America/New_York`"), "{error}");
+    }
 
     #[test]
     fn emails_are_trimmed_and_lower_cased() {

@@ -6,9 +6,16 @@ use std::sync::atomic::{AtomicU8, Ordering};
 
 static LEVEL: AtomicU8 = AtomicU8::new(1);
 
-/// 0 with `-q`, 1 by default, 2 and up with `-v`, `-vv`.
-pub fn set_level(quiet: bool, verbose: u8) {
-    LEVEL.store(if quiet { 0 } else { verbose.saturating_add(1) }, Ordering::Relaxed);
+/// 0 with `-q`, 1 by default, 2 with `-v`.
+pub fn set_level(quiet: bool, verbose: bool) {
+    LEVEL.store(
+        match (quiet, verbose) {
+            (true, _) => 0,
+            (false, false) => 1,
+            (false, true) => 2,
+        },
+        Ordering::Relaxed,
+    );
 }
 
 pub fn level() -> u8 {

@@ -46,7 +46,6 @@ pub fn local_long(instant: DateTime<Utc>, zone: Tz) -> String {
     instant.with_timezone(&zone).format("%a %d %b %Y %H:%M %Z").to_string()
 }
 
-/// RFC 3339 in UTC with a `Z`, at the precision the value has.
 /// The old deadline of a moved one, as short as tells them apart:
 /// `Fri 17 Jan`, or `Fri 17 Jan 14:00` on the same day.
 pub fn local_moved_from(previous: DateTime<Utc>, now_due: DateTime<Utc>, zone: Tz) -> String {
@@ -60,8 +59,20 @@ pub fn local_moved_from(previous: DateTime<Utc>, now_due: DateTime<Utc>, zone: T
     }
 }
 
+/// RFC 3339 in UTC with a `Z`, to the second: the one form of every time in
+/// JSON output.
 pub fn utc(instant: DateTime<Utc>) -> String {
-    instant.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true)
+    instant.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+}
+
+/// This machine's time zone (`TZ`, else the system's), for tables that
+/// concern no student; UTC when it cannot be told.
+pub fn machine_zone() -> Tz {
+    std::env::var("TZ")
+        .ok()
+        .and_then(|name| name.trim_start_matches(':').parse().ok())
+        .or_else(|| iana_time_zone::get_timezone().ok()?.parse().ok())
+        .unwrap_or(Tz::UTC)
 }
 
 /// `instant + duration`, held at the ends of time instead of overflowing.

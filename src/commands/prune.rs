@@ -11,39 +11,26 @@ use crate::time;
 use crate::time::Clock;
 
 pub fn run(database: &DatabaseUrl, args: PruneArgs, clock: Clock) -> anyhow::Result<Outcome> {
+    if args.older_than < chrono::Duration::days(1) && !args.force {
+        return Err(crate::error::invalid(format!(
+            "--older-than {} is under a day, which would delete today's records: pass --force if that is meant \
+             (for months, write days or weeks: `90d`, `12w`)",
+            time::human_duration(args.older_than)
+        )));
+    }
     let now = Timestamp::now(&clock);
     let cutoff = Timestamp::new(time::saturating_add(now.instant(), -args.older_than));
     let mut db = Db::open(database)?;
     let pruned = retention::prune(&mut db, cutoff, now, args.dry_run)?;
     let verb = if args.dry_run { "would delete" } else { "deleted" };
     let text = output::key_values([
-        ("older than", crate::time::utc(cutoff.instant())),
-        (
-            if args.dry_run {
-                "send_logs (would delete)"
-            } else {
-                "send_logs deleted"
-            },
-            pruned.send_logs.to_string(),
-        ),
-        (
-            if args.dry_run {
-                "reminders (would delete)"
-            } else {
-                "reminders deleted"
-            },
-            pruned.reminders.to_string(),
-        ),
-        (
-            if args.dry_run {
-                "daily_summaries (would delete)"
-            } else {
-                "daily_summaries deleted"
-            },
-            pruned.daily_summaries.to_string(),
-        ),
+        ("older than", time::local_short(cutoff.instant(), time::machine_zone())),
+        (&format!("send_logs: {verb}"), pruned.send_logs.to_string()),
+        (&format!("reminders: {verb}"), pruned.reminders.to_string()),
+        (&format!("daily_summaries: {verb}"), pruned.daily_summaries.to_string()),
     ]);
-    let json = json!({ "cutoff": crate::time::utc(cutoff.instant()), "dry_run": args.dry_run, verb: pruned });
+    // A dry run has the real run's keys, and says it is one.
+    let json = json!({ "cutoff": time::utc(cutoff.instant()), "dry_run": args.dry_run, "deleted": pruned });
     let report = output::Message { text, json };
     if args.dry_run {
         return Ok(Outcome::success(report));

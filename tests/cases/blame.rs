@@ -44,6 +44,7 @@ on_both_backends! {
         assert_eq!(run.code(), 1, "{}", run.describe());
         let line = error_line(&run);
         assert!(line.contains("stopped after 3 failures in a row") && line.contains("Relay access denied"), "{line}");
+        env.in_use_since("2000-01-01T00:00:00Z");
         let summaries = env.run(&["summary", "--send", "--now", NOW]);
         assert_eq!(summaries.code(), 1, "{}", summaries.describe());
         assert!(error_line(&summaries).contains("Relay access denied"));

@@ -278,6 +278,7 @@ fn through_port(env: &TestEnv, port: u16) -> String {
 }
 
 #[test]
+#[cfg_attr(not(reminders_postgres_tests), ignore = "needs TEST_DATABASE_URL")]
 fn a_run_whose_database_connection_is_killed_reconnects_and_records() {
     let Some(env) = TestEnv::new(Backend::Postgres) else {
         return;
@@ -307,6 +308,7 @@ fn a_run_whose_database_connection_is_killed_reconnects_and_records() {
 }
 
 #[test]
+#[cfg_attr(not(reminders_postgres_tests), ignore = "needs TEST_DATABASE_URL")]
 fn a_run_that_cannot_reach_its_database_again_stops_with_one_line() {
     let Some(env) = TestEnv::new(Backend::Postgres) else {
         return;

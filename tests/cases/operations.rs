@@ -106,9 +106,10 @@ on_both_backends! {
         // 100 days on: the first assignment is long past due, the second still due.
         let now = at(hours(24 * 119) + minutes(1));
         let dry = env.json(&["prune", "--older-than", "90d", "--now", &now, "--dry-run"]);
-        assert_eq!(dry["would delete"]["send_logs"], 2, "{dry}");
+        assert_eq!(dry["dry_run"], true, "{dry}");
+        assert_eq!(dry["deleted"]["send_logs"], 2, "{dry}");
         assert_eq!(env.count("SELECT count(*) AS n FROM send_logs"), 3);
-        assert_eq!(dry["would delete"]["reminders"], 2, "{dry}");
+        assert_eq!(dry["deleted"]["reminders"], 2, "{dry}");
         assert_eq!(env.count("SELECT count(*) AS n FROM send_logs"), 3, "a dry run deletes nothing");
         let pruned = env.json(&["prune", "--older-than", "90d", "--now", &now]);
         assert_eq!(pruned["deleted"]["send_logs"], 2, "{pruned}");
@@ -130,13 +131,16 @@ on_both_backends! {
         // still due stays, so the next run, which still has it in its window,
         // finds it sent rather than missing.
         let soon = at(hours(24 * 119) + minutes(5));
-        let short = env.json(&["prune", "--older-than", "1m", "--now", &soon]);
+        let short = env.json(&["prune", "--older-than", "1m", "--force", "--now", &soon]);
         assert_eq!(short["deleted"]["send_logs"], 1, "{short}");
         assert_eq!(short["deleted"]["reminders"], 0, "{short}");
         assert_eq!(left(env), ["Past:pending", "Still due:sent"]);
         assert_eq!(send(env, &soon), 0);
         assert_eq!(smtp.received().len(), 2);
         assert_eq!(env.run(&["prune", "--older-than", "ninety days"]).code(), 2);
+        // A cut-off under a day (`1m` is a minute, not a month) needs --force.
+        env.fails(&["prune", "--older-than", "1m"], 2, "is under a day");
+        assert_eq!(env.json(&["prune", "--older-than", "2w", "--dry-run"])["dry_run"], true);
     }
 }
 

@@ -72,6 +72,7 @@ on_both_backends! {
 /// delivered. PostgreSQL, which `nobody` reaches over TCP as the README's
 /// DATABASE_URL does.
 #[test]
+#[cfg_attr(not(reminders_postgres_tests), ignore = "needs TEST_DATABASE_URL")]
 fn real_dsns_through_the_readmes_pipe_transport_are_recorded() {
     let Some(env) = TestEnv::new(Backend::Postgres) else {
         return;

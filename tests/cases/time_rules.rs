@@ -308,15 +308,15 @@ on_both_backends! {
         env.in_use_since("2000-01-01T00:00:00Z");
         summary_send(env, "2025-06-01T15:00:00Z", 0);
         // 02:00 UTC on 2 June is 19:00 on 1 June in Los Angeles: still today there.
-        let pruned = env.json(&["prune", "--older-than", "30m", "--now", "2025-06-02T02:00:00Z"]);
+        let pruned = env.json(&["prune", "--older-than", "30m", "--force", "--now", "2025-06-02T02:00:00Z"]);
         assert_eq!(pruned["deleted"]["daily_summaries"], 0, "{pruned}");
         summary_send(env, "2025-06-02T02:05:00Z", 0);
         assert_eq!(summary_dates(&smtp), ["Sun 01 Jun 2025"]);
         assert_eq!(summary_rows(env), ["2025-06-01 sent"]);
         // Once no zone can owe it any more, it goes.
-        let dry = env.json(&["prune", "--older-than", "30m", "--now", "2025-06-03T02:00:00Z", "--dry-run"]);
-        assert_eq!(dry["would delete"]["daily_summaries"], 0, "{dry}");
-        let later = env.json(&["prune", "--older-than", "30m", "--now", "2025-06-04T00:30:00Z"]);
+        let dry = env.json(&["prune", "--older-than", "30m", "--force", "--now", "2025-06-03T02:00:00Z", "--dry-run"]);
+        assert_eq!(dry["deleted"]["daily_summaries"], 0, "{dry}");
+        let later = env.json(&["prune", "--older-than", "30m", "--force", "--now", "2025-06-04T00:30:00Z"]);
         assert_eq!(later["deleted"]["daily_summaries"], 1, "{later}");
         assert!(summary_rows(env).is_empty());
     }
@@ -331,7 +331,7 @@ on_both_backends! {
         // ends, which in Nuuk (UTC-1) is 01:00 UTC on the 31st.
         env.in_use_since("2000-01-01T00:00:00Z");
         summary_send(env, "2025-03-30T01:00:00Z", 0);
-        let pruned = env.json(&["prune", "--older-than", "30m", "--now", "2025-03-31T00:30:00Z"]);
+        let pruned = env.json(&["prune", "--older-than", "30m", "--force", "--now", "2025-03-31T00:30:00Z"]);
         assert_eq!(pruned["deleted"]["daily_summaries"], 0, "{pruned}");
         summary_send(env, "2025-03-31T00:40:00Z", 0);
         assert_eq!(summary_dates(&smtp), ["Sat 29 Mar 2025", "Sun 30 Mar 2025"]);
