@@ -97,6 +97,12 @@ pub fn key_values<'a>(pairs: impl IntoIterator<Item = (&'a str, String)>) -> Str
     )
 }
 
+/// `1 reminder`, `2 reminders`: a count with its noun in the right number.
+pub fn count(n: impl Into<i64>, one: &str, many: &str) -> String {
+    let n = n.into();
+    format!("{n} {}", if n == 1 { one } else { many })
+}
+
 /// A report that is a plain message in a table and an object in JSON.
 pub struct Message {
     pub text: String,
@@ -110,6 +116,23 @@ impl Report for Message {
 
     fn to_table(&self) -> String {
         self.text.clone()
+    }
+}
+
+/// One record that a command created or changed: the list's table, and in
+/// JSON the object itself rather than an array of one.
+pub struct Single<R: Report>(pub R);
+
+impl<R: Report> Report for Single<R> {
+    fn to_json(&self) -> serde_json::Value {
+        match self.0.to_json() {
+            serde_json::Value::Array(mut items) if items.len() == 1 => items.remove(0),
+            other => other,
+        }
+    }
+
+    fn to_table(&self) -> String {
+        self.0.to_table()
     }
 }
 

@@ -141,7 +141,10 @@ pub fn describe() -> String {
     } else {
         named.join(", ")
     };
-    let mut text = format!("{} certificate(s) from {source}", roots.platform);
+    let mut text = format!(
+        "{} from {source}",
+        crate::output::count(roots.platform as i64, "certificate", "certificates")
+    );
     if let Some((path, certs)) = &trust.ca_file {
         text.push_str(&format!(", {} from the CA file `{}`", certs.len(), path.display()));
     }

@@ -45,7 +45,7 @@ pub fn run(database: &DatabaseUrl, command: AssignmentCommand, now: Timestamp) -
         AssignmentCommand::Complete { id } => {
             let mut db = Db::open(database)?;
             let assignment = assignments::complete_assignment(&mut db, id, now)?;
-            Ok(Outcome::success(AssignmentList(vec![assignment])))
+            Ok(Outcome::success(output::Single(AssignmentList(vec![assignment]))))
         }
     }
 }
@@ -69,11 +69,13 @@ fn add(database: &DatabaseUrl, args: AssignmentAddArgs, now: Timestamp) -> anyho
         previous_due_at: None,
     };
     assignments::insert_assignment(&mut db, &assignment)?;
-    Ok(Outcome::success(AssignmentList(vec![AssignmentWithStudent {
-        assignment,
-        student_email: student.email,
-        student_timezone: student.timezone,
-    }])))
+    Ok(Outcome::success(output::Single(AssignmentList(vec![
+        AssignmentWithStudent {
+            assignment,
+            student_email: student.email,
+            student_timezone: student.timezone,
+        },
+    ]))))
 }
 
 fn edit(database: &DatabaseUrl, args: AssignmentEditArgs, now: Timestamp) -> anyhow::Result<Outcome> {
@@ -101,7 +103,7 @@ fn edit(database: &DatabaseUrl, args: AssignmentEditArgs, now: Timestamp) -> any
     assignments::update_assignment(&mut db, args.id, &changes, now)?;
     let edited = assignments::find_assignment(&mut db, args.id)?
         .ok_or_else(|| crate::error::invalid(format!("no assignment has the id `{}`", args.id)))?;
-    Ok(Outcome::success(AssignmentList(vec![edited])))
+    Ok(Outcome::success(output::Single(AssignmentList(vec![edited]))))
 }
 
 /// Assignments as a table (due times in the student's zone) or JSON (UTC).

@@ -6,14 +6,14 @@ use super::Outcome;
 use crate::cli::WindowArgs;
 use crate::db::{DatabaseUrl, Db};
 use crate::output::{self, Report};
-use crate::reminders::plan::{DueItem, due_items};
+use crate::reminders::plan::{self, DueItem};
 use crate::settings;
 use crate::time::Clock;
 
 pub fn run(database: &DatabaseUrl, args: WindowArgs, clock: Clock) -> anyhow::Result<Outcome> {
     let windows = settings::windows(&args, clock)?;
     let mut db = Db::open(database)?;
-    Ok(Outcome::success(DueList(due_items(&mut db, &windows)?)))
+    Ok(Outcome::success(DueList(plan::preview(&mut db, &windows)?.items)))
 }
 
 pub struct DueList(pub Vec<DueItem>);

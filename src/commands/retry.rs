@@ -26,10 +26,19 @@ pub fn run(database: &DatabaseUrl, args: RetryArgs, clock: Clock) -> anyhow::Res
     let requeued = queue::retry(&mut db, &selection, Timestamp::now(&clock))?;
     let total = requeued.reminders + requeued.daily_summaries;
     Ok(Outcome::success(output::Message {
-        text: format!(
-            "requeued {} failed reminder(s) and {} failed daily summary(ies); the next run delivers them",
-            requeued.reminders, requeued.daily_summaries
-        ),
+        text: if total == 0 {
+            "nothing to retry: no failed reminder or daily summary matched".to_string()
+        } else {
+            format!(
+                "requeued {} and {}; the next run delivers them",
+                output::count(requeued.reminders as i64, "failed reminder", "failed reminders"),
+                output::count(
+                    requeued.daily_summaries as i64,
+                    "failed daily summary",
+                    "failed daily summaries"
+                )
+            )
+        },
         json: json!({ "requeued": total, "reminders": requeued.reminders, "daily_summaries": requeued.daily_summaries }),
     }))
 }

@@ -24,7 +24,7 @@ use crate::output::{self, Report};
 use crate::queue::pipeline::{Delivered, deliver};
 use crate::reminders::digest::Digests;
 use crate::reminders::job::Reminders;
-use crate::reminders::plan::{due_items, schedule_due};
+use crate::reminders::plan::{self, Preview, schedule_due};
 use crate::render::Templates;
 use crate::settings::{self, DeliverySettings};
 use crate::time::Clock;
@@ -34,10 +34,11 @@ pub fn run(database: &DatabaseUrl, args: SendArgs, clock: Clock, templates: Temp
     let settings = DeliverySettings::from_args(&args.delivery)?;
     if args.dry_run {
         let mut db = Db::open(database)?;
-        let items = due_items(&mut db, &windows)?;
-        let queued = reminders::count_claimable(&mut db, Timestamp::now(&windows.clock))?;
+        let Preview { items, already_sent } = plan::preview(&mut db, &windows)?;
+        let queued = reminders::count_claimable(&mut db, Timestamp::now(&windows.clock))? as usize;
         return Ok(Outcome::success(DryRun {
-            items: DueList(items),
+            due: DueList(items),
+            already_sent,
             queued,
         }));
     }
@@ -104,22 +105,50 @@ impl Report for SendReport {
     }
 }
 
-/// What `--dry-run` would do.
+/// What `--dry-run` would do: the real run's report, as predicted, with
+/// the due reminders listed.
 struct DryRun {
-    items: DueList,
-    queued: i64,
+    due: DueList,
+    already_sent: usize,
+    /// Reminders already queued (scheduled by an earlier run) that are due now.
+    queued: usize,
+}
+
+impl DryRun {
+    fn report(&self) -> SendReport {
+        let mut report = SendReport {
+            already_sent: self.already_sent,
+            ..SendReport::default()
+        };
+        let to_send = self.due.0.iter().filter(|item| item.action == "send").count();
+        let new = self
+            .due
+            .0
+            .iter()
+            .filter(|item| item.action == "send" && !item.queued)
+            .count();
+        // What the run schedules now, and everything queued and due.
+        report.delivered.sent = new + self.queued;
+        report.delivered.skipped = self.due.0.len() - to_send;
+        report
+    }
 }
 
 impl Report for DryRun {
     fn to_json(&self) -> serde_json::Value {
-        json!({ "due": self.items.to_json(), "queued": self.queued })
+        let mut value = self.report().to_json();
+        value["dry_run"] = json!(true);
+        value["due"] = self.due.to_json();
+        value
     }
 
     fn to_table(&self) -> String {
+        let report = self.report();
         format!(
-            "{}\n{} pending reminder(s) in the queue would be claimed (dry run: nothing was written or sent)",
-            self.items.to_table(),
-            self.queued
+            "{}\na real run would send {} and record {} skipped (dry run: nothing was written or sent)",
+            self.due.to_table(),
+            output::count(report.delivered.sent as i64, "reminder", "reminders"),
+            report.delivered.skipped,
         )
     }
 }

@@ -46,14 +46,34 @@ pub fn run(
     if args.dry_run {
         let mut db = Db::open(database)?;
         let now = Timestamp::now(&clock);
-        let owed = plan::count_owed(&mut db, now)?;
-        let queued = summaries::count_claimable(&mut db, now)?;
-        let text = format!(
-            "{owed} daily summaries would be scheduled, and {queued} pending in the queue would be claimed \
-             (dry run: nothing was written or sent)"
-        );
-        let json = json!({ "would_schedule": owed, "queued": queued });
-        return Ok(Outcome::success(output::Message { text, json }));
+        let owed = plan::preview_owed(&mut db, now)?;
+        let queued = summaries::count_claimable(&mut db, now)? as usize;
+        let ids: Vec<_> = owed.iter().map(|summary| summary.user_id).collect();
+        let emails: HashMap<Id, String> = users::emails_of(&mut db, &ids)?.into_iter().collect();
+        let due = owed
+            .iter()
+            .map(|summary| {
+                json!({
+                    "student_email": emails.get(&summary.user_id),
+                    "local_date": summary.local_date.to_string(),
+                    "scheduled_for": summary.scheduled_for,
+                    "action": summary.last_error.as_deref().map_or("send".to_string(), |why| format!("skip ({why})")),
+                })
+            })
+            .collect();
+        let to_send = owed.iter().filter(|summary| summary.last_error.is_none()).count();
+        let delivered = Delivered {
+            sent: to_send + queued,
+            skipped: owed.len() - to_send,
+            ..Delivered::default()
+        };
+        return Ok(Outcome::success(DryRun {
+            report: SendReport {
+                scheduled: to_send,
+                delivered,
+            },
+            due,
+        }));
     }
     let (mail, mailer) = settings.mailer()?;
     let mut db = Db::open(database)?;
@@ -135,6 +155,38 @@ impl Report for CountsReport {
                 "next due",
             ],
             rows,
+        )
+    }
+}
+
+/// What `summary --send --dry-run` predicts: the real run's report, and who
+/// would get which summary.
+struct DryRun {
+    report: SendReport,
+    due: Vec<serde_json::Value>,
+}
+
+impl Report for DryRun {
+    fn to_json(&self) -> serde_json::Value {
+        let mut value = self.report.to_json();
+        value["dry_run"] = json!(true);
+        value["due"] = json!(self.due);
+        value
+    }
+
+    fn to_table(&self) -> String {
+        let rows = self.due.iter().map(|item| {
+            ["student_email", "local_date", "action"].map(|key| item[key].as_str().unwrap_or_default().to_string())
+        });
+        let listed = if self.due.is_empty() {
+            "no summary is due".to_string()
+        } else {
+            output::table(&["student", "date", "action"], rows)
+        };
+        format!(
+            "{listed}\na real run would send {} and record {} skipped (dry run: nothing was written or sent)",
+            output::count(self.report.delivered.sent as i64, "summary", "summaries"),
+            self.report.delivered.skipped
         )
     }
 }

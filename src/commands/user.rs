@@ -57,7 +57,7 @@ fn add(database: &DatabaseUrl, args: UserAddArgs, now: Timestamp) -> anyhow::Res
     let mut db = Db::open(database)?;
     let user = User::new(args.email.as_str(), name, timezone.name(), now);
     users::insert_user(&mut db, &user)?;
-    Ok(Outcome::success(UserList(vec![user])))
+    Ok(Outcome::success(output::Single(UserList(vec![user]))))
 }
 
 /// Erasure on request: asks first, on a terminal, unless `--yes`.
@@ -72,15 +72,15 @@ fn forget(database: &DatabaseUrl, email: &Email, yes: bool) -> anyhow::Result<Ou
     }
     let forgotten = users::forget_user(&mut db, email.as_str())?;
     let text = format!(
-        "forgot `{}`: removed the student, {} assignment(s), {} reminder(s), {} daily summary(ies) and their \
-         preferences; kept {} send log(s) with the address replaced by `{}`, and {} bounce report(s) without it",
+        "forgot `{}`: removed the student, {}, {}, {} and their preferences; kept {} with the address \
+         replaced by `{}`, and {} without it",
         forgotten.email,
-        forgotten.assignments,
-        forgotten.reminders,
-        forgotten.daily_summaries,
-        forgotten.send_logs,
+        output::count(forgotten.assignments, "assignment", "assignments"),
+        output::count(forgotten.reminders, "reminder", "reminders"),
+        output::count(forgotten.daily_summaries, "daily summary", "daily summaries"),
+        output::count(forgotten.send_logs as i64, "send log", "send logs"),
         forgotten.stand_in,
-        forgotten.bounce_reports,
+        output::count(forgotten.bounce_reports as i64, "bounce report", "bounce reports"),
     );
     Ok(Outcome::success(output::Message {
         text,
@@ -113,7 +113,7 @@ fn edit(database: &DatabaseUrl, args: UserEditArgs, now: Timestamp) -> anyhow::R
     };
     let mut db = Db::open(database)?;
     let user = users::update_user(&mut db, args.email.as_str(), &changes)?;
-    Ok(Outcome::success(UserList(vec![user])))
+    Ok(Outcome::success(output::Single(UserList(vec![user]))))
 }
 
 fn set_opt_out(database: &DatabaseUrl, email: &Email, opt_out: bool, now: Timestamp) -> anyhow::Result<Outcome> {
@@ -126,7 +126,7 @@ fn set_opt_out(database: &DatabaseUrl, email: &Email, opt_out: bool, now: Timest
             user.email
         );
     }
-    Ok(Outcome::success(UserList(vec![user])))
+    Ok(Outcome::success(output::Single(UserList(vec![user]))))
 }
 
 /// `opt-out --token`: what a school's unsubscribe endpoint calls with the
@@ -139,7 +139,7 @@ fn unsubscribe(database: &DatabaseUrl, token: &str, secret: &SecretArgs, now: Ti
     let email = users::email_of(&mut db, Id(student))?
         .ok_or_else(|| invalid("the unsubscribe token names a student who is no longer here"))?;
     let user = users::opt_out_for(&mut db, &email, OptOutReason::Unsubscribed, now)?;
-    Ok(Outcome::success(UserList(vec![user])))
+    Ok(Outcome::success(output::Single(UserList(vec![user]))))
 }
 
 fn set_preferences(database: &DatabaseUrl, args: UserSetArgs, now: Timestamp) -> anyhow::Result<Outcome> {

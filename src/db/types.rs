@@ -76,12 +76,17 @@ impl fmt::Display for Id {
 }
 
 /// A UTC instant at microsecond precision, the precision both backends keep.
-#[derive(
-    Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, AsExpression, FromSqlRow, Serialize, Deserialize,
-)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, AsExpression, FromSqlRow, Deserialize)]
 #[diesel(sql_type = sql::Timestamptz)]
 #[serde(transparent)]
 pub struct Timestamp(DateTime<Utc>);
+
+/// In JSON output, as every time is: RFC 3339 UTC to the second.
+impl Serialize for Timestamp {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(&crate::time::utc(self.0))
+    }
+}
 
 impl Timestamp {
     /// The run's clock reading, as stored.

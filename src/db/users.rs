@@ -133,6 +133,21 @@ pub fn email_of(db: &mut Db, id: Id) -> anyhow::Result<Option<String>> {
         .context("cannot look up the student")
 }
 
+/// The emails of these students, by id.
+pub fn emails_of(db: &mut Db, ids: &[Id]) -> anyhow::Result<Vec<(Id, String)>> {
+    let mut found = Vec::with_capacity(ids.len());
+    for chunk in ids.chunks(1_000) {
+        found.extend(
+            with_conn!(db, conn => users::table
+            .filter(users::id.eq_any(chunk))
+            .select((users::id, users::email))
+            .load::<(Id, String)>(conn))
+            .context("cannot look up the students")?,
+        );
+    }
+    Ok(found)
+}
+
 /// Opts a student out for a reason (an unsubscribe request), and returns them.
 pub fn opt_out_for(db: &mut Db, email: &str, reason: OptOutReason, now: Timestamp) -> anyhow::Result<User> {
     with_conn!(db, conn => diesel::update(users::table.filter(users::email.eq(email)))

@@ -339,9 +339,9 @@ pub fn deliver<Q: Queue>(
         drop(handoff);
         if report.lost_lease > 0 {
             crate::log::warning!(
-                "{} message(s) were taken over by another run after this run's lease ran out (was it \
+                "{} taken over by another run after this run's lease ran out (was it \
                  paused or starved?); this run neither sent them nor wrote over the other run's result",
-                report.lost_lease
+                crate::output::count(report.lost_lease as i64, "message was", "messages were")
             );
         }
         result.map(|()| report)
@@ -925,9 +925,12 @@ impl<Q: Queue> Dispatcher<'_, '_, Q> {
         if self.reconnects == MAX_RECONNECTS {
             // Reconnecting does not cure it: the fault is not the connection.
             return Err(cause.context(format!(
-                "the database failed again after {MAX_RECONNECTS} reconnections: {} delivered message(s) \
-                 are unrecorded and may go out again",
-                self.unrecorded()
+                "the database failed again after {MAX_RECONNECTS} reconnections: {} unrecorded and may go out again",
+                crate::output::count(
+                    self.unrecorded() as i64,
+                    "delivered message is",
+                    "delivered messages are"
+                )
             )));
         }
         self.reconnects += 1;
@@ -947,10 +950,13 @@ impl<Q: Queue> Dispatcher<'_, '_, Q> {
             }
             if Instant::now() + wait > give_up {
                 return Err(last_error.context(format!(
-                    "lost the database and could not reconnect within {}s: {} delivered message(s) \
-                     are unrecorded and may go out again",
+                    "lost the database and could not reconnect within {}s: {} unrecorded and may go out again",
                     RECONNECT_FOR.as_secs(),
-                    self.unrecorded()
+                    crate::output::count(
+                        self.unrecorded() as i64,
+                        "delivered message is",
+                        "delivered messages are"
+                    )
                 )));
             }
             std::thread::sleep(wait);

@@ -142,20 +142,36 @@ pub struct DueItem {
     pub action: String,
     #[serde(skip)]
     pub due_local: String,
+    /// Scheduled by an earlier run: the queue has it (counted there).
+    #[serde(skip)]
+    pub queued: bool,
 }
 
-/// Every due pair whose reminder is still to send, as `send` would decide it.
-pub fn due_items(db: &mut Db, windows: &Windows) -> anyhow::Result<Vec<DueItem>> {
-    let mut items = Vec::new();
+/// What a `send` run at the windows' clock would do, for `due` and
+/// `send --dry-run`: every due pair whose reminder is still to send (or to
+/// be recorded skipped), and how many in the windows went out already.
+#[derive(Debug, Default)]
+pub struct Preview {
+    pub items: Vec<DueItem>,
+    pub already_sent: usize,
+}
+
+pub fn preview(db: &mut Db, windows: &Windows) -> anyhow::Result<Preview> {
+    let mut preview = Preview::default();
     plan(db, windows, |_, target, page| {
         for (candidate, decision) in page {
+            let queued = decision == Decision::Queued;
             let action = match decision {
                 Decision::Send | Decision::Queued => "send".to_string(),
                 Decision::Skip { nearer } => format!("skip (nearer {nearer})"),
-                Decision::AlreadySent | Decision::Settled => continue,
+                Decision::AlreadySent => {
+                    preview.already_sent += 1;
+                    continue;
+                }
+                Decision::Settled => continue,
             };
             let due = candidate.due_at.instant();
-            items.push(DueItem {
+            preview.items.push(DueItem {
                 assignment_id: candidate.assignment_id,
                 student_email: candidate.student_email,
                 title: candidate.title,
@@ -163,11 +179,12 @@ pub fn due_items(db: &mut Db, windows: &Windows) -> anyhow::Result<Vec<DueItem>>
                 reminder_type: target.reminder_type(),
                 action,
                 due_local: time::local_short(due, zone_of(candidate.student_timezone.as_deref())),
+                queued,
             });
         }
         Ok(())
     })?;
-    Ok(items)
+    Ok(preview)
 }
 
 /// The README's rule for an assignment in two windows at once: only the

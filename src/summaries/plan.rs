@@ -32,11 +32,12 @@ pub fn counts(
     Ok((counts, titles))
 }
 
-/// How many summaries a `summary --send` at `now` would schedule to send.
-pub fn count_owed(db: &mut Db, now: Timestamp) -> anyhow::Result<usize> {
-    let mut owed = 0;
+/// The summaries a `summary --send` at `now` would schedule (to send, or
+/// to record skipped with the reason), for `--dry-run`. Writes nothing.
+pub fn preview_owed(db: &mut Db, now: Timestamp) -> anyhow::Result<Vec<NewSummary>> {
+    let mut owed = Vec::new();
     owed_summaries(db, now, false, |_, page| {
-        owed += page.iter().filter(|summary| summary.status == Status::Pending).count();
+        owed.extend(page);
         Ok(())
     })?;
     Ok(owed)

@@ -6,18 +6,18 @@ on_both_backends! {
     fn add_reads_rfc3339_and_local_times(env: &TestEnv) {
         env.add_user("la@example.com", "America/Los_Angeles");
         let utc = env.json(&["assignment", "add", "--student", "la@example.com", "--title", "PS 1", "--due", "2025-09-27T23:00:00Z"]);
-        assert_eq!(utc[0]["due_at"], "2025-09-27T23:00:00Z");
-        assert_eq!(utc[0]["title"], "PS 1");
-        assert_eq!(utc[0]["completed"], false);
+        assert_eq!(utc["due_at"], "2025-09-27T23:00:00Z");
+        assert_eq!(utc["title"], "PS 1");
+        assert_eq!(utc["completed"], false);
         let local = env.json(&[
             "assignment", "add", "--student", "LA@example.com", "--title", "PS 2",
             "--due", "2025-12-01 09:30", "--description", "Chapter 4", "--metadata", r#"{"course":"CS101"}"#,
         ]);
         // 09:30 PST is 17:30 UTC.
-        assert_eq!(local[0]["due_at"], "2025-12-01T17:30:00Z");
-        assert_eq!(local[0]["metadata"]["course"], "CS101");
-        assert_eq!(local[0]["description"], "Chapter 4");
-        assert_eq!(local[0]["id"].as_str().unwrap().len(), 36);
+        assert_eq!(local["due_at"], "2025-12-01T17:30:00Z");
+        assert_eq!(local["metadata"]["course"], "CS101");
+        assert_eq!(local["description"], "Chapter 4");
+        assert_eq!(local["id"].as_str().unwrap().len(), 36);
     }
 
     fn add_refuses_bad_input_and_writes_nothing(env: &TestEnv) {
@@ -70,7 +70,7 @@ on_both_backends! {
         env.add_user("c@example.com", "UTC");
         let id = env.add_assignment("c@example.com", "T", "2030-01-01T00:00:00Z");
         let done = env.json(&["assignment", "complete", &id]);
-        assert_eq!(done[0]["completed"], true);
+        assert_eq!(done["completed"], true);
         assert_eq!(env.json(&["assignment", "list"])[0]["completed"], true);
         env.fails(&["assignment", "complete", "not-a-uuid"], 2, "`not-a-uuid` is not an assignment id");
         env.fails(&["assignment", "complete", "7c9028d5-5ed8-406d-b8f0-6375c56a8105"], 2, "no assignment has the id");

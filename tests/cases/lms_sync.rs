@@ -70,12 +70,12 @@ on_both_backends! {
         env.add_user("taken@example.com", "UTC");
         let id = env.add_assignment("a@example.com", "Essay", DUE);
         let edited = env.json(&["assignment", "edit", &id, "--title", "Essay v2", "--due", "2026-12-11 09:00", "--metadata", r#"{"course":"EN1"}"#, "--external-id", "e-1"]);
-        assert_eq!(edited[0]["title"], "Essay v2");
-        assert_eq!(edited[0]["due_at"], "2026-12-11T14:00:00Z");
-        assert_eq!(edited[0]["previous_due_at"], DUE);
-        assert_eq!(edited[0]["external_id"], "e-1");
+        assert_eq!(edited["title"], "Essay v2");
+        assert_eq!(edited["due_at"], "2026-12-11T14:00:00Z");
+        assert_eq!(edited["previous_due_at"], DUE);
+        assert_eq!(edited["external_id"], "e-1");
         let cleared = env.json(&["assignment", "edit", &id, "--metadata", "null", "--external-id", ""]);
-        assert!(cleared[0]["metadata"].is_null() && cleared[0]["external_id"].is_null(), "{cleared}");
+        assert!(cleared["metadata"].is_null() && cleared["external_id"].is_null(), "{cleared}");
 
         // Bad input: exit 2, nothing written.
         let snapshot = env.texts("SELECT CAST(title || due_at AS TEXT) AS v FROM assignments");
@@ -88,9 +88,9 @@ on_both_backends! {
         assert_eq!(snapshot, env.texts("SELECT CAST(title || due_at AS TEXT) AS v FROM assignments"));
 
         let user = env.json(&["user", "edit", "a@example.com", "--email", "A2@example.com", "--name", "Ann", "--timezone", "Europe/Paris"]);
-        assert_eq!(user[0]["email"], "a2@example.com");
-        assert_eq!(user[0]["name"], "Ann");
-        assert_eq!(user[0]["timezone"], "Europe/Paris");
+        assert_eq!(user["email"], "a2@example.com");
+        assert_eq!(user["name"], "Ann");
+        assert_eq!(user["timezone"], "Europe/Paris");
         env.fails(&["user", "edit", "a2@example.com", "--email", "taken@example.com"], 2, "already exists");
         env.fails(&["user", "edit", "a2@example.com", "--timezone", "Mars/Olympus"], 2, "is not an IANA time zone");
         env.fails(&["user", "edit", "nobody@example.com", "--name", "X"], 2, "no user has the email");

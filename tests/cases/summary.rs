@@ -38,9 +38,20 @@ on_both_backends! {
             env.ok(&["user", "set", email, "--summary-hour", hour]);
             env.add_assignment(email, "Thesis", "2030-03-20T12:00:00Z");
         }
+        // The dry run says who would get what, with the real run's keys, and writes nothing.
+        let dry = env.json(&["summary", "--send", "--dry-run", "--now", "2030-03-01T20:00:00Z"]);
+        assert_eq!((dry["dry_run"].as_bool(), dry["sent"].as_u64(), dry["skipped"].as_u64()), (Some(true), Some(1), Some(2)), "{dry}");
+        let actions: Vec<String> = dry["due"].as_array().unwrap().iter().map(|d| format!("{} {}", d["student_email"].as_str().unwrap(), &d["action"].as_str().unwrap()[..4])).collect();
+        assert_eq!(actions.len(), 3, "{dry}");
+        assert!(actions.contains(&"justpast@example.com send".to_string()) && actions.contains(&"utc@example.com skip".to_string()), "{actions:?}");
+        assert_eq!(env.count("SELECT count(*) AS n FROM daily_summaries"), 0);
+        assert_eq!(env.count("SELECT count(*) AS n FROM milestones"), 0);
         let run = summary_send(env, "2030-03-01T20:00:00Z");
         assert_eq!(run.code(), 0, "{}", run.describe());
         assert_eq!(run.report()["skipped"], 2, "{}", run.describe());
+        for key in ["sent", "failed", "retry_later", "skipped", "scheduled"] {
+            assert!(dry.get(key).is_some() && run.report().get(key).is_some(), "{key}");
+        }
         // 19:00 was an hour ago: within the grace, it goes.
         assert_eq!(sent_to(&smtp), ["justpast@example.com"]);
         let reasons = env.texts("SELECT last_error AS v FROM daily_summaries WHERE status = 'skipped'");

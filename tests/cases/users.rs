@@ -6,11 +6,11 @@ use crate::common::{Backend, NOW, TestEnv, at, hours, on_both_backends};
 on_both_backends! {
     fn add_normalizes_the_email_and_defaults_to_utc(env: &TestEnv) {
         let user = env.json(&["user", "add", "--email", "  Alice@Example.COM ", "--name", "Alice"]);
-        assert_eq!(user[0]["email"], "alice@example.com");
-        assert_eq!(user[0]["name"], "Alice");
-        assert_eq!(user[0]["timezone"], "UTC");
-        assert_eq!(user[0]["contact_opt_out"], false);
-        assert_eq!(user[0]["id"].as_str().unwrap().len(), 36);
+        assert_eq!(user["email"], "alice@example.com");
+        assert_eq!(user["name"], "Alice");
+        assert_eq!(user["timezone"], "UTC");
+        assert_eq!(user["contact_opt_out"], false);
+        assert_eq!(user["id"].as_str().unwrap().len(), 36);
         let table = env.ok(&["user", "add", "--email", "bob@example.com", "--timezone", "Asia/Tokyo"]);
         assert!(table.contains("bob@example.com") && table.contains("Asia/Tokyo"), "{table}");
         assert_eq!(env.count("SELECT count(*) AS n FROM users"), 2);
@@ -39,10 +39,10 @@ on_both_backends! {
     fn opt_out_and_opt_in_toggle_contact(env: &TestEnv) {
         env.add_user("toggle@example.com", "UTC");
         let out = env.json(&["user", "opt-out", "Toggle@Example.com"]);
-        assert_eq!(out[0]["contact_opt_out"], true);
+        assert_eq!(out["contact_opt_out"], true);
         assert_eq!(env.text("SELECT CAST(contact_opt_out AS TEXT) AS v FROM users").as_deref(), Some(truthy(env)));
         let back = env.json(&["user", "opt-in", "toggle@example.com"]);
-        assert_eq!(back[0]["contact_opt_out"], false);
+        assert_eq!(back["contact_opt_out"], false);
         env.fails(&["user", "opt-out", "nobody@example.com"], 2, "no user has the email `nobody@example.com`");
         env.fails(&["user", "opt-in", "bad email"], 2, "not a valid email address");
     }

@@ -269,7 +269,7 @@ impl TestEnv {
     /// Adds a student; returns the id.
     pub fn add_user(&self, email: &str, timezone: &str) -> String {
         let user = self.json(&["user", "add", "--email", email, "--timezone", timezone]);
-        user[0]["id"].as_str().unwrap().to_string()
+        user["id"].as_str().unwrap().to_string()
     }
 
     /// Adds an assignment; returns the id.
@@ -284,7 +284,7 @@ impl TestEnv {
             "--due",
             due,
         ]);
-        assignment[0]["id"].as_str().unwrap().to_string()
+        assignment["id"].as_str().unwrap().to_string()
     }
 
     /// Runs SQL straight against the test database (set-up and inspection).
