@@ -21,6 +21,7 @@ pub fn run(database: &DatabaseUrl, clock: Clock) -> anyhow::Result<Outcome> {
             &mut db,
             Timestamp::new(now.instant() - chrono::Duration::days(7)),
         )?),
+        errors: crate::db::queue::frequent_errors(&mut db, Timestamp::new(now.instant() - chrono::Duration::days(7)), 5)?,
     }))
 }
 
@@ -32,6 +33,8 @@ struct StatusReport {
     bounced: Vec<String>,
     /// What `reminders bounces` read in the last 7 days.
     reports: ReportCounts,
+    /// The most frequent reasons sends failed in the last 7 days, with counts.
+    errors: Vec<(String, i64)>,
 }
 
 /// Reports of the last 7 days. Many unverified ones are a sign that someone
@@ -80,9 +83,9 @@ fn queue_rows(prefix: &str, state: &QueueState) -> Vec<(String, String)> {
             .find(|(s, _)| *s == status)
             .map_or(0, |(_, n)| *n)
     };
-    // `3 (oldest 2030-03-01T12:00:00Z)`, or just the count when there is no time to show.
+    // `3 (oldest 2030-03-01 12:00 UTC)`, or just the count when there is no time to show.
     let with_time = |n: i64, label: &str, t: Option<Timestamp>| match t {
-        Some(t) => format!("{n} ({label} {})", time::utc(t.instant())),
+        Some(t) => format!("{n} ({label} {})", time::local_short(t.instant(), time::machine_zone())),
         None => n.to_string(),
     };
     [
@@ -110,6 +113,12 @@ impl Report for StatusReport {
         json["bounced"] = json!(self.bounced);
         json["daily_summaries"] = queue_json(&self.summaries);
         json["reports_last_7_days"] = json!(self.reports);
+        json["errors_last_7_days"] = json!(
+            self.errors
+                .iter()
+                .map(|(error, count)| json!({ "error": error, "count": count }))
+                .collect::<Vec<_>>()
+        );
         json
     }
 
@@ -138,6 +147,9 @@ impl Report for StatusReport {
                 self.bounced.join(", ")
             },
         ));
+        for (error, count) in &self.errors {
+            rows.push((format!("failed {count}×, last 7 days"), error.clone()));
+        }
         output::key_values(rows.iter().map(|(label, value)| (label.as_str(), value.clone())))
     }
 }

@@ -118,6 +118,25 @@ pub fn any_log_stored(db: &mut Db, ids: &[Id]) -> anyhow::Result<bool> {
     Ok(found > 0)
 }
 
+/// The most frequent errors of failed or rejected attempts since `since`,
+/// with how many, most frequent first: what `status` shows.
+pub fn frequent_errors(db: &mut Db, since: Timestamp, limit: i64) -> anyhow::Result<Vec<(String, i64)>> {
+    use diesel::dsl::count_star;
+    let found: Vec<(Option<String>, i64)> = with_conn!(db, conn => send_logs::table
+        .filter(send_logs::created_at.ge(since))
+        .filter(send_logs::status.eq_any([LogStatus::Failed, LogStatus::Rejected]))
+        .group_by(send_logs::error)
+        .select((send_logs::error, count_star()))
+        .order(count_star().desc())
+        .limit(limit)
+        .load(conn))
+    .context("cannot read the recent errors")?;
+    Ok(found
+        .into_iter()
+        .map(|(error, n)| (error.unwrap_or_else(|| "(no reason given)".to_string()), n))
+        .collect())
+}
+
 /// Send logs read for the bounce rule: enough to see the latest attempts and
 /// the bounce reports about them that came in since.
 const BOUNCE_RULE_LOGS: i64 = 50;

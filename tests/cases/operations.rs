@@ -45,9 +45,17 @@ on_both_backends! {
         let later = env.json(&["status", "--now", &at(hours(25))]);
         assert_eq!(later["sent_last_24h"], 0);
         assert_eq!(later["ready"], 1);
+        // The most frequent failures of the last 7 days, with counts.
+        let errors = &status["errors_last_7_days"];
+        assert_eq!(errors[0]["count"], 3, "{errors}");
+        assert!(errors[0]["error"].as_str().unwrap().contains("5.1.1 no such user"), "{errors}");
+        assert_eq!(errors.as_array().unwrap().len(), 3, "{errors}");
+        // Tables show times in this machine's zone.
+        env.set_var("TZ", "America/New_York");
         let table = env.ok(&["status", "--now", &at(minutes(1))]);
         assert!(table.contains("waiting to retry") && table.contains("gone@example.com"), "{table}");
-        assert!(table.contains("1 (next at 2030-03-01T12:01:"), "{table}");
+        assert!(table.contains("1 (next at 2030-03-01 07:0") && table.contains("EST)"), "{table}");
+        assert!(table.contains("failed 3×, last 7 days") && table.contains("no such user"), "{table}");
     }
 
     fn retry_requeues_failed_reminders_once(env: &TestEnv) {
