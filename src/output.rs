@@ -49,7 +49,19 @@ pub fn print(format: Format, report: &dyn Report) -> anyhow::Result<()> {
     }
 }
 
-/// A table with box drawing on a terminal and plain aligned columns in a pipe.
+/// Columns whose values are copied whole into other commands (ids,
+/// addresses): a table never wraps them.
+const UNBROKEN: [&str; 6] = ["id", "email", "student", "assignment", "field", "external id"];
+
+/// The narrowest a wrapped column gets.
+const MIN_WRAPPED_WIDTH: u16 = 12;
+
+/// The width of a terminal that does not report one.
+const DEFAULT_WIDTH: u16 = 100;
+
+/// A table with box drawing on a terminal and plain aligned columns in a
+/// pipe. On a terminal, long cells wrap to its width, but never an id or an
+/// email address, so they can be copied into the next command.
 pub fn table<R, C>(headers: &[&str], rows: R) -> String
 where
     R: IntoIterator<Item = C>,
@@ -60,12 +72,26 @@ where
         table
             .load_style(presets::UTF8_FULL_CONDENSED)
             .set_content_arrangement(ContentArrangement::Dynamic);
+        if table.width().is_none_or(|width| width == 0) {
+            table.set_width(DEFAULT_WIDTH);
+        }
     } else {
         table.load_style(presets::NOTHING);
     }
     table.set_header(headers.iter().copied());
     for row in rows {
         table.add_row(row.into_iter().map(|cell| printable(&cell)).collect::<Vec<_>>());
+    }
+    for (index, header) in headers.iter().enumerate() {
+        let Some(column) = table.column_mut(index) else {
+            continue;
+        };
+        column.set_constraint(if UNBROKEN.contains(header) {
+            comfy_table::ColumnConstraint::ContentWidth
+        } else {
+            // Narrower than this is unreadable: the table grows past the terminal instead.
+            comfy_table::ColumnConstraint::LowerBoundary(comfy_table::Width::Fixed(MIN_WRAPPED_WIDTH))
+        });
     }
     table
         .lines()

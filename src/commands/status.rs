@@ -21,7 +21,11 @@ pub fn run(database: &DatabaseUrl, clock: Clock) -> anyhow::Result<Outcome> {
             &mut db,
             Timestamp::new(now.instant() - chrono::Duration::days(7)),
         )?),
-        errors: crate::db::queue::frequent_errors(&mut db, Timestamp::new(now.instant() - chrono::Duration::days(7)), 5)?,
+        errors: crate::db::queue::frequent_errors(
+            &mut db,
+            Timestamp::new(now.instant() - chrono::Duration::days(7)),
+            5,
+        )?,
     }))
 }
 

@@ -520,3 +520,62 @@ fn verbose_says_more_and_quiet_says_nothing_on_stderr() {
     );
     assert_eq!(env.run(&["-q", "-v", "user", "list"]).code(), 2, "-q and -v conflict");
 }
+
+/// Runs `reminders ARGS` on a terminal `columns` wide (a pty from `script`).
+fn on_a_terminal(env: &TestEnv, columns: u16, args: &str) -> String {
+    let command = format!(
+        "stty cols {columns} rows 40; {} {args}",
+        env!("CARGO_BIN_EXE_reminders")
+    );
+    let output = std::process::Command::new("script")
+        .args(["-qec", &command, "/dev/null"])
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env("DATABASE_URL", &env.database_url)
+        .current_dir(env.dir.path())
+        .output()
+        .expect("script (util-linux) runs a command on a pty");
+    String::from_utf8_lossy(&output.stdout).to_string()
+}
+
+#[test]
+fn tables_on_a_terminal_never_split_an_id_or_an_email() {
+    let env = TestEnv::new(crate::common::Backend::Sqlite).unwrap();
+    let email = "a.rather.long.student.address@example-school.edu";
+    env.ok(&[
+        "user",
+        "add",
+        "--email",
+        email,
+        "--name",
+        "A Student With A Rather Long Name",
+        "--timezone",
+        "America/Los_Angeles",
+    ]);
+    let id = env.add_assignment(
+        email,
+        "A long assignment title that goes on about chapters and exercises",
+        "2030-01-01T00:00:00Z",
+    );
+    let user_id = env.text("SELECT CAST(id AS TEXT) AS v FROM users").unwrap();
+    for (columns, args, whole) in [
+        (80, "assignment list", vec![id.as_str(), email]),
+        (80, "user list", vec![user_id.as_str(), email]),
+        (120, "user list", vec![user_id.as_str(), email]),
+        (0, "status", vec![]),
+    ] {
+        let screen = on_a_terminal(&env, columns, args);
+        for whole in whole {
+            assert!(
+                screen.contains(whole),
+                "`{whole}` is split on {columns} columns:\n{screen}"
+            );
+        }
+        // Without a reported width, 100 columns: never one letter per line.
+        let widest = screen.lines().map(|line| line.chars().count()).max().unwrap_or(0);
+        assert!(widest > 30, "{columns} columns:\n{screen}");
+        if columns == 0 {
+            assert!(widest <= 100, "{screen}");
+        }
+    }
+}
