@@ -78,6 +78,15 @@ impl Templates {
     /// The defaults, with every file found in `dir` in place of its default.
     /// A template that does not parse is bad input, reported with file and line.
     pub fn load(dir: Option<&Path>) -> anyhow::Result<Templates> {
+        if let Some(dir) = dir {
+            if !dir.is_dir() {
+                return Err(invalid(format!(
+                    "the templates folder `{}` does not exist (or is not a folder)",
+                    dir.display()
+                )));
+            }
+            warn_of_unknown_files(dir);
+        }
         let mut env = Environment::new();
         // A misspelt variable is an error, not an empty string in a student's inbox.
         env.set_undefined_behavior(UndefinedBehavior::Strict);
@@ -152,11 +161,36 @@ impl Templates {
             _ => name.to_string(),
         };
         let line = error.line().map(|line| format!(" line {line}")).unwrap_or_default();
-        let reason = error
+        let mut reason = error
             .detail()
             .map(str::to_string)
             .unwrap_or_else(|| error.kind().to_string());
+        // Name what is undefined: the expression at the error, as written.
+        if error.kind() == minijinja::ErrorKind::UndefinedError
+            && let (Some(source), Some(range)) = (error.template_source(), error.range())
+            && let Some(expression) = source.get(range)
+        {
+            reason = format!("`{}` is undefined", expression.trim());
+        }
         invalid(format!("template `{file}`{line}: {reason}"))
+    }
+}
+
+/// Warns of each file in a templates folder that is not a template's name
+/// (a misspelt one would be ignored), naming the ones that are.
+fn warn_of_unknown_files(dir: &Path) {
+    let Ok(entries) = std::fs::read_dir(dir) else { return };
+    for entry in entries.flatten() {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        if name.starts_with('.') || FILES.iter().any(|(known, _)| *known == name) {
+            continue;
+        }
+        let expected: Vec<&str> = FILES.iter().map(|(known, _)| *known).collect();
+        crate::log::warning!(
+            "`{}` in the templates folder is not a template, and is ignored; the names are {}",
+            entry.path().display(),
+            expected.join(", ")
+        );
     }
 }
 

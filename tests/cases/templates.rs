@@ -83,3 +83,41 @@ on_both_backends! {
         env.fails(&["preview", &id, "--type", "soon"], 2, "is not a reminder type");
     }
 }
+
+#[test]
+fn a_missing_folder_a_misspelt_file_and_an_undefined_variable_are_named() {
+    let env = TestEnv::new(crate::common::Backend::Sqlite).unwrap();
+    env.fails(
+        &["template", "check", "nosuchdir"],
+        2,
+        "the templates folder `nosuchdir` does not exist",
+    );
+    env.fails(
+        &["--templates", "nosuchdir", "template", "check"],
+        2,
+        "the templates folder `nosuchdir` does not exist",
+    );
+    let dir = env.path("tpl");
+    std::fs::create_dir(&dir).unwrap();
+    std::fs::write(dir.join("reminder_subjct.txt"), "Due: {{ assignment.title }}").unwrap();
+    let run = env.run(&["template", "check", "tpl"]);
+    assert_eq!(run.code(), 0, "{}", run.describe());
+    assert!(
+        run.stderr()
+            .contains("`tpl/reminder_subjct.txt` in the templates folder is not a template")
+            && run.stderr().contains("reminder_subject.txt"),
+        "{}",
+        run.describe()
+    );
+    std::fs::remove_file(dir.join("reminder_subjct.txt")).unwrap();
+    std::fs::write(
+        dir.join("reminder_body.txt"),
+        "Hi {{ student.name }},\n\n{{ student.nme }} is due\n",
+    )
+    .unwrap();
+    env.fails(
+        &["template", "check", "tpl"],
+        2,
+        "template `tpl/reminder_body.txt` line 3: `student.nme` is undefined",
+    );
+}
