@@ -117,9 +117,10 @@ pub fn load_dotenv((path, named): (PathBuf, bool)) -> anyhow::Result<Dotenv> {
         Err(error) if error.kind() == std::io::ErrorKind::NotFound && !named => return Ok(Dotenv::default()),
         read => read.with_context(|| format!("cannot read the env file `{}`", path.display()))?,
     };
+    let file = path.display();
     let text = String::from_utf8(bytes).map_err(|error| {
         let line = line_of(error.as_bytes(), error.utf8_error().valid_up_to());
-        anyhow!("`.env` line {line} is not UTF-8 text")
+        anyhow!("`{file}` line {line} is not UTF-8 text")
     })?;
     let text = text.strip_prefix('\u{feff}').unwrap_or(&text);
     let mut dotenv = Dotenv {
@@ -139,14 +140,15 @@ pub fn load_dotenv((path, named): (PathBuf, bool)) -> anyhow::Result<Dotenv> {
                     .map(|line| format!(" line {line}"))
                     .unwrap_or_default();
                 return Err(anyhow!(
-                    "`.env`{line} does not parse (the line is not shown: it may hold a password)"
+                    "`{file}`{line} does not parse: a value with spaces or `#` needs quotes, KEY=\"a value\" \
+                     (the line is not shown: it may hold a password)"
                 ));
             }
-            Err(_) => return Err(anyhow!("`.env` cannot be read")),
+            Err(_) => return Err(anyhow!("`{file}` cannot be read")),
         }
     }
     // Parsed above, so this only sets what the environment lacks.
-    dotenvy::from_read(text.as_bytes()).map_err(|_| anyhow!("`.env` cannot be loaded"))?;
+    dotenvy::from_read(text.as_bytes()).map_err(|_| anyhow!("`{file}` cannot be loaded"))?;
     Ok(dotenv)
 }
 

@@ -308,7 +308,7 @@ on_both_backends! {
                 let run = env.run(args);
                 assert_hidden(&run, secret, &format!("{name} in .env: reminders {}", args.join(" ")));
                 assert_eq!(run.code(), 1, "{}", run.describe());
-                assert_eq!(run.stderr().trim(), "error: `.env` line 2 does not parse (the line is not shown: it may hold a password)");
+                assert_eq!(run.stderr().trim(), "error: `.env` line 2 does not parse: a value with spaces or `#` needs quotes, KEY=\"a value\" (the line is not shown: it may hold a password)");
             }
             std::fs::remove_file(env.path(".env")).unwrap();
         }
@@ -397,7 +397,7 @@ fn dot_env_is_read_from_the_current_directory_only_and_a_bad_one_stops_the_run()
     assert_eq!(run.code(), 1, "{}", run.describe());
     assert_eq!(
         run.stderr().trim(),
-        "error: `.env` line 4 does not parse (the line is not shown: it may hold a password)"
+        "error: `.env` line 4 does not parse: a value with spaces or `#` needs quotes, KEY=\"a value\" (the line is not shown: it may hold a password)"
     );
     assert_eq!(run.stdout(), "");
 }

@@ -212,3 +212,41 @@ fn the_nightly_sync_lines_run_as_written() {
         4
     );
 }
+
+#[test]
+fn env_example_names_every_setting_and_parses() {
+    let example = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join(".env.example")).unwrap();
+    let cli = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("src/cli.rs")).unwrap();
+    let mut names: Vec<&str> = cli
+        .split("env = \"")
+        .skip(1)
+        .filter_map(|rest| rest.split('"').next())
+        .collect();
+    names.extend([
+        "REMINDERS_PING_URL_SEND",
+        "REMINDERS_PING_URL_SUMMARY",
+        "REMINDERS_ENV_FILE",
+    ]);
+    for name in names {
+        assert!(
+            example.contains(&format!("{name}=")),
+            ".env.example does not show {name}"
+        );
+    }
+    // As it is, it works: `check` on it in a fresh directory finds nothing wrong but the database.
+    let env = TestEnv::new(crate::common::Backend::Sqlite).unwrap();
+    std::fs::write(env.path(".env"), &example).unwrap();
+    let run = Run(Command::new(BINARY)
+        .args(["check"])
+        .env_clear()
+        .current_dir(env.dir.path())
+        .output()
+        .unwrap());
+    assert!(
+        run.stdout()
+            .contains("ok    mail settings: SMTP_URL `file://outbox`, MAIL_FROM `Reminders <noreply@school.example>`"),
+        "{}",
+        run.describe()
+    );
+    assert!(!run.stderr().contains("warning"), "{}", run.describe());
+}
