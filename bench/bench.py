@@ -9,6 +9,7 @@ import signal
 import statistics
 import subprocess
 import sys
+import atexit
 import tempfile
 import time
 from datetime import datetime, timezone
@@ -173,7 +174,10 @@ def main():
     sizes = dict(users=100, assignments=1_000, heavy=100, flat=300) if args.smoke else \
         dict(users=100_000, assignments=1_000_000, heavy=10_000, flat=100_000)
 
-    work = tempfile.mkdtemp(prefix="reminders-bench-")
+    # Removed however the run ends, sys.exit included (the files are gigabytes at full size).
+    work_dir = tempfile.TemporaryDirectory(prefix="reminders-bench-")
+    atexit.register(work_dir.cleanup)
+    work = work_dir.name
     print(f"bench: generating {sizes['users']:,} students and {sizes['assignments']:,} assignments in {work}", flush=True)
     subprocess.run([sys.executable, os.path.join(ROOT, "bench", "generate.py"), "--out", work,
                     "--users", str(sizes["users"]), "--assignments", str(sizes["assignments"]),
