@@ -12,7 +12,7 @@ use lettre::transport::smtp::PoolConfig;
 use lettre::transport::smtp::authentication::{Credentials, Mechanism};
 use lettre::transport::smtp::client::{AsyncSmtpConnection, Tls, TlsParameters};
 use lettre::transport::smtp::extension::ClientId;
-use lettre::{FileTransport, Message, SmtpTransport, Transport};
+use lettre::{Message, SmtpTransport, Transport};
 
 use super::MailUrl;
 use super::failure::{Blame, SendFailure, blame_reply};
@@ -427,8 +427,8 @@ pub enum Mailer {
     Smtp(SmtpServer),
     /// `smtps://` (TLS from the first byte): lettre's pooled transport.
     Smtps(Smtps),
-    /// `file://DIR`.
-    File(FileTransport),
+    /// `file://DIR`: each message an `.eml` file named after its Message-ID.
+    File(std::path::PathBuf),
 }
 
 impl Mailer {
@@ -461,7 +461,7 @@ impl Mailer {
             MailUrl::File(dir) => {
                 std::fs::create_dir_all(dir)
                     .map_err(|error| anyhow!("cannot create the outbox `{}`: {error}", dir.display()))?;
-                Ok(Mailer::File(FileTransport::new(dir)))
+                Ok(Mailer::File(dir.clone()))
             }
         }
     }
@@ -570,11 +570,9 @@ impl Courier<'_> {
                     .map(drop)
                     .map_err(|error| smtps.explained(error));
             }
-            Mailer::File(transport) => {
-                return transport
-                    .send(message)
-                    .map(drop)
-                    .map_err(|error| SendFailure::new(Blame::Run, one_line(&error.to_string())));
+            Mailer::File(dir) => {
+                return write_eml(dir, message)
+                    .map_err(|error| SendFailure::new(Blame::Run, one_line(&format!("{error:#}"))));
             }
         };
         let connection = &mut self.connection;
@@ -639,4 +637,41 @@ fn refused_the_run(error: lettre::transport::smtp::Error) -> SendFailure {
 
 fn one_line(text: &str) -> String {
     text.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
+/// Writes a message into the outbox as `<Message-ID>.eml` (owner-only, as
+/// it holds a student's address), whole or not at all: written under a
+/// temporary name and renamed. A resend of the same message replaces it.
+fn write_eml(dir: &std::path::Path, message: &Message) -> anyhow::Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let id = message
+        .headers()
+        .get_raw("Message-ID")
+        .unwrap_or("message")
+        .trim()
+        .trim_start_matches('<')
+        .trim_end_matches('>')
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || "._@+-".contains(c) {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect::<String>();
+    let path = dir.join(format!("{id}.eml"));
+    let partial = dir.join(format!(".{id}.eml.partial"));
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(&partial)
+        .with_context(|| format!("cannot write into the outbox `{}`", dir.display()))?;
+    file.write_all(&message.formatted())
+        .and_then(|()| file.sync_all())
+        .and_then(|()| std::fs::rename(&partial, &path))
+        .with_context(|| format!("cannot write `{}`", path.display()))
 }

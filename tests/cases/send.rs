@@ -373,8 +373,14 @@ on_both_backends! {
         assert_eq!(send(env, NOW, &[]).code(), 0);
         let files: Vec<_> = std::fs::read_dir(env.path("outbox")).unwrap().collect();
         assert_eq!(files.len(), 1);
-        let eml = std::fs::read_to_string(files[0].as_ref().unwrap().path()).unwrap();
+        let path = files[0].as_ref().unwrap().path();
+        let eml = std::fs::read_to_string(&path).unwrap();
         assert!(eml.contains("Subject: Reminder: Outbox is due"), "{eml}");
         assert_eq!(reminder_field(env, "Outbox", "status").unwrap(), "sent");
+        // Named after its Message-ID, which the send log has too.
+        let message_id = env.text("SELECT message_id AS v FROM send_logs").unwrap();
+        let name = path.file_name().unwrap().to_str().unwrap();
+        assert_eq!(format!("<{}>", name.trim_end_matches(".eml")), message_id);
+        assert!(eml.contains(&format!("Message-ID: {message_id}")), "{eml}");
     }
 }
