@@ -68,6 +68,7 @@ fn add(database: &DatabaseUrl, args: AssignmentAddArgs, now: Timestamp) -> anyho
         feed: None,
         previous_due_at: None,
     };
+    warn_if_past(assignment.due_at, now);
     assignments::insert_assignment(&mut db, &assignment)?;
     Ok(Outcome::success(output::Single(AssignmentList(vec![
         AssignmentWithStudent {
@@ -100,10 +101,24 @@ fn edit(database: &DatabaseUrl, args: AssignmentEditArgs, now: Timestamp) -> any
         external_id: args.external_id.map(blank_is_none),
         ..AssignmentChanges::default()
     };
+    if let Some(due_at) = changes.due_at {
+        warn_if_past(due_at, now);
+    }
     assignments::update_assignment(&mut db, args.id, &changes, now)?;
     let edited = assignments::find_assignment(&mut db, args.id)?
         .ok_or_else(|| crate::error::invalid(format!("no assignment has the id `{}`", args.id)))?;
     Ok(Outcome::success(output::Single(AssignmentList(vec![edited]))))
+}
+
+/// A due time already past is allowed (a record of what was due), but no
+/// reminder will go out for it: likely a mistyped date, so it says so.
+fn warn_if_past(due_at: Timestamp, now: Timestamp) {
+    if due_at <= now {
+        crate::log::warning!(
+            "the due time {} is in the past: no reminder will go out for it",
+            time::utc(due_at.instant())
+        );
+    }
 }
 
 /// Assignments as a table (due times in the student's zone) or JSON (UTC).

@@ -63,6 +63,8 @@ struct Tally {
     /// Rows that match what is stored: skipped with --skip-existing,
     /// unchanged with --upsert.
     unchanged: usize,
+    /// Rows due before now.
+    past_due: usize,
 }
 
 impl std::ops::AddAssign for Tally {
@@ -70,6 +72,7 @@ impl std::ops::AddAssign for Tally {
         self.inserted += other.inserted;
         self.updated += other.updated;
         self.unchanged += other.unchanged;
+        self.past_due += other.past_due;
     }
 }
 
@@ -113,6 +116,7 @@ pub fn users(database: &DatabaseUrl, args: ImportArgs, now: Timestamp) -> anyhow
             inserted: fresh.len(),
             updated: 0,
             unchanged: read - fresh.len(),
+            past_due: 0,
         })
     })?;
     db.analyze("users")?;
@@ -135,6 +139,7 @@ pub fn assignments(database: &DatabaseUrl, args: AssignmentImportArgs, now: Time
     let tally = import_in_batches(&mut db, rows, |db, batch, bad| {
         let read = batch.len();
         let parsed = parse_assignments(db, batch, args.upsert, now, bad)?;
+        let past_due = parsed.iter().filter(|(_, row)| row.assignment.due_at <= now).count();
         if args.upsert {
             let incoming = parsed.into_iter().map(|(_, incoming)| incoming).collect();
             let Upserted {
@@ -146,6 +151,7 @@ pub fn assignments(database: &DatabaseUrl, args: AssignmentImportArgs, now: Time
                 inserted,
                 updated,
                 unchanged,
+                past_due,
             });
         }
         let fresh = without_existing(db, parsed, args.skip_existing, bad)?;
@@ -154,9 +160,16 @@ pub fn assignments(database: &DatabaseUrl, args: AssignmentImportArgs, now: Time
             inserted: fresh.len(),
             updated: 0,
             unchanged: read - fresh.len(),
+            past_due,
         })
     })?;
     db.analyze("assignments")?;
+    if tally.past_due > 0 {
+        crate::log::warning!(
+            "{} in the past: no reminder will go out for them",
+            output::count(tally.past_due as i64, "row is due", "rows are due")
+        );
+    }
     Ok(Outcome::success(output::Done(report(
         "assignments",
         &tally,

@@ -5,13 +5,18 @@ use crate::common::{TestEnv, on_both_backends};
 on_both_backends! {
     fn add_reads_rfc3339_and_local_times(env: &TestEnv) {
         env.add_user("la@example.com", "America/Los_Angeles");
-        let utc = env.json(&["assignment", "add", "--student", "la@example.com", "--title", "PS 1", "--due", "2025-09-27T23:00:00Z"]);
+        // A due time in the past is accepted, with a warning.
+        let past = env.run(&["assignment", "add", "--student", "la@example.com", "--title", "PS 0", "--due", "2001-01-01T00:00:00Z"]);
+        assert_eq!(past.code(), 0, "{}", past.describe());
+        assert_eq!(past.stderr(), "warning: the due time 2001-01-01T00:00:00Z is in the past: no reminder will go out for it\n");
+        let utc = env.json(&["assignment", "add", "--student", "la@example.com", "--title", "PS 1", "--due", "2025-09-27T23:00:00Z", "--now", "2025-01-01T00:00:00Z"]);
         assert_eq!(utc["due_at"], "2025-09-27T23:00:00Z");
         assert_eq!(utc["title"], "PS 1");
         assert_eq!(utc["completed"], false);
         let local = env.json(&[
             "assignment", "add", "--student", "LA@example.com", "--title", "PS 2",
             "--due", "2025-12-01 09:30", "--description", "Chapter 4", "--metadata", r#"{"course":"CS101"}"#,
+            "--now", "2025-01-01T00:00:00Z",
         ]);
         // 09:30 PST is 17:30 UTC.
         assert_eq!(local["due_at"], "2025-12-01T17:30:00Z");

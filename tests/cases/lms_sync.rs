@@ -255,7 +255,9 @@ on_both_backends! {
         assert_eq!(by_id("event-assignment-347")["completed"], true);
 
         // Again: nothing changes. A wrong URL is exit 2, and shows no secret.
-        let again = env.ok(&["assignment", "import", &url, "--student", "ann@example.com"]);
+        let again = env.run(&["assignment", "import", &url, "--student", "ann@example.com"]);
+        assert_eq!(again.code(), 0, "{}", again.describe());
+        let again = again.stdout();
         assert!(again.contains("inserted 0, updated 0, unchanged 3") && again.contains("nothing changed"), "{again}");
         let wrong = env.run(&["assignment", "import", &server.url("/feeds/calendars/user_Zq8Xw3OldFeedTokenX.ics"), "--student", "ann@example.com"]);
         assert_eq!(wrong.code(), 2, "{}", wrong.describe());
@@ -288,7 +290,7 @@ on_both_backends! {
         env.add_user("bo@example.com", "Asia/Tokyo");
         env.add_assignment("bo@example.com", "Added by hand", "2026-12-01T00:00:00Z");
         let feed = write(env, "bo.ics", MOODLE);
-        let report = env.json(&["assignment", "import", &feed, "--student", "bo@example.com"]);
+        let report = env.json_status(&["assignment", "import", &feed, "--student", "bo@example.com"], 0);
         assert_eq!(report["inserted"], 3, "{report}");
         let due = |uid: &str| env.text(&format!("SELECT CAST(due_at AS TEXT) AS v FROM assignments WHERE external_id = '{uid}'")).unwrap();
         assert!(due("4021@moodle.example.edu").starts_with("2026-11-26") && due("4021@moodle.example.edu").contains("17:00:00"), "TZID Europe/London");
@@ -303,10 +305,10 @@ on_both_backends! {
             .replace("DTSTART;TZID=Europe/London:20261126T170000", "DTSTART;TZID=Europe/London:20261127T170000")
             .replace("BEGIN:VEVENT\r\nUID:4022@moodle.example.edu", "BEGIN:VEVENT\r\nUID:4099@moodle.example.edu");
         let next_feed = write(env, "bo.ics", &next);
-        let kept = env.json(&["assignment", "import", &next_feed, "--student", "bo@example.com"]);
+        let kept = env.json_status(&["assignment", "import", &next_feed, "--student", "bo@example.com"], 0);
         assert_eq!((kept["inserted"].as_u64(), kept["updated"].as_u64(), kept["removed"].as_u64()), (Some(1), Some(1), Some(0)), "{kept}");
         assert_eq!(env.count("SELECT count(*) AS n FROM assignments"), 5);
-        let removed = env.json(&["assignment", "import", &next_feed, "--student", "bo@example.com", "--remove-missing"]);
+        let removed = env.json_status(&["assignment", "import", &next_feed, "--student", "bo@example.com", "--remove-missing"], 0);
         assert_eq!(removed["removed"], 1, "{removed}");
         assert_eq!(env.count("SELECT count(*) AS n FROM assignments WHERE external_id = '4022@moodle.example.edu'"), 0);
         assert_eq!(env.count("SELECT count(*) AS n FROM assignments WHERE title = 'Added by hand'"), 1);

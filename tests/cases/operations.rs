@@ -388,6 +388,7 @@ fn ping_url_reports_start_and_the_exit_status() {
     let smtp = SmtpServer::start();
     env.use_smtp(&smtp.url());
     let (url, paths) = ping_listener();
+    env.add_user("p@example.com", "UTC");
     env.ok(&[
         "send",
         "--unit",
@@ -403,7 +404,6 @@ fn ping_url_reports_start_and_the_exit_status() {
 
     paths.lock().unwrap().clear();
     smtp.reply_to_rcpt("@example.com", "451 4.3.0 later");
-    env.add_user("p@example.com", "UTC");
     env.add_assignment("p@example.com", "Work", &at(hours(24)));
     env.set_var("REMINDERS_PING_URL", &url);
     assert_eq!(

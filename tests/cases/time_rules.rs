@@ -86,7 +86,8 @@ fn import_assignments(env: &TestEnv, student: &str, rows: &[(String, String)]) {
         csv.push_str(&format!("{student},{title},{due}\n"));
     }
     std::fs::write(env.path("work.csv"), csv).unwrap();
-    env.ok(&["assignment", "import", "work.csv"]);
+    let imported = env.run(&["assignment", "import", "work.csv"]);
+    assert_eq!(imported.code(), 0, "{}", imported.describe());
 }
 
 on_both_backends! {

@@ -228,6 +228,15 @@ impl TestEnv {
             args.join(" "),
             run.describe()
         );
+        // A command that succeeds says nothing on stderr, unless a test asks
+        // for what it says there (with `run`).
+        assert_eq!(
+            run.stderr(),
+            "",
+            "`reminders {}` wrote to stderr:\n{}",
+            args.join(" "),
+            run.describe()
+        );
         run.stdout()
     }
 
@@ -272,7 +281,8 @@ impl TestEnv {
         user["id"].as_str().unwrap().to_string()
     }
 
-    /// Adds an assignment; returns the id.
+    /// Adds an assignment (as if in 2000, so that no due time is in the
+    /// past); returns the id.
     pub fn add_assignment(&self, student: &str, title: &str, due: &str) -> String {
         let assignment = self.json(&[
             "assignment",
@@ -283,11 +293,12 @@ impl TestEnv {
             title,
             "--due",
             due,
+            "--now",
+            "2000-01-01T00:00:00Z",
         ]);
         assignment["id"].as_str().unwrap().to_string()
     }
 
-    /// Runs SQL straight against the test database (set-up and inspection).
     /// Makes the database one in use since `at` (RFC 3339): `summary --send`
     /// running since then, and every student added by then. Without it, the
     /// go-live rule skips the summaries whose hour passed well before the
@@ -303,6 +314,7 @@ impl TestEnv {
         self.execute(&format!("UPDATE users SET created_at = '{at}'"));
     }
 
+    /// Runs SQL straight against the test database (set-up and inspection).
     pub fn execute(&self, sql: &str) {
         self.try_execute(sql).unwrap_or_else(|error| panic!("{sql}: {error}"));
     }
