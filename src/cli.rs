@@ -24,6 +24,7 @@ pub struct Cli {
 }
 
 #[derive(Debug, Args)]
+#[command(next_help_heading = "Global options")]
 pub struct GlobalArgs {
     /// The database: `postgres://…` for PostgreSQL, otherwise a SQLite file path [default: reminders.db]
     #[arg(
@@ -48,7 +49,13 @@ pub struct GlobalArgs {
     pub verbose: bool,
 
     /// A folder of templates that replace the built-in ones, file by file
-    #[arg(long, env = "REMINDERS_TEMPLATES", global = true, value_name = "DIR")]
+    #[arg(
+        long,
+        hide_env_values = true,
+        env = "REMINDERS_TEMPLATES",
+        global = true,
+        value_name = "DIR"
+    )]
     pub templates: Option<std::path::PathBuf>,
 
     /// Request URL/start before and URL/EXIT_STATUS after a run of send, summary --send or bounces (healthchecks.io); REMINDERS_PING_URL_SEND and REMINDERS_PING_URL_SUMMARY set one per job
@@ -62,58 +69,105 @@ pub struct GlobalArgs {
     pub ping_url: Option<String>,
 
     /// Run as if the clock read this time (RFC 3339), to check a schedule or replay a day
-    #[arg(long, global = true, value_name = "RFC3339", value_parser = parse_instant)]
+    #[arg(long, global = true, value_name = "WHEN", value_parser = parse_instant)]
     pub now: Option<DateTime<Utc>>,
 
     /// Read settings from this file instead of `.env` in the current directory (so a cron line needs no `cd`)
-    #[arg(long, env = "REMINDERS_ENV_FILE", global = true, value_name = "FILE")]
+    #[arg(
+        long,
+        hide_env_values = true,
+        env = "REMINDERS_ENV_FILE",
+        global = true,
+        value_name = "FILE"
+    )]
     pub env_file: Option<std::path::PathBuf>,
 
     /// A PEM file of CA certificates to trust for TLS, besides the system's store
-    #[arg(long, env = "REMINDERS_CA_FILE", global = true, value_name = "FILE")]
+    #[arg(
+        long,
+        hide_env_values = true,
+        env = "REMINDERS_CA_FILE",
+        global = true,
+        value_name = "FILE"
+    )]
     pub ca_file: Option<std::path::PathBuf>,
 }
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Create or update the database schema
+    #[command(after_help = "Examples:\n  reminders migrate\n  reminders --env-file /etc/reminders/env migrate")]
     Migrate,
     /// Add, list and opt students in or out
     #[command(subcommand)]
+    #[command(
+        after_help = "Examples:\n  reminders user add --email alice@example.com --timezone America/Los_Angeles\n  reminders user list --format json"
+    )]
     User(UserCommand),
     /// Add, list and complete assignments
     #[command(subcommand)]
+    #[command(
+        after_help = "Examples:\n  reminders assignment add --student alice@example.com --title \"Essay\" --due \"2025-10-01 23:59\"\n  reminders assignment import lms-export.csv --upsert"
+    )]
     Assignment(AssignmentCommand),
     /// List the assignments in the reminder windows now (read-only)
+    #[command(
+        after_help = "Examples:\n  reminders due --unit hours --targets 24,2\n  reminders due --unit minutes --targets 1,2 --now 2025-09-26T22:58:00Z --format json"
+    )]
     Due(WindowArgs),
     /// Schedule, claim and email every due reminder
+    #[command(
+        after_help = "Examples:\n  reminders send --unit hours --targets 24,2\n  reminders -q send --unit hours --targets 24,2 --connections 8 --rate 20\n  reminders send --unit hours --targets 24 --dry-run"
+    )]
     Send(SendArgs),
     /// Per-student counts; with --send, email each student's daily summary
+    #[command(
+        after_help = "Examples:\n  reminders summary --student alice@example.com\n  reminders -q summary --send\n  reminders summary --send --dry-run"
+    )]
     Summary(SummaryArgs),
     /// The state of both queues (reminders, daily summaries): pending, retrying, failed, sent, bounced
+    #[command(after_help = "Examples:\n  reminders status\n  reminders status --format json")]
     Status,
     /// Put failed reminders and daily summaries back in the queue, attempts reset
+    #[command(
+        after_help = "Examples:\n  reminders retry --failed --since 2025-09-26T00:00:00Z\n  reminders retry 429f87a3-d6ec-459a-8210-42efaf05d1e6"
+    )]
     Retry(RetryArgs),
     /// Delete old send logs and finished reminders and summaries
+    #[command(
+        after_help = "Examples:\n  reminders prune --older-than 90d --dry-run\n  reminders -q prune --older-than 12w"
+    )]
     Prune(PruneArgs),
     /// Check that tonight's cron runs will work: database, mail settings, mail server, templates
+    #[command(after_help = "Examples:\n  reminders check\n  reminders --env-file /etc/reminders/env check")]
     Check {
         #[command(flatten)]
         mail: MailArgs,
     },
     /// Check the message templates
     #[command(subcommand)]
+    #[command(
+        after_help = "Examples:\n  reminders template check\n  reminders template check /etc/reminders/templates"
+    )]
     Template(TemplateCommand),
     /// Print a reminder exactly as `send` would send it, headers included; writes nothing
+    #[command(after_help = "Examples:\n  reminders preview 429f87a3-d6ec-459a-8210-42efaf05d1e6 --type 24h")]
     Preview(PreviewArgs),
     /// Read bounce reports, complaints and unsubscribe mails, and act on those that prove themselves
+    #[command(
+        after_help = "Examples:\n  reminders bounces /var/mail/bounces/Maildir\n  reminders -q bounces - --recipient bounces+TOKEN@school.example"
+    )]
     Bounces(BouncesArgs),
     /// Print a shell completion script
+    #[command(
+        after_help = "Examples:\n  reminders completions bash > /etc/bash_completion.d/reminders\n  reminders completions zsh > ~/.zfunc/_reminders"
+    )]
     Completions {
         #[arg(value_enum)]
         shell: clap_complete::Shell,
     },
     /// Print one complete man page (roff), or write a page per command into a folder
+    #[command(after_help = "Examples:\n  reminders man | man -l -\n  reminders man --dir /usr/local/share/man/man1")]
     Man {
         /// Write reminders.1 and a page per subcommand (reminders-send.1, …) here, creating it
         #[arg(long, value_name = "DIR")]
@@ -128,7 +182,7 @@ pub struct RetryArgs {
     #[arg(long)]
     pub failed: bool,
     /// With --failed: only those that failed at or after this time
-    #[arg(long, value_name = "RFC3339", requires = "failed", value_parser = parse_instant)]
+    #[arg(long, value_name = "WHEN", requires = "failed", value_parser = parse_instant)]
     pub since: Option<DateTime<Utc>>,
     /// With --failed: only this student's
     #[arg(long, value_name = "EMAIL", requires = "failed", value_parser = Email::parse)]
@@ -151,7 +205,12 @@ pub struct BouncesArgs {
           value_parser = clap::value_parser!(u64).range(1_000..))]
     pub max_size: u64,
     /// The plain bounce address that `send` puts in the Return-Path (VERP)
-    #[arg(long, env = "REMINDERS_BOUNCE_ADDRESS", value_name = "ADDRESS")]
+    #[arg(
+        long,
+        hide_env_values = true,
+        env = "REMINDERS_BOUNCE_ADDRESS",
+        value_name = "ADDRESS"
+    )]
     pub bounce_address: Option<String>,
     #[command(flatten)]
     pub secret: SecretArgs,
@@ -160,6 +219,9 @@ pub struct BouncesArgs {
 #[derive(Debug, Subcommand)]
 pub enum TemplateCommand {
     /// Render every template against sample data; report the first error (exit 2)
+    #[command(
+        after_help = "Examples:\n  reminders template check\n  reminders template check /etc/reminders/templates"
+    )]
     Check {
         /// The folder to check [default: --templates, REMINDERS_TEMPLATES, or the built-in set]
         dir: Option<std::path::PathBuf>,
@@ -232,7 +294,7 @@ pub struct SendArgs {
     #[arg(long, value_name = "DURATION", value_parser = duration_between(Duration::zero(), Duration::days(365)))]
     pub delivery_window: Option<Duration>,
     /// One message per student for all the reminders this run sends them (templates digest_*.txt)
-    #[arg(long, env = "REMINDERS_DIGEST")]
+    #[arg(long, hide_env_values = true, env = "REMINDERS_DIGEST")]
     pub digest: bool,
     #[command(flatten)]
     pub delivery: DeliveryArgs,
@@ -242,13 +304,13 @@ pub struct SendArgs {
 #[derive(Debug, Args)]
 pub struct DeliveryArgs {
     /// Attempts before a message that keeps failing is marked failed (1 to 100)
-    #[arg(long, default_value_t = DEFAULT_MAX_ATTEMPTS, value_parser = clap::value_parser!(i32).range(1..=100))]
+    #[arg(long, default_value_t = DEFAULT_MAX_ATTEMPTS, value_name = "N", value_parser = clap::value_parser!(i32).range(1..=100))]
     pub max_attempts: i32,
     /// Messages claimed per database round trip (1 to 10000)
-    #[arg(long, default_value_t = 500, value_parser = clap::value_parser!(i64).range(1..=10_000))]
+    #[arg(long, default_value_t = 500, value_name = "N", value_parser = clap::value_parser!(i64).range(1..=10_000))]
     pub batch_size: i64,
     /// SMTP connections used in parallel (1 to 64)
-    #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u32).range(1..=64))]
+    #[arg(long, default_value_t = 4, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=64))]
     pub connections: u32,
     /// How long a claim lasts unless the run renews it, which it does every third of it (2s to 1d; at least 2s so renewals fit between sends)
     #[arg(long, default_value = "5m", value_name = "DURATION", value_parser = duration_between(Duration::seconds(2), Duration::days(1)))]
@@ -260,7 +322,7 @@ pub struct DeliveryArgs {
     #[arg(long, default_value = "30s", value_name = "DURATION", value_parser = duration_between(Duration::seconds(1), Duration::hours(1)))]
     pub smtp_timeout: Duration,
     /// At most this many messages a second, across all connections (1 to 100000)
-    #[arg(long, env = "REMINDERS_RATE", value_name = "N", value_parser = clap::value_parser!(u32).range(1..=100_000))]
+    #[arg(long, hide_env_values = true, env = "REMINDERS_RATE", value_name = "N", value_parser = clap::value_parser!(u32).range(1..=100_000))]
     pub rate: Option<u32>,
     /// At most this many messages in this run (1 or more); the rest stay queued for the next
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
@@ -288,16 +350,17 @@ pub struct MailArgs {
     // Text, not a path: an empty value (`VAR=` in `.env`) means unset.
     #[arg(
         long,
+        hide_env_values = true,
         env = "SMTP_PASSWORD_FILE",
         value_name = "FILE",
         conflicts_with = "smtp_password"
     )]
     pub smtp_password_file: Option<String>,
     /// With `auth=xoauth2`, Microsoft 365: the tenant id or domain (its token endpoint)
-    #[arg(long, env = "SMTP_OAUTH_TENANT", value_name = "TENANT")]
+    #[arg(long, hide_env_values = true, env = "SMTP_OAUTH_TENANT", value_name = "TENANT")]
     pub smtp_oauth_tenant: Option<String>,
     /// With `auth=xoauth2`: the application (client) id
-    #[arg(long, env = "SMTP_OAUTH_CLIENT_ID", value_name = "ID")]
+    #[arg(long, hide_env_values = true, env = "SMTP_OAUTH_CLIENT_ID", value_name = "ID")]
     pub smtp_oauth_client_id: Option<String>,
     /// With `auth=xoauth2`: the application's client secret (prefer the file)
     #[arg(
@@ -309,16 +372,26 @@ pub struct MailArgs {
     pub smtp_oauth_client_secret: Option<String>,
     /// With `auth=xoauth2`: a file holding the client secret
     // Text, not a path: an empty value (`VAR=` in `.env`) means unset.
-    #[arg(long, env = "SMTP_OAUTH_CLIENT_SECRET_FILE", value_name = "FILE")]
+    #[arg(
+        long,
+        hide_env_values = true,
+        env = "SMTP_OAUTH_CLIENT_SECRET_FILE",
+        value_name = "FILE"
+    )]
     pub smtp_oauth_client_secret_file: Option<String>,
     /// With `auth=xoauth2`, Google Workspace: the service account's JSON key file
-    #[arg(long, env = "SMTP_OAUTH_SERVICE_ACCOUNT", value_name = "FILE")]
+    #[arg(
+        long,
+        hide_env_values = true,
+        env = "SMTP_OAUTH_SERVICE_ACCOUNT",
+        value_name = "FILE"
+    )]
     pub smtp_oauth_service_account: Option<String>,
     /// With `auth=xoauth2`: the token endpoint, instead of the tenant's or the key file's
-    #[arg(long, env = "SMTP_OAUTH_TOKEN_URL", value_name = "URL")]
+    #[arg(long, hide_env_values = true, env = "SMTP_OAUTH_TOKEN_URL", value_name = "URL")]
     pub smtp_oauth_token_url: Option<String>,
     /// With `auth=xoauth2`: the scope asked for, instead of the provider's
-    #[arg(long, env = "SMTP_OAUTH_SCOPE", value_name = "SCOPE")]
+    #[arg(long, hide_env_values = true, env = "SMTP_OAUTH_SCOPE", value_name = "SCOPE")]
     pub smtp_oauth_scope: Option<String>,
     #[command(flatten)]
     pub sender: SenderArgs,
@@ -328,25 +401,47 @@ pub struct MailArgs {
 #[derive(Debug, Clone, Args)]
 pub struct SenderArgs {
     /// The sender, such as `Reminders <noreply@school.example>`
-    #[arg(long, env = "MAIL_FROM", value_name = "MAILBOX")]
+    #[arg(long, hide_env_values = true, env = "MAIL_FROM", value_name = "MAILBOX")]
     pub mail_from: Option<String>,
     /// Where replies go (the Reply-To header), such as `School office <office@school.example>`
-    #[arg(long, env = "REMINDERS_REPLY_TO", value_name = "MAILBOX")]
+    #[arg(long, hide_env_values = true, env = "REMINDERS_REPLY_TO", value_name = "MAILBOX")]
     pub reply_to: Option<String>,
     /// Bounces come back here: each message's envelope sender becomes `LOCAL+TOKEN@DOMAIN` (VERP); needs REMINDERS_SECRET
-    #[arg(long, env = "REMINDERS_BOUNCE_ADDRESS", value_name = "ADDRESS")]
+    #[arg(
+        long,
+        hide_env_values = true,
+        env = "REMINDERS_BOUNCE_ADDRESS",
+        value_name = "ADDRESS"
+    )]
     pub bounce_address: Option<String>,
     /// Every message offers unsubscribing by mail to this address (List-Unsubscribe); needs REMINDERS_SECRET
-    #[arg(long, env = "REMINDERS_UNSUBSCRIBE_MAILTO", value_name = "ADDRESS")]
+    #[arg(
+        long,
+        hide_env_values = true,
+        env = "REMINDERS_UNSUBSCRIBE_MAILTO",
+        value_name = "ADDRESS"
+    )]
     pub unsubscribe_mailto: Option<String>,
     /// Every message offers this one-click unsubscribe link (RFC 8058); it must hold `{token}`; needs REMINDERS_SECRET
-    #[arg(long, env = "REMINDERS_UNSUBSCRIBE_URL", value_name = "URL")]
+    #[arg(long, hide_env_values = true, env = "REMINDERS_UNSUBSCRIBE_URL", value_name = "URL")]
     pub unsubscribe_url: Option<String>,
     /// Sign every message with DKIM, with this RSA private key (PEM)
-    #[arg(long, env = "REMINDERS_DKIM_KEY", value_name = "FILE", requires = "dkim_selector")]
+    #[arg(
+        long,
+        hide_env_values = true,
+        env = "REMINDERS_DKIM_KEY",
+        value_name = "FILE",
+        requires = "dkim_selector"
+    )]
     pub dkim_key: Option<std::path::PathBuf>,
     /// The DKIM selector: the public key is published at SELECTOR._domainkey.DOMAIN (`check` prints it)
-    #[arg(long, env = "REMINDERS_DKIM_SELECTOR", value_name = "NAME", requires = "dkim_key")]
+    #[arg(
+        long,
+        hide_env_values = true,
+        env = "REMINDERS_DKIM_SELECTOR",
+        value_name = "NAME",
+        requires = "dkim_key"
+    )]
     pub dkim_selector: Option<String>,
     #[command(flatten)]
     pub secret: SecretArgs,
@@ -369,11 +464,18 @@ pub struct SecretArgs {
 #[derive(Debug, Subcommand)]
 pub enum UserCommand {
     /// Add a student
+    #[command(
+        after_help = "Examples:\n  reminders user add --email alice@example.com --name Alice --timezone America/Los_Angeles"
+    )]
     Add(UserAddArgs),
     /// List students
+    #[command(after_help = "Examples:\n  reminders user list\n  reminders user list --format json")]
     List,
     /// Stop all email to a student
     #[command(group = clap::ArgGroup::new("who").required(true).args(["email", "token"]))]
+    #[command(
+        after_help = "Examples:\n  reminders user opt-out alice@example.com\n  reminders user opt-out --token TOKEN"
+    )]
     OptOut {
         /// The student's email
         #[arg(value_parser = Email::parse)]
@@ -385,22 +487,33 @@ pub enum UserCommand {
         secret: SecretArgs,
     },
     /// Resume email to a student
+    #[command(after_help = "Examples:\n  reminders user opt-in alice@example.com")]
     OptIn {
         /// The student's email
         #[arg(value_parser = Email::parse)]
         email: Email,
     },
     /// Set a student's daily-summary preferences
+    #[command(
+        after_help = "Examples:\n  reminders user set alice@example.com --summary-hour 18\n  reminders user set bob@example.com --daily-summary off"
+    )]
     Set(UserSetArgs),
     /// Change a student's email, name or time zone
+    #[command(
+        after_help = "Examples:\n  reminders user edit alice@example.com --email alice.b@example.com\n  reminders user edit alice@example.com --timezone Europe/Paris --name \"Alice B\""
+    )]
     Edit(UserEditArgs),
     /// Remove a student with their assignments and reminders (their send logs stay, unlinked)
+    #[command(after_help = "Examples:\n  reminders user remove alice@example.com")]
     Remove {
         /// The student's email
         #[arg(value_parser = Email::parse)]
         email: Email,
     },
     /// Erase a student on request: everything that names them, and their address from the logs
+    #[command(
+        after_help = "Examples:\n  reminders user forget alice@example.com\n  reminders user forget alice@example.com --yes"
+    )]
     Forget {
         /// The student's email
         #[arg(value_parser = Email::parse)]
@@ -410,6 +523,9 @@ pub enum UserCommand {
         yes: bool,
     },
     /// Add students in bulk from CSV (email,name,timezone) or JSON Lines
+    #[command(
+        after_help = "Examples:\n  reminders user import students.csv\n  cat students.jsonl | reminders user import - --input-format jsonl"
+    )]
     Import(ImportArgs),
 }
 
@@ -508,22 +624,33 @@ pub struct UserAddArgs {
 #[derive(Debug, Subcommand)]
 pub enum AssignmentCommand {
     /// Add an assignment for a student
+    #[command(
+        after_help = "Examples:\n  reminders assignment add --student alice@example.com --title \"Problem set 1\" --due \"2025-09-27 16:00\"\n  reminders assignment add --student alice@example.com --title Lab --due 2025-10-02T12:00:00Z --external-id canvas-345"
+    )]
     Add(AssignmentAddArgs),
     /// List assignments, due times in each student's zone
+    #[command(
+        after_help = "Examples:\n  reminders assignment list\n  reminders assignment list --student alice@example.com --format json"
+    )]
     List {
         /// Only this student's assignments
         #[arg(long, value_name = "EMAIL", value_parser = Email::parse)]
         student: Option<Email>,
     },
     /// Mark an assignment completed, which stops its reminders
+    #[command(after_help = "Examples:\n  reminders assignment complete 429f87a3-d6ec-459a-8210-42efaf05d1e6")]
     Complete {
         /// The assignment's id
         #[arg(value_parser = assignment_id)]
         id: Id,
     },
     /// Change an assignment; a new due time reschedules its reminders
+    #[command(
+        after_help = "Examples:\n  reminders assignment edit 429f87a3-d6ec-459a-8210-42efaf05d1e6 --due \"2025-09-29 16:00\"\n  reminders assignment edit 429f87a3-d6ec-459a-8210-42efaf05d1e6 --metadata null"
+    )]
     Edit(AssignmentEditArgs),
     /// Remove an assignment and its reminders (its send logs stay, unlinked)
+    #[command(after_help = "Examples:\n  reminders assignment remove 429f87a3-d6ec-459a-8210-42efaf05d1e6")]
     Remove {
         /// The assignment's id
         #[arg(value_parser = assignment_id)]
@@ -531,6 +658,9 @@ pub enum AssignmentCommand {
     },
     /// Add or update assignments in bulk from CSV (student,title,due,description,metadata,external_id,completed),
     /// JSON Lines, or a student's iCalendar feed
+    #[command(
+        after_help = "Examples:\n  reminders assignment import work.csv --skip-existing\n  reminders assignment import lms-export.csv --upsert\n  reminders assignment import \"https://canvas.school.edu/feeds/calendars/user_….ics\" --student alice@example.com --remove-missing"
+    )]
     Import(AssignmentImportArgs),
 }
 
