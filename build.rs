@@ -13,14 +13,14 @@ fn main() {
         .map(|output| String::from_utf8_lossy(&output.stdout).trim().to_string())
         .filter(|commit| !commit.is_empty());
     if let Some(commit) = commit {
-        println!("cargo:rustc-env=REMINDERS_GIT_COMMIT={commit}");
+        println!("cargo:rustc-env=BUILT_FROM_COMMIT={commit}");
     }
     let newest_migration = std::fs::read_dir("migrations/postgres")
         .expect("migrations/postgres")
         .filter_map(|entry| entry.ok()?.file_name().into_string().ok())
         .max()
         .expect("at least one migration");
-    println!("cargo:rustc-env=REMINDERS_NEWEST_MIGRATION={newest_migration}");
+    println!("cargo:rustc-env=BUILT_WITH_NEWEST_MIGRATION={newest_migration}");
     // The tests that need PostgreSQL (or PgBouncer in front of it) are marked
     // ignored when built without its URL, so `cargo test` reports them as
     // ignored, never as passed.

@@ -30,18 +30,18 @@ mod time;
 mod tls;
 
 /// The version, with the git commit when built from a checkout (see build.rs).
-pub const VERSION: &str = match option_env!("REMINDERS_GIT_COMMIT") {
+pub const VERSION: &str = match option_env!("BUILT_FROM_COMMIT") {
     Some(_) => concat!(
         env!("CARGO_PKG_VERSION"),
         " (",
-        env!("REMINDERS_GIT_COMMIT"),
+        env!("BUILT_FROM_COMMIT"),
         "), schema ",
-        env!("REMINDERS_NEWEST_MIGRATION")
+        env!("BUILT_WITH_NEWEST_MIGRATION")
     ),
     None => concat!(
         env!("CARGO_PKG_VERSION"),
         ", schema ",
-        env!("REMINDERS_NEWEST_MIGRATION")
+        env!("BUILT_WITH_NEWEST_MIGRATION")
     ),
 };
 

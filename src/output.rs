@@ -26,14 +26,20 @@ pub trait Report {
     fn quiet_ok(&self) -> bool {
         false
     }
+
+    /// Whether this is text for another program (a completion script, a man
+    /// page), printed as it is whatever `--format` says.
+    fn is_plain_text(&self) -> bool {
+        false
+    }
 }
 
 /// Prints a report to stdout in the chosen format.
 pub fn print(format: Format, report: &dyn Report) -> anyhow::Result<()> {
     // A report may quote an error, such as `check`'s, and so a secret.
     let mut text = crate::redact::scrub(&match format {
-        Format::Json => serde_json::to_string_pretty(&report.to_json())?,
-        Format::Table => report.to_table(),
+        Format::Json if !report.is_plain_text() => serde_json::to_string_pretty(&report.to_json())?,
+        Format::Json | Format::Table => report.to_table(),
     });
     if text.is_empty() {
         return Ok(());
@@ -142,6 +148,23 @@ impl Report for Message {
 
     fn to_table(&self) -> String {
         self.text.clone()
+    }
+}
+
+/// Text for another program, printed as it is (see `Report::is_plain_text`).
+pub struct PlainText(pub String);
+
+impl Report for PlainText {
+    fn to_json(&self) -> serde_json::Value {
+        serde_json::Value::String(self.0.clone())
+    }
+
+    fn to_table(&self) -> String {
+        self.0.clone()
+    }
+
+    fn is_plain_text(&self) -> bool {
+        true
     }
 }
 

@@ -150,11 +150,8 @@ fn man_pages(dir: &std::path::Path) -> anyhow::Result<crate::output::Message> {
 }
 
 /// Text printed as it is, whatever `--format` says.
-fn text_only(text: String) -> crate::output::Message {
-    crate::output::Message {
-        json: serde_json::Value::String(text.clone()),
-        text,
-    }
+fn text_only(text: String) -> crate::output::PlainText {
+    crate::output::PlainText(text)
 }
 
 /// A sending run on a database without students is most likely pointed at
