@@ -81,7 +81,8 @@ fn main() -> ExitCode {
         pinger.start();
     }
     let result = commands::run(cli, &provenance).and_then(|outcome| {
-        if !(quiet && outcome.report.quiet_ok()) {
+        // JSON is asked for by a script, which gets its document even with -q.
+        if !(quiet && format == output::Format::Table && outcome.report.quiet_ok()) {
             output::print(format, outcome.report.as_ref())?;
         }
         Ok(outcome.status)

@@ -39,4 +39,9 @@ impl Report for DueList {
         });
         output::table(&["type", "student", "title", "due", "action", "assignment"], rows)
     }
+
+    /// `-q` leaves out "nothing is due" (the JSON, an empty array, is data).
+    fn quiet_ok(&self) -> bool {
+        self.0.is_empty()
+    }
 }

@@ -120,7 +120,12 @@ pub fn users(database: &DatabaseUrl, args: ImportArgs, now: Timestamp) -> anyhow
         })
     })?;
     db.analyze("users")?;
-    Ok(Outcome::success(output::Done(report("users", &tally, false, started))))
+    Ok(Outcome::success(output::Done(report(
+        ("user", "users"),
+        &tally,
+        false,
+        started,
+    ))))
 }
 
 pub fn assignments(database: &DatabaseUrl, args: AssignmentImportArgs, now: Timestamp) -> anyhow::Result<Outcome> {
@@ -171,7 +176,7 @@ pub fn assignments(database: &DatabaseUrl, args: AssignmentImportArgs, now: Time
         );
     }
     Ok(Outcome::success(output::Done(report(
-        "assignments",
+        ("assignment", "assignments"),
         &tally,
         args.upsert,
         started,
@@ -375,20 +380,23 @@ fn import_in_batches<R>(
     })
 }
 
-fn report(what: &str, tally: &Tally, upsert: bool, started: Instant) -> output::Message {
+/// `what` names one row and many (`("user", "users")`).
+fn report(what: (&str, &str), tally: &Tally, upsert: bool, started: Instant) -> output::Message {
     let seconds = started.elapsed().as_secs_f64();
     let rows = tally.inserted + tally.updated;
     let rate = if seconds > 0.0 { rows as f64 / seconds } else { 0.0 };
     let text = if upsert {
         let nothing = if rows == 0 { "; nothing changed" } else { "" };
         format!(
-            "upserted {what}: inserted {}, updated {}, unchanged {}{nothing}, in {seconds:.2} s ({rate:.0} rows/s)",
-            tally.inserted, tally.updated, tally.unchanged
+            "upserted {}: inserted {}, updated {}, unchanged {}{nothing}, in {seconds:.2} s ({rate:.0} rows/s)",
+            what.1, tally.inserted, tally.updated, tally.unchanged
         )
     } else {
+        let (one, many) = what;
         format!(
-            "imported {} {what}, skipped {} existing, in {seconds:.2} s ({rate:.0} rows/s)",
-            tally.inserted, tally.unchanged
+            "imported {}, skipped {} existing, in {seconds:.2} s ({rate:.0} rows/s)",
+            output::count(tally.inserted as i64, one, many),
+            tally.unchanged
         )
     };
     output::Message {

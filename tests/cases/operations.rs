@@ -249,6 +249,9 @@ on_both_backends! {
         assert_eq!(run.code(), 0);
         assert_eq!(run.stdout(), "");
         assert_eq!(run.stderr(), "");
+        // `-q due` says nothing when nothing is due; JSON, asked for by a script, is still printed.
+        assert_eq!(env.ok(&["-q", "due", "--unit", "hours", "--targets", "24", "--now", NOW]), "");
+        assert_eq!(env.ok(&["-q", "due", "--unit", "hours", "--targets", "24", "--now", NOW, "--format", "json"]).trim(), "[]");
         // With work done and nothing failed, -q prints nothing either: cron
         // mails only what needs a look.
         env.add_user("q@example.com", "UTC");
