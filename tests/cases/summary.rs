@@ -339,3 +339,22 @@ on_both_backends! {
         assert_eq!(sent_to(&smtp), ["gone@example.com"]);
     }
 }
+
+on_both_backends! {
+    fn a_database_upgraded_with_summaries_already_sent_went_live_when_they_began(env: &TestEnv) {
+        // A database as it was before the milestones migration, with a summary sent long ago.
+        env.add_user("old@example.com", "UTC");
+        env.execute("DROP TABLE milestones");
+        env.execute("DELETE FROM __diesel_schema_migrations WHERE version = '20250907000001'");
+        let user = env.text("SELECT CAST(id AS TEXT) AS v FROM users").unwrap();
+        env.execute(&format!(
+            "INSERT INTO daily_summaries (id, user_id, local_date, scheduled_for, status, created_at, updated_at) \
+             VALUES ('{}', '{user}', '2029-01-01', '2029-01-01T07:00:00.000000Z', 'sent', \
+             '2029-01-01T07:00:00.000000Z', '2029-01-01T07:00:00.000000Z')",
+            uuid::Uuid::new_v4()
+        ));
+        env.ok(&["migrate"]);
+        let began = env.text("SELECT CAST(at AS TEXT) AS v FROM milestones WHERE name = 'summaries_began'").unwrap();
+        assert!(began.starts_with("2029-01-01") && began.contains("07:00:00"), "{began}");
+    }
+}

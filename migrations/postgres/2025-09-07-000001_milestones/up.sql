@@ -5,3 +5,6 @@ CREATE TABLE milestones (
   name text PRIMARY KEY,
   at timestamptz NOT NULL
 );
+-- A database that sent summaries before this migration went live then.
+INSERT INTO milestones (name, at)
+  SELECT 'summaries_began', min(created_at) FROM daily_summaries HAVING count(*) > 0;
