@@ -184,7 +184,7 @@ fn read_feed(source: &str) -> anyhow::Result<(String, String)> {
 /// Fetches a feed URL. Only `scheme://host` is ever shown of it.
 fn fetch(raw: &str) -> anyhow::Result<(String, String)> {
     let url = url::Url::parse(raw).map_err(|_| invalid("the feed URL is not a valid URL"))?;
-    let secret = &raw[raw.find(url.path()).unwrap_or(raw.len())..];
+    let secret = &url[url::Position::BeforePath..];
     // A bare "/" is no secret, and hiding it would mask every slash printed.
     if secret.trim_start_matches('/').len() >= 4 {
         crate::redact::hide(secret);
