@@ -181,10 +181,12 @@ impl Db {
     }
 
     /// Settings for a bulk load into SQLite: a bigger page cache for the
-    /// index updates. (PostgreSQL needs none: the import uses COPY.)
+    /// index updates, 32 MiB. (Measured on 1,000,000 assignments: 256 MiB
+    /// peaked at 335 MB for the same 89,000 rows/s; 32 MiB peaks at 53 MB.
+    /// PostgreSQL needs none: the import uses COPY.)
     pub fn tune_for_bulk_load(&mut self) -> anyhow::Result<()> {
         if let Db::Sqlite(conn) = self {
-            conn.batch_execute("PRAGMA cache_size = -262144; PRAGMA temp_store = MEMORY;")?;
+            conn.batch_execute("PRAGMA cache_size = -32768; PRAGMA temp_store = MEMORY;")?;
         }
         Ok(())
     }

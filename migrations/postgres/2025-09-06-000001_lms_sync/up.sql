@@ -2,7 +2,8 @@
 --
 -- external_id: the LMS's own key for the assignment (a Canvas or Moodle UID,
 --   a CSV column), unique per student, so a nightly import updates rather
---   than duplicates. NULLs do not clash: assignments added by hand have none.
+--   than duplicates. Only rows that have one are in the index (most have none,
+--   and every index entry costs an import its time).
 -- feed: the iCalendar feed an assignment came from, so that --remove-missing
 --   removes only what that same feed no longer lists.
 -- previous_due_at: the due time before the last move, for the message that
@@ -10,7 +11,8 @@
 ALTER TABLE assignments ADD COLUMN external_id text;
 ALTER TABLE assignments ADD COLUMN feed text;
 ALTER TABLE assignments ADD COLUMN previous_due_at timestamptz;
-CREATE UNIQUE INDEX assignments_student_external_id_key ON assignments (student_id, external_id);
+CREATE UNIQUE INDEX assignments_student_external_id_key ON assignments (student_id, external_id)
+  WHERE external_id IS NOT NULL;
 
 CREATE FUNCTION assignments_remember_previous_due() RETURNS trigger AS $$
 BEGIN

@@ -2,7 +2,8 @@
 ALTER TABLE assignments ADD COLUMN external_id TEXT;
 ALTER TABLE assignments ADD COLUMN feed TEXT;
 ALTER TABLE assignments ADD COLUMN previous_due_at TEXT CHECK (previous_due_at IS NULL OR previous_due_at GLOB '[0-9][0-9][0-9][0-9]-[0-9][0-9]-[0-9][0-9]T[0-9][0-9]:[0-9][0-9]:[0-9][0-9].[0-9][0-9][0-9][0-9][0-9][0-9]Z');
-CREATE UNIQUE INDEX assignments_student_external_id_key ON assignments (student_id, external_id);
+CREATE UNIQUE INDEX assignments_student_external_id_key ON assignments (student_id, external_id)
+  WHERE external_id IS NOT NULL;
 
 CREATE TRIGGER assignments_remember_previous_due AFTER UPDATE OF due_at ON assignments FOR EACH ROW
   WHEN NEW.due_at IS NOT OLD.due_at
