@@ -158,7 +158,7 @@ fn text_only(text: String) -> crate::output::PlainText {
 /// the wrong database (a mistyped DATABASE_URL falls back to the default
 /// file): it says so, since cron would otherwise see a quiet success.
 fn warn_if_no_students(db: &mut crate::db::Db, database: &DatabaseUrl) -> anyhow::Result<()> {
-    if crate::db::users::count(db)? == 0 {
+    if !crate::db::users::any(db)? {
         let note = database
             .default_note()
             .map(|note| format!(" ({note})"))

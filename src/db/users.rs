@@ -161,9 +161,11 @@ pub fn opt_out_for(db: &mut Db, email: &str, reason: OptOutReason, now: Timestam
     require_user_by_email(db, email)
 }
 
-/// How many students there are.
-pub fn count(db: &mut Db) -> anyhow::Result<i64> {
-    with_conn!(db, conn => users::table.count().get_result(conn)).context("cannot count the students")
+/// Whether there is any student: one index probe, where a count would read
+/// every row on each cron run.
+pub fn any(db: &mut Db) -> anyhow::Result<bool> {
+    with_conn!(db, conn => diesel::select(diesel::dsl::exists(users::table.select(users::id))).get_result(conn))
+        .context("cannot look for students")
 }
 
 /// What `user edit` changes; `None` leaves a column as it is.
