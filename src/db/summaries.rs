@@ -105,12 +105,30 @@ pub struct OpenAssignment {
     pub due_at: Timestamp,
 }
 
-/// The open assignments of some students, by due time.
+/// The open assignments of some students, by due time: what a summary lists.
 pub fn open_assignments(db: &mut Db, students: &[Id]) -> anyhow::Result<Vec<OpenAssignment>> {
     with_conn!(db, conn => assignments::table
         .filter(assignments::student_id.eq_any(students))
         .filter(assignments::completed.eq(false))
         .order((assignments::student_id, assignments::due_at))
+        .select((assignments::student_id, assignments::title, assignments::due_at))
+        .load(conn))
+    .context("cannot list open assignments")
+}
+
+/// The open assignments of some students due at one of `due_times`, by due
+/// time: for each student's next one, found by the (student_id, due_at)
+/// index without reading their other assignments.
+pub fn open_assignments_due_at(
+    db: &mut Db,
+    students: &[Id],
+    due_times: &[Timestamp],
+) -> anyhow::Result<Vec<OpenAssignment>> {
+    with_conn!(db, conn => assignments::table
+        .filter(assignments::student_id.eq_any(students))
+        .filter(assignments::due_at.eq_any(due_times))
+        .filter(assignments::completed.eq(false))
+        .order((assignments::student_id, assignments::due_at, assignments::id))
         .select((assignments::student_id, assignments::title, assignments::due_at))
         .load(conn))
     .context("cannot list open assignments")

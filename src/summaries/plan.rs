@@ -72,7 +72,10 @@ fn next_titles(db: &mut Db, counts: &[StudentCounts]) -> anyhow::Result<HashMap<
         .collect();
     let mut titles = HashMap::new();
     for chunk in wanted.keys().copied().collect::<Vec<_>>().chunks(1_000) {
-        for open in summaries::open_assignments(db, chunk)? {
+        let mut due_times: Vec<Timestamp> = chunk.iter().filter_map(|id| wanted.get(id).copied()).collect();
+        due_times.sort();
+        due_times.dedup();
+        for open in summaries::open_assignments_due_at(db, chunk, &due_times)? {
             if wanted.get(&open.student_id) == Some(&open.due_at) {
                 titles.entry(open.student_id).or_insert(open.title);
             }
