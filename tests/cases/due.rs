@@ -91,3 +91,15 @@ on_both_backends! {
         }
     }
 }
+
+on_both_backends! {
+    fn a_window_larger_than_a_page_is_walked_whole(env: &TestEnv) {
+        // 10,000 rows a page: 10,050 due in one window take two pages, and
+        // the second starts where the first ended (all share one due time).
+        env.seed_assignments(10_050, &at(hours(24)));
+        let items = env.json(&["due", "--unit", "hours", "--targets", "24", "--now", NOW]);
+        let ids: std::collections::HashSet<&str> =
+            items.as_array().unwrap().iter().map(|item| item["assignment_id"].as_str().unwrap()).collect();
+        assert_eq!(ids.len(), 10_050);
+    }
+}
