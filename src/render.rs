@@ -338,3 +338,14 @@ pub fn header_safe(text: &str) -> String {
     let spaced: String = text.chars().map(|c| if c.is_control() { ' ' } else { c }).collect();
     spaced.split_whitespace().collect::<Vec<_>>().join(" ")
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Runs without a templates folder skip the check, so it lives here.
+    #[test]
+    fn the_built_in_templates_render_every_kind() {
+        Templates::load(None).unwrap().check().unwrap();
+    }
+}

@@ -141,9 +141,10 @@ pub fn assignments(database: &DatabaseUrl, args: AssignmentImportArgs, now: Time
     let rows = open_rows::<AssignmentRow>(&args.file, format)?;
     let mut db = Db::open(database)?;
     let started = Instant::now();
+    let mut students = Students::default();
     let tally = import_in_batches(&mut db, rows, |db, batch, bad| {
         let read = batch.len();
-        let parsed = parse_assignments(db, batch, args.upsert, now, bad)?;
+        let parsed = parse_assignments(db, &mut students, batch, args.upsert, now, bad)?;
         let past_due = parsed.iter().filter(|(_, row)| row.assignment.due_at <= now).count();
         if args.upsert {
             let incoming = parsed.into_iter().map(|(_, incoming)| incoming).collect();
@@ -195,6 +196,7 @@ fn optional_timezone(raw: Option<&str>) -> anyhow::Result<chrono_tz::Tz> {
 /// its line and left out.
 fn parse_assignments(
     db: &mut Db,
+    students: &mut Students,
     batch: Vec<(u64, AssignmentRow)>,
     upsert: bool,
     now: Timestamp,
@@ -205,10 +207,8 @@ fn parse_assignments(
         .filter_map(|(_, row)| Email::parse(&row.student).ok())
         .map(|email| email.as_str().to_string())
         .collect();
-    let students: HashMap<String, (Id, Option<String>)> = users::students_by_email(db, &emails)?
-        .into_iter()
-        .map(|(email, id, timezone)| (email, (id, timezone)))
-        .collect();
+    students.look_up(db, emails)?;
+    let students = &students.known;
     let mut parsed = Vec::with_capacity(batch.len());
     for (line, row) in batch {
         let Some(email) = bad.check(line, Email::parse(&row.student))? else {
@@ -266,6 +266,33 @@ fn parse_assignments(
         ));
     }
     Ok(parsed)
+}
+
+/// The students an import has looked up, kept across batches: a file lists
+/// each student's assignments in many batches.
+#[derive(Default)]
+struct Students {
+    known: HashMap<String, (Id, Option<String>)>,
+}
+
+impl Students {
+    /// Beyond this many the map is emptied, so memory stays bounded
+    /// (about 100 bytes a student) however many students a school has.
+    const MOST: usize = 200_000;
+
+    /// Reads those of `emails` not known yet.
+    fn look_up(&mut self, db: &mut Db, mut emails: Vec<String>) -> anyhow::Result<()> {
+        emails.sort_unstable();
+        emails.dedup();
+        if self.known.len() + emails.len() > Self::MOST {
+            self.known.clear();
+        }
+        emails.retain(|email| !self.known.contains_key(email));
+        for (email, id, timezone) in users::students_by_email(db, &emails)? {
+            self.known.insert(email, (id, timezone));
+        }
+        Ok(())
+    }
 }
 
 /// The `completed` column: absent or empty says nothing.

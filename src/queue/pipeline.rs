@@ -419,7 +419,8 @@ enum Returned<J> {
 impl<Q: Queue> Run<'_, Q> {
     /// A sending thread: one connection's worth of work.
     fn send_each(&self, handed: Receiver<Held<Q::Job>>, done: channel::Sender<Returned<Q::Job>>) -> anyhow::Result<()> {
-        let mut courier = self.mailer.courier()?;
+        // Made at the first message: a run with nothing to send builds no runtime.
+        let mut courier = None;
         loop {
             // Wait for the rate limit before taking a message, not after, so
             // no message waits here after its check.
@@ -432,6 +433,16 @@ impl<Q: Queue> Run<'_, Q> {
             let next = handed.recv();
             self.ready.fetch_sub(1, Ordering::SeqCst);
             let Ok(held) = next else { break };
+            let courier = match &mut courier {
+                Some(courier) => courier,
+                None => match self.mailer.courier() {
+                    Ok(made) => courier.insert(made),
+                    Err(error) => {
+                        let _ = done.send(Returned::Unsent(held));
+                        return Err(error);
+                    }
+                },
+            };
             let may_send =
                 !self.halt.load(Ordering::SeqCst) && self.lease.holds() && held.checked.elapsed() <= MAX_CHECK_AGE;
             let returned = if may_send {
