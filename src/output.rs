@@ -32,13 +32,20 @@ pub trait Report {
     fn is_plain_text(&self) -> bool {
         false
     }
+
+    /// The JSON document as text. A report of many rows overrides it to
+    /// serialize its rows directly, without a `Value` tree in between
+    /// (100,000 students' counts: 370 MB as a tree).
+    fn json_text(&self) -> serde_json::Result<String> {
+        serde_json::to_string_pretty(&self.to_json())
+    }
 }
 
 /// Prints a report to stdout in the chosen format.
 pub fn print(format: Format, report: &dyn Report) -> anyhow::Result<()> {
     // A report may quote an error, such as `check`'s, and so a secret.
     let mut text = crate::redact::scrub(&match format {
-        Format::Json if !report.is_plain_text() => serde_json::to_string_pretty(&report.to_json())?,
+        Format::Json if !report.is_plain_text() => report.json_text()?,
         Format::Json | Format::Table => report.to_table(),
     });
     if text.is_empty() {

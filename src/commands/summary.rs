@@ -4,6 +4,7 @@
 
 use std::collections::HashMap;
 
+use serde::Serialize;
 use serde_json::json;
 
 use super::Outcome;
@@ -35,8 +36,8 @@ pub fn run(
             Some(email) => Some(vec![users::require_user_by_email(&mut db, email.as_str())?.id]),
             None => None,
         };
-        let (counts, next_titles) = plan::counts(&mut db, Timestamp::now(&clock), students.as_deref())?;
-        return Ok(Outcome::success(CountsReport { counts, next_titles }));
+        let counts = summaries::counts_by_student(&mut db, Timestamp::now(&clock), students.as_deref())?;
+        return Ok(Outcome::success(CountsReport { counts }));
     }
     if student.is_some() {
         return Err(crate::error::invalid(
@@ -103,34 +104,59 @@ pub fn run(
 /// Per-student counts.
 struct CountsReport {
     counts: Vec<StudentCounts>,
-    next_titles: HashMap<Id, String>,
+}
+
+impl CountsReport {
+    fn json_rows(&self) -> Vec<StudentJson<'_>> {
+        self.counts
+            .iter()
+            .map(|c| StudentJson {
+                email: &c.email,
+                name: c.name.as_deref(),
+                timezone: zone_of(c.timezone.as_deref()).name(),
+                current: c.current,
+                overdue: c.overdue,
+                completed: c.completed,
+                next_due: c.next_due_at.map(|due| NextDueJson {
+                    title: c.next_title.as_deref(),
+                    due_at: time::utc(due.instant()),
+                }),
+            })
+            .collect()
+    }
+}
+
+/// One student's counts in JSON (docs/json.md).
+#[derive(Serialize)]
+struct StudentJson<'a> {
+    email: &'a str,
+    name: Option<&'a str>,
+    timezone: &'static str,
+    current: i64,
+    overdue: i64,
+    completed: i64,
+    next_due: Option<NextDueJson<'a>>,
+}
+
+#[derive(Serialize)]
+struct NextDueJson<'a> {
+    title: Option<&'a str>,
+    due_at: String,
 }
 
 impl Report for CountsReport {
     fn to_json(&self) -> serde_json::Value {
-        json!(
-            self.counts
-                .iter()
-                .map(|c| json!({
-                    "email": c.email,
-                    "name": c.name,
-                    "timezone": zone_of(c.timezone.as_deref()).name(),
-                    "current": c.current,
-                    "overdue": c.overdue,
-                    "completed": c.completed,
-                    "next_due": c.next_due_at.map(|due| json!({
-                        "title": self.next_titles.get(&c.user_id),
-                        "due_at": time::utc(due.instant()),
-                    })),
-                }))
-                .collect::<Vec<_>>()
-        )
+        json!(self.json_rows())
+    }
+
+    fn json_text(&self) -> serde_json::Result<String> {
+        serde_json::to_string_pretty(&self.json_rows())
     }
 
     fn to_table(&self) -> String {
         let rows = self.counts.iter().map(|c| {
             let zone = zone_of(c.timezone.as_deref());
-            let next = match (c.next_due_at, self.next_titles.get(&c.user_id)) {
+            let next = match (c.next_due_at, &c.next_title) {
                 (Some(due), Some(title)) => format!("{title} ({})", time::local_short(due.instant(), zone)),
                 _ => String::new(),
             };

@@ -66,6 +66,8 @@ pub struct StudentCounts {
     pub overdue: i64,
     pub completed: i64,
     pub next_due_at: Option<Timestamp>,
+    /// The title of the open assignment due next (by id among equals).
+    pub next_title: Option<String>,
 }
 
 /// Current (open, due at or after `now`), overdue (open, due before) and
@@ -73,6 +75,16 @@ pub struct StudentCounts {
 /// `students` narrows it to some students; `None` is everyone.
 pub fn counts_by_student(db: &mut Db, now: Timestamp, students: Option<&[Id]>) -> anyhow::Result<Vec<StudentCounts>> {
     let open = assignments::completed.nullable().eq(false);
+    let next = diesel::alias!(assignments as next);
+    // One seek into the (student_id, due_at) index per student.
+    let next_title = next
+        .filter(next.field(assignments::student_id).eq(users::id))
+        .filter(next.field(assignments::completed).eq(false))
+        .filter(next.field(assignments::due_at).ge(now))
+        .order((next.field(assignments::due_at), next.field(assignments::id)))
+        .select(next.field(assignments::title))
+        .limit(1)
+        .single_value();
     with_conn!(db, conn => {
         let mut query = users::table
             .left_join(assignments::table)
@@ -82,10 +94,13 @@ pub fn counts_by_student(db: &mut Db, now: Timestamp, students: Option<&[Id]>) -
                 users::email,
                 users::name,
                 users::timezone,
-                count(case_when(open.and(assignments::due_at.nullable().ge(now)), assignments::id.nullable())),
-                count(case_when(open.and(assignments::due_at.nullable().lt(now)), assignments::id.nullable())),
-                count(case_when(assignments::completed.nullable().eq(true), assignments::id.nullable())),
+                // due_at, not id, is counted: the (student_id, due_at, completed)
+                // index then answers the whole query without reading the table.
+                count(case_when(open.and(assignments::due_at.nullable().ge(now)), assignments::due_at.nullable())),
+                count(case_when(open.and(assignments::due_at.nullable().lt(now)), assignments::due_at.nullable())),
+                count(case_when(assignments::completed.nullable().eq(true), assignments::due_at.nullable())),
                 min(case_when(open.and(assignments::due_at.nullable().ge(now)), assignments::due_at.nullable())),
+                next_title,
             ))
             .order(users::email)
             .into_boxed();
@@ -111,24 +126,6 @@ pub fn open_assignments(db: &mut Db, students: &[Id]) -> anyhow::Result<Vec<Open
         .filter(assignments::student_id.eq_any(students))
         .filter(assignments::completed.eq(false))
         .order((assignments::student_id, assignments::due_at))
-        .select((assignments::student_id, assignments::title, assignments::due_at))
-        .load(conn))
-    .context("cannot list open assignments")
-}
-
-/// The open assignments of some students due at one of `due_times`, by due
-/// time: for each student's next one, found by the (student_id, due_at)
-/// index without reading their other assignments.
-pub fn open_assignments_due_at(
-    db: &mut Db,
-    students: &[Id],
-    due_times: &[Timestamp],
-) -> anyhow::Result<Vec<OpenAssignment>> {
-    with_conn!(db, conn => assignments::table
-        .filter(assignments::student_id.eq_any(students))
-        .filter(assignments::due_at.eq_any(due_times))
-        .filter(assignments::completed.eq(false))
-        .order((assignments::student_id, assignments::due_at, assignments::id))
         .select((assignments::student_id, assignments::title, assignments::due_at))
         .load(conn))
     .context("cannot list open assignments")

@@ -1,12 +1,12 @@
 //! Which daily summaries are owed now, one per student per local date, and
 //! the counts a summary (and `reminders summary`) shows.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
 
 use chrono::{DateTime, NaiveDate, Utc};
 
 use crate::db::Db;
-use crate::db::summaries::{self, DEFAULT_DAILY_SUMMARY, DEFAULT_SUMMARY_HOUR, NewSummary, StudentCounts};
+use crate::db::summaries::{self, DEFAULT_DAILY_SUMMARY, DEFAULT_SUMMARY_HOUR, NewSummary};
 use crate::db::types::{Id, Timestamp};
 use crate::input::zone_of;
 use crate::queue::Status;
@@ -19,18 +19,6 @@ const PAGE_SIZE: i64 = 2_000;
 /// still go out: a first cron run a few minutes after the hour, or a student
 /// added just after it, still gets today's. Longer before, it is skipped.
 const GO_LIVE_GRACE: chrono::Duration = chrono::Duration::hours(1);
-
-/// Per-student counts at `now`, with the title of each one's next due
-/// assignment; `students` narrows it, `None` is everyone.
-pub fn counts(
-    db: &mut Db,
-    now: Timestamp,
-    students: Option<&[Id]>,
-) -> anyhow::Result<(Vec<StudentCounts>, HashMap<Id, String>)> {
-    let counts = summaries::counts_by_student(db, now, students)?;
-    let titles = next_titles(db, &counts)?;
-    Ok((counts, titles))
-}
 
 /// The summaries a `summary --send` at `now` would schedule (to send, or
 /// to record skipped with the reason), for `--dry-run`. Writes nothing.
@@ -62,26 +50,6 @@ pub fn schedule_owed(db: &mut Db, now: Timestamp) -> anyhow::Result<Scheduled> {
         Ok(())
     })?;
     Ok(scheduled)
-}
-
-/// The title of each student's next due assignment.
-fn next_titles(db: &mut Db, counts: &[StudentCounts]) -> anyhow::Result<HashMap<Id, String>> {
-    let wanted: HashMap<Id, Timestamp> = counts
-        .iter()
-        .filter_map(|c| c.next_due_at.map(|due| (c.user_id, due)))
-        .collect();
-    let mut titles = HashMap::new();
-    for chunk in wanted.keys().copied().collect::<Vec<_>>().chunks(1_000) {
-        let mut due_times: Vec<Timestamp> = chunk.iter().filter_map(|id| wanted.get(id).copied()).collect();
-        due_times.sort();
-        due_times.dedup();
-        for open in summaries::open_assignments_due_at(db, chunk, &due_times)? {
-            if wanted.get(&open.student_id) == Some(&open.due_at) {
-                titles.entry(open.student_id).or_insert(open.title);
-            }
-        }
-    }
-    Ok(titles)
 }
 
 /// The summaries owed at `now` that have no row yet: for each student who has
