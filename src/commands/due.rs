@@ -13,6 +13,7 @@ use crate::time::Clock;
 pub fn run(database: &DatabaseUrl, args: WindowArgs, clock: Clock) -> anyhow::Result<Outcome> {
     let windows = settings::windows(&args, clock)?;
     let mut db = Db::open(database)?;
+    db.map_for_reading()?;
     Ok(Outcome::success(DueList(plan::preview(&mut db, &windows)?.items)))
 }
 
@@ -21,6 +22,10 @@ pub struct DueList(pub Vec<DueItem>);
 impl Report for DueList {
     fn to_json(&self) -> serde_json::Value {
         json!(self.0)
+    }
+
+    fn json_text(&self) -> serde_json::Result<String> {
+        serde_json::to_string_pretty(&self.0)
     }
 
     fn to_table(&self) -> String {

@@ -193,6 +193,20 @@ impl Db {
         Ok(())
     }
 
+    /// For `due`, which reads rows scattered over the file and writes none:
+    /// SQLite reads it through a memory map instead of copying each page in
+    /// (a 10,000-row window: 64 ms -> 51 ms). Not for runs that send, nor for
+    /// `summary`, which reads every page: mapped pages count in the memory
+    /// of the process (`summary` 100 MB -> 300 MB, and slower).
+    pub fn map_for_reading(&mut self) -> anyhow::Result<()> {
+        match self {
+            Db::Postgres(_) => Ok(()),
+            Db::Sqlite(conn) => conn
+                .batch_execute("PRAGMA mmap_size = 268435456")
+                .context("cannot map the database for reading"),
+        }
+    }
+
     /// Refreshes the planner's statistics after a bulk load, so the next cron
     /// run's queries use the indexes. (Raw SQL: the DSL has no ANALYZE.)
     pub fn analyze(&mut self, table: &str) -> anyhow::Result<()> {
