@@ -146,7 +146,11 @@ pub fn schedule(db: &mut Db, rows: &[NewReminder], now: Timestamp) -> anyhow::Re
         return Ok(0);
     }
     match db {
-        Db::Postgres(conn) => upsert!(conn, rows),
+        // A statement takes at most 65,535 parameters (ten a row here), and a
+        // window may hold more rows than that allows.
+        Db::Postgres(conn) => rows.chunks(2_000).try_fold(0, |written, chunk| {
+            Ok::<_, diesel::result::Error>(written + upsert!(conn, chunk)?)
+        }),
         // Diesel cannot put ON CONFLICT on a multi-row insert for SQLite; row by
         // row inside one transaction costs microseconds a row there.
         Db::Sqlite(conn) => conn.immediate_transaction(|conn| {

@@ -101,5 +101,11 @@ on_both_backends! {
         let ids: std::collections::HashSet<&str> =
             items.as_array().unwrap().iter().map(|item| item["assignment_id"].as_str().unwrap()).collect();
         assert_eq!(ids.len(), 10_050);
+        // Scheduling them all at once must fit a statement's parameter limit
+        // (65,535 on PostgreSQL), and every one goes out once.
+        env.use_smtp("file://outbox");
+        let sent = env.json(&["send", "--unit", "hours", "--targets", "24", "--connections", "4", "--now", NOW]);
+        assert_eq!(sent["sent"], 10_050, "{sent}");
+        assert_eq!(std::fs::read_dir(env.path("outbox")).unwrap().count(), 10_050);
     }
 }
