@@ -35,6 +35,9 @@ pub enum Resolution {
 /// A send attempt for the audit log.
 #[derive(Debug, Clone, Insertable)]
 #[diesel(table_name = send_logs)]
+// None is bound as NULL (every such column defaults to NULL anyway): then
+// a group of logs is one multi-row INSERT on SQLite too, not one per row.
+#[diesel(treat_none_as_default_value = false)]
 pub struct NewSendLog {
     pub id: Id,
     pub reminder_id: Option<Id>,
