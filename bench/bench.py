@@ -69,6 +69,9 @@ class Sink:
         self.process = subprocess.Popen(["smtp-sink", "-c", *user, f"127.0.0.1:{SINK_PORT}", "1000"],
                                         stdout=self.log, stderr=subprocess.STDOUT)
         time.sleep(0.3)
+        if self.process.poll() is not None:
+            self.log.seek(0)
+            raise SystemExit(f"smtp-sink did not start (is port {SINK_PORT} taken?): {self.log.read().decode()}")
         return self
 
     def __exit__(self, *_):
