@@ -47,6 +47,7 @@ pub const VERSION: &str = match option_env!("BUILT_FROM_COMMIT") {
 
 fn main() -> ExitCode {
     create_files_owner_only();
+    keep_memory_flat();
     let args: Vec<std::ffi::OsString> = std::env::args_os().collect();
     let dotenv = match settings::load_dotenv(settings::env_file(&args)) {
         Ok(names) => names,
@@ -140,6 +141,19 @@ fn behind_a_transaction_pooler(message: &str) -> bool {
 /// with its `-wal` and `-shm` files, the outbox and its `.eml` files. Whatever
 /// umask cron or the shell gave us, they are readable by their owner only
 /// (0600 files, 0700 directories).
+/// glibc serves a large allocation (a page of 10,000 due rows) from mmap, and
+/// after freeing one raises its threshold so that later ones come from the
+/// heap, which then keeps growing: a run of 100,000 due peaked 1.22x higher
+/// than a run of 10,000. A fixed threshold keeps them at 1.04x.
+fn keep_memory_flat() {
+    #[cfg(target_env = "gnu")]
+    // SAFETY: mallopt only sets a tuning parameter of the allocator; it is
+    // called before any other thread exists.
+    unsafe {
+        libc::mallopt(libc::M_MMAP_THRESHOLD, 128 * 1024);
+    }
+}
+
 fn create_files_owner_only() {
     // SAFETY: umask only swaps the process's file-creation mask; it cannot
     // fail, and no other thread is running yet to create files meanwhile.
