@@ -137,14 +137,10 @@ fn behind_a_transaction_pooler(message: &str) -> bool {
         && (message.contains("already exists") || message.contains("does not exist"))
 }
 
-/// Everything this process creates may hold student data: the SQLite database
-/// with its `-wal` and `-shm` files, the outbox and its `.eml` files. Whatever
-/// umask cron or the shell gave us, they are readable by their owner only
-/// (0600 files, 0700 directories).
 /// glibc serves a large allocation (a page of 10,000 due rows) from mmap, and
 /// after freeing one raises its threshold so that later ones come from the
 /// heap, which then keeps growing: a run of 100,000 due peaked 1.22x higher
-/// than a run of 10,000. A fixed threshold keeps them at 1.04x.
+/// than a run of 10,000. A fixed threshold keeps them within 1.05x.
 fn keep_memory_flat() {
     #[cfg(target_env = "gnu")]
     // SAFETY: mallopt only sets a tuning parameter of the allocator; it is
@@ -154,6 +150,10 @@ fn keep_memory_flat() {
     }
 }
 
+/// Everything this process creates may hold student data: the SQLite database
+/// with its `-wal` and `-shm` files, the outbox and its `.eml` files. Whatever
+/// umask cron or the shell gave us, they are readable by their owner only
+/// (0600 files, 0700 directories).
 fn create_files_owner_only() {
     // SAFETY: umask only swaps the process's file-creation mask; it cannot
     // fail, and no other thread is running yet to create files meanwhile.
