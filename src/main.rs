@@ -110,7 +110,7 @@ fn fail(error: &anyhow::Error) -> error::ExitStatus {
         ),
         false => message,
     };
-    eprintln!("error: {}", output::printable(&redact::scrub(&message)));
+    eprintln!("error: {}", log::line(&message));
     error::exit_status_of(error)
 }
 

@@ -47,7 +47,7 @@ impl Pinger {
     }
 
     fn ping(&self, suffix: &str) {
-        let url = format!("{}/{suffix}", self.base);
+        let url = with_suffix(&self.base, suffix);
         crate::log::info!("ping {suffix}");
         if let Err(error) = self.agent.get(&url).call() {
             let reason = crate::tls::explain_http(&error, &url, TIMEOUT);
@@ -64,5 +64,37 @@ impl Pinger {
                 .map_err(|error| format!("{error:#}"))
                 .and_then(|inspection| inspection.summary(host, port)),
         )
+    }
+}
+
+/// `BASE/SUFFIX`, with the suffix on the path: a check URL may carry a query
+/// (`?create=1`), which stays after it.
+fn with_suffix(base: &str, suffix: &str) -> String {
+    match url::Url::parse(base) {
+        Ok(mut url) if !url.cannot_be_a_base() => {
+            if let Ok(mut segments) = url.path_segments_mut() {
+                segments.pop_if_empty().push(suffix);
+            }
+            url.to_string()
+        }
+        _ => format!("{base}/{suffix}"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::with_suffix;
+
+    #[test]
+    fn the_suffix_goes_on_the_path_before_any_query() {
+        assert_eq!(
+            with_suffix("https://hc-ping.com/abc-123?create=1", "start"),
+            "https://hc-ping.com/abc-123/start?create=1"
+        );
+        assert_eq!(
+            with_suffix("https://hc-ping.com/abc-123", "0"),
+            "https://hc-ping.com/abc-123/0"
+        );
+        assert_eq!(with_suffix("https://ping.example/", "3"), "https://ping.example/3");
     }
 }

@@ -86,6 +86,11 @@ pub fn hide_secrets_of_url(raw: &str) {
     }
 }
 
+/// A secret shorter than this is masked only where it stands (a URL's user
+/// info), never by its value: a password `0` would otherwise mask every `0`
+/// in a table or a JSON document, and say which character it is.
+pub const SHORTEST_SECRET_MASKED_BY_VALUE: usize = 6;
+
 /// Remembers a secret, as written and percent-decoded (and each as JSON
 /// output escapes it), for [`scrub`].
 pub fn hide(secret: &str) {
@@ -94,7 +99,7 @@ pub fn hide(secret: &str) {
         let quoted = serde_json::to_string(&text).unwrap_or_default();
         let in_json = quoted.trim_matches('"').to_string();
         for form in [text, in_json] {
-            if !form.is_empty() && !secrets.contains(&form) {
+            if form.chars().count() >= SHORTEST_SECRET_MASKED_BY_VALUE && !secrets.contains(&form) {
                 secrets.push(form);
             }
         }
@@ -104,12 +109,21 @@ pub fn hide(secret: &str) {
 }
 
 /// Text safe to print: every remembered secret in it replaced by `***`.
-/// Every line this program writes passes through here.
+/// Every line this program writes passes through here, and so does every
+/// text it stores (a relay may quote the password in its refusal, and
+/// `status`, which reads no mail settings, could not mask it later).
 pub fn scrub(text: &str) -> String {
     let secrets = SECRETS.lock().unwrap_or_else(PoisonError::into_inner);
     secrets
         .iter()
         .fold(text.to_string(), |text, secret| text.replace(secret.as_str(), "***"))
+}
+
+/// Whether `text` holds a remembered secret, so that a caller can skip
+/// copying what needs no scrubbing.
+pub fn holds_secret(text: &str) -> bool {
+    let secrets = SECRETS.lock().unwrap_or_else(PoisonError::into_inner);
+    secrets.iter().any(|secret| text.contains(secret.as_str()))
 }
 
 #[cfg(test)]
@@ -133,6 +147,18 @@ mod tests {
             "postgres://u:***@h/db?application_name=a@b&Password=***"
         );
         assert_eq!(mask_url("reminders.db"), "reminders.db");
+    }
+
+    #[test]
+    fn short_secrets_are_never_masked_by_value() {
+        hide("0");
+        hide("e");
+        hide_secrets_of_url("smtp://mailer:0@relay.example");
+        assert_eq!(scrub(r#"{"sent": 10, "failed": 0}"#), r#"{"sent": 10, "failed": 0}"#);
+        assert_eq!(
+            mask_url("smtp://mailer:0@relay.example"),
+            "smtp://mailer:***@relay.example"
+        );
     }
 
     #[test]

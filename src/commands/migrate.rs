@@ -5,7 +5,7 @@ use serde_json::json;
 use super::Outcome;
 use crate::db::DatabaseUrl;
 use crate::db::Db;
-use crate::output::Message;
+use crate::output::{Done, Message};
 
 pub fn run(database: &DatabaseUrl) -> anyhow::Result<Outcome> {
     let created = match database {
@@ -28,8 +28,8 @@ pub fn run(database: &DatabaseUrl) -> anyhow::Result<Outcome> {
                 database.display()
             )
         };
-    Ok(Outcome::success(Message {
+    Ok(Outcome::success(Done(Message {
         text,
         json: json!({ "applied": applied, "database": database.display(), "created": created.is_some() }),
-    }))
+    })))
 }

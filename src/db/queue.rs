@@ -329,6 +329,16 @@ macro_rules! queue_table {
                 $table::claimed_until.eq(None::<Timestamp>),
                 $table::claimed_by.eq(None::<Id>),
             );
+            let scrubbed_logs: Vec<NewSendLog>;
+            let logs = if logs.iter().any(|log| log.error.as_deref().is_some_and($crate::redact::holds_secret)) {
+                scrubbed_logs = logs.iter().cloned().map(|mut log| {
+                    log.error = log.error.as_deref().map($crate::redact::scrub);
+                    log
+                }).collect();
+                &scrubbed_logs[..]
+            } else {
+                logs
+            };
             write_transaction!(db, conn => {
                 let mut written: Vec<Id> = Vec::with_capacity(resolved.len());
                 // Deliveries are the bulk: one UPDATE, with one sent_at for the
@@ -363,7 +373,7 @@ macro_rules! queue_table {
                         Resolution::RetryLater { error, retry_at } => diesel::update(row)
                             .set((
                                 $table::attempts.eq($table::attempts + 1),
-                                $table::last_error.eq(error),
+                                $table::last_error.eq($crate::redact::scrub(error)),
                                 $table::scheduled_for.eq(retry_at),
                                 no_claim,
                                 $table::updated_at.eq(now),
@@ -373,7 +383,7 @@ macro_rules! queue_table {
                             .set((
                                 $table::status.eq(Status::Failed),
                                 $table::attempts.eq($table::attempts + 1),
-                                $table::last_error.eq(error),
+                                $table::last_error.eq($crate::redact::scrub(error)),
                                 no_claim,
                                 $table::updated_at.eq(now),
                             ))
@@ -381,12 +391,12 @@ macro_rules! queue_table {
                         // Still claimed, so this run does not take it again;
                         // the run hands all such rows back when it ends.
                         Resolution::Released { error } => diesel::update(row)
-                            .set(($table::last_error.eq(error), $table::updated_at.eq(now)))
+                            .set(($table::last_error.eq($crate::redact::scrub(error)), $table::updated_at.eq(now)))
                             .execute(conn)?,
                         Resolution::Skipped { reason } => diesel::update(row)
                             .set((
                                 $table::status.eq(Status::Skipped),
-                                $table::last_error.eq(reason),
+                                $table::last_error.eq($crate::redact::scrub(reason)),
                                 no_claim,
                                 $table::updated_at.eq(now),
                             ))

@@ -4,7 +4,7 @@
 use std::path::PathBuf;
 
 use crate::error::invalid;
-use crate::redact::{hide_secrets_of_url, mask_url, percent_decode, redact};
+use crate::redact::{hide, hide_secrets_of_url, mask_url, percent_decode, redact};
 
 /// The SQLite file used when neither `--database-url` nor `DATABASE_URL` is set.
 pub const DEFAULT_SQLITE_PATH: &str = "reminders.db";
@@ -26,6 +26,29 @@ pub enum DatabaseUrl {
 /// `pgbouncer=true` (the name some tools use). Each with the value that keeps
 /// the cache on.
 const PREPARED_STATEMENT_SWITCHES: [(&str, bool); 2] = [("prepared_statements", true), ("pgbouncer", false)];
+
+/// libpq's keyword/value form, `host=db port=5432 dbname=app password=…`:
+/// without this check it would be taken for a SQLite file of that name.
+fn is_keyword_connection_string(raw: &str) -> bool {
+    const LIBPQ_KEYWORDS: [&str; 12] = [
+        "host",
+        "hostaddr",
+        "port",
+        "dbname",
+        "user",
+        "password",
+        "passfile",
+        "sslmode",
+        "sslrootcert",
+        "service",
+        "connect_timeout",
+        "application_name",
+    ];
+    raw.split_whitespace().any(|pair| {
+        pair.split_once('=')
+            .is_some_and(|(key, _)| LIBPQ_KEYWORDS.contains(&key.trim().to_ascii_lowercase().as_str()))
+    })
+}
 
 impl DatabaseUrl {
     /// `postgres://` or `postgresql://` is PostgreSQL; anything else is a SQLite
@@ -50,6 +73,15 @@ impl DatabaseUrl {
                 url,
                 prepared_statements,
             });
+        }
+        if is_keyword_connection_string(raw) {
+            // It may hold a password: never shown, whatever else goes wrong.
+            hide(raw);
+            return Err(invalid(
+                "the database URL is a keyword connection string (`host=… dbname=…`), which this tool does not \
+                 read; write it as a URL: postgres://USER:PASSWORD@HOST:PORT/DBNAME (percent-encode any `@`, `:`, \
+                 `/` or `#` in the password)",
+            ));
         }
         let path = raw.strip_prefix("sqlite://").unwrap_or(raw);
         if let Some((scheme, _)) = path.split_once("://") {
@@ -146,6 +178,17 @@ mod tests {
             }
         ));
         assert!(DatabaseUrl::parse(Some("mysql://h/db")).is_err());
+        let keywords = DatabaseUrl::parse(Some("host=db.example port=5432 password=kw-Secret-1 dbname=app"));
+        let message = format!("{:#}", keywords.expect_err("a keyword string is refused"));
+        assert!(
+            message.contains("postgres://USER:PASSWORD@HOST:PORT/DBNAME"),
+            "{message}"
+        );
+        assert!(!message.contains("kw-Secret-1"), "{message}");
+        assert!(
+            DatabaseUrl::parse(Some("school=2026.db")).is_ok(),
+            "a file name with `=` is still a path"
+        );
         assert!(DatabaseUrl::parse(Some("postgres://u:p@h:notaport/db")).is_err());
     }
 

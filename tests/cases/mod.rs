@@ -18,6 +18,7 @@ mod operations;
 mod pooler;
 mod postfix;
 mod schema;
+mod secrets;
 mod send;
 mod summary;
 mod templates;

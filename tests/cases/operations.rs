@@ -416,6 +416,16 @@ fn ping_url_reports_start_and_the_exit_status() {
     );
     assert_eq!(*paths.lock().unwrap(), ["/ping/abc/start", "/ping/abc/3"]);
 
+    // A check URL with a query keeps it after the suffix.
+    paths.lock().unwrap().clear();
+    env.set_var("REMINDERS_PING_URL", &format!("{url}?create=1"));
+    smtp.clear_rules();
+    env.ok(&["send", "--unit", "hours", "--targets", "24", "--now", NOW]);
+    assert_eq!(
+        *paths.lock().unwrap(),
+        ["/ping/abc/start?create=1", "/ping/abc/0?create=1"]
+    );
+
     // A ping that fails is reported and changes nothing.
     let closed = crate::common::smtp::closed_port();
     env.set_var("REMINDERS_PING_URL", &format!("http://127.0.0.1:{closed}/x"));

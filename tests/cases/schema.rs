@@ -40,6 +40,14 @@ on_both_backends! {
         assert_eq!(json["applied"], serde_json::json!([]));
     }
 
+    fn a_quiet_migrate_prints_nothing_but_json_still_prints_its_document(env: &TestEnv) {
+        let env = TestEnv::unmigrated(env.backend).unwrap();
+        assert_eq!(env.ok(&["-q", "migrate"]), "");
+        assert_eq!(env.ok(&["-q", "migrate"]), "");
+        let json = env.json(&["-q", "migrate"]);
+        assert_eq!(json["applied"], serde_json::json!([]));
+    }
+
     fn concurrent_migrations_take_turns(env: &TestEnv) {
         let env = TestEnv::unmigrated(env.backend).unwrap();
         let runs: Vec<_> = (0..3)
