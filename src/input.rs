@@ -26,7 +26,10 @@ impl Email {
 
 /// An IANA time zone such as `America/Los_Angeles`, in any letter case
 /// (`utc`, `america/los_angeles`), stored by its canonical name. An unknown
-/// one is bad input, with the nearest name when one is close.
+/// one is bad input: an abbreviation (`PST`) says which zones it stands for,
+/// and a misspelt Region/City name gets the nearest name. A short word is
+/// never matched by spelling, since `PST` is one letter from `EST`, three
+/// hours away.
 pub fn parse_timezone(raw: &str) -> anyhow::Result<Tz> {
     let wanted = raw.trim();
     if let Ok(zone) = wanted.parse::<Tz>() {
@@ -38,16 +41,92 @@ pub fn parse_timezone(raw: &str) -> anyhow::Result<Tz> {
     {
         return Ok(*zone);
     }
+    if let Some(meanings) = abbreviation(wanted) {
+        let choices: Vec<String> = meanings
+            .iter()
+            .map(|(zone, place)| format!("`{zone}` ({place})"))
+            .collect();
+        return Err(invalid(match choices.as_slice() {
+            [only] => format!(
+                "`{wanted}` is an abbreviation, not a time zone: use {only}, or the Region/City zone of the student's place"
+            ),
+            [init @ .., last] => format!(
+                "`{wanted}` is an abbreviation that several places use, not a time zone: use {} or {last}",
+                init.join(", ")
+            ),
+            [] => unreachable!("every abbreviation has a meaning"),
+        }));
+    }
+    let example = "(a Region/City name such as `America/New_York` or `Europe/Paris`)";
+    if !wanted.contains('/') {
+        return Err(invalid(format!("`{wanted}` is not an IANA time zone {example}")));
+    }
     let lower = wanted.to_lowercase();
     let nearest = chrono_tz::TZ_VARIANTS
         .iter()
+        .filter(|zone| zone.name().contains('/'))
         .map(|zone| (strsim::levenshtein(&lower, &zone.name().to_lowercase()), zone.name()))
         .min()
         .filter(|(distance, _)| *distance <= 3);
     Err(invalid(match nearest {
         Some((_, name)) => format!("`{wanted}` is not an IANA time zone: did you mean `{name}`?"),
-        None => format!("`{wanted}` is not an IANA time zone (e.g. `America/New_York`)"),
+        None => format!("`{wanted}` is not an IANA time zone {example}"),
     }))
+}
+
+/// What the common time-zone abbreviations that are not IANA names (`EST`,
+/// `CET` and a few others are) mean in practice: the zones, with the place.
+fn abbreviation(word: &str) -> Option<&'static [(&'static str, &'static str)]> {
+    const LOS_ANGELES: &[(&str, &str)] = &[("America/Los_Angeles", "US and Canada Pacific")];
+    const DENVER: &[(&str, &str)] = &[("America/Denver", "US and Canada Mountain")];
+    const CHICAGO: &[(&str, &str)] = &[("America/Chicago", "US and Canada Central")];
+    const NEW_YORK: &[(&str, &str)] = &[("America/New_York", "US and Canada Eastern")];
+    const PARIS: &[(&str, &str)] = &[("Europe/Paris", "Central Europe")];
+    const SYDNEY: &[(&str, &str)] = &[("Australia/Sydney", "New South Wales, Victoria")];
+    const AUCKLAND: &[(&str, &str)] = &[("Pacific/Auckland", "New Zealand")];
+    Some(match word.to_ascii_uppercase().as_str() {
+        "PST" | "PDT" | "PT" => LOS_ANGELES,
+        "MDT" | "MT" => DENVER,
+        "CDT" | "CT" => CHICAGO,
+        "EDT" | "ET" => NEW_YORK,
+        "CEST" => PARIS,
+        "AEDT" => SYDNEY,
+        "NZST" | "NZDT" => AUCKLAND,
+        "AKST" | "AKDT" => &[("America/Anchorage", "Alaska")],
+        "NST" | "NDT" => &[("America/St_Johns", "Newfoundland")],
+        "ADT" => &[("America/Halifax", "Atlantic Canada")],
+        "EEST" => &[("Europe/Athens", "Eastern Europe")],
+        "WEST" => &[("Europe/Lisbon", "Western Europe")],
+        "MSK" => &[("Europe/Moscow", "Moscow")],
+        "JST" => &[("Asia/Tokyo", "Japan")],
+        "KST" => &[("Asia/Seoul", "Korea")],
+        "HKT" => &[("Asia/Hong_Kong", "Hong Kong")],
+        "SGT" => &[("Asia/Singapore", "Singapore")],
+        "PHT" => &[("Asia/Manila", "Philippines")],
+        "WIB" => &[("Asia/Jakarta", "western Indonesia")],
+        "PKT" => &[("Asia/Karachi", "Pakistan")],
+        "ACST" | "ACDT" => &[("Australia/Adelaide", "South Australia")],
+        "AWST" => &[("Australia/Perth", "Western Australia")],
+        "SAST" => &[("Africa/Johannesburg", "South Africa")],
+        "WAT" => &[("Africa/Lagos", "West Africa")],
+        "CAT" => &[("Africa/Maputo", "Central Africa")],
+        "EAT" => &[("Africa/Nairobi", "East Africa")],
+        "BRT" => &[("America/Sao_Paulo", "Brasília")],
+        "ART" => &[("America/Argentina/Buenos_Aires", "Argentina")],
+        "CST" => &[("America/Chicago", "US and Canada Central"), ("Asia/Shanghai", "China")],
+        "IST" => &[
+            ("Asia/Kolkata", "India"),
+            ("Europe/Dublin", "Ireland"),
+            ("Asia/Jerusalem", "Israel"),
+        ],
+        "BST" => &[("Europe/London", "British Summer Time"), ("Asia/Dhaka", "Bangladesh")],
+        "AST" => &[("America/Halifax", "Atlantic Canada"), ("Asia/Riyadh", "Arabia")],
+        "AEST" => &[
+            ("Australia/Sydney", "New South Wales, Victoria"),
+            ("Australia/Brisbane", "Queensland, no daylight saving"),
+        ],
+        _ => return None,
+    })
 }
 
 /// The zone a user's stored `timezone` names; UTC when it is absent.
@@ -57,13 +136,20 @@ pub fn zone_of(timezone: Option<&str>) -> Tz {
 
 /// An instant: RFC 3339 with an offset.
 pub fn parse_instant(raw: &str) -> anyhow::Result<DateTime<Utc>> {
-    let instant = DateTime::parse_from_rfc3339(raw.trim()).map_err(|_| {
-        invalid(format!(
+    let instant = DateTime::parse_from_rfc3339(raw.trim()).map_err(|_| match without_offset(raw) {
+        Some(_) => invalid(format!("`{raw}` has no UTC offset: add `Z` or one such as `+01:00`")),
+        None => invalid(format!(
             "`{raw}` is not an RFC 3339 time such as `2025-09-27T23:00:00Z`"
-        ))
+        )),
     })?;
     refuse_second_60(raw, instant.nanosecond())?;
     within_years(raw, instant.with_timezone(&Utc))
+}
+
+/// An RFC 3339 time but for its offset (`2026-12-05T17:00:00`), the most
+/// common slip: read, so that the error can say what is missing.
+fn without_offset(raw: &str) -> Option<NaiveDateTime> {
+    NaiveDateTime::parse_from_str(raw.trim(), "%Y-%m-%dT%H:%M:%S%.f").ok()
 }
 
 /// The years an instant may fall in. Far enough from the ends of what the
@@ -105,6 +191,12 @@ pub fn parse_due(raw: &str, zone: Tz) -> anyhow::Result<DateTime<Utc>> {
     if let Ok(instant) = DateTime::parse_from_rfc3339(raw) {
         refuse_second_60(raw, instant.nanosecond())?;
         return within_years(raw, instant.with_timezone(&Utc));
+    }
+    if let Some(local) = without_offset(raw) {
+        return Err(invalid(format!(
+            "`{raw}` has no UTC offset: add `Z` or one such as `+01:00`, or write `{}` for the student's local time",
+            local.format("%Y-%m-%d %H:%M")
+        )));
     }
     let local = ["%Y-%m-%d %H:%M", "%Y-%m-%dT%H:%M", "%Y-%m-%d %H:%M:%S"]
         .iter()
@@ -274,7 +366,38 @@ mod tests {
         let error = parse_timezone("Europe/Londn").unwrap_err().to_string();
         assert!(error.contains("did you mean `Europe/London`?"), "{error}");
         let error = parse_timezone("Mars/Olympus_Mons").unwrap_err().to_string();
-        assert!(error.contains("e.g. `America/New_York`"), "{error}");
+        assert!(error.contains("such as `America/New_York`"), "{error}");
+    }
+
+    #[test]
+    fn abbreviations_say_what_they_mean_and_are_never_matched_by_spelling() {
+        let error = parse_timezone("PST").unwrap_err().to_string();
+        assert!(
+            error.contains("`America/Los_Angeles`") && !error.contains("EST"),
+            "{error}"
+        );
+        let error = parse_timezone("ist").unwrap_err().to_string();
+        for zone in ["Asia/Kolkata", "Europe/Dublin", "Asia/Jerusalem"] {
+            assert!(error.contains(zone), "{error}");
+        }
+        let error = parse_timezone("XST").unwrap_err().to_string();
+        assert!(!error.contains("did you mean"), "{error}");
+        assert_eq!(parse_timezone("CET").unwrap().name(), "CET");
+    }
+
+    #[test]
+    fn a_time_without_its_offset_is_named_as_such() {
+        let error = parse_due("2026-12-05T17:00:00", Tz::UTC).unwrap_err().to_string();
+        assert!(
+            error.contains("has no UTC offset") && error.contains("`2026-12-05 17:00`"),
+            "{error}"
+        );
+        let error = parse_instant("2026-12-05T17:00:00").unwrap_err().to_string();
+        assert!(error.contains("has no UTC offset"), "{error}");
+        assert!(
+            parse_due("2026-12-05T17:00", Tz::UTC).is_ok(),
+            "the short local form stays local"
+        );
     }
 
     #[test]

@@ -39,6 +39,10 @@ on_both_backends! {
             (add("2025-11-02 01:30", None, "ny@example.com"), "is ambiguous in America/New_York"),
             (add("next tuesday", None, "ny@example.com"), "`next tuesday` is not a due time"),
             (add("2025-13-40 10:00", None, "ny@example.com"), "is not a due time"),
+            (
+                add("2030-12-05T17:00:00", None, "ny@example.com"),
+                "`2030-12-05T17:00:00` has no UTC offset: add `Z` or one such as `+01:00`, or write `2030-12-05 17:00` for the student's local time",
+            ),
             (add("2030-01-01 10:00", None, "nobody@example.com"), "no user has the email `nobody@example.com`"),
             (add("2030-01-01 10:00", None, "not an email"), "is not a valid email address"),
             (add("2030-01-01 10:00", Some("{oops"), "ny@example.com"), "is not valid JSON"),
