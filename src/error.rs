@@ -12,15 +12,20 @@ pub enum ExitStatus {
     SendsFailed = 3,
     /// sysexits.h's EX_TEMPFAIL: what a mail server's pipe reads as "try again later".
     TryAgainLater = 75,
+    /// 128 + the signal's number, as shells report a command a signal ended.
+    Interrupted = 130,
+    Terminated = 143,
 }
 
 impl ExitStatus {
-    pub const ALL: [ExitStatus; 5] = [
+    pub const ALL: [ExitStatus; 7] = [
         ExitStatus::Success,
         ExitStatus::Failure,
         ExitStatus::BadInput,
         ExitStatus::SendsFailed,
         ExitStatus::TryAgainLater,
+        ExitStatus::Interrupted,
+        ExitStatus::Terminated,
     ];
 
     pub fn code(self) -> u8 {
@@ -45,6 +50,14 @@ impl ExitStatus {
             ExitStatus::TryAgainLater => {
                 "`bounces` could not record a report now (the database is away or locked): a mail server that \
                  piped it in keeps it and tries again later"
+            }
+            ExitStatus::Interrupted => {
+                "a sending run stopped by Ctrl-C (SIGINT): what was on the wire finished and was recorded, the \
+                 rest is left for the next run; nothing was lost"
+            }
+            ExitStatus::Terminated => {
+                "a sending run stopped by SIGTERM (`kill`, systemd): as for 130, nothing was lost and the next run \
+                 sends the rest"
             }
         }
     }

@@ -108,6 +108,7 @@ pub trait QueueTable {
         now: Timestamp,
     ) -> anyhow::Result<Vec<Id>>;
     fn release_claims(db: &mut Db, run_id: Id, now: Timestamp) -> anyhow::Result<usize>;
+    fn count_claimable(db: &mut Db, now: Timestamp) -> anyhow::Result<i64>;
 }
 
 /// Whether any of these send logs is stored: after a lost connection, whether
@@ -258,6 +259,10 @@ macro_rules! queue_table {
 
             fn release_claims(db: &mut Db, run_id: Id, now: Timestamp) -> anyhow::Result<usize> {
                 release_claims(db, run_id, now)
+            }
+
+            fn count_claimable(db: &mut Db, now: Timestamp) -> anyhow::Result<i64> {
+                count_claimable(db, now)
             }
         }
 

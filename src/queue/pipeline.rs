@@ -149,6 +149,12 @@ pub struct Delivered {
     /// SIGTERM or Ctrl-C stopped the run before the queue was empty: due
     /// messages may be left (claimed or not) for the next run.
     pub interrupted: bool,
+    /// The signal that stopped the run, which decides its exit status.
+    #[serde(skip)]
+    pub stopped_by: Option<i32>,
+    /// Due messages left for the next run when a signal stopped this one.
+    #[serde(skip)]
+    pub left_for_next_run: usize,
     /// Rows another run took over after this run's lease ran out: this run
     /// neither sent them any more nor wrote its result over the other's.
     pub lost_lease: usize,
@@ -180,6 +186,8 @@ impl Delivered {
         self.opted_out.extend(other.opted_out);
         self.left_over += other.left_over;
         self.interrupted |= other.interrupted;
+        self.stopped_by = self.stopped_by.or(other.stopped_by);
+        self.left_for_next_run = other.left_for_next_run.max(self.left_for_next_run);
         self.lost_lease += other.lost_lease;
         for cause in other.failures {
             self.note_failure(cause.outcome, &cause.reason, &cause.first, cause.count);
@@ -221,11 +229,24 @@ impl Delivered {
         if causes.len() > CAUSES_SHOWN {
             crate::log::explain!("and {} other causes (see the JSON report)", causes.len() - CAUSES_SHOWN);
         }
+        if self.interrupted {
+            crate::log::explain!(
+                "interrupted by {}: {} left for the next run; nothing was lost",
+                signal_name(self.stopped_by),
+                crate::output::count(self.left_for_next_run as i64, "message", "messages")
+            );
+        }
     }
 
-    /// 3 when some sends failed (for retry or for good) or a stop left some, else 0.
+    /// 130 or 143 when a signal stopped the run with work left (as shells
+    /// report it), 3 when some sends failed (for retry or for good), else 0.
     pub fn exit_status(&self) -> ExitStatus {
-        if self.failed + self.retry_later + self.left_over > 0 || self.interrupted {
+        if self.interrupted {
+            match self.stopped_by {
+                Some(SIGTERM) => ExitStatus::Terminated,
+                _ => ExitStatus::Interrupted,
+            }
+        } else if self.failed + self.retry_later + self.left_over > 0 {
             ExitStatus::SendsFailed
         } else {
             ExitStatus::Success
@@ -265,6 +286,13 @@ impl Delivered {
     }
 }
 
+fn signal_name(signal: Option<i32>) -> &'static str {
+    match signal {
+        Some(SIGTERM) => "SIGTERM",
+        _ => "Ctrl-C (SIGINT)",
+    }
+}
+
 /// Sends everything the queue has due, and reports what happened.
 pub fn deliver<Q: Queue>(
     database: &DatabaseUrl,
@@ -290,9 +318,9 @@ pub fn deliver<Q: Queue>(
         ready: AtomicUsize::new(0),
     };
     // SIGTERM or Ctrl-C: stop handing out, finish what is in flight, hand the rest back.
-    let stop = Arc::new(AtomicBool::new(false));
+    let stop = Arc::new(AtomicUsize::new(0));
     for signal in [SIGTERM, SIGINT] {
-        signal_hook::flag::register(signal, Arc::clone(&stop))?;
+        signal_hook::flag::register_usize(signal, Arc::clone(&stop), signal as usize)?;
     }
     let (handoff, handed) = crossbeam_channel::bounded::<Held<Q::Job>>(options.batch_size.max(1) as usize);
     let (done, returned) = crossbeam_channel::unbounded::<Returned<Q::Job>>();
@@ -530,10 +558,12 @@ struct Dispatcher<'r, 'a, Q: Queue> {
 }
 
 impl<Q: Queue> Dispatcher<'_, '_, Q> {
-    fn dispatch(&mut self, returned: &Receiver<Returned<Q::Job>>, stop: &AtomicBool) -> anyhow::Result<()> {
+    fn dispatch(&mut self, returned: &Receiver<Returned<Q::Job>>, stop: &AtomicUsize) -> anyhow::Result<()> {
         loop {
-            if !self.stopping && stop.load(Ordering::SeqCst) {
+            let signal = stop.load(Ordering::SeqCst);
+            if !self.stopping && signal != 0 {
                 self.stopping = true;
+                self.report.stopped_by = i32::try_from(signal).ok();
                 let queued = self.unsent.try_iter().count();
                 self.in_flight -= queued;
                 self.report.left_over += self.waiting.len() + queued;
@@ -589,6 +619,11 @@ impl<Q: Queue> Dispatcher<'_, '_, Q> {
                 // What is held but unfinished goes back now, not when the lease ends.
                 Q::Table::release_claims(self.db, self.run_id, Timestamp::now(self.run.clock))
                     .map_err(Fault::Database)?;
+            }
+            if self.report.interrupted {
+                let left =
+                    Q::Table::count_claimable(self.db, Timestamp::now(self.run.clock)).map_err(Fault::Database)?;
+                self.report.left_for_next_run = usize::try_from(left).unwrap_or_default();
             }
             return Ok(true);
         }

@@ -25,6 +25,34 @@ fn each_exit_status_comes_from_the_run_the_readme_says() {
     let partly = env.run(&send);
     assert_eq!(partly.code(), 3, "{}", partly.describe());
     assert_eq!(smtp.received().len(), 1);
+    // 130 and 143: a sending run stopped by Ctrl-C or SIGTERM with work left.
+    smtp.clear_rules();
+    smtp.delay_data(std::time::Duration::from_millis(300));
+    env.seed_assignments(20, &at(hours(24)));
+    for (signal, code) in [("-INT", 130), ("-TERM", 143)] {
+        let child = env
+            .command()
+            .args(["-q", "send", "--unit", "hours", "--targets", "24", "--now", NOW])
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let before = smtp.received().len();
+        while smtp.received().len() < before + 2 {
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+        assert!(
+            std::process::Command::new("kill")
+                .args([signal, &child.id().to_string()])
+                .status()
+                .unwrap()
+                .success()
+        );
+        let run = crate::common::Run(child.wait_with_output().unwrap());
+        assert_eq!(run.code(), code, "{}", run.describe());
+        assert!(run.stderr().starts_with("interrupted by "), "{}", run.describe());
+    }
+    smtp.delay_data(std::time::Duration::ZERO);
     // 1: could not run: no mail server set, or the database unreachable.
     env.set_var("SMTP_URL", "");
     assert_eq!(env.run(&send).code(), 1);

@@ -327,9 +327,15 @@ on_both_backends! {
         let killed = std::process::Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap();
         assert!(killed.success());
         let output = child.wait_with_output().unwrap();
-        assert_eq!(output.status.code(), Some(3), "{}", String::from_utf8_lossy(&output.stderr));
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert_eq!(output.status.code(), Some(143), "{stderr}");
         let report: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
         let sent = report["sent"].as_u64().unwrap();
+        assert_eq!(
+            stderr.trim(),
+            format!("interrupted by SIGTERM: {} messages left for the next run; nothing was lost", 30 - sent),
+            "one line says why the run ended early"
+        );
         // Stopped with work left: claimed rows handed back, or rows not claimed yet.
         assert_eq!(report["interrupted"], true, "{report}");
         // Everything the server accepted was recorded; nothing stays claimed.
