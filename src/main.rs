@@ -62,14 +62,18 @@ fn main() -> ExitCode {
         }
         Err(help_or_version) => help_or_version.exit(),
     };
-    let provenance = settings::Provenance::read(&matches, &dotenv);
+    let mut provenance = settings::Provenance::read(&matches, &dotenv);
     let cli = match cli::Cli::from_arg_matches(&matches) {
         Ok(cli) => cli,
         Err(error) => error.exit(),
     };
     let (format, quiet) = (cli.global.format, cli.global.quiet);
     log::set_level(quiet, cli.global.verbose);
-    settings::warn_unknown_settings(&command, &dotenv);
+    provenance.unknown = settings::unknown_settings(&command, &dotenv);
+    for unknown in &provenance.unknown {
+        // Not hidden by -q: every cron line has it, and the setting meant is off.
+        log::explain!("warning: {unknown}");
+    }
     for (setting, from) in provenance.describe() {
         log::info!("setting {setting} from {from}");
     }

@@ -25,6 +25,8 @@ use crate::time::Clock;
 pub struct Provenance {
     /// (setting, source), e.g. ("DATABASE_URL", "the environment").
     sources: Vec<(String, String)>,
+    /// Why each name set that no setting reads is a problem (see [`unknown_settings`]).
+    pub unknown: Vec<String>,
 }
 
 impl Provenance {
@@ -62,7 +64,10 @@ impl Provenance {
                 (variable.to_string(), from)
             })
             .collect();
-        Provenance { sources }
+        Provenance {
+            sources,
+            unknown: Vec::new(),
+        }
     }
 
     pub fn describe(&self) -> Vec<(String, String)> {
@@ -155,11 +160,12 @@ pub fn load_dotenv((path, named): (PathBuf, bool)) -> anyhow::Result<Dotenv> {
 /// Settings read from the environment besides the flags' own variables.
 const OTHER_SETTINGS: [&str; 2] = ["REMINDERS_PING_URL_SEND", "REMINDERS_PING_URL_SUMMARY"];
 
-/// Warns about every name in the `.env` file, and every `REMINDERS_*`
-/// variable in the environment, that no setting reads: a typo there would
-/// otherwise go unnoticed (a mistyped DATABASE_URL means the default SQLite
-/// file). Suggests the nearest real name.
-pub fn warn_unknown_settings(command: &clap::Command, dotenv: &Dotenv) {
+/// Every name in the `.env` file, and every `REMINDERS_*` variable in the
+/// environment, that no setting reads, each with the nearest real name: a
+/// typo there would otherwise switch a setting off without a word
+/// (`REMINDERS_RAET=5` leaves the rate unlimited; a mistyped DATABASE_URL
+/// means the default SQLite file).
+pub fn unknown_settings(command: &clap::Command, dotenv: &Dotenv) -> Vec<String> {
     let mut known: Vec<String> = OTHER_SETTINGS.iter().map(|name| name.to_string()).collect();
     let mut commands = vec![command];
     while let Some(command) = commands.pop() {
@@ -180,13 +186,14 @@ pub fn warn_unknown_settings(command: &clap::Command, dotenv: &Dotenv) {
             .map(|(_, known)| format!(": did you mean `{known}`?"))
             .unwrap_or_default()
     };
+    let mut unknown = Vec::new();
     for name in &dotenv.names {
         if !known.contains(name) {
-            crate::log::warning!(
+            unknown.push(format!(
                 "`{}` sets `{name}`, which no setting of reminders reads{}",
                 dotenv.path.display(),
                 suggestion(name)
-            );
+            ));
         }
     }
     for (name, _) in std::env::vars_os() {
@@ -195,12 +202,13 @@ pub fn warn_unknown_settings(command: &clap::Command, dotenv: &Dotenv) {
             && !known.iter().any(|known| *known == name)
             && !dotenv.names.iter().any(|n| *n == name)
         {
-            crate::log::warning!(
+            unknown.push(format!(
                 "the environment sets `{name}`, which no setting of reminders reads{}",
                 suggestion(&name)
-            );
+            ));
         }
     }
+    unknown
 }
 
 /// The line of `.env` that dotenvy quotes in an error: a whole entry (from

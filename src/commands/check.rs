@@ -81,6 +81,9 @@ pub fn run(
         check("ping TLS", tls);
     }
     check("TLS trust", Ok(crate::tls::describe()));
+    if !provenance.unknown.is_empty() {
+        check("settings", Err(provenance.unknown.join("; ")));
+    }
     let failed = checks.iter().any(|(_, result)| result.is_err());
     let report = CheckReport {
         checks,

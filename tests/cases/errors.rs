@@ -106,6 +106,58 @@ fn a_mistyped_setting_is_named_with_the_nearest_real_one() {
     assert!(!run.stderr().contains("MAIL_FROM"), "{}", run.describe());
 }
 
+/// Every cron line has `-q`: a typo must still be heard there, and `check` fails on it.
+#[test]
+fn a_setting_nothing_reads_is_heard_under_quiet_and_fails_check() {
+    let env = TestEnv::new(Backend::Sqlite).unwrap();
+    let smtp = crate::common::smtp::SmtpServer::start();
+    let settings = env.path("settings.env");
+    std::fs::write(
+        &settings,
+        format!(
+            "DATABASE_URL={}\nSMTP_URL={}\nMAIL_FROM=noreply@school.example\nREMINDERS_RAET=5\nREMINDERS_DIGST=1\n",
+            env.database_url,
+            smtp.url()
+        ),
+    )
+    .unwrap();
+    let env_file = settings.to_str().unwrap();
+    let run = env.run(&[
+        "-q",
+        "send",
+        "--env-file",
+        env_file,
+        "--unit",
+        "hours",
+        "--targets",
+        "24",
+        "--now",
+        crate::common::NOW,
+    ]);
+    assert_eq!(run.code(), 0, "{}", run.describe());
+    assert_eq!(run.stdout(), "", "{}", run.describe());
+    let lines: Vec<String> = run.stderr().lines().map(str::to_string).collect();
+    assert_eq!(lines.len(), 2, "{}", run.describe());
+    assert!(
+        lines[0].starts_with("warning: ")
+            && lines[0].contains("`REMINDERS_RAET`")
+            && lines[0].contains("did you mean `REMINDERS_RATE`?"),
+        "{lines:?}"
+    );
+    assert!(
+        lines[1].contains("`REMINDERS_DIGST`") && lines[1].contains("did you mean `REMINDERS_DIGEST`?"),
+        "{lines:?}"
+    );
+
+    let check = env.run(&["check", "--env-file", env_file]);
+    assert_eq!(check.code(), 1, "{}", check.describe());
+    assert!(
+        check.stdout().contains("FAIL  settings: ") && check.stdout().contains("REMINDERS_RAET"),
+        "{}",
+        check.describe()
+    );
+}
+
 #[test]
 fn the_default_database_is_named_wherever_it_matters() {
     let env = TestEnv::unmigrated(Backend::Sqlite).unwrap();
