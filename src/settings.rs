@@ -3,7 +3,7 @@
 //! the reminder windows. Only main and the commands import it.
 
 use std::collections::HashSet;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use anyhow::{Context, anyhow};
@@ -152,9 +152,55 @@ pub fn load_dotenv((path, named): (PathBuf, bool)) -> anyhow::Result<Dotenv> {
             Err(_) => return Err(anyhow!("`{file}` cannot be read")),
         }
     }
-    // Parsed above, so this only sets what the environment lacks.
-    dotenvy::from_read(text.as_bytes()).map_err(|_| anyhow!("`{file}` cannot be loaded"))?;
+    // Parsed above, so every entry is well formed; only what the
+    // environment lacks is set.
+    let folder = std::path::absolute(&path)
+        .ok()
+        .and_then(|file| file.parent().map(Path::to_path_buf))
+        .unwrap_or_default();
+    for (name, value) in dotenvy::from_read_iter(text.as_bytes()).flatten() {
+        if dotenv.set.contains(&name) {
+            let value = resolve_relative_path(&name, &value, &folder);
+            // SAFETY: main calls this first, before any other thread exists.
+            unsafe { std::env::set_var(&name, value) };
+        }
+    }
     Ok(dotenv)
+}
+
+/// The settings that name a file or folder.
+const PATH_SETTINGS: [&str; 6] = [
+    "SMTP_PASSWORD_FILE",
+    "SMTP_OAUTH_CLIENT_SECRET_FILE",
+    "SMTP_OAUTH_SERVICE_ACCOUNT",
+    "REMINDERS_CA_FILE",
+    "REMINDERS_DKIM_KEY",
+    "REMINDERS_TEMPLATES",
+];
+
+/// A relative path in a settings file is read from the file's folder, not
+/// from wherever cron happens to run: `DATABASE_URL=reminders.db` in
+/// `/etc/reminders/env` is `/etc/reminders/reminders.db`, and so is every
+/// path setting and a `file://` outbox.
+fn resolve_relative_path(name: &str, value: &str, folder: &Path) -> String {
+    let absolute = |path: &str| -> Option<String> {
+        let trimmed = path.trim();
+        (!trimmed.is_empty() && Path::new(trimmed).is_relative()).then(|| folder.join(trimmed).display().to_string())
+    };
+    let resolved = match name {
+        "DATABASE_URL" if !value.contains("://") || value.starts_with("sqlite://") => {
+            let path = value.strip_prefix("sqlite://").unwrap_or(value);
+            // A libpq keyword string is no path; the database URL's parser refuses it.
+            (!path.contains('=')).then(|| absolute(path)).flatten()
+        }
+        "SMTP_URL" => value
+            .strip_prefix("file://")
+            .and_then(absolute)
+            .map(|dir| format!("file://{dir}")),
+        _ if PATH_SETTINGS.contains(&name) => absolute(value),
+        _ => None,
+    };
+    resolved.unwrap_or_else(|| value.to_string())
 }
 
 /// Settings read from the environment besides the flags' own variables.

@@ -42,8 +42,10 @@ pub fn run(database: &DatabaseUrl, args: SendArgs, clock: Clock, templates: Temp
             queued,
         }));
     }
-    let (mail, mailer) = settings.mailer()?;
+    // The database first: a run that cannot record anything creates
+    // nothing either (a `file://` outbox).
     let mut db = Db::open(database)?;
+    let (mail, mailer) = settings.mailer()?;
     super::warn_if_no_students(&mut db, database)?;
     windows.clock.follow(db.server_clock()?);
     crate::log::info!(

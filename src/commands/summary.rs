@@ -76,8 +76,10 @@ pub fn run(
             due,
         }));
     }
-    let (mail, mailer) = settings.mailer()?;
+    // The database first: a run that cannot record anything creates
+    // nothing either (a `file://` outbox).
     let mut db = Db::open(database)?;
+    let (mail, mailer) = settings.mailer()?;
     super::warn_if_no_students(&mut db, database)?;
     clock.follow(db.server_clock()?);
     let scheduled = plan::schedule_owed(&mut db, Timestamp::now(&clock))?;

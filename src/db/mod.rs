@@ -74,7 +74,7 @@ impl Db {
             let note = url.default_note().map(|note| format!(" ({note})")).unwrap_or_default();
             return Err(anyhow!(
                 "database `{}` does not exist{note}; create it with `reminders migrate`",
-                path.display()
+                url.display()
             ));
         }
         let mut db = Db::connect(url)?;
@@ -113,6 +113,17 @@ impl Db {
                 Ok(Db::Postgres(conn))
             }
             DatabaseUrl::Sqlite { path, .. } => {
+                let folder = std::path::absolute(path)
+                    .ok()
+                    .and_then(|path| path.parent().map(std::path::Path::to_path_buf));
+                if let Some(folder) = folder.filter(|folder| !folder.is_dir()) {
+                    return Err(anyhow!(
+                        "the folder `{}` does not exist; create it first (`mkdir -p {}`)",
+                        folder.display(),
+                        folder.display()
+                    ))
+                    .with_context(context);
+                }
                 let path = path
                     .to_str()
                     .ok_or_else(|| anyhow!("the SQLite path is not valid UTF-8"))?;

@@ -120,7 +120,11 @@ impl DatabaseUrl {
     pub fn display(&self) -> String {
         match self {
             DatabaseUrl::Postgres { url, .. } => redact(url),
-            DatabaseUrl::Sqlite { path, .. } => path.display().to_string(),
+            // In full: a relative name says nothing when cron mails the line.
+            DatabaseUrl::Sqlite { path, .. } => std::path::absolute(path)
+                .unwrap_or_else(|_| path.clone())
+                .display()
+                .to_string(),
         }
     }
 }

@@ -242,11 +242,104 @@ fn env_example_names_every_setting_and_parses() {
         .current_dir(env.dir.path())
         .output()
         .unwrap());
+    let outbox = std::fs::canonicalize(env.dir.path()).unwrap().join("outbox");
     assert!(
-        run.stdout()
-            .contains("ok    mail settings: SMTP_URL `file://outbox`, MAIL_FROM `Reminders <noreply@school.example>`"),
+        run.stdout().contains(&format!(
+            "ok    mail settings: SMTP_URL `file://{}`, MAIL_FROM `Reminders <noreply@school.example>`",
+            outbox.display()
+        )),
         "{}",
         run.describe()
     );
     assert!(!run.stderr().contains("warning"), "{}", run.describe());
+}
+
+/// The install section copies `.env.example` to `/etc/reminders/env` as it
+/// is; cron runs elsewhere. Its relative paths are read from the file's
+/// folder, a failing run names the database in full and creates nothing,
+/// and once migrated the whole loop works from any folder.
+#[test]
+fn the_shipped_settings_file_works_from_cron_in_another_folder() {
+    let root = tempfile::tempdir().unwrap();
+    let root = std::fs::canonicalize(root.path()).unwrap();
+    let etc = root.join("etc-reminders");
+    let cron_home = root.join("cron-home");
+    std::fs::create_dir_all(&etc).unwrap();
+    std::fs::create_dir_all(&cron_home).unwrap();
+    let settings = etc.join("env");
+    std::fs::copy(Path::new(env!("CARGO_MANIFEST_DIR")).join(".env.example"), &settings).unwrap();
+    let settings = settings.to_str().unwrap();
+    let reminders = |args: &[&str]| {
+        Run(Command::new(BINARY)
+            .args(["--env-file", settings])
+            .args(args)
+            .env_clear()
+            .env("PATH", "/usr/bin:/bin")
+            .current_dir(&cron_home)
+            .output()
+            .unwrap())
+    };
+    let database = etc.join("reminders.db");
+    let send = [
+        "-q",
+        "send",
+        "--unit",
+        "hours",
+        "--targets",
+        "24",
+        "--now",
+        crate::common::NOW,
+    ];
+
+    let before = reminders(&send);
+    assert_eq!(before.code(), 1, "{}", before.describe());
+    assert_eq!(
+        before.stderr().trim(),
+        format!(
+            "error: database `{}` does not exist; create it with `reminders migrate`",
+            database.display()
+        )
+    );
+    assert_eq!(
+        std::fs::read_dir(&cron_home).unwrap().count(),
+        0,
+        "nothing is created where cron runs"
+    );
+    assert!(
+        !etc.join("outbox").exists(),
+        "no outbox before the database check passed"
+    );
+
+    assert_eq!(reminders(&["-q", "migrate"]).code(), 0);
+    assert!(database.is_file());
+    assert_eq!(
+        reminders(&["-q", "user", "add", "--email", "ann@example.com"]).code(),
+        0
+    );
+    let due = crate::common::at(crate::common::hours(24));
+    let added = reminders(&[
+        "-q",
+        "assignment",
+        "add",
+        "--student",
+        "ann@example.com",
+        "--title",
+        "Essay",
+        "--due",
+        &due,
+    ]);
+    assert_eq!(added.code(), 0, "{}", added.describe());
+    let sent = reminders(&send);
+    assert_eq!(sent.code(), 0, "{}", sent.describe());
+    let written: Vec<_> = std::fs::read_dir(etc.join("outbox")).unwrap().flatten().collect();
+    assert_eq!(
+        written.len(),
+        1,
+        "the reminder is in the outbox beside the settings file"
+    );
+    assert_eq!(
+        std::fs::read_dir(&cron_home).unwrap().count(),
+        0,
+        "nothing is created where cron runs"
+    );
 }
