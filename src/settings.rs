@@ -144,9 +144,12 @@ pub fn load_dotenv((path, named): (PathBuf, bool)) -> anyhow::Result<Dotenv> {
                 let line = line_quoted(text, &quoted)
                     .map(|line| format!(" line {line}"))
                     .unwrap_or_default();
+                let why = match unclosed_quote(&quoted) {
+                    Some(quote) => format!("its value opens a quote ({quote}) that is not closed"),
+                    None => "a value with spaces or `#` needs quotes, KEY=\"a value\"".to_string(),
+                };
                 return Err(anyhow!(
-                    "`{file}`{line} does not parse: a value with spaces or `#` needs quotes, KEY=\"a value\" \
-                     (the line is not shown: it may hold a password)"
+                    "`{file}`{line} does not parse: {why} (the line is not shown: it may hold a password)"
                 ));
             }
             Err(_) => return Err(anyhow!("`{file}` cannot be read")),
@@ -255,6 +258,25 @@ pub fn unknown_settings(command: &clap::Command, dotenv: &Dotenv) -> Vec<String>
         }
     }
     unknown
+}
+
+/// The quote character a value opens and never closes (`KEY="abc`), in
+/// the text dotenvy quotes: the entry, or its value alone.
+fn unclosed_quote(quoted: &str) -> Option<char> {
+    let value = quoted.split_once('=').map_or(quoted, |(_, value)| value).trim_start();
+    let quote = value.chars().next().filter(|c| *c == '"' || *c == '\'')?;
+    let rest = &value[1..];
+    let closed = if quote == '"' {
+        let mut escaped = false;
+        rest.chars().any(|c| {
+            let closes = c == '"' && !escaped;
+            escaped = c == '\\' && !escaped;
+            closes
+        })
+    } else {
+        rest.contains('\'')
+    };
+    (!closed).then_some(quote)
 }
 
 /// The line of `.env` that dotenvy quotes in an error: a whole entry (from

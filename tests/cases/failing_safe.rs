@@ -397,7 +397,21 @@ fn dot_env_is_read_from_the_current_directory_only_and_a_bad_one_stops_the_run()
     assert_eq!(run.code(), 1, "{}", run.describe());
     assert_eq!(
         run.stderr().trim(),
-        "error: `.env` line 4 does not parse: a value with spaces or `#` needs quotes, KEY=\"a value\" (the line is not shown: it may hold a password)"
+        "error: `.env` line 4 does not parse: its value opens a quote (\") that is not closed (the line is not shown: it may hold a password)"
     );
     assert_eq!(run.stdout(), "");
+
+    std::fs::write(child.join(".env"), "MAIL_FROM=Reminders <noreply@school.example>\n").unwrap();
+    let run = Run(env
+        .command()
+        .env_remove("DATABASE_URL")
+        .current_dir(&child)
+        .args(["user", "list"])
+        .output()
+        .unwrap());
+    assert_eq!(run.code(), 1, "{}", run.describe());
+    assert_eq!(
+        run.stderr().trim(),
+        "error: `.env` line 1 does not parse: a value with spaces or `#` needs quotes, KEY=\"a value\" (the line is not shown: it may hold a password)"
+    );
 }
