@@ -11,7 +11,7 @@ use std::time::Instant;
 use serde::Deserialize;
 use serde_json::json;
 
-use self::rows::{BadRows, NumberedRow, at_line, input_format, open_rows};
+use self::rows::{BadRows, Columns, NumberedRow, at_line, input_format, open_rows};
 
 use super::Outcome;
 use crate::cli::{AssignmentImportArgs, ImportArgs, InputFormat};
@@ -40,6 +40,11 @@ struct UserRow {
     timezone: Option<String>,
 }
 
+const USER_COLUMNS: Columns = Columns {
+    required: &["email"],
+    all: &["email", "name", "timezone"],
+};
+
 /// A row of an assignments file: the `assignment add` flags.
 #[derive(Debug, Deserialize)]
 struct AssignmentRow {
@@ -54,6 +59,19 @@ struct AssignmentRow {
     /// true/false (also yes/no, 1/0); absent or empty leaves it as it is.
     completed: Option<serde_json::Value>,
 }
+
+const ASSIGNMENT_COLUMNS: Columns = Columns {
+    required: &["student", "title", "due"],
+    all: &[
+        "student",
+        "title",
+        "due",
+        "description",
+        "metadata",
+        "external_id",
+        "completed",
+    ],
+};
 
 /// What an import did with its rows.
 #[derive(Debug, Default)]
@@ -81,7 +99,7 @@ pub fn users(database: &DatabaseUrl, args: ImportArgs, now: Timestamp) -> anyhow
     if format == InputFormat::Ics {
         return Err(invalid("students are imported from CSV or JSON Lines, not iCalendar"));
     }
-    let rows = open_rows::<UserRow>(&args.file, format)?;
+    let rows = open_rows::<UserRow>(&args.file, format, &USER_COLUMNS)?;
     let mut db = Db::open(database)?;
     let started = Instant::now();
     let tally = import_in_batches(&mut db, rows, |db, batch, bad| {
@@ -138,7 +156,7 @@ pub fn assignments(database: &DatabaseUrl, args: AssignmentImportArgs, now: Time
             "--student and --remove-missing are for iCalendar feeds; a CSV or JSON Lines row names its student",
         ));
     }
-    let rows = open_rows::<AssignmentRow>(&args.file, format)?;
+    let rows = open_rows::<AssignmentRow>(&args.file, format, &ASSIGNMENT_COLUMNS)?;
     let mut db = Db::open(database)?;
     let started = Instant::now();
     let mut students = Students::default();

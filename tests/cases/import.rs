@@ -47,7 +47,24 @@ on_both_backends! {
         let broken = write(env, "broken.jsonl", "{\"email\": \"a@example.com\"}\n{\"email\": \n");
         env.fails(&["user", "import", &broken], 2, "line 2: not a valid row");
         let missing = write(env, "missing.csv", "name,timezone\nA,UTC\n");
-        env.fails(&["user", "import", &missing], 2, "line 2: not a valid row: missing field `email`");
+        env.fails(&["user", "import", &missing], 2, "line 1: the header is `name,timezone`, but a header with `email` is expected: `email,name,timezone`");
+        let spreadsheet = write(env, "spreadsheet.csv", "Email,Name,Time Zone\na@example.com,A,UTC\n");
+        env.fails(
+            &["user", "import", &spreadsheet],
+            2,
+            "line 1: the header is `Email,Name,Time Zone`, but a header with `email` is expected: `email,name,timezone` (column names are lower case, as shown)",
+        );
+        let semicolons = write(env, "semicolons.csv", "email;name;timezone\na@example.com;A;UTC\n");
+        env.fails(&["user", "import", &semicolons], 2, "(the columns must be separated by commas, not `;`)");
+        let short = write(env, "short.csv", "email,name,timezone\na@example.com,A,UTC\nb@example.com,B\n");
+        let run = env.fails(&["user", "import", &short], 2, "line 3: this row has 2 fields where the header has 3");
+        assert_eq!(run.stderr().matches("CSV").count(), 0, "{}", run.describe());
+        let assignments = write(env, "assignments.csv", "email,title,due\na@example.com,Essay,2030-01-01 10:00\n");
+        env.fails(
+            &["assignment", "import", &assignments],
+            2,
+            "line 1: the header is `email,title,due`, but a header with `student` is expected: `student,title,due,description,metadata,external_id,completed`",
+        );
         assert_eq!(env.count("SELECT count(*) AS n FROM users"), 0);
 
         env.add_user("s@example.com", "America/New_York");

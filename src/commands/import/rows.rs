@@ -46,11 +46,19 @@ pub fn input_format(file: &str, given: Option<InputFormat>) -> anyhow::Result<In
     }
 }
 
+/// The columns of an import file: those a row must have, and all it may.
+pub struct Columns {
+    pub required: &'static [&'static str],
+    pub all: &'static [&'static str],
+}
+
 /// Opens a CSV or JSON Lines input and yields its rows with their line
-/// numbers, streaming.
+/// numbers, streaming. A CSV header that lacks a required column is bad
+/// input at line 1, shown beside the header expected.
 pub fn open_rows<R: DeserializeOwned + 'static>(
     file: &str,
     format: InputFormat,
+    columns: &Columns,
 ) -> anyhow::Result<Box<dyn Iterator<Item = NumberedRow<R>>>> {
     let progress = progress_bar();
     let input: Box<dyn Read> = if file == "-" {
@@ -72,6 +80,7 @@ pub fn open_rows<R: DeserializeOwned + 'static>(
                 .headers()
                 .map_err(|error| invalid(format!("line 1: {}", csv_reason(&error))))?
                 .clone();
+            check_header(&headers, columns)?;
             let line_of = move |position: Option<&csv::Position>| {
                 newlines.borrow_mut().line_at(position.map_or(0, csv::Position::byte))
             };
@@ -156,8 +165,52 @@ fn csv_reason(error: &csv::Error) -> String {
     match error.kind() {
         csv::ErrorKind::Deserialize { err, .. } => format!("not a valid row: {err}"),
         csv::ErrorKind::Utf8 { .. } => "not valid UTF-8 text".to_string(),
+        csv::ErrorKind::UnequalLengths { expected_len, len, .. } => format!(
+            "this row has {} where the header has {expected_len}",
+            match len {
+                1 => "1 field".to_string(),
+                n => format!("{n} fields"),
+            }
+        ),
         _ => format!("not valid CSV: {error}"),
     }
+}
+
+/// Refuses a header that lacks a required column, naming what was found and
+/// what is expected: otherwise every row would be blamed, from line 2 on,
+/// for a missing field.
+fn check_header(headers: &csv::StringRecord, columns: &Columns) -> anyhow::Result<()> {
+    let found: Vec<&str> = headers.iter().collect();
+    let missing: Vec<&str> = columns
+        .required
+        .iter()
+        .copied()
+        .filter(|column| !found.contains(column))
+        .collect();
+    if missing.is_empty() {
+        return Ok(());
+    }
+    let separator = match (found.as_slice(), [';', '\t', '|']) {
+        ([only], candidates) => candidates.into_iter().find(|c| only.contains(*c)),
+        _ => None,
+    };
+    let hint = match separator {
+        Some(separator) => format!(
+            " (the columns must be separated by commas, not `{}`)",
+            separator.escape_default()
+        ),
+        None => " (column names are lower case, as shown)".to_string(),
+    };
+    Err(invalid(format!(
+        "line 1: the header is `{}`, but a header with {} is expected: `{}`{hint}",
+        found.join(","),
+        missing
+            .iter()
+            .map(|column| format!("`{column}`"))
+            .collect::<Vec<_>>()
+            .join(" and "),
+        columns.all.join(","),
+    )))
 }
 
 /// Puts the line number in front of a bad-input message.
