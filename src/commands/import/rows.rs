@@ -303,7 +303,11 @@ mod tests {
         struct Row {
             a: String,
         }
-        let lines = open_rows::<Row>(path.to_str().unwrap(), InputFormat::Csv)
+        let columns = Columns {
+            required: &["a"],
+            all: &["a"],
+        };
+        let lines = open_rows::<Row>(path.to_str().unwrap(), InputFormat::Csv, &columns)
             .unwrap()
             .map(|row| row.unwrap().0)
             .collect();
