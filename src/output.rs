@@ -176,7 +176,8 @@ impl Report for PlainText {
 }
 
 /// One record that a command created or changed: the list's table, and in
-/// JSON the object itself rather than an array of one.
+/// JSON the object itself rather than an array of one. `-q` leaves it out:
+/// the command did what was asked.
 pub struct Single<R: Report>(pub R);
 
 impl<R: Report> Report for Single<R> {
@@ -190,10 +191,14 @@ impl<R: Report> Report for Single<R> {
     fn to_table(&self) -> String {
         self.0.to_table()
     }
+
+    fn quiet_ok(&self) -> bool {
+        true
+    }
 }
 
-/// The report of a job that did its work (a prune, an import, a migration):
-/// `-q` leaves it out, as it does a sending run's that had no failure.
+/// The report of a job that did its work (a prune, an import, a migration, a
+/// removal): `-q` leaves it out, as it does a sending run's that had no failure.
 pub struct Done(pub Message);
 
 impl Report for Done {

@@ -34,13 +34,13 @@ pub fn run(database: &DatabaseUrl, command: AssignmentCommand, now: Timestamp) -
             let removed = assignments::find_assignment(&mut db, id)?
                 .ok_or_else(|| crate::error::invalid(format!("no assignment has the id `{id}`")))?;
             assignments::remove_assignment(&mut db, id)?;
-            Ok(Outcome::success(output::Message {
+            Ok(Outcome::success(output::Done(output::Message {
                 text: format!(
                     "removed `{}` of `{}` and its reminders; its send logs stay, unlinked",
                     removed.assignment.title, removed.student_email
                 ),
                 json: json!({ "removed": AssignmentList(vec![removed]).to_json()[0] }),
-            }))
+            })))
         }
         AssignmentCommand::Complete { id } => {
             let mut db = Db::open(database)?;

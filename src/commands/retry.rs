@@ -25,7 +25,7 @@ pub fn run(database: &DatabaseUrl, args: RetryArgs, clock: Clock) -> anyhow::Res
     };
     let requeued = queue::retry(&mut db, &selection, Timestamp::now(&clock))?;
     let total = requeued.reminders + requeued.daily_summaries;
-    Ok(Outcome::success(output::Message {
+    Ok(Outcome::success(output::Done(output::Message {
         text: if total == 0 {
             "nothing to retry: no failed reminder or daily summary matched".to_string()
         } else {
@@ -40,5 +40,5 @@ pub fn run(database: &DatabaseUrl, args: RetryArgs, clock: Clock) -> anyhow::Res
             )
         },
         json: json!({ "requeued": total, "reminders": requeued.reminders, "daily_summaries": requeued.daily_summaries }),
-    }))
+    })))
 }

@@ -242,6 +242,18 @@ on_both_backends! {
         assert_eq!(failures.as_array().unwrap().len(), 2, "{failures}");
     }
 
+    fn a_quiet_command_that_did_what_was_asked_prints_nothing(env: &TestEnv) {
+        assert_eq!(env.ok(&["-q", "user", "add", "--email", "quiet@example.com"]), "");
+        let added = env.ok(&["-q", "assignment", "add", "--student", "quiet@example.com", "--title", "Essay", "--due", &at(hours(24)), "--format", "json"]);
+        let id = serde_json::from_str::<serde_json::Value>(&added).unwrap()["id"].as_str().unwrap().to_string();
+        assert_eq!(env.ok(&["-q", "assignment", "edit", &id, "--title", "Long essay"]), "");
+        assert_eq!(env.ok(&["-q", "assignment", "complete", &id]), "");
+        assert_eq!(env.ok(&["-q", "retry", "--failed"]), "");
+        assert_eq!(env.ok(&["-q", "assignment", "remove", &id]), "");
+        // What was asked for is still printed.
+        assert!(env.ok(&["-q", "user", "list"]).contains("quiet@example.com"));
+    }
+
     fn a_quiet_run_with_nothing_to_do_prints_nothing(env: &TestEnv) {
         let smtp = SmtpServer::start();
         env.use_smtp(&smtp.url());

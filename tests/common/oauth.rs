@@ -339,11 +339,17 @@ fn openssl(args: &[&str], input: &str) -> String {
         .args(args)
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
+        // Its key-generation progress (`.....+++`) would fill the test log.
+        .stderr(Stdio::piped())
         .spawn()
         .expect("the `openssl` command, to make an RSA key");
     child.stdin.take().unwrap().write_all(input.as_bytes()).unwrap();
     let output = child.wait_with_output().unwrap();
-    assert!(output.status.success(), "openssl {args:?} failed");
+    assert!(
+        output.status.success(),
+        "openssl {args:?} failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
     String::from_utf8(output.stdout).unwrap()
 }
 
