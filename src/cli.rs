@@ -14,13 +14,26 @@ use crate::schedule::Unit;
 
 /// Email students before their assignments are due. Run it from cron.
 #[derive(Debug, Parser)]
-#[command(name = "reminders", version = crate::VERSION, after_help = crate::error::exit_status_help(), max_term_width = 100)]
+#[command(name = "reminders", version = crate::VERSION, after_help = top_level_after_help(), max_term_width = 100)]
 pub struct Cli {
     #[command(flatten)]
     pub global: GlobalArgs,
 
     #[command(subcommand)]
     pub command: Command,
+}
+
+/// A first run anyone can paste (SQLite in the current folder, mail
+/// written as files), then the exit codes.
+fn top_level_after_help() -> String {
+    let first_run = "First run (a SQLite file here, mail written to ./outbox as .eml files):\n  \
+         reminders migrate\n  \
+         reminders user add --email ann@example.com --timezone Europe/Paris\n  \
+         reminders assignment add --student ann@example.com --title Essay --due 2030-01-15T18:00:00Z\n  \
+         reminders due --unit hours --targets 24 --now 2030-01-14T18:00:00Z\n  \
+         SMTP_URL=file://outbox MAIL_FROM=noreply@school.example \\\n    \
+         reminders send --unit hours --targets 24 --now 2030-01-14T18:00:00Z\n";
+    format!("{first_run}\n{}", crate::error::exit_status_help())
 }
 
 #[derive(Debug, Args)]
@@ -98,7 +111,7 @@ pub enum Command {
     /// Create or update the database schema
     #[command(after_help = "Examples:\n  reminders migrate\n  reminders --env-file /etc/reminders/env migrate")]
     Migrate,
-    /// Add, list and opt students in or out
+    /// Add, import, edit, list, opt out and forget students
     #[command(subcommand)]
     #[command(
         after_help = "Examples:\n  reminders user add --email alice@example.com --timezone America/Los_Angeles\n  reminders user list --format json"

@@ -343,3 +343,35 @@ fn the_shipped_settings_file_works_from_cron_in_another_folder() {
         "nothing is created where cron runs"
     );
 }
+
+/// The first run that `reminders --help` shows works as written, pasted into
+/// an empty folder.
+#[test]
+fn the_first_run_in_the_help_works_as_written() {
+    let help = Run(Command::new(BINARY).arg("--help").output().unwrap()).stdout();
+    let block: Vec<&str> = help
+        .split("First run")
+        .nth(1)
+        .expect("a first-run block")
+        .lines()
+        .skip(1)
+        .take_while(|line| !line.trim().is_empty())
+        .collect();
+    assert!(block.len() >= 5, "{help}");
+    let script = block.join("\n");
+    let folder = tempfile::tempdir().unwrap();
+    let bin = Path::new(BINARY).parent().unwrap();
+    let run = Run(Command::new("sh")
+        .args(["-e", "-c", &script])
+        .env_clear()
+        .env("PATH", format!("{}:/usr/bin:/bin", bin.display()))
+        .current_dir(folder.path())
+        .output()
+        .unwrap());
+    assert_eq!(run.code(), 0, "{script}\n{}", run.describe());
+    let written: Vec<_> = std::fs::read_dir(folder.path().join("outbox"))
+        .unwrap()
+        .flatten()
+        .collect();
+    assert_eq!(written.len(), 1, "{}", run.describe());
+}
