@@ -557,6 +557,9 @@ pub struct UserEditArgs {
     /// A new IANA time zone
     #[arg(long, value_name = "TZ", value_parser = parse_timezone)]
     pub timezone: Option<chrono_tz::Tz>,
+    /// Accept an address whose domain has no dot (`frank@school`), for mail delivered inside the school
+    #[arg(long)]
+    pub allow_local_domains: bool,
 }
 
 #[derive(Debug, Args)]
@@ -569,6 +572,9 @@ pub struct ImportArgs {
     /// Skip rows that exist already, so a re-run of the same file changes nothing
     #[arg(long)]
     pub skip_existing: bool,
+    /// Accept an address whose domain has no dot (`frank@school`), for mail delivered inside the school
+    #[arg(long)]
+    pub allow_local_domains: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -632,6 +638,9 @@ pub struct UserAddArgs {
     /// An IANA time zone, such as America/Los_Angeles [default: UTC]
     #[arg(long, value_name = "TZ", value_parser = parse_timezone)]
     pub timezone: Option<chrono_tz::Tz>,
+    /// Accept an address whose domain has no dot (`frank@school`), for mail delivered inside the school
+    #[arg(long)]
+    pub allow_local_domains: bool,
 }
 
 #[derive(Debug, Subcommand)]

@@ -22,6 +22,28 @@ impl Email {
     pub fn as_str(&self) -> &str {
         &self.0
     }
+
+    /// The address of someone to be mailed: its domain must be one that can
+    /// receive mail on the internet (a dot, and none at the end), unless
+    /// `allow_local_domains` (a school's internal mail). `frank@example` is
+    /// a typo far more often than a host on the school's network.
+    pub fn to_be_mailed(self, allow_local_domains: bool) -> anyhow::Result<Email> {
+        let domain = self.0.rsplit_once('@').map_or("", |(_, domain)| domain);
+        let internet = domain.starts_with('[') || (domain.contains('.') && !domain.ends_with('.'));
+        if !internet && !allow_local_domains {
+            return Err(invalid(format!(
+                "`{}` is not an internet address: its domain `{domain}` {}; write the whole domain, or pass \
+                 --allow-local-domains for mail delivered inside the school",
+                self.0,
+                if domain.ends_with('.') {
+                    "ends with a dot"
+                } else {
+                    "has no dot"
+                },
+            )));
+        }
+        Ok(self)
+    }
 }
 
 /// An IANA time zone such as `America/Los_Angeles`, in any letter case
@@ -398,6 +420,16 @@ mod tests {
             parse_due("2026-12-05T17:00", Tz::UTC).is_ok(),
             "the short local form stays local"
         );
+    }
+
+    #[test]
+    fn an_address_to_be_mailed_needs_an_internet_domain() {
+        let parse = |raw: &str, local| Email::parse(raw).and_then(|email| email.to_be_mailed(local));
+        assert!(parse("frank@school.example", false).is_ok());
+        let error = parse("frank@example", false).unwrap_err().to_string();
+        assert!(error.contains("its domain `example` has no dot"), "{error}");
+        assert!(parse("frank@example.org.", false).is_err());
+        assert!(parse("frank@localhost", true).is_ok());
     }
 
     #[test]

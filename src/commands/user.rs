@@ -55,7 +55,8 @@ fn add(database: &DatabaseUrl, args: UserAddArgs, now: Timestamp) -> anyhow::Res
     let name = args.name;
     let timezone = args.timezone.unwrap_or(chrono_tz::UTC);
     let mut db = Db::open(database)?;
-    let user = User::new(args.email.as_str(), name, timezone.name(), now);
+    let email = args.email.to_be_mailed(args.allow_local_domains)?;
+    let user = User::new(email.as_str(), name, timezone.name(), now);
     users::insert_user(&mut db, &user)?;
     Ok(Outcome::success(output::Single(UserList(vec![user]))))
 }
@@ -106,7 +107,10 @@ fn confirmed(email: &Email) -> anyhow::Result<bool> {
 
 fn edit(database: &DatabaseUrl, args: UserEditArgs, now: Timestamp) -> anyhow::Result<Outcome> {
     let changes = UserChanges {
-        email: args.new_email.map(|email| email.as_str().to_string()),
+        email: match args.new_email {
+            Some(email) => Some(email.to_be_mailed(args.allow_local_domains)?.as_str().to_string()),
+            None => None,
+        },
         name: args.name.map(|name| Some(name).filter(|name| !name.trim().is_empty())),
         timezone: args.timezone.map(|zone| zone.name().to_string()),
         updated_at: Some(now),

@@ -4,6 +4,23 @@ use crate::common::smtp::SmtpServer;
 use crate::common::{Backend, NOW, TestEnv, at, hours, on_both_backends};
 
 on_both_backends! {
+    fn an_address_without_an_internet_domain_is_refused_unless_allowed(env: &TestEnv) {
+        env.fails(
+            &["user", "add", "--email", "frank@example"],
+            2,
+            "`frank@example` is not an internet address: its domain `example` has no dot",
+        );
+        let csv = env.path("students.csv");
+        std::fs::write(&csv, "email,name,timezone\nann@example.com,Ann,UTC\nfrank@example,Frank,UTC\n").unwrap();
+        env.fails(&["user", "import", csv.to_str().unwrap()], 2, "line 3: `frank@example` is not an internet address");
+        assert_eq!(env.count("SELECT count(*) AS n FROM users"), 0);
+        env.ok(&["user", "import", csv.to_str().unwrap(), "--allow-local-domains"]);
+        env.fails(&["user", "edit", "ann@example.com", "--email", "ann@school"], 2, "its domain `school` has no dot");
+        env.ok(&["user", "edit", "ann@example.com", "--email", "ann@school", "--allow-local-domains"]);
+        env.ok(&["user", "add", "--email", "gina@intranet", "--allow-local-domains"]);
+        assert_eq!(env.count("SELECT count(*) AS n FROM users"), 3);
+    }
+
     fn add_normalizes_the_email_and_defaults_to_utc(env: &TestEnv) {
         let user = env.json(&["user", "add", "--email", "  Alice@Example.COM ", "--name", "Alice"]);
         assert_eq!(user["email"], "alice@example.com");
