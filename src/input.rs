@@ -27,7 +27,7 @@ impl Email {
     /// receive mail on the internet (a dot, and none at the end), unless
     /// `allow_local_domains` (a school's internal mail). `frank@example` is
     /// a typo far more often than a host on the school's network.
-    pub fn to_be_mailed(self, allow_local_domains: bool) -> anyhow::Result<Email> {
+    pub fn mailable(self, allow_local_domains: bool) -> anyhow::Result<Email> {
         let domain = self.0.rsplit_once('@').map_or("", |(_, domain)| domain);
         let internet = domain.starts_with('[') || (domain.contains('.') && !domain.ends_with('.'));
         if !internet && !allow_local_domains {
@@ -423,8 +423,8 @@ mod tests {
     }
 
     #[test]
-    fn an_address_to_be_mailed_needs_an_internet_domain() {
-        let parse = |raw: &str, local| Email::parse(raw).and_then(|email| email.to_be_mailed(local));
+    fn an_address_mailable_needs_an_internet_domain() {
+        let parse = |raw: &str, local| Email::parse(raw).and_then(|email| email.mailable(local));
         assert!(parse("frank@school.example", false).is_ok());
         let error = parse("frank@example", false).unwrap_err().to_string();
         assert!(error.contains("its domain `example` has no dot"), "{error}");

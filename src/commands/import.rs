@@ -111,7 +111,7 @@ pub fn users(database: &DatabaseUrl, args: ImportArgs, now: Timestamp) -> anyhow
             let (Some(email), Some(name), Some(timezone)) = (
                 bad.check(
                     line,
-                    Email::parse(&row.email).and_then(|email| email.to_be_mailed(args.allow_local_domains)),
+                    Email::parse(&row.email).and_then(|email| email.mailable(args.allow_local_domains)),
                 )?,
                 bad.check(line, parse_name(row.name.as_deref()))?,
                 bad.check(line, optional_timezone(row.timezone.as_deref()))?,

@@ -55,7 +55,7 @@ fn add(database: &DatabaseUrl, args: UserAddArgs, now: Timestamp) -> anyhow::Res
     let name = args.name;
     let timezone = args.timezone.unwrap_or(chrono_tz::UTC);
     let mut db = Db::open(database)?;
-    let email = args.email.to_be_mailed(args.allow_local_domains)?;
+    let email = args.email.mailable(args.allow_local_domains)?;
     let user = User::new(email.as_str(), name, timezone.name(), now);
     users::insert_user(&mut db, &user)?;
     Ok(Outcome::success(output::Single(UserList(vec![user]))))
@@ -108,7 +108,7 @@ fn confirmed(email: &Email) -> anyhow::Result<bool> {
 fn edit(database: &DatabaseUrl, args: UserEditArgs, now: Timestamp) -> anyhow::Result<Outcome> {
     let changes = UserChanges {
         email: match args.new_email {
-            Some(email) => Some(email.to_be_mailed(args.allow_local_domains)?.as_str().to_string()),
+            Some(email) => Some(email.mailable(args.allow_local_domains)?.as_str().to_string()),
             None => None,
         },
         name: args.name.map(|name| Some(name).filter(|name| !name.trim().is_empty())),
