@@ -380,3 +380,46 @@ on_both_backends! {
         assert_eq!(files_in(&dir.join("new")).len(), hostile.len() + 4, "everything stays in new/");
     }
 }
+
+/// 140,000 messages nested in each other (5.7 MB): the mail that overflowed
+/// the MIME parser's stack.
+fn deep_message() -> String {
+    let mut raw = String::with_capacity(140_000 * 41 + 64);
+    for _ in 0..140_000 {
+        raw.push_str("Subject: x\nContent-Type: message/rfc822\n\n");
+    }
+    raw.push_str("Subject: the bottom\n\nbody\n");
+    raw
+}
+
+on_both_backends! {
+    fn a_message_nested_too_deep_is_unrecognised_and_the_next_is_read(env: &TestEnv) {
+        let smtp = sending(env);
+        let sent = send_to(env, &smtp, &["a@students.example"], "2030-03-01T12:00:00Z");
+        let deep = env.path("deep.eml");
+        std::fs::write(&deep, deep_message()).unwrap();
+        let run = env.run(&["bounces", deep.to_str().unwrap(), "--format", "json"]);
+        assert_eq!(run.code(), 0, "{}", run.describe());
+        assert_eq!(run.report()["unrecognised"], 1, "{}", run.describe());
+        assert!(run.stderr().contains("nested"), "{}", run.describe());
+
+        // First in an mbox, with a genuine report behind it: that report is recorded.
+        let genuine = report("postfix_dsn", &sent[0].from, &sent[0], 1);
+        let mbox = env.path("reports.mbox");
+        std::fs::write(
+            &mbox,
+            format!("From MAILER-DAEMON Mon Nov 23 08:00:00 2026\n{}\nFrom MAILER-DAEMON Mon Nov 23 08:00:01 2026\n{genuine}\n", deep_message()),
+        )
+        .unwrap();
+        let run = env.run(&["bounces", mbox.to_str().unwrap(), "--format", "json"]);
+        assert_eq!(run.code(), 0, "{}", run.describe());
+        let counts = run.report();
+        assert_eq!(counts["unrecognised"], 1, "{counts}");
+        assert_eq!(counts["hard"], 1, "{counts}");
+        assert_eq!(
+            env.count("SELECT count(*) AS n FROM send_logs WHERE status = 'bounced' AND to_email = 'a@students.example'"),
+            1
+        );
+        assert_eq!(env.count("SELECT count(*) AS n FROM bounce_reports WHERE kind = 'hard' AND verified"), 1);
+    }
+}

@@ -204,6 +204,30 @@ fn deep_nesting_is_not_followed() {
 }
 
 #[test]
+fn messages_nested_too_deep_for_the_stack_are_unrecognised() {
+    use crate::bounces::samples::{Nesting, deep_message};
+    // Each of these overflows mail-parser's stack (it drops nested messages,
+    // and copies encoded ones, recursively) unless refused before parsing.
+    for (nesting, depth) in [
+        (Nesting::Plain, 140_000),
+        (Nesting::QuotedPrintable, 10_000),
+        (Nesting::Base64, 10_000),
+        (Nesting::Digest, 50_000),
+    ] {
+        let raw = deep_message(nesting, depth);
+        match parse(&raw).kind {
+            ReportKind::Unrecognised { reason } => assert!(reason.contains("nested"), "{nesting:?}: {reason}"),
+            other => panic!("{nesting:?}: {other:?}"),
+        }
+    }
+    // A few levels, as a returned message inside a forwarded one has, are read.
+    match parse(&deep_message(Nesting::Plain, 5)).kind {
+        ReportKind::Unrecognised { reason } => assert!(!reason.contains("nested"), "{reason}"),
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
 fn at_most_a_thousand_recipient_blocks_are_read() {
     let mut raw = String::from(
         "From: MAILER-DAEMON@x.example\nSubject: many\nMIME-Version: 1.0\nContent-Type: multipart/report; report-type=delivery-status; boundary=\"M\"\n\n--M\nContent-Type: message/delivery-status\n\nReporting-MTA: dns; x.example\n\n",
