@@ -8,7 +8,7 @@ use sha2::{Digest, Sha256};
 
 use super::report::{self, Action, Report, ReportKind as Read, Severity};
 use super::source::{Body, Entry, Message, Source, SourceError};
-use super::trust::{self, Sent, Trust};
+use super::trust::{self, Claim, Sent, Trust};
 use crate::db::Db;
 use crate::db::bounces::{self, Effect, NewReport, Recorded};
 use crate::db::queue::opt_out_after_rejections;
@@ -277,6 +277,7 @@ fn judge(db: &mut Db, parsed: &Report, options: &Options, now: Timestamp) -> any
             let trust = lookup_and_judge(
                 db,
                 options,
+                Claim::Complaint,
                 token,
                 complained_address.as_deref(),
                 original_message_id.as_deref(),
@@ -322,7 +323,14 @@ fn judge(db: &mut Db, parsed: &Report, options: &Options, now: Timestamp) -> any
                 return Ok(Judged::changes_nothing(kind, named));
             };
             let named = block.final_recipient.as_deref();
-            let trust = lookup_and_judge(db, options, token, named, original_message_id.as_deref())?;
+            let trust = lookup_and_judge(
+                db,
+                options,
+                Claim::Delivery,
+                token,
+                named,
+                original_message_id.as_deref(),
+            )?;
             let what = [
                 block.status.as_deref().map(|status| format!("Status: {status}")),
                 block.diagnostic.as_deref().map(|d| format!("Diagnostic-Code: {d}")),
@@ -387,6 +395,7 @@ struct SentTo {
 fn lookup_and_judge(
     db: &mut Db,
     options: &Options,
+    claim: Claim,
     token: Option<&str>,
     named: Option<&str>,
     original_message_id: Option<&str>,
@@ -413,6 +422,7 @@ fn lookup_and_judge(
     let find = |message: MessageRef| known.iter().find(|(m, _)| *m == message);
     let verdict = trust::judge(
         secret,
+        claim,
         token,
         named,
         original_message_id,

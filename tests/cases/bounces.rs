@@ -423,3 +423,42 @@ on_both_backends! {
         assert_eq!(env.count("SELECT count(*) AS n FROM bounce_reports WHERE kind = 'hard' AND verified"), 1);
     }
 }
+
+on_both_backends! {
+    fn a_complaint_proved_by_a_message_id_alone_changes_nothing(env: &TestEnv) {
+        let smtp = sending(env);
+        let sent = send_to(env, &smtp, &["a@students.example"], "2030-03-01T12:00:00Z");
+        let message_id = sent[0].header("Message-ID").unwrap();
+        // An ARF report to the plain bounce address, naming no recipient,
+        // quoting only the Message-ID of our message.
+        let arf = report("arf_complaint", BOUNCES, &sent[0], 1);
+        let arf: String = arf
+            .lines()
+            .filter(|line| !line.starts_with("Original-Rcpt-To:"))
+            .map(|line| format!("{line}\n"))
+            .collect();
+        assert!(arf.contains(message_id.trim_matches(['<', '>'])) && !arf.contains("Original-Rcpt-To"));
+        let run = env.run_with_stdin(&["bounces", "-", "--format", "json"], &arf);
+        assert_eq!(run.code(), 0, "{}", run.describe());
+        let counts = run.report();
+        assert_eq!(counts["complaints"], 0, "{}", run.describe());
+        assert_eq!(counts["unverified"], 1, "{}", run.describe());
+        assert_eq!(opted_out(env, "a@students.example"), None);
+        assert_eq!(env.count("SELECT count(*) AS n FROM bounce_reports WHERE kind = 'complaint' AND NOT verified"), 1);
+
+        // Naming the student as well does not make a Message-ID proof of a complaint.
+        let named = report("arf_complaint", BOUNCES, &sent[0], 2);
+        let run = env.run_with_stdin(&["bounces", "-", "--format", "json"], &named);
+        assert_eq!(run.report()["unverified"], 1, "{}", run.describe());
+        assert_eq!(opted_out(env, "a@students.example"), None);
+
+        // To the VERP address of that message, it is proof.
+        let genuine = report("arf_complaint", &sent[0].from, &sent[0], 3);
+        let run = env.run_with_stdin(&["bounces", "-", "--format", "json"], &genuine);
+        assert_eq!(run.report()["complaints"], 1, "{}", run.describe());
+        assert_eq!(opted_out(env, "a@students.example").as_deref(), Some("complaint"));
+        let status = env.json(&["status"]);
+        assert_eq!(status["reports_last_7_days"]["unverified"], 2, "{status}");
+        assert_eq!(status["reports_last_7_days"]["complaints"], 1, "{status}");
+    }
+}
