@@ -135,8 +135,7 @@ pub(crate) fn parse_unguarded(raw: &[u8]) -> Report {
     let envelope_recipients = message
         .headers_raw()
         .filter(|(name, _)| name.eq_ignore_ascii_case("Delivered-To") || name.eq_ignore_ascii_case("X-Original-To"))
-        .map(|(_, value)| bare_address(value))
-        .filter(|address| !address.is_empty())
+        .filter_map(|(_, value)| bare_address(value))
         .collect();
     Report {
         message_id: message.message_id().map(str::to_owned),
@@ -347,7 +346,7 @@ fn classify(message: &Message<'_>) -> ReportKind {
         let field = |name: &str| fields.iter().find_map(|block| field(block, name));
         return ReportKind::Complaint {
             original_message_id: returned_id(),
-            complained_address: field("Original-Rcpt-To").map(|a| bare_address(&a)),
+            complained_address: field("Original-Rcpt-To").and_then(|a| bare_address(&a)),
         };
     }
     if is_report("feedback-report") {
@@ -479,8 +478,7 @@ fn parse_delivery_status(text: &str) -> Vec<RecipientStatus> {
             });
             RecipientStatus {
                 final_recipient: field(block, "Final-Recipient")
-                    .map(|value| bare_address(value.split_once(';').map_or(&value, |(_, a)| a)))
-                    .filter(|address| !address.is_empty()),
+                    .and_then(|value| bare_address(value.split_once(';').map_or(&value, |(_, a)| a))),
                 action: parse_action(field(block, "Action").as_deref().unwrap_or("")),
                 status: field(block, "Status").and_then(|s| enhanced_code(&s)),
                 diagnostic,
@@ -529,14 +527,18 @@ fn truncate(text: &str, max: usize) -> String {
     }
 }
 
-/// `<Student@School.Example>` or `rfc822; x@y` pieces → `student@school.example`.
-fn bare_address(value: &str) -> String {
-    value
-        .trim()
-        .trim_start_matches('<')
-        .trim_end_matches('>')
-        .trim()
-        .to_ascii_lowercase()
+/// The address alone, lowercase, of a header value such as
+/// `<Student@School.Example>`, `jill@example.com (Jill Smith)` or
+/// `"Jill" <jill@example.com>`: read by mail-parser's RFC 5322 address
+/// parser (comments and display names dropped), then checked by lettre.
+/// `None` when it holds no valid address.
+fn bare_address(value: &str) -> Option<String> {
+    // The parser reads a header value up to the end of its line.
+    let line = format!("{}\n", value.trim());
+    let parsed = mail_parser::parsers::MessageStream::new(line.as_bytes()).parse_address();
+    let address = parsed.as_address()?.first()?.address()?.trim().to_ascii_lowercase();
+    address.parse::<lettre::Address>().ok()?;
+    Some(address)
 }
 
 /// `Some(token)` for a Subject of `unsubscribe` or `unsubscribe TOKEN` (also after `Re:`).

@@ -462,3 +462,35 @@ on_both_backends! {
         assert_eq!(status["reports_last_7_days"]["complaints"], 1, "{status}");
     }
 }
+
+on_both_backends! {
+    fn report_addresses_are_stored_bare(env: &TestEnv) {
+        let smtp = sending(env);
+        let sent = send_to(env, &smtp, &["jill@students.example", "jack@students.example"], "2030-03-01T12:00:00Z");
+        // A genuine DSN whose Final-Recipient carries a comment.
+        let genuine = report("postfix_dsn", &sent[0].from, &sent[0], 1)
+            .replace("rfc822; jill@students.example", "rfc822; jill@students.example (Jill Smith)");
+        assert!(genuine.contains("(Jill Smith)"));
+        // A complaint to the plain address naming Jack by name and address: unverified.
+        let named = report("arf_complaint", BOUNCES, &sent[1], 2)
+            .replace("Original-Rcpt-To: <jack@students.example>", "Original-Rcpt-To: \"Jack Jones\" <jack@students.example>");
+        assert!(named.contains("Jack Jones"));
+        let dir = maildir(env, "Maildir", &[genuine, named]);
+        let counts = bounces(env, &[dir.to_str().unwrap()]);
+        assert_eq!(counts["hard"], 1, "{counts}");
+        assert_eq!(counts["unverified"], 1, "{counts}");
+        let stored: Vec<Option<String>> =
+            env.texts("SELECT to_email AS v FROM bounce_reports ORDER BY to_email");
+        assert_eq!(
+            stored,
+            [Some("jack@students.example".to_string()), Some("jill@students.example".to_string())]
+        );
+        let everything = env.texts(
+            "SELECT COALESCE(to_email, '') || ' ' || COALESCE(reason, '') AS v FROM bounce_reports",
+        );
+        assert!(
+            everything.iter().flatten().all(|row| !row.contains("Smith") && !row.contains("Jones")),
+            "{everything:?}"
+        );
+    }
+}

@@ -228,6 +228,34 @@ fn messages_nested_too_deep_for_the_stack_are_unrecognised() {
 }
 
 #[test]
+fn addresses_with_a_comment_or_a_name_are_read_bare() {
+    let dsn = String::from_utf8(sample("postfix_dsn").to_vec())
+        .expect("utf-8")
+        .replace(
+            "rfc822; ghost@students.example",
+            "rfc822; Ghost@Students.example (Jill Smith)",
+        );
+    match parse(dsn.as_bytes()).kind {
+        ReportKind::Delivery { recipients, .. } => {
+            assert_eq!(recipients[0].final_recipient.as_deref(), Some("ghost@students.example"))
+        }
+        other => panic!("{other:?}"),
+    }
+    let arf = String::from_utf8(sample("arf_complaint").to_vec())
+        .expect("utf-8")
+        .replace(
+            "Original-Rcpt-To: <annoyed@students.example>",
+            "Original-Rcpt-To: \"Jill\" <annoyed@students.example>",
+        );
+    match parse(arf.as_bytes()).kind {
+        ReportKind::Complaint { complained_address, .. } => {
+            assert_eq!(complained_address.as_deref(), Some("annoyed@students.example"))
+        }
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
 fn at_most_a_thousand_recipient_blocks_are_read() {
     let mut raw = String::from(
         "From: MAILER-DAEMON@x.example\nSubject: many\nMIME-Version: 1.0\nContent-Type: multipart/report; report-type=delivery-status; boundary=\"M\"\n\n--M\nContent-Type: message/delivery-status\n\nReporting-MTA: dns; x.example\n\n",
