@@ -77,7 +77,7 @@ impl Report for BounceCounts {
             ("automatic replies", c.auto_replies.to_string()),
             ("unverified (ignored)", c.unverified.to_string()),
             ("unmatched", c.unmatched.to_string()),
-            ("unrecognised (left in place)", c.unrecognised.to_string()),
+            ("unrecognised (set aside)", c.unrecognised.to_string()),
             ("processed before", c.already_processed.to_string()),
         ];
         if !c.opted_out.is_empty() {

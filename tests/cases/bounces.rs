@@ -189,10 +189,11 @@ on_both_backends! {
             assert_eq!(opted_out(env, &message.to[0]), None);
         }
         assert_eq!(opted_out(env, &complained.to[0]).as_deref(), Some("complaint"));
-        // Processed reports move to cur/ with the seen flag; the garbage stays in new/.
-        assert_eq!(files_in(&dir.join("new")).len(), 1);
-        assert_eq!(files_in(&dir.join("cur")).len(), reports.len() - 1);
-        assert!(files_in(&dir.join("cur")).iter().all(|name| name.ends_with(":2,S")));
+        // Processed reports move to cur/ with the seen flag; the garbage with the flagged one.
+        assert_eq!(files_in(&dir.join("new")).len(), 0);
+        let cur = files_in(&dir.join("cur"));
+        assert_eq!(cur.iter().filter(|name| name.ends_with(":2,S")).count(), reports.len() - 1, "{cur:?}");
+        assert_eq!(cur.iter().filter(|name| name.ends_with(":2,F")).count(), 1, "{cur:?}");
 
         // The same reports again, from an mbox: recorded before, nothing changes.
         let mbox = env.path("again.mbox");
@@ -377,7 +378,11 @@ on_both_backends! {
         assert_eq!(run.report()["unrecognised"], hostile.len() + 4, "{}", run.describe());
         assert_eq!(std::fs::read_to_string(&outside).unwrap(), "not yours");
         assert!(std::fs::symlink_metadata(dir.join("new/link.eml")).unwrap().file_type().is_symlink());
-        assert_eq!(files_in(&dir.join("new")).len(), hostile.len() + 4, "everything stays in new/");
+        // Read once: flagged in cur/; only the link, never touched, stays in new/.
+        assert_eq!(files_in(&dir.join("new")), ["link.eml"]);
+        let cur = files_in(&dir.join("cur"));
+        assert_eq!(cur.len(), hostile.len() + 3, "{cur:?}");
+        assert!(cur.iter().all(|name| name.ends_with(":2,F")), "{cur:?}");
     }
 }
 
@@ -403,12 +408,13 @@ on_both_backends! {
         assert_eq!(run.report()["unrecognised"], 1, "{}", run.describe());
         assert!(run.stderr().contains("nested"), "{}", run.describe());
 
-        // First in an mbox, with a genuine report behind it: that report is recorded.
+        // First in an mbox (another copy: the same one would be "processed
+        // before"), with a genuine report behind it: that report is recorded.
         let genuine = report("postfix_dsn", &sent[0].from, &sent[0], 1);
         let mbox = env.path("reports.mbox");
         std::fs::write(
             &mbox,
-            format!("From MAILER-DAEMON Mon Nov 23 08:00:00 2026\n{}\nFrom MAILER-DAEMON Mon Nov 23 08:00:01 2026\n{genuine}\n", deep_message()),
+            format!("From MAILER-DAEMON Mon Nov 23 08:00:00 2026\nX-Copy: 2\n{}\nFrom MAILER-DAEMON Mon Nov 23 08:00:01 2026\n{genuine}\n", deep_message()),
         )
         .unwrap();
         let run = env.run(&["bounces", mbox.to_str().unwrap(), "--format", "json"]);
@@ -492,5 +498,57 @@ on_both_backends! {
             everything.iter().flatten().all(|row| !row.contains("Smith") && !row.contains("Jones")),
             "{everything:?}"
         );
+    }
+}
+
+on_both_backends! {
+    fn junk_is_read_once_flagged_and_counted(env: &TestEnv) {
+        sending(env);
+        let junk = std::fs::read_to_string(sample_path("garbage")).unwrap();
+        let dir = maildir(env, "Maildir", &[junk, "Subject: hello\n\nnot a report\n".to_string()]);
+        let first = bounces(env, &[dir.to_str().unwrap(), "--now", "2030-03-01T12:00:00Z"]);
+        assert_eq!(first["unrecognised"], 2, "{first}");
+        assert_eq!(files_in(&dir.join("new")).len(), 0);
+        assert_eq!(files_in(&dir.join("cur")), ["0.report:2,F", "1.report:2,F"]);
+        // The next run does not read them again.
+        let second = bounces(env, &[dir.to_str().unwrap(), "--now", "2030-03-01T12:10:00Z"]);
+        assert_eq!(second["unrecognised"], 0, "{second}");
+        assert_eq!(second["already_processed"], 0, "{second}");
+        assert_eq!(files_in(&dir.join("cur")), ["0.report:2,F", "1.report:2,F"]);
+        // Recorded without an address, and counted in `status`.
+        assert_eq!(
+            env.count("SELECT count(*) AS n FROM bounce_reports WHERE kind = 'unrecognised' AND to_email IS NULL"),
+            2
+        );
+        let status = env.json(&["status", "--now", "2030-03-02T12:00:00Z"]);
+        assert_eq!(status["reports_last_7_days"]["unrecognised"], 2, "{status}");
+        let table = env.ok(&["status", "--now", "2030-03-02T12:00:00Z"]);
+        assert!(table.contains("unrecognised mail"), "{table}");
+    }
+
+    fn prune_removes_old_bounce_reports(env: &TestEnv) {
+        let smtp = sending(env);
+        let sent = send_to(env, &smtp, &["a@students.example"], "2030-03-01T12:00:00Z");
+        let old = env.path("old.eml");
+        std::fs::write(&old, report("postfix_dsn", &sent[0].from, &sent[0], 1)).unwrap();
+        bounces(env, &[old.to_str().unwrap(), "--now", "2030-03-01T13:00:00Z"]);
+        let recent = env.path("recent.eml");
+        std::fs::write(&recent, report("arf_complaint", BOUNCES, &sent[0], 2)).unwrap();
+        bounces(env, &[recent.to_str().unwrap(), "--now", "2030-05-20T13:00:00Z"]);
+        assert_eq!(env.count("SELECT count(*) AS n FROM bounce_reports"), 2);
+
+        let args = ["prune", "--older-than", "30d", "--now", "2030-06-01T00:00:00Z"];
+        let dry = env.json(&[&args[..], &["--dry-run"]].concat());
+        assert_eq!(dry["deleted"]["bounce_reports"], 1, "{dry}");
+        assert_eq!(env.count("SELECT count(*) AS n FROM bounce_reports"), 2);
+        let pruned = env.json(&args);
+        assert_eq!(pruned["deleted"]["bounce_reports"], 1, "{pruned}");
+        // The old one, which held the address, is gone; the recent one stays.
+        assert_eq!(
+            env.texts("SELECT kind AS v FROM bounce_reports"),
+            [Some("complaint".to_string())]
+        );
+        let table = env.ok(&args);
+        assert!(table.contains("bounce_reports"), "{table}");
     }
 }
