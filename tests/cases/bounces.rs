@@ -552,3 +552,45 @@ on_both_backends! {
         assert!(table.contains("bounce_reports"), "{table}");
     }
 }
+
+on_both_backends! {
+    fn quiet_bounces_says_why_it_defers_in_one_line(env: &TestEnv) {
+        sending(env);
+        // The database is away: nothing listens there, or the file cannot be made.
+        let away = match env.backend {
+            crate::common::Backend::Postgres => "postgres://nobody@127.0.0.1:1/none".to_string(),
+            crate::common::Backend::Sqlite => env.path("no/such/folder/reminders.db").display().to_string(),
+        };
+        env.set_var("DATABASE_URL", &away);
+        let run = env.run_with_stdin(&["-q", "bounces", "-"], "From: a@b.example\nSubject: x\n\nhello\n");
+        assert_eq!(run.code(), 75, "{}", run.describe());
+        let stderr = run.stderr();
+        assert_eq!(stderr.lines().count(), 1, "{}", run.describe());
+        assert!(stderr.contains("try again later"), "{}", run.describe());
+    }
+
+    fn bounces_without_the_bounce_address_says_so_once(env: &TestEnv) {
+        let smtp = sending(env);
+        let sent = send_to(env, &smtp, &["a@students.example", "b@students.example"], "2030-03-01T12:00:00Z");
+        let reports: Vec<String> = sent
+            .iter()
+            .enumerate()
+            .map(|(n, message)| report("arf_complaint", &message.from, message, n))
+            .collect();
+        let dir = maildir(env, "Maildir", &reports);
+        env.set_var("REMINDERS_BOUNCE_ADDRESS", "");
+        let run = env.run(&["bounces", dir.to_str().unwrap(), "--format", "json"]);
+        assert_eq!(run.code(), 0, "{}", run.describe());
+        assert_eq!(run.report()["unverified"], 2, "{}", run.describe());
+        let stderr = run.stderr();
+        let about: Vec<&str> = stderr.lines().filter(|line| line.contains("REMINDERS_BOUNCE_ADDRESS")).collect();
+        assert_eq!(about.len(), 1, "{}", run.describe());
+        assert!(about[0].contains("--bounce-address") && about[0].contains("bounces@school.example"), "{}", run.describe());
+        // With the setting, the same reports prove themselves, and nothing is said of it.
+        env.set_var("REMINDERS_BOUNCE_ADDRESS", BOUNCES);
+        let dir = maildir(env, "Again", &[report("arf_complaint", &sent[0].from, &sent[0], 10)]);
+        let run = env.run(&["bounces", dir.to_str().unwrap(), "--format", "json"]);
+        assert_eq!(run.report()["complaints"], 1, "{}", run.describe());
+        assert!(!run.stderr().contains("REMINDERS_BOUNCE_ADDRESS"), "{}", run.describe());
+    }
+}
