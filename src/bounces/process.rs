@@ -53,6 +53,8 @@ pub struct Counts {
     pub unrecognised: usize,
     /// Reports read before, by this run or another: nothing done again.
     pub already_processed: usize,
+    /// Maildir messages another run took first: left to it.
+    pub skipped: usize,
     /// Addresses opted out by this run.
     pub opted_out: Vec<String>,
 }
@@ -79,6 +81,11 @@ pub fn process(
             Entry::Skipped { label, reason } => {
                 crate::log::warning!("{label}: skipped: {reason}");
                 counts.unrecognised += 1;
+            }
+            Entry::Taken { label } => {
+                // Two runs at once on one Maildir is normal (two cron hosts).
+                crate::log::info!("{label}: taken by another run");
+                counts.skipped += 1;
             }
             Entry::Message(message) => settle(db, message, options, clock, counts)?,
         }

@@ -125,11 +125,16 @@ impl Source {
 #[derive(Debug)]
 pub enum Entry {
     Message(Message),
-    /// Not a message we may read (a symlink, a folder, taken by another run).
+    /// Not a message we may read (a symlink, a folder, unreadable).
     /// Counted and named in a warning; nothing is moved.
     Skipped {
         label: String,
         reason: String,
+    },
+    /// A Maildir message another run claimed between our listing and our
+    /// claim: it is that run's to read, and nothing is wrong with it.
+    Taken {
+        label: String,
     },
 }
 
@@ -299,15 +304,13 @@ fn claim_and_read(dir: &Path, name: &std::ffi::OsStr, max: u64) -> Entry {
             return skipped("a symlink, not a regular file; left in new/".into());
         }
         Ok(_) => return skipped("not a regular file; left in new/".into()),
-        Err(error) if error.kind() == io::ErrorKind::NotFound => {
-            return skipped("taken by another run".into());
-        }
+        Err(error) if error.kind() == io::ErrorKind::NotFound => return Entry::Taken { label },
         Err(error) => return skipped(format!("cannot inspect: {error}")),
     }
     let claimed_path = dir.join("cur").join(name);
     if let Err(error) = fs::rename(&new_path, &claimed_path) {
         return match error.kind() {
-            io::ErrorKind::NotFound => skipped("taken by another run".into()),
+            io::ErrorKind::NotFound => Entry::Taken { label },
             _ => skipped(format!("cannot move to cur/: {error}")),
         };
     }
@@ -522,7 +525,7 @@ mod tests {
         while let Some(entry) = reader.next_message(max).expect("readable") {
             match entry {
                 Entry::Message(message) => bodies.push(message.body),
-                Entry::Skipped { reason, .. } => panic!("skipped: {reason}"),
+                other => panic!("not a message: {other:?}"),
             }
         }
         bodies
@@ -603,6 +606,7 @@ mod tests {
                     }
                 }
                 Entry::Skipped { label, .. } => skipped.push(label),
+                Entry::Taken { label } => panic!("{label}: nobody else took it"),
             }
         }
         assert_eq!(skipped, ["4.link", "5.dir"]);
@@ -613,11 +617,27 @@ mod tests {
         assert_eq!(fs::read(outside.path()).expect("read"), b"secret");
     }
 
+    #[test]
+    fn a_message_another_run_took_first_is_taken_not_skipped() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        for sub in ["new", "cur", "tmp"] {
+            fs::create_dir(dir.path().join(sub)).expect("mkdir");
+        }
+        fs::write(dir.path().join("new/1.a"), b"Subject: hi\n\nbody\n").expect("write");
+        let source = Source::open(dir.path().to_str().expect("utf-8 path")).expect("a maildir");
+        let mut entries = source.messages(1000).expect("listable");
+        // Between this run's listing and its claim, another run claims it.
+        fs::rename(dir.path().join("new/1.a"), dir.path().join("cur/1.a")).expect("rename");
+        let entry = entries.next().expect("one entry").expect("readable");
+        assert!(matches!(&entry, Entry::Taken { label } if label == "1.a"), "{entry:?}");
+        assert!(dir.path().join("cur/1.a").is_file(), "left to the other run");
+    }
+
     fn only_message(source: &Source, max: u64) -> Body {
         let mut entries = source.messages(max).expect("readable");
         let body = match entries.next().expect("one entry").expect("readable") {
             Entry::Message(message) => message.body,
-            Entry::Skipped { reason, .. } => panic!("skipped: {reason}"),
+            other => panic!("not a message: {other:?}"),
         };
         assert!(entries.next().is_none(), "more than one message");
         body

@@ -94,6 +94,7 @@ impl Report for BounceCounts {
             ("unmatched", c.unmatched.to_string()),
             ("unrecognised (set aside)", c.unrecognised.to_string()),
             ("processed before", c.already_processed.to_string()),
+            ("taken by another run (skipped)", c.skipped.to_string()),
         ];
         if !c.opted_out.is_empty() {
             rows.push(("opted out", c.opted_out.join(", ")));

@@ -235,6 +235,9 @@ on_both_backends! {
             assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
             let counts: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
             hard += counts["hard"].as_u64().unwrap();
+            // What the other run took first is skipped, not unrecognised.
+            assert_eq!(counts["unrecognised"], 0, "{counts}");
+            assert!(counts["skipped"].is_u64(), "{counts}");
         }
         assert_eq!(hard, 40, "each report counted by exactly one of the two runs");
         assert_eq!(env.count("SELECT count(*) AS n FROM send_logs WHERE status = 'bounced'"), 40);
