@@ -187,9 +187,11 @@ pub(crate) fn check_nesting(raw: &[u8]) -> Result<(), &'static str> {
     let digest_anywhere = contains_ignore_case(raw, b"digest");
     let mut containers = 0usize;
     let mut block = Block::default();
+    let mut in_encoding_field = false;
     for line in raw.split(|&b| b == b'\n') {
         let line = line.strip_suffix(b"\r").unwrap_or(line);
         if line.is_empty() {
+            in_encoding_field = false;
             if std::mem::take(&mut block).hides_nesting(digest_anywhere) {
                 return Err(HIDDEN_NESTING);
             }
@@ -197,6 +199,10 @@ pub(crate) fn check_nesting(raw: &[u8]) -> Result<(), &'static str> {
         }
         // A folded line that looks like a field is counted too.
         let field = line.trim_ascii_start();
+        let folded = field.len() < line.len();
+        if !folded {
+            in_encoding_field = false;
+        }
         if let Some(value) = field_value(field, b"content-type") {
             block.typed = true;
             let value = value.trim_ascii_start();
@@ -219,11 +225,13 @@ pub(crate) fn check_nesting(raw: &[u8]) -> Result<(), &'static str> {
                 }
             }
         } else if field_value(field, b"content-transfer-encoding").is_some() {
-            block.transfer_encoding = true;
+            in_encoding_field = true;
         }
-        // Named anywhere in the block (a folded value, a comment): safe to over-count.
-        if contains_ignore_case(line, b"base64") || contains_ignore_case(line, b"quoted-printable") {
-            block.names_an_encoding = true;
+        // The value may be folded onto the next lines, or carry a comment.
+        if in_encoding_field
+            && (contains_ignore_case(line, b"base64") || contains_ignore_case(line, b"quoted-printable"))
+        {
+            block.encoded = true;
         }
     }
     if block.hides_nesting(digest_anywhere) {
@@ -237,15 +245,15 @@ pub(crate) fn check_nesting(raw: &[u8]) -> Result<(), &'static str> {
 struct Block {
     typed: bool,
     container: bool,
-    transfer_encoding: bool,
-    names_an_encoding: bool,
+    /// A Content-Transfer-Encoding of base64 or quoted-printable.
+    encoded: bool,
 }
 
 impl Block {
     /// An encoded part that mail-parser would read as a message: one typed
     /// as a container, or an untyped one where a digest makes it a message.
     fn hides_nesting(&self, digest_anywhere: bool) -> bool {
-        self.transfer_encoding && self.names_an_encoding && (self.container || (!self.typed && digest_anywhere))
+        self.encoded && (self.container || (!self.typed && digest_anywhere))
     }
 }
 

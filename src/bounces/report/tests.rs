@@ -220,6 +220,19 @@ fn messages_nested_too_deep_for_the_stack_are_unrecognised() {
             other => panic!("{nesting:?}: {other:?}"),
         }
     }
+    // An encoding named on a folded line still hides what is inside.
+    let folded = b"Content-Type: message/rfc822\nContent-Transfer-Encoding:\n quoted-printable\n\nSubject: x\n\nbody\n";
+    assert!(check_nesting(folded).is_err());
+    // The word elsewhere in a header block is no encoding.
+    let dsn = String::from_utf8(sample("postfix_dsn").to_vec())
+        .expect("utf-8")
+        .replacen(
+            "MIME-Version:",
+            "X-Mailer: base64 and quoted-printable tools\nMIME-Version:",
+            1,
+        );
+    assert!(dsn.contains("X-Mailer: base64"));
+    assert!(check_nesting(dsn.as_bytes()).is_ok());
     // A few levels, as a returned message inside a forwarded one has, are read.
     match parse(&deep_message(Nesting::Plain, 5)).kind {
         ReportKind::Unrecognised { reason } => assert!(!reason.contains("nested"), "{reason}"),
