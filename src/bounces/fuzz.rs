@@ -1,4 +1,5 @@
-//! A time-bounded fuzz test of the report reader and the mbox splitter, seeded with the sample reports (issue 18, item 4).
+//! A time-bounded fuzz test of the report reader and the mbox splitter, seeded with the sample reports (issue 18, item 4)
+//! and with messages nested deep enough to overflow a recursive reader's stack.
 //!
 //! proptest rather than cargo-fuzz so that it runs on stable Rust with the
 //! other unit tests. It runs for `BOUNCES_FUZZ_SECONDS` (default 2), so CI can
@@ -13,7 +14,7 @@ use proptest::prelude::*;
 use proptest::test_runner::{Config, TestRunner};
 
 use super::report::parse_unguarded;
-use super::samples::SAMPLES;
+use super::samples::{Nesting, SAMPLES, deep_message};
 use super::source::{Body, Entry, MboxReader, strip_mbox_from_line};
 
 /// Pieces that steer mutations toward the parser's edge cases.
@@ -40,6 +41,13 @@ const FRAGMENTS: &[&[u8]] = &[
     b"\0",
     b"\xff\xfe",
     b"<a@b.example>:",
+];
+
+const NESTINGS: [Nesting; 4] = [
+    Nesting::Plain,
+    Nesting::QuotedPrintable,
+    Nesting::Base64,
+    Nesting::Digest,
 ];
 
 #[derive(Debug, Clone)]
@@ -121,12 +129,19 @@ fn apply(mut bytes: Vec<u8>, mutation: &Mutation) -> Vec<u8> {
 /// A mutated sample, arbitrary bytes, or a soup of fragments.
 fn input() -> impl Strategy<Value = Vec<u8>> {
     prop_oneof![
-        6 => (0..SAMPLES.len(), prop::collection::vec(mutation(), 1..8)).prop_map(
+        60 => (0..SAMPLES.len(), prop::collection::vec(mutation(), 1..8)).prop_map(
             |(seed, mutations)| mutations.iter().fold(SAMPLES[seed].1.to_vec(), apply)
         ),
-        2 => prop::collection::vec(any::<u8>(), 0..4096),
-        2 => prop::collection::vec(0..FRAGMENTS.len(), 0..64)
+        20 => prop::collection::vec(any::<u8>(), 0..4096),
+        20 => prop::collection::vec(0..FRAGMENTS.len(), 0..64)
             .prop_map(|picks| picks.iter().flat_map(|&i| FRAGMENTS[i].iter().copied()).collect()),
+        // Nesting deep enough to overflow a recursive reader's stack, which
+        // no panic guard can catch: mutated near the limit, and whole at
+        // the 140,000 levels that overflowed it (a few per round: 6 MB each).
+        10 => (0..4usize, 1usize..400, prop::collection::vec(mutation(), 0..4)).prop_map(
+            |(nesting, depth, mutations)| mutations.iter().fold(deep_message(NESTINGS[nesting], depth), apply)
+        ),
+        1 => (0..4usize).prop_map(|nesting| deep_message(NESTINGS[nesting], 140_000)),
     ]
 }
 

@@ -7,8 +7,8 @@ use serde::Serialize;
 use sha2::{Digest, Sha256};
 
 use super::report::{self, Action, Report, ReportKind as Read, Severity};
-use super::source::{Body, Entry, Message, Source, SourceError};
-use super::trust::{self, Sent, Trust};
+use super::source::{Body, Entry, MaildirClaim, Message, Source, SourceError};
+use super::trust::{self, Claim, Sent, Trust};
 use crate::db::Db;
 use crate::db::bounces::{self, Effect, NewReport, Recorded};
 use crate::db::queue::opt_out_after_rejections;
@@ -48,10 +48,13 @@ pub struct Counts {
     pub unverified: usize,
     /// Reports about nothing of ours.
     pub unmatched: usize,
-    /// Mail that is no report we can read (left in `new/`).
+    /// Mail that is no report we can read (in a Maildir, set aside in `cur/`
+    /// with the F flag).
     pub unrecognised: usize,
     /// Reports read before, by this run or another: nothing done again.
     pub already_processed: usize,
+    /// Maildir messages another run took first: left to it.
+    pub skipped: usize,
     /// Addresses opted out by this run.
     pub opted_out: Vec<String>,
 }
@@ -79,13 +82,19 @@ pub fn process(
                 crate::log::warning!("{label}: skipped: {reason}");
                 counts.unrecognised += 1;
             }
+            Entry::Taken { label } => {
+                // Two runs at once on one Maildir is normal (two cron hosts).
+                crate::log::info!("{label}: taken by another run");
+                counts.skipped += 1;
+            }
             Entry::Message(message) => settle(db, message, options, clock, counts)?,
         }
     }
     Ok(())
 }
 
-/// One message: judged, recorded, and moved to `cur/` (or back to `new/`).
+/// One message: judged, recorded, and moved to `cur/` (or back to `new/`
+/// when it cannot be recorded).
 fn settle(db: &mut Db, message: Message, options: &Options, clock: &Clock, counts: &mut Counts) -> Result<(), Stop> {
     let Message { label, body, claim } = message;
     let outcome = match &body {
@@ -99,24 +108,14 @@ fn settle(db: &mut Db, message: Message, options: &Options, clock: &Clock, count
         },
     };
     let (parsed, raw) = match outcome {
-        Err(reason) => {
-            crate::log::warning!("{label}: not a report this tool can read ({reason}); left in place");
-            counts.unrecognised += 1;
-            if let Some(claim) = claim {
-                claim.release().ok();
-            }
-            return Ok(());
-        }
+        Err(reason) => return set_aside(db, &label, &body, reason, claim, clock, counts),
         Ok(found) => found,
     };
     let now = Timestamp::now(clock);
     // On a database error the claim is dropped unsettled, which puts the
     // report back in `new/` for the next try.
     let judged = judge(db, &parsed, options, now).map_err(Stop::Database)?;
-    let key = parsed
-        .message_id
-        .clone()
-        .unwrap_or_else(|| format!("sha256:{}", data_encoding::HEXLOWER.encode(&Sha256::digest(raw))));
+    let key = parsed.message_id.clone().unwrap_or_else(|| content_key(raw));
     let record = NewReport {
         id: Id::new(),
         report_key: key,
@@ -162,6 +161,57 @@ fn settle(db: &mut Db, message: Message, options: &Options, clock: &Clock, count
     Ok(())
 }
 
+/// Mail that is no report: recorded once, without an address, so `status`
+/// counts it; in a Maildir, moved to `cur/` with the F flag, where no later
+/// run reads it again (only `new/` is read) and a person can look at it.
+fn set_aside(
+    db: &mut Db,
+    label: &str,
+    body: &Body,
+    reason: String,
+    claim: Option<MaildirClaim>,
+    clock: &Clock,
+    counts: &mut Counts,
+) -> Result<(), Stop> {
+    let now = Timestamp::now(clock);
+    let report_key = match body {
+        Body::Bytes(raw) => content_key(raw),
+        // Not read whole: known by where it is and its size.
+        Body::TooLarge { at_least } => format!("too-large:{label}:{at_least}"),
+    };
+    let record = NewReport {
+        id: Id::new(),
+        report_key,
+        kind: ReportKind::Unrecognised,
+        verified: false,
+        reason: Some(reason.clone()),
+        to_email: None,
+        reminder_id: None,
+        summary_id: None,
+        created_at: now,
+    };
+    // On a database error the claim is dropped unsettled: back to `new/`.
+    match bounces::record_report(db, &record, &[], now).map_err(Stop::Database)? {
+        Recorded::New { .. } => counts.unrecognised += 1,
+        Recorded::Before => counts.already_processed += 1,
+    }
+    match claim.map(MaildirClaim::flagged) {
+        None => crate::log::warning!("{label}: not a report this tool can read ({reason})"),
+        Some(Ok(())) => {
+            crate::log::warning!("{label}: not a report this tool can read ({reason}); set aside in cur/, flagged")
+        }
+        Some(Err(error)) => {
+            crate::log::warning!("{label}: not a report this tool can read ({reason}); cannot flag it: {error}")
+        }
+    }
+    Ok(())
+}
+
+/// The key of a report without a Message-ID of its own: a hash of its bytes.
+fn content_key(raw: &[u8]) -> String {
+    format!("sha256:{}", data_encoding::HEXLOWER.encode(&Sha256::digest(raw)))
+}
+
 /// What a report comes to.
 struct Judged {
     kind: ReportKind,
@@ -188,6 +238,7 @@ impl Judged {
             (ReportKind::Hard, true) => counts.hard += 1,
             (ReportKind::Complaint, true) => counts.complaints += 1,
             (ReportKind::Unsubscribe, true) => counts.unsubscribes += 1,
+            (ReportKind::Unrecognised, _) => counts.unrecognised += 1,
         }
     }
 
@@ -277,6 +328,7 @@ fn judge(db: &mut Db, parsed: &Report, options: &Options, now: Timestamp) -> any
             let trust = lookup_and_judge(
                 db,
                 options,
+                Claim::Complaint,
                 token,
                 complained_address.as_deref(),
                 original_message_id.as_deref(),
@@ -322,7 +374,14 @@ fn judge(db: &mut Db, parsed: &Report, options: &Options, now: Timestamp) -> any
                 return Ok(Judged::changes_nothing(kind, named));
             };
             let named = block.final_recipient.as_deref();
-            let trust = lookup_and_judge(db, options, token, named, original_message_id.as_deref())?;
+            let trust = lookup_and_judge(
+                db,
+                options,
+                Claim::Delivery,
+                token,
+                named,
+                original_message_id.as_deref(),
+            )?;
             let what = [
                 block.status.as_deref().map(|status| format!("Status: {status}")),
                 block.diagnostic.as_deref().map(|d| format!("Diagnostic-Code: {d}")),
@@ -387,6 +446,7 @@ struct SentTo {
 fn lookup_and_judge(
     db: &mut Db,
     options: &Options,
+    claim: Claim,
     token: Option<&str>,
     named: Option<&str>,
     original_message_id: Option<&str>,
@@ -413,6 +473,7 @@ fn lookup_and_judge(
     let find = |message: MessageRef| known.iter().find(|(m, _)| *m == message);
     let verdict = trust::judge(
         secret,
+        claim,
         token,
         named,
         original_message_id,

@@ -12,6 +12,9 @@ use mail_parser::{Message, MessageParser, MimeHeaders, PartType};
 
 /// MIME parts nested deeper than this are not looked into (issue 18).
 pub const MAX_DEPTH: usize = 20;
+/// A message with more `message/…` or `multipart/…` Content-Type fields than
+/// this is not parsed. Real reports have a handful.
+pub const MAX_CONTAINERS: usize = 100;
 /// At most this many per-recipient blocks are read from one DSN (issue 18).
 pub const MAX_RECIPIENT_BLOCKS: usize = 1000;
 /// A header line longer than this is hostile, not mail (RFC 5322 allows 998).
@@ -120,6 +123,9 @@ pub(crate) fn parse_unguarded(raw: &[u8]) -> Report {
     if let Err(reason) = check_top_headers(raw) {
         return unrecognised(reason);
     }
+    if let Err(reason) = check_nesting(raw) {
+        return unrecognised(reason);
+    }
     let Some(message) = MessageParser::default().parse(raw) else {
         return unrecognised("not a MIME message");
     };
@@ -129,8 +135,7 @@ pub(crate) fn parse_unguarded(raw: &[u8]) -> Report {
     let envelope_recipients = message
         .headers_raw()
         .filter(|(name, _)| name.eq_ignore_ascii_case("Delivered-To") || name.eq_ignore_ascii_case("X-Original-To"))
-        .map(|(_, value)| bare_address(value))
-        .filter(|address| !address.is_empty())
+        .filter_map(|(_, value)| bare_address(value))
         .collect();
     Report {
         message_id: message.message_id().map(str::to_owned),
@@ -157,6 +162,115 @@ fn check_top_headers(raw: &[u8]) -> Result<(), &'static str> {
         return Err("a header line longer than 64 KiB");
     }
     Ok(())
+}
+
+/// Refuses, before mail-parser sees them, messages nested deeper than a
+/// stack can hold. mail-parser builds nested messages in a loop, but drops
+/// them, and copies a transfer-encoded one, recursively: 140,000 nested
+/// `message/rfc822` parts (5.7 MB), or 10,000 behind one quoted-printable
+/// layer, overflow the stack, which aborts the process past any panic guard.
+///
+/// The scan reads each line once and over-counts rather than under-counts:
+/// - a nested message needs a `Content-Type` field of its own (or a
+///   `multipart/digest` one above it, whose parts are messages by default),
+///   so at most [`MAX_CONTAINERS`] fields that may name a container bound the
+///   depth to about twice that;
+/// - what is inside a base64 or quoted-printable part is hidden from a scan,
+///   so a header block that both may name a container and carries such an
+///   encoding is refused (RFC 2046 allows only 7bit, 8bit and binary for
+///   messages and multiparts; real reports never encode them).
+///
+/// Parsing on a thread with a larger stack was the other way; its size would
+/// have to grow with the message, since an encoded layer costs about a
+/// kilobyte of stack per nested level.
+pub(crate) fn check_nesting(raw: &[u8]) -> Result<(), &'static str> {
+    let digest_anywhere = contains_ignore_case(raw, b"digest");
+    let mut containers = 0usize;
+    let mut block = Block::default();
+    let mut in_encoding_field = false;
+    for line in raw.split(|&b| b == b'\n') {
+        let line = line.strip_suffix(b"\r").unwrap_or(line);
+        if line.is_empty() {
+            in_encoding_field = false;
+            if std::mem::take(&mut block).hides_nesting(digest_anywhere) {
+                return Err(HIDDEN_NESTING);
+            }
+            continue;
+        }
+        // A folded line that looks like a field is counted too.
+        let field = line.trim_ascii_start();
+        let folded = field.len() < line.len();
+        if !folded {
+            in_encoding_field = false;
+        }
+        if let Some(value) = field_value(field, b"content-type") {
+            block.typed = true;
+            let value = value.trim_ascii_start();
+            let leaf = [
+                &b"text/"[..],
+                b"image/",
+                b"audio/",
+                b"video/",
+                b"application/",
+                b"font/",
+                b"model/",
+            ]
+            .iter()
+            .any(|t| value.get(..t.len()).is_some_and(|v| v.eq_ignore_ascii_case(t)));
+            if !leaf {
+                block.container = true;
+                containers += 1;
+                if containers > MAX_CONTAINERS {
+                    return Err("MIME parts nested too deep to read safely (over 100 message or multipart parts)");
+                }
+            }
+        } else if field_value(field, b"content-transfer-encoding").is_some() {
+            in_encoding_field = true;
+        }
+        // The value may be folded onto the next lines, or carry a comment.
+        if in_encoding_field
+            && (contains_ignore_case(line, b"base64") || contains_ignore_case(line, b"quoted-printable"))
+        {
+            block.encoded = true;
+        }
+    }
+    if block.hides_nesting(digest_anywhere) {
+        return Err(HIDDEN_NESTING);
+    }
+    Ok(())
+}
+
+/// What [`check_nesting`] notes about one header block (a run of non-empty lines).
+#[derive(Default)]
+struct Block {
+    typed: bool,
+    container: bool,
+    /// A Content-Transfer-Encoding of base64 or quoted-printable.
+    encoded: bool,
+}
+
+impl Block {
+    /// An encoded part that mail-parser would read as a message: one typed
+    /// as a container, or an untyped one where a digest makes it a message.
+    fn hides_nesting(&self, digest_anywhere: bool) -> bool {
+        self.encoded && (self.container || (!self.typed && digest_anywhere))
+    }
+}
+
+const HIDDEN_NESTING: &str = "a message or multipart part with a transfer encoding (RFC 2046 forbids it), which could hide parts nested too deep to read safely";
+
+/// The value of header `field` if `line` is that field (`Name :` allowed).
+fn field_value<'l>(line: &'l [u8], name: &[u8]) -> Option<&'l [u8]> {
+    let head = line.get(..name.len())?;
+    if !head.eq_ignore_ascii_case(name) {
+        return None;
+    }
+    let rest = line[name.len()..].trim_ascii_start();
+    rest.strip_prefix(b":")
+}
+
+fn contains_ignore_case(haystack: &[u8], needle: &[u8]) -> bool {
+    haystack.windows(needle.len()).any(|w| w.eq_ignore_ascii_case(needle))
 }
 
 fn find_header_end(raw: &[u8]) -> Option<usize> {
@@ -240,7 +354,7 @@ fn classify(message: &Message<'_>) -> ReportKind {
         let field = |name: &str| fields.iter().find_map(|block| field(block, name));
         return ReportKind::Complaint {
             original_message_id: returned_id(),
-            complained_address: field("Original-Rcpt-To").map(|a| bare_address(&a)),
+            complained_address: field("Original-Rcpt-To").and_then(|a| bare_address(&a)),
         };
     }
     if is_report("feedback-report") {
@@ -372,8 +486,7 @@ fn parse_delivery_status(text: &str) -> Vec<RecipientStatus> {
             });
             RecipientStatus {
                 final_recipient: field(block, "Final-Recipient")
-                    .map(|value| bare_address(value.split_once(';').map_or(&value, |(_, a)| a)))
-                    .filter(|address| !address.is_empty()),
+                    .and_then(|value| bare_address(value.split_once(';').map_or(&value, |(_, a)| a))),
                 action: parse_action(field(block, "Action").as_deref().unwrap_or("")),
                 status: field(block, "Status").and_then(|s| enhanced_code(&s)),
                 diagnostic,
@@ -422,14 +535,18 @@ fn truncate(text: &str, max: usize) -> String {
     }
 }
 
-/// `<Student@School.Example>` or `rfc822; x@y` pieces → `student@school.example`.
-fn bare_address(value: &str) -> String {
-    value
-        .trim()
-        .trim_start_matches('<')
-        .trim_end_matches('>')
-        .trim()
-        .to_ascii_lowercase()
+/// The address alone, lowercase, of a header value such as
+/// `<Student@School.Example>`, `jill@example.com (Jill Smith)` or
+/// `"Jill" <jill@example.com>`: read by mail-parser's RFC 5322 address
+/// parser (comments and display names dropped), then checked by lettre.
+/// `None` when it holds no valid address.
+fn bare_address(value: &str) -> Option<String> {
+    // The parser reads a header value up to the end of its line.
+    let line = format!("{}\n", value.trim());
+    let parsed = mail_parser::parsers::MessageStream::new(line.as_bytes()).parse_address();
+    let address = parsed.as_address()?.first()?.address()?.trim().to_ascii_lowercase();
+    address.parse::<lettre::Address>().ok()?;
+    Some(address)
 }
 
 /// `Some(token)` for a Subject of `unsubscribe` or `unsubscribe TOKEN` (also after `Re:`).

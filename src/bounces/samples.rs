@@ -79,3 +79,60 @@ pub fn sample(name: &str) -> &'static [u8] {
         .map(|(_, bytes)| *bytes)
         .unwrap_or_else(|| panic!("no sample `{name}`"))
 }
+
+/// How [`deep_message`] nests its messages.
+#[derive(Debug, Clone, Copy)]
+pub enum Nesting {
+    /// `Content-Type: message/rfc822` parts, one inside the other.
+    Plain,
+    /// The same behind one quoted-printable layer, which hides every nested
+    /// `Content-Type` from a reader of the raw bytes.
+    QuotedPrintable,
+    /// The same behind one base64 layer.
+    Base64,
+    /// `multipart/digest` parts, whose parts are messages by default.
+    Digest,
+}
+
+/// A message with `depth` messages nested inside each other: the shape that
+/// overflows a recursive reader's stack (140,000 levels make 5.7 MB).
+pub fn deep_message(nesting: Nesting, depth: usize) -> Vec<u8> {
+    let plain = |depth: usize, open: &str| {
+        let mut raw = Vec::with_capacity(depth * 42 + 64);
+        for _ in 0..depth {
+            raw.extend_from_slice(b"Subject: x\n");
+            raw.extend_from_slice(open.as_bytes());
+        }
+        raw.extend_from_slice(b"Subject: the bottom\n\nbody\n");
+        raw
+    };
+    let outer =
+        "From: MAILER-DAEMON@mx.example\nSubject: Undelivered Mail Returned to Sender\nContent-Type: message/rfc822\n";
+    match nesting {
+        Nesting::Plain => plain(depth, "Content-Type: message/rfc822\n\n"),
+        Nesting::QuotedPrintable => {
+            let mut raw = format!("{outer}Content-Transfer-Encoding: quoted-printable\n\n").into_bytes();
+            raw.extend(plain(depth, "Content-Typ=65: message/rfc822\n\n"));
+            raw
+        }
+        Nesting::Base64 => {
+            let mut raw = format!("{outer}Content-Transfer-Encoding: base64\n\n").into_bytes();
+            let inner = data_encoding::BASE64.encode(&plain(depth, "Content-Type: message/rfc822\n\n"));
+            for line in inner.as_bytes().chunks(76) {
+                raw.extend_from_slice(line);
+                raw.push(b'\n');
+            }
+            raw
+        }
+        Nesting::Digest => {
+            let mut raw = Vec::new();
+            for level in 0..depth {
+                raw.extend_from_slice(
+                    format!("Content-Type: multipart/digest; boundary=d{level}\n\n--d{level}\n\n").as_bytes(),
+                );
+            }
+            raw.extend_from_slice(b"Subject: the bottom\n\nbody\n");
+            raw
+        }
+    }
+}

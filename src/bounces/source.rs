@@ -125,11 +125,16 @@ impl Source {
 #[derive(Debug)]
 pub enum Entry {
     Message(Message),
-    /// Not a message we may read (a symlink, a folder, taken by another run).
+    /// Not a message we may read (a symlink, a folder, unreadable).
     /// Counted and named in a warning; nothing is moved.
     Skipped {
         label: String,
         reason: String,
+    },
+    /// A Maildir message another run claimed between our listing and our
+    /// claim: it is that run's to read, and nothing is wrong with it.
+    Taken {
+        label: String,
     },
 }
 
@@ -220,10 +225,11 @@ impl Iterator for Messages {
 /// which other Maildir readers show as unread.
 ///
 /// Settle it with [`MaildirClaim::processed`] (→ `cur/NAME:2,S`) or
-/// [`MaildirClaim::release`] (back to `new/`, for an unrecognised report or one
-/// that could not be recorded). Dropping an unsettled claim releases it, so an
-/// error on the way out leaves the report where the next run finds it. Only a
-/// crash between claim and settle leaves it in `cur/` without flags.
+/// [`MaildirClaim::flagged`] (→ `cur/NAME:2,F`, for mail that is no report).
+/// Dropping an unsettled claim puts it back in `new/`, so a report that could
+/// not be recorded, or an error on the way out, leaves the report where the
+/// next run finds it. Only a crash between claim and settle leaves it in `cur/`
+/// without flags.
 #[derive(Debug)]
 pub struct MaildirClaim {
     new_path: PathBuf,
@@ -233,34 +239,40 @@ pub struct MaildirClaim {
 
 impl MaildirClaim {
     /// Marks the report done: `cur/NAME:2,S` (the seen flag).
-    pub fn processed(mut self) -> io::Result<()> {
-        self.settled = true;
-        let name = self.claimed_path.file_name().unwrap_or_default().to_string_lossy();
-        let done = self.claimed_path.with_file_name(with_seen_flag(&name));
-        fs::rename(&self.claimed_path, done)
+    pub fn processed(self) -> io::Result<()> {
+        self.settle_with_flag('S')
     }
 
-    /// Puts the report back in `new/`, untouched.
-    pub fn release(mut self) -> io::Result<()> {
+    /// Sets aside mail that is no report: `cur/NAME:2,F` (the flagged flag),
+    /// kept for a person to look at, and never read again, since only `new/`
+    /// is read.
+    pub fn flagged(self) -> io::Result<()> {
+        self.settle_with_flag('F')
+    }
+
+    fn settle_with_flag(mut self, flag: char) -> io::Result<()> {
         self.settled = true;
-        fs::rename(&self.claimed_path, &self.new_path)
+        let name = self.claimed_path.file_name().unwrap_or_default().to_string_lossy();
+        let done = self.claimed_path.with_file_name(with_flag(&name, flag));
+        fs::rename(&self.claimed_path, done)
     }
 }
 
-/// `NAME` → `NAME:2,S`; a name that already has an info part keeps its flags,
-/// with `S` added in the sorted place the Maildir convention asks for.
-fn with_seen_flag(name: &str) -> String {
+/// `NAME` → `NAME:2,S` (for `flag` S); a name that already has an info part
+/// keeps its flags, with `flag` added in the sorted place the Maildir
+/// convention asks for.
+fn with_flag(name: &str, flag: char) -> String {
     match name.split_once(":2,") {
         Some((base, flags)) => {
             let mut flags: Vec<char> = flags.chars().filter(|c| c.is_ascii_alphabetic()).collect();
-            if !flags.contains(&'S') {
-                flags.push('S');
+            if !flags.contains(&flag) {
+                flags.push(flag);
             }
             flags.sort_unstable();
             flags.dedup();
             format!("{base}:2,{}", flags.into_iter().collect::<String>())
         }
-        None => format!("{name}:2,S"),
+        None => format!("{name}:2,{flag}"),
     }
 }
 
@@ -292,15 +304,13 @@ fn claim_and_read(dir: &Path, name: &std::ffi::OsStr, max: u64) -> Entry {
             return skipped("a symlink, not a regular file; left in new/".into());
         }
         Ok(_) => return skipped("not a regular file; left in new/".into()),
-        Err(error) if error.kind() == io::ErrorKind::NotFound => {
-            return skipped("taken by another run".into());
-        }
+        Err(error) if error.kind() == io::ErrorKind::NotFound => return Entry::Taken { label },
         Err(error) => return skipped(format!("cannot inspect: {error}")),
     }
     let claimed_path = dir.join("cur").join(name);
     if let Err(error) = fs::rename(&new_path, &claimed_path) {
         return match error.kind() {
-            io::ErrorKind::NotFound => skipped("taken by another run".into()),
+            io::ErrorKind::NotFound => Entry::Taken { label },
             _ => skipped(format!("cannot move to cur/: {error}")),
         };
     }
@@ -515,7 +525,7 @@ mod tests {
         while let Some(entry) = reader.next_message(max).expect("readable") {
             match entry {
                 Entry::Message(message) => bodies.push(message.body),
-                Entry::Skipped { reason, .. } => panic!("skipped: {reason}"),
+                other => panic!("not a message: {other:?}"),
             }
         }
         bodies
@@ -587,7 +597,7 @@ mod tests {
                     let claim = message.claim.expect("maildir claim");
                     match message.label.as_str() {
                         "1.a" => claim.processed().expect("rename"),
-                        "2.b" => claim.release().expect("rename"),
+                        "2.b" => claim.flagged().expect("rename"),
                         "3.big" => {
                             assert!(matches!(message.body, Body::TooLarge { .. }));
                             drop(claim); // an unsettled claim goes back to new/
@@ -596,21 +606,38 @@ mod tests {
                     }
                 }
                 Entry::Skipped { label, .. } => skipped.push(label),
+                Entry::Taken { label } => panic!("{label}: nobody else took it"),
             }
         }
         assert_eq!(skipped, ["4.link", "5.dir"]);
         assert!(dir.path().join("cur/1.a:2,S").is_file());
-        assert!(dir.path().join("new/2.b").is_file());
+        assert!(dir.path().join("cur/2.b:2,F").is_file());
         assert!(dir.path().join("new/3.big").is_file());
         assert!(dir.path().join("new/4.link").is_symlink());
         assert_eq!(fs::read(outside.path()).expect("read"), b"secret");
+    }
+
+    #[test]
+    fn a_message_another_run_took_first_is_taken_not_skipped() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        for sub in ["new", "cur", "tmp"] {
+            fs::create_dir(dir.path().join(sub)).expect("mkdir");
+        }
+        fs::write(dir.path().join("new/1.a"), b"Subject: hi\n\nbody\n").expect("write");
+        let source = Source::open(dir.path().to_str().expect("utf-8 path")).expect("a maildir");
+        let mut entries = source.messages(1000).expect("listable");
+        // Between this run's listing and its claim, another run claims it.
+        fs::rename(dir.path().join("new/1.a"), dir.path().join("cur/1.a")).expect("rename");
+        let entry = entries.next().expect("one entry").expect("readable");
+        assert!(matches!(&entry, Entry::Taken { label } if label == "1.a"), "{entry:?}");
+        assert!(dir.path().join("cur/1.a").is_file(), "left to the other run");
     }
 
     fn only_message(source: &Source, max: u64) -> Body {
         let mut entries = source.messages(max).expect("readable");
         let body = match entries.next().expect("one entry").expect("readable") {
             Entry::Message(message) => message.body,
-            Entry::Skipped { reason, .. } => panic!("skipped: {reason}"),
+            other => panic!("not a message: {other:?}"),
         };
         assert!(entries.next().is_none(), "more than one message");
         body
@@ -665,8 +692,10 @@ mod tests {
 
     #[test]
     fn the_seen_flag_is_added_once_in_order() {
-        assert_eq!(with_seen_flag("123.abc.host"), "123.abc.host:2,S");
-        assert_eq!(with_seen_flag("123.abc.host:2,RF"), "123.abc.host:2,FRS");
-        assert_eq!(with_seen_flag("123.abc.host:2,S"), "123.abc.host:2,S");
+        assert_eq!(with_flag("123.abc.host", 'S'), "123.abc.host:2,S");
+        assert_eq!(with_flag("123.abc.host:2,RF", 'S'), "123.abc.host:2,FRS");
+        assert_eq!(with_flag("123.abc.host:2,S", 'S'), "123.abc.host:2,S");
+        assert_eq!(with_flag("123.abc.host", 'F'), "123.abc.host:2,F");
+        assert_eq!(with_flag("123.abc.host:2,S", 'F'), "123.abc.host:2,FS");
     }
 }

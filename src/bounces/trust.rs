@@ -5,8 +5,13 @@
 //! report is verified when
 //! - it reached a VERP address whose token checks, and the recipient it names
 //!   (if any) is the one that message went to; or
-//! - it quotes the exact, unguessable Message-ID of a message we sent to the
-//!   recipient it names.
+//! - it is a delivery report that names a recipient and quotes the exact
+//!   Message-ID of a message we sent to that recipient.
+//!
+//! A Message-ID is not secret: it is in the `In-Reply-To` and `References` of
+//! every reply the student sends, and in relay logs. So it never proves a
+//! report alone, without the recipient it went to, and never a complaint,
+//! which opts the student out at once: that takes the VERP token.
 //!
 //! The database lookups are the caller's, passed in as functions, so the rule
 //! itself is pure and tested here.
@@ -30,6 +35,15 @@ pub enum Trust {
     Unverified {
         reason: String,
     },
+}
+
+/// What a report claims, which decides what may prove it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Claim {
+    /// A delivery report (DSN or NDR).
+    Delivery,
+    /// A spam complaint (ARF).
+    Complaint,
 }
 
 /// A message we sent, as the caller's lookup by Message-ID finds it.
@@ -63,6 +77,7 @@ pub fn envelope_token<'a>(
 ///   `token::verify_message_id` followed by `sent_to`).
 pub fn judge(
     secret: &[u8],
+    claim: Claim,
     token: Option<&str>,
     named_recipient: Option<&str>,
     original_message_id: Option<&str>,
@@ -85,18 +100,20 @@ pub fn judge(
             Some(_) => reasons.push("the VERP token's message went to another address than the one reported".into()),
         },
     }
-    match original_message_id.map(|id| (id, sent_with_id(id))) {
-        None => reasons.push("quotes no original Message-ID".into()),
-        Some((_, None)) => reasons.push("quotes a Message-ID we did not send".into()),
-        // Without a named recipient the report can only be about the one the
-        // message went to, and only its holder could quote that Message-ID.
-        Some((_, Some(sent))) if named_recipient.is_none_or(|named| same(named, &sent.to)) => {
-            return Trust::Verified {
-                message: sent.message,
-                proof: Proof::QuotedMessageId,
-            };
-        }
-        Some((_, Some(_))) => reasons.push("the quoted Message-ID was sent to another address".into()),
+    match (claim, original_message_id.map(|id| (id, sent_with_id(id)))) {
+        (Claim::Complaint, _) => reasons.push("a complaint is proved only by a VERP token".into()),
+        (_, None) => reasons.push("quotes no original Message-ID".into()),
+        (_, Some((_, None))) => reasons.push("quotes a Message-ID we did not send".into()),
+        (_, Some((_, Some(sent)))) => match named_recipient {
+            None => reasons.push("quotes our Message-ID but names no recipient".into()),
+            Some(named) if same(named, &sent.to) => {
+                return Trust::Verified {
+                    message: sent.message,
+                    proof: Proof::QuotedMessageId,
+                };
+            }
+            Some(_) => reasons.push("the quoted Message-ID was sent to another address".into()),
+        },
     }
     Trust::Unverified {
         reason: reasons.join("; "),
@@ -156,10 +173,15 @@ mod tests {
         }
 
         fn judge(&self, delivered_to: &str, named: Option<&str>, quoted_id: Option<&str>) -> Trust {
+            self.judge_claim(Claim::Delivery, delivered_to, named, quoted_id)
+        }
+
+        fn judge_claim(&self, claim: Claim, delivered_to: &str, named: Option<&str>, quoted_id: Option<&str>) -> Trust {
             let envelope = [delivered_to.to_owned()];
             let token = envelope_token(None, &envelope, BOUNCES);
             judge(
                 SECRET,
+                claim,
                 token,
                 named,
                 quoted_id,
@@ -225,6 +247,32 @@ mod tests {
             assert!(
                 matches!(trust, Trust::Unverified { .. }),
                 "{delivered_to} {quoted:?}: {trust:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_message_id_proves_nothing_without_the_recipient_it_went_to() {
+        let sends = Sends::new();
+        let a_id = Sends::message_id(sends.to_a);
+        // Quoted in every reply the student sends: not a secret.
+        let trust = sends.judge(BOUNCES, None, Some(&a_id));
+        assert!(matches!(trust, Trust::Unverified { .. }), "{trust:?}");
+    }
+
+    #[test]
+    fn a_complaint_takes_the_verp_token() {
+        let sends = Sends::new();
+        let a_id = Sends::message_id(sends.to_a);
+        for named in [None, Some(A)] {
+            let trust = sends.judge_claim(Claim::Complaint, BOUNCES, named, Some(&a_id));
+            assert!(matches!(trust, Trust::Unverified { .. }), "{named:?}: {trust:?}");
+            assert_eq!(
+                sends.judge_claim(Claim::Complaint, &verp(sends.to_a), named, Some(&a_id)),
+                Trust::Verified {
+                    message: sends.to_a,
+                    proof: Proof::VerpToken
+                }
             );
         }
     }

@@ -17,6 +17,15 @@ use crate::time::Clock;
 pub fn run(database: &DatabaseUrl, args: BouncesArgs, clock: Clock) -> anyhow::Result<Outcome> {
     let secret = settings::secret(&args.secret, Some("`reminders bounces`"))?.unwrap_or_default();
     let bounce_address = settings::optional_address("REMINDERS_BOUNCE_ADDRESS", args.bounce_address.as_deref())?;
+    if bounce_address.is_none() {
+        // Once here, not once per report: each report would only say it was
+        // "not sent to a VERP address".
+        crate::log::warning!(
+            "REMINDERS_BOUNCE_ADDRESS is not set, so no report can be matched by its VERP address (bounces+TOKEN@…) \
+             and no complaint can be verified: set it (or --bounce-address) to the plain bounce address the VERP \
+             addresses are built from, as for `send`, e.g. bounces@school.example"
+        );
+    }
     // Every source is checked before anything is read: a typo is bad input
     // and nothing is touched.
     let sources = args
@@ -47,10 +56,16 @@ pub fn run(database: &DatabaseUrl, args: BouncesArgs, clock: Clock) -> anyhow::R
 
 /// The database is away or locked: nothing more is recorded now, and the
 /// exit status (75) tells a mail server that piped the report in to keep it
-/// and try again; cron reads the line.
+/// and try again; cron reads the line. Said whatever `-q` says (the pipe(8)
+/// line runs with `-q`), so that the mail log shows why it was deferred, and
+/// on one line, though libpq's errors span two.
 fn try_again_later(error: anyhow::Error) -> Outcome {
-    let message = format!("cannot record bounce reports now, try again later: {error:#}");
-    crate::log::warning!("{message}");
+    let why = format!("{error:#}");
+    let message = format!(
+        "cannot record bounce reports now, try again later: {}",
+        why.split_whitespace().collect::<Vec<_>>().join(" ")
+    );
+    crate::log::explain!("{message}");
     Outcome {
         report: Box::new(output::Message {
             json: json!({ "error": message }),
@@ -77,8 +92,9 @@ impl Report for BounceCounts {
             ("automatic replies", c.auto_replies.to_string()),
             ("unverified (ignored)", c.unverified.to_string()),
             ("unmatched", c.unmatched.to_string()),
-            ("unrecognised (left in place)", c.unrecognised.to_string()),
+            ("unrecognised (set aside)", c.unrecognised.to_string()),
             ("processed before", c.already_processed.to_string()),
+            ("taken by another run (skipped)", c.skipped.to_string()),
         ];
         if !c.opted_out.is_empty() {
             rows.push(("opted out", c.opted_out.join(", ")));

@@ -28,6 +28,7 @@ pub fn run(database: &DatabaseUrl, args: PruneArgs, clock: Clock) -> anyhow::Res
         (&format!("send_logs: {verb}"), pruned.send_logs.to_string()),
         (&format!("reminders: {verb}"), pruned.reminders.to_string()),
         (&format!("daily_summaries: {verb}"), pruned.daily_summaries.to_string()),
+        (&format!("bounce_reports: {verb}"), pruned.bounce_reports.to_string()),
     ]);
     // A dry run has the real run's keys, and says it is one.
     let json = json!({ "cutoff": time::utc(cutoff.instant()), "dry_run": args.dry_run, "deleted": pruned });

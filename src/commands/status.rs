@@ -49,6 +49,8 @@ struct ReportCounts {
     complaints: i64,
     unsubscribes: i64,
     unverified: i64,
+    /// Mail that was no report at all (set aside, flagged, in a Maildir).
+    unrecognised: i64,
 }
 
 impl ReportCounts {
@@ -60,6 +62,7 @@ impl ReportCounts {
                 (ReportKind::Complaint, true) => sums.complaints += n,
                 (ReportKind::Unsubscribe, true) => sums.unsubscribes += n,
                 (ReportKind::Hard | ReportKind::Complaint | ReportKind::Unsubscribe, false) => sums.unverified += n,
+                (ReportKind::Unrecognised, _) => sums.unrecognised += n,
                 (ReportKind::Soft | ReportKind::AutoReply, _) => {}
             }
         }
@@ -142,6 +145,10 @@ impl Report for StatusReport {
         rows.push((
             "unverified reports (ignored), last 7 days".to_string(),
             reports.unverified.to_string(),
+        ));
+        rows.push((
+            "unrecognised mail (set aside), last 7 days".to_string(),
+            reports.unrecognised.to_string(),
         ));
         rows.push((
             "opted out for bounces".to_string(),

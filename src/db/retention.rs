@@ -1,12 +1,13 @@
-//! Retention: deleting old send logs and finished reminders and summaries in
-//! short batches, so no transaction holds a long lock on PostgreSQL.
+//! Retention: deleting old send logs, bounce reports, and finished reminders
+//! and summaries in short batches, so no transaction holds a long lock on
+//! PostgreSQL.
 
 use chrono::Days;
 use diesel::dsl::{exists, not};
 use diesel::prelude::*;
 use serde::Serialize;
 
-use super::schema::{assignments, daily_summaries, reminders, send_logs};
+use super::schema::{assignments, bounce_reports, daily_summaries, reminders, send_logs};
 use super::types::Status;
 use super::types::{Id, Timestamp};
 use super::{Db, with_conn, write_transaction};
@@ -17,6 +18,7 @@ pub struct Pruned {
     pub send_logs: usize,
     pub reminders: usize,
     pub daily_summaries: usize,
+    pub bounce_reports: usize,
 }
 
 /// Rows per delete transaction.
@@ -24,6 +26,8 @@ const BATCH: i64 = 1_000;
 
 /// Deletes what is older than `cutoff`:
 /// - send logs created before it;
+/// - bounce reports recorded before it (they hold addresses). A report read
+///   again after that, from an mbox kept that long, counts as new;
 /// - finished reminders (sent, failed, skipped) last scheduled before it whose
 ///   assignment is already past due at `now`. A reminder of an assignment that
 ///   is still due stays, whatever its age, so its window can never find it
@@ -82,9 +86,14 @@ pub fn prune(db: &mut Db, cutoff: Timestamp, now: Timestamp, dry_run: bool) -> a
             .filter(daily_summaries::status.eq_any(finished))
             .filter(daily_summaries::local_date.lt(keep_summaries_from))
     );
+    let bounce_reports = prune_in_batches!(
+        bounce_reports,
+        bounce_reports::table.filter(bounce_reports::created_at.lt(cutoff))
+    );
     Ok(Pruned {
         send_logs,
         reminders,
         daily_summaries,
+        bounce_reports,
     })
 }

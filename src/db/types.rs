@@ -323,6 +323,9 @@ text_enum! {
         Unsubscribe = "unsubscribe",
         /// A vacation notice or other automatic answer.
         AutoReply = "auto_reply",
+        /// Mail that is no report it can read; kept without an address, so
+        /// `status` can count it after it is set aside.
+        Unrecognised = "unrecognised",
     }
 }
 

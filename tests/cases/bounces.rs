@@ -189,10 +189,11 @@ on_both_backends! {
             assert_eq!(opted_out(env, &message.to[0]), None);
         }
         assert_eq!(opted_out(env, &complained.to[0]).as_deref(), Some("complaint"));
-        // Processed reports move to cur/ with the seen flag; the garbage stays in new/.
-        assert_eq!(files_in(&dir.join("new")).len(), 1);
-        assert_eq!(files_in(&dir.join("cur")).len(), reports.len() - 1);
-        assert!(files_in(&dir.join("cur")).iter().all(|name| name.ends_with(":2,S")));
+        // Processed reports move to cur/ with the seen flag; the garbage with the flagged one.
+        assert_eq!(files_in(&dir.join("new")).len(), 0);
+        let cur = files_in(&dir.join("cur"));
+        assert_eq!(cur.iter().filter(|name| name.ends_with(":2,S")).count(), reports.len() - 1, "{cur:?}");
+        assert_eq!(cur.iter().filter(|name| name.ends_with(":2,F")).count(), 1, "{cur:?}");
 
         // The same reports again, from an mbox: recorded before, nothing changes.
         let mbox = env.path("again.mbox");
@@ -234,6 +235,9 @@ on_both_backends! {
             assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
             let counts: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
             hard += counts["hard"].as_u64().unwrap();
+            // What the other run took first is skipped, not unrecognised.
+            assert_eq!(counts["unrecognised"], 0, "{counts}");
+            assert!(counts["skipped"].is_u64(), "{counts}");
         }
         assert_eq!(hard, 40, "each report counted by exactly one of the two runs");
         assert_eq!(env.count("SELECT count(*) AS n FROM send_logs WHERE status = 'bounced'"), 40);
@@ -377,6 +381,219 @@ on_both_backends! {
         assert_eq!(run.report()["unrecognised"], hostile.len() + 4, "{}", run.describe());
         assert_eq!(std::fs::read_to_string(&outside).unwrap(), "not yours");
         assert!(std::fs::symlink_metadata(dir.join("new/link.eml")).unwrap().file_type().is_symlink());
-        assert_eq!(files_in(&dir.join("new")).len(), hostile.len() + 4, "everything stays in new/");
+        // Read once: flagged in cur/; only the link, never touched, stays in new/.
+        assert_eq!(files_in(&dir.join("new")), ["link.eml"]);
+        let cur = files_in(&dir.join("cur"));
+        assert_eq!(cur.len(), hostile.len() + 3, "{cur:?}");
+        assert!(cur.iter().all(|name| name.ends_with(":2,F")), "{cur:?}");
+    }
+}
+
+/// 140,000 messages nested in each other (5.7 MB): the mail that overflowed
+/// the MIME parser's stack.
+fn deep_message() -> String {
+    let mut raw = String::with_capacity(140_000 * 41 + 64);
+    for _ in 0..140_000 {
+        raw.push_str("Subject: x\nContent-Type: message/rfc822\n\n");
+    }
+    raw.push_str("Subject: the bottom\n\nbody\n");
+    raw
+}
+
+on_both_backends! {
+    fn a_message_nested_too_deep_is_unrecognised_and_the_next_is_read(env: &TestEnv) {
+        let smtp = sending(env);
+        let sent = send_to(env, &smtp, &["a@students.example"], "2030-03-01T12:00:00Z");
+        let deep = env.path("deep.eml");
+        std::fs::write(&deep, deep_message()).unwrap();
+        let run = env.run(&["bounces", deep.to_str().unwrap(), "--format", "json"]);
+        assert_eq!(run.code(), 0, "{}", run.describe());
+        assert_eq!(run.report()["unrecognised"], 1, "{}", run.describe());
+        assert!(run.stderr().contains("nested"), "{}", run.describe());
+
+        // First in an mbox (another copy: the same one would be "processed
+        // before"), with a genuine report behind it: that report is recorded.
+        let genuine = report("postfix_dsn", &sent[0].from, &sent[0], 1);
+        let mbox = env.path("reports.mbox");
+        std::fs::write(
+            &mbox,
+            format!("From MAILER-DAEMON Mon Nov 23 08:00:00 2026\nX-Copy: 2\n{}\nFrom MAILER-DAEMON Mon Nov 23 08:00:01 2026\n{genuine}\n", deep_message()),
+        )
+        .unwrap();
+        let run = env.run(&["bounces", mbox.to_str().unwrap(), "--format", "json"]);
+        assert_eq!(run.code(), 0, "{}", run.describe());
+        let counts = run.report();
+        assert_eq!(counts["unrecognised"], 1, "{counts}");
+        assert_eq!(counts["hard"], 1, "{counts}");
+        assert_eq!(
+            env.count("SELECT count(*) AS n FROM send_logs WHERE status = 'bounced' AND to_email = 'a@students.example'"),
+            1
+        );
+        assert_eq!(env.count("SELECT count(*) AS n FROM bounce_reports WHERE kind = 'hard' AND verified"), 1);
+    }
+}
+
+on_both_backends! {
+    fn a_complaint_proved_by_a_message_id_alone_changes_nothing(env: &TestEnv) {
+        let smtp = sending(env);
+        let sent = send_to(env, &smtp, &["a@students.example"], "2030-03-01T12:00:00Z");
+        let message_id = sent[0].header("Message-ID").unwrap();
+        // An ARF report to the plain bounce address, naming no recipient,
+        // quoting only the Message-ID of our message.
+        let arf = report("arf_complaint", BOUNCES, &sent[0], 1);
+        let arf: String = arf
+            .lines()
+            .filter(|line| !line.starts_with("Original-Rcpt-To:"))
+            .map(|line| format!("{line}\n"))
+            .collect();
+        assert!(arf.contains(message_id.trim_matches(['<', '>'])) && !arf.contains("Original-Rcpt-To"));
+        let run = env.run_with_stdin(&["bounces", "-", "--format", "json"], &arf);
+        assert_eq!(run.code(), 0, "{}", run.describe());
+        let counts = run.report();
+        assert_eq!(counts["complaints"], 0, "{}", run.describe());
+        assert_eq!(counts["unverified"], 1, "{}", run.describe());
+        assert_eq!(opted_out(env, "a@students.example"), None);
+        assert_eq!(env.count("SELECT count(*) AS n FROM bounce_reports WHERE kind = 'complaint' AND NOT verified"), 1);
+
+        // Naming the student as well does not make a Message-ID proof of a complaint.
+        let named = report("arf_complaint", BOUNCES, &sent[0], 2);
+        let run = env.run_with_stdin(&["bounces", "-", "--format", "json"], &named);
+        assert_eq!(run.report()["unverified"], 1, "{}", run.describe());
+        assert_eq!(opted_out(env, "a@students.example"), None);
+
+        // To the VERP address of that message, it is proof.
+        let genuine = report("arf_complaint", &sent[0].from, &sent[0], 3);
+        let run = env.run_with_stdin(&["bounces", "-", "--format", "json"], &genuine);
+        assert_eq!(run.report()["complaints"], 1, "{}", run.describe());
+        assert_eq!(opted_out(env, "a@students.example").as_deref(), Some("complaint"));
+        let status = env.json(&["status"]);
+        assert_eq!(status["reports_last_7_days"]["unverified"], 2, "{status}");
+        assert_eq!(status["reports_last_7_days"]["complaints"], 1, "{status}");
+    }
+}
+
+on_both_backends! {
+    fn report_addresses_are_stored_bare(env: &TestEnv) {
+        let smtp = sending(env);
+        let sent = send_to(env, &smtp, &["jill@students.example", "jack@students.example"], "2030-03-01T12:00:00Z");
+        // A genuine DSN whose Final-Recipient carries a comment.
+        let genuine = report("postfix_dsn", &sent[0].from, &sent[0], 1)
+            .replace("rfc822; jill@students.example", "rfc822; jill@students.example (Jill Smith)");
+        assert!(genuine.contains("(Jill Smith)"));
+        // A complaint to the plain address naming Jack by name and address: unverified.
+        let named = report("arf_complaint", BOUNCES, &sent[1], 2)
+            .replace("Original-Rcpt-To: <jack@students.example>", "Original-Rcpt-To: \"Jack Jones\" <jack@students.example>");
+        assert!(named.contains("Jack Jones"));
+        let dir = maildir(env, "Maildir", &[genuine, named]);
+        let counts = bounces(env, &[dir.to_str().unwrap()]);
+        assert_eq!(counts["hard"], 1, "{counts}");
+        assert_eq!(counts["unverified"], 1, "{counts}");
+        let stored: Vec<Option<String>> =
+            env.texts("SELECT to_email AS v FROM bounce_reports ORDER BY to_email");
+        assert_eq!(
+            stored,
+            [Some("jack@students.example".to_string()), Some("jill@students.example".to_string())]
+        );
+        let everything = env.texts(
+            "SELECT COALESCE(to_email, '') || ' ' || COALESCE(reason, '') AS v FROM bounce_reports",
+        );
+        assert!(
+            everything.iter().flatten().all(|row| !row.contains("Smith") && !row.contains("Jones")),
+            "{everything:?}"
+        );
+    }
+}
+
+on_both_backends! {
+    fn junk_is_read_once_flagged_and_counted(env: &TestEnv) {
+        sending(env);
+        let junk = std::fs::read_to_string(sample_path("garbage")).unwrap();
+        let dir = maildir(env, "Maildir", &[junk, "Subject: hello\n\nnot a report\n".to_string()]);
+        let first = bounces(env, &[dir.to_str().unwrap(), "--now", "2030-03-01T12:00:00Z"]);
+        assert_eq!(first["unrecognised"], 2, "{first}");
+        assert_eq!(files_in(&dir.join("new")).len(), 0);
+        assert_eq!(files_in(&dir.join("cur")), ["0.report:2,F", "1.report:2,F"]);
+        // The next run does not read them again.
+        let second = bounces(env, &[dir.to_str().unwrap(), "--now", "2030-03-01T12:10:00Z"]);
+        assert_eq!(second["unrecognised"], 0, "{second}");
+        assert_eq!(second["already_processed"], 0, "{second}");
+        assert_eq!(files_in(&dir.join("cur")), ["0.report:2,F", "1.report:2,F"]);
+        // Recorded without an address, and counted in `status`.
+        assert_eq!(
+            env.count("SELECT count(*) AS n FROM bounce_reports WHERE kind = 'unrecognised' AND to_email IS NULL"),
+            2
+        );
+        let status = env.json(&["status", "--now", "2030-03-02T12:00:00Z"]);
+        assert_eq!(status["reports_last_7_days"]["unrecognised"], 2, "{status}");
+        let table = env.ok(&["status", "--now", "2030-03-02T12:00:00Z"]);
+        assert!(table.contains("unrecognised mail"), "{table}");
+    }
+
+    fn prune_removes_old_bounce_reports(env: &TestEnv) {
+        let smtp = sending(env);
+        let sent = send_to(env, &smtp, &["a@students.example"], "2030-03-01T12:00:00Z");
+        let old = env.path("old.eml");
+        std::fs::write(&old, report("postfix_dsn", &sent[0].from, &sent[0], 1)).unwrap();
+        bounces(env, &[old.to_str().unwrap(), "--now", "2030-03-01T13:00:00Z"]);
+        let recent = env.path("recent.eml");
+        std::fs::write(&recent, report("arf_complaint", BOUNCES, &sent[0], 2)).unwrap();
+        bounces(env, &[recent.to_str().unwrap(), "--now", "2030-05-20T13:00:00Z"]);
+        assert_eq!(env.count("SELECT count(*) AS n FROM bounce_reports"), 2);
+
+        let args = ["prune", "--older-than", "30d", "--now", "2030-06-01T00:00:00Z"];
+        let dry = env.json(&[&args[..], &["--dry-run"]].concat());
+        assert_eq!(dry["deleted"]["bounce_reports"], 1, "{dry}");
+        assert_eq!(env.count("SELECT count(*) AS n FROM bounce_reports"), 2);
+        let pruned = env.json(&args);
+        assert_eq!(pruned["deleted"]["bounce_reports"], 1, "{pruned}");
+        // The old one, which held the address, is gone; the recent one stays.
+        assert_eq!(
+            env.texts("SELECT kind AS v FROM bounce_reports"),
+            [Some("complaint".to_string())]
+        );
+        let table = env.ok(&args);
+        assert!(table.contains("bounce_reports"), "{table}");
+    }
+}
+
+on_both_backends! {
+    fn quiet_bounces_says_why_it_defers_in_one_line(env: &TestEnv) {
+        sending(env);
+        // The database is away: nothing listens there, or the file cannot be made.
+        let away = match env.backend {
+            crate::common::Backend::Postgres => "postgres://nobody@127.0.0.1:1/none".to_string(),
+            crate::common::Backend::Sqlite => env.path("no/such/folder/reminders.db").display().to_string(),
+        };
+        env.set_var("DATABASE_URL", &away);
+        let run = env.run_with_stdin(&["-q", "bounces", "-"], "From: a@b.example\nSubject: x\n\nhello\n");
+        assert_eq!(run.code(), 75, "{}", run.describe());
+        let stderr = run.stderr();
+        assert_eq!(stderr.lines().count(), 1, "{}", run.describe());
+        assert!(stderr.contains("try again later"), "{}", run.describe());
+    }
+
+    fn bounces_without_the_bounce_address_says_so_once(env: &TestEnv) {
+        let smtp = sending(env);
+        let sent = send_to(env, &smtp, &["a@students.example", "b@students.example"], "2030-03-01T12:00:00Z");
+        let reports: Vec<String> = sent
+            .iter()
+            .enumerate()
+            .map(|(n, message)| report("arf_complaint", &message.from, message, n))
+            .collect();
+        let dir = maildir(env, "Maildir", &reports);
+        env.set_var("REMINDERS_BOUNCE_ADDRESS", "");
+        let run = env.run(&["bounces", dir.to_str().unwrap(), "--format", "json"]);
+        assert_eq!(run.code(), 0, "{}", run.describe());
+        assert_eq!(run.report()["unverified"], 2, "{}", run.describe());
+        let stderr = run.stderr();
+        let about: Vec<&str> = stderr.lines().filter(|line| line.contains("REMINDERS_BOUNCE_ADDRESS")).collect();
+        assert_eq!(about.len(), 1, "{}", run.describe());
+        assert!(about[0].contains("--bounce-address") && about[0].contains("bounces@school.example"), "{}", run.describe());
+        // With the setting, the same reports prove themselves, and nothing is said of it.
+        env.set_var("REMINDERS_BOUNCE_ADDRESS", BOUNCES);
+        let dir = maildir(env, "Again", &[report("arf_complaint", &sent[0].from, &sent[0], 10)]);
+        let run = env.run(&["bounces", dir.to_str().unwrap(), "--format", "json"]);
+        assert_eq!(run.report()["complaints"], 1, "{}", run.describe());
+        assert!(!run.stderr().contains("REMINDERS_BOUNCE_ADDRESS"), "{}", run.describe());
     }
 }

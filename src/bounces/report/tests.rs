@@ -204,6 +204,71 @@ fn deep_nesting_is_not_followed() {
 }
 
 #[test]
+fn messages_nested_too_deep_for_the_stack_are_unrecognised() {
+    use crate::bounces::samples::{Nesting, deep_message};
+    // Each of these overflows mail-parser's stack (it drops nested messages,
+    // and copies encoded ones, recursively) unless refused before parsing.
+    for (nesting, depth) in [
+        (Nesting::Plain, 140_000),
+        (Nesting::QuotedPrintable, 10_000),
+        (Nesting::Base64, 10_000),
+        (Nesting::Digest, 50_000),
+    ] {
+        let raw = deep_message(nesting, depth);
+        match parse(&raw).kind {
+            ReportKind::Unrecognised { reason } => assert!(reason.contains("nested"), "{nesting:?}: {reason}"),
+            other => panic!("{nesting:?}: {other:?}"),
+        }
+    }
+    // An encoding named on a folded line still hides what is inside.
+    let folded = b"Content-Type: message/rfc822\nContent-Transfer-Encoding:\n quoted-printable\n\nSubject: x\n\nbody\n";
+    assert!(check_nesting(folded).is_err());
+    // The word elsewhere in a header block is no encoding.
+    let dsn = String::from_utf8(sample("postfix_dsn").to_vec())
+        .expect("utf-8")
+        .replacen(
+            "MIME-Version:",
+            "X-Mailer: base64 and quoted-printable tools\nMIME-Version:",
+            1,
+        );
+    assert!(dsn.contains("X-Mailer: base64"));
+    assert!(check_nesting(dsn.as_bytes()).is_ok());
+    // A few levels, as a returned message inside a forwarded one has, are read.
+    match parse(&deep_message(Nesting::Plain, 5)).kind {
+        ReportKind::Unrecognised { reason } => assert!(!reason.contains("nested"), "{reason}"),
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
+fn addresses_with_a_comment_or_a_name_are_read_bare() {
+    let dsn = String::from_utf8(sample("postfix_dsn").to_vec())
+        .expect("utf-8")
+        .replace(
+            "rfc822; ghost@students.example",
+            "rfc822; Ghost@Students.example (Jill Smith)",
+        );
+    match parse(dsn.as_bytes()).kind {
+        ReportKind::Delivery { recipients, .. } => {
+            assert_eq!(recipients[0].final_recipient.as_deref(), Some("ghost@students.example"))
+        }
+        other => panic!("{other:?}"),
+    }
+    let arf = String::from_utf8(sample("arf_complaint").to_vec())
+        .expect("utf-8")
+        .replace(
+            "Original-Rcpt-To: <annoyed@students.example>",
+            "Original-Rcpt-To: \"Jill\" <annoyed@students.example>",
+        );
+    match parse(arf.as_bytes()).kind {
+        ReportKind::Complaint { complained_address, .. } => {
+            assert_eq!(complained_address.as_deref(), Some("annoyed@students.example"))
+        }
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
 fn at_most_a_thousand_recipient_blocks_are_read() {
     let mut raw = String::from(
         "From: MAILER-DAEMON@x.example\nSubject: many\nMIME-Version: 1.0\nContent-Type: multipart/report; report-type=delivery-status; boundary=\"M\"\n\n--M\nContent-Type: message/delivery-status\n\nReporting-MTA: dns; x.example\n\n",
