@@ -36,6 +36,48 @@ fn top_level_after_help() -> String {
     format!("{first_run}\n{}", crate::error::exit_status_help())
 }
 
+/// A command's help as clap renders it, with its examples (and whatever
+/// else follows the options) moved before the global options, so that
+/// `send --help` shows what is about sending first. Works on plain and
+/// coloured text alike: only whole lines move.
+pub fn own_options_first(help: &str) -> String {
+    let plain = |line: &str| {
+        let mut text = String::new();
+        let mut in_escape = false;
+        for c in line.chars() {
+            match (in_escape, c) {
+                (false, '\u{1b}') => in_escape = true,
+                (true, 'm') => in_escape = false,
+                (false, _) => text.push(c),
+                (true, _) => {}
+            }
+        }
+        text
+    };
+    let lines: Vec<&str> = help.split_inclusive('\n').collect();
+    let Some(global) = lines
+        .iter()
+        .position(|line| plain(line).trim_end() == "Global options:")
+    else {
+        return help.to_string();
+    };
+    // The global options run to the first line that is neither blank nor indented.
+    let Some(after) = (global + 1..lines.len()).find(|&at| {
+        let text = plain(lines[at]);
+        !text.trim().is_empty() && !text.starts_with(' ')
+    }) else {
+        return help.to_string();
+    };
+    let mut reordered: Vec<&str> = lines[..global].to_vec();
+    reordered.extend(&lines[after..]);
+    if !reordered.last().is_some_and(|line| line.ends_with('\n')) {
+        reordered.push("\n");
+    }
+    reordered.push("\n");
+    reordered.extend(&lines[global..after]);
+    reordered.concat().trim_end().to_string() + "\n"
+}
+
 #[derive(Debug, Args)]
 #[command(next_help_heading = "Global options")]
 pub struct GlobalArgs {
@@ -782,5 +824,28 @@ mod tests {
     #[test]
     fn cli_is_well_formed() {
         super::Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn a_commands_examples_come_before_the_global_options() {
+        let mut command = super::Cli::command();
+        let help = command
+            .try_get_matches_from_mut(["reminders", "send", "--help"])
+            .expect_err("help");
+        for text in [help.render().to_string(), help.render().ansi().to_string()] {
+            let reordered = super::own_options_first(&text);
+            let at = |needle: &str| {
+                reordered
+                    .find(needle)
+                    .unwrap_or_else(|| panic!("{needle} in {reordered}"))
+            };
+            assert!(at("--connections") < at("Examples:") && at("Examples:") < at("Global options:"));
+            assert!(at("Global options:") < at("--database-url"));
+            assert_eq!(
+                reordered.lines().count(),
+                text.trim_end().lines().count(),
+                "lines are only moved"
+            );
+        }
     }
 }

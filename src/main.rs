@@ -60,7 +60,16 @@ fn main() -> ExitCode {
             eprintln!("{}", one_line_usage_error(&error));
             return ExitCode::from(error::ExitStatus::BadInput.code());
         }
-        Err(help_or_version) => help_or_version.exit(),
+        Err(help) if help.kind() == clap::error::ErrorKind::DisplayHelp => {
+            let rendered = help.render();
+            let text = match std::io::IsTerminal::is_terminal(&std::io::stdout()) {
+                true => rendered.ansi().to_string(),
+                false => rendered.to_string(),
+            };
+            print!("{}", cli::own_options_first(&text));
+            return ExitCode::SUCCESS;
+        }
+        Err(version) => version.exit(),
     };
     let mut provenance = settings::Provenance::read(&matches, &dotenv);
     let cli = match cli::Cli::from_arg_matches(&matches) {
