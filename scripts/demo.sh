@@ -31,3 +31,5 @@ step "reminders send: schedule, claim and send it (into ./demo/outbox)"
 "$reminders" send --unit hours --targets 24,2
 step "the reminder it wrote: $(ls outbox)"
 cat outbox/*.eml
+step "to run reminders from anywhere, put the binary just built on PATH (no second build):"
+echo "  sudo install -m 755 $reminders /usr/local/bin/reminders"

@@ -64,6 +64,13 @@ psql -h 127.0.0.1 -U postgres -tAc "SELECT 1 FROM pg_database WHERE datname = 't
 
 phase "PgBouncer (transaction mode) on 127.0.0.1:6432"
 bash .ci/pgbouncer.sh
+# Started for the tests, stopped after them, whatever their result.
+stop_pgbouncer() {
+  if [ -f target/pgbouncer/pgbouncer.pid ]; then
+    kill "$(cat target/pgbouncer/pgbouncer.pid)" 2>/dev/null || true
+  fi
+}
+trap stop_pgbouncer EXIT
 
 phase "format and lints"
 cargo fmt --all -- --check
