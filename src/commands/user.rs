@@ -39,13 +39,13 @@ pub fn run(database: &DatabaseUrl, command: UserCommand, now: Timestamp) -> anyh
         UserCommand::Remove { email } => {
             let mut db = Db::open(database)?;
             let user = users::remove_user(&mut db, email.as_str())?;
-            Ok(Outcome::success(output::Message {
+            Ok(Outcome::success(output::Done(output::Message {
                 text: format!(
                     "removed `{}` with their assignments and reminders; their send logs stay, unlinked",
                     user.email
                 ),
                 json: json!({ "removed": user }),
-            }))
+            })))
         }
         UserCommand::Import(args) => super::import::users(database, args, now),
     }
@@ -179,7 +179,7 @@ fn set_preferences(database: &DatabaseUrl, args: UserSetArgs, now: Timestamp) ->
         "summary_hour": preferences.summary_hour,
         "timezone": zone_of(user.timezone.as_deref()).name(),
     });
-    Ok(Outcome::success(output::Message { text, json }))
+    Ok(Outcome::success(output::Done(output::Message { text, json })))
 }
 
 /// Users as a table, or as a JSON array.

@@ -250,8 +250,11 @@ on_both_backends! {
         assert_eq!(env.ok(&["-q", "assignment", "complete", &id]), "");
         assert_eq!(env.ok(&["-q", "retry", "--failed"]), "");
         assert_eq!(env.ok(&["-q", "assignment", "remove", &id]), "");
+        assert_eq!(env.ok(&["-q", "user", "set", "quiet@example.com", "--summary-hour", "18"]), "");
+        assert_eq!(env.ok(&["-q", "user", "opt-out", "quiet@example.com"]), "");
         // What was asked for is still printed.
         assert!(env.ok(&["-q", "user", "list"]).contains("quiet@example.com"));
+        assert_eq!(env.ok(&["-q", "user", "remove", "quiet@example.com"]), "");
     }
 
     fn a_quiet_run_with_nothing_to_do_prints_nothing(env: &TestEnv) {
