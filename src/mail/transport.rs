@@ -458,11 +458,9 @@ impl Mailer {
                     timeout,
                 }))
             }
-            MailUrl::File(dir) => {
-                std::fs::create_dir_all(dir)
-                    .map_err(|error| anyhow!("cannot create the outbox `{}`: {error}", dir.display()))?;
-                Ok(Mailer::File(dir.clone()))
-            }
+            // Created with the first message: a run that fails before it
+            // (or `check`) leaves nothing behind.
+            MailUrl::File(dir) => Ok(Mailer::File(dir.clone())),
         }
     }
 
@@ -509,7 +507,11 @@ impl Mailer {
                 Ok(false) => Err("the server did not answer NOOP".to_string()),
                 Err(error) => Err(smtps.explained(error).reason),
             },
-            Mailer::File(_) => Ok("writes .eml files (no server)".to_string()),
+            Mailer::File(dir) if dir.is_dir() => Ok(format!("writes .eml files into `{}` (no server)", dir.display())),
+            Mailer::File(dir) => Ok(format!(
+                "writes .eml files into `{}`, created with the first message (no server)",
+                dir.display()
+            )),
         }
     }
 
@@ -661,6 +663,7 @@ fn write_eml(dir: &std::path::Path, message: &Message) -> anyhow::Result<()> {
             }
         })
         .collect::<String>();
+    std::fs::create_dir_all(dir).with_context(|| format!("cannot create the outbox `{}`", dir.display()))?;
     let path = dir.join(format!("{id}.eml"));
     let partial = dir.join(format!(".{id}.eml.partial"));
     let mut file = std::fs::OpenOptions::new()

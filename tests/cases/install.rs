@@ -309,6 +309,14 @@ fn the_shipped_settings_file_works_from_cron_in_another_folder() {
         !etc.join("outbox").exists(),
         "no outbox before the database check passed"
     );
+    let check = reminders(&["check"]);
+    assert_eq!(check.code(), 1, "{}", check.describe());
+    assert!(
+        check.stdout().contains("created with the first message"),
+        "{}",
+        check.describe()
+    );
+    assert!(!etc.join("outbox").exists(), "check creates no outbox");
 
     assert_eq!(reminders(&["-q", "migrate"]).code(), 0);
     assert!(database.is_file());
