@@ -2,12 +2,14 @@
 //! verified report changes anything), recorded once, and settled in its
 //! Maildir. The bounce rule then looks at the addresses that bounced.
 
+use std::path::Path;
+
 use lettre::Address;
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 
 use super::report::{self, Action, Report, ReportKind as Read, Severity};
-use super::source::{Body, Entry, Message, Source, SourceError};
+use super::source::{Body, Entry, MaildirClaim, Message, Source, SourceError};
 use super::trust::{self, Sent, Trust};
 use crate::db::Db;
 use crate::db::bounces::{self, Effect, NewReport, Recorded};
@@ -79,14 +81,21 @@ pub fn process(
                 crate::log::warning!("{label}: skipped: {reason}");
                 counts.unrecognised += 1;
             }
-            Entry::Message(message) => settle(db, message, options, clock, counts)?,
+            Entry::Message(message) => settle(db, source, message, options, clock, counts)?,
         }
     }
     Ok(())
 }
 
 /// One message: judged, recorded, and moved to `cur/` (or back to `new/`).
-fn settle(db: &mut Db, message: Message, options: &Options, clock: &Clock, counts: &mut Counts) -> Result<(), Stop> {
+fn settle(
+    db: &mut Db,
+    source: &Source,
+    message: Message,
+    options: &Options,
+    clock: &Clock,
+    counts: &mut Counts,
+) -> Result<(), Stop> {
     let Message { label, body, claim } = message;
     let outcome = match &body {
         Body::TooLarge { at_least } => Err(format!("larger than the limit ({at_least} bytes or more)")),
@@ -133,6 +142,7 @@ fn settle(db: &mut Db, message: Message, options: &Options, clock: &Clock, count
             .filter(|m| m.kind == MessageKind::Summary)
             .map(|m| Id(m.id)),
         created_at: now,
+        source_file: kept_at(source, &label, claim.as_ref()),
     };
     let recorded = bounces::record_report(db, &record, &judged.effects, now).map_err(Stop::Database)?;
     match recorded {
@@ -160,6 +170,26 @@ fn settle(db: &mut Db, message: Message, options: &Options, clock: &Clock, count
         crate::log::warning!("{label}: recorded, but cannot mark it seen: {error}");
     }
     Ok(())
+}
+
+/// Where the raw report stays once settled, absolute (`user forget` may run
+/// elsewhere): its Maildir file in `cur/`, `MBOX:N` (the label's number), the
+/// file; nothing for stdin.
+fn kept_at(source: &Source, label: &str, claim: Option<&MaildirClaim>) -> Option<String> {
+    let absolute = |path: &Path| std::fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf());
+    match (source, claim) {
+        (_, Some(claim)) => {
+            let done = claim.processed_path();
+            let dir = absolute(done.parent()?);
+            Some(dir.join(done.file_name()?).display().to_string())
+        }
+        (Source::Mbox(path), None) => {
+            let (_, number) = label.rsplit_once(':')?;
+            Some(format!("{}:{number}", absolute(path).display()))
+        }
+        (Source::File(path), None) => Some(absolute(path).display().to_string()),
+        (Source::Maildir(_) | Source::Stdin, None) => None,
+    }
 }
 
 /// What a report comes to.

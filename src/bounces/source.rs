@@ -235,9 +235,13 @@ impl MaildirClaim {
     /// Marks the report done: `cur/NAME:2,S` (the seen flag).
     pub fn processed(mut self) -> io::Result<()> {
         self.settled = true;
+        fs::rename(&self.claimed_path, self.processed_path())
+    }
+
+    /// Where [`MaildirClaim::processed`] puts the report.
+    pub fn processed_path(&self) -> PathBuf {
         let name = self.claimed_path.file_name().unwrap_or_default().to_string_lossy();
-        let done = self.claimed_path.with_file_name(with_seen_flag(&name));
-        fs::rename(&self.claimed_path, done)
+        self.claimed_path.with_file_name(with_seen_flag(&name))
     }
 
     /// Puts the report back in `new/`, untouched.
