@@ -576,6 +576,9 @@ pub enum UserCommand {
         /// Do not ask for confirmation (needed when not on a terminal)
         #[arg(long)]
         yes: bool,
+        /// With file://DIR, the student's .eml files in that outbox are removed too
+        #[arg(long, env = "SMTP_URL", hide_env_values = true, value_name = "URL")]
+        smtp_url: Option<String>,
     },
     /// Add students in bulk from CSV (email,name,timezone) or JSON Lines
     #[command(

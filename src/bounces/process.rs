@@ -2,6 +2,8 @@
 //! verified report changes anything), recorded once, and settled in its
 //! Maildir. The bounce rule then looks at the addresses that bounced.
 
+use std::path::Path;
+
 use lettre::Address;
 use serde::Serialize;
 use sha2::{Digest, Sha256};
@@ -87,7 +89,7 @@ pub fn process(
                 crate::log::info!("{label}: taken by another run");
                 counts.skipped += 1;
             }
-            Entry::Message(message) => settle(db, message, options, clock, counts)?,
+            Entry::Message(message) => settle(db, source, message, options, clock, counts)?,
         }
     }
     Ok(())
@@ -95,7 +97,14 @@ pub fn process(
 
 /// One message: judged, recorded, and moved to `cur/` (or back to `new/`
 /// when it cannot be recorded).
-fn settle(db: &mut Db, message: Message, options: &Options, clock: &Clock, counts: &mut Counts) -> Result<(), Stop> {
+fn settle(
+    db: &mut Db,
+    source: &Source,
+    message: Message,
+    options: &Options,
+    clock: &Clock,
+    counts: &mut Counts,
+) -> Result<(), Stop> {
     let Message { label, body, claim } = message;
     let outcome = match &body {
         Body::TooLarge { at_least } => Err(format!("larger than the limit ({at_least} bytes or more)")),
@@ -132,6 +141,7 @@ fn settle(db: &mut Db, message: Message, options: &Options, clock: &Clock, count
             .filter(|m| m.kind == MessageKind::Summary)
             .map(|m| Id(m.id)),
         created_at: now,
+        source_file: kept_at(source, &label, claim.as_ref()),
     };
     let recorded = bounces::record_report(db, &record, &judged.effects, now).map_err(Stop::Database)?;
     match recorded {
@@ -189,6 +199,8 @@ fn set_aside(
         reminder_id: None,
         summary_id: None,
         created_at: now,
+        // Tied to no student, so no `user forget` looks for it.
+        source_file: None,
     };
     // On a database error the claim is dropped unsettled: back to `new/`.
     match bounces::record_report(db, &record, &[], now).map_err(Stop::Database)? {
@@ -210,6 +222,26 @@ fn set_aside(
 /// The key of a report without a Message-ID of its own: a hash of its bytes.
 fn content_key(raw: &[u8]) -> String {
     format!("sha256:{}", data_encoding::HEXLOWER.encode(&Sha256::digest(raw)))
+}
+
+/// Where the raw report stays once settled, absolute (`user forget` may run
+/// elsewhere): its Maildir file in `cur/`, `MBOX:N` (the label's number), the
+/// file; nothing for stdin.
+fn kept_at(source: &Source, label: &str, claim: Option<&MaildirClaim>) -> Option<String> {
+    let absolute = |path: &Path| std::fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf());
+    match (source, claim) {
+        (_, Some(claim)) => {
+            let done = claim.processed_path();
+            let dir = absolute(done.parent()?);
+            Some(dir.join(done.file_name()?).display().to_string())
+        }
+        (Source::Mbox(path), None) => {
+            let (_, number) = label.rsplit_once(':')?;
+            Some(format!("{}:{number}", absolute(path).display()))
+        }
+        (Source::File(path), None) => Some(absolute(path).display().to_string()),
+        (Source::Maildir(_) | Source::Stdin, None) => None,
+    }
 }
 
 /// What a report comes to.

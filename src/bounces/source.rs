@@ -243,6 +243,11 @@ impl MaildirClaim {
         self.settle_with_flag('S')
     }
 
+    /// Where [`MaildirClaim::processed`] puts the report.
+    pub fn processed_path(&self) -> PathBuf {
+        self.path_with_flag('S')
+    }
+
     /// Sets aside mail that is no report: `cur/NAME:2,F` (the flagged flag),
     /// kept for a person to look at, and never read again, since only `new/`
     /// is read.
@@ -252,9 +257,12 @@ impl MaildirClaim {
 
     fn settle_with_flag(mut self, flag: char) -> io::Result<()> {
         self.settled = true;
+        fs::rename(&self.claimed_path, self.path_with_flag(flag))
+    }
+
+    fn path_with_flag(&self, flag: char) -> PathBuf {
         let name = self.claimed_path.file_name().unwrap_or_default().to_string_lossy();
-        let done = self.claimed_path.with_file_name(with_flag(&name, flag));
-        fs::rename(&self.claimed_path, done)
+        self.claimed_path.with_file_name(with_flag(&name, flag))
     }
 }
 

@@ -9,9 +9,10 @@ use crate::db::Db;
 use crate::db::summaries;
 use crate::db::types::{Id, Timestamp};
 use crate::db::users::{self, User, UserChanges};
-use crate::error::invalid;
+use crate::error::{ExitStatus, invalid};
 use crate::input::{Email, zone_of};
 use crate::mail::token::verify_unsubscribe_token;
+use crate::mail::{MailUrl, outbox_file_stem};
 use crate::output::{self, Report};
 use crate::queue::OptOutReason;
 use crate::queue::policy::REJECTIONS_BEFORE_OPT_OUT;
@@ -35,7 +36,7 @@ pub fn run(database: &DatabaseUrl, command: UserCommand, now: Timestamp) -> anyh
         UserCommand::OptIn { email } => set_opt_out(database, &email, false, now),
         UserCommand::Set(args) => set_preferences(database, args, now),
         UserCommand::Edit(args) => edit(database, args, now),
-        UserCommand::Forget { email, yes } => forget(database, &email, yes),
+        UserCommand::Forget { email, yes, smtp_url } => forget(database, &email, yes, smtp_url.as_deref()),
         UserCommand::Remove { email } => {
             let mut db = Db::open(database)?;
             let user = users::remove_user(&mut db, email.as_str())?;
@@ -61,8 +62,20 @@ fn add(database: &DatabaseUrl, args: UserAddArgs, now: Timestamp) -> anyhow::Res
     Ok(Outcome::success(output::Single(UserList(vec![user]))))
 }
 
+/// How long `user forget` waits for readers of an older SQLite snapshot to
+/// let the WAL be written through, before it says so.
+const WRITE_THROUGH_PATIENCE: std::time::Duration = std::time::Duration::from_secs(5);
+
 /// Erasure on request: asks first, on a terminal, unless `--yes`.
-fn forget(database: &DatabaseUrl, email: &Email, yes: bool) -> anyhow::Result<Outcome> {
+fn forget(database: &DatabaseUrl, email: &Email, yes: bool, smtp_url: Option<&str>) -> anyhow::Result<Outcome> {
+    // Only a `file://` outbox is ours to clean; any other SMTP_URL is a server's.
+    let outbox = match smtp_url.map(str::trim).filter(|url| url.starts_with("file://")) {
+        Some(url) => match MailUrl::with_password(url, None)? {
+            MailUrl::File(dir) => Some(dir),
+            MailUrl::Smtp(_) => None,
+        },
+        None => None,
+    };
     let mut db = Db::open(database)?;
     users::require_user_by_email(&mut db, email.as_str())?;
     if !yes && !confirmed(email)? {
@@ -71,8 +84,13 @@ fn forget(database: &DatabaseUrl, email: &Email, yes: bool) -> anyhow::Result<Ou
             email.as_str()
         )));
     }
-    let forgotten = users::forget_user(&mut db, email.as_str())?;
-    let text = format!(
+    let mut forgotten = users::forget_user(&mut db, email.as_str())?;
+    let removed = match &outbox {
+        Some(dir) => remove_outbox_files(dir, &forgotten.message_ids, &mut forgotten.files_left),
+        None => 0,
+    };
+    forgotten.files_left.sort();
+    let mut text = format!(
         "forgot `{}`: removed the student, {}, {}, {} and their preferences; kept {} with the address \
          replaced by `{}`, and {} without it",
         forgotten.email,
@@ -83,10 +101,75 @@ fn forget(database: &DatabaseUrl, email: &Email, yes: bool) -> anyhow::Result<Ou
         forgotten.stand_in,
         output::count(forgotten.bounce_reports as i64, "bounce report", "bounce reports"),
     );
-    Ok(Outcome::success(output::Message {
-        text,
-        json: json!(forgotten),
-    }))
+    if let [_, former @ ..] = forgotten.addresses.as_slice()
+        && !former.is_empty()
+    {
+        text.push_str(&format!("; also erased their former {}", backticked(former)));
+    }
+    if let Some(dir) = &outbox {
+        text.push_str(&format!(
+            "; removed {} from the outbox `{}`",
+            output::count(removed as i64, ".eml file", ".eml files"),
+            dir.display()
+        ));
+    }
+    if !forgotten.files_left.is_empty() {
+        text.push_str(&format!(
+            "\nraw reports that name them stay in files this tool does not erase; delete them by hand:\n{}",
+            forgotten.files_left.join("\n")
+        ));
+    }
+    let mut json = json!(forgotten);
+    json["outbox_files_removed"] = json!(removed);
+    let report = output::Message { text, json };
+    if !db.write_wal_through(WRITE_THROUGH_PATIENCE)? {
+        let path = match database {
+            DatabaseUrl::Sqlite { path, .. } => path.display().to_string(),
+            DatabaseUrl::Postgres { .. } => unreachable!("only SQLite has a WAL"),
+        };
+        crate::log::explain!(
+            "the erasure of `{}` is committed, but another connection is reading the SQLite database, so old \
+             copies of the address stay in `{path}` and `{path}-wal`: end that connection, then run \
+             `sqlite3 {path} 'PRAGMA wal_checkpoint(TRUNCATE)'`",
+            forgotten.email
+        );
+        return Ok(Outcome {
+            report: Box::new(report),
+            status: ExitStatus::Failure,
+        });
+    }
+    Ok(Outcome::success(report))
+}
+
+/// Removes the outbox's `.eml` file of each of these messages; returns how
+/// many there were. One that cannot be removed is named with the files left.
+fn remove_outbox_files(dir: &std::path::Path, message_ids: &[String], files_left: &mut Vec<String>) -> usize {
+    let mut removed = 0;
+    let mut stems: Vec<String> = message_ids.iter().map(|id| outbox_file_stem(id)).collect();
+    stems.sort();
+    stems.dedup();
+    for stem in stems {
+        let path = dir.join(format!("{stem}.eml"));
+        match std::fs::remove_file(&path) {
+            Ok(()) => removed += 1,
+            Err(error) if error.kind() == std::io::ErrorKind::NotFound => {}
+            Err(error) => {
+                crate::log::warning!("cannot remove `{}`: {error}", path.display());
+                files_left.push(path.display().to_string());
+            }
+        }
+    }
+    removed
+}
+
+/// `a`, or `a` and `b`, in backticks.
+fn backticked(items: &[String]) -> String {
+    let quoted: Vec<String> = items.iter().map(|item| format!("`{item}`")).collect();
+    match quoted.split_last() {
+        Some((last, [])) => format!("address {last}"),
+        Some((last, rest)) => format!("addresses {} and {last}", rest.join(", ")),
+        None => String::new(),
+    }
 }
 
 /// Asks on the terminal; `false` when there is none to ask on.

@@ -24,6 +24,9 @@ pub struct NewReport {
     pub reminder_id: Option<Id>,
     pub summary_id: Option<Id>,
     pub created_at: Timestamp,
+    /// Where the raw report stays, for `user forget` to name: a Maildir
+    /// file, `MBOX:N`, a file; `None` for stdin.
+    pub source_file: Option<String>,
 }
 
 /// What a verified report changes, written with its record.

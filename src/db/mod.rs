@@ -133,9 +133,12 @@ impl Db {
                 // busy_timeout first, so the pragmas below wait rather than fail.
                 // WAL lets readers run beside the one writer; NORMAL sync in WAL
                 // mode survives a killed process, which is the crash we guard.
+                // secure_delete zeroes what a delete or update frees: an
+                // address changed or removed long before a `user forget` must
+                // not wait in a free page (cost measured in the README).
                 conn.batch_execute(&format!(
                     "PRAGMA busy_timeout = {SQLITE_BUSY_TIMEOUT_MS}; PRAGMA foreign_keys = ON; \
-                     PRAGMA synchronous = NORMAL;"
+                     PRAGMA synchronous = NORMAL; PRAGMA secure_delete = ON;"
                 ))
                 .with_context(context)?;
                 // Switching a new file to WAL needs the file to itself, and
@@ -216,6 +219,44 @@ impl Db {
                 .batch_execute("PRAGMA mmap_size = 268435456")
                 .context("cannot map the database for reading"),
         }
+    }
+
+    /// On SQLite, copies the WAL back into the file and empties it, so that
+    /// no old page stays in either. A connection reading an older snapshot
+    /// holds that up; after `patience` of trying, `Ok(false)`. PostgreSQL
+    /// has no such file: `Ok(true)`.
+    pub fn write_wal_through(&mut self, patience: std::time::Duration) -> anyhow::Result<bool> {
+        #[derive(QueryableByName)]
+        struct Checkpoint {
+            /// 1 when a reader or writer kept the checkpoint from finishing.
+            #[diesel(sql_type = diesel::sql_types::Integer)]
+            busy: i32,
+        }
+        /// How long one try waits for readers before it reports busy.
+        const TRY_MS: u32 = 250;
+        let Db::Sqlite(conn) = self else {
+            return Ok(true);
+        };
+        let context = "cannot write the WAL back into the database file";
+        conn.batch_execute(&format!("PRAGMA busy_timeout = {TRY_MS}"))
+            .context(context)?;
+        let deadline = std::time::Instant::now() + patience;
+        let done = loop {
+            match diesel::sql_query("PRAGMA wal_checkpoint(TRUNCATE)").get_result::<Checkpoint>(conn) {
+                Ok(row) if row.busy == 0 => break true,
+                Ok(_) => {}
+                Err(diesel::result::Error::DatabaseError(_, info))
+                    if info.message().contains("locked") || info.message().contains("busy") => {}
+                Err(error) => return Err(error).context(context),
+            }
+            if std::time::Instant::now() >= deadline {
+                break false;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        };
+        conn.batch_execute(&format!("PRAGMA busy_timeout = {SQLITE_BUSY_TIMEOUT_MS}"))
+            .context(context)?;
+        Ok(done)
     }
 
     /// Refreshes the planner's statistics after a bulk load, so the next cron

@@ -34,6 +34,7 @@ diesel::table! {
         reminder_id -> Nullable<Uuid>,
         summary_id -> Nullable<Uuid>,
         created_at -> Timestamptz,
+        source_file -> Nullable<Text>,
     }
 }
 
@@ -54,6 +55,17 @@ diesel::table! {
         claimed_by -> Nullable<Uuid>,
         created_at -> Timestamptz,
         updated_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    use diesel::sql_types::{Bool, Date, Int4, Nullable, Text};
+    use crate::db::types::sql::*;
+
+    former_emails (user_id, email) {
+        user_id -> Uuid,
+        email -> Text,
+        replaced_at -> Timestamptz,
     }
 }
 
@@ -138,6 +150,7 @@ diesel::table! {
 
 diesel::joinable!(assignments -> users (student_id));
 diesel::joinable!(daily_summaries -> users (user_id));
+diesel::joinable!(former_emails -> users (user_id));
 diesel::joinable!(reminders -> assignments (assignment_id));
 diesel::joinable!(bounce_reports -> daily_summaries (summary_id));
 diesel::joinable!(bounce_reports -> reminders (reminder_id));
@@ -150,6 +163,7 @@ diesel::allow_tables_to_appear_in_same_query!(
     assignments,
     bounce_reports,
     daily_summaries,
+    former_emails,
     milestones,
     reminders,
     send_logs,

@@ -216,6 +216,8 @@ pub fn remove_user(db: &mut Db, email: &str) -> anyhow::Result<User> {
 #[derive(Debug, Default, Serialize)]
 pub struct Forgotten {
     pub email: String,
+    /// Every address erased: the current one, then the former ones.
+    pub addresses: Vec<String>,
     pub assignments: i64,
     pub reminders: i64,
     pub daily_summaries: i64,
@@ -225,77 +227,172 @@ pub struct Forgotten {
     pub bounce_reports: usize,
     /// What stands for the address in the send logs kept.
     pub stand_in: String,
+    /// Where raw reports about them stay, out of this tool's reach, sorted.
+    pub files_left: Vec<String>,
+    /// The Message-IDs of what was sent to them, which name their outbox files.
+    #[serde(skip)]
+    pub message_ids: Vec<String>,
+}
+
+/// An address of the student's, and until when it was theirs: a former
+/// address another student has now was theirs only until they gave it up.
+struct Held {
+    address: String,
+    until: Option<Timestamp>,
+}
+
+/// A send log as forget reads it: id, to_email, error, message_id, created_at.
+type LogRow = (Id, String, Option<String>, Option<String>, Timestamp);
+/// A bounce report as forget reads it: id, to_email, reason, reminder_id,
+/// summary_id, created_at, source_file.
+type ReportRow = (
+    Id,
+    Option<String>,
+    Option<String>,
+    Option<Id>,
+    Option<Id>,
+    Timestamp,
+    Option<String>,
+);
+
+impl Held {
+    fn covers(&self, at: Timestamp) -> bool {
+        self.until.is_none_or(|until| at <= until)
+    }
 }
 
 /// Erasure on request, in one transaction: removes the user and everything
-/// that names them (assignments, reminders, summaries, preferences, by the
-/// cascading foreign keys), and takes the address out of what is kept for
-/// the counts: each send log's `to_email` becomes `stand_in`, a random
-/// token that links back to nobody, and the address is cut from SMTP
-/// replies quoted in send logs and bounce reports.
+/// that names them (assignments, reminders, summaries, preferences, former
+/// addresses, by the cascading foreign keys), and takes every address they
+/// had out of what is kept for the counts: each send log's `to_email`
+/// becomes `stand_in`, a random token that links back to nobody, and the
+/// addresses are cut from SMTP replies quoted in send logs and bounce
+/// reports. A report's raw file is named in `files_left`, then forgotten.
 pub fn forget_user(db: &mut Db, email: &str) -> anyhow::Result<Forgotten> {
-    use super::schema::{assignments, bounce_reports, daily_summaries, reminders, send_logs};
+    use super::schema::{assignments, bounce_reports, daily_summaries, former_emails, reminders, send_logs};
     let user = require_user_by_email(db, email)?;
     let stand_in = format!("forgotten-{}", uuid::Uuid::new_v4().simple());
-    let pattern = format!("%{}%", user.email);
-    let scrub = |text: String| replace_ignoring_case(&text, &user.email, "[forgotten]");
-    // SQLite keeps deleted rows in free pages, and old pages in the WAL,
-    // until they are reused: overwrite them, and fold the WAL back in after.
-    if let Db::Sqlite(conn) = db {
-        diesel::connection::SimpleConnection::batch_execute(conn, "PRAGMA secure_delete = ON")
-            .context("cannot prepare the erasure")?;
-    }
     let forgotten = super::write_transaction!(db, conn => {
+        let former: Vec<(String, Timestamp)> = former_emails::table
+            .filter(former_emails::user_id.eq(user.id))
+            .filter(former_emails::email.ne(&user.email))
+            .order(former_emails::email)
+            .select((former_emails::email, former_emails::replaced_at))
+            .load(conn)?;
+        let mut held = vec![Held { address: user.email.clone(), until: None }];
+        for (address, replaced_at) in former {
+            let taken: i64 = users::table.filter(users::email.eq(&address)).count().get_result(conn)?;
+            held.push(Held { address, until: (taken > 0).then_some(replaced_at) });
+        }
+        let addresses: Vec<String> = held.iter().map(|held| held.address.clone()).collect();
+        let patterns: Vec<String> = addresses.iter().map(|address| format!("%{address}%")).collect();
+        let scrub = |text: String| {
+            addresses
+                .iter()
+                .fold(text, |text, address| replace_ignoring_case(&text, address, "[forgotten]"))
+        };
+        // Quoted in a reply at `at`: theirs if the address was theirs then.
+        let quotes = |text: &Option<String>, at: Timestamp| {
+            text.as_deref().is_some_and(|text| {
+                let text = text.to_lowercase();
+                held.iter().any(|held| held.covers(at) && text.contains(&held.address))
+            })
+        };
+        let sent_to = |to: Option<&str>, at: Timestamp| {
+            held.iter().any(|held| held.covers(at) && to == Some(held.address.as_str()))
+        };
+
         let of_user = assignments::table.filter(assignments::student_id.eq(user.id));
         let assignment_count: i64 = of_user.count().get_result(conn)?;
-        let reminder_count: i64 = reminders::table
+        let reminder_ids: Vec<Id> = reminders::table
             .filter(reminders::assignment_id.eq_any(of_user.select(assignments::id)))
-            .count()
-            .get_result(conn)?;
-        let summary_count: i64 = daily_summaries::table
+            .select(reminders::id)
+            .load(conn)?;
+        let summary_ids: Vec<Id> = daily_summaries::table
             .filter(daily_summaries::user_id.eq(user.id))
-            .count()
-            .get_result(conn)?;
-        let logs: Vec<(Id, Option<String>)> = send_logs::table
-            .filter(send_logs::to_email.eq(&user.email).or(lower(send_logs::error).like(&pattern)))
-            .select((send_logs::id, send_logs::error))
+            .select(daily_summaries::id)
             .load(conn)?;
-        for (id, error) in &logs {
-            diesel::update(send_logs::table.find(id))
-                .set(send_logs::error.eq(error.clone().map(scrub)))
-                .execute(conn)?;
+
+        let mut logs = send_logs::table.filter(send_logs::to_email.eq_any(&addresses)).into_boxed();
+        for pattern in &patterns {
+            logs = logs.or_filter(lower(send_logs::error).like(pattern));
         }
-        diesel::update(send_logs::table.filter(send_logs::to_email.eq(&user.email)))
-            .set(send_logs::to_email.eq(&stand_in))
-            .execute(conn)?;
-        let reports: Vec<(Id, Option<String>)> = bounce_reports::table
-            .filter(bounce_reports::to_email.eq(&user.email).or(lower(bounce_reports::reason).like(&pattern)))
-            .select((bounce_reports::id, bounce_reports::reason))
+        let logs: Vec<LogRow> = logs
+            .select((send_logs::id, send_logs::to_email, send_logs::error, send_logs::message_id, send_logs::created_at))
             .load(conn)?;
-        for (id, reason) in &reports {
-            diesel::update(bounce_reports::table.find(id))
+        let mut log_count = 0;
+        let mut message_ids = Vec::new();
+        for (id, to_email, error, message_id, at) in logs {
+            let to_them = sent_to(Some(&to_email), at);
+            if !to_them && !quotes(&error, at) {
+                continue;
+            }
+            log_count += 1;
+            if to_them {
+                message_ids.extend(message_id);
+            }
+            diesel::update(send_logs::table.find(id))
                 .set((
-                    bounce_reports::to_email.eq(None::<String>),
-                    bounce_reports::reason.eq(reason.clone().map(scrub)),
+                    send_logs::to_email.eq(if to_them { stand_in.clone() } else { to_email }),
+                    send_logs::error.eq(error.map(scrub)),
                 ))
                 .execute(conn)?;
         }
+
+        let mut reports = bounce_reports::table
+            .filter(bounce_reports::to_email.eq_any(&addresses))
+            .or_filter(bounce_reports::reminder_id.eq_any(reminder_ids.iter().copied().map(Some)))
+            .or_filter(bounce_reports::summary_id.eq_any(summary_ids.iter().copied().map(Some)))
+            .into_boxed();
+        for pattern in &patterns {
+            reports = reports.or_filter(lower(bounce_reports::reason).like(pattern));
+        }
+        let reports: Vec<ReportRow> = reports
+            .select((
+                bounce_reports::id,
+                bounce_reports::to_email,
+                bounce_reports::reason,
+                bounce_reports::reminder_id,
+                bounce_reports::summary_id,
+                bounce_reports::created_at,
+                bounce_reports::source_file,
+            ))
+            .load(conn)?;
+        let mut report_count = 0;
+        let mut files_left = Vec::new();
+        for (id, to_email, reason, reminder_id, summary_id, at, source_file) in reports {
+            let linked = reminder_id.is_some_and(|id| reminder_ids.contains(&id))
+                || summary_id.is_some_and(|id| summary_ids.contains(&id));
+            if !linked && !sent_to(to_email.as_deref(), at) && !quotes(&reason, at) {
+                continue;
+            }
+            report_count += 1;
+            files_left.extend(source_file);
+            diesel::update(bounce_reports::table.find(id))
+                .set((
+                    bounce_reports::to_email.eq(None::<String>),
+                    bounce_reports::reason.eq(reason.map(scrub)),
+                    bounce_reports::source_file.eq(None::<String>),
+                ))
+                .execute(conn)?;
+        }
+        files_left.sort();
+        files_left.dedup();
         diesel::delete(users::table.find(user.id)).execute(conn)?;
         Ok(Forgotten {
             email: user.email.clone(),
+            addresses: addresses.clone(),
             assignments: assignment_count,
-            reminders: reminder_count,
-            daily_summaries: summary_count,
-            send_logs: logs.len(),
-            bounce_reports: reports.len(),
+            reminders: reminder_ids.len() as i64,
+            daily_summaries: summary_ids.len() as i64,
+            send_logs: log_count,
+            bounce_reports: report_count,
             stand_in: stand_in.clone(),
+            files_left,
+            message_ids,
         })
     })
     .context("cannot forget the user")?;
-    if let Db::Sqlite(conn) = db {
-        diesel::connection::SimpleConnection::batch_execute(conn, "PRAGMA wal_checkpoint(TRUNCATE)")
-            .context("cannot write the erasure through")?;
-    }
     Ok(forgotten)
 }
 

@@ -14,5 +14,5 @@ mod url;
 pub use failure::{Blame, SendFailure};
 pub use message::{Identity, Sender, build, message_id};
 pub use oauth::{OAuthSettings, OAuthValues};
-pub use transport::Mailer;
+pub use transport::{Mailer, outbox_file_stem};
 pub use url::MailUrl;

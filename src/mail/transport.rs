@@ -641,16 +641,9 @@ fn one_line(text: &str) -> String {
     text.split_whitespace().collect::<Vec<_>>().join(" ")
 }
 
-/// Writes a message into the outbox as `<Message-ID>.eml` (owner-only, as
-/// it holds a student's address), whole or not at all: written under a
-/// temporary name and renamed. A resend of the same message replaces it.
-fn write_eml(dir: &std::path::Path, message: &Message) -> anyhow::Result<()> {
-    use std::io::Write;
-    use std::os::unix::fs::OpenOptionsExt;
-    let id = message
-        .headers()
-        .get_raw("Message-ID")
-        .unwrap_or("message")
+/// The outbox file of the message with this Message-ID is `STEM.eml`.
+pub fn outbox_file_stem(message_id: &str) -> String {
+    message_id
         .trim()
         .trim_start_matches('<')
         .trim_end_matches('>')
@@ -662,7 +655,16 @@ fn write_eml(dir: &std::path::Path, message: &Message) -> anyhow::Result<()> {
                 '_'
             }
         })
-        .collect::<String>();
+        .collect()
+}
+
+/// Writes a message into the outbox as `<Message-ID>.eml` (owner-only, as
+/// it holds a student's address), whole or not at all: written under a
+/// temporary name and renamed. A resend of the same message replaces it.
+fn write_eml(dir: &std::path::Path, message: &Message) -> anyhow::Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let id = outbox_file_stem(message.headers().get_raw("Message-ID").unwrap_or("message"));
     std::fs::create_dir_all(dir).with_context(|| format!("cannot create the outbox `{}`", dir.display()))?;
     let path = dir.join(format!("{id}.eml"));
     let partial = dir.join(format!(".{id}.eml.partial"));

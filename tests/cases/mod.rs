@@ -3,6 +3,7 @@ mod blame;
 mod bounces;
 mod concurrency;
 mod due;
+mod erasure;
 mod errors;
 mod exit_codes;
 mod failing_safe;

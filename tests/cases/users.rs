@@ -74,7 +74,7 @@ fn truthy(env: &TestEnv) -> &'static str {
 }
 
 /// Everything the database holds, as text: `sqlite3 .dump` or `pg_dump`.
-fn full_dump(env: &TestEnv) -> String {
+pub(super) fn full_dump(env: &TestEnv) -> String {
     let output = match env.backend {
         Backend::Sqlite => std::process::Command::new("sqlite3")
             .arg(&env.database_url)
