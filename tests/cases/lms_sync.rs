@@ -176,8 +176,8 @@ on_both_backends! {
     }
 }
 
-/// A one-route HTTP server on loopback that serves `body` at `path` (404
-/// elsewhere) for as long as the test runs; counts the requests.
+/// A plain HTTP server on loopback that serves each route's body at its
+/// path (404 elsewhere) for as long as the test runs; counts the requests.
 struct FeedServer {
     port: u16,
     hits: std::sync::Arc<std::sync::atomic::AtomicUsize>,
@@ -185,6 +185,10 @@ struct FeedServer {
 
 impl FeedServer {
     fn start(path: &'static str, body: String) -> FeedServer {
+        FeedServer::routes(vec![(path, body)])
+    }
+
+    fn routes(routes: Vec<(&'static str, String)>) -> FeedServer {
         use std::io::{BufRead, BufReader, Write};
         let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         let port = listener.local_addr().unwrap().port();
@@ -204,10 +208,9 @@ impl FeedServer {
                     }
                 }
                 let asked = request_line.split_whitespace().nth(1).unwrap_or_default();
-                let (status, text) = if asked == path {
-                    ("200 OK", body.as_str())
-                } else {
-                    ("404 Not Found", "")
+                let (status, text) = match routes.iter().find(|(path, _)| *path == asked) {
+                    Some((_, body)) => ("200 OK", body.as_str()),
+                    None => ("404 Not Found", ""),
                 };
                 let _ = write!(
                     stream,
@@ -378,5 +381,62 @@ on_both_backends! {
         // Three rows, one rejected message: not three rejections in a row.
         assert_eq!(env.count("SELECT count(*) AS n FROM users WHERE contact_opt_out"), 0);
         assert_eq!(env.count("SELECT count(*) AS n FROM send_logs WHERE status = 'rejected'"), 3);
+    }
+}
+
+/// A calendar of Canvas-like assignments with UIDs `{prefix}-{n}`.
+fn calendar(prefix: &str, numbers: std::ops::Range<usize>) -> String {
+    let mut text = String::from("BEGIN:VCALENDAR\r\nVERSION:2.0\r\nPRODID:-//reminders tests//EN\r\n");
+    for n in numbers {
+        text.push_str(&format!(
+            "BEGIN:VEVENT\r\nUID:{prefix}-{n}\r\nSUMMARY:Task {n}\r\nDTSTART:20261210T120000Z\r\nDTEND:20261210T120000Z\r\nEND:VEVENT\r\n"
+        ));
+    }
+    text.push_str("END:VCALENDAR\r\n");
+    text
+}
+
+on_both_backends! {
+    fn a_feed_nested_too_deep_is_a_bad_feed_and_writes_nothing(env: &TestEnv) {
+        env.add_user("deep@example.com", "UTC");
+        // A valid entry first, then 10,000 nested components (160 KB).
+        let mut text = calendar("deep", 0..1).replace("END:VCALENDAR\r\n", "");
+        text.push_str(&"BEGIN:X\r\n".repeat(10_000));
+        text.push_str(&"END:X\r\n".repeat(10_000));
+        text.push_str("END:VCALENDAR\r\n");
+        assert!(text.len() > 150_000, "{}", text.len());
+        let feed = write(env, "deep.ics", &text);
+        env.fails(&["assignment", "import", &feed, "--student", "deep@example.com", "--remove-missing"], 2, "nest");
+        assert_eq!(env.count("SELECT count(*) AS n FROM assignments"), 0);
+    }
+
+    fn a_feed_of_20000_events_imports_and_removes_what_it_drops(env: &TestEnv) {
+        env.add_user("big@example.com", "UTC");
+        let feed = write(env, "big.ics", &calendar("event-assignment", 0..20_000));
+        let report = env.json_status(&["assignment", "import", &feed, "--student", "big@example.com", "--remove-missing"], 0);
+        assert_eq!((report["inserted"].as_u64(), report["removed"].as_u64()), (Some(20_000), Some(0)), "{report}");
+        // The same feed without its first ten: they go, the rest are unchanged.
+        let feed = write(env, "big.ics", &calendar("event-assignment", 10..20_000));
+        let report = env.json_status(&["assignment", "import", &feed, "--student", "big@example.com", "--remove-missing"], 0);
+        assert_eq!((report["unchanged"].as_u64(), report["removed"].as_u64()), (Some(19_990), Some(10)), "{report}");
+        assert_eq!(env.count("SELECT count(*) AS n FROM assignments"), 19_990);
+        assert_eq!(env.count("SELECT count(*) AS n FROM assignments WHERE external_id = 'event-assignment-9'"), 0);
+    }
+
+    fn a_parameter_bomb_is_a_bad_feed_read_in_bounded_memory(env: &TestEnv) {
+        env.add_user("bomb@example.com", "UTC");
+        // One DTSTART with 5 million parameters: 20 MB, under the 20 MiB limit.
+        let mut text = calendar("bomb", 0..2);
+        let bomb = format!("DTSTART{}:20261210T120000Z", ";X=a".repeat(5_000_000));
+        text = text.replacen("DTSTART:20261210T120000Z", &bomb, 1);
+        assert!(text.len() < 20 * 1024 * 1024);
+        let feed = write(env, "bomb.ics", &text);
+        drop((text, bomb));
+        let (run, peak_kb) = env.run_measured(&["assignment", "import", &feed, "--student", "bomb@example.com"]);
+        assert_eq!(run.code(), 2, "{}", run.describe());
+        assert!(run.stderr().contains("parameters"), "{}", run.describe());
+        assert_eq!(run.stderr().trim().lines().count(), 1, "{}", run.describe());
+        assert!(peak_kb < 200_000, "peak memory {peak_kb} KB for a 20 MB feed");
+        assert_eq!(env.count("SELECT count(*) AS n FROM assignments"), 0);
     }
 }
