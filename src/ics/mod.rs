@@ -12,6 +12,9 @@ use icalendar::{CalendarComponent, CalendarDateTime, Component, DatePerhapsTime,
 
 use crate::error::invalid;
 
+#[cfg(test)]
+mod fuzz;
+
 /// When an entry is due, as the feed wrote it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum FeedDue {
@@ -276,8 +279,8 @@ fn first_line(text: &str) -> &str {
 mod tests {
     use super::*;
 
-    const CANVAS: &str = include_str!("../tests/data/ics/canvas.ics");
-    const MOODLE: &str = include_str!("../tests/data/ics/moodle.ics");
+    const CANVAS: &str = include_str!("../../tests/data/ics/canvas.ics");
+    const MOODLE: &str = include_str!("../../tests/data/ics/moodle.ics");
 
     fn entry<'a>(feed: &'a Feed, uid: &str) -> &'a FeedEntry {
         feed.entries
