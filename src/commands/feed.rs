@@ -29,6 +29,11 @@ use crate::output;
 const FETCH_TIMEOUT: Duration = Duration::from_secs(60);
 /// Redirects followed at most; each is checked before it is requested.
 const MAX_REDIRECTS: usize = 5;
+/// Rows inserted or removed beyond which an import is a bulk load: the
+/// planner's statistics are refreshed, or the next import's lookups by UID
+/// may scan the table once per chunk (measured on PostgreSQL: 15 s instead of
+/// 6 s to re-read a feed of 160,000 events).
+const BULK_LOAD: usize = 10_000;
 /// The largest feed read: a student's calendar is kilobytes; this is a
 /// runaway or the wrong URL.
 const MAX_FEED_BYTES: u64 = 20 * 1024 * 1024;
@@ -94,6 +99,9 @@ pub fn import(database: &DatabaseUrl, args: AssignmentImportArgs, now: Timestamp
         };
         Ok((upserted, removed))
     })?;
+    if upserted.inserted + removed >= BULK_LOAD {
+        db.analyze("assignments")?;
+    }
     let seconds = started.elapsed().as_secs_f64();
     let changed = upserted.inserted + upserted.updated + removed;
     Ok(Outcome::success(output::Done(output::Message {
