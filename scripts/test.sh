@@ -88,8 +88,8 @@ if grep -Eq "test result: .* [1-9][0-9]* ignored" target/test.log; then
   exit 1
 fi
 
-phase "the bounce reader against mutated and random mail (60 s)"
-BOUNCES_FUZZ_SECONDS=60 cargo test --bin reminders bounces::fuzz
+phase "the bounce reader and the feed reader against mutated and random input (60 s, side by side)"
+BOUNCES_FUZZ_SECONDS=60 FEEDS_FUZZ_SECONDS=60 cargo test --bin reminders fuzz::
 
 phase "the benchmark, small: exact counts, not speed"
 bash bench/run.sh --smoke

@@ -651,6 +651,9 @@ pub struct AssignmentImportArgs {
     /// Remove the student's assignments from the same feed that it no longer lists (iCalendar only)
     #[arg(long, requires = "student")]
     pub remove_missing: bool,
+    /// The name the feed is known by for --remove-missing (iCalendar only) [default: the file's canonical path, or the URL with its secret part hashed; required for stdin]
+    #[arg(long, value_name = "NAME", requires = "student")]
+    pub feed: Option<String>,
 }
 
 #[derive(Debug, Args)]

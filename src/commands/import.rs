@@ -154,9 +154,9 @@ pub fn assignments(database: &DatabaseUrl, args: AssignmentImportArgs, now: Time
     if format == InputFormat::Ics {
         return super::feed::import(database, args, now);
     }
-    if args.student.is_some() || args.remove_missing {
+    if args.student.is_some() || args.remove_missing || args.feed.is_some() {
         return Err(invalid(
-            "--student and --remove-missing are for iCalendar feeds; a CSV or JSON Lines row names its student",
+            "--student, --remove-missing and --feed are for iCalendar feeds; a CSV or JSON Lines row names its student",
         ));
     }
     let rows = open_rows::<AssignmentRow>(&args.file, format, &ASSIGNMENT_COLUMNS)?;

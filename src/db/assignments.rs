@@ -1,6 +1,6 @@
 //! Queries on `assignments`.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use anyhow::Context;
 use diesel::prelude::*;
@@ -41,6 +41,10 @@ pub struct AssignmentWithStudent {
     pub student_email: String,
     pub student_timezone: Option<String>,
 }
+
+/// Values bound in one query at most: SQLite refuses a statement with more
+/// than 32,766 variables, and a feed may list far more UIDs than that.
+const VALUES_PER_QUERY: usize = 1_000;
 
 /// Stores a new assignment; an external id the student has already is bad input.
 pub fn insert_assignment(db: &mut Db, assignment: &Assignment) -> anyhow::Result<()> {
@@ -156,17 +160,25 @@ pub fn upsert_by_external_id(db: &mut Db, rows: Vec<Incoming>, now: Timestamp) -
         );
         last.insert(key, row);
     }
-    let students: Vec<Id> = last.keys().map(|(student, _)| *student).collect();
-    let external_ids: Vec<String> = last.keys().map(|(_, id)| id.clone()).collect();
-    let stored: HashMap<(Id, String), Assignment> = with_conn!(db, conn => assignments::table
-        .filter(assignments::student_id.eq_any(&students))
-        .filter(assignments::external_id.eq_any(&external_ids))
-        .select(Assignment::as_select())
-        .load::<Assignment>(conn))
-    .context("cannot look up assignments by external id")?
-    .into_iter()
-    .filter_map(|a| Some(((a.student_id, a.external_id.clone()?), a)))
-    .collect();
+    let keys: Vec<&(Id, String)> = last.keys().collect();
+    let mut stored: HashMap<(Id, String), Assignment> = HashMap::with_capacity(keys.len());
+    for chunk in keys.chunks(VALUES_PER_QUERY) {
+        let mut students: Vec<Id> = chunk.iter().map(|(student, _)| *student).collect();
+        students.sort_unstable();
+        students.dedup();
+        let external_ids: Vec<&str> = chunk.iter().map(|(_, id)| id.as_str()).collect();
+        let found = with_conn!(db, conn => assignments::table
+            .filter(assignments::student_id.eq_any(&students))
+            .filter(assignments::external_id.eq_any(&external_ids))
+            .select(Assignment::as_select())
+            .load::<Assignment>(conn))
+        .context("cannot look up assignments by external id")?;
+        stored.extend(
+            found
+                .into_iter()
+                .filter_map(|a| Some(((a.student_id, a.external_id.clone()?), a))),
+        );
+    }
     let mut upserted = Upserted::default();
     let mut fresh = Vec::new();
     for (key, row) in last {
@@ -211,16 +223,28 @@ pub fn existing_external_ids(
 }
 
 /// Removes the student's assignments from `feed` whose external id is not
-/// in `listed`, and returns how many.
+/// in `listed`, and returns how many. The difference is taken here, not in
+/// SQL: a feed may list more UIDs than one statement may bind.
 pub fn remove_missing_from_feed(db: &mut Db, student: Id, feed: &str, listed: &[String]) -> anyhow::Result<usize> {
-    with_conn!(db, conn => diesel::delete(
-        assignments::table
-            .filter(assignments::student_id.eq(student))
-            .filter(assignments::feed.eq(feed))
-            .filter(assignments::external_id.is_null().or(assignments::external_id.ne_all(listed))),
-    )
-    .execute(conn))
-    .context("cannot remove the assignments the feed no longer lists")
+    let listed: HashSet<&str> = listed.iter().map(String::as_str).collect();
+    let from_feed: Vec<(Id, Option<String>)> = with_conn!(db, conn => assignments::table
+        .filter(assignments::student_id.eq(student))
+        .filter(assignments::feed.eq(feed))
+        .select((assignments::id, assignments::external_id))
+        .load(conn))
+    .context("cannot read the assignments from the feed")?;
+    let gone: Vec<Id> = from_feed
+        .into_iter()
+        .filter(|(_, external_id)| !external_id.as_deref().is_some_and(|id| listed.contains(id)))
+        .map(|(id, _)| id)
+        .collect();
+    let mut removed = 0;
+    for chunk in gone.chunks(VALUES_PER_QUERY) {
+        removed += with_conn!(db, conn => diesel::delete(assignments::table.filter(assignments::id.eq_any(chunk)))
+            .execute(conn))
+        .context("cannot remove the assignments the feed no longer lists")?;
+    }
+    Ok(removed)
 }
 
 /// Assignments by due time, optionally of one student.

@@ -176,8 +176,8 @@ on_both_backends! {
     }
 }
 
-/// A one-route HTTP server on loopback that serves `body` at `path` (404
-/// elsewhere) for as long as the test runs; counts the requests.
+/// A plain HTTP server on loopback that serves each route's body at its
+/// path (404 elsewhere) for as long as the test runs; counts the requests.
 struct FeedServer {
     port: u16,
     hits: std::sync::Arc<std::sync::atomic::AtomicUsize>,
@@ -185,6 +185,10 @@ struct FeedServer {
 
 impl FeedServer {
     fn start(path: &'static str, body: String) -> FeedServer {
+        FeedServer::routes(vec![(path, body)])
+    }
+
+    fn routes(routes: Vec<(&'static str, String)>) -> FeedServer {
         use std::io::{BufRead, BufReader, Write};
         let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         let port = listener.local_addr().unwrap().port();
@@ -204,10 +208,9 @@ impl FeedServer {
                     }
                 }
                 let asked = request_line.split_whitespace().nth(1).unwrap_or_default();
-                let (status, text) = if asked == path {
-                    ("200 OK", body.as_str())
-                } else {
-                    ("404 Not Found", "")
+                let (status, text) = match routes.iter().find(|(path, _)| *path == asked) {
+                    Some((_, body)) => ("200 OK", body.as_str()),
+                    None => ("404 Not Found", ""),
                 };
                 let _ = write!(
                     stream,
@@ -237,7 +240,9 @@ on_both_backends! {
         assert_eq!(run.code(), 0, "{}", run.describe());
         let report = run.report();
         assert_eq!((report["inserted"].as_u64(), report["updated"].as_u64()), (Some(3), Some(0)), "{report}");
-        assert_eq!(report["feed"], "127.0.0.1");
+        // The feed is known by its full URL with the secret part hashed.
+        let feed = report["feed"].as_str().unwrap();
+        assert!(feed.starts_with(&format!("http://127.0.0.1:{}#sha256:", server.port)), "{feed}");
         assert!(run.stderr().contains("skipped event `Office hours` (event-calendar-event-900) repeats (RRULE)"), "{}", run.stderr());
         assert_eq!(run.stderr().lines().count(), 1, "one warning line: {}", run.stderr());
         assert!(server.hits.load(std::sync::atomic::Ordering::SeqCst) >= 1);
@@ -378,5 +383,250 @@ on_both_backends! {
         // Three rows, one rejected message: not three rejections in a row.
         assert_eq!(env.count("SELECT count(*) AS n FROM users WHERE contact_opt_out"), 0);
         assert_eq!(env.count("SELECT count(*) AS n FROM send_logs WHERE status = 'rejected'"), 3);
+    }
+}
+
+/// A calendar of Canvas-like assignments with UIDs `{prefix}-{n}`.
+fn calendar(prefix: &str, numbers: std::ops::Range<usize>) -> String {
+    let mut text = String::from("BEGIN:VCALENDAR\r\nVERSION:2.0\r\nPRODID:-//reminders tests//EN\r\n");
+    for n in numbers {
+        text.push_str(&format!(
+            "BEGIN:VEVENT\r\nUID:{prefix}-{n}\r\nSUMMARY:Task {n}\r\nDTSTART:20261210T120000Z\r\nDTEND:20261210T120000Z\r\nEND:VEVENT\r\n"
+        ));
+    }
+    text.push_str("END:VCALENDAR\r\n");
+    text
+}
+
+/// An HTTPS server on loopback whose answer to each path `respond` writes
+/// (given the path and the server's own port); records the paths asked for.
+struct HttpsRoutes {
+    port: u16,
+    paths: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
+}
+
+impl HttpsRoutes {
+    fn start(
+        config: std::sync::Arc<rustls::ServerConfig>,
+        respond: impl Fn(&str, u16) -> String + Send + Sync + 'static,
+    ) -> HttpsRoutes {
+        use std::io::{BufRead, BufReader, Write};
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let paths = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let (seen, respond) = (paths.clone(), std::sync::Arc::new(respond));
+        std::thread::spawn(move || {
+            for stream in listener.incoming().flatten() {
+                let (config, seen, respond) = (config.clone(), seen.clone(), respond.clone());
+                std::thread::spawn(move || {
+                    let Ok(connection) = rustls::ServerConnection::new(config) else {
+                        return;
+                    };
+                    let mut reader = BufReader::new(rustls::StreamOwned::new(connection, stream));
+                    let mut line = String::new();
+                    if reader.read_line(&mut line).unwrap_or(0) == 0 {
+                        return;
+                    }
+                    let path = line.split_whitespace().nth(1).unwrap_or_default().to_string();
+                    let mut header = String::new();
+                    while reader.read_line(&mut header).unwrap_or(0) > 0 && header.trim_end() != "" {
+                        header.clear();
+                    }
+                    seen.lock().unwrap().push(path.clone());
+                    let mut tls = reader.into_inner();
+                    let _ = tls.write_all(respond(&path, port).as_bytes());
+                    let _ = tls.flush();
+                    tls.conn.send_close_notify();
+                    let _ = tls.flush();
+                });
+            }
+        });
+        HttpsRoutes { port, paths }
+    }
+
+    fn paths(&self) -> Vec<String> {
+        self.paths.lock().unwrap().clone()
+    }
+}
+
+fn redirect_to(location: &str) -> String {
+    format!("HTTP/1.1 302 Found\r\nLocation: {location}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
+}
+
+fn ok_with(body: &str) -> String {
+    format!(
+        "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    )
+}
+
+/// A loopback listener standing in for a proxy: counts the connections made
+/// to it, and answers none.
+fn counting_listener() -> (u16, std::sync::Arc<std::sync::atomic::AtomicUsize>) {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let count = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let counted = count.clone();
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            counted.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            drop(stream);
+        }
+    });
+    (port, count)
+}
+
+on_both_backends! {
+    fn a_feed_nested_too_deep_is_a_bad_feed_and_writes_nothing(env: &TestEnv) {
+        env.add_user("deep@example.com", "UTC");
+        // A valid entry first, then 10,000 nested components (160 KB).
+        let mut text = calendar("deep", 0..1).replace("END:VCALENDAR\r\n", "");
+        text.push_str(&"BEGIN:X\r\n".repeat(10_000));
+        text.push_str(&"END:X\r\n".repeat(10_000));
+        text.push_str("END:VCALENDAR\r\n");
+        assert!(text.len() > 150_000, "{}", text.len());
+        let feed = write(env, "deep.ics", &text);
+        env.fails(&["assignment", "import", &feed, "--student", "deep@example.com", "--remove-missing"], 2, "nest");
+        assert_eq!(env.count("SELECT count(*) AS n FROM assignments"), 0);
+    }
+
+    fn a_feed_of_20000_events_imports_and_removes_what_it_drops(env: &TestEnv) {
+        env.add_user("big@example.com", "UTC");
+        let feed = write(env, "big.ics", &calendar("event-assignment", 0..20_000));
+        let report = env.json_status(&["assignment", "import", &feed, "--student", "big@example.com", "--remove-missing"], 0);
+        assert_eq!((report["inserted"].as_u64(), report["removed"].as_u64()), (Some(20_000), Some(0)), "{report}");
+        // The same feed without its first ten: they go, the rest are unchanged.
+        let feed = write(env, "big.ics", &calendar("event-assignment", 10..20_000));
+        let report = env.json_status(&["assignment", "import", &feed, "--student", "big@example.com", "--remove-missing"], 0);
+        assert_eq!((report["unchanged"].as_u64(), report["removed"].as_u64()), (Some(19_990), Some(10)), "{report}");
+        assert_eq!(env.count("SELECT count(*) AS n FROM assignments"), 19_990);
+        assert_eq!(env.count("SELECT count(*) AS n FROM assignments WHERE external_id = 'event-assignment-9'"), 0);
+    }
+
+    fn a_parameter_bomb_is_a_bad_feed_read_in_bounded_memory(env: &TestEnv) {
+        env.add_user("bomb@example.com", "UTC");
+        // One DTSTART with 5 million parameters: 20 MB, under the 20 MiB limit.
+        let mut text = calendar("bomb", 0..2);
+        let bomb = format!("DTSTART{}:20261210T120000Z", ";X=a".repeat(5_000_000));
+        text = text.replacen("DTSTART:20261210T120000Z", &bomb, 1);
+        assert!(text.len() < 20 * 1024 * 1024);
+        let feed = write(env, "bomb.ics", &text);
+        drop((text, bomb));
+        let (run, peak_kb) = env.run_measured(&["assignment", "import", &feed, "--student", "bomb@example.com"]);
+        assert_eq!(run.code(), 2, "{}", run.describe());
+        assert!(run.stderr().contains("parameters"), "{}", run.describe());
+        assert_eq!(run.stderr().trim().lines().count(), 1, "{}", run.describe());
+        assert!(peak_kb < 200_000, "peak memory {peak_kb} KB for a 20 MB feed");
+        assert_eq!(env.count("SELECT count(*) AS n FROM assignments"), 0);
+    }
+
+    fn two_feeds_named_alike_in_two_folders_keep_each_others_assignments(env: &TestEnv) {
+        env.add_user("two@example.com", "UTC");
+        for folder in ["maths", "art"] {
+            std::fs::create_dir_all(env.path(folder)).unwrap();
+        }
+        let maths = write(env, "maths/feed.ics", &calendar("maths", 0..2));
+        let art = write(env, "art/feed.ics", &calendar("art", 0..3));
+        for feed in [&maths, &art, &maths] {
+            let report = env.json_status(&["assignment", "import", feed, "--student", "two@example.com", "--remove-missing"], 0);
+            assert_eq!(report["removed"], 0, "{feed}: {report}");
+        }
+        assert_eq!(env.count("SELECT count(*) AS n FROM assignments"), 5);
+        // A feed is known by its canonical path, however it is named.
+        let canonical = std::fs::canonicalize(env.path("art/feed.ics")).unwrap().display().to_string();
+        assert_eq!(env.count(&format!("SELECT count(*) AS n FROM assignments WHERE feed = '{canonical}'")), 3);
+        // Each still removes its own: maths drops one, read by a relative path.
+        write(env, "maths/feed.ics", &calendar("maths", 1..2));
+        let report = env.json_status(&["assignment", "import", "maths/../maths/feed.ics", "--student", "two@example.com", "--remove-missing"], 0);
+        assert_eq!((report["removed"].as_u64(), report["unchanged"].as_u64()), (Some(1), Some(1)), "{report}");
+        assert_eq!(env.count("SELECT count(*) AS n FROM assignments WHERE external_id LIKE 'art-%'"), 3);
+
+        // stdin has no name of its own: removing needs --feed, which names it.
+        let stdin = ["assignment", "import", "-", "--input-format", "ics", "--student", "two@example.com", "--remove-missing"];
+        let unnamed = env.run_with_stdin(&stdin, &calendar("in", 0..1));
+        assert_eq!(unnamed.code(), 2, "{}", unnamed.describe());
+        assert!(unnamed.stderr().contains("--feed") && unnamed.stderr().trim().lines().count() == 1, "{}", unnamed.describe());
+        for (name, prefix) in [("lms-a", "in-a"), ("lms-b", "in-b"), ("lms-a", "in-a")] {
+            let run = env.run_with_stdin(&[&stdin[..], &["--feed", name]].concat(), &calendar(prefix, 0..2));
+            assert_eq!(run.code(), 0, "{}", run.describe());
+        }
+        assert_eq!(env.count("SELECT count(*) AS n FROM assignments"), 8);
+        assert_eq!(env.count("SELECT count(*) AS n FROM assignments WHERE feed = 'lms-b'"), 2);
+
+        // A row stored under an old-style name (the bare file name) matches no
+        // feed for removal, and takes the new identity when its feed lists it.
+        env.execute("UPDATE assignments SET feed = 'feed.ics' WHERE external_id LIKE 'art-%'");
+        write(env, "art/feed.ics", &calendar("art", 0..2));
+        let report = env.json_status(&["assignment", "import", &art, "--student", "two@example.com", "--remove-missing"], 0);
+        assert_eq!((report["removed"].as_u64(), report["updated"].as_u64()), (Some(0), Some(2)), "{report}");
+        assert_eq!(env.count(&format!("SELECT count(*) AS n FROM assignments WHERE feed = '{canonical}'")), 2);
+        assert_eq!(env.count("SELECT count(*) AS n FROM assignments WHERE feed = 'feed.ics' AND external_id = 'art-2'"), 1);
+    }
+
+    fn two_feed_urls_on_one_host_keep_each_others_assignments(env: &TestEnv) {
+        env.add_user("host@example.com", "UTC");
+        let server = FeedServer::routes(vec![
+            ("/feeds/user_1_TokenAaaa.ics", calendar("one", 0..2)),
+            ("/feeds/user_1_TokenBbbb.ics", calendar("two", 0..3)),
+        ]);
+        let (one, two) = (server.url("/feeds/user_1_TokenAaaa.ics"), server.url("/feeds/user_1_TokenBbbb.ics"));
+        let mut outputs = Vec::new();
+        for url in [&one, &two, &one] {
+            let run = env.run(&["assignment", "import", url, "--student", "host@example.com", "--remove-missing", "--format", "json"]);
+            assert_eq!(run.code(), 0, "{}", run.describe());
+            assert_eq!(run.report()["removed"], 0, "{}", run.describe());
+            outputs.extend([run.stdout(), run.stderr()]);
+        }
+        assert_eq!(env.count("SELECT count(*) AS n FROM assignments"), 5);
+        assert_eq!(env.count("SELECT count(DISTINCT feed) AS n FROM assignments"), 2);
+        outputs.extend(env.texts("SELECT feed AS v FROM assignments").into_iter().flatten());
+        for output in outputs {
+            assert!(!output.contains("TokenAaaa") && !output.contains("TokenBbbb"), "a feed's secret leaked: {output}");
+        }
+    }
+
+    fn a_plain_http_feed_is_refused_before_connecting_unless_on_loopback(env: &TestEnv) {
+        env.add_user("web@example.com", "UTC");
+        // Any connection would go through this "proxy": none must be made.
+        let (port, connections) = counting_listener();
+        for name in ["HTTP_PROXY", "http_proxy", "ALL_PROXY", "HTTPS_PROXY"] {
+            env.set_var(name, &format!("http://127.0.0.1:{port}"));
+        }
+        for url in ["http://192.0.2.1/feeds/user_SecretPlain.ics", "http://lms.example.edu/feeds/user_SecretPlain.ics"] {
+            let run = env.fails(&["assignment", "import", url, "--student", "web@example.com"], 2, "http://");
+            assert!(!run.stderr().contains("SecretPlain"), "{}", run.describe());
+        }
+        assert_eq!(connections.load(std::sync::atomic::Ordering::SeqCst), 0, "a connection was made");
+        assert_eq!(env.count("SELECT count(*) AS n FROM assignments"), 0);
+    }
+
+    fn an_https_feed_redirected_to_plain_http_is_refused_before_the_request(env: &TestEnv) {
+        env.add_user("red@example.com", "UTC");
+        let plain = FeedServer::start(SECRET_PATH, CANVAS.to_string());
+        let plain_url = plain.url(SECRET_PATH);
+        let ca = TestCa::new();
+        ca.write_pem(&env.path("ca.pem"));
+        let https = HttpsRoutes::start(ca.server("localhost", false), move |path, port| match path {
+            "/to-http" => redirect_to(&plain_url),
+            "/moved" => redirect_to(&format!("https://localhost:{port}{SECRET_PATH}")),
+            "/moved-relative" => redirect_to(SECRET_PATH),
+            SECRET_PATH => ok_with(CANVAS),
+            _ => "HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\nConnection: close\r\n\r\n".to_string(),
+        });
+        let url = |path: &str| format!("https://localhost:{}{path}", https.port);
+        let import = |path: &str| env.run(&["assignment", "import", &url(path), "--student", "red@example.com", "--ca-file", "ca.pem", "--format", "json"]);
+        let refused = import("/to-http");
+        assert_eq!(refused.code(), 2, "{}", refused.describe());
+        assert!(refused.stderr().contains("http://") && refused.stderr().trim().lines().count() == 1, "{}", refused.describe());
+        assert!(!refused.stderr().contains("Zq8Xw3"), "{}", refused.describe());
+        assert_eq!(plain.hits.load(std::sync::atomic::Ordering::SeqCst), 0, "the plain-http server got the request");
+        assert_eq!(env.count("SELECT count(*) AS n FROM assignments"), 0);
+        // A redirect that stays on https is followed.
+        for path in ["/moved", "/moved-relative"] {
+            let run = import(path);
+            assert_eq!(run.code(), 0, "{}", run.describe());
+        }
+        assert_eq!(env.count("SELECT count(*) AS n FROM assignments"), 3);
+        assert_eq!(https.paths().iter().filter(|p| *p == SECRET_PATH).count(), 2);
     }
 }

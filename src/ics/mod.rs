@@ -4,13 +4,16 @@
 //! parses (unfolding, escapes, parameters); this module only says what an
 //! entry means for an assignment.
 
-use std::str::FromStr;
+use std::collections::HashMap;
 
 use chrono::{DateTime, Duration, LocalResult, NaiveDate, NaiveDateTime, NaiveTime, TimeZone, Utc};
 use chrono_tz::Tz;
 use icalendar::{CalendarComponent, CalendarDateTime, Component, DatePerhapsTime, EventLike};
 
 use crate::error::invalid;
+
+#[cfg(test)]
+mod fuzz;
 
 /// When an entry is due, as the feed wrote it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -45,32 +48,135 @@ pub struct Feed {
     pub skipped: Vec<String>,
 }
 
+/// The deepest nesting of components read. A feed is VCALENDAR > VEVENT >
+/// VALARM; the parser recurses once per level, so this keeps its stack small.
+const MAX_DEPTH: usize = 8;
+
+/// The most properties and parameters one entry (with its alarms) may have.
+/// A real entry has tens; the parser holds each in a few hundred bytes, so
+/// this bounds the memory an entry takes, whatever the feed's size.
+const MAX_ITEMS_PER_ENTRY: usize = 10_000;
+
 /// Reads a whole feed. Text that is not iCalendar is bad input; an entry
 /// that cannot be an assignment (recurring, no UID, no date, an unknown
 /// zone) is skipped with its reason. A UID listed twice keeps its last entry.
+///
+/// The structure is checked by a linear scan first (nesting, balance, size
+/// of each entry), then each VEVENT and VTODO is parsed on its own: the
+/// recursive parser never sees more than one bounded entry at a time.
 pub fn parse(text: &str) -> anyhow::Result<Feed> {
-    if !text.to_ascii_uppercase().contains("BEGIN:VCALENDAR") {
-        return Err(invalid("not an iCalendar feed: there is no BEGIN:VCALENDAR"));
-    }
-    // The crate expects CRLF or LF line ends alike; a lone CR is neither.
-    let calendar = icalendar::Calendar::from_str(text)
-        .map_err(|error| invalid(format!("not a valid iCalendar feed: {}", first_line(&error))))?;
+    let unfolded = icalendar::parser::unfold(text);
+    let entries = entries_of(&unfolded)?;
     let mut feed = Feed::default();
-    for component in &calendar.components {
-        let (kind, entry) = match component {
-            CalendarComponent::Event(event) => ("event", read(event, event.get_start())),
-            CalendarComponent::Todo(todo) => ("to-do", read(todo, None)),
-            _ => continue,
-        };
-        match entry {
-            Ok(entry) => {
-                feed.entries.retain(|earlier| earlier.uid != entry.uid);
-                feed.entries.push(entry);
+    let mut position: HashMap<String, usize> = HashMap::new();
+    for source in entries {
+        let calendar: icalendar::Calendar = icalendar::parser::read_calendar(source)
+            .map_err(|error| invalid(format!("not a valid iCalendar feed: {}", first_line(&error))))?
+            .into();
+        for component in &calendar.components {
+            let (kind, entry) = match component {
+                CalendarComponent::Event(event) => ("event", read(event, event.get_start())),
+                CalendarComponent::Todo(todo) => ("to-do", read(todo, None)),
+                _ => continue,
+            };
+            match entry {
+                Ok(entry) => match position.get(&entry.uid) {
+                    Some(&at) => feed.entries[at] = entry,
+                    None => {
+                        position.insert(entry.uid.clone(), feed.entries.len());
+                        feed.entries.push(entry);
+                    }
+                },
+                Err(reason) => feed.skipped.push(format!("{kind} {reason}")),
             }
-            Err(reason) => feed.skipped.push(format!("{kind} {reason}")),
         }
     }
     Ok(feed)
+}
+
+/// The text of each VEVENT and VTODO directly inside a VCALENDAR, from an
+/// unfolded feed, after checking in one pass that every component ends, in
+/// order, within `MAX_DEPTH` levels, and that no entry is larger than
+/// `MAX_ITEMS_PER_ENTRY`. A truncated feed fails here, so it never reads as
+/// a complete one (which `--remove-missing` would trust).
+fn entries_of(unfolded: &str) -> anyhow::Result<Vec<&str>> {
+    let bad = |what: String| invalid(format!("not a valid iCalendar feed: {what}"));
+    let mut open: Vec<&str> = Vec::new();
+    let mut calendars = 0;
+    let mut entries = Vec::new();
+    // Where the current child of a VCALENDAR starts, and its items so far.
+    let mut entry_start = 0;
+    let mut items = 0;
+    let mut offset = 0;
+    for raw in unfolded.split_inclusive('\n') {
+        let start = offset;
+        offset += raw.len();
+        let line = raw.trim_end_matches(['\r', '\n']);
+        if let Some(name) = keyword_value(line, "BEGIN") {
+            if open.len() == MAX_DEPTH {
+                return Err(bad(format!("its components nest more than {MAX_DEPTH} deep")));
+            }
+            if open.is_empty() && name.eq_ignore_ascii_case("VCALENDAR") {
+                calendars += 1;
+            }
+            open.push(name);
+            if open.len() == 2 {
+                entry_start = start;
+                items = 0;
+            }
+        } else if let Some(name) = keyword_value(line, "END") {
+            match open.pop() {
+                Some(begun) if begun == name => {}
+                Some(begun) => return Err(bad(format!("`END:{name}` closes `BEGIN:{begun}`"))),
+                None => return Err(bad(format!("`END:{name}` closes nothing"))),
+            }
+            let in_calendar = open.first().is_some_and(|root| root.eq_ignore_ascii_case("VCALENDAR"));
+            if open.len() == 1
+                && in_calendar
+                && (name.eq_ignore_ascii_case("VEVENT") || name.eq_ignore_ascii_case("VTODO"))
+            {
+                entries.push(&unfolded[entry_start..offset]);
+            }
+        } else if open.len() >= 2 {
+            items += 1 + parameters_in(line);
+            if items > MAX_ITEMS_PER_ENTRY {
+                return Err(bad(format!(
+                    "an entry has more than {MAX_ITEMS_PER_ENTRY} properties and parameters"
+                )));
+            }
+        }
+    }
+    if calendars == 0 {
+        return Err(invalid("not an iCalendar feed: there is no BEGIN:VCALENDAR"));
+    }
+    if let Some(name) = open.last() {
+        return Err(bad(format!("`BEGIN:{name}` never ends (is the feed cut short?)")));
+    }
+    Ok(entries)
+}
+
+/// `NAME` of a `BEGIN:NAME` or `END:NAME` line, as the parser reads it.
+fn keyword_value<'a>(line: &'a str, keyword: &str) -> Option<&'a str> {
+    let head = line.as_bytes().get(..keyword.len() + 1)?;
+    // Both are ASCII, so the value starts on a char boundary.
+    (head[..keyword.len()].eq_ignore_ascii_case(keyword.as_bytes()) && head[keyword.len()] == b':')
+        .then(|| &line[keyword.len() + 1..])
+}
+
+/// How many parameters a content line has: the `;` before its value's `:`,
+/// outside quoted parameter values.
+fn parameters_in(line: &str) -> usize {
+    let mut quoted = false;
+    let mut count = 0;
+    for byte in line.bytes() {
+        match byte {
+            b'"' => quoted = !quoted,
+            b';' if !quoted => count += 1,
+            b':' if !quoted => break,
+            _ => {}
+        }
+    }
+    count
 }
 
 /// An entry as an assignment, or why it cannot be one. `start` is a
@@ -173,8 +279,8 @@ fn first_line(text: &str) -> &str {
 mod tests {
     use super::*;
 
-    const CANVAS: &str = include_str!("../tests/data/ics/canvas.ics");
-    const MOODLE: &str = include_str!("../tests/data/ics/moodle.ics");
+    const CANVAS: &str = include_str!("../../tests/data/ics/canvas.ics");
+    const MOODLE: &str = include_str!("../../tests/data/ics/moodle.ics");
 
     fn entry<'a>(feed: &'a Feed, uid: &str) -> &'a FeedEntry {
         feed.entries
@@ -280,6 +386,41 @@ mod tests {
             parse(&lf_only).unwrap().entries.len(),
             parse(CANVAS).unwrap().entries.len()
         );
+    }
+
+    #[test]
+    fn nesting_and_entry_size_are_checked_before_parsing() {
+        let deep = format!(
+            "BEGIN:VCALENDAR\r\n{}{}END:VCALENDAR\r\n",
+            "BEGIN:X\r\n".repeat(10_000),
+            "END:X\r\n".repeat(10_000)
+        );
+        let error = parse(&deep).unwrap_err().to_string();
+        assert!(error.contains("nest more than 8 deep"), "{error}");
+        let bomb = CANVAS.replacen("DTSTART:", &format!("DTSTART{}:", ";X=a".repeat(20_000)), 1);
+        let error = parse(&bomb).unwrap_err().to_string();
+        assert!(error.contains("properties and parameters"), "{error}");
+        // Semicolons in a value, or in a quoted parameter, are not parameters.
+        let quoted = CANVAS.replacen("DTSTART:", &format!("DTSTART;X=\"{}\":", ";".repeat(20_000)), 1);
+        assert_eq!(parameters_in(&format!("DESCRIPTION;LANGUAGE=en:{}", ";".repeat(50))), 1);
+        assert!(parse(&quoted).is_ok());
+    }
+
+    #[test]
+    fn a_feed_cut_short_or_out_of_order_is_bad_input() {
+        let cut = &CANVAS[..CANVAS.rfind("END:VEVENT").unwrap()];
+        let error = parse(cut).unwrap_err().to_string();
+        assert!(error.contains("never ends"), "{error}");
+        let crossed = "BEGIN:VCALENDAR\r\nBEGIN:VEVENT\r\nUID:x\r\nEND:VCALENDAR\r\nEND:VEVENT\r\n";
+        assert!(parse(crossed).unwrap_err().to_string().contains("closes"));
+    }
+
+    #[test]
+    fn a_uid_listed_twice_keeps_its_last_entry() {
+        let twice = CANVAS.replacen("END:VCALENDAR", "BEGIN:VEVENT\r\nUID:event-assignment-345\r\nSUMMARY:Moved\r\nDTSTART:20261201T120000Z\r\nEND:VEVENT\r\nEND:VCALENDAR", 1);
+        let feed = parse(&twice).unwrap();
+        assert_eq!(feed.entries.len(), parse(CANVAS).unwrap().entries.len());
+        assert_eq!(entry(&feed, "event-assignment-345").title, "Moved");
     }
 
     #[test]
