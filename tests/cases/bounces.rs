@@ -389,6 +389,33 @@ on_both_backends! {
     }
 }
 
+/// What a stranger controls (a Maildir file name, a From header) reaches
+/// the terminal of whoever reads cron's mail: escapes are shown escaped, and a
+/// line break cannot start a line of its own (a forged `error:`).
+#[test]
+fn text_from_outside_reaches_stderr_escaped_and_on_one_line() {
+    let env = TestEnv::new(crate::common::Backend::Sqlite).unwrap();
+    env.set_var("REMINDERS_SECRET", SECRET);
+    env.set_var("REMINDERS_BOUNCE_ADDRESS", BOUNCES);
+    let dir = maildir(&env, "Maildir", &[]);
+    std::fs::write(
+        dir.join("new/1.\u{1b}[2J\nerror: forged line"),
+        "Subject: hello\n\nnot a report\n",
+    )
+    .unwrap();
+    std::fs::write(
+        dir.join("new/2.unsubscribe"),
+        "From: \"\u{1b}]0;owned\u{7}\" <someone@example.com>\nSubject: unsubscribe\n\nplease\n",
+    )
+    .unwrap();
+    let run = env.run(&["bounces", dir.to_str().unwrap()]);
+    assert_eq!(run.code(), 0, "{}", run.describe());
+    let stderr = run.stderr();
+    assert!(!stderr.contains('\u{1b}') && !stderr.contains('\u{7}'), "{stderr:?}");
+    assert!(stderr.contains("\\u{1b}[2J error: forged line"), "{stderr:?}");
+    assert!(stderr.lines().all(|line| line.starts_with("warning: ")), "{stderr:?}");
+}
+
 /// 140,000 messages nested in each other (5.7 MB): the mail that overflowed
 /// the MIME parser's stack.
 fn deep_message() -> String {
