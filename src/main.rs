@@ -13,6 +13,8 @@ mod cli;
 mod commands;
 mod db;
 mod error;
+#[cfg(test)]
+mod fuzz;
 mod ics;
 mod input;
 mod log;

@@ -8,10 +8,8 @@
 //! input and prints it.
 
 use std::io::Cursor;
-use std::time::{Duration, Instant};
 
 use proptest::prelude::*;
-use proptest::test_runner::{Config, TestRunner};
 
 use super::report::parse_unguarded;
 use super::samples::{Nesting, SAMPLES, deep_message};
@@ -163,46 +161,20 @@ fn split_mbox(bytes: &[u8]) {
     assert!(held <= bytes.len(), "the splitter produced more bytes than it read");
 }
 
-fn fuzz_seconds() -> u64 {
-    std::env::var("BOUNCES_FUZZ_SECONDS")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(2)
-}
-
 #[test]
 fn report_reader_and_mbox_splitter_never_panic() {
-    let deadline = Instant::now() + Duration::from_secs(fuzz_seconds());
-    let config = Config {
-        cases: 256,
-        failure_persistence: None,
-        ..Config::default()
-    };
-    // A runner stops after `cases` successes, so each round is a fresh runner
-    // whose random stream is forked from this one (random unless
-    // PROPTEST_RNG_SEED is set, which replays a run).
-    let mut master = TestRunner::new(config.clone());
-    let inputs = std::cell::Cell::new(0u64);
-    while inputs.get() == 0 || Instant::now() < deadline {
-        let mut round = TestRunner::new_with_rng(config.clone(), master.new_rng());
-        let result = round.run(&input(), |bytes| {
-            inputs.set(inputs.get() + 1);
-            read_guarded(&bytes);
-            read_guarded(&strip_mbox_from_line(bytes.clone()));
-            let mut as_mbox = b"From fuzz@example Mon Jan  1 00:00:00 2024\n".to_vec();
-            as_mbox.extend_from_slice(&bytes);
-            split_mbox(&as_mbox);
-            split_mbox(&bytes);
-            Ok(())
-        });
-        if let Err(failure) = result {
-            panic!("fuzz failure after {} inputs: {failure}", inputs.get());
-        }
-    }
+    let seconds = crate::fuzz::seconds("BOUNCES_FUZZ_SECONDS");
+    let inputs = crate::fuzz::run_for(seconds, 256, input(), |bytes| {
+        read_guarded(&bytes);
+        read_guarded(&strip_mbox_from_line(bytes.clone()));
+        let mut as_mbox = b"From fuzz@example Mon Jan  1 00:00:00 2024\n".to_vec();
+        as_mbox.extend_from_slice(&bytes);
+        split_mbox(&as_mbox);
+        split_mbox(&bytes);
+        Ok(())
+    });
     eprintln!(
-        "bounces fuzz: {} inputs in {} s; mail-parser panicked (caught by `parse`) on {}",
-        inputs.get(),
-        fuzz_seconds(),
+        "bounces fuzz: {inputs} inputs in {seconds} s; mail-parser panicked (caught by `parse`) on {}",
         UPSTREAM_PANICS.load(std::sync::atomic::Ordering::Relaxed)
     );
 }

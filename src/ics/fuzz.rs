@@ -5,10 +5,7 @@
 //! A panic or a stack overflow anywhere in reading a feed fails the run, and
 //! proptest shrinks the input and prints it.
 
-use std::time::{Duration, Instant};
-
 use proptest::prelude::*;
-use proptest::test_runner::{Config, TestRunner};
 
 use super::parse;
 
@@ -141,46 +138,23 @@ fn input() -> impl Strategy<Value = String> {
     ]
 }
 
-fn fuzz_seconds() -> u64 {
-    std::env::var("FEEDS_FUZZ_SECONDS")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(2)
-}
-
 #[test]
 fn feed_reader_never_panics_or_overflows() {
-    let deadline = Instant::now() + Duration::from_secs(fuzz_seconds());
-    let config = Config {
-        cases: 64,
-        failure_persistence: None,
-        ..Config::default()
-    };
-    // A fresh runner per round, forked from this one's random stream (see bounces::fuzz).
-    let mut master = TestRunner::new(config.clone());
-    let (inputs, read) = (std::cell::Cell::new(0u64), std::cell::Cell::new(0u64));
-    while inputs.get() == 0 || Instant::now() < deadline {
-        let mut round = TestRunner::new_with_rng(config.clone(), master.new_rng());
-        let result = round.run(&input(), |text| {
-            inputs.set(inputs.get() + 1);
-            if let Ok(feed) = parse(&text) {
-                read.set(read.get() + 1);
-                let mut uids = std::collections::HashSet::new();
-                for entry in &feed.entries {
-                    prop_assert!(!entry.uid.trim().is_empty());
-                    prop_assert!(uids.insert(entry.uid.clone()), "UID {} listed twice", entry.uid);
-                }
+    let seconds = crate::fuzz::seconds("FEEDS_FUZZ_SECONDS");
+    let read = std::cell::Cell::new(0u64);
+    let inputs = crate::fuzz::run_for(seconds, 64, input(), |text| {
+        if let Ok(feed) = parse(&text) {
+            read.set(read.get() + 1);
+            let mut uids = std::collections::HashSet::new();
+            for entry in &feed.entries {
+                prop_assert!(!entry.uid.trim().is_empty());
+                prop_assert!(uids.insert(entry.uid.clone()), "UID {} listed twice", entry.uid);
             }
-            Ok(())
-        });
-        if let Err(failure) = result {
-            panic!("fuzz failure after {} inputs: {failure}", inputs.get());
         }
-    }
+        Ok(())
+    });
     eprintln!(
-        "feeds fuzz: {} inputs in {} s, {} read as feeds",
-        inputs.get(),
-        fuzz_seconds(),
+        "feeds fuzz: {inputs} inputs in {seconds} s, {} read as feeds",
         read.get()
     );
 }

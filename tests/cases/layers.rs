@@ -27,6 +27,7 @@ const LAYERS: &[&str] = &[
     "time",
     "redact",
     "error",
+    "fuzz",
 ];
 
 /// The `.rs` files of a top-level module: `src/NAME.rs`, or everything under `src/NAME/`.
