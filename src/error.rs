@@ -38,8 +38,9 @@ impl ExitStatus {
             ExitStatus::Success => "done: everything due was sent or deliberately skipped",
             ExitStatus::Failure => {
                 "could not run: the database is unreachable or not migrated, `SMTP_URL`/`MAIL_FROM` is missing or \
-                 malformed (or has credentials without TLS), `.env` does not parse, or the mail relay (or its \
-                 OAuth token endpoint) failed the run; the line on stderr says which"
+                 malformed (or has credentials without TLS), `.env` does not parse, the mail relay (or its \
+                 OAuth token endpoint) failed the run, or `user forget` could not write its erasure through (another \
+                 connection held the old pages); the line on stderr says which"
             }
             ExitStatus::BadInput => {
                 "bad input (a bad email, time zone, date, id, metadata, URL, unit, target list, duration or \
