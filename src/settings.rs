@@ -161,8 +161,10 @@ pub fn load_dotenv((path, named): (PathBuf, bool)) -> anyhow::Result<Dotenv> {
         .ok()
         .and_then(|file| file.parent().map(Path::to_path_buf))
         .unwrap_or_default();
+    let mut loaded = HashSet::new();
     for (name, value) in dotenvy::from_read_iter(text.as_bytes()).flatten() {
-        if dotenv.set.contains(&name) {
+        // The first of a name given twice wins, as in dotenvy's own loading.
+        if dotenv.set.contains(&name) && loaded.insert(name.clone()) {
             let value = resolve_relative_path(&name, &value, &folder);
             // SAFETY: main calls this first, before any other thread exists.
             unsafe { std::env::set_var(&name, value) };
