@@ -1,4 +1,4 @@
-//! A time-bounded fuzz test of the report reader and the mbox splitter, seeded with the sample reports (issue 18, item 4)
+//! A time-bounded fuzz test of the report reader and the mbox splitter, seeded with the sample reports
 //! and with messages nested deep enough to overflow a recursive reader's stack.
 //!
 //! proptest rather than cargo-fuzz so that it runs on stable Rust with the

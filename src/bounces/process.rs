@@ -302,8 +302,8 @@ impl Judged {
     }
 }
 
-/// Decides what a parsed report proves and what it changes (issue 18's rule:
-/// only a verified report changes anything).
+/// Decides what a parsed report proves and what it changes (the rule of
+/// `bounces::trust`: only a verified report changes anything).
 fn judge(db: &mut Db, parsed: &Report, options: &Options, now: Timestamp) -> anyhow::Result<Judged> {
     let token = options.bounce_address.as_ref().and_then(|bounces| {
         trust::envelope_token(

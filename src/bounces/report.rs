@@ -4,18 +4,18 @@
 //! (RFC 3464) and of a feedback report (RFC 5965) are plain header blocks that
 //! no crate models, so they are read here. What a report *means* for a student
 //! is decided by [`severity`]; whether it can be *trusted* is for the caller
-//! (issue 18), since that needs the tokens and the database.
+//! (`bounces::trust`), since that needs the tokens and the database.
 
 use std::borrow::Cow;
 
 use mail_parser::{Message, MessageParser, MimeHeaders, PartType};
 
-/// MIME parts nested deeper than this are not looked into (issue 18).
+/// MIME parts nested deeper than this are not looked into.
 pub const MAX_DEPTH: usize = 20;
 /// A message with more `message/…` or `multipart/…` Content-Type fields than
 /// this is not parsed. Real reports have a handful.
 pub const MAX_CONTAINERS: usize = 100;
-/// At most this many per-recipient blocks are read from one DSN (issue 18).
+/// At most this many per-recipient blocks are read from one DSN.
 pub const MAX_RECIPIENT_BLOCKS: usize = 1000;
 /// A header line longer than this is hostile, not mail (RFC 5322 allows 998).
 const MAX_HEADER_LINE: usize = 64 * 1024;
@@ -96,7 +96,7 @@ pub enum Severity {
 /// Reads one raw message. Anything it cannot make sense of is `Unrecognised`.
 pub fn parse(raw: &[u8]) -> Report {
     // mail-parser is fuzzed upstream, and ours below is too; this guard is the
-    // last line so that one strange report can never stop a run (issue 18).
+    // last line so that one strange report can never stop a run.
     // mail-parser 0.11.9 does panic on some malformed multiparts (the fuzz
     // test finds them): caught here, and kept off stderr, where the default
     // hook would print a backtrace into cron's mail for one bad report.
@@ -144,7 +144,7 @@ pub(crate) fn parse_unguarded(raw: &[u8]) -> Report {
     }
 }
 
-/// The checks issue 18 asks for before any parsing: no empty input, and a
+/// The checks made before any parsing: no empty input, and a
 /// header section with no NUL, no invalid UTF-8 and no enormous line.
 fn check_top_headers(raw: &[u8]) -> Result<(), &'static str> {
     if raw.iter().all(|b| b.is_ascii_whitespace()) {
@@ -649,8 +649,8 @@ fn strip_tags(html: &str) -> String {
 
 /// Reads a bounce that has no delivery-status part (qmail, old Exim, Postfix
 /// plain text, an Exchange NDR): the failed addresses, a status code and the
-/// line that explains it, and a quoted Message-ID. Issue 13 calls this best
-/// effort; such a report is marked `standard: false`.
+/// line that explains it, and a quoted Message-ID, as best it can; such a
+/// report is marked `standard: false`.
 fn best_effort_bounce(message: &Message<'_>, leaves: &[Leaf<'_>]) -> ReportKind {
     let text = readable_text(leaves);
     // The quoted original starts at its first header-like line; addresses

@@ -5,7 +5,7 @@ use std::fs::{self, File};
 use std::io::{self, BufRead, BufReader, Read};
 use std::path::{Path, PathBuf};
 
-/// Messages larger than this are skipped as unrecognised by default (issue 18).
+/// Messages larger than this are skipped as unrecognised by default.
 pub const DEFAULT_MAX_MESSAGE_BYTES: u64 = 10 * 1024 * 1024;
 
 /// Lines of an mbox are read in pieces of at most this size, so one enormous

@@ -1,4 +1,4 @@
-//! Deciding whether a report proves it is about one of our messages (issue 18): only a verified report may change anything.
+//! Deciding whether a report proves it is about one of our messages: only a verified report may change anything.
 //!
 //! The bounce address is public, and every student holds valid VERP tokens of
 //! their own, so neither a named address nor a valid token is proof alone. A

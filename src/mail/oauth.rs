@@ -262,7 +262,7 @@ fn read_secret_file(path: &Path) -> anyhow::Result<Secret> {
 }
 
 /// A token endpoint receives a secret: HTTPS, or plain HTTP on loopback only
-/// (as for SMTP credentials, issue 11). The error completes "`…` ".
+/// (as for SMTP credentials). The error completes "`…` ".
 fn check_endpoint(url: &str) -> Result<(), String> {
     let parsed = url::Url::parse(url).map_err(|_| "is not a URL".to_string())?;
     let loopback = match parsed.host() {

@@ -19,8 +19,8 @@ type HmacSha256 = Hmac<Sha256>;
 /// attempt is a mail to us, so this is far beyond reach while keeping the
 /// address under the 64-character local-part limit.
 const MAC_LEN: usize = 10;
-/// A Message-ID is not limited to 64 characters, and issue 18 asks that it hold
-/// at least 122 unguessable bits, so it carries 128 bits of MAC.
+/// A Message-ID is not limited to 64 characters, and it must hold at least
+/// 122 unguessable bits (as many as a v4 UUID), so it carries 128 bits of MAC.
 const MESSAGE_ID_MAC_LEN: usize = 16;
 const VERP_DOMAIN: &[u8] = b"reminders/verp/v1\0";
 const UNSUBSCRIBE_DOMAIN: &[u8] = b"reminders/unsubscribe/v1\0";
@@ -134,7 +134,7 @@ pub fn verify_message_token(secret: &[u8], token: &str) -> Result<MessageRef, To
 /// The left part of an unguessable Message-ID for one message (`<LEFT@domain>`).
 ///
 /// Today's Message-IDs are `<uuid-v7@domain>`: a v7 UUID has only 74 random
-/// bits beside its timestamp, short of the 122 that issue 18 asks for. This one
+/// bits beside its timestamp, short of the 122 a proof needs. This one
 /// is deterministic (a resend keeps its Message-ID, as today) and carries a
 /// 128-bit MAC, so a report quoting it can be checked without a lookup.
 pub fn message_id_left(secret: &[u8], message: MessageRef) -> String {

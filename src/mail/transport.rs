@@ -54,7 +54,7 @@ impl Xoauth2 {
             tokens: TokenCache::new(move || {
                 let started = std::time::Instant::now();
                 let token = oauth::fetch_token(&settings, &http)?;
-                // Whatever prints, the token never shows (issue 11's scrubber).
+                // Whatever prints, the token never shows (`redact::scrub`).
                 crate::redact::hide(token.secret());
                 crate::log::info!("fetched an OAuth token from `{shown}` in {:?}", started.elapsed());
                 Ok(token)
