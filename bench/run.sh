@@ -23,7 +23,7 @@ if ! pg_isready -q -h 127.0.0.1 -p 5432; then
 fi
 export PATH="$PATH:/usr/sbin"
 if [ ! -x target/release/reminders ] || [ -n "$(find src migrations Cargo.toml Cargo.lock -newer target/release/reminders -print -quit)" ]; then
-  echo "bench: building the release binary (about 75 s on 2 cores the first time; then only what changed)" >&2
+  echo "bench: building the release binary (a few minutes on 2 cores the first time, dependencies included; then only what changed)" >&2
 fi
 cargo build --release --quiet
 exec python3 bench/bench.py "$@"
