@@ -60,11 +60,7 @@ pub fn run(database: &DatabaseUrl, args: BouncesArgs, clock: Clock) -> anyhow::R
 /// line runs with `-q`), so that the mail log shows why it was deferred, and
 /// on one line, though libpq's errors span two.
 fn try_again_later(error: anyhow::Error) -> Outcome {
-    let why = format!("{error:#}");
-    let message = format!(
-        "cannot record bounce reports now, try again later: {}",
-        why.split_whitespace().collect::<Vec<_>>().join(" ")
-    );
+    let message = crate::log::line(&format!("cannot record bounce reports now, try again later: {error:#}"));
     crate::log::explain!("{message}");
     Outcome {
         report: Box::new(output::Message {

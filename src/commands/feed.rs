@@ -274,11 +274,8 @@ fn fetch(raw: &str) -> anyhow::Result<(String, String)> {
 /// Keeps a feed URL's secret (its path and query, and any userinfo) out of
 /// everything printed.
 fn hide_secret_of(url: &url::Url) {
-    let secret = &url[url::Position::BeforePath..];
-    // A bare "/" is no secret, and hiding it would mask every slash printed.
-    if secret.trim_start_matches('/').len() >= 4 {
-        crate::redact::hide(secret);
-    }
+    // `hide` passes over what is too short to be a secret (a bare "/").
+    crate::redact::hide(&url[url::Position::BeforePath..]);
     crate::redact::hide_secrets_of_url(url.as_str());
 }
 

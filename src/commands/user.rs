@@ -123,10 +123,8 @@ fn forget(database: &DatabaseUrl, email: &Email, yes: bool, smtp_url: Option<&st
     json["outbox_files_removed"] = json!(removed);
     let report = output::Message { text, json };
     if !db.write_wal_through(WRITE_THROUGH_PATIENCE)? {
-        let path = match database {
-            DatabaseUrl::Sqlite { path, .. } => path.display().to_string(),
-            DatabaseUrl::Postgres { .. } => unreachable!("only SQLite has a WAL"),
-        };
+        // Only SQLite has a WAL: this is the file's full path.
+        let path = database.display();
         crate::log::explain!(
             "the erasure of `{}` is committed, but another connection is reading the SQLite database, so old \
              copies of the address stay in `{path}` and `{path}-wal`: end that connection, then run \

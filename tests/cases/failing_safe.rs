@@ -382,18 +382,21 @@ fn dot_env_is_read_from_the_current_directory_only_and_a_bad_one_stops_the_run()
     assert!(!env.path("parent.db").exists() && !child.join("parent.db").exists());
 
     // A line that does not parse is an error, not a silent fallback to reminders.db.
+    let list_users_in_child = || {
+        Run(env
+            .command()
+            .env_remove("DATABASE_URL")
+            .current_dir(&child)
+            .args(["user", "list"])
+            .output()
+            .unwrap())
+    };
     std::fs::write(
         child.join(".env"),
         "# settings\nMAIL_FROM=noreply@school.example\n\nDATABASE_URL=\"unterminated\n",
     )
     .unwrap();
-    let run = Run(env
-        .command()
-        .env_remove("DATABASE_URL")
-        .current_dir(&child)
-        .args(["user", "list"])
-        .output()
-        .unwrap());
+    let run = list_users_in_child();
     assert_eq!(run.code(), 1, "{}", run.describe());
     assert_eq!(
         run.stderr().trim(),
@@ -402,13 +405,7 @@ fn dot_env_is_read_from_the_current_directory_only_and_a_bad_one_stops_the_run()
     assert_eq!(run.stdout(), "");
 
     std::fs::write(child.join(".env"), "MAIL_FROM=Reminders <noreply@school.example>\n").unwrap();
-    let run = Run(env
-        .command()
-        .env_remove("DATABASE_URL")
-        .current_dir(&child)
-        .args(["user", "list"])
-        .output()
-        .unwrap());
+    let run = list_users_in_child();
     assert_eq!(run.code(), 1, "{}", run.describe());
     assert_eq!(
         run.stderr().trim(),

@@ -398,57 +398,6 @@ fn calendar(prefix: &str, numbers: std::ops::Range<usize>) -> String {
     text
 }
 
-/// An HTTPS server on loopback whose answer to each path `respond` writes
-/// (given the path and the server's own port); records the paths asked for.
-struct HttpsRoutes {
-    port: u16,
-    paths: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
-}
-
-impl HttpsRoutes {
-    fn start(
-        config: std::sync::Arc<rustls::ServerConfig>,
-        respond: impl Fn(&str, u16) -> String + Send + Sync + 'static,
-    ) -> HttpsRoutes {
-        use std::io::{BufRead, BufReader, Write};
-        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        let port = listener.local_addr().unwrap().port();
-        let paths = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
-        let (seen, respond) = (paths.clone(), std::sync::Arc::new(respond));
-        std::thread::spawn(move || {
-            for stream in listener.incoming().flatten() {
-                let (config, seen, respond) = (config.clone(), seen.clone(), respond.clone());
-                std::thread::spawn(move || {
-                    let Ok(connection) = rustls::ServerConnection::new(config) else {
-                        return;
-                    };
-                    let mut reader = BufReader::new(rustls::StreamOwned::new(connection, stream));
-                    let mut line = String::new();
-                    if reader.read_line(&mut line).unwrap_or(0) == 0 {
-                        return;
-                    }
-                    let path = line.split_whitespace().nth(1).unwrap_or_default().to_string();
-                    let mut header = String::new();
-                    while reader.read_line(&mut header).unwrap_or(0) > 0 && header.trim_end() != "" {
-                        header.clear();
-                    }
-                    seen.lock().unwrap().push(path.clone());
-                    let mut tls = reader.into_inner();
-                    let _ = tls.write_all(respond(&path, port).as_bytes());
-                    let _ = tls.flush();
-                    tls.conn.send_close_notify();
-                    let _ = tls.flush();
-                });
-            }
-        });
-        HttpsRoutes { port, paths }
-    }
-
-    fn paths(&self) -> Vec<String> {
-        self.paths.lock().unwrap().clone()
-    }
-}
-
 fn redirect_to(location: &str) -> String {
     format!("HTTP/1.1 302 Found\r\nLocation: {location}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
 }
@@ -606,7 +555,7 @@ on_both_backends! {
         let plain_url = plain.url(SECRET_PATH);
         let ca = TestCa::new();
         ca.write_pem(&env.path("ca.pem"));
-        let https = HttpsRoutes::start(ca.server("localhost", false), move |path, port| match path {
+        let https = HttpsServer::routing(ca.server("localhost", false), move |path, port| match path {
             "/to-http" => redirect_to(&plain_url),
             "/moved" => redirect_to(&format!("https://localhost:{port}{SECRET_PATH}")),
             "/moved-relative" => redirect_to(SECRET_PATH),

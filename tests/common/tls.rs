@@ -70,8 +70,9 @@ impl TestCa {
 }
 
 /// An HTTPS server on loopback that answers every request `200 OK` (with
-/// `OK`, or the body it was started with) and records its path (for the ping
-/// URL and calendar feeds).
+/// `OK`, or the body it was started with), or as a function of the path
+/// writes, and records each path asked for (for the ping URL and calendar
+/// feeds).
 pub struct HttpsServer {
     pub port: u16,
     paths: Arc<Mutex<Vec<String>>>,
@@ -84,17 +85,26 @@ impl HttpsServer {
 
     /// Answers every request with `body`.
     pub fn serving(config: Arc<ServerConfig>, body: &str) -> HttpsServer {
-        let response = Arc::new(format!(
+        let response = format!(
             "HTTP/1.1 200 OK\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
             body.len()
-        ));
+        );
+        HttpsServer::routing(config, move |_, _| response.clone())
+    }
+
+    /// Answers each request with the whole HTTP response `respond` writes,
+    /// given the path asked for and the server's own port.
+    pub fn routing(
+        config: Arc<ServerConfig>,
+        respond: impl Fn(&str, u16) -> String + Send + Sync + 'static,
+    ) -> HttpsServer {
         let listener = TcpListener::bind("127.0.0.1:0").expect("bind the test HTTPS server");
         let port = listener.local_addr().unwrap().port();
         let paths = Arc::new(Mutex::new(Vec::new()));
-        let seen = paths.clone();
+        let (seen, respond) = (paths.clone(), Arc::new(respond));
         std::thread::spawn(move || {
             for stream in listener.incoming().flatten() {
-                let (config, seen, response) = (config.clone(), seen.clone(), response.clone());
+                let (config, seen, respond) = (config.clone(), seen.clone(), respond.clone());
                 std::thread::spawn(move || {
                     let Ok(connection) = ServerConnection::new(config) else {
                         return;
@@ -112,9 +122,9 @@ impl HttpsServer {
                     while reader.read_line(&mut header).unwrap_or(0) > 0 && header.trim_end() != "" {
                         header.clear();
                     }
-                    seen.lock().unwrap().push(path);
+                    seen.lock().unwrap().push(path.clone());
                     let mut tls = reader.into_inner();
-                    let _ = tls.write_all(response.as_bytes());
+                    let _ = tls.write_all(respond(&path, port).as_bytes());
                     let _ = tls.flush();
                     tls.conn.send_close_notify();
                     let _ = tls.flush();
