@@ -87,7 +87,8 @@ pub struct GlobalArgs {
         env = "DATABASE_URL",
         global = true,
         hide_env_values = true,
-        value_name = "URL"
+        value_name = "URL",
+        value_parser = non_empty
     )]
     pub database_url: Option<String>,
 
@@ -103,7 +104,7 @@ pub struct GlobalArgs {
     #[arg(short, long, global = true)]
     pub verbose: bool,
 
-    /// A folder of templates that replace the built-in ones, file by file
+    /// A folder of templates that replace the built-in ones, file by file [default: built in]
     #[arg(
         long,
         hide_env_values = true,
@@ -119,7 +120,8 @@ pub struct GlobalArgs {
         env = "REMINDERS_PING_URL",
         global = true,
         hide_env_values = true,
-        value_name = "URL"
+        value_name = "URL",
+        value_parser = non_empty
     )]
     pub ping_url: Option<String>,
 
@@ -264,7 +266,8 @@ pub struct BouncesArgs {
         long,
         hide_env_values = true,
         env = "REMINDERS_BOUNCE_ADDRESS",
-        value_name = "ADDRESS"
+        value_name = "ADDRESS",
+        value_parser = non_empty
     )]
     pub bounce_address: Option<String>,
     #[command(flatten)]
@@ -390,7 +393,7 @@ pub struct DeliveryArgs {
 #[derive(Debug, Clone, Args)]
 pub struct MailArgs {
     /// smtp://host:port, smtp://user:pass@host:587?tls=required, smtps://host, or file://DIR
-    #[arg(long, env = "SMTP_URL", hide_env_values = true, value_name = "URL")]
+    #[arg(long, env = "SMTP_URL", hide_env_values = true, value_name = "URL", value_parser = non_empty)]
     pub smtp_url: Option<String>,
     /// The SMTP password, kept out of SMTP_URL (which then names only the user); prefer the file
     #[arg(
@@ -398,7 +401,8 @@ pub struct MailArgs {
         env = "SMTP_PASSWORD",
         hide_env_values = true,
         value_name = "PASSWORD",
-        hide = true
+        hide = true,
+        value_parser = non_empty
     )]
     pub smtp_password: Option<String>,
     /// A file holding the SMTP password (its last line break is not part of it)
@@ -408,21 +412,23 @@ pub struct MailArgs {
         hide_env_values = true,
         env = "SMTP_PASSWORD_FILE",
         value_name = "FILE",
-        conflicts_with = "smtp_password"
+        conflicts_with = "smtp_password",
+        value_parser = non_empty
     )]
     pub smtp_password_file: Option<String>,
     /// With `auth=xoauth2`, Microsoft 365: the tenant id or domain (its token endpoint)
-    #[arg(long, hide_env_values = true, env = "SMTP_OAUTH_TENANT", value_name = "TENANT")]
+    #[arg(long, hide_env_values = true, env = "SMTP_OAUTH_TENANT", value_name = "TENANT", value_parser = non_empty)]
     pub smtp_oauth_tenant: Option<String>,
     /// With `auth=xoauth2`: the application (client) id
-    #[arg(long, hide_env_values = true, env = "SMTP_OAUTH_CLIENT_ID", value_name = "ID")]
+    #[arg(long, hide_env_values = true, env = "SMTP_OAUTH_CLIENT_ID", value_name = "ID", value_parser = non_empty)]
     pub smtp_oauth_client_id: Option<String>,
     /// With `auth=xoauth2`: the application's client secret (prefer the file)
     #[arg(
         long,
         env = "SMTP_OAUTH_CLIENT_SECRET",
         hide_env_values = true,
-        value_name = "SECRET"
+        value_name = "SECRET",
+        value_parser = non_empty
     )]
     pub smtp_oauth_client_secret: Option<String>,
     /// With `auth=xoauth2`: a file holding the client secret
@@ -431,7 +437,8 @@ pub struct MailArgs {
         long,
         hide_env_values = true,
         env = "SMTP_OAUTH_CLIENT_SECRET_FILE",
-        value_name = "FILE"
+        value_name = "FILE",
+        value_parser = non_empty
     )]
     pub smtp_oauth_client_secret_file: Option<String>,
     /// With `auth=xoauth2`, Google Workspace: the service account's JSON key file
@@ -439,14 +446,15 @@ pub struct MailArgs {
         long,
         hide_env_values = true,
         env = "SMTP_OAUTH_SERVICE_ACCOUNT",
-        value_name = "FILE"
+        value_name = "FILE",
+        value_parser = non_empty
     )]
     pub smtp_oauth_service_account: Option<String>,
     /// With `auth=xoauth2`: the token endpoint, instead of the tenant's or the key file's
-    #[arg(long, hide_env_values = true, env = "SMTP_OAUTH_TOKEN_URL", value_name = "URL")]
+    #[arg(long, hide_env_values = true, env = "SMTP_OAUTH_TOKEN_URL", value_name = "URL", value_parser = non_empty)]
     pub smtp_oauth_token_url: Option<String>,
     /// With `auth=xoauth2`: the scope asked for, instead of the provider's
-    #[arg(long, hide_env_values = true, env = "SMTP_OAUTH_SCOPE", value_name = "SCOPE")]
+    #[arg(long, hide_env_values = true, env = "SMTP_OAUTH_SCOPE", value_name = "SCOPE", value_parser = non_empty)]
     pub smtp_oauth_scope: Option<String>,
     #[command(flatten)]
     pub sender: SenderArgs,
@@ -456,17 +464,18 @@ pub struct MailArgs {
 #[derive(Debug, Clone, Args)]
 pub struct SenderArgs {
     /// The sender, such as `Reminders <noreply@school.example>`
-    #[arg(long, hide_env_values = true, env = "MAIL_FROM", value_name = "MAILBOX")]
+    #[arg(long, hide_env_values = true, env = "MAIL_FROM", value_name = "MAILBOX", value_parser = non_empty)]
     pub mail_from: Option<String>,
     /// Where replies go (the Reply-To header), such as `School office <office@school.example>`
-    #[arg(long, hide_env_values = true, env = "REMINDERS_REPLY_TO", value_name = "MAILBOX")]
+    #[arg(long, hide_env_values = true, env = "REMINDERS_REPLY_TO", value_name = "MAILBOX", value_parser = non_empty)]
     pub reply_to: Option<String>,
     /// Bounces come back here: each message's envelope sender becomes `LOCAL+TOKEN@DOMAIN` (VERP); needs REMINDERS_SECRET
     #[arg(
         long,
         hide_env_values = true,
         env = "REMINDERS_BOUNCE_ADDRESS",
-        value_name = "ADDRESS"
+        value_name = "ADDRESS",
+        value_parser = non_empty
     )]
     pub bounce_address: Option<String>,
     /// Every message offers unsubscribing by mail to this address (List-Unsubscribe); needs REMINDERS_SECRET
@@ -474,11 +483,12 @@ pub struct SenderArgs {
         long,
         hide_env_values = true,
         env = "REMINDERS_UNSUBSCRIBE_MAILTO",
-        value_name = "ADDRESS"
+        value_name = "ADDRESS",
+        value_parser = non_empty
     )]
     pub unsubscribe_mailto: Option<String>,
     /// Every message offers this one-click unsubscribe link (RFC 8058); it must hold `{token}`; needs REMINDERS_SECRET
-    #[arg(long, hide_env_values = true, env = "REMINDERS_UNSUBSCRIBE_URL", value_name = "URL")]
+    #[arg(long, hide_env_values = true, env = "REMINDERS_UNSUBSCRIBE_URL", value_name = "URL", value_parser = non_empty)]
     pub unsubscribe_url: Option<String>,
     /// Sign every message with DKIM, with this RSA private key (PEM)
     #[arg(
@@ -495,7 +505,8 @@ pub struct SenderArgs {
         hide_env_values = true,
         env = "REMINDERS_DKIM_SELECTOR",
         value_name = "NAME",
-        requires = "dkim_key"
+        requires = "dkim_key",
+        value_parser = non_empty
     )]
     pub dkim_selector: Option<String>,
     #[command(flatten)]
@@ -511,7 +522,8 @@ pub struct SecretArgs {
         env = "REMINDERS_SECRET",
         hide_env_values = true,
         value_name = "SECRET",
-        hide = true
+        hide = true,
+        value_parser = non_empty
     )]
     pub value: Option<String>,
 }
@@ -577,7 +589,7 @@ pub enum UserCommand {
         #[arg(long)]
         yes: bool,
         /// With file://DIR, the student's .eml files in that outbox are removed too
-        #[arg(long, env = "SMTP_URL", hide_env_values = true, value_name = "URL")]
+        #[arg(long, env = "SMTP_URL", hide_env_values = true, value_name = "URL", value_parser = non_empty)]
         smtp_url: Option<String>,
     },
     /// Add students in bulk from CSV (email,name,timezone) or JSON Lines
@@ -778,6 +790,16 @@ pub struct AssignmentAddArgs {
     /// The LMS's id for it, unique per student: what `import --upsert` matches on
     #[arg(long, value_name = "ID", value_parser = parse_external_id)]
     pub external_id: Option<String>,
+}
+
+/// A setting's value, never blank: `config::Env` removes a blank setting
+/// (from a flag, the environment or `.env`) before parsing, since blank
+/// means "not set", so a blank value reaching here was not read through it.
+fn non_empty(raw: &str) -> anyhow::Result<String> {
+    if raw.trim().is_empty() {
+        return Err(crate::error::invalid("a blank value sets nothing: leave the flag out"));
+    }
+    Ok(raw.to_string())
 }
 
 /// A metadata object, or `null` for none.

@@ -84,7 +84,9 @@ pub fn exit_status_table() -> String {
     table
 }
 
-/// Input that the user must fix (exit 2). Everything else is a runtime failure (exit 1).
+/// Input that the user must fix (exit 2). It marks an error deep in a
+/// parser or a lookup, so that the command that meets it need not know;
+/// [`Failure`] reads the mark.
 #[derive(Debug)]
 pub struct InputError(pub String);
 
@@ -101,12 +103,68 @@ pub fn invalid(message: impl Into<String>) -> anyhow::Error {
     anyhow::Error::new(InputError(message.into()))
 }
 
-/// The exit status for an error that ended the run.
-pub fn exit_status_of(error: &anyhow::Error) -> ExitStatus {
-    if error.chain().any(|cause| cause.is::<InputError>()) {
-        ExitStatus::BadInput
-    } else {
-        ExitStatus::Failure
+/// Why a command did not do its work, and so how the process exits.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FailureKind {
+    /// The command's input must be fixed (exit 2); nothing was written.
+    BadInput,
+    /// The configuration or the run failed (exit 1): the database, the mail
+    /// settings, the relay, a file.
+    Runtime,
+    /// Nothing is wrong that waiting will not fix (exit 75): a mail server
+    /// that piped a report in keeps it and tries again.
+    Temporary,
+}
+
+/// A command that failed: its kind and the one line that says why. Every
+/// command returns one; main prints the reason whatever `-q` says.
+#[derive(Debug, Clone)]
+pub struct Failure {
+    pub kind: FailureKind,
+    pub reason: String,
+}
+
+impl Failure {
+    pub fn new(kind: FailureKind, reason: impl fmt::Display) -> Failure {
+        Failure {
+            kind,
+            // One line, whatever the layers below put in their messages.
+            reason: reason.to_string().split_whitespace().collect::<Vec<_>>().join(" "),
+        }
+    }
+
+    pub fn bad_input(reason: impl fmt::Display) -> Failure {
+        Failure::new(FailureKind::BadInput, reason)
+    }
+
+    pub fn temporary(reason: impl fmt::Display) -> Failure {
+        Failure::new(FailureKind::Temporary, reason)
+    }
+
+    pub fn status(&self) -> ExitStatus {
+        match self.kind {
+            FailureKind::BadInput => ExitStatus::BadInput,
+            FailureKind::Runtime => ExitStatus::Failure,
+            FailureKind::Temporary => ExitStatus::TryAgainLater,
+        }
+    }
+}
+
+impl fmt::Display for Failure {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.reason)
+    }
+}
+
+/// An error from the layers below: bad input if anything in its chain was
+/// marked so, else a runtime failure; its whole chain is the reason.
+impl From<anyhow::Error> for Failure {
+    fn from(error: anyhow::Error) -> Failure {
+        let kind = match error.chain().any(|cause| cause.is::<InputError>()) {
+            true => FailureKind::BadInput,
+            false => FailureKind::Runtime,
+        };
+        Failure::new(kind, format!("{error:#}"))
     }
 }
 

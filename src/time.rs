@@ -76,12 +76,10 @@ pub fn utc(instant: DateTime<Utc>) -> String {
     instant.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
 }
 
-/// This machine's time zone (`TZ`, else the system's), for tables that
-/// concern no student; UTC when it cannot be told.
-pub fn machine_zone() -> Tz {
-    std::env::var("TZ")
-        .ok()
-        .and_then(|name| name.trim_start_matches(':').parse().ok())
+/// This machine's time zone (`TZ`, given by the configuration, else the
+/// system's), for tables that concern no student; UTC when it cannot be told.
+pub fn machine_zone(tz: Option<&str>) -> Tz {
+    tz.and_then(|name| name.trim_start_matches(':').parse().ok())
         .or_else(|| iana_time_zone::get_timezone().ok()?.parse().ok())
         .unwrap_or(Tz::UTC)
 }

@@ -56,7 +56,7 @@ struct Roots {
 /// Reads `--ca-file` once, at start-up. A file that is missing, unreadable or
 /// holds no usable certificate is bad input (exit 2).
 pub fn configure(ca_file: Option<&Path>) -> anyhow::Result<()> {
-    let ca_file = match ca_file.filter(|path| !path.as_os_str().is_empty()) {
+    let ca_file = match ca_file {
         Some(path) => Some((path.to_path_buf(), read_ca_file(path)?)),
         None => None,
     };

@@ -2,19 +2,26 @@
 
 use serde_json::json;
 
-use super::Outcome;
+use super::{Context, Outcome, Run};
 use crate::cli::{AssignmentAddArgs, AssignmentCommand, AssignmentEditArgs};
 use crate::db::DatabaseUrl;
 use crate::db::Db;
 use crate::db::assignments::{self, Assignment, AssignmentChanges, AssignmentWithStudent};
 use crate::db::types::{Id, Json, Timestamp};
 use crate::db::users;
-
+use crate::error::Failure;
 use crate::input::{parse_due, zone_of};
 use crate::output::{self, Report};
 use crate::time;
 
-pub fn run(database: &DatabaseUrl, command: AssignmentCommand, now: Timestamp) -> anyhow::Result<Outcome> {
+impl Run for AssignmentCommand {
+    fn run(self, cx: &Context) -> Result<Outcome, Failure> {
+        let now = Timestamp::now(&cx.clock());
+        Ok(assignment(cx.database()?, self, now)?)
+    }
+}
+
+fn assignment(database: &DatabaseUrl, command: AssignmentCommand, now: Timestamp) -> anyhow::Result<Outcome> {
     match command {
         AssignmentCommand::Add(args) => add(database, args, now),
         AssignmentCommand::List { student } => {

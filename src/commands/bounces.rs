@@ -4,19 +4,27 @@
 
 use serde_json::json;
 
-use super::Outcome;
+use super::{Context, Outcome, Run};
 use crate::bounces::process::{self, Counts, Options, Stop};
 use crate::bounces::source::Source;
-use crate::cli::BouncesArgs;
+use crate::config::BouncesJob;
 use crate::db::{DatabaseUrl, Db};
-use crate::error::{ExitStatus, invalid};
+use crate::error::{Failure, invalid};
 use crate::output::{self, Report};
-use crate::settings;
 use crate::time::Clock;
 
-pub fn run(database: &DatabaseUrl, args: BouncesArgs, clock: Clock) -> anyhow::Result<Outcome> {
-    let secret = settings::secret(&args.secret, Some("`reminders bounces`"))?.unwrap_or_default();
-    let bounce_address = settings::optional_address("REMINDERS_BOUNCE_ADDRESS", args.bounce_address.as_deref())?;
+impl Run for BouncesJob {
+    fn run(self, cx: &Context) -> Result<Outcome, Failure> {
+        bounces(cx.database()?, self, cx.clock())
+    }
+}
+
+fn bounces(database: &DatabaseUrl, job: BouncesJob, clock: Clock) -> Result<Outcome, Failure> {
+    let BouncesJob {
+        args,
+        secret,
+        bounce_address,
+    } = job;
     if bounce_address.is_none() {
         // Once here, not once per report: each report would only say it was
         // "not sent to a VERP address".
@@ -41,14 +49,14 @@ pub fn run(database: &DatabaseUrl, args: BouncesArgs, clock: Clock) -> anyhow::R
     };
     let mut db = match Db::open(database) {
         Ok(db) => db,
-        Err(error) => return Ok(try_again_later(error)),
+        Err(error) => return Err(try_again_later(error)),
     };
     let mut counts = Counts::default();
     for source in &sources {
         match process::process(&mut db, source, &options, &clock, &mut counts) {
             Ok(()) => {}
-            Err(Stop::Source(error)) => return Err(invalid(error.to_string())),
-            Err(Stop::Database(error)) => return Ok(try_again_later(error)),
+            Err(Stop::Source(error)) => return Err(Failure::bad_input(error)),
+            Err(Stop::Database(error)) => return Err(try_again_later(error)),
         }
     }
     Ok(Outcome::success(BounceCounts(counts)))
@@ -56,19 +64,10 @@ pub fn run(database: &DatabaseUrl, args: BouncesArgs, clock: Clock) -> anyhow::R
 
 /// The database is away or locked: nothing more is recorded now, and the
 /// exit status (75) tells a mail server that piped the report in to keep it
-/// and try again; cron reads the line. Said whatever `-q` says (the pipe(8)
-/// line runs with `-q`), so that the mail log shows why it was deferred, and
-/// on one line, though libpq's errors span two.
-fn try_again_later(error: anyhow::Error) -> Outcome {
-    let message = crate::log::line(&format!("cannot record bounce reports now, try again later: {error:#}"));
-    crate::log::explain!("{message}");
-    Outcome {
-        report: Box::new(output::Message {
-            json: json!({ "error": message }),
-            text: String::new(),
-        }),
-        status: ExitStatus::TryAgainLater,
-    }
+/// and try again; the mail log shows the line, which main prints whatever
+/// `-q` says (the pipe(8) line runs with `-q`).
+fn try_again_later(error: anyhow::Error) -> Failure {
+    Failure::temporary(format!("cannot record bounce reports now, try again later: {error:#}"))
 }
 
 struct BounceCounts(Counts);

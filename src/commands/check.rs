@@ -6,30 +6,29 @@ use std::time::Duration;
 
 use serde_json::json;
 
-use super::Outcome;
-use crate::cli::MailArgs;
-use crate::db::DatabaseUrl;
+use super::{Context, Outcome, Run};
+use crate::config::CheckJob;
 use crate::db::Db;
-use crate::error::ExitStatus;
+use crate::error::{ExitStatus, Failure};
 use crate::mail::Mailer;
 use crate::output::{self, Report};
 use crate::ping::Pinger;
 use crate::render::Templates;
-use crate::settings::{MailSettings, Provenance};
 
-pub fn run(
-    database: anyhow::Result<DatabaseUrl>,
-    mail: &MailArgs,
-    templates: Option<&std::path::Path>,
-    ping_url: Option<&str>,
-    provenance: &Provenance,
-) -> anyhow::Result<Outcome> {
+impl Run for CheckJob {
+    fn run(self, cx: &Context) -> Result<Outcome, Failure> {
+        check(cx, self)
+    }
+}
+
+fn check(cx: &Context, job: CheckJob) -> Result<Outcome, Failure> {
+    let global = cx.global;
     let mut checks = Vec::new();
     let mut check = |name: &str, result: Result<String, String>| checks.push((name.to_string(), result));
 
-    match database {
-        Err(error) => check("database", Err(format!("{error:#}"))),
-        Ok(url) => match Db::open(&url) {
+    match &global.database {
+        Err(failure) => check("database", Err(failure.reason.clone())),
+        Ok(url) => match Db::open(url) {
             Ok(_) => check(
                 "database",
                 Ok(format!("`{}` is reachable and fully migrated", url.display())),
@@ -37,8 +36,8 @@ pub fn run(
             Err(error) => check("database", Err(format!("{error:#}"))),
         },
     }
-    match MailSettings::from_args(mail) {
-        Err(error) => check("mail settings", Err(format!("{error:#}"))),
+    match &job.mail {
+        Err(failure) => check("mail settings", Err(failure.reason.clone())),
         Ok(settings) => {
             check(
                 "mail settings",
@@ -70,33 +69,34 @@ pub fn run(
             }
         }
     }
-    match Templates::load(templates).and_then(|t| t.check().map(|()| t)) {
+    match Templates::load(global.templates.as_deref()).and_then(|t| t.check().map(|()| t)) {
         Ok(loaded) => {
             let overridden = loaded.sources().iter().filter(|(_, from)| from != "built in").count();
             check("templates", Ok(format!("all render ({overridden} overridden)")))
         }
         Err(error) => check("templates", Err(format!("{error:#}"))),
     }
-    if let Some(tls) = Pinger::new(ping_url).and_then(|pinger| pinger.tls_summary()) {
+    if let Some(tls) = Pinger::new(job.ping_url.as_deref()).and_then(|pinger| pinger.tls_summary()) {
         check("ping TLS", tls);
     }
     check("TLS trust", Ok(crate::tls::describe()));
-    if !provenance.unknown.is_empty() {
-        check("settings", Err(provenance.unknown.join("; ")));
+    if !global.unknown_settings.is_empty() {
+        check("settings", Err(global.unknown_settings.join("; ")));
     }
-    let failed = checks.iter().any(|(_, result)| result.is_err());
+    let failed: Vec<String> = checks
+        .iter()
+        .filter(|(_, result)| result.is_err())
+        .map(|(name, _)| name.clone())
+        .collect();
     let report = CheckReport {
         checks,
-        settings: provenance.describe(),
+        settings: global.provenance.describe().to_vec(),
     };
-    Ok(Outcome {
-        report: Box::new(report),
-        status: if failed {
-            ExitStatus::Failure
-        } else {
-            ExitStatus::Success
-        },
-    })
+    if failed.is_empty() {
+        return Ok(Outcome::success(report));
+    }
+    let reason = format!("error: a cron run would fail: check {} above", failed.join(", "));
+    Ok(Outcome::unfinished(report, ExitStatus::Failure, vec![reason]))
 }
 
 struct CheckReport {

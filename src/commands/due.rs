@@ -2,19 +2,19 @@
 
 use serde_json::json;
 
-use super::Outcome;
-use crate::cli::WindowArgs;
-use crate::db::{DatabaseUrl, Db};
+use super::{Context, Outcome, Run};
+use crate::config::DueJob;
+use crate::db::Db;
+use crate::error::Failure;
 use crate::output::{self, Report};
 use crate::reminders::plan::{self, DueItem};
-use crate::settings;
-use crate::time::Clock;
 
-pub fn run(database: &DatabaseUrl, args: WindowArgs, clock: Clock) -> anyhow::Result<Outcome> {
-    let windows = settings::windows(&args, clock)?;
-    let mut db = Db::open(database)?;
-    db.map_for_reading()?;
-    Ok(Outcome::success(DueList(plan::preview(&mut db, &windows)?.items)))
+impl Run for DueJob {
+    fn run(self, cx: &Context) -> Result<Outcome, Failure> {
+        let mut db = Db::open(cx.database()?)?;
+        db.map_for_reading()?;
+        Ok(Outcome::success(DueList(plan::preview(&mut db, &self.windows)?.items)))
+    }
 }
 
 pub struct DueList(pub Vec<DueItem>);

@@ -2,12 +2,20 @@
 
 use serde_json::json;
 
-use super::Outcome;
+use super::{Context, Outcome, Run};
+use crate::config::MigrateJob;
 use crate::db::DatabaseUrl;
 use crate::db::Db;
+use crate::error::Failure;
 use crate::output::{Done, Message};
 
-pub fn run(database: &DatabaseUrl) -> anyhow::Result<Outcome> {
+impl Run for MigrateJob {
+    fn run(self, cx: &Context) -> Result<Outcome, Failure> {
+        migrate(cx.database()?)
+    }
+}
+
+fn migrate(database: &DatabaseUrl) -> Result<Outcome, Failure> {
     let created = match database {
         DatabaseUrl::Sqlite { path, .. } if !path.exists() => Some(match database.default_note() {
             Some(note) => format!("created a new SQLite database `{}` ({note})\n", path.display()),

@@ -1,11 +1,14 @@
-//! The single match that hands each subcommand to its module. Each module has
-//! one entry point, `run`, that takes the parsed arguments and returns an
-//! [`Outcome`]; none of them prints.
+//! Every command implements [`Run`], and one exhaustive match hands each
+//! job to its module. None of them prints: each returns an [`Outcome`] or
+//! a [`Failure`], and main prints either.
+//!
+//! Adding a command: its arguments in `cli.rs`, its job in `config`, a
+//! module here that implements `Run`, and its line in [`run_job`].
 
-use crate::cli::{Cli, Command, TemplateCommand};
+use crate::cli::Cli;
+use crate::config::{CompletionsJob, Config, Global, Job, ManJob};
 use crate::db::DatabaseUrl;
-use crate::db::types::Timestamp;
-use crate::error::ExitStatus;
+use crate::error::{ExitStatus, Failure};
 use crate::output::Report;
 use crate::render::Templates;
 use crate::time::Clock;
@@ -26,10 +29,47 @@ mod summary;
 mod template;
 mod user;
 
-/// What a command produced and how the process should exit.
+/// A command: its job, run in the context of the run's shared settings.
+pub trait Run {
+    fn run(self, cx: &Context) -> Result<Outcome, Failure>;
+}
+
+/// What every command may use besides its own job.
+pub struct Context<'a> {
+    pub global: &'a Global,
+}
+
+impl Context<'_> {
+    pub fn database(&self) -> Result<&DatabaseUrl, Failure> {
+        self.global.database.as_ref().map_err(Clone::clone)
+    }
+
+    pub fn clock(&self) -> Clock {
+        self.global.clock.clone()
+    }
+
+    /// The templates a sending command uses; a broken one stops it before it
+    /// touches the database or sends anything (exit 2). The built-in ones are
+    /// checked by the tests, not on every cron run.
+    pub fn templates(&self) -> Result<Templates, Failure> {
+        let dir = self.global.templates.as_deref();
+        let templates = Templates::load(dir)?;
+        if dir.is_some() {
+            templates.check()?;
+        }
+        Ok(templates)
+    }
+}
+
+/// What a command produced, and how the process should exit: 0, or 1, 3,
+/// 130 or 143 for a command that did part of its work and has a report of
+/// it, with the lines that say why.
 pub struct Outcome {
     pub report: Box<dyn Report>,
     pub status: ExitStatus,
+    /// Printed on stderr whatever `-q` says; there is one at least whenever
+    /// the status is not 0.
+    pub reasons: Vec<String>,
 }
 
 impl Outcome {
@@ -37,48 +77,77 @@ impl Outcome {
         Outcome {
             report: Box::new(report),
             status: ExitStatus::Success,
+            reasons: Vec::new(),
+        }
+    }
+
+    /// A report of work done in part: `status` is not 0, and `reasons` say why.
+    pub fn unfinished(report: impl Report + 'static, status: ExitStatus, reasons: Vec<String>) -> Outcome {
+        debug_assert!(status == ExitStatus::Success || !reasons.is_empty());
+        Outcome {
+            report: Box::new(report),
+            status,
+            reasons,
         }
     }
 }
 
-pub fn run(cli: Cli, provenance: &crate::settings::Provenance) -> anyhow::Result<Outcome> {
-    // These two describe the command line itself and need no settings at all.
-    match &cli.command {
-        Command::Completions { shell } => return Ok(Outcome::success(text_only(completions(*shell)))),
-        Command::Man { dir: None } => return Ok(Outcome::success(text_only(man_page()?))),
-        Command::Man { dir: Some(dir) } => return Ok(Outcome::success(man_pages(dir)?)),
-        // Reports a malformed database URL as a failed check, not as an error.
-        Command::Check { mail } => {
-            let database = DatabaseUrl::parse(cli.global.database_url.as_deref());
-            return check::run(
-                database,
-                mail,
-                cli.global.templates.as_deref(),
-                cli.global.ping_url.as_deref(),
-                provenance,
-            );
-        }
-        _ => {}
+/// Runs the configured job: TLS trust first (the first connection may use
+/// it), and the monitor pinged around a scheduled job.
+pub fn run(config: Config) -> Result<Outcome, Failure> {
+    let Config { global, job } = config;
+    crate::log::set_level(global.quiet, global.verbose);
+    for unknown in &global.unknown_settings {
+        // Not hidden by -q: every cron line has it, and the setting meant is off.
+        crate::log::explain!("warning: {unknown}");
     }
-    let database = DatabaseUrl::parse(cli.global.database_url.as_deref())?;
-    let templates = cli.global.templates;
-    let clock = Clock::new(cli.global.now);
-    let now = Timestamp::now(&clock);
-    match cli.command {
-        Command::Migrate => migrate::run(&database),
-        Command::User(command) => user::run(&database, command, now),
-        Command::Assignment(command) => assignment::run(&database, command, now),
-        Command::Due(args) => due::run(&database, args, clock),
-        Command::Send(args) => send::run(&database, args, clock, load_templates(templates.as_deref())?),
-        Command::Summary(args) => summary::run(&database, args, clock, load_templates(templates.as_deref())?),
-        Command::Template(TemplateCommand::Check { dir }) => template::check(dir.or(templates).as_deref()),
-        Command::Preview(args) => preview::run(&database, args, clock, load_templates(templates.as_deref())?),
-        Command::Status => status::run(&database, clock),
-        Command::Retry(args) => retry::run(&database, args, clock),
-        Command::Prune(args) => prune::run(&database, args, clock),
-        Command::Bounces(args) => bounces::run(&database, args, clock),
-        Command::Completions { .. } | Command::Man { .. } | Command::Check { .. } => {
-            unreachable!("handled before the database URL is read")
+    for (setting, from) in global.provenance.describe() {
+        crate::log::info!("setting {setting} from {from}");
+    }
+    crate::tls::configure(global.ca_file.as_deref())?;
+    let pinger = crate::ping::Pinger::new(global.ping_url.as_deref());
+    if let Some(pinger) = &pinger {
+        pinger.start();
+    }
+    let result = run_job(job, &Context { global: &global }).map_err(crate::db::explain_pooler);
+    if let Some(pinger) = &pinger {
+        let status = result.as_ref().map_or_else(Failure::status, |outcome| outcome.status);
+        pinger.finish(status.code());
+    }
+    result
+}
+
+fn run_job(job: Job, cx: &Context) -> Result<Outcome, Failure> {
+    match job {
+        Job::Migrate(job) => job.run(cx),
+        Job::User(job) => job.run(cx),
+        Job::Assignment(job) => job.run(cx),
+        Job::Due(job) => job.run(cx),
+        Job::Send(job) => job.run(cx),
+        Job::Summary(job) => job.run(cx),
+        Job::Status(job) => job.run(cx),
+        Job::Retry(job) => job.run(cx),
+        Job::Prune(job) => job.run(cx),
+        Job::Check(job) => job.run(cx),
+        Job::TemplateCheck(job) => job.run(cx),
+        Job::Preview(job) => job.run(cx),
+        Job::Bounces(job) => job.run(cx),
+        Job::Completions(job) => job.run(cx),
+        Job::Man(job) => job.run(cx),
+    }
+}
+
+impl Run for CompletionsJob {
+    fn run(self, _: &Context) -> Result<Outcome, Failure> {
+        Ok(Outcome::success(text_only(completions(self.shell))))
+    }
+}
+
+impl Run for ManJob {
+    fn run(self, _: &Context) -> Result<Outcome, Failure> {
+        match self.dir {
+            None => Ok(Outcome::success(text_only(man_page()?))),
+            Some(dir) => Ok(Outcome::success(man_pages(&dir)?)),
         }
     }
 }
@@ -166,15 +235,4 @@ fn warn_if_no_students(db: &mut crate::db::Db, database: &DatabaseUrl) -> anyhow
         crate::log::warning!("the database `{}` holds no students{note}", database.display());
     }
     Ok(())
-}
-
-/// The templates a sending command uses; a broken one stops it before it
-/// touches the database or sends anything (exit 2). The built-in ones are
-/// checked by the tests, not on every cron run.
-fn load_templates(dir: Option<&std::path::Path>) -> anyhow::Result<Templates> {
-    let templates = Templates::load(dir)?;
-    if dir.is_some() {
-        templates.check()?;
-    }
-    Ok(templates)
 }

@@ -2,36 +2,28 @@
 
 use serde_json::json;
 
-use super::Outcome;
-use crate::cli::PreviewArgs;
+use super::{Context, Outcome, Run};
+use crate::config::PreviewJob;
+use crate::db::Db;
 use crate::db::reminders;
-use crate::db::{DatabaseUrl, Db};
-use crate::error::invalid;
+use crate::error::{Failure, invalid};
 use crate::mail::SendFailure;
 use crate::output;
 use crate::reminders::job::compose;
-use crate::render::Templates;
-use crate::schedule::Target;
-use crate::settings::MailSettings;
-use crate::time::Clock;
 
-pub fn run(database: &DatabaseUrl, args: PreviewArgs, clock: Clock, templates: Templates) -> anyhow::Result<Outcome> {
-    let id = args.assignment_id;
-    if Target::from_reminder_type(&args.reminder_type).is_none() {
-        return Err(invalid(format!(
-            "`{}` is not a reminder type such as `24h` or `2m`",
-            args.reminder_type
-        )));
+impl Run for PreviewJob {
+    fn run(self, cx: &Context) -> Result<Outcome, Failure> {
+        let id = self.assignment_id;
+        let templates = cx.templates()?;
+        let mut db = Db::open(cx.database()?)?;
+        let claimed = reminders::as_claimed(&mut db, id, &self.reminder_type)?
+            .ok_or_else(|| invalid(format!("no assignment has the id `{id}`")))?;
+        let message = compose(&claimed, &self.sender, cx.clock().now(), &templates)
+            .map_err(|SendFailure { reason, .. }| Failure::bad_input(reason))?;
+        let text = String::from_utf8_lossy(&message.formatted()).replace("\r\n", "\n");
+        Ok(Outcome::success(output::Message {
+            json: json!({ "message": text }),
+            text,
+        }))
     }
-    let sender = MailSettings::sender(&args.sender)?;
-    let mut db = Db::open(database)?;
-    let claimed = reminders::as_claimed(&mut db, id, &args.reminder_type)?
-        .ok_or_else(|| invalid(format!("no assignment has the id `{id}`")))?;
-    let message =
-        compose(&claimed, &sender, clock.now(), &templates).map_err(|SendFailure { reason, .. }| invalid(reason))?;
-    let text = String::from_utf8_lossy(&message.formatted()).replace("\r\n", "\n");
-    Ok(Outcome::success(output::Message {
-        json: json!({ "message": text }),
-        text,
-    }))
 }

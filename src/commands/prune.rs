@@ -2,29 +2,38 @@
 
 use serde_json::json;
 
-use super::Outcome;
+use super::{Context, Outcome, Run};
 use crate::cli::PruneArgs;
 use crate::db::types::Timestamp;
-use crate::db::{DatabaseUrl, Db, retention};
+use crate::db::{Db, retention};
+use crate::error::Failure;
 use crate::output;
 use crate::time;
-use crate::time::Clock;
 
-pub fn run(database: &DatabaseUrl, args: PruneArgs, clock: Clock) -> anyhow::Result<Outcome> {
+impl Run for PruneArgs {
+    fn run(self, cx: &Context) -> Result<Outcome, Failure> {
+        prune(cx, self)
+    }
+}
+
+fn prune(cx: &Context, args: PruneArgs) -> Result<Outcome, Failure> {
     if args.older_than < chrono::Duration::days(1) && !args.force {
-        return Err(crate::error::invalid(format!(
+        return Err(Failure::bad_input(format!(
             "--older-than {} is under a day, which would delete today's records: pass --force if that is meant \
              (for months, write days or weeks: `90d`, `12w`)",
             time::human_duration(args.older_than)
         )));
     }
-    let now = Timestamp::now(&clock);
+    let now = Timestamp::now(&cx.clock());
     let cutoff = Timestamp::new(time::saturating_add(now.instant(), -args.older_than));
-    let mut db = Db::open(database)?;
+    let mut db = Db::open(cx.database()?)?;
     let pruned = retention::prune(&mut db, cutoff, now, args.dry_run)?;
     let verb = if args.dry_run { "would delete" } else { "deleted" };
     let text = output::key_values([
-        ("older than", time::local_short(cutoff.instant(), time::machine_zone())),
+        (
+            "older than",
+            time::local_short(cutoff.instant(), cx.global.machine_zone),
+        ),
         (&format!("send_logs: {verb}"), pruned.send_logs.to_string()),
         (&format!("reminders: {verb}"), pruned.reminders.to_string()),
         (&format!("daily_summaries: {verb}"), pruned.daily_summaries.to_string()),

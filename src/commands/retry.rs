@@ -2,28 +2,33 @@
 
 use serde_json::json;
 
-use super::Outcome;
+use super::{Context, Outcome, Run};
 use crate::cli::RetryArgs;
 use crate::db::types::Timestamp;
-use crate::db::{DatabaseUrl, Db, users};
-
+use crate::db::{Db, users};
+use crate::error::Failure;
 use crate::output;
 use crate::queue::{self, RetrySelection};
 use crate::time::Clock;
 
-pub fn run(database: &DatabaseUrl, args: RetryArgs, clock: Clock) -> anyhow::Result<Outcome> {
+impl Run for RetryArgs {
+    fn run(self, cx: &Context) -> Result<Outcome, Failure> {
+        retry(&mut Db::open(cx.database()?)?, self, cx.clock())
+    }
+}
+
+fn retry(db: &mut Db, args: RetryArgs, clock: Clock) -> Result<Outcome, Failure> {
     let since = args.since.map(Timestamp::new);
-    let mut db = Db::open(database)?;
     let selection = if args.failed {
         let student = match args.student {
-            Some(email) => Some(users::require_user_by_email(&mut db, email.as_str())?.id),
+            Some(email) => Some(users::require_user_by_email(db, email.as_str())?.id),
             None => None,
         };
         RetrySelection::Failed { since, student }
     } else {
         RetrySelection::Ids(args.ids)
     };
-    let requeued = queue::retry(&mut db, &selection, Timestamp::now(&clock))?;
+    let requeued = queue::retry(db, &selection, Timestamp::now(&clock))?;
     let total = requeued.reminders + requeued.daily_summaries;
     Ok(Outcome::success(output::Done(output::Message {
         text: if total == 0 {

@@ -14,25 +14,36 @@
 use serde::Serialize;
 use serde_json::json;
 
-use super::Outcome;
 use super::due::DueList;
-use crate::cli::SendArgs;
+use super::{Context, Outcome, Run};
+use crate::config::SendJob;
+use crate::db::Db;
 use crate::db::reminders;
 use crate::db::types::Timestamp;
-use crate::db::{DatabaseUrl, Db};
+use crate::error::Failure;
 use crate::output::{self, Report};
 use crate::queue::pipeline::{Delivered, deliver};
 use crate::reminders::digest::Digests;
 use crate::reminders::job::Reminders;
 use crate::reminders::plan::{self, Preview, schedule_due};
-use crate::render::Templates;
-use crate::settings::{self, DeliverySettings};
-use crate::time::Clock;
 
-pub fn run(database: &DatabaseUrl, args: SendArgs, clock: Clock, templates: Templates) -> anyhow::Result<Outcome> {
-    let mut windows = settings::windows(&args.window, clock)?;
-    let settings = DeliverySettings::from_args(&args.delivery)?;
-    if args.dry_run {
+impl Run for SendJob {
+    fn run(self, cx: &Context) -> Result<Outcome, Failure> {
+        send(cx, self)
+    }
+}
+
+fn send(cx: &Context, job: SendJob) -> Result<Outcome, Failure> {
+    let templates = cx.templates()?;
+    let database = cx.database()?;
+    let SendJob {
+        mut windows,
+        dry_run,
+        delivery_window,
+        digest,
+        delivery: settings,
+    } = job;
+    if dry_run {
         let mut db = Db::open(database)?;
         let Preview { items, already_sent } = plan::preview(&mut db, &windows)?;
         let queued = reminders::count_claimable(&mut db, Timestamp::now(&windows.clock))? as usize;
@@ -58,7 +69,7 @@ pub fn run(database: &DatabaseUrl, args: SendArgs, clock: Clock, templates: Temp
     let scheduled = schedule_due(&mut db, &windows)?;
     crate::log::info!("scheduled the due windows in {:?}", started.elapsed());
     let queue = Reminders {
-        delivery_window: args.delivery_window,
+        delivery_window,
         templates,
     };
     let mut report = SendReport {
@@ -67,19 +78,16 @@ pub fn run(database: &DatabaseUrl, args: SendArgs, clock: Clock, templates: Temp
     };
     report.delivered.skipped += scheduled.skipped;
     let (sender, options, clock) = (&mail.sender, &settings.options, &windows.clock);
-    let delivered = if args.digest {
+    let delivered = if digest {
         let digests = Digests { reminders: queue };
         deliver(database, &mut db, &digests, &mailer, sender, options, clock)?
     } else {
         deliver(database, &mut db, &queue, &mailer, sender, options, clock)?
     };
     report.delivered.add(delivered);
-    report.delivered.explain_failures();
     crate::log::info!("finished in {:?}", started.elapsed());
-    Ok(Outcome {
-        status: report.delivered.exit_status(),
-        report: Box::new(report),
-    })
+    let (status, reasons) = (report.delivered.exit_status(), report.delivered.reasons());
+    Ok(Outcome::unfinished(report, status, reasons))
 }
 
 /// What a run did.

@@ -2,35 +2,41 @@
 
 use serde_json::json;
 
-use super::Outcome;
+use super::{Context, Outcome, Run};
+use crate::config::StatusJob;
 use crate::db::types::Timestamp;
-use crate::db::{DatabaseUrl, Db, bounces, reminders, summaries, users};
+use crate::db::{Db, bounces, reminders, summaries, users};
+use crate::error::Failure;
 use crate::output::{self, Report};
 use crate::queue::{OptOutReason, QueueState, ReportKind, Status};
 use crate::time;
-use crate::time::Clock;
 
-pub fn run(database: &DatabaseUrl, clock: Clock) -> anyhow::Result<Outcome> {
-    let now = Timestamp::now(&clock);
-    let mut db = Db::open(database)?;
-    Ok(Outcome::success(StatusReport {
-        reminders: reminders::queue_state(&mut db, now)?,
-        summaries: summaries::queue_state(&mut db, now)?,
-        bounced: users::opted_out_for(&mut db, OptOutReason::Bounced)?,
-        reports: ReportCounts::of(bounces::counts_since(
-            &mut db,
-            Timestamp::new(now.instant() - chrono::Duration::days(7)),
-        )?),
-        errors: crate::db::queue::frequent_errors(
-            &mut db,
-            Timestamp::new(now.instant() - chrono::Duration::days(7)),
-            5,
-        )?,
-    }))
+impl Run for StatusJob {
+    fn run(self, cx: &Context) -> Result<Outcome, Failure> {
+        let now = Timestamp::now(&cx.clock());
+        let mut db = Db::open(cx.database()?)?;
+        Ok(Outcome::success(StatusReport {
+            machine_zone: cx.global.machine_zone,
+            reminders: reminders::queue_state(&mut db, now)?,
+            summaries: summaries::queue_state(&mut db, now)?,
+            bounced: users::opted_out_for(&mut db, OptOutReason::Bounced)?,
+            reports: ReportCounts::of(bounces::counts_since(
+                &mut db,
+                Timestamp::new(now.instant() - chrono::Duration::days(7)),
+            )?),
+            errors: crate::db::queue::frequent_errors(
+                &mut db,
+                Timestamp::new(now.instant() - chrono::Duration::days(7)),
+                5,
+            )?,
+        }))
+    }
 }
 
 /// Both queues, and who the bounce rule opted out.
 struct StatusReport {
+    /// Times that concern no student are shown in this machine's zone.
+    machine_zone: chrono_tz::Tz,
     reminders: QueueState,
     summaries: QueueState,
     /// Addresses that a run opted out after repeated rejections.
@@ -82,7 +88,7 @@ fn queue_json(state: &QueueState) -> serde_json::Value {
 }
 
 /// The rows of one queue in the table, each label after `prefix`.
-fn queue_rows(prefix: &str, state: &QueueState) -> Vec<(String, String)> {
+fn queue_rows(prefix: &str, state: &QueueState, zone: chrono_tz::Tz) -> Vec<(String, String)> {
     let count = |status: Status| {
         state
             .by_status
@@ -92,7 +98,7 @@ fn queue_rows(prefix: &str, state: &QueueState) -> Vec<(String, String)> {
     };
     // `3 (oldest 2030-03-01 12:00 UTC)`, or just the count when there is no time to show.
     let with_time = |n: i64, label: &str, t: Option<Timestamp>| match t {
-        Some(t) => format!("{n} ({label} {})", time::local_short(t.instant(), time::machine_zone())),
+        Some(t) => format!("{n} ({label} {})", time::local_short(t.instant(), zone)),
         None => n.to_string(),
     };
     [
@@ -130,8 +136,8 @@ impl Report for StatusReport {
     }
 
     fn to_table(&self) -> String {
-        let mut rows = queue_rows("", &self.reminders);
-        rows.extend(queue_rows("summaries ", &self.summaries));
+        let mut rows = queue_rows("", &self.reminders, self.machine_zone);
+        rows.extend(queue_rows("summaries ", &self.summaries, self.machine_zone));
         let reports = &self.reports;
         rows.push((
             "hard bounces reported, last 7 days".to_string(),

@@ -7,30 +7,32 @@ use std::collections::HashMap;
 use serde::Serialize;
 use serde_json::json;
 
-use super::Outcome;
-use crate::cli::SummaryArgs;
+use super::{Context, Outcome, Run};
+use crate::config::SummaryJob;
 use crate::db::summaries::{self, StudentCounts};
 use crate::db::types::{Id, Timestamp};
-use crate::db::{DatabaseUrl, Db, users};
+use crate::db::{Db, users};
+use crate::error::Failure;
 use crate::input::zone_of;
 use crate::output::{self, Report};
 use crate::queue::pipeline::{Delivered, deliver};
-use crate::render::Templates;
-use crate::settings::DeliverySettings;
 use crate::summaries::job::Summaries;
 use crate::summaries::plan;
 use crate::time;
-use crate::time::Clock;
 
-pub fn run(
-    database: &DatabaseUrl,
-    args: SummaryArgs,
-    mut clock: Clock,
-    templates: Templates,
-) -> anyhow::Result<Outcome> {
-    let student = args.student;
-    let settings = DeliverySettings::from_args(&args.delivery)?;
-    if !args.send {
+impl Run for SummaryJob {
+    fn run(self, cx: &Context) -> Result<Outcome, Failure> {
+        summary(cx, self)
+    }
+}
+
+fn summary(cx: &Context, job: SummaryJob) -> Result<Outcome, Failure> {
+    let templates = cx.templates()?;
+    let database = cx.database()?;
+    let mut clock = cx.clock();
+    let student = job.student;
+    let settings = job.delivery;
+    if !job.send {
         let mut db = Db::open(database)?;
         let students = match student {
             Some(email) => Some(vec![users::require_user_by_email(&mut db, email.as_str())?.id]),
@@ -40,11 +42,11 @@ pub fn run(
         return Ok(Outcome::success(CountsReport { counts }));
     }
     if student.is_some() {
-        return Err(crate::error::invalid(
+        return Err(Failure::bad_input(
             "`--student` only narrows the counts; `--send` covers every student",
         ));
     }
-    if args.dry_run {
+    if job.dry_run {
         let mut db = Db::open(database)?;
         let now = Timestamp::now(&clock);
         let owed = plan::preview_owed(&mut db, now)?;
@@ -93,14 +95,12 @@ pub fn run(
         &clock,
     )?;
     delivered.skipped += scheduled.skipped;
-    delivered.explain_failures();
-    Ok(Outcome {
-        status: delivered.exit_status(),
-        report: Box::new(SendReport {
-            scheduled: scheduled.to_send,
-            delivered,
-        }),
-    })
+    let (status, reasons) = (delivered.exit_status(), delivered.reasons());
+    let report = SendReport {
+        scheduled: scheduled.to_send,
+        delivered,
+    };
+    Ok(Outcome::unfinished(report, status, reasons))
 }
 
 /// Per-student counts.

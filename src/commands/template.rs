@@ -2,11 +2,19 @@
 
 use serde_json::json;
 
-use super::Outcome;
+use super::{Context, Outcome, Run};
+use crate::config::TemplateCheckJob;
+use crate::error::Failure;
 use crate::output;
 use crate::render::Templates;
 
-pub fn check(dir: Option<&std::path::Path>) -> anyhow::Result<Outcome> {
+impl Run for TemplateCheckJob {
+    fn run(self, _: &Context) -> Result<Outcome, Failure> {
+        check(self.dir.as_deref())
+    }
+}
+
+fn check(dir: Option<&std::path::Path>) -> Result<Outcome, Failure> {
     let templates = Templates::load(dir)?;
     templates.check()?;
     let sources = templates.sources();

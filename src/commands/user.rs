@@ -2,36 +2,41 @@
 
 use serde_json::json;
 
-use super::Outcome;
-use crate::cli::{SecretArgs, Switch, UserAddArgs, UserCommand, UserEditArgs, UserSetArgs};
+use super::{Context, Outcome, Run};
+use crate::cli::{Switch, UserAddArgs, UserCommand, UserEditArgs, UserSetArgs};
+use crate::config::UserJob;
 use crate::db::DatabaseUrl;
 use crate::db::Db;
 use crate::db::summaries;
 use crate::db::types::{Id, Timestamp};
 use crate::db::users::{self, User, UserChanges};
-use crate::error::{ExitStatus, invalid};
+use crate::error::{ExitStatus, Failure, invalid};
 use crate::input::{Email, zone_of};
 use crate::mail::token::verify_unsubscribe_token;
 use crate::mail::{MailUrl, outbox_file_stem};
 use crate::output::{self, Report};
 use crate::queue::OptOutReason;
 use crate::queue::policy::REJECTIONS_BEFORE_OPT_OUT;
-use crate::settings;
 use crate::time;
 
-pub fn run(database: &DatabaseUrl, command: UserCommand, now: Timestamp) -> anyhow::Result<Outcome> {
-    match command {
+impl Run for UserJob {
+    fn run(self, cx: &Context) -> Result<Outcome, Failure> {
+        let now = Timestamp::now(&cx.clock());
+        Ok(user(cx.database()?, self, now)?)
+    }
+}
+
+fn user(database: &DatabaseUrl, job: UserJob, now: Timestamp) -> anyhow::Result<Outcome> {
+    match job.command {
         UserCommand::Add(args) => add(database, args, now),
         UserCommand::List => {
             let mut db = Db::open(database)?;
             Ok(Outcome::success(UserList(users::list_users(&mut db)?)))
         }
         UserCommand::OptOut { email: Some(email), .. } => set_opt_out(database, &email, true, now),
-        UserCommand::OptOut {
-            token: Some(token),
-            secret,
-            ..
-        } => unsubscribe(database, &token, &secret, now),
+        UserCommand::OptOut { token: Some(token), .. } => {
+            unsubscribe(database, &token, &job.secret.unwrap_or_default(), now)
+        }
         UserCommand::OptOut { .. } => unreachable!("clap requires an email or a token"),
         UserCommand::OptIn { email } => set_opt_out(database, &email, false, now),
         UserCommand::Set(args) => set_preferences(database, args, now),
@@ -125,16 +130,13 @@ fn forget(database: &DatabaseUrl, email: &Email, yes: bool, smtp_url: Option<&st
     if !db.write_wal_through(WRITE_THROUGH_PATIENCE)? {
         // Only SQLite has a WAL: this is the file's full path.
         let path = database.display();
-        crate::log::explain!(
+        let reason = format!(
             "the erasure of `{}` is committed, but another connection is reading the SQLite database, so old \
              copies of the address stay in `{path}` and `{path}-wal`: end that connection, then run \
              `sqlite3 {path} 'PRAGMA wal_checkpoint(TRUNCATE)'`",
             forgotten.email
         );
-        return Ok(Outcome {
-            report: Box::new(report),
-            status: ExitStatus::Failure,
-        });
+        return Ok(Outcome::unfinished(report, ExitStatus::Failure, vec![reason]));
     }
     Ok(Outcome::success(report))
 }
@@ -216,9 +218,8 @@ fn set_opt_out(database: &DatabaseUrl, email: &Email, opt_out: bool, now: Timest
 
 /// `opt-out --token`: what a school's unsubscribe endpoint calls with the
 /// token from a student's List-Unsubscribe link.
-fn unsubscribe(database: &DatabaseUrl, token: &str, secret: &SecretArgs, now: Timestamp) -> anyhow::Result<Outcome> {
-    let secret = settings::secret(secret, Some("`user opt-out --token`"))?.unwrap_or_default();
-    let student = verify_unsubscribe_token(&secret, token.trim())
+fn unsubscribe(database: &DatabaseUrl, token: &str, secret: &[u8], now: Timestamp) -> anyhow::Result<Outcome> {
+    let student = verify_unsubscribe_token(secret, token.trim())
         .map_err(|error| invalid(format!("the unsubscribe token is not valid: {error}")))?;
     let mut db = Db::open(database)?;
     let email = users::email_of(&mut db, Id(student))?

@@ -27,6 +27,43 @@ pub mod users;
 
 pub use url::DatabaseUrl;
 
+/// glibc serves a large allocation (a page of due rows) from mmap, and
+/// after freeing one raises its threshold so that later ones come from the
+/// heap, which then keeps growing with the size of the run. A fixed
+/// threshold keeps the peak flat (BENCHMARKS.md has the measurement).
+fn keep_memory_flat() {
+    #[cfg(target_env = "gnu")]
+    {
+        static ONCE: std::sync::Once = std::sync::Once::new();
+        // SAFETY: mallopt only sets a tuning parameter of the allocator,
+        // under glibc's own lock.
+        ONCE.call_once(|| unsafe {
+            libc::mallopt(libc::M_MMAP_THRESHOLD, 128 * 1024);
+        });
+    }
+}
+
+/// Diesel names the statements it caches `__diesel_stmt_N`. Such a name that
+/// the server already has, or has lost, means that this session's statements
+/// share server connections with others': a pooler in transaction mode. This
+/// can only be told from the server's message, wherever the query was made,
+/// so every failure of a command passes here.
+pub fn explain_pooler(failure: crate::error::Failure) -> crate::error::Failure {
+    let reason = &failure.reason;
+    let pooled = reason.contains("prepared statement \"__diesel_stmt")
+        && (reason.contains("already exists") || reason.contains("does not exist"));
+    match pooled {
+        true => crate::error::Failure::new(
+            failure.kind,
+            format!(
+                "the database is probably behind a connection pooler in transaction mode, where prepared \
+                 statements do not survive; add `?prepared_statements=false` to the database URL ({reason})"
+            ),
+        ),
+        false => failure,
+    }
+}
+
 const POSTGRES_MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations/postgres");
 const SQLITE_MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations/sqlite");
 
@@ -84,6 +121,7 @@ impl Db {
 
     /// Opens (and for SQLite creates) the database without checking the schema.
     pub fn connect(url: &DatabaseUrl) -> anyhow::Result<Db> {
+        keep_memory_flat();
         let context = || format!("cannot connect to the database `{}`", url.display());
         match url {
             DatabaseUrl::Postgres {

@@ -54,11 +54,8 @@ impl DatabaseUrl {
     /// `postgres://` or `postgresql://` is PostgreSQL; anything else is a SQLite
     /// path, with an optional `sqlite://` prefix.
     pub fn parse(raw: Option<&str>) -> anyhow::Result<DatabaseUrl> {
-        let given = raw.map(str::trim).filter(|raw| !raw.is_empty());
-        let raw = raw
-            .map(str::trim)
-            .filter(|raw| !raw.is_empty())
-            .unwrap_or(DEFAULT_SQLITE_PATH);
+        let given = raw.map(str::trim);
+        let raw = given.unwrap_or(DEFAULT_SQLITE_PATH);
         if raw.starts_with("postgres://") || raw.starts_with("postgresql://") {
             hide_secrets_of_url(raw);
             let url = url::Url::parse(raw)

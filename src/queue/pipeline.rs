@@ -211,31 +211,37 @@ impl Delivered {
         }
     }
 
-    /// One line on stderr per distinct cause, most frequent first, such as
-    /// `3 sends will be retried: connection refused … (first: a@school.example)`.
-    pub fn explain_failures(&self) {
+    /// Why the run did not send everything: one line per distinct cause,
+    /// most frequent first, such as `3 sends will be retried: connection
+    /// refused … (first: a@school.example)`, and the signal that stopped it.
+    pub fn reasons(&self) -> Vec<String> {
         let mut causes: Vec<&FailureCause> = self.failures.iter().collect();
         causes.sort_by_key(|cause| std::cmp::Reverse(cause.count));
-        for cause in causes.iter().take(CAUSES_SHOWN) {
-            let sends = if cause.count == 1 { "send" } else { "sends" };
-            crate::log::explain!(
-                "{} {sends} {}: {} (first: {})",
-                cause.count,
-                cause.outcome,
-                cause.reason,
-                cause.first
-            );
-        }
+        let mut reasons: Vec<String> = causes
+            .iter()
+            .take(CAUSES_SHOWN)
+            .map(|cause| {
+                let sends = if cause.count == 1 { "send" } else { "sends" };
+                format!(
+                    "{} {sends} {}: {} (first: {})",
+                    cause.count, cause.outcome, cause.reason, cause.first
+                )
+            })
+            .collect();
         if causes.len() > CAUSES_SHOWN {
-            crate::log::explain!("and {} other causes (see the JSON report)", causes.len() - CAUSES_SHOWN);
+            reasons.push(format!(
+                "and {} other causes (see the JSON report)",
+                causes.len() - CAUSES_SHOWN
+            ));
         }
         if self.interrupted {
-            crate::log::explain!(
+            reasons.push(format!(
                 "interrupted by {}: {} left for the next run; nothing was lost",
                 signal_name(self.stopped_by),
                 crate::output::count(self.left_for_next_run as i64, "message", "messages")
-            );
+            ));
         }
+        reasons
     }
 
     /// 130 or 143 when a signal stopped the run with work left (as shells

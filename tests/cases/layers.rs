@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 const LAYERS: &[&str] = &[
     "main",
     "commands",
-    "settings",
+    "config",
     "cli",
     "bounces",
     "reminders",

@@ -477,16 +477,20 @@ fn check_passes_a_good_setup_and_names_each_failing_part() {
         "{}",
         good.stdout()
     );
+    // Every setting the command reads has a row: its name, then its source.
+    let row = |setting: &str| {
+        good.stdout()
+            .lines()
+            .find(|line| line.split_whitespace().next() == Some(setting))
+            .map(|line| line.split_whitespace().skip(1).collect::<Vec<_>>().join(" "))
+    };
     assert!(
-        good.stdout().contains("MAIL_FROM            the .env file"),
+        row("MAIL_FROM").is_some_and(|from| from.starts_with("the .env file")),
         "{}",
         good.stdout()
     );
-    assert!(
-        good.stdout().contains("SMTP_URL             the environment"),
-        "{}",
-        good.stdout()
-    );
+    assert_eq!(row("SMTP_URL").as_deref(), Some("the environment"), "{}", good.stdout());
+    assert_eq!(row("REMINDERS_DKIM_KEY").as_deref(), Some("default (none)"), "{}", good.stdout());
     let flagged = env.json(&["check", "--database-url", &env.database_url]);
     assert_eq!(flagged["ok"], true);
     assert_eq!(flagged["settings"][0]["from"], "the --database-url flag");

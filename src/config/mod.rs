@@ -1,0 +1,274 @@
+//! Parse, resolve, run: the command line (with the environment and `.env`
+//! behind its flags) resolved into one validated [`Config`], the settings
+//! every command shares and a typed [`Job`] for the command run. Only main
+//! and the commands import it.
+//!
+//! Adding a setting: a field in `cli.rs` (with `env = …` and a value
+//! parser), and where the job that uses it is resolved below. Where it came
+//! from is shown by `-v` and `check` without more.
+
+use std::path::PathBuf;
+
+use crate::cli::{
+    AssignmentCommand, BouncesArgs, Cli, Command, PruneArgs, RetryArgs, SummaryArgs, TemplateCommand, UserCommand,
+    WindowArgs,
+};
+use crate::db::DatabaseUrl;
+use crate::db::types::Id;
+use crate::error::Failure;
+use crate::input::Email;
+use crate::mail::Sender;
+use crate::output::Format;
+use crate::reminders::plan::Windows;
+use crate::schedule::{Target, parse_targets};
+use crate::time::Clock;
+
+mod env;
+mod mail;
+mod provenance;
+
+pub use env::Env;
+pub use mail::{Delivery, MailSettings};
+pub use provenance::Provenance;
+
+/// Everything a run needs to know before it starts.
+pub struct Config {
+    pub global: Global,
+    pub job: Job,
+}
+
+/// The settings every command shares.
+pub struct Global {
+    pub format: Format,
+    pub quiet: bool,
+    pub verbose: bool,
+    /// The database, for the commands that use one; `check` reports a
+    /// malformed URL as a failed check, so it gets the error instead.
+    pub database: Result<DatabaseUrl, Failure>,
+    pub clock: Clock,
+    /// The folder of templates that replace the built-in ones.
+    pub templates: Option<PathBuf>,
+    pub ca_file: Option<PathBuf>,
+    /// The URL this run pings, if it is a scheduled job (see [`ping_url`]).
+    pub ping_url: Option<String>,
+    /// This machine's time zone, for tables that concern no student.
+    pub machine_zone: chrono_tz::Tz,
+    pub provenance: Provenance,
+    /// Names set in `.env` or the environment that no setting reads.
+    pub unknown_settings: Vec<String>,
+}
+
+/// The command to run, with its own settings resolved.
+pub enum Job {
+    Migrate(MigrateJob),
+    User(UserJob),
+    Assignment(AssignmentCommand),
+    Due(DueJob),
+    Send(SendJob),
+    Summary(SummaryJob),
+    Status(StatusJob),
+    Retry(RetryArgs),
+    Prune(PruneArgs),
+    Check(CheckJob),
+    TemplateCheck(TemplateCheckJob),
+    Preview(PreviewJob),
+    Bounces(BouncesJob),
+    Completions(CompletionsJob),
+    Man(ManJob),
+}
+
+pub struct MigrateJob;
+
+pub struct StatusJob;
+
+pub struct DueJob {
+    pub windows: Windows,
+}
+
+pub struct TemplateCheckJob {
+    /// The folder to check, else the built-in set.
+    pub dir: Option<PathBuf>,
+}
+
+pub struct CompletionsJob {
+    pub shell: clap_complete::Shell,
+}
+
+pub struct ManJob {
+    /// Write a page per command here, instead of one page to stdout.
+    pub dir: Option<PathBuf>,
+}
+
+pub struct UserJob {
+    pub command: UserCommand,
+    /// The key of unsubscribe tokens, for `opt-out --token`.
+    pub secret: Option<Vec<u8>>,
+}
+
+pub struct SendJob {
+    pub windows: Windows,
+    pub dry_run: bool,
+    pub delivery_window: Option<chrono::Duration>,
+    pub digest: bool,
+    pub delivery: Delivery,
+}
+
+pub struct SummaryJob {
+    pub student: Option<Email>,
+    pub send: bool,
+    pub dry_run: bool,
+    pub delivery: Delivery,
+}
+
+pub struct CheckJob {
+    pub mail: Result<MailSettings, Failure>,
+    /// The monitor's URL, whose TLS `check` tries.
+    pub ping_url: Option<String>,
+}
+
+pub struct PreviewJob {
+    pub assignment_id: Id,
+    pub reminder_type: String,
+    pub sender: Sender,
+}
+
+pub struct BouncesJob {
+    pub args: BouncesArgs,
+    pub secret: Vec<u8>,
+    pub bounce_address: Option<lettre::Address>,
+}
+
+impl Config {
+    /// `matches` are what `cli` was parsed from, with the source of each
+    /// value; `command` is the command they were matched against.
+    pub fn resolve(
+        cli: Cli,
+        command: &clap::Command,
+        matches: &clap::ArgMatches,
+        env: &Env,
+    ) -> Result<Config, Failure> {
+        let global = cli.global;
+        let needs_no_database = matches!(
+            cli.command,
+            Command::Check { .. } | Command::Completions { .. } | Command::Man { .. }
+        );
+        let database = DatabaseUrl::parse(global.database_url.as_deref()).map_err(Failure::from);
+        if !needs_no_database && let Err(failure) = &database {
+            return Err(failure.clone());
+        }
+        let clock = Clock::new(global.now);
+        let ping_url = ping_url(&cli.command, global.ping_url.clone(), matches, env);
+        let job = match cli.command {
+            Command::Migrate => Job::Migrate(MigrateJob),
+            Command::User(command) => {
+                let secret = match &command {
+                    UserCommand::OptOut {
+                        token: Some(_), secret, ..
+                    } => mail::secret(secret, Some("`user opt-out --token`"))?,
+                    _ => None,
+                };
+                Job::User(UserJob { command, secret })
+            }
+            Command::Assignment(command) => Job::Assignment(command),
+            Command::Due(args) => Job::Due(DueJob {
+                windows: windows(&args, clock.clone())?,
+            }),
+            Command::Send(args) => Job::Send(SendJob {
+                windows: windows(&args.window, clock.clone())?,
+                dry_run: args.dry_run,
+                delivery_window: args.delivery_window,
+                digest: args.digest,
+                delivery: Delivery::resolve(&args.delivery)?,
+            }),
+            Command::Summary(SummaryArgs {
+                student,
+                send,
+                dry_run,
+                delivery,
+            }) => Job::Summary(SummaryJob {
+                student,
+                send,
+                dry_run,
+                delivery: Delivery::resolve(&delivery)?,
+            }),
+            Command::Status => Job::Status(StatusJob),
+            Command::Retry(args) => Job::Retry(args),
+            Command::Prune(args) => Job::Prune(args),
+            Command::Check { mail } => Job::Check(CheckJob {
+                mail: MailSettings::resolve(&mail).map_err(Failure::from),
+                ping_url: global.ping_url.clone(),
+            }),
+            Command::Template(TemplateCommand::Check { dir }) => Job::TemplateCheck(TemplateCheckJob {
+                dir: dir.or(global.templates.clone()),
+            }),
+            Command::Preview(args) => {
+                if Target::from_reminder_type(&args.reminder_type).is_none() {
+                    return Err(Failure::bad_input(format!(
+                        "`{}` is not a reminder type such as `24h` or `2m`",
+                        args.reminder_type
+                    )));
+                }
+                Job::Preview(PreviewJob {
+                    sender: mail::sender(&args.sender)?,
+                    assignment_id: args.assignment_id,
+                    reminder_type: args.reminder_type,
+                })
+            }
+            Command::Bounces(args) => Job::Bounces(BouncesJob {
+                secret: mail::secret(&args.secret, Some("`reminders bounces`"))?.unwrap_or_default(),
+                bounce_address: mail::optional_address("REMINDERS_BOUNCE_ADDRESS", args.bounce_address.as_deref())?,
+                args,
+            }),
+            Command::Completions { shell } => Job::Completions(CompletionsJob { shell }),
+            Command::Man { dir } => Job::Man(ManJob { dir }),
+        };
+        Ok(Config {
+            global: Global {
+                format: global.format,
+                quiet: global.quiet,
+                verbose: global.verbose,
+                database,
+                clock,
+                templates: global.templates,
+                ca_file: global.ca_file,
+                ping_url,
+                machine_zone: crate::time::machine_zone(env.var("TZ").as_deref()),
+                provenance: Provenance::read(command, matches, &env.dotenv),
+                unknown_settings: env.unknown.clone(),
+            },
+            job,
+        })
+    }
+}
+
+/// The reminder windows of a `due` or `send` run, on the run's clock.
+fn windows(args: &WindowArgs, clock: Clock) -> anyhow::Result<Windows> {
+    Ok(Windows {
+        targets: parse_targets(&args.targets, args.unit)?,
+        tolerance: match args.tolerance {
+            Some(minutes) => chrono::Duration::minutes(minutes.into()),
+            None => args.unit.default_tolerance(),
+        },
+        clock,
+    })
+}
+
+/// The URL a run pings, if any. Only the commands that do scheduled work
+/// ping, so that a manual `status` or `check` never reports "all well" to a
+/// monitor watching the cron jobs: `send` (`REMINDERS_PING_URL_SEND`, else
+/// `--ping-url`/`REMINDERS_PING_URL`), `summary --send`
+/// (`REMINDERS_PING_URL_SUMMARY`, else the same), `bounces`, and an import
+/// given `--ping-url` on its own command line (a nightly sync).
+fn ping_url(command: &Command, general: Option<String>, matches: &clap::ArgMatches, env: &Env) -> Option<String> {
+    match command {
+        Command::Send(args) if !args.dry_run => env.var("REMINDERS_PING_URL_SEND").or(general),
+        Command::Summary(args) if args.send && !args.dry_run => env.var("REMINDERS_PING_URL_SUMMARY").or(general),
+        Command::Bounces(_) => general,
+        Command::User(UserCommand::Import(_)) | Command::Assignment(AssignmentCommand::Import(_)) => {
+            let (_, sub) = matches.subcommand()?;
+            let (_, import) = sub.subcommand()?;
+            (import.value_source("ping_url") == Some(clap::parser::ValueSource::CommandLine)).then_some(general)?
+        }
+        _ => None,
+    }
+}
