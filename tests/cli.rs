@@ -1,5 +1,6 @@
-//! Exact CLI snapshots (trycmd): every command's `--help`, and the one
-//! error line of each kind of bad input. A change to any of them shows here
+//! Exact CLI snapshots (trycmd): every command's `--help`, the one error
+//! line of each kind of bad input, and the whole output of a run ending in
+//! each exit status that a command can reach without a signal. A change to any of them shows here
 //! as a diff; `TRYCMD=overwrite cargo test --test cli` accepts it.
 
 #[test]
@@ -7,7 +8,8 @@ fn help_and_error_lines() {
     trycmd::TestCases::new()
         .env("DATABASE_URL", "does-not-exist.db")
         .case("tests/cmd/help/*.toml")
-        .case("tests/cmd/errors/*.toml");
+        .case("tests/cmd/errors/*.toml")
+        .case("tests/cmd/status/*.trycmd");
 }
 
 /// Every command has its help snapshot: the man pages name them all.

@@ -490,7 +490,12 @@ fn check_passes_a_good_setup_and_names_each_failing_part() {
         good.stdout()
     );
     assert_eq!(row("SMTP_URL").as_deref(), Some("the environment"), "{}", good.stdout());
-    assert_eq!(row("REMINDERS_DKIM_KEY").as_deref(), Some("default (none)"), "{}", good.stdout());
+    assert_eq!(
+        row("REMINDERS_DKIM_KEY").as_deref(),
+        Some("default (none)"),
+        "{}",
+        good.stdout()
+    );
     let flagged = env.json(&["check", "--database-url", &env.database_url]);
     assert_eq!(flagged["ok"], true);
     assert_eq!(flagged["settings"][0]["from"], "the --database-url flag");
