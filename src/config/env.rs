@@ -322,6 +322,8 @@ fn line_of(bytes: &[u8], offset: usize) -> usize {
 
 #[cfg(test)]
 mod tests {
+    use clap::CommandFactory;
+
     use super::*;
 
     #[test]
@@ -330,5 +332,37 @@ mod tests {
         assert_eq!(line_quoted(text, "x y"), Some(4), "a value alone: not the comment");
         assert_eq!(line_quoted(text, "C=\"open\nD=2\n"), Some(5), "an entry over two lines");
         assert_eq!(line_quoted(text, "nowhere"), None);
+    }
+
+    #[test]
+    fn a_setting_flag_given_a_blank_value_is_left_out_and_nothing_else_is() {
+        let args = [
+            "reminders",
+            "send",
+            "--smtp-url",
+            " ",
+            "--mail-from=",
+            "--digest",
+            "--unit",
+            "hours",
+            "--",
+            "--smtp-url",
+            "",
+        ];
+        let kept = super::without_blank_settings(args.iter().map(Into::into).collect(), &crate::cli::Cli::command());
+        let kept: Vec<String> = kept.iter().map(|arg| arg.to_string_lossy().into_owned()).collect();
+        assert_eq!(
+            kept,
+            [
+                "reminders",
+                "send",
+                "--digest",
+                "--unit",
+                "hours",
+                "--",
+                "--smtp-url",
+                ""
+            ]
+        );
     }
 }

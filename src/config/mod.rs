@@ -272,3 +272,70 @@ fn ping_url(command: &Command, general: Option<String>, matches: &clap::ArgMatch
         _ => None,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use clap::{CommandFactory, FromArgMatches};
+
+    use super::*;
+    use crate::error::FailureKind;
+
+    fn resolve(args: &[&str]) -> Result<Config, Failure> {
+        let mut command = Cli::command();
+        let matches = command.try_get_matches_from_mut(args).expect("parses");
+        let cli = Cli::from_arg_matches(&matches).expect("parses");
+        let env = Env {
+            args: Vec::new(),
+            dotenv: env::Dotenv::default(),
+            unknown: Vec::new(),
+        };
+        Config::resolve(cli, &command, &matches, &env)
+    }
+
+    #[test]
+    fn a_dry_run_resolves_without_mail_settings_and_a_real_run_meets_their_error_when_it_sends() {
+        let args = [
+            "reminders",
+            "--database-url",
+            "x.db",
+            "send",
+            "--unit",
+            "hours",
+            "--targets",
+            "24,2",
+        ];
+        let Job::Send(job) = resolve(&args).expect("resolves").job else {
+            panic!("a send job");
+        };
+        assert_eq!(job.windows.targets.len(), 2);
+        let failure = job.delivery.mailer().err().expect("no mail server is set");
+        assert_eq!(failure.kind, FailureKind::Runtime);
+        assert!(failure.reason.starts_with("no mail server is set"), "{failure}");
+    }
+
+    #[test]
+    fn bad_input_is_refused_while_resolving_and_a_bad_database_url_only_where_one_is_used() {
+        let targets = resolve(&["reminders", "due", "--unit", "hours", "--targets", "0"]);
+        assert_eq!(targets.err().map(|failure| failure.kind), Some(FailureKind::BadInput));
+        let url = "postgres://";
+        let status = resolve(&["reminders", "--database-url", url, "status"]);
+        assert_eq!(status.err().map(|failure| failure.kind), Some(FailureKind::BadInput));
+        let check = resolve(&["reminders", "--database-url", url, "check"]).expect("check reports it");
+        assert!(check.global.database.is_err());
+    }
+
+    #[test]
+    fn where_each_setting_came_from_is_read_from_clap() {
+        let config = resolve(&["reminders", "--database-url", "x.db", "check"]).expect("resolves");
+        let sources = config.global.provenance.describe();
+        let from = |name: &str| {
+            sources
+                .iter()
+                .find(|(setting, _)| setting == name)
+                .map(|(_, from)| from.as_str())
+        };
+        assert_eq!(from("DATABASE_URL"), Some("the --database-url flag"));
+        assert_eq!(from("REMINDERS_TEMPLATES"), Some("default (built in)"));
+        assert_eq!(from("REMINDERS_RATE"), None, "check sends nothing, so it reads no rate");
+    }
+}
