@@ -99,8 +99,7 @@ struct Claims<'a> {
 /// Signs the assertion (RS256) at `now`, in seconds since the epoch.
 fn sign_assertion(key: &ServiceAccountKey, subject: &str, scope: &str, now: u64) -> Result<String, TokenError> {
     let signing = || TokenError::new(&key.token_uri, Problem::Signing);
-    let encoding =
-        jsonwebtoken::EncodingKey::from_rsa_pem(key.private_key.expose().as_bytes()).map_err(|_| signing())?;
+    let encoding = key.signing_key().ok_or_else(signing)?;
     let mut header = jsonwebtoken::Header::new(jsonwebtoken::Algorithm::RS256);
     header.kid = key.private_key_id.clone();
     let claims = Claims {
@@ -162,15 +161,7 @@ impl TokenError {
         let reason = match error {
             ureq::Error::Io(inner) => inner.to_string(),
             ureq::Error::Rustls(inner) => format!("TLS: {inner}"),
-            ureq::Error::StatusCode(status) => {
-                return TokenError::new(
-                    url,
-                    Problem::Refused {
-                        status: *status,
-                        code: None,
-                    },
-                );
-            }
+            ureq::Error::StatusCode(status) => return TokenError::refused(url, *status, &[]),
             other => other.to_string(),
         };
         TokenError::new(url, Problem::Unreachable(reason))

@@ -48,6 +48,13 @@ pub struct ServiceAccountKey {
     pub token_uri: String,
 }
 
+impl ServiceAccountKey {
+    /// The private key to sign with: `None` when it is not an RSA key in PEM.
+    pub fn signing_key(&self) -> Option<jsonwebtoken::EncodingKey> {
+        jsonwebtoken::EncodingKey::from_rsa_pem(self.private_key.expose().as_bytes()).ok()
+    }
+}
+
 /// How the tool gets its token: the provider's grant and what it needs.
 #[derive(Debug, Clone)]
 pub enum OAuthSettings {
@@ -151,17 +158,12 @@ impl fmt::Display for TokenError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let endpoint = &self.endpoint;
         match &self.problem {
-            Problem::Refused {
-                status,
-                code: Some(code),
-            } => {
-                write!(
-                    f,
-                    "the token endpoint `{endpoint}` refused the request: {code} (HTTP {status})"
-                )
-            }
-            Problem::Refused { status, code: None } => {
-                write!(f, "the token endpoint `{endpoint}` refused the request: HTTP {status}")
+            Problem::Refused { status, code } => {
+                write!(f, "the token endpoint `{endpoint}` refused the request: ")?;
+                match code {
+                    Some(code) => write!(f, "{code} (HTTP {status})"),
+                    None => write!(f, "HTTP {status}"),
+                }
             }
             Problem::Unreachable(reason) => write!(f, "cannot reach the token endpoint `{endpoint}`: {reason}"),
             Problem::NotAToken => write!(f, "the token endpoint `{endpoint}` answered without an access token"),

@@ -37,7 +37,7 @@ pub struct OAuthValues {
 
 impl OAuthSettings {
     /// Microsoft 365: the tenant's v2.0 token endpoint and Exchange Online's scope.
-    pub fn microsoft(tenant: &str, client_id: &str, client_secret: Secret) -> anyhow::Result<OAuthSettings> {
+    fn microsoft(tenant: &str, client_id: &str, client_secret: Secret) -> anyhow::Result<OAuthSettings> {
         // A tenant is a GUID or a domain: nothing that could change the URL's path.
         if tenant.is_empty()
             || !tenant
@@ -55,7 +55,7 @@ impl OAuthSettings {
     }
 
     /// Google Workspace: the key's own token endpoint and Gmail's scope, for `mailbox`.
-    pub fn google(key: ServiceAccountKey, mailbox: &str) -> OAuthSettings {
+    fn google(key: ServiceAccountKey, mailbox: &str) -> OAuthSettings {
         OAuthSettings::ServiceAccount {
             key,
             subject: mailbox.to_string(),
@@ -141,10 +141,9 @@ impl OAuthSettings {
 impl ServiceAccountKey {
     /// Reads the key file. Errors name the file and the field, never the content.
     pub fn read(path: &Path) -> anyhow::Result<ServiceAccountKey> {
-        let shown = path.display();
-        let text = std::fs::read_to_string(path)
-            .map_err(|error| anyhow!("cannot read the service-account key file `{shown}`: {error}"))?;
-        ServiceAccountKey::parse(&text).map_err(|problem| anyhow!("the service-account key file `{shown}` {problem}"))
+        let text = read_file(path, "the service-account key file")?;
+        ServiceAccountKey::parse(&text)
+            .map_err(|problem| anyhow!("the service-account key file `{}` {problem}", path.display()))
     }
 
     /// Parses the key file's JSON; the error completes "the key file … ".
@@ -166,23 +165,27 @@ impl ServiceAccountKey {
             private_key_id: field("private_key_id").ok(),
             token_uri: field("token_uri")?,
         };
-        jsonwebtoken::EncodingKey::from_rsa_pem(key.private_key.expose().as_bytes())
-            .map_err(|_| "has a `private_key` that is not an RSA private key in PEM".to_string())?;
+        if key.signing_key().is_none() {
+            return Err("has a `private_key` that is not an RSA private key in PEM".to_string());
+        }
         check_endpoint(&key.token_uri).map_err(|problem| format!("has a `token_uri` that {problem}"))?;
         Ok(key)
     }
 }
 
 fn read_secret_file(path: &Path) -> anyhow::Result<Secret> {
-    let shown = path.display();
-    let text = std::fs::read_to_string(path)
-        .map_err(|error| anyhow!("cannot read `SMTP_OAUTH_CLIENT_SECRET_FILE` `{shown}`: {error}"))?;
+    let text = read_file(path, "`SMTP_OAUTH_CLIENT_SECRET_FILE`")?;
     // Files usually end with a newline that is not part of the secret.
     let secret = text.trim_end_matches(['\r', '\n']);
     if secret.is_empty() {
-        bail!("`SMTP_OAUTH_CLIENT_SECRET_FILE` `{shown}` is empty");
+        bail!("`SMTP_OAUTH_CLIENT_SECRET_FILE` `{}` is empty", path.display());
     }
     Ok(Secret::new(secret))
+}
+
+/// A file's text; the error names the file as `what` and by its path.
+fn read_file(path: &Path, what: &str) -> anyhow::Result<String> {
+    std::fs::read_to_string(path).map_err(|error| anyhow!("cannot read {what} `{}`: {error}", path.display()))
 }
 
 /// A token endpoint receives a secret: HTTPS, or plain HTTP on loopback only
