@@ -12,7 +12,7 @@ use lettre::message::Mailbox;
 use crate::cli::{DeliveryArgs, MailArgs, SecretArgs, SenderArgs};
 use crate::error::{Failure, invalid};
 use crate::mail::dkim::Dkim;
-use crate::mail::{MailUrl, Mailer, OAuthSettings, OAuthValues, Sender};
+use crate::mail::{MailUrl, Mailer, OAuthSettings, Sender};
 use crate::queue::pipeline::DeliveryOptions;
 
 /// Where mail goes and who it is from; both are required to send.
@@ -29,7 +29,7 @@ impl MailSettings {
             anyhow!("no mail server is set: set `--smtp-url` or `SMTP_URL` (e.g. smtp://localhost:25 or file://outbox)")
         })?;
         let url = MailUrl::with_password(url, password(args)?.as_deref())?;
-        let oauth = oauth(args, &url)?;
+        let oauth = super::oauth::resolve(args, &url)?;
         Ok(MailSettings {
             url,
             sender: sender(&args.sender)?,
@@ -57,44 +57,6 @@ fn password(args: &MailArgs) -> anyhow::Result<Option<String>> {
         return Err(anyhow!("SMTP_PASSWORD_FILE `{path}` is empty"));
     }
     Ok(Some(password.to_string()))
-}
-
-/// The `SMTP_OAUTH_*` settings, which go with `auth=xoauth2` and only
-/// with it. Every secret they hold is scrubbed from all output from here on.
-fn oauth(args: &MailArgs, url: &MailUrl) -> anyhow::Result<Option<OAuthSettings>> {
-    let values = OAuthValues {
-        tenant: args.smtp_oauth_tenant.clone(),
-        client_id: args.smtp_oauth_client_id.clone(),
-        client_secret: args.smtp_oauth_client_secret.clone(),
-        client_secret_file: args.smtp_oauth_client_secret_file.as_deref().map(Into::into),
-        service_account: args.smtp_oauth_service_account.as_deref().map(Into::into),
-        token_url: args.smtp_oauth_token_url.clone(),
-        scope: args.smtp_oauth_scope.clone(),
-    };
-    // Hidden before anything is checked, so no error line can show it.
-    if let Some(secret) = &values.client_secret {
-        crate::redact::hide(secret);
-    }
-    let mailbox = url.xoauth2_mailbox();
-    let settings = OAuthSettings::from_values(values, mailbox.as_deref().unwrap_or_default())?;
-    if let Some(settings) = &settings {
-        for secret in settings.secrets() {
-            crate::redact::hide(secret);
-        }
-    }
-    match (mailbox, settings) {
-        (Some(_), None) => Err(anyhow!(
-            "SMTP_URL `{}` asks for `auth=xoauth2`: set `SMTP_OAUTH_TENANT`, `SMTP_OAUTH_CLIENT_ID` and \
-             `SMTP_OAUTH_CLIENT_SECRET` (Microsoft 365), or `SMTP_OAUTH_SERVICE_ACCOUNT` (Google Workspace)",
-            url.display()
-        )),
-        (None, Some(_)) => Err(anyhow!(
-            "the `SMTP_OAUTH_*` settings need `auth=xoauth2` in SMTP_URL `{}` \
-             (smtp://USER@host:587?tls=required&auth=xoauth2)",
-            url.display()
-        )),
-        (_, settings) => Ok(settings),
-    }
 }
 
 /// `MAIL_FROM` (required wherever a message is built) and the optional

@@ -25,6 +25,7 @@ use crate::time::Clock;
 
 mod env;
 mod mail;
+mod oauth;
 mod provenance;
 
 pub use env::Env;

@@ -13,6 +13,8 @@ mod url;
 
 pub use failure::{Blame, SendFailure};
 pub use message::{Identity, Sender, build, message_id};
-pub use oauth::{OAuthSettings, OAuthValues};
+#[cfg(test)]
+pub use oauth::test_rsa_key;
+pub use oauth::{OAuthSettings, Secret, ServiceAccountKey, shown_endpoint};
 pub use transport::{Mailer, outbox_file_stem};
 pub use url::MailUrl;

@@ -1,11 +1,10 @@
 //! OAuth 2.0 for the relay (XOAUTH2): the resolved settings, a token kept in
 //! memory for one run (`cache`), how a token is asked for (`grant`), and
-//! one-line errors that never show a secret. `settings` turns the
-//! `SMTP_OAUTH_*` values into an [`OAuthSettings`].
+//! one-line errors that never show a secret. The configuration turns the
+//! `SMTP_OAUTH_*` values into an [`OAuthSettings`] (`config::oauth`).
 
 mod cache;
 mod grant;
-mod settings;
 
 use std::fmt;
 use std::time::Duration;
@@ -14,7 +13,6 @@ use lettre::transport::smtp::authentication::Credentials;
 
 pub use cache::TokenCache;
 pub use grant::http_agent;
-pub use settings::OAuthValues;
 
 /// A value that must never be printed: its Debug says so instead.
 #[derive(Clone, PartialEq, Eq)]

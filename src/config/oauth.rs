@@ -1,12 +1,52 @@
-//! The settings half of OAuth: the raw `SMTP_OAUTH_*` values checked and
-//! turned into an [`OAuthSettings`], with the provider's defaults applied and
-//! the secret and key files read. Errors name the setting, never a secret.
+//! The settings half of OAuth: the raw `SMTP_OAUTH_*` values checked against
+//! the relay URL and turned into an [`OAuthSettings`], with the provider's
+//! defaults applied and the secret and key files read. Errors name the
+//! setting, never a secret. The grants and the token cache are in `mail::oauth`.
 
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, anyhow, bail};
 
-use super::{OAuthSettings, Secret, ServiceAccountKey, shown_endpoint};
+use crate::cli::MailArgs;
+use crate::mail::{MailUrl, OAuthSettings, Secret, ServiceAccountKey, shown_endpoint};
+
+/// The `SMTP_OAUTH_*` settings, which go with `auth=xoauth2` and only
+/// with it. Every secret they hold is scrubbed from all output from here on.
+pub fn resolve(args: &MailArgs, url: &MailUrl) -> anyhow::Result<Option<OAuthSettings>> {
+    let values = OAuthValues {
+        tenant: args.smtp_oauth_tenant.clone(),
+        client_id: args.smtp_oauth_client_id.clone(),
+        client_secret: args.smtp_oauth_client_secret.clone(),
+        client_secret_file: args.smtp_oauth_client_secret_file.as_deref().map(Into::into),
+        service_account: args.smtp_oauth_service_account.as_deref().map(Into::into),
+        token_url: args.smtp_oauth_token_url.clone(),
+        scope: args.smtp_oauth_scope.clone(),
+    };
+    // Hidden before anything is checked, so no error line can show it.
+    if let Some(secret) = &values.client_secret {
+        crate::redact::hide(secret);
+    }
+    let mailbox = url.xoauth2_mailbox();
+    let settings = OAuthSettings::from_values(values, mailbox.as_deref().unwrap_or_default())?;
+    if let Some(settings) = &settings {
+        for secret in settings.secrets() {
+            crate::redact::hide(secret);
+        }
+    }
+    match (mailbox, settings) {
+        (Some(_), None) => Err(anyhow!(
+            "SMTP_URL `{}` asks for `auth=xoauth2`: set `SMTP_OAUTH_TENANT`, `SMTP_OAUTH_CLIENT_ID` and \
+             `SMTP_OAUTH_CLIENT_SECRET` (Microsoft 365), or `SMTP_OAUTH_SERVICE_ACCOUNT` (Google Workspace)",
+            url.display()
+        )),
+        (None, Some(_)) => Err(anyhow!(
+            "the `SMTP_OAUTH_*` settings need `auth=xoauth2` in SMTP_URL `{}` \
+             (smtp://USER@host:587?tls=required&auth=xoauth2)",
+            url.display()
+        )),
+        (_, settings) => Ok(settings),
+    }
+}
 
 /// Microsoft 365's token endpoint, for a tenant (its id or domain).
 const MICROSOFT_TOKEN_URL: &str = "https://login.microsoftonline.com/{tenant}/oauth2/v2.0/token";
@@ -15,7 +55,7 @@ const MICROSOFT_SCOPE: &str = "https://outlook.office365.com/.default";
 /// Gmail, including SMTP, for the mailbox the service account acts as.
 const GOOGLE_SCOPE: &str = "https://mail.google.com/";
 
-/// The OAuth settings as flags and environment gave them (empty means unset);
+/// The OAuth settings as flags and environment gave them;
 /// [`OAuthSettings::from_values`] checks them and applies the defaults.
 #[derive(Default, Clone)]
 pub struct OAuthValues {
@@ -66,14 +106,10 @@ impl OAuthSettings {
     /// Checks the settings: `None` when no OAuth setting is given. `mailbox`
     /// is the relay URL's user, the mailbox that sends.
     pub fn from_values(values: OAuthValues, mailbox: &str) -> anyhow::Result<Option<OAuthSettings>> {
-        let text = |value: Option<String>| value.map(|v| v.trim().to_string()).filter(|v| !v.is_empty());
-        let path = |value: Option<PathBuf>| value.filter(|p| !p.as_os_str().is_empty());
-        let (tenant, client_id, client_secret) = (
-            text(values.tenant),
-            text(values.client_id),
-            values.client_secret.filter(|s| !s.is_empty()),
-        );
-        let (secret_file, service_account) = (path(values.client_secret_file), path(values.service_account));
+        // Never blank (the configuration unsets a blank setting), but maybe padded.
+        let text = |value: Option<String>| value.map(|v| v.trim().to_string());
+        let (tenant, client_id, client_secret) = (text(values.tenant), text(values.client_id), values.client_secret);
+        let (secret_file, service_account) = (values.client_secret_file, values.service_account);
         let (token_url, scope) = (text(values.token_url), text(values.scope));
         let client_side = tenant.is_some() || client_id.is_some() || client_secret.is_some() || secret_file.is_some();
 
@@ -207,8 +243,8 @@ fn check_endpoint(url: &str) -> Result<(), String> {
 
 #[cfg(test)]
 mod tests {
-    use super::super::test_rsa_key;
     use super::*;
+    use crate::mail::test_rsa_key;
 
     const SECRET: &str = "s3cr3t-Value~42";
 
