@@ -90,7 +90,7 @@ fn check(cx: &Context, job: CheckJob) -> Result<Outcome, Failure> {
         .collect();
     let report = CheckReport {
         checks,
-        settings: global.provenance.describe().to_vec(),
+        settings: global.provenance.describe(),
     };
     if failed.is_empty() {
         return Ok(Outcome::success(report));

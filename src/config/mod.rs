@@ -30,7 +30,7 @@ mod provenance;
 
 pub use env::Env;
 pub use mail::{Delivery, MailSettings};
-pub use provenance::Provenance;
+pub use provenance::{Provenance, Source};
 
 /// Everything a run needs to know before it starts.
 pub struct Config {
@@ -158,7 +158,8 @@ impl Config {
             return Err(failure.clone());
         }
         let clock = Clock::new(global.now);
-        let ping_url = ping_url(&cli.command, global.ping_url.clone(), matches, env);
+        let provenance = Provenance::read(command, matches, &env.dotenv);
+        let ping_url = ping_url(&cli.command, global.ping_url.clone(), &provenance, env);
         let job = match cli.command {
             Command::Migrate => Job::Migrate(MigrateJob),
             Command::User(command) => {
@@ -234,7 +235,7 @@ impl Config {
                 ca_file: global.ca_file,
                 ping_url,
                 machine_zone: crate::time::machine_zone(env.var("TZ").as_deref()),
-                provenance: Provenance::read(command, matches, &env.dotenv),
+                provenance,
                 unknown_settings: env.unknown.clone(),
             },
             job,
@@ -260,15 +261,13 @@ fn windows(args: &WindowArgs, clock: Clock) -> anyhow::Result<Windows> {
 /// `--ping-url`/`REMINDERS_PING_URL`), `summary --send`
 /// (`REMINDERS_PING_URL_SUMMARY`, else the same), `bounces`, and an import
 /// given `--ping-url` on its own command line (a nightly sync).
-fn ping_url(command: &Command, general: Option<String>, matches: &clap::ArgMatches, env: &Env) -> Option<String> {
+fn ping_url(command: &Command, general: Option<String>, provenance: &Provenance, env: &Env) -> Option<String> {
     match command {
         Command::Send(args) if !args.dry_run => env.var("REMINDERS_PING_URL_SEND").or(general),
         Command::Summary(args) if args.send && !args.dry_run => env.var("REMINDERS_PING_URL_SUMMARY").or(general),
         Command::Bounces(_) => general,
         Command::User(UserCommand::Import(_)) | Command::Assignment(AssignmentCommand::Import(_)) => {
-            let (_, sub) = matches.subcommand()?;
-            let (_, import) = sub.subcommand()?;
-            (import.value_source("ping_url") == Some(clap::parser::ValueSource::CommandLine)).then_some(general)?
+            matches!(provenance.source("REMINDERS_PING_URL"), Some(Source::Flag(_))).then_some(general)?
         }
         _ => None,
     }

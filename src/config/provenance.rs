@@ -8,13 +8,35 @@ use super::env::Dotenv;
 
 /// (setting, source), e.g. ("DATABASE_URL", "the environment"), in the
 /// order the command's help lists them.
-pub struct Provenance(Vec<(String, String)>);
+pub struct Provenance(Vec<(String, Source)>);
+
+/// Where one setting came from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Source {
+    /// `--NAME` on the command line.
+    Flag(String),
+    Environment,
+    /// The `.env` file (or `--env-file`), by its path.
+    DotEnv(String),
+    /// Not set: its default, as its help gives it.
+    Default(String),
+}
+
+impl std::fmt::Display for Source {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Source::Flag(long) => write!(f, "the --{long} flag"),
+            Source::Environment => f.write_str("the environment"),
+            Source::DotEnv(path) => write!(f, "the .env file {path}"),
+            Source::Default(default) => write!(f, "default ({default})"),
+        }
+    }
+}
 
 impl Provenance {
     /// Every setting with a variable that the command's own arguments (and
     /// the global ones) read.
     pub fn read(command: &clap::Command, matches: &clap::ArgMatches, dotenv: &Dotenv) -> Provenance {
-        let dotenv_name = format!("the .env file {}", dotenv.path.display());
         let mut sources = Vec::new();
         let (mut command, mut matches) = (command, matches);
         loop {
@@ -26,10 +48,12 @@ impl Provenance {
                     continue;
                 }
                 let from = match matches.value_source(arg.get_id().as_str()) {
-                    Some(ValueSource::CommandLine) => format!("the --{} flag", arg.get_long().unwrap_or_default()),
-                    Some(ValueSource::EnvVariable) if dotenv.set.contains(&variable) => dotenv_name.clone(),
-                    Some(ValueSource::EnvVariable) => "the environment".to_string(),
-                    _ => format!("default ({})", default_of(arg)),
+                    Some(ValueSource::CommandLine) => Source::Flag(arg.get_long().unwrap_or_default().to_string()),
+                    Some(ValueSource::EnvVariable) if dotenv.set.contains(&variable) => {
+                        Source::DotEnv(dotenv.path.display().to_string())
+                    }
+                    Some(ValueSource::EnvVariable) => Source::Environment,
+                    _ => Source::Default(default_of(arg)),
                 };
                 sources.push((variable, from));
             }
@@ -46,8 +70,20 @@ impl Provenance {
         Provenance(sources)
     }
 
-    pub fn describe(&self) -> &[(String, String)] {
-        &self.0
+    /// (setting, where it came from), for people.
+    pub fn describe(&self) -> Vec<(String, String)> {
+        self.0
+            .iter()
+            .map(|(setting, source)| (setting.clone(), source.to_string()))
+            .collect()
+    }
+
+    /// Where a setting that the command reads came from.
+    pub fn source(&self, setting: &str) -> Option<&Source> {
+        self.0
+            .iter()
+            .find(|(name, _)| name == setting)
+            .map(|(_, source)| source)
     }
 }
 
