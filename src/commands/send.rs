@@ -24,7 +24,7 @@ use crate::output::{self, Report};
 use crate::queue::pipeline::{Delivered, deliver};
 use crate::reminders::digest::Digests;
 use crate::reminders::job::Reminders;
-use crate::reminders::plan::{self, Preview, schedule_due};
+use crate::reminders::plan::{self, Action, Preview, schedule_due};
 use crate::render::Templates;
 use crate::settings::{self, DeliverySettings};
 use crate::time::Clock;
@@ -122,12 +122,12 @@ impl DryRun {
             already_sent: self.already_sent,
             ..SendReport::default()
         };
-        let to_send = self.due.0.iter().filter(|item| item.action == "send").count();
+        let to_send = self.due.0.iter().filter(|item| item.action == Action::Send).count();
         let new = self
             .due
             .0
             .iter()
-            .filter(|item| item.action == "send" && !item.queued)
+            .filter(|item| item.action == Action::Send && !item.queued)
             .count();
         // What the run schedules now, and everything queued and due.
         report.delivered.sent = new + self.queued;

@@ -4,7 +4,6 @@
 use std::collections::{HashMap, HashSet};
 
 use chrono::{DateTime, Utc};
-use serde::Serialize;
 
 use crate::db::Db;
 use crate::db::reminders::{self, Candidate, NewReminder};
@@ -136,20 +135,26 @@ pub fn schedule_due(db: &mut Db, windows: &Windows) -> anyhow::Result<Scheduled>
 }
 
 /// One (assignment, target) pair in a window whose reminder is still to send.
-#[derive(Debug, Serialize)]
+#[derive(Debug)]
 pub struct DueItem {
     pub assignment_id: Id,
     pub student_email: String,
     pub title: String,
     pub due_at: String,
     pub reminder_type: String,
-    /// `send`, or `skip` when a nearer target of the same run wins.
-    pub action: String,
-    #[serde(skip)]
+    pub action: Action,
     pub due_local: String,
     /// Scheduled by an earlier run: the queue has it (counted there).
-    #[serde(skip)]
     pub queued: bool,
+}
+
+/// What a `send` run does with a due reminder.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Action {
+    /// Sends it: schedules it now, or sends the one an earlier run queued.
+    Send,
+    /// Records it skipped: a nearer target of the same run wins.
+    Skip { nearer: Target },
 }
 
 /// What a `send` run at the windows' clock would do, for `due` and
@@ -167,8 +172,8 @@ pub fn preview(db: &mut Db, windows: &Windows) -> anyhow::Result<Preview> {
         for (candidate, decision) in page {
             let queued = decision == Decision::Queued;
             let action = match decision {
-                Decision::Send | Decision::Queued => "send".to_string(),
-                Decision::Skip { nearer } => format!("skip (nearer {nearer})"),
+                Decision::Send | Decision::Queued => Action::Send,
+                Decision::Skip { nearer } => Action::Skip { nearer },
                 Decision::AlreadySent => {
                     preview.already_sent += 1;
                     continue;
