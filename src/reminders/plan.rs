@@ -39,8 +39,8 @@ pub enum Decision {
     Queued,
     /// Sent by an earlier run.
     AlreadySent,
-    /// Skipped or failed in an earlier run: settled.
-    Settled,
+    /// Skipped or failed in an earlier run: nothing more to do.
+    AlreadySkippedOrFailed,
 }
 
 /// Walks every candidate of every window at the clock's `now`, a page at a
@@ -72,7 +72,7 @@ pub fn plan(
                         (None, Some(nearer)) => Decision::Skip { nearer },
                         (Some(Status::Pending), _) => Decision::Queued,
                         (Some(Status::Sent), _) => Decision::AlreadySent,
-                        (Some(_), _) => Decision::Settled,
+                        (Some(_), _) => Decision::AlreadySkippedOrFailed,
                     };
                     (candidate, decision)
                 })
@@ -124,7 +124,7 @@ pub fn schedule_due(db: &mut Db, windows: &Windows) -> anyhow::Result<Scheduled>
                     Some(format!("superseded by the nearer {nearer} reminder")),
                 )),
                 Decision::AlreadySent => scheduled.already_sent += 1,
-                Decision::Queued | Decision::Settled => {}
+                Decision::Queued | Decision::AlreadySkippedOrFailed => {}
             }
         }
         reminders::schedule(db, &to_send, now)?;
@@ -178,7 +178,7 @@ pub fn preview(db: &mut Db, windows: &Windows) -> anyhow::Result<Preview> {
                     preview.already_sent += 1;
                     continue;
                 }
-                Decision::Settled => continue,
+                Decision::AlreadySkippedOrFailed => continue,
             };
             let due = candidate.due_at.instant();
             preview.items.push(DueItem {
@@ -203,7 +203,7 @@ pub fn preview(db: &mut Db, windows: &Windows) -> anyhow::Result<Preview> {
 ///
 /// The rivals are only the targets whose reminders this run would create. A
 /// reminder that an earlier run created (sent, skipped or still pending) is
-/// settled: the 2m reminder sent at 11:57 must not supersede the 1m reminder
+/// no rival: the 2m reminder sent at 11:57 must not supersede the 1m reminder
 /// whose window comes at 11:58.
 #[derive(Default)]
 struct NearestRule {

@@ -545,7 +545,7 @@ impl<Q: Queue> Dispatcher<'_, '_, Q> {
                 // server's pace, so fast messages' results wait for the group.
                 self.pace.count_finished(took);
                 self.group.urgent |= !self.pace.fast;
-                self.settle(held, result, at);
+                self.resolve_attempt(held, result, at);
             }
             Returned::Unsent(held) if self.phase.stopped_short() => {
                 self.report.left_over += 1;
@@ -559,9 +559,10 @@ impl<Q: Queue> Dispatcher<'_, '_, Q> {
         }
     }
 
-    /// Turns an attempt into the job's new state and its send log, by whom
-    /// a failure concerns (see `failure`).
-    fn settle(&mut self, held: Held<Q::Job>, result: Result<(), SendFailure>, at: Timestamp) {
+    /// Resolves an attempt: each of the job's rows gets its new state and its
+    /// send log, to be recorded by the group commit, by whom a failure
+    /// concerns (see `mail::Blame`).
+    fn resolve_attempt(&mut self, held: Held<Q::Job>, result: Result<(), SendFailure>, at: Timestamp) {
         let info = self.run.queue.info(&held.job);
         let failure = result.err();
         if failure.as_ref().is_none_or(|failure| failure.blame != Blame::Run) {
