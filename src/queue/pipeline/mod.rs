@@ -16,6 +16,10 @@
 //! nothing more is handed out; the messages in flight finish, the run
 //! reconnects and records them, or stops and says how many deliveries are
 //! unrecorded.
+//!
+//! Here: the `Queue` trait and `deliver`. The dispatcher and its phases are in
+//! `dispatcher`, the sending threads and the lease they check in `sender`, and
+//! what a run did, as counted and shown, in `report`.
 
 mod dispatcher;
 mod report;
