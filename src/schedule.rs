@@ -124,7 +124,7 @@ pub fn in_window(target: &Target, due_at: DateTime<Utc>, now: DateTime<Utc>, tol
 /// to the time actually left (ties go to the shorter lead). When one run finds
 /// an assignment in two windows, the student gets one email, for this target.
 /// The caller passes only the targets whose reminders that run would create:
-/// one that an earlier run settled is no rival.
+/// one that an earlier run created is no rival.
 pub fn nearest_target<'a>(
     targets: impl IntoIterator<Item = &'a Target>,
     due_at: DateTime<Utc>,

@@ -200,8 +200,8 @@ fn read_guarded(bytes: &[u8]) {
         UPSTREAM_PANICS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         // The guarded reader turns it into an unrecognised report.
         assert!(matches!(
-            super::report::parse(bytes).kind,
-            super::report::ReportKind::Unrecognised { .. }
+            super::report::parse(bytes).form,
+            super::report::ReportForm::Unrecognised { .. }
         ));
     }
 }

@@ -8,17 +8,17 @@ use lettre::Address;
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 
-use super::report::{self, Action, Report, ReportKind as Read, Severity};
+use super::report::{self, Action, ParsedReport, ReportForm, Severity};
 use super::source::{Body, Entry, MaildirClaim, Message, Source, SourceError};
 use super::trust::{self, Claim, Sent, Trust};
 use crate::db::Db;
 use crate::db::bounces::{self, Effect, NewReport, Recorded};
 use crate::db::queue::opt_out_after_rejections;
-use crate::db::types::{Id, Timestamp};
+use crate::db::types::{Id, ReportKind, Timestamp};
 use crate::db::users;
 use crate::mail::token::{self, MessageKind, MessageRef};
 use crate::queue::policy;
-use crate::queue::{LogStatus, NewSendLog, OptOutReason, ReportKind};
+use crate::queue::{LogStatus, NewSendLog, OptOutReason};
 use crate::time::Clock;
 
 /// How `reminders bounces` reads its sources.
@@ -89,15 +89,15 @@ pub fn process(
                 crate::log::info!("{label}: taken by another run");
                 counts.skipped += 1;
             }
-            Entry::Message(message) => settle(db, source, message, options, clock, counts)?,
+            Entry::Message(message) => judge_and_record(db, source, message, options, clock, counts)?,
         }
     }
     Ok(())
 }
 
-/// One message: judged, recorded, and moved to `cur/` (or back to `new/`
-/// when it cannot be recorded).
-fn settle(
+/// One message: judged, recorded, and settled in its Maildir: moved to
+/// `cur/` (or back to `new/` when it cannot be recorded).
+fn judge_and_record(
     db: &mut Db,
     source: &Source,
     message: Message,
@@ -109,8 +109,8 @@ fn settle(
     let outcome = match &body {
         Body::TooLarge { at_least } => Err(format!("larger than the limit ({at_least} bytes or more)")),
         Body::Bytes(raw) => match report::parse(raw) {
-            Report {
-                kind: Read::Unrecognised { reason },
+            ParsedReport {
+                form: ReportForm::Unrecognised { reason },
                 ..
             } => Err(reason),
             parsed => Ok((parsed, raw)),
@@ -304,7 +304,7 @@ impl Judged {
 
 /// Decides what a parsed report proves and what it changes (the rule of
 /// `bounces::trust`: only a verified report changes anything).
-fn judge(db: &mut Db, parsed: &Report, options: &Options, now: Timestamp) -> anyhow::Result<Judged> {
+fn judge(db: &mut Db, parsed: &ParsedReport, options: &Options, now: Timestamp) -> anyhow::Result<Judged> {
     let token = options.bounce_address.as_ref().and_then(|bounces| {
         trust::envelope_token(
             options.recipient.as_deref(),
@@ -312,39 +312,41 @@ fn judge(db: &mut Db, parsed: &Report, options: &Options, now: Timestamp) -> any
             bounces.as_ref(),
         )
     });
-    match &parsed.kind {
-        Read::Unrecognised { .. } => unreachable!("settled before judging"),
-        Read::AutoReply => Ok(Judged::changes_nothing(ReportKind::AutoReply, None)),
-        Read::Unsubscribe { token: Some(text), .. } => match token::verify_unsubscribe_token(&options.secret, text) {
-            Err(error) => Ok(Judged::unverified(
-                ReportKind::Unsubscribe,
-                format!("unsubscribe token refused: {error}"),
-                None,
-                false,
-            )),
-            Ok(student) => match users::email_of(db, Id(student))? {
-                None => Ok(Judged::unverified(
+    match &parsed.form {
+        ReportForm::Unrecognised { .. } => unreachable!("set aside before judging"),
+        ReportForm::AutoReply => Ok(Judged::changes_nothing(ReportKind::AutoReply, None)),
+        ReportForm::Unsubscribe { token: Some(text), .. } => {
+            match token::verify_unsubscribe_token(&options.secret, text) {
+                Err(error) => Ok(Judged::unverified(
                     ReportKind::Unsubscribe,
-                    "the token names a student who is gone".into(),
+                    format!("unsubscribe token refused: {error}"),
                     None,
                     false,
                 )),
-                Some(email) => Ok(Judged {
-                    kind: ReportKind::Unsubscribe,
-                    verified: true,
-                    reason: None,
-                    to_email: Some(email.clone()),
-                    message: None,
-                    effects: vec![Effect::OptOut {
-                        email,
-                        reason: OptOutReason::Unsubscribed,
-                    }],
-                    mailbox_bounced: false,
-                    unmatched: false,
-                }),
-            },
-        },
-        Read::Unsubscribe { token: None, from } => Ok(Judged::unverified(
+                Ok(student) => match users::email_of(db, Id(student))? {
+                    None => Ok(Judged::unverified(
+                        ReportKind::Unsubscribe,
+                        "the token names a student who is gone".into(),
+                        None,
+                        false,
+                    )),
+                    Some(email) => Ok(Judged {
+                        kind: ReportKind::Unsubscribe,
+                        verified: true,
+                        reason: None,
+                        to_email: Some(email.clone()),
+                        message: None,
+                        effects: vec![Effect::OptOut {
+                            email,
+                            reason: OptOutReason::Unsubscribed,
+                        }],
+                        mailbox_bounced: false,
+                        unmatched: false,
+                    }),
+                },
+            }
+        }
+        ReportForm::Unsubscribe { token: None, from } => Ok(Judged::unverified(
             ReportKind::Unsubscribe,
             format!(
                 "an unsubscribe request without its token (from `{}`; a From address proves nothing)",
@@ -353,7 +355,7 @@ fn judge(db: &mut Db, parsed: &Report, options: &Options, now: Timestamp) -> any
             from.clone(),
             false,
         )),
-        Read::Complaint {
+        ReportForm::Complaint {
             original_message_id,
             complained_address,
         } => {
@@ -385,7 +387,7 @@ fn judge(db: &mut Db, parsed: &Report, options: &Options, now: Timestamp) -> any
                 }
             })
         }
-        Read::Delivery {
+        ReportForm::Delivery {
             recipients,
             original_message_id,
             ..

@@ -26,17 +26,20 @@ const MAX_DIAGNOSTIC: usize = 500;
 
 /// What one message in the bounce mailbox is.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Report {
+pub struct ParsedReport {
     /// The report's own Message-ID (without angle brackets), kept so a report is processed once.
     pub message_id: Option<String>,
     /// The address it was delivered to, from `Delivered-To` and `X-Original-To`
     /// (where a VERP token is found), in header order.
     pub envelope_recipients: Vec<String>,
-    pub kind: ReportKind,
+    pub form: ReportForm,
 }
 
+/// The form a report takes, as read. What it comes to for a student (a hard
+/// bounce, a complaint, …, stored as `db::types::ReportKind`) is judged later,
+/// by `bounces::process`.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum ReportKind {
+pub enum ReportForm {
     /// A delivery report: a DSN, or a best-effort reading of a plain-text or Exchange NDR.
     Delivery {
         recipients: Vec<RecipientStatus>,
@@ -94,7 +97,7 @@ pub enum Severity {
 }
 
 /// Reads one raw message. Anything it cannot make sense of is `Unrecognised`.
-pub fn parse(raw: &[u8]) -> Report {
+pub fn parse(raw: &[u8]) -> ParsedReport {
     // mail-parser is fuzzed upstream, and ours below is too; this guard is the
     // last line so that one strange report can never stop a run.
     // mail-parser 0.11.9 does panic on some malformed multiparts (the fuzz
@@ -110,16 +113,16 @@ pub fn parse(raw: &[u8]) -> Report {
     }
 }
 
-fn unrecognised(reason: &str) -> Report {
-    Report {
+fn unrecognised(reason: &str) -> ParsedReport {
+    ParsedReport {
         message_id: None,
         envelope_recipients: Vec::new(),
-        kind: ReportKind::Unrecognised { reason: reason.into() },
+        form: ReportForm::Unrecognised { reason: reason.into() },
     }
 }
 
 /// [`parse`] without the panic guard, for the fuzz test to call.
-pub(crate) fn parse_unguarded(raw: &[u8]) -> Report {
+pub(crate) fn parse_unguarded(raw: &[u8]) -> ParsedReport {
     if let Err(reason) = check_top_headers(raw) {
         return unrecognised(reason);
     }
@@ -137,10 +140,10 @@ pub(crate) fn parse_unguarded(raw: &[u8]) -> Report {
         .filter(|(name, _)| name.eq_ignore_ascii_case("Delivered-To") || name.eq_ignore_ascii_case("X-Original-To"))
         .filter_map(|(_, value)| bare_address(value))
         .collect();
-    Report {
+    ParsedReport {
         message_id: message.message_id().map(str::to_owned),
         envelope_recipients,
-        kind: classify(&message),
+        form: classify(&message),
     }
 }
 
@@ -321,7 +324,7 @@ fn leaves<'m>(message: &'m Message<'m>) -> Vec<Leaf<'m>> {
     found
 }
 
-fn classify(message: &Message<'_>) -> ReportKind {
+fn classify(message: &Message<'_>) -> ReportForm {
     let leaves = leaves(message);
     let returned_id = || leaves.iter().find_map(returned_message_id);
 
@@ -332,18 +335,18 @@ fn classify(message: &Message<'_>) -> ReportKind {
     if let Some(dsn) = dsn_part {
         let recipients = parse_delivery_status(&String::from_utf8_lossy(dsn.part.contents()));
         if recipients.is_empty() {
-            return ReportKind::Unrecognised {
+            return ReportForm::Unrecognised {
                 reason: "delivery-status part names no recipient".into(),
             };
         }
-        return ReportKind::Delivery {
+        return ReportForm::Delivery {
             recipients,
             original_message_id: returned_id(),
             standard: true,
         };
     }
     if is_report("delivery-status") {
-        return ReportKind::Unrecognised {
+        return ReportForm::Unrecognised {
             reason: "DSN without a delivery-status part".into(),
         };
     }
@@ -352,13 +355,13 @@ fn classify(message: &Message<'_>) -> ReportKind {
     if let Some(feedback) = feedback {
         let fields = header_blocks(&String::from_utf8_lossy(feedback.part.contents()));
         let field = |name: &str| fields.iter().find_map(|block| field(block, name));
-        return ReportKind::Complaint {
+        return ReportForm::Complaint {
             original_message_id: returned_id(),
             complained_address: field("Original-Rcpt-To").and_then(|a| bare_address(&a)),
         };
     }
     if is_report("feedback-report") {
-        return ReportKind::Unrecognised {
+        return ReportForm::Unrecognised {
             reason: "feedback report without a feedback-report part".into(),
         };
     }
@@ -366,7 +369,7 @@ fn classify(message: &Message<'_>) -> ReportKind {
     let subject = message.subject().unwrap_or("").trim();
     if let Some(token) = unsubscribe_subject(subject) {
         let from = message.from().and_then(|f| f.first()).and_then(|a| a.address());
-        return ReportKind::Unsubscribe {
+        return ReportForm::Unsubscribe {
             token: token.map(str::to_owned),
             from: from.map(|a| a.to_ascii_lowercase()),
         };
@@ -377,9 +380,9 @@ fn classify(message: &Message<'_>) -> ReportKind {
     }
 
     if is_auto_reply(message, subject) {
-        return ReportKind::AutoReply;
+        return ReportForm::AutoReply;
     }
-    ReportKind::Unrecognised {
+    ReportForm::Unrecognised {
         reason: "neither a report nor a known kind of bounce".into(),
     }
 }
@@ -651,7 +654,7 @@ fn strip_tags(html: &str) -> String {
 /// plain text, an Exchange NDR): the failed addresses, a status code and the
 /// line that explains it, and a quoted Message-ID, as best it can; such a
 /// report is marked `standard: false`.
-fn best_effort_bounce(message: &Message<'_>, leaves: &[Leaf<'_>]) -> ReportKind {
+fn best_effort_bounce(message: &Message<'_>, leaves: &[Leaf<'_>]) -> ReportForm {
     let text = readable_text(leaves);
     // The quoted original starts at its first header-like line; addresses
     // after that (its From, To) are not failed recipients.
@@ -723,7 +726,7 @@ fn best_effort_bounce(message: &Message<'_>, leaves: &[Leaf<'_>]) -> ReportKind 
     let original_message_id = message_id_in_text(&text[quoted_start.min(text.len())..])
         .or_else(|| leaves.iter().find_map(returned_message_id));
     if addresses.is_empty() && original_message_id.is_none() {
-        return ReportKind::Unrecognised {
+        return ReportForm::Unrecognised {
             reason: "looks like a bounce but names no recipient or Message-ID".into(),
         };
     }
@@ -745,7 +748,7 @@ fn best_effort_bounce(message: &Message<'_>, leaves: &[Leaf<'_>]) -> ReportKind 
             })
             .collect()
     };
-    ReportKind::Delivery {
+    ReportForm::Delivery {
         recipients,
         original_message_id,
         standard: false,

@@ -676,8 +676,8 @@ mod tests {
         let report = crate::bounces::report::parse(&bytes);
         assert!(
             matches!(
-                report.kind,
-                crate::bounces::report::ReportKind::Delivery { standard: true, .. }
+                report.form,
+                crate::bounces::report::ReportForm::Delivery { standard: true, .. }
             ),
             "{report:?}"
         );

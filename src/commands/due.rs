@@ -1,13 +1,15 @@
 //! `reminders due`: the assignments in the reminder windows now. Read-only.
 
+use serde::Serialize;
 use serde_json::json;
 
 use super::{Context, Outcome, Run};
 use crate::config::DueJob;
 use crate::db::Db;
+use crate::db::types::Id;
 use crate::error::Failure;
 use crate::output::{self, Report};
-use crate::reminders::plan::{self, DueItem};
+use crate::reminders::plan::{self, Action, DueItem};
 
 impl Run for DueJob {
     fn run(self, cx: &Context) -> Result<Outcome, Failure> {
@@ -19,13 +21,49 @@ impl Run for DueJob {
 
 pub struct DueList(pub Vec<DueItem>);
 
+/// One due reminder in JSON (docs/json.md).
+#[derive(Serialize)]
+struct DueJson<'a> {
+    assignment_id: Id,
+    student_email: &'a str,
+    title: &'a str,
+    due_at: &'a str,
+    reminder_type: &'a str,
+    /// `send`, or `skip (nearer 1h)` when a nearer target of the same run wins.
+    action: String,
+}
+
+impl DueList {
+    fn json_rows(&self) -> Vec<DueJson<'_>> {
+        self.0
+            .iter()
+            .map(|item| DueJson {
+                assignment_id: item.assignment_id,
+                student_email: &item.student_email,
+                title: &item.title,
+                due_at: &item.due_at,
+                reminder_type: &item.reminder_type,
+                action: action_text(&item.action),
+            })
+            .collect()
+    }
+}
+
+/// The `action` of a due reminder, in the table and the JSON.
+fn action_text(action: &Action) -> String {
+    match action {
+        Action::Send => "send".to_string(),
+        Action::Skip { nearer } => format!("skip (nearer {nearer})"),
+    }
+}
+
 impl Report for DueList {
     fn to_json(&self) -> serde_json::Value {
-        json!(self.0)
+        json!(self.json_rows())
     }
 
     fn json_text(&self) -> serde_json::Result<String> {
-        serde_json::to_string_pretty(&self.0)
+        serde_json::to_string_pretty(&self.json_rows())
     }
 
     fn to_table(&self) -> String {
@@ -38,7 +76,7 @@ impl Report for DueList {
                 item.student_email.clone(),
                 item.title.clone(),
                 item.due_local.clone(),
-                item.action.clone(),
+                action_text(&item.action),
                 item.assignment_id.to_string(),
             ]
         });

@@ -25,7 +25,7 @@ use crate::output::{self, Report};
 use crate::queue::pipeline::{Delivered, deliver};
 use crate::reminders::digest::Digests;
 use crate::reminders::job::Reminders;
-use crate::reminders::plan::{self, Preview, schedule_due};
+use crate::reminders::plan::{self, Action, Preview, schedule_due};
 
 impl Run for SendJob {
     fn run(self, cx: &Context) -> Result<Outcome, Failure> {
@@ -130,12 +130,12 @@ impl DryRun {
             already_sent: self.already_sent,
             ..SendReport::default()
         };
-        let to_send = self.due.0.iter().filter(|item| item.action == "send").count();
+        let to_send = self.due.0.iter().filter(|item| item.action == Action::Send).count();
         let new = self
             .due
             .0
             .iter()
-            .filter(|item| item.action == "send" && !item.queued)
+            .filter(|item| item.action == Action::Send && !item.queued)
             .count();
         // What the run schedules now, and everything queued and due.
         report.delivered.sent = new + self.queued;

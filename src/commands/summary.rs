@@ -9,12 +9,13 @@ use serde_json::json;
 
 use super::{Context, Outcome, Run};
 use crate::config::SummaryJob;
-use crate::db::summaries::{self, StudentCounts};
+use crate::db::summaries::{self, NewSummary, StudentCounts};
 use crate::db::types::{Id, Timestamp};
 use crate::db::{Db, users};
 use crate::error::Failure;
 use crate::input::zone_of;
 use crate::output::{self, Report};
+use crate::queue::Status;
 use crate::queue::pipeline::{Delivered, deliver};
 use crate::summaries::job::Summaries;
 use crate::summaries::plan;
@@ -53,21 +54,18 @@ fn summary(cx: &Context, job: SummaryJob) -> Result<Outcome, Failure> {
         let queued = summaries::count_claimable(&mut db, now)? as usize;
         let ids: Vec<_> = owed.iter().map(|summary| summary.user_id).collect();
         let emails: HashMap<Id, String> = users::emails_of(&mut db, &ids)?.into_iter().collect();
+        let to_send = owed.iter().filter(|summary| summary.status == Status::Pending).count();
+        let skipped = owed.len() - to_send;
         let due = owed
-            .iter()
-            .map(|summary| {
-                json!({
-                    "student_email": emails.get(&summary.user_id),
-                    "local_date": summary.local_date.to_string(),
-                    "scheduled_for": summary.scheduled_for,
-                    "action": summary.last_error.as_deref().map_or("send".to_string(), |why| format!("skip ({why})")),
-                })
+            .into_iter()
+            .map(|summary| OwedSummary {
+                student_email: emails.get(&summary.user_id).cloned(),
+                summary,
             })
             .collect();
-        let to_send = owed.iter().filter(|summary| summary.last_error.is_none()).count();
         let delivered = Delivered {
             sent: to_send + queued,
-            skipped: owed.len() - to_send,
+            skipped,
             ..Delivered::default()
         };
         return Ok(Outcome::success(DryRun {
@@ -191,20 +189,51 @@ impl Report for CountsReport {
 /// would get which summary.
 struct DryRun {
     report: SendReport,
-    due: Vec<serde_json::Value>,
+    due: Vec<OwedSummary>,
+}
+
+/// A summary a real run would schedule, to be sent or recorded skipped.
+struct OwedSummary {
+    student_email: Option<String>,
+    summary: NewSummary,
+}
+
+impl OwedSummary {
+    /// `send`, or `skip (why)` for one recorded skipped.
+    fn action(&self) -> String {
+        match (self.summary.status, &self.summary.last_error) {
+            (Status::Pending, _) => "send".to_string(),
+            (_, why) => format!("skip ({})", why.as_deref().unwrap_or_default()),
+        }
+    }
 }
 
 impl Report for DryRun {
     fn to_json(&self) -> serde_json::Value {
         let mut value = self.report.to_json();
         value["dry_run"] = json!(true);
-        value["due"] = json!(self.due);
+        value["due"] = self
+            .due
+            .iter()
+            .map(|owed| {
+                json!({
+                    "student_email": owed.student_email,
+                    "local_date": owed.summary.local_date.to_string(),
+                    "scheduled_for": owed.summary.scheduled_for,
+                    "action": owed.action(),
+                })
+            })
+            .collect();
         value
     }
 
     fn to_table(&self) -> String {
-        let rows = self.due.iter().map(|item| {
-            ["student_email", "local_date", "action"].map(|key| item[key].as_str().unwrap_or_default().to_string())
+        let rows = self.due.iter().map(|owed| {
+            [
+                owed.student_email.clone().unwrap_or_default(),
+                owed.summary.local_date.to_string(),
+                owed.action(),
+            ]
         });
         let listed = if self.due.is_empty() {
             "no summary is due".to_string()

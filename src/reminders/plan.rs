@@ -4,7 +4,6 @@
 use std::collections::{HashMap, HashSet};
 
 use chrono::{DateTime, Utc};
-use serde::Serialize;
 
 use crate::db::Db;
 use crate::db::reminders::{self, Candidate, NewReminder};
@@ -40,8 +39,8 @@ pub enum Decision {
     Queued,
     /// Sent by an earlier run.
     AlreadySent,
-    /// Skipped or failed in an earlier run: settled.
-    Settled,
+    /// Skipped or failed in an earlier run: nothing more to do.
+    AlreadySkippedOrFailed,
 }
 
 /// Walks every candidate of every window at the clock's `now`, a page at a
@@ -73,7 +72,7 @@ pub fn plan(
                         (None, Some(nearer)) => Decision::Skip { nearer },
                         (Some(Status::Pending), _) => Decision::Queued,
                         (Some(Status::Sent), _) => Decision::AlreadySent,
-                        (Some(_), _) => Decision::Settled,
+                        (Some(_), _) => Decision::AlreadySkippedOrFailed,
                     };
                     (candidate, decision)
                 })
@@ -125,7 +124,7 @@ pub fn schedule_due(db: &mut Db, windows: &Windows) -> anyhow::Result<Scheduled>
                     Some(format!("superseded by the nearer {nearer} reminder")),
                 )),
                 Decision::AlreadySent => scheduled.already_sent += 1,
-                Decision::Queued | Decision::Settled => {}
+                Decision::Queued | Decision::AlreadySkippedOrFailed => {}
             }
         }
         reminders::schedule(db, &to_send, now)?;
@@ -136,20 +135,26 @@ pub fn schedule_due(db: &mut Db, windows: &Windows) -> anyhow::Result<Scheduled>
 }
 
 /// One (assignment, target) pair in a window whose reminder is still to send.
-#[derive(Debug, Serialize)]
+#[derive(Debug)]
 pub struct DueItem {
     pub assignment_id: Id,
     pub student_email: String,
     pub title: String,
     pub due_at: String,
     pub reminder_type: String,
-    /// `send`, or `skip` when a nearer target of the same run wins.
-    pub action: String,
-    #[serde(skip)]
+    pub action: Action,
     pub due_local: String,
     /// Scheduled by an earlier run: the queue has it (counted there).
-    #[serde(skip)]
     pub queued: bool,
+}
+
+/// What a `send` run does with a due reminder.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Action {
+    /// Sends it: schedules it now, or sends the one an earlier run queued.
+    Send,
+    /// Records it skipped: a nearer target of the same run wins.
+    Skip { nearer: Target },
 }
 
 /// What a `send` run at the windows' clock would do, for `due` and
@@ -167,13 +172,13 @@ pub fn preview(db: &mut Db, windows: &Windows) -> anyhow::Result<Preview> {
         for (candidate, decision) in page {
             let queued = decision == Decision::Queued;
             let action = match decision {
-                Decision::Send | Decision::Queued => "send".to_string(),
-                Decision::Skip { nearer } => format!("skip (nearer {nearer})"),
+                Decision::Send | Decision::Queued => Action::Send,
+                Decision::Skip { nearer } => Action::Skip { nearer },
                 Decision::AlreadySent => {
                     preview.already_sent += 1;
                     continue;
                 }
-                Decision::Settled => continue,
+                Decision::AlreadySkippedOrFailed => continue,
             };
             let due = candidate.due_at.instant();
             preview.items.push(DueItem {
@@ -198,7 +203,7 @@ pub fn preview(db: &mut Db, windows: &Windows) -> anyhow::Result<Preview> {
 ///
 /// The rivals are only the targets whose reminders this run would create. A
 /// reminder that an earlier run created (sent, skipped or still pending) is
-/// settled: the 2m reminder sent at 11:57 must not supersede the 1m reminder
+/// no rival: the 2m reminder sent at 11:57 must not supersede the 1m reminder
 /// whose window comes at 11:58.
 #[derive(Default)]
 struct NearestRule {

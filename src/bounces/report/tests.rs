@@ -4,8 +4,8 @@ use crate::bounces::samples::{SAMPLES, sample};
 const ORIGINAL_ID: &str = "0190a1b2-c3d4-7e5f-8a9b-0c1d2e3f4a5b@school.example";
 
 fn delivery(name: &str) -> (Vec<RecipientStatus>, Option<String>, bool) {
-    match parse(sample(name)).kind {
-        ReportKind::Delivery {
+    match parse(sample(name)).form {
+        ReportForm::Delivery {
             recipients,
             original_message_id,
             standard,
@@ -25,7 +25,7 @@ fn only_recipient(name: &str, standard: bool) -> RecipientStatus {
 fn assert_unrecognised(name: &str, raw: &[u8]) {
     let report = parse(raw);
     assert!(
-        matches!(report.kind, ReportKind::Unrecognised { .. }),
+        matches!(report.form, ReportForm::Unrecognised { .. }),
         "{name}: {report:?}"
     );
 }
@@ -126,8 +126,8 @@ fn non_standard_bounces_are_read_best_effort() {
 fn arf_complaint_names_the_student_and_the_original() {
     let report = parse(sample("arf_complaint"));
     assert_eq!(
-        report.kind,
-        ReportKind::Complaint {
+        report.form,
+        ReportForm::Complaint {
             original_message_id: Some(ORIGINAL_ID.into()),
             complained_address: Some("annoyed@students.example".into()),
         }
@@ -136,13 +136,13 @@ fn arf_complaint_names_the_student_and_the_original() {
 
 #[test]
 fn vacation_reply_is_not_a_bounce() {
-    assert_eq!(parse(sample("vacation")).kind, ReportKind::AutoReply);
+    assert_eq!(parse(sample("vacation")).form, ReportForm::AutoReply);
 }
 
 #[test]
 fn unsubscribe_mail_carries_its_token_and_a_bare_one_does_not() {
-    match parse(sample("unsubscribe")).kind {
-        ReportKind::Unsubscribe {
+    match parse(sample("unsubscribe")).form {
+        ReportForm::Unsubscribe {
             token: Some(token),
             from,
         } => {
@@ -152,8 +152,8 @@ fn unsubscribe_mail_carries_its_token_and_a_bare_one_does_not() {
         other => panic!("expected an unsubscribe with a token, got {other:?}"),
     }
     assert_eq!(
-        parse(sample("unsubscribe_bare")).kind,
-        ReportKind::Unsubscribe {
+        parse(sample("unsubscribe_bare")).form,
+        ReportForm::Unsubscribe {
             token: None,
             from: Some("annoyed@students.example".into())
         }
@@ -198,7 +198,7 @@ fn deep_nesting_is_not_followed() {
     }
     let report = parse(raw.as_bytes());
     assert!(
-        !matches!(report.kind, ReportKind::Delivery { standard: true, .. }),
+        !matches!(report.form, ReportForm::Delivery { standard: true, .. }),
         "a DSN part 200 levels deep was followed: {report:?}"
     );
 }
@@ -215,8 +215,8 @@ fn messages_nested_too_deep_for_the_stack_are_unrecognised() {
         (Nesting::Digest, 50_000),
     ] {
         let raw = deep_message(nesting, depth);
-        match parse(&raw).kind {
-            ReportKind::Unrecognised { reason } => assert!(reason.contains("nested"), "{nesting:?}: {reason}"),
+        match parse(&raw).form {
+            ReportForm::Unrecognised { reason } => assert!(reason.contains("nested"), "{nesting:?}: {reason}"),
             other => panic!("{nesting:?}: {other:?}"),
         }
     }
@@ -234,8 +234,8 @@ fn messages_nested_too_deep_for_the_stack_are_unrecognised() {
     assert!(dsn.contains("X-Mailer: base64"));
     assert!(check_nesting(dsn.as_bytes()).is_ok());
     // A few levels, as a returned message inside a forwarded one has, are read.
-    match parse(&deep_message(Nesting::Plain, 5)).kind {
-        ReportKind::Unrecognised { reason } => assert!(!reason.contains("nested"), "{reason}"),
+    match parse(&deep_message(Nesting::Plain, 5)).form {
+        ReportForm::Unrecognised { reason } => assert!(!reason.contains("nested"), "{reason}"),
         other => panic!("{other:?}"),
     }
 }
@@ -248,8 +248,8 @@ fn addresses_with_a_comment_or_a_name_are_read_bare() {
             "rfc822; ghost@students.example",
             "rfc822; Ghost@Students.example (Jill Smith)",
         );
-    match parse(dsn.as_bytes()).kind {
-        ReportKind::Delivery { recipients, .. } => {
+    match parse(dsn.as_bytes()).form {
+        ReportForm::Delivery { recipients, .. } => {
             assert_eq!(recipients[0].final_recipient.as_deref(), Some("ghost@students.example"))
         }
         other => panic!("{other:?}"),
@@ -260,8 +260,8 @@ fn addresses_with_a_comment_or_a_name_are_read_bare() {
             "Original-Rcpt-To: <annoyed@students.example>",
             "Original-Rcpt-To: \"Jill\" <annoyed@students.example>",
         );
-    match parse(arf.as_bytes()).kind {
-        ReportKind::Complaint { complained_address, .. } => {
+    match parse(arf.as_bytes()).form {
+        ReportForm::Complaint { complained_address, .. } => {
             assert_eq!(complained_address.as_deref(), Some("annoyed@students.example"))
         }
         other => panic!("{other:?}"),
@@ -279,8 +279,8 @@ fn at_most_a_thousand_recipient_blocks_are_read() {
         ));
     }
     raw.push_str("--M--\n");
-    match parse(raw.as_bytes()).kind {
-        ReportKind::Delivery { recipients, .. } => assert_eq!(recipients.len(), MAX_RECIPIENT_BLOCKS),
+    match parse(raw.as_bytes()).form {
+        ReportForm::Delivery { recipients, .. } => assert_eq!(recipients.len(), MAX_RECIPIENT_BLOCKS),
         other => panic!("expected a delivery report, got {other:?}"),
     }
 }
@@ -365,8 +365,8 @@ fn large_hostile_reports_are_read_in_bounded_time() {
         eprintln!(
             "{name}: {} bytes in {elapsed:?}: {}",
             raw.len(),
-            match &report.kind {
-                ReportKind::Delivery { recipients, .. } => format!("{} recipients", recipients.len()),
+            match &report.form {
+                ReportForm::Delivery { recipients, .. } => format!("{} recipients", recipients.len()),
                 other => format!("{other:?}"),
             }
         );
@@ -384,8 +384,8 @@ fn crlf_and_non_ascii_text_read_the_same_as_lf() {
         let lf = text.replace('\n', " é\n");
         let (a, b) = (parse(lf.as_bytes()), parse(crlf.as_bytes()));
         assert_eq!(
-            std::mem::discriminant(&a.kind),
-            std::mem::discriminant(&b.kind),
+            std::mem::discriminant(&a.form),
+            std::mem::discriminant(&b.form),
             "{name}: {a:?} vs {b:?}"
         );
         let _ = parse_unguarded(crlf.as_bytes());
