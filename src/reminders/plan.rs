@@ -192,7 +192,7 @@ pub fn preview(db: &mut Db, windows: &Windows) -> anyhow::Result<Preview> {
     Ok(preview)
 }
 
-/// The README's rule for an assignment in two windows at once: only the
+/// docs/design.md's rule for an assignment in two windows at once: only the
 /// target nearest to the time left is sent, and the others are recorded
 /// skipped, so that one run does not send two messages at once.
 ///
