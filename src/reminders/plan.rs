@@ -16,10 +16,10 @@ use crate::time::{self, Clock};
 
 /// Rows read per query while walking a window: large enough that a dense
 /// window (10,000 due within the hour) takes one query. A query per page
-/// repeats the join (`due` on PostgreSQL: 85 ms at 2,000 a page, 62 ms at
-/// 10,000), and while `send` schedules, PostgreSQL plans the later pages
-/// with statistics that do not know the rows the earlier pages added (a
-/// 10,000-row window in pages of 2,000: 300 ms -> 800 ms). A page is ~2 MB.
+/// repeats the join, and while `send` schedules, PostgreSQL plans the later
+/// pages with statistics that do not know the rows the earlier pages added,
+/// so smaller pages are slower; a page of this size still takes little
+/// memory. BENCHMARKS.md has the measurements.
 const PAGE_SIZE: i64 = 10_000;
 
 /// The reminder windows of a `due` or `send` run: `[now + N - T, now + N + T]`.
