@@ -3,7 +3,7 @@
 use std::fmt;
 
 /// How a run ended, as the process exit status: the one list of codes,
-/// from which `--help` and the README's table are made (a test compares them).
+/// from which `--help` and the guide's table are made (a test compares them).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ExitStatus {
     Success = 0,
@@ -74,7 +74,7 @@ pub fn exit_status_help() -> String {
     help
 }
 
-/// The exit codes as the README's table (Markdown).
+/// The exit codes as the table of docs/guide.md (Markdown).
 #[cfg(test)]
 pub fn exit_status_table() -> String {
     let mut table = String::from("| code | meaning |\n|---|---|\n");
@@ -171,11 +171,11 @@ impl From<anyhow::Error> for Failure {
 #[cfg(test)]
 mod tests {
     #[test]
-    fn the_readme_lists_the_exit_codes_as_the_code_decides_them() {
-        let readme = include_str!("../README.md");
+    fn the_guide_lists_the_exit_codes_as_the_code_decides_them() {
+        let guide = include_str!("../docs/guide.md");
         assert!(
-            readme.contains(&super::exit_status_table()),
-            "README.md's exit status table is out of date; it should read:\n{}",
+            guide.contains(&super::exit_status_table()),
+            "docs/guide.md's exit status table is out of date; it should read:\n{}",
             super::exit_status_table()
         );
     }

@@ -34,8 +34,9 @@ pub trait Report {
     }
 
     /// The JSON document as text. A report of many rows overrides it to
-    /// serialize its rows directly, without a `Value` tree in between
-    /// (100,000 students' counts: 370 MB as a tree).
+    /// serialize its rows directly, without a `Value` tree in between: the
+    /// tree of a large report takes several times the memory of its rows
+    /// (BENCHMARKS.md has the measurement).
     fn json_text(&self) -> serde_json::Result<String> {
         serde_json::to_string_pretty(&self.to_json())
     }

@@ -39,7 +39,7 @@ impl Clock {
 /// `2025-09-27 16:00 PDT`: for tables.
 pub fn local_short(instant: DateTime<Utc>, zone: Tz) -> String {
     // Written field by field: a strftime pattern is parsed again on every
-    // call, 5 ms of listing a 10,000-row window.
+    // call, a visible share of listing a large window (BENCHMARKS.md).
     let local = instant.with_timezone(&zone);
     format!(
         "{:04}-{:02}-{:02} {:02}:{:02} {}",

@@ -31,8 +31,8 @@ const FETCH_TIMEOUT: Duration = Duration::from_secs(60);
 const MAX_REDIRECTS: usize = 5;
 /// Rows inserted or removed beyond which an import is a bulk load: the
 /// planner's statistics are refreshed, or the next import's lookups by UID
-/// may scan the table once per chunk (measured on PostgreSQL: 15 s instead of
-/// 6 s to re-read a feed of 160,000 events).
+/// may scan the table once per chunk, which on PostgreSQL more than doubles
+/// the time to re-read a large feed (BENCHMARKS.md has the measurement).
 const BULK_LOAD: usize = 10_000;
 /// The largest feed read: a student's calendar is kilobytes; this is a
 /// runaway or the wrong URL.

@@ -138,7 +138,7 @@ impl Db {
                     // cache only works when this session keeps its server
                     // connection (direct, or a pooler in session mode).
                     // JIT compiling pays off for long analytic queries, never for
-                    // ours: it cost the 100,000-student summary 155 ms of 1 s.
+                    // ours: it was a large share of a big `summary` (BENCHMARKS.md).
                     conn.batch_execute("SET plan_cache_mode = force_custom_plan; SET jit = off")
                         .with_context(context)?;
                 } else {
@@ -173,7 +173,7 @@ impl Db {
                 // mode survives a killed process, which is the crash we guard.
                 // secure_delete zeroes what a delete or update frees: an
                 // address changed or removed long before a `user forget` must
-                // not wait in a free page (cost measured in the README).
+                // not wait in a free page (BENCHMARKS.md: no cost measurable).
                 conn.batch_execute(&format!(
                     "PRAGMA busy_timeout = {SQLITE_BUSY_TIMEOUT_MS}; PRAGMA foreign_keys = ON; \
                      PRAGMA synchronous = NORMAL; PRAGMA secure_delete = ON;"
@@ -235,9 +235,9 @@ impl Db {
     }
 
     /// Settings for a bulk load into SQLite: a bigger page cache for the
-    /// index updates, 32 MiB. (Measured on 1,000,000 assignments: 256 MiB
-    /// peaked at 335 MB for the same 89,000 rows/s; 32 MiB peaks at 53 MB.
-    /// PostgreSQL needs none: the import uses COPY.)
+    /// index updates, 32 MiB. A larger one took far more memory for no more
+    /// speed (BENCHMARKS.md has the measurement). PostgreSQL needs none: the
+    /// import uses COPY.
     pub fn tune_for_bulk_load(&mut self) -> anyhow::Result<()> {
         if let Db::Sqlite(conn) = self {
             conn.batch_execute("PRAGMA cache_size = -32768; PRAGMA temp_store = MEMORY;")?;
@@ -246,10 +246,11 @@ impl Db {
     }
 
     /// For `due`, which reads rows scattered over the file and writes none:
-    /// SQLite reads it through a memory map instead of copying each page in
-    /// (a 10,000-row window: 64 ms -> 51 ms). Not for runs that send, nor for
-    /// `summary`, which reads every page: mapped pages count in the memory
-    /// of the process (`summary` 100 MB -> 300 MB, and slower).
+    /// SQLite reads it through a memory map instead of copying each page in,
+    /// which is faster. Not for runs that send, nor for `summary`, which
+    /// reads every page: mapped pages count in the memory of the process,
+    /// and `summary` took far more memory and more time with them
+    /// (BENCHMARKS.md has the measurements).
     pub fn map_for_reading(&mut self) -> anyhow::Result<()> {
         match self {
             Db::Postgres(_) => Ok(()),

@@ -155,7 +155,7 @@ pub fn schedule(db: &mut Db, rows: &[NewReminder], now: Timestamp) -> anyhow::Re
             Ok::<_, diesel::result::Error>(written + upsert!(conn, chunk)?)
         }),
         // Diesel cannot put ON CONFLICT on a multi-row insert for SQLite, and
-        // prepares a DO UPDATE statement anew each time (70 us a row). So each
+        // prepares a DO UPDATE statement anew for every row. So each
         // row tries a plain insert first, prepared once; only a row that is
         // there already (rare: a moved deadline) takes the upsert. The write
         // lock is held throughout, so the two steps act as the one statement.

@@ -203,7 +203,7 @@ impl SmtpServer {
     /// A new connection up to AUTH: TCP with Nagle's algorithm off, then EHLO
     /// and STARTTLS as configured. lettre writes a message's final `.`
     /// separately, and with Nagle on that write waits for the server's
-    /// delayed ACK: 40 ms a message.
+    /// delayed ACK on every message (BENCHMARKS.md has the cost).
     async fn open(&self) -> Result<AsyncSmtpConnection, SendFailure> {
         let refused_tls = |error| SendFailure {
             // Before any message: whatever the reply, the run's problem.

@@ -15,10 +15,10 @@ use crate::time::{self, Clock};
 
 /// Rows read per query while walking a window: large enough that a dense
 /// window (10,000 due within the hour) takes one query. A query per page
-/// repeats the join (`due` on PostgreSQL: 85 ms at 2,000 a page, 62 ms at
-/// 10,000), and while `send` schedules, PostgreSQL plans the later pages
-/// with statistics that do not know the rows the earlier pages added (a
-/// 10,000-row window in pages of 2,000: 300 ms -> 800 ms). A page is ~2 MB.
+/// repeats the join, and while `send` schedules, PostgreSQL plans the later
+/// pages with statistics that do not know the rows the earlier pages added,
+/// so smaller pages are slower; a page of this size still takes little
+/// memory. BENCHMARKS.md has the measurements.
 const PAGE_SIZE: i64 = 10_000;
 
 /// The reminder windows of a `due` or `send` run: `[now + N - T, now + N + T]`.
@@ -197,7 +197,7 @@ pub fn preview(db: &mut Db, windows: &Windows) -> anyhow::Result<Preview> {
     Ok(preview)
 }
 
-/// The README's rule for an assignment in two windows at once: only the
+/// docs/design.md's rule for an assignment in two windows at once: only the
 /// target nearest to the time left is sent, and the others are recorded
 /// skipped, so that one run does not send two messages at once.
 ///

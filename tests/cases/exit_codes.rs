@@ -1,11 +1,11 @@
-//! Each exit status the README's table lists, from a real run that ends
+//! Each exit status the guide's table lists, from a real run that ends
 //! with it: cron and scripts branch on these.
 
 use crate::common::smtp::SmtpServer;
 use crate::common::{Backend, NOW, TestEnv, at, hours};
 
 #[test]
-fn each_exit_status_comes_from_the_run_the_readme_says() {
+fn each_exit_status_comes_from_the_run_the_guide_says() {
     let env = TestEnv::new(Backend::Sqlite).unwrap();
     let smtp = SmtpServer::start();
     env.use_smtp(&smtp.url());

@@ -1,4 +1,4 @@
-//! The README's install, cron and systemd instructions, run as written as
+//! The guide's cron and systemd instructions, run as written as
 //! far as a test machine allows: the cron lines in an empty environment, the
 //! systemd units through `systemd-analyze verify` and their `ExecStart` with
 //! their `EnvironmentFile`.
@@ -8,20 +8,20 @@ use std::process::Command;
 
 use crate::common::{Run, TestEnv};
 
-const README: &str = include_str!("../../README.md");
+const GUIDE: &str = include_str!("../../docs/guide.md");
 const BINARY: &str = env!("CARGO_BIN_EXE_reminders");
 
-/// The fenced blocks of the README in `language`.
+/// The fenced blocks of docs/guide.md in `language`.
 fn blocks(language: &str) -> Vec<String> {
     let fence = format!("```{language}\n");
-    README
+    GUIDE
         .split(&fence)
         .skip(1)
         .map(|rest| rest.split("```").next().unwrap().to_string())
         .collect()
 }
 
-/// A world like the README's: a settings file (mode 600, quoted value with
+/// A world like the guide's: a settings file (mode 600, quoted value with
 /// spaces) naming a SQLite database and a file outbox, with one student who
 /// has a reminder due, and a working directory that is not the data's.
 struct Installed {
@@ -110,8 +110,8 @@ fn the_systemd_units_verify_and_run_as_written() {
         let text = std::fs::read_to_string(&path).unwrap();
         let name = path.file_name().unwrap().to_str().unwrap().to_string();
         assert!(
-            README.contains(&format!("# /etc/systemd/system/{name}\n{text}")),
-            "the README shows {name} as it is"
+            GUIDE.contains(&format!("# /etc/systemd/system/{name}\n{text}")),
+            "docs/guide.md shows {name} as it is"
         );
         let local = as_written(&text, &installed, workdir.path())
             .replace("User=reminders", "User=root")
@@ -213,21 +213,41 @@ fn the_nightly_sync_lines_run_as_written() {
     );
 }
 
-#[test]
-fn env_example_names_every_setting_and_parses() {
-    let example = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join(".env.example")).unwrap();
+/// Every variable a setting is read from: those clap reads, and the
+/// per-job ping URLs the settings read themselves.
+fn setting_names() -> Vec<String> {
     let cli = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("src/cli.rs")).unwrap();
-    let mut names: Vec<&str> = cli
+    let mut names: Vec<String> = cli
         .split("env = \"")
         .skip(1)
         .filter_map(|rest| rest.split('"').next())
+        .map(String::from)
         .collect();
-    names.extend([
-        "REMINDERS_PING_URL_SEND",
-        "REMINDERS_PING_URL_SUMMARY",
-        "REMINDERS_ENV_FILE",
-    ]);
-    for name in names {
+    names.extend(
+        [
+            "REMINDERS_PING_URL_SEND",
+            "REMINDERS_PING_URL_SUMMARY",
+            "REMINDERS_ENV_FILE",
+        ]
+        .map(String::from),
+    );
+    names
+}
+
+#[test]
+fn the_guide_lists_every_setting() {
+    for name in setting_names() {
+        assert!(
+            GUIDE.contains(&format!("| `{name}` |")),
+            "docs/guide.md's table of settings does not list {name}"
+        );
+    }
+}
+
+#[test]
+fn env_example_names_every_setting_and_parses() {
+    let example = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join(".env.example")).unwrap();
+    for name in setting_names() {
         assert!(
             example.contains(&format!("{name}=")),
             ".env.example does not show {name}"

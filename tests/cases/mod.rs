@@ -2,6 +2,7 @@ mod assignments;
 mod blame;
 mod bounces;
 mod concurrency;
+mod docs;
 mod due;
 mod erasure;
 mod errors;

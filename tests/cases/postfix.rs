@@ -1,7 +1,7 @@
 //! A real Postfix relays the reminders, delivers known students, and returns
 //! real DSNs from bounce(8) for an unknown one; `reminders bounces` reads
 //! them from a Maildir, or gets each through the pipe(8) transport that the
-//! README gives, run as written (issue 18).
+//! guide gives (docs/guide.md), run as written (issue 18).
 
 use std::time::Duration;
 
@@ -24,12 +24,12 @@ fn send_through(env: &TestEnv, postfix: &Postfix) {
     assert_eq!(sent.report()["sent"], 2, "the relay accepts both: {}", sent.describe());
 }
 
-/// The pipe(8) lines of the README's "Bounces and unsubscribes" section:
+/// The pipe(8) lines of the guide's "Bounces and unsubscribes" section:
 /// (master.cf, main.cf, transport map).
-fn readme_pipe_lines() -> (String, String, String) {
-    let readme = include_str!("../../README.md");
-    let start = readme.find("# master.cf\n").expect("the README's master.cf lines");
-    let block = &readme[start..readme[start..].find("```").map(|end| start + end).unwrap()];
+fn guide_pipe_lines() -> (String, String, String) {
+    let guide = include_str!("../../docs/guide.md");
+    let start = guide.find("# master.cf\n").expect("the guide's master.cf lines");
+    let block = &guide[start..guide[start..].find("```").map(|end| start + end).unwrap()];
     let part = |from: &str, to: Option<&str>| {
         let begin = block.find(from).unwrap() + from.len();
         let rest = &block[begin..];
@@ -67,17 +67,17 @@ on_both_backends! {
     }
 }
 
-/// Through the pipe, as the README writes it: the report reaches the tool on
+/// Through the pipe, as the guide writes it: the report reaches the tool on
 /// stdin, as `nobody`, with the original recipient, and Postfix logs it as
-/// delivered. PostgreSQL, which `nobody` reaches over TCP as the README's
+/// delivered. PostgreSQL, which `nobody` reaches over TCP as the guide's
 /// DATABASE_URL does.
 #[test]
 #[cfg_attr(not(reminders_postgres_tests), ignore = "needs TEST_DATABASE_URL")]
-fn real_dsns_through_the_readmes_pipe_transport_are_recorded() {
+fn real_dsns_through_the_guides_pipe_transport_are_recorded() {
     let Some(env) = TestEnv::new(Backend::Postgres) else {
         return;
     };
-    let (master_cf, main_cf, transport) = readme_pipe_lines();
+    let (master_cf, main_cf, transport) = guide_pipe_lines();
     // The binary where `nobody` can run it, as /usr/local/bin/reminders would be.
     let staging = tempfile::tempdir().unwrap();
     let staged = staging.path().join("reminders");

@@ -176,7 +176,7 @@ on_both_backends! {
             send_hours(env, &plus(start_hours, step * 5 * 60));
         }
 
-        // The expectation, from the README's rule alone. A run every minute (or
+        // The expectation, from the design's rule alone. A run every minute (or
         // every 5 minutes with a 45-minute tolerance) first meets a deadline in
         // the far target's window only, and meets it again in the near one's
         // later: each target goes once. The exception is the very first run of
