@@ -336,6 +336,10 @@ pub struct WindowArgs {
     /// gives a reminder type (`24h`, `2h`)
     #[arg(long, value_name = "N,N,…")]
     pub targets: String,
+    /// Overdue steps after the due time, such as `24,72`, for work not completed and before its cut-off; each
+    /// gives a reminder type (`overdue-24h`) with its own templates (overdue_*.txt)
+    #[arg(long, value_name = "N,N,…", env = "REMINDERS_OVERDUE", hide_env_values = true, value_parser = non_empty)]
+    pub overdue: Option<String>,
     /// Half-width T of each window, in minutes, 0 to 1440 [default: 1 in minutes mode, 30 in hours mode]
     #[arg(long, value_name = "MINUTES", value_parser = clap::value_parser!(u32).range(0..=1440))]
     pub tolerance: Option<u32>,

@@ -4,6 +4,7 @@
 //! | file | what |
 //! |---|---|
 //! | `reminder_subject.txt`, `reminder_body.txt`, `reminder_body.html` | the reminder |
+//! | `overdue_subject.txt`, `overdue_body.txt`, `overdue_body.html` | an overdue notice (`send --overdue`) |
 //! | `summary_subject.txt`, `summary_body.txt`, `summary_body.html` | the daily summary |
 //! | `digest_subject.txt`, `digest_body.txt`, `digest_body.html` | several reminders in one message (`send --digest`) |
 //!
@@ -18,7 +19,7 @@ use serde::Serialize;
 use crate::error::invalid;
 
 /// Every template file, with its built-in text (none for the optional HTML).
-const FILES: [(&str, Option<&str>); 9] = [
+const FILES: [(&str, Option<&str>); 12] = [
     (
         "reminder_subject.txt",
         Some(include_str!("../templates/reminder_subject.txt")),
@@ -28,6 +29,12 @@ const FILES: [(&str, Option<&str>); 9] = [
         Some(include_str!("../templates/reminder_body.txt")),
     ),
     ("reminder_body.html", None),
+    (
+        "overdue_subject.txt",
+        Some(include_str!("../templates/overdue_subject.txt")),
+    ),
+    ("overdue_body.txt", Some(include_str!("../templates/overdue_body.txt"))),
+    ("overdue_body.html", None),
     (
         "summary_subject.txt",
         Some(include_str!("../templates/summary_subject.txt")),
@@ -46,6 +53,7 @@ const FILES: [(&str, Option<&str>); 9] = [
 #[derive(Debug, Clone, Copy)]
 pub enum Kind {
     Reminder,
+    Overdue,
     Summary,
     Digest,
 }
@@ -54,6 +62,7 @@ impl Kind {
     fn prefix(self) -> &'static str {
         match self {
             Kind::Reminder => "reminder",
+            Kind::Overdue => "overdue",
             Kind::Summary => "summary",
             Kind::Digest => "digest",
         }
@@ -114,6 +123,7 @@ impl Templates {
     /// and line, is bad input.
     pub fn check(&self) -> anyhow::Result<()> {
         self.render(Kind::Reminder, &sample_reminder())?;
+        self.render(Kind::Overdue, &sample_overdue())?;
         self.render(Kind::Summary, &sample_summary())?;
         self.render(Kind::Digest, &sample_digest())?;
         Ok(())
@@ -216,6 +226,11 @@ pub struct AssignmentView {
     pub due_local_short: String,
     /// `1 day 2 hours`.
     pub time_left: String,
+    /// How long ago it was due, `1 day 2 hours`, once it is past due.
+    pub overdue_by: Option<String>,
+    /// Until when late work is accepted, `Sat 27 Sep 2025 16:00 PDT`, if the
+    /// assignment has a cut-off.
+    pub cutoff_local: Option<String>,
     /// When the deadline moved: the old one, `Fri 17 Jan` (with the time
     /// when the day is the same).
     pub moved_from: Option<String>,
@@ -235,6 +250,8 @@ pub struct ReminderContext {
 pub struct DigestContext {
     pub student: StudentView,
     pub count: usize,
+    /// Whether any of them is past due (an overdue step).
+    pub overdue: bool,
     pub assignments: Vec<DigestItem>,
 }
 
@@ -288,6 +305,7 @@ fn sample_digest() -> DigestContext {
     DigestContext {
         student: reminder.student,
         count: 1,
+        overdue: false,
         assignments: vec![DigestItem {
             assignment: reminder.assignment,
             reminder_type: reminder.reminder_type,
@@ -305,11 +323,22 @@ fn sample_reminder() -> ReminderContext {
             due_local: "Sat 27 Sep 2025 16:00 BST".into(),
             due_local_short: "2025-09-27 16:00 BST".into(),
             time_left: "1 day".into(),
+            overdue_by: None,
+            cutoff_local: None,
             moved_from: None,
             metadata: serde_json::json!({ "course": "CS101" }),
         },
         reminder_type: "24h".into(),
     }
+}
+
+fn sample_overdue() -> ReminderContext {
+    let mut overdue = sample_reminder();
+    overdue.assignment.time_left = "less than a minute".into();
+    overdue.assignment.overdue_by = Some("1 day".into());
+    overdue.assignment.cutoff_local = Some("Mon 29 Sep 2025 16:00 BST".into());
+    overdue.reminder_type = "overdue-24h".into();
+    overdue
 }
 
 fn sample_summary() -> SummaryContext {

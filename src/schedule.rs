@@ -1,5 +1,6 @@
-//! The time rules of sending, as pure functions: target windows, which of two
-//! nearby targets wins, the delivery window, and the hour of a daily summary.
+//! The time rules of sending, as pure functions: target windows (before the
+//! due time, and overdue steps after it), which of two nearby targets wins,
+//! the delivery window, and the hour of a daily summary.
 
 use std::fmt;
 
@@ -37,66 +38,111 @@ impl Unit {
     }
 }
 
-/// One reminder target, such as `24h` (a day ahead) or `2m`.
+/// Whether a target's message comes before the due time or after it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Side {
+    /// A reminder N units before the deadline.
+    Before,
+    /// An overdue notice N units after it, for work not handed in.
+    Overdue,
+}
+
+/// One reminder target, such as `24h` (a day ahead), `2m`, or `overdue-72h`
+/// (three days late).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Target {
     pub count: u32,
     pub unit: Unit,
+    pub side: Side,
 }
 
 impl Target {
     /// A target of 1 to [`Unit::max_count`] units; `None` outside that range.
-    pub fn new(count: u32, unit: Unit) -> Option<Target> {
+    pub fn new(count: u32, unit: Unit, side: Side) -> Option<Target> {
         (1..=unit.max_count())
             .contains(&count)
-            .then_some(Target { count, unit })
+            .then_some(Target { count, unit, side })
     }
 
-    /// How long before the due time this reminder is meant to arrive.
-    pub fn lead(&self) -> Duration {
+    /// N units, whichever side.
+    fn distance(&self) -> Duration {
         match self.unit {
             Unit::Minutes => Duration::minutes(self.count.into()),
             Unit::Hours => Duration::hours(self.count.into()),
         }
     }
 
-    /// The `reminders.reminder_type` value: `{N}m` or `{N}h`.
+    /// Where the due time lies from the moment the message is meant to go:
+    /// N ahead for a reminder, N behind for an overdue notice.
+    pub fn offset(&self) -> Duration {
+        match self.side {
+            Side::Before => self.distance(),
+            Side::Overdue => -self.distance(),
+        }
+    }
+
+    /// The moment the message is meant to go, for a deadline `due_at`.
+    pub fn planned_at(&self, due_at: DateTime<Utc>) -> DateTime<Utc> {
+        saturating_add(due_at, -self.offset())
+    }
+
+    pub fn is_overdue(&self) -> bool {
+        self.side == Side::Overdue
+    }
+
+    /// The `reminders.reminder_type` value: `{N}m` or `{N}h`, and
+    /// `overdue-{N}m` or `overdue-{N}h`.
     pub fn reminder_type(&self) -> String {
         self.to_string()
     }
 
     /// Reads a stored `reminder_type` back; `None` for kinds that are not targets.
     pub fn from_reminder_type(text: &str) -> Option<Target> {
+        let (text, side) = match text.strip_prefix(OVERDUE_PREFIX) {
+            Some(rest) => (rest, Side::Overdue),
+            None => (text, Side::Before),
+        };
         let (count, unit) = match text.strip_suffix('m') {
             Some(count) => (count, Unit::Minutes),
             None => (text.strip_suffix('h')?, Unit::Hours),
         };
-        Target::new(count.parse().ok()?, unit)
+        Target::new(count.parse().ok()?, unit, side)
     }
 }
 
+const OVERDUE_PREFIX: &str = "overdue-";
+
 impl fmt::Display for Target {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let prefix = match self.side {
+            Side::Before => "",
+            Side::Overdue => OVERDUE_PREFIX,
+        };
         let suffix = match self.unit {
             Unit::Minutes => "m",
             Unit::Hours => "h",
         };
-        write!(f, "{}{suffix}", self.count)
+        write!(f, "{prefix}{}{suffix}", self.count)
     }
 }
 
-/// Parses `--targets 24,2` into targets, nearest-first order not assumed.
-pub fn parse_targets(raw: &str, unit: Unit) -> anyhow::Result<Vec<Target>> {
+/// Parses `--targets 24,2` (or, for `side` overdue, `--overdue 2,24,72`)
+/// into targets, nearest-first order not assumed.
+pub fn parse_targets(raw: &str, unit: Unit, side: Side) -> anyhow::Result<Vec<Target>> {
     let mut targets = Vec::new();
     for part in raw.split(',') {
         let target = part
             .trim()
             .parse()
             .ok()
-            .and_then(|count| Target::new(count, unit))
+            .and_then(|count| Target::new(count, unit, side))
             .ok_or_else(|| {
+                let (what, example) = match side {
+                    Side::Before => ("targets", "24,2"),
+                    Side::Overdue => ("overdue steps", "24,72"),
+                };
                 invalid(format!(
-                    "`{raw}` is not a list of targets: each must be a whole number from 1 to {} (a year), like `24,2`",
+                    "`{raw}` is not a list of {what}: each must be a whole number from 1 to {} (a year), like `{example}`",
                     unit.max_count()
                 ))
             })?;
@@ -107,9 +153,10 @@ pub fn parse_targets(raw: &str, unit: Unit) -> anyhow::Result<Vec<Target>> {
     Ok(targets)
 }
 
-/// The due times a target looks for at `now`: `[now + N − T, now + N + T]`.
+/// The due times a target looks for at `now`: `[now + N − T, now + N + T]`
+/// for a reminder, `[now − N − T, now − N + T]` for an overdue notice.
 pub fn window(target: &Target, now: DateTime<Utc>, tolerance: Duration) -> (DateTime<Utc>, DateTime<Utc>) {
-    let center = saturating_add(now, target.lead());
+    let center = saturating_add(now, target.offset());
     (saturating_add(center, -tolerance), saturating_add(center, tolerance))
 }
 
@@ -134,7 +181,12 @@ pub fn nearest_target<'a>(
     targets
         .into_iter()
         .filter(|target| in_window(target, due_at, now, tolerance))
-        .min_by_key(|target| ((due_at - saturating_add(now, target.lead())).abs(), target.lead()))
+        .min_by_key(|target| {
+            (
+                (due_at - saturating_add(now, target.offset())).abs(),
+                target.offset().abs(),
+            )
+        })
 }
 
 /// Why a claimed reminder is not sent, or `None` when it should go out.
@@ -144,13 +196,17 @@ pub fn stale_reason(
     now: DateTime<Utc>,
     delivery_window: Option<Duration>,
 ) -> Option<String> {
-    if due_at <= now {
+    let overdue = target.is_some_and(Target::is_overdue);
+    if due_at <= now && !overdue {
         return Some("the assignment is already past due".to_string());
+    }
+    if due_at > now && overdue {
+        return Some("the assignment is not past due".to_string());
     }
     let target = target?;
     // Seed 002's delivery window: a reminder this late has lost its point.
-    let window = delivery_window.unwrap_or_else(|| target.lead() / 2);
-    let planned = saturating_add(due_at, -target.lead());
+    let window = delivery_window.unwrap_or_else(|| target.distance() / 2);
+    let planned = target.planned_at(due_at);
     (now > saturating_add(planned, window)).then(|| {
         format!(
             "more than {} late for its {} slot (the delivery window)",
@@ -207,29 +263,38 @@ mod tests {
 
     #[test]
     fn targets_parse_and_reject_nonsense() {
-        let targets = parse_targets("24, 2", Unit::Hours).unwrap();
+        let targets = parse_targets("24, 2", Unit::Hours, Side::Before).unwrap();
         assert_eq!(
             targets.iter().map(Target::reminder_type).collect::<Vec<_>>(),
             ["24h", "2h"]
         );
         for bad in ["1,,x", "0", "-3", "", "2.5", "525601", "4000000000"] {
-            assert!(parse_targets(bad, Unit::Minutes).is_err(), "{bad}");
+            assert!(parse_targets(bad, Unit::Minutes, Side::Before).is_err(), "{bad}");
+            assert!(parse_targets(bad, Unit::Minutes, Side::Overdue).is_err(), "{bad}");
         }
         assert_eq!(
             Target::from_reminder_type("2m"),
             Some(Target {
                 count: 2,
-                unit: Unit::Minutes
+                unit: Unit::Minutes,
+                side: Side::Before,
             })
         );
+        let steps = parse_targets("2,24,72", Unit::Hours, Side::Overdue).unwrap();
+        let types: Vec<String> = steps.iter().map(Target::reminder_type).collect();
+        assert_eq!(types, ["overdue-2h", "overdue-24h", "overdue-72h"]);
+        for (text, target) in types.iter().zip(&steps) {
+            assert_eq!(Target::from_reminder_type(text).as_ref(), Some(target));
+        }
         assert_eq!(Target::from_reminder_type("daily-summary"), None);
         assert_eq!(Target::from_reminder_type("8761h"), None);
-        assert!(parse_targets("8760", Unit::Hours).is_ok());
+        assert_eq!(Target::from_reminder_type("overdue-0h"), None);
+        assert!(parse_targets("8760", Unit::Hours, Side::Before).is_ok());
     }
 
     #[test]
     fn the_nearest_target_wins() {
-        let targets = parse_targets("1,2", Unit::Minutes).unwrap();
+        let targets = parse_targets("1,2", Unit::Minutes, Side::Before).unwrap();
         let now = at("2025-01-01T10:00:00Z");
         let tolerance = Duration::minutes(1);
         let nearest = |due: &str| nearest_target(&targets, at(due), now, tolerance).map(Target::reminder_type);
@@ -248,12 +313,34 @@ mod tests {
         let day = Target {
             count: 24,
             unit: Unit::Hours,
+            side: Side::Before,
         };
         let due = at("2025-01-02T12:00:00Z");
         assert_eq!(stale_reason(Some(&day), due, at("2025-01-01T23:59:00Z"), None), None);
         assert!(stale_reason(Some(&day), due, at("2025-01-02T00:01:00Z"), None).is_some());
         assert!(stale_reason(Some(&day), due, at("2025-01-02T00:01:00Z"), Some(Duration::hours(13))).is_none());
         assert!(stale_reason(Some(&day), due, due, None).unwrap().contains("past due"));
+    }
+
+    #[test]
+    fn an_overdue_step_looks_behind_and_goes_stale_after_half_its_distance() {
+        let step = Target::new(24, Unit::Hours, Side::Overdue).unwrap();
+        let now = at("2025-01-03T12:00:00Z");
+        let (from, to) = window(&step, now, Duration::minutes(30));
+        assert_eq!((from, to), (at("2025-01-02T11:30:00Z"), at("2025-01-02T12:30:00Z")));
+        let due = at("2025-01-02T12:00:00Z");
+        assert_eq!(step.planned_at(due), now);
+        assert_eq!(stale_reason(Some(&step), due, at("2025-01-03T23:59:00Z"), None), None);
+        assert!(stale_reason(Some(&step), due, at("2025-01-04T00:01:00Z"), None).is_some());
+        let moved_later = at("2025-01-05T12:00:00Z");
+        assert!(
+            stale_reason(Some(&step), moved_later, now, None)
+                .unwrap()
+                .contains("not past due")
+        );
+        // Steps and reminders never rival each other: their windows lie on either side of now.
+        let all = [Target::new(24, Unit::Hours, Side::Before).unwrap(), step.clone()];
+        assert_eq!(nearest_target(&all, due, now, Duration::minutes(30)), Some(&step));
     }
 
     #[test]

@@ -20,7 +20,7 @@ use crate::input::Email;
 use crate::mail::Sender;
 use crate::output::Format;
 use crate::reminders::plan::Windows;
-use crate::schedule::{Target, parse_targets};
+use crate::schedule::{Side, Target, parse_targets};
 use crate::time::Clock;
 
 mod env;
@@ -245,8 +245,12 @@ impl Config {
 
 /// The reminder windows of a `due` or `send` run, on the run's clock.
 fn windows(args: &WindowArgs, clock: Clock) -> anyhow::Result<Windows> {
+    let mut targets = parse_targets(&args.targets, args.unit, Side::Before)?;
+    if let Some(steps) = &args.overdue {
+        targets.extend(parse_targets(steps, args.unit, Side::Overdue)?);
+    }
     Ok(Windows {
-        targets: parse_targets(&args.targets, args.unit)?,
+        targets,
         tolerance: match args.tolerance {
             Some(minutes) => chrono::Duration::minutes(minutes.into()),
             None => args.unit.default_tolerance(),

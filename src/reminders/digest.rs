@@ -140,17 +140,19 @@ impl Queue for Digests {
         }
         let first = digest.first();
         let zone = zone_of(first.student_timezone.as_deref());
+        let assignments: Vec<DigestItem> = digest
+            .parts
+            .iter()
+            .map(|part| DigestItem {
+                assignment: job::assignment_view(part, zone, now),
+                reminder_type: part.reminder_type.clone(),
+            })
+            .collect();
         let context = DigestContext {
             student: job::student_view(first, zone),
             count: digest.parts.len(),
-            assignments: digest
-                .parts
-                .iter()
-                .map(|part| DigestItem {
-                    assignment: job::assignment_view(part, zone, now),
-                    reminder_type: part.reminder_type.clone(),
-                })
-                .collect(),
+            overdue: assignments.iter().any(|item| item.assignment.overdue_by.is_some()),
+            assignments,
         };
         let rendered = self
             .reminders

@@ -65,6 +65,8 @@ pub fn assignment_view(claimed: &Claimed, zone: Tz, now: DateTime<Utc>) -> Assig
         due_local: time::local_long(due, zone),
         due_local_short: time::local_short(due, zone),
         time_left: time::human_duration(due - now),
+        overdue_by: (due <= now).then(|| time::human_duration(now - due)),
+        cutoff_local: None,
         moved_from: claimed
             .previous_due_at
             .map(|previous| time::local_moved_from(previous.instant(), due, zone)),
@@ -85,8 +87,12 @@ pub fn compose(
         assignment: assignment_view(claimed, zone, now),
         reminder_type: claimed.reminder_type.clone(),
     };
+    let kind = match Target::from_reminder_type(&claimed.reminder_type) {
+        Some(target) if target.is_overdue() => Kind::Overdue,
+        _ => Kind::Reminder,
+    };
     let rendered = templates
-        .render(Kind::Reminder, &context)
+        .render(kind, &context)
         .map_err(|e| SendFailure::new(Blame::Message, format!("{e:#}")))?;
     let identity = Identity {
         message: message_of(claimed),

@@ -108,9 +108,7 @@ pub fn schedule_due(db: &mut Db, windows: &Windows) -> anyhow::Result<Scheduled>
                 assignment_id: candidate.assignment_id,
                 reminder_type: target.reminder_type(),
                 // Found in the window now, so it is to go now, not later.
-                scheduled_for: Timestamp::new(
-                    time::saturating_add(candidate.due_at.instant(), -target.lead()).min(now.instant()),
-                ),
+                scheduled_for: Timestamp::new(target.planned_at(candidate.due_at.instant()).min(now.instant())),
                 status,
                 last_error,
                 created_at: now,

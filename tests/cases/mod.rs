@@ -17,6 +17,7 @@ mod lms_sync;
 mod mail_standards;
 mod oauth;
 mod operations;
+mod overdue;
 mod pooler;
 mod postfix;
 mod schema;
