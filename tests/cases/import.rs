@@ -63,7 +63,7 @@ on_both_backends! {
         env.fails(
             &["assignment", "import", &assignments],
             2,
-            "line 1: the header is `email,title,due`, but a header with `student` is expected: `student,title,due,description,metadata,external_id,completed`",
+            "line 1: the header is `email,title,due`, but a header with `student` is expected: `student,title,due,description,metadata,external_id,completed,cutoff,course`",
         );
         assert_eq!(env.count("SELECT count(*) AS n FROM users"), 0);
 
