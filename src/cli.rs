@@ -5,8 +5,8 @@ use clap::{Args, Parser, Subcommand};
 
 use crate::db::types::Id;
 use crate::input::{
-    Email, duration_between, parse_description, parse_external_id, parse_instant, parse_metadata, parse_name,
-    parse_timezone, parse_title,
+    Email, duration_between, parse_course, parse_description, parse_external_id, parse_instant, parse_metadata,
+    parse_name, parse_timezone, parse_title,
 };
 use crate::output::Format;
 use crate::queue::policy::DEFAULT_MAX_ATTEMPTS;
@@ -742,7 +742,7 @@ pub enum AssignmentCommand {
         #[arg(value_parser = assignment_id)]
         id: Id,
     },
-    /// Add or update assignments in bulk from CSV (student,title,due,description,metadata,external_id,completed),
+    /// Add or update assignments in bulk from CSV (student,title,due,description,metadata,external_id,completed,cutoff,course),
     /// JSON Lines, or a student's iCalendar feed
     #[command(
         after_help = "Examples:\n  reminders assignment import work.csv --skip-existing\n  reminders assignment import lms-export.csv --upsert\n  reminders assignment import \"https://canvas.school.edu/feeds/calendars/user_….ics\" --student alice@example.com --remove-missing"
@@ -752,7 +752,7 @@ pub enum AssignmentCommand {
 
 #[derive(Debug, Args)]
 #[command(group = clap::ArgGroup::new("change").required(true).multiple(true)
-    .args(["title", "due", "description", "metadata", "external_id"]))]
+    .args(["title", "due", "description", "metadata", "external_id", "cutoff", "course"]))]
 pub struct AssignmentEditArgs {
     /// The assignment's id
     #[arg(value_parser = assignment_id)]
@@ -772,6 +772,12 @@ pub struct AssignmentEditArgs {
     /// A new external id (`''` removes it)
     #[arg(long, value_name = "ID", value_parser = external_id_or_empty)]
     pub external_id: Option<String>,
+    /// A new cut-off, read as --due, at or after the due time (`''` removes it)
+    #[arg(long, value_name = "WHEN")]
+    pub cutoff: Option<String>,
+    /// A new course (`''` removes it)
+    #[arg(long, value_name = "CODE", value_parser = course)]
+    pub course: Option<String>,
 }
 
 #[derive(Debug, Args)]
@@ -794,6 +800,12 @@ pub struct AssignmentAddArgs {
     /// The LMS's id for it, unique per student: what `import --upsert` matches on
     #[arg(long, value_name = "ID", value_parser = parse_external_id)]
     pub external_id: Option<String>,
+    /// When work can no longer be handed in, read as --due; at or after the due time
+    #[arg(long, value_name = "WHEN")]
+    pub cutoff: Option<String>,
+    /// The course it belongs to, such as CS101
+    #[arg(long, value_name = "CODE", value_parser = course)]
+    pub course: Option<String>,
 }
 
 /// A setting's value, never blank: `config::Env` removes a blank setting
@@ -825,6 +837,11 @@ fn external_id_or_empty(raw: &str) -> anyhow::Result<String> {
 /// A student's name: one line (a blank one is no name).
 fn name(raw: &str) -> anyhow::Result<String> {
     Ok(parse_name(Some(raw))?.unwrap_or_default())
+}
+
+/// An assignment's course: one line (a blank one is no course).
+fn course(raw: &str) -> anyhow::Result<String> {
+    Ok(parse_course(Some(raw))?.unwrap_or_default())
 }
 
 /// An assignment's description: free text without control characters but line breaks and tabs.

@@ -1,6 +1,7 @@
 //! Validated input: emails, time zones, due times and metadata, checked once
 //! before anything touches the database.
 
+use anyhow::Context;
 use chrono::{DateTime, Datelike, Duration, LocalResult, NaiveDateTime, TimeZone, Timelike, Utc};
 use chrono_tz::Tz;
 
@@ -242,6 +243,27 @@ pub fn parse_due(raw: &str, zone: Tz) -> anyhow::Result<DateTime<Utc>> {
     }
 }
 
+/// A cut-off, read as `parse_due` reads a due time; blank is none.
+pub fn parse_cutoff(raw: Option<&str>, zone: Tz) -> anyhow::Result<Option<DateTime<Utc>>> {
+    match raw.filter(|raw| !raw.trim().is_empty()) {
+        Some(raw) => parse_due(raw, zone).context("the cut-off").map(Some),
+        None => Ok(None),
+    }
+}
+
+/// A cut-off is when work can no longer be handed in, so it cannot come
+/// before the due time (it may be the due time itself: no late work).
+pub fn check_cutoff(cutoff: DateTime<Utc>, due: DateTime<Utc>) -> anyhow::Result<()> {
+    if cutoff < due {
+        return Err(invalid(format!(
+            "the cut-off {} is before the due time {}: give a cut-off at or after the due time",
+            crate::time::utc(cutoff),
+            crate::time::utc(due)
+        )));
+    }
+    Ok(())
+}
+
 /// The clap value parser of a duration option: a whole number and a unit,
 /// `90d`, `12h`, `30m` or `45s`, from `min` to `max`. The bound keeps the
 /// clock arithmetic of a run far from overflowing.
@@ -307,6 +329,16 @@ pub fn parse_title(raw: &str) -> anyhow::Result<String> {
     }
     refuse_control_characters("the title", title, &[])?;
     Ok(title.to_string())
+}
+
+/// An assignment's course (a code such as `CS101`): trimmed, one line;
+/// blank is no course.
+pub fn parse_course(raw: Option<&str>) -> anyhow::Result<Option<String>> {
+    let Some(course) = raw.map(str::trim).filter(|course| !course.is_empty()) else {
+        return Ok(None);
+    };
+    refuse_control_characters("the course", course, &[])?;
+    Ok(Some(course.to_string()))
 }
 
 /// An assignment's id in the LMS (a Canvas or Moodle UID, a CSV column):
@@ -477,6 +509,21 @@ mod tests {
     }
 
     #[test]
+    fn a_cutoff_comes_at_or_after_the_due_time() {
+        let due = parse_instant("2030-01-01T10:00:00Z").unwrap();
+        assert!(check_cutoff(due, due).is_ok());
+        assert!(check_cutoff(parse_instant("2030-01-02T10:00:00Z").unwrap(), due).is_ok());
+        let error = check_cutoff(parse_instant("2030-01-01T09:59:59Z").unwrap(), due)
+            .unwrap_err()
+            .to_string();
+        assert_eq!(
+            error,
+            "the cut-off 2030-01-01T09:59:59Z is before the due time 2030-01-01T10:00:00Z: \
+             give a cut-off at or after the due time"
+        );
+    }
+
+    #[test]
     fn durations_have_a_unit_and_a_range() {
         let parse = duration_between(Duration::zero(), Duration::days(365));
         assert_eq!(parse("90d").unwrap(), Duration::days(90));
@@ -520,6 +567,9 @@ mod tests {
             assert!(error.contains("control character"), "{bad:?}: {error}");
             assert!(parse_name(Some(bad)).is_err(), "{bad:?}");
         }
+        assert_eq!(parse_course(Some(" CS101 ")).unwrap().as_deref(), Some("CS101"));
+        assert_eq!(parse_course(Some(" ")).unwrap(), None);
+        assert!(parse_course(Some("CS\t101")).is_err());
         assert!(parse_description(Some("Line one\n\tLine two\r\n")).is_ok());
         assert!(parse_description(Some("NUL\0")).is_err());
     }

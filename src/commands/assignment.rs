@@ -10,7 +10,7 @@ use crate::db::assignments::{self, Assignment, AssignmentChanges, AssignmentWith
 use crate::db::types::{Id, Json, Timestamp};
 use crate::db::users;
 use crate::error::Failure;
-use crate::input::{parse_due, zone_of};
+use crate::input::{check_cutoff, parse_cutoff, parse_due, zone_of};
 use crate::output::{self, Report};
 use crate::time;
 
@@ -60,7 +60,12 @@ fn assignment(database: &DatabaseUrl, command: AssignmentCommand, now: Timestamp
 fn add(database: &DatabaseUrl, args: AssignmentAddArgs, now: Timestamp) -> anyhow::Result<Outcome> {
     let mut db = Db::open(database)?;
     let student = users::require_user_by_email(&mut db, args.student.as_str())?;
-    let due_at = parse_due(&args.due, zone_of(student.timezone.as_deref()))?;
+    let zone = zone_of(student.timezone.as_deref());
+    let due_at = parse_due(&args.due, zone)?;
+    let cutoff = parse_cutoff(args.cutoff.as_deref(), zone)?;
+    if let Some(cutoff) = cutoff {
+        check_cutoff(cutoff, due_at)?;
+    }
     let assignment = Assignment {
         id: Id::new(),
         title: args.title,
@@ -74,6 +79,8 @@ fn add(database: &DatabaseUrl, args: AssignmentAddArgs, now: Timestamp) -> anyho
         external_id: args.external_id,
         feed: None,
         previous_due_at: None,
+        cutoff: cutoff.map(Timestamp::new),
+        course: args.course.filter(|course| !course.is_empty()),
     };
     warn_if_past(assignment.due_at, now);
     assignments::insert_assignment(&mut db, &assignment)?;
@@ -90,13 +97,20 @@ fn edit(database: &DatabaseUrl, args: AssignmentEditArgs, now: Timestamp) -> any
     let mut db = Db::open(database)?;
     let current = assignments::find_assignment(&mut db, args.id)?
         .ok_or_else(|| crate::error::invalid(format!("no assignment has the id `{}`", args.id)))?;
+    let zone = zone_of(current.student_timezone.as_deref());
     let due_at = match &args.due {
-        Some(due) => Some(Timestamp::new(parse_due(
-            due,
-            zone_of(current.student_timezone.as_deref()),
-        )?)),
+        Some(due) => Some(Timestamp::new(parse_due(due, zone)?)),
         None => None,
     };
+    let cutoff = match &args.cutoff {
+        Some(cutoff) => Some(parse_cutoff(Some(cutoff), zone)?.map(Timestamp::new)),
+        None => None,
+    };
+    // Whichever of the two changes, the pair the assignment ends with must hold.
+    let due_after = due_at.unwrap_or(current.assignment.due_at);
+    if let Some(cutoff_after) = cutoff.unwrap_or(current.assignment.cutoff) {
+        check_cutoff(cutoff_after.instant(), due_after.instant())?;
+    }
     let blank_is_none = |text: String| Some(text).filter(|text| !text.trim().is_empty());
     let changes = AssignmentChanges {
         title: args.title,
@@ -106,6 +120,8 @@ fn edit(database: &DatabaseUrl, args: AssignmentEditArgs, now: Timestamp) -> any
             .metadata
             .map(|value| Some(value).filter(|v| !v.is_null()).map(Json)),
         external_id: args.external_id.map(blank_is_none),
+        cutoff,
+        course: args.course.map(blank_is_none),
         ..AssignmentChanges::default()
     };
     if let Some(due_at) = changes.due_at {
@@ -142,8 +158,10 @@ impl Report for AssignmentList {
                         "id": a.id,
                         "student_email": row.student_email,
                         "title": a.title,
+                        "course": a.course,
                         "description": a.description,
                         "due_at": time::utc(a.due_at.instant()),
+                        "cutoff": a.cutoff.map(|cutoff| time::utc(cutoff.instant())),
                         "completed": a.completed,
                         "metadata": a.metadata,
                         "external_id": a.external_id,
@@ -158,27 +176,43 @@ impl Report for AssignmentList {
     }
 
     fn to_table(&self) -> String {
-        // The external id column only when some assignment has one.
+        // The optional columns only when some assignment has a value for them.
+        let with_course = self.0.iter().any(|row| row.assignment.course.is_some());
+        let with_cutoff = self.0.iter().any(|row| row.assignment.cutoff.is_some());
         let with_external_id = self.0.iter().any(|row| row.assignment.external_id.is_some());
         let rows = self.0.iter().map(|row| {
             let a = &row.assignment;
-            let mut cells = vec![
-                a.id.to_string(),
-                row.student_email.clone(),
-                a.title.clone(),
-                time::local_short(a.due_at.instant(), zone_of(row.student_timezone.as_deref())),
-                if a.completed { "yes" } else { "no" }.to_string(),
-            ];
+            let zone = zone_of(row.student_timezone.as_deref());
+            let mut cells = vec![a.id.to_string(), row.student_email.clone(), a.title.clone()];
+            if with_course {
+                cells.push(a.course.clone().unwrap_or_default());
+            }
+            cells.push(time::local_short(a.due_at.instant(), zone));
+            if with_cutoff {
+                cells.push(
+                    a.cutoff
+                        .map(|cutoff| time::local_short(cutoff.instant(), zone))
+                        .unwrap_or_default(),
+                );
+            }
+            cells.push(if a.completed { "yes" } else { "no" }.to_string());
             if with_external_id {
                 cells.push(a.external_id.clone().unwrap_or_default());
             }
             cells
         });
-        let headers: &[&str] = if with_external_id {
-            &["id", "student", "title", "due", "completed", "external id"]
-        } else {
-            &["id", "student", "title", "due", "completed"]
-        };
-        output::table(headers, rows)
+        let mut headers = vec!["id", "student", "title"];
+        if with_course {
+            headers.push("course");
+        }
+        headers.push("due");
+        if with_cutoff {
+            headers.push("cut-off");
+        }
+        headers.push("completed");
+        if with_external_id {
+            headers.push("external id");
+        }
+        output::table(&headers, rows)
     }
 }

@@ -17,7 +17,7 @@ use sha2::{Digest as _, Sha256};
 
 use super::Outcome;
 use crate::cli::AssignmentImportArgs;
-use crate::db::assignments::{self, Assignment, Incoming};
+use crate::db::assignments::{self, Assignment, Incoming, Kept};
 use crate::db::types::{Id, Json, Timestamp};
 use crate::db::{DatabaseUrl, Db, users};
 use crate::error::invalid;
@@ -69,11 +69,18 @@ pub fn import(database: &DatabaseUrl, args: AssignmentImportArgs, now: Timestamp
     for entry in feed.entries {
         let external_id =
             parse_external_id(&entry.uid).map_err(|error| invalid(format!("{}: {error:#}", entry.uid)))?;
+        let course = course_of(&entry);
         rows.push(Incoming {
             completed: completed_by(&entry),
+            keeps: Kept {
+                cutoff: true,
+                course: course.is_none(),
+            },
             assignment: Assignment {
                 id: Id::new(),
-                title: one_line(&entry.title),
+                title: Some(one_line(&entry.title))
+                    .filter(|title| !title.is_empty())
+                    .unwrap_or_else(|| "(untitled)".to_string()),
                 description: entry
                     .description
                     .as_deref()
@@ -88,6 +95,8 @@ pub fn import(database: &DatabaseUrl, args: AssignmentImportArgs, now: Timestamp
                 external_id: Some(external_id),
                 feed: Some(feed_name.clone()),
                 previous_due_at: None,
+                cutoff: None,
+                course,
             },
         });
     }
@@ -155,16 +164,21 @@ fn metadata_of(entry: &FeedEntry) -> Option<serde_json::Value> {
     (!metadata.is_empty()).then_some(serde_json::Value::Object(metadata))
 }
 
-/// A title from a feed on one line: its control characters become spaces
+/// The course an entry names: its first CATEGORIES value, where Moodle puts
+/// the course. None when it has none (Canvas), so the stored course stays.
+fn course_of(entry: &FeedEntry) -> Option<String> {
+    entry
+        .categories
+        .first()
+        .map(|category| one_line(category))
+        .filter(|course| !course.is_empty())
+}
+
+/// Text from a feed on one line: its control characters become spaces
 /// (a feed is another system's text, not the operator's typing).
 fn one_line(text: &str) -> String {
     let line: String = text.chars().map(|c| if c.is_control() { ' ' } else { c }).collect();
-    let line = line.split_whitespace().collect::<Vec<_>>().join(" ");
-    if line.is_empty() {
-        "(untitled)".to_string()
-    } else {
-        line
-    }
+    line.split_whitespace().collect::<Vec<_>>().join(" ")
 }
 
 /// A description from a feed, keeping its line breaks and tabs.

@@ -17,13 +17,13 @@ use super::Outcome;
 use crate::cli::{AssignmentImportArgs, ImportArgs, InputFormat};
 use crate::db::DatabaseUrl;
 use crate::db::Db;
-use crate::db::assignments::{self, Assignment, Incoming, Upserted};
+use crate::db::assignments::{self, Assignment, Incoming, Kept, Upserted};
 use crate::db::types::{Id, Json, Timestamp};
 use crate::db::users::{self, User};
 use crate::error::invalid;
 use crate::input::{
-    Email, check_metadata, parse_description, parse_due, parse_external_id, parse_metadata, parse_name, parse_timezone,
-    parse_title, zone_of,
+    Email, check_cutoff, check_metadata, parse_course, parse_cutoff, parse_description, parse_due, parse_external_id,
+    parse_metadata, parse_name, parse_timezone, parse_title, zone_of,
 };
 use crate::output;
 
@@ -58,6 +58,9 @@ struct AssignmentRow {
     external_id: Option<String>,
     /// true/false (also yes/no, 1/0); absent or empty leaves it as it is.
     completed: Option<serde_json::Value>,
+    /// When work can no longer be handed in, read as `due` is.
+    cutoff: Option<String>,
+    course: Option<String>,
 }
 
 const ASSIGNMENT_COLUMNS: Columns = Columns {
@@ -70,6 +73,8 @@ const ASSIGNMENT_COLUMNS: Columns = Columns {
         "metadata",
         "external_id",
         "completed",
+        "cutoff",
+        "course",
     ],
 };
 
@@ -255,16 +260,34 @@ fn parse_assignments(
             None if upsert => Err(invalid("--upsert needs an external_id in every row")),
             None => Ok(None),
         };
-        let (Some(title), Some(description), Some(due_at), Some(metadata), Some(external_id), Some(completed)) = (
+        let zone = zone_of(timezone.as_deref());
+        let (
+            Some(title),
+            Some(description),
+            Some(due_at),
+            Some(metadata),
+            Some(external_id),
+            Some(completed),
+            Some(cutoff),
+            Some(course),
+        ) = (
             bad.check(line, parse_title(&row.title))?,
             bad.check(line, parse_description(row.description.as_deref()))?,
-            bad.check(line, parse_due(&row.due, zone_of(timezone.as_deref())))?,
+            bad.check(line, parse_due(&row.due, zone))?,
             bad.check(line, metadata)?,
             bad.check(line, external_id)?,
             bad.check(line, parse_completed(row.completed))?,
-        ) else {
+            bad.check(line, parse_cutoff(row.cutoff.as_deref(), zone))?,
+            bad.check(line, parse_course(row.course.as_deref()))?,
+        )
+        else {
             continue;
         };
+        if let Some(cutoff) = cutoff
+            && bad.check(line, check_cutoff(cutoff, due_at))?.is_none()
+        {
+            continue;
+        }
         parsed.push((
             line,
             Incoming {
@@ -281,8 +304,12 @@ fn parse_assignments(
                     external_id,
                     feed: None,
                     previous_due_at: None,
+                    cutoff: cutoff.map(Timestamp::new),
+                    course,
                 },
                 completed,
+                // A row says what its cut-off and course are: empty clears them.
+                keeps: Kept::default(),
             },
         ));
     }

@@ -32,6 +32,10 @@ pub struct Assignment {
     pub feed: Option<String>,
     /// The due time before the deadline last moved.
     pub previous_due_at: Option<Timestamp>,
+    /// When work can no longer be handed in: at or after the due time.
+    pub cutoff: Option<Timestamp>,
+    /// The course it belongs to, such as `CS101`.
+    pub course: Option<String>,
 }
 
 /// An assignment with the student fields needed to show it.
@@ -75,16 +79,21 @@ pub struct AssignmentChanges {
     pub external_id: Option<Option<String>>,
     pub completed: Option<bool>,
     pub feed: Option<Option<String>>,
+    pub cutoff: Option<Option<Timestamp>>,
+    pub course: Option<Option<String>>,
     pub updated_at: Option<Timestamp>,
 }
 
 impl AssignmentChanges {
-    /// The changes that would make `current` into `wanted`, leaving
-    /// `completed` alone unless `completed` says what it is to be.
-    pub fn between(current: &Assignment, wanted: &Assignment, completed: Option<bool>) -> AssignmentChanges {
+    /// The changes that would make `current` into what `incoming` says,
+    /// leaving alone what its source does not say: `completed` unless it
+    /// says what it is to be, and the columns it keeps.
+    pub fn between(current: &Assignment, incoming: &Incoming) -> AssignmentChanges {
         fn differs<T: PartialEq + Clone>(current: &T, wanted: &T) -> Option<T> {
             (current != wanted).then(|| wanted.clone())
         }
+        let wanted = &incoming.assignment;
+        let completed = incoming.completed;
         AssignmentChanges {
             title: differs(&current.title, &wanted.title),
             due_at: differs(&current.due_at, &wanted.due_at),
@@ -93,6 +102,8 @@ impl AssignmentChanges {
             external_id: None,
             completed: completed.and_then(|completed| differs(&current.completed, &completed)),
             feed: differs(&current.feed, &wanted.feed),
+            cutoff: differs(&current.cutoff, &wanted.cutoff).filter(|_| !incoming.keeps.cutoff),
+            course: differs(&current.course, &wanted.course).filter(|_| !incoming.keeps.course),
             updated_at: None,
         }
     }
@@ -105,6 +116,8 @@ impl AssignmentChanges {
             && self.external_id.is_none()
             && self.completed.is_none()
             && self.feed.is_none()
+            && self.cutoff.is_none()
+            && self.course.is_none()
     }
 }
 
@@ -143,10 +156,20 @@ pub struct Upserted {
 }
 
 /// An assignment to insert or update, matched on (student, external_id),
-/// and whether it is completed when the source says so.
+/// whether it is completed when the source says so, and the columns an
+/// update keeps as stored because the source does not carry them.
 pub struct Incoming {
     pub assignment: Assignment,
     pub completed: Option<bool>,
+    pub keeps: Kept,
+}
+
+/// Columns an update leaves as they are. A calendar feed has no cut-off,
+/// and names a course only in CATEGORIES: what the operator set stays.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct Kept {
+    pub cutoff: bool,
+    pub course: bool,
 }
 
 /// Inserts or updates each row, matched on (student_id, external_id); every
@@ -189,7 +212,7 @@ pub fn upsert_by_external_id(db: &mut Db, rows: Vec<Incoming>, now: Timestamp) -
                 fresh.push(assignment);
             }
             Some(current) => {
-                let changes = AssignmentChanges::between(current, &row.assignment, row.completed);
+                let changes = AssignmentChanges::between(current, &row);
                 if changes.is_empty() {
                     upserted.unchanged += 1;
                 } else {

@@ -17,6 +17,8 @@ diesel::table! {
         external_id -> Nullable<Text>,
         feed -> Nullable<Text>,
         previous_due_at -> Nullable<Timestamptz>,
+        cutoff -> Nullable<Timestamptz>,
+        course -> Nullable<Text>,
     }
 }
 

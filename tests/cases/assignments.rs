@@ -84,4 +84,79 @@ on_both_backends! {
         env.fails(&["assignment", "complete", "not-a-uuid"], 2, "`not-a-uuid` is not an assignment id");
         env.fails(&["assignment", "complete", "7c9028d5-5ed8-406d-b8f0-6375c56a8105"], 2, "no assignment has the id");
     }
+
+    fn cutoff_and_course_are_added_edited_and_removed(env: &TestEnv) {
+        env.add_user("la@example.com", "America/Los_Angeles");
+        let added = env.json(&[
+            "assignment", "add", "--student", "la@example.com", "--title", "Essay",
+            "--due", "2030-12-01 09:00", "--cutoff", "2030-12-03 09:00", "--course", " CS101 ",
+            "--now", "2030-01-01T00:00:00Z",
+        ]);
+        // Local times in the student's zone, as --due: 09:00 PST is 17:00 UTC.
+        assert_eq!(added["cutoff"], "2030-12-03T17:00:00Z");
+        assert_eq!(added["course"], "CS101");
+        let id = added["id"].as_str().unwrap().to_string();
+        let listed = env.json(&["assignment", "list"]);
+        assert_eq!(listed[0]["cutoff"], "2030-12-03T17:00:00Z");
+        assert_eq!(listed[0]["course"], "CS101");
+        let table = env.ok(&["assignment", "list"]);
+        assert!(table.contains("course") && table.contains("CS101"), "{table}");
+        assert!(table.contains("cut-off") && table.contains("2030-12-03 09:00 PST"), "{table}");
+
+        let edited = env.json(&["assignment", "edit", &id, "--cutoff", "2030-12-05T00:00:00Z", "--course", "MATH2"]);
+        assert_eq!(edited["cutoff"], "2030-12-05T00:00:00Z");
+        assert_eq!(edited["course"], "MATH2");
+        assert_eq!(edited["due_at"], "2030-12-01T17:00:00Z", "the due time stays");
+        // The cut-off may be the due time itself: no late work at all.
+        let on_time = env.json(&["assignment", "edit", &id, "--cutoff", "2030-12-01 09:00"]);
+        assert_eq!(on_time["cutoff"], "2030-12-01T17:00:00Z");
+
+        let cleared = env.json(&["assignment", "edit", &id, "--cutoff", "", "--course", "  "]);
+        assert!(cleared["cutoff"].is_null() && cleared["course"].is_null(), "{cleared}");
+        assert_eq!(env.count("SELECT count(*) AS n FROM assignments WHERE cutoff IS NULL AND course IS NULL"), 1);
+        // Without either, the table has its usual columns.
+        let table = env.ok(&["assignment", "list"]);
+        assert!(!table.contains("course") && !table.contains("cut-off"), "{table}");
+    }
+
+    fn a_cutoff_before_the_due_time_is_refused_and_nothing_written(env: &TestEnv) {
+        env.add_user("ny@example.com", "America/New_York");
+        let add = |cutoff: &str| env.fails(
+            &["assignment", "add", "--student", "ny@example.com", "--title", "T", "--due", "2030-03-01 10:00", "--cutoff", cutoff],
+            2,
+            "",
+        );
+        let early = add("2030-03-01 09:59");
+        assert!(
+            early.stderr().contains("the cut-off 2030-03-01T14:59:00Z is before the due time 2030-03-01T15:00:00Z"),
+            "{}",
+            early.describe()
+        );
+        assert!(add("next tuesday").stderr().contains("the cut-off: `next tuesday` is not a due time"));
+        assert!(add("2030-03-10 02:30").stderr().contains("the cut-off: `2030-03-10 02:30` does not exist in America/New_York"));
+        env.fails(
+            &["assignment", "add", "--student", "ny@example.com", "--title", "T", "--due", "2030-03-01 10:00", "--course", "CS\u{1b}[2J"],
+            2,
+            "the course holds the control character U+001B",
+        );
+        assert_eq!(env.count("SELECT count(*) AS n FROM assignments"), 0);
+
+        let added = env.json(&[
+            "assignment", "add", "--student", "ny@example.com", "--title", "T",
+            "--due", "2030-03-01T15:00:00Z", "--cutoff", "2030-03-02T15:00:00Z", "--course", "CS101",
+        ]);
+        let id = added["id"].as_str().unwrap();
+        let stored = || env.texts("SELECT CAST(due_at AS TEXT) AS v FROM assignments UNION ALL SELECT CAST(cutoff AS TEXT) AS v FROM assignments UNION ALL SELECT course AS v FROM assignments");
+        let before = stored();
+        // A cut-off before the stored due time, or a due time moved past the stored cut-off.
+        env.fails(&["assignment", "edit", id, "--cutoff", "2030-03-01T14:00:00Z"], 2, "is before the due time 2030-03-01T15:00:00Z");
+        env.fails(&["assignment", "edit", id, "--due", "2030-03-03T15:00:00Z"], 2, "the cut-off 2030-03-02T15:00:00Z is before the due time 2030-03-03T15:00:00Z");
+        env.fails(&["assignment", "edit", id, "--course", "a\u{9b}b"], 2, "control character U+009B");
+        assert_eq!(stored(), before, "nothing written");
+        // Both moved together, or the cut-off removed, is fine.
+        let moved = env.json(&["assignment", "edit", id, "--due", "2030-03-03T15:00:00Z", "--cutoff", "2030-03-04T15:00:00Z"]);
+        assert_eq!((moved["due_at"].as_str(), moved["cutoff"].as_str()), (Some("2030-03-03T15:00:00Z"), Some("2030-03-04T15:00:00Z")));
+        let later = env.json(&["assignment", "edit", id, "--due", "2030-03-09T15:00:00Z", "--cutoff", ""]);
+        assert!(later["cutoff"].is_null(), "{later}");
+    }
 }

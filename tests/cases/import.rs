@@ -63,7 +63,7 @@ on_both_backends! {
         env.fails(
             &["assignment", "import", &assignments],
             2,
-            "line 1: the header is `email,title,due`, but a header with `student` is expected: `student,title,due,description,metadata,external_id,completed`",
+            "line 1: the header is `email,title,due`, but a header with `student` is expected: `student,title,due,description,metadata,external_id,completed,cutoff,course`",
         );
         assert_eq!(env.count("SELECT count(*) AS n FROM users"), 0);
 
@@ -182,5 +182,55 @@ on_both_backends! {
         assert!(stderr.contains("\nline 101: `bad99` is not a valid email address\n… and 50 more\n"), "{stderr}");
         assert!(stderr.ends_with("error: 150 bad rows (listed above); nothing was written\n"), "{stderr}");
         assert_eq!(env.count("SELECT count(*) AS n FROM users"), 1);
+    }
+
+    fn course_and_cutoff_columns_are_imported_and_upserted_all_or_nothing(env: &TestEnv) {
+        env.add_user("la@example.com", "America/Los_Angeles");
+        env.add_user("utc@example.com", "UTC");
+        let csv = write(env, "a.csv", "student,title,due,external_id,course,cutoff\n\
+            la@example.com,Essay,2030-03-01 16:00,e-1, CS101 ,2030-03-03 16:00\n\
+            utc@example.com,Lab,2030-03-02T09:00:00Z,l-1,,\n");
+        assert_eq!(imported(env, &["assignment", "import", &csv, "--upsert"]), (2, 0));
+        let listed = || env.json(&["assignment", "list"]);
+        let all = listed();
+        assert_eq!((all[0]["title"].as_str(), all[0]["course"].as_str()), (Some("Essay"), Some("CS101")));
+        // Read in the student's zone, as `due` is: 16:00 PST is 00:00 UTC.
+        assert_eq!(all[0]["cutoff"], "2030-03-04T00:00:00Z");
+        assert!(all[1]["course"].is_null() && all[1]["cutoff"].is_null(), "{}", all[1]);
+
+        // An upsert sets both from the row: a row without them clears them.
+        let jsonl = write(env, "b.jsonl", concat!(
+            r#"{"student":"la@example.com","title":"Essay","due":"2030-03-01 16:00","external_id":"e-1","course":"CS102"}"#, "\n",
+            r#"{"student":"utc@example.com","title":"Lab","due":"2030-03-02T09:00:00Z","external_id":"l-1","cutoff":"2030-03-05T09:00:00Z","course":"BIO1"}"#, "\n",
+        ));
+        let report = env.json(&["assignment", "import", &jsonl, "--upsert"]);
+        assert_eq!(report["updated"], 2, "{report}");
+        let all = listed();
+        assert_eq!((all[0]["course"].as_str(), all[0]["cutoff"].as_str()), (Some("CS102"), None));
+        assert_eq!((all[1]["course"].as_str(), all[1]["cutoff"].as_str()), (Some("BIO1"), Some("2030-03-05T09:00:00Z")));
+        let again = env.json(&["assignment", "import", &jsonl, "--upsert"]);
+        assert_eq!(again["unchanged"], 2, "{again}");
+
+        // A bad cut-off on line 3 refuses the whole file, line 2's change too.
+        let before = listed();
+        let early = write(env, "early.csv", "student,title,due,external_id,course,cutoff\n\
+            la@example.com,Essay,2030-03-01 16:00,e-1,CS103,\n\
+            utc@example.com,Lab,2030-03-02T09:00:00Z,l-1,BIO1,2030-03-02T08:59:00Z\n\
+            utc@example.com,Quiz,2030-03-06T09:00:00Z,q-1,BIO1,\n");
+        env.fails(
+            &["assignment", "import", &early, "--upsert"],
+            2,
+            "line 3: the cut-off 2030-03-02T08:59:00Z is before the due time 2030-03-02T09:00:00Z: \
+             give a cut-off at or after the due time; nothing was written",
+        );
+        let unreadable = write(env, "unreadable.jsonl", concat!(
+            r#"{"student":"la@example.com","title":"New","due":"2030-03-08T09:00:00Z"}"#, "\n",
+            "\n",
+            r#"{"student":"utc@example.com","title":"Quiz","due":"2030-03-06T09:00:00Z","cutoff":"soon"}"#, "\n",
+        ));
+        env.fails(&["assignment", "import", &unreadable], 2, "line 3: the cut-off: `soon` is not a due time");
+        let control = write(env, "control.csv", "student,title,due,course\nutc@example.com,Quiz,2030-03-06T09:00:00Z,\"BIO\u{7}\"\n");
+        env.fails(&["assignment", "import", &control], 2, "line 2: the course holds the control character U+0007");
+        assert_eq!(listed(), before, "nothing was written");
     }
 }

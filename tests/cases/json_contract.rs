@@ -111,6 +111,10 @@ fn every_command_keeps_the_json_contract() {
         "Essay",
         "--due",
         &due,
+        "--cutoff",
+        &at(hours(48)),
+        "--course",
+        "CS101",
         "--now",
         NOW,
     ]);

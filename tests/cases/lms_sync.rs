@@ -325,6 +325,47 @@ on_both_backends! {
         env.fails(&["assignment", "import", &next_feed], 2, "--student");
         assert_eq!(env.count("SELECT count(*) AS n FROM assignments"), 4);
     }
+
+    fn a_feeds_first_category_is_the_course_and_what_it_lacks_stays_as_set(env: &TestEnv) {
+        env.add_user("bo@example.com", "UTC");
+        let moodle = write(env, "bo.ics", MOODLE);
+        let report = env.json_status(&["assignment", "import", &moodle, "--student", "bo@example.com"], 0);
+        assert_eq!(report["inserted"], 3, "{report}");
+        let by_uid = |uid: &str| {
+            let list = env.json(&["assignment", "list"]);
+            list.as_array().unwrap().iter().find(|a| a["external_id"] == uid).cloned().unwrap()
+        };
+        let lab = by_uid("4021@moodle.example.edu");
+        assert_eq!(lab["course"], "CS101");
+        // The categories stay in the metadata too, as before.
+        assert_eq!(lab["metadata"]["categories"], serde_json::json!(["CS101"]));
+        assert_eq!(by_uid("4023@moodle.example.edu")["course"], "CS102");
+
+        // A feed has no cut-off: one set by hand survives the feed moving the
+        // lab; the course follows the feed's new first category.
+        let lab_id = lab["id"].as_str().unwrap();
+        env.ok(&["assignment", "edit", lab_id, "--cutoff", "2026-12-01T17:00:00Z"]);
+        let next = MOODLE
+            .replace("DTSTART;TZID=Europe/London:20261126T170000", "DTSTART;TZID=Europe/London:20261127T170000")
+            .replace("CATEGORIES:CS101\r\nLOCATION", "CATEGORIES:CS111,Labs\r\nLOCATION");
+        let moved = write(env, "bo.ics", &next);
+        let report = env.json_status(&["assignment", "import", &moved, "--student", "bo@example.com"], 0);
+        assert_eq!(report["updated"], 1, "{report}");
+        let lab = by_uid("4021@moodle.example.edu");
+        assert_eq!((lab["due_at"].as_str(), lab["cutoff"].as_str()), (Some("2026-11-27T17:00:00Z"), Some("2026-12-01T17:00:00Z")));
+        assert_eq!(lab["course"], "CS111");
+
+        // Canvas names no category: a course set by hand stays.
+        env.add_user("ann@example.com", "UTC");
+        let canvas = write(env, "ann.ics", CANVAS);
+        env.json_status(&["assignment", "import", &canvas, "--student", "ann@example.com"], 0);
+        let essay = by_uid("event-assignment-345");
+        assert!(essay["course"].is_null(), "{essay}");
+        env.ok(&["assignment", "edit", essay["id"].as_str().unwrap(), "--course", "ENG101"]);
+        let again = env.json_status(&["assignment", "import", &canvas, "--student", "ann@example.com"], 0);
+        assert_eq!(again["unchanged"], 3, "{again}");
+        assert_eq!(by_uid("event-assignment-345")["course"], "ENG101");
+    }
 }
 
 on_both_backends! {

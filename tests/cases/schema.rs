@@ -177,6 +177,8 @@ fn postgres_schema_matches_the_spec() {
     assert_eq!(column_type("users", "contact_opt_out"), "boolean");
     assert_eq!(column_type("assignments", "due_at"), "timestamp with time zone");
     assert_eq!(column_type("assignments", "metadata"), "jsonb");
+    assert_eq!(column_type("assignments", "cutoff"), "timestamp with time zone");
+    assert_eq!(column_type("assignments", "course"), "text");
     assert_eq!(column_type("reminders", "attempts"), "integer");
     let indexes: Vec<String> = env
         .texts("SELECT CAST(indexdef AS TEXT) AS v FROM pg_indexes WHERE schemaname = 'public'")
@@ -189,6 +191,8 @@ fn postgres_schema_matches_the_spec() {
         // Carries `completed` for the summary's counts (INCLUDE: not a key column).
         "INDEX assignments_student_due_idx ON public.assignments USING btree (student_id, due_at) INCLUDE (completed)",
         "INDEX assignments_due_idx ON public.assignments USING btree (due_at)",
+        // For per-course reports over due times; only assignments that name a course.
+        "INDEX assignments_course_due_idx ON public.assignments USING btree (course, due_at) WHERE (course IS NOT NULL)",
         "UNIQUE INDEX users_email_key ON public.users USING btree (email)",
         "INDEX send_logs_reminder_created_idx ON public.send_logs USING btree (reminder_id, created_at)",
     ] {
@@ -219,6 +223,7 @@ fn sqlite_schema_has_the_spec_indexes() {
         // `completed` last, for the summary's counts: (student_id, due_at) still leads.
         "assignments_student_due_idx ON assignments (student_id, due_at, completed)",
         "assignments_due_idx ON assignments (due_at)",
+        "assignments_course_due_idx ON assignments (course, due_at) WHERE course IS NOT NULL",
         "send_logs_reminder_created_idx ON send_logs (reminder_id, created_at)",
     ] {
         assert!(

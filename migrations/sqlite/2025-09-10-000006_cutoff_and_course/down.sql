@@ -1,0 +1,3 @@
+DROP INDEX assignments_course_due_idx;
+ALTER TABLE assignments DROP COLUMN course;
+ALTER TABLE assignments DROP COLUMN cutoff;
