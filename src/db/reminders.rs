@@ -41,6 +41,7 @@ pub fn window_candidates(
     (from, to): (Timestamp, Timestamp),
     after: Option<(Timestamp, Id)>,
     limit: i64,
+    accepted_at: Option<Timestamp>,
 ) -> anyhow::Result<Vec<Candidate>> {
     with_conn!(db, conn => {
         let mut query = assignments::table
@@ -65,6 +66,10 @@ pub fn window_candidates(
             .order((assignments::due_at, assignments::id))
             .limit(limit)
             .into_boxed();
+        if let Some(now) = accepted_at {
+            // Work past its cut-off can no longer be handed in: no notice for it.
+            query = query.filter(assignments::cutoff.is_null().or(assignments::cutoff.gt(now)));
+        }
         if let Some((due_at, id)) = after {
             // (due_at, id) > (last due_at, last id), written so that the due_at
             // index range starts at the last page's end instead of the window's.
@@ -188,6 +193,8 @@ pub struct Claimed {
     /// The due time before the deadline last moved.
     pub previous_due_at: Option<Timestamp>,
     pub completed: bool,
+    /// When work can no longer be handed in: no overdue notice after it.
+    pub cutoff: Option<Timestamp>,
     pub metadata: Option<Json>,
     pub student_id: Id,
     pub student_email: String,
@@ -217,6 +224,7 @@ macro_rules! load_held {
                 reminders::due_at,
                 assignments::previous_due_at,
                 assignments::completed,
+                assignments::cutoff,
                 assignments::metadata,
                 users::id,
                 users::email,
@@ -256,6 +264,7 @@ pub fn as_claimed(db: &mut Db, assignment_id: Id, reminder_type: &str) -> anyhow
         Timestamp,
         Option<Timestamp>,
         bool,
+        Option<Timestamp>,
         Option<Json>,
         Id,
         String,
@@ -280,6 +289,7 @@ pub fn as_claimed(db: &mut Db, assignment_id: Id, reminder_type: &str) -> anyhow
             assignments::due_at,
             assignments::previous_due_at,
             assignments::completed,
+            assignments::cutoff,
             assignments::metadata,
             users::id,
             users::email,
@@ -300,6 +310,7 @@ pub fn as_claimed(db: &mut Db, assignment_id: Id, reminder_type: &str) -> anyhow
             due_at,
             previous_due_at,
             completed,
+            cutoff,
             metadata,
             student_id,
             email,
@@ -320,6 +331,7 @@ pub fn as_claimed(db: &mut Db, assignment_id: Id, reminder_type: &str) -> anyhow
                 scheduled_due_at: due_at,
                 previous_due_at,
                 completed,
+                cutoff,
                 metadata,
                 student_id,
                 student_email: email,

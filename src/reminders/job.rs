@@ -39,6 +39,12 @@ pub fn skip_reason(claimed: &Claimed, now: DateTime<Utc>, delivery_window: Optio
         ));
     }
     let target = Target::from_reminder_type(&claimed.reminder_type);
+    if let (Some(target), Some(cutoff)) = (&target, claimed.cutoff)
+        && target.is_overdue()
+        && cutoff.instant() <= now
+    {
+        return Some("the cut-off has passed: the work can no longer be handed in".to_string());
+    }
     stale_reason(target.as_ref(), claimed.due_at.instant(), now, delivery_window)
 }
 
@@ -66,7 +72,7 @@ pub fn assignment_view(claimed: &Claimed, zone: Tz, now: DateTime<Utc>) -> Assig
         due_local_short: time::local_short(due, zone),
         time_left: time::human_duration(due - now),
         overdue_by: (due <= now).then(|| time::human_duration(now - due)),
-        cutoff_local: None,
+        cutoff_local: claimed.cutoff.map(|cutoff| time::local_long(cutoff.instant(), zone)),
         moved_from: claimed
             .previous_due_at
             .map(|previous| time::local_moved_from(previous.instant(), due, zone)),

@@ -58,7 +58,8 @@ pub fn plan(
         let range = (Timestamp::new(from), Timestamp::new(to));
         let mut after = None;
         loop {
-            let page = reminders::window_candidates(db, &target.reminder_type(), range, after, PAGE_SIZE)?;
+            let accepted_at = target.is_overdue().then_some(now);
+            let page = reminders::window_candidates(db, &target.reminder_type(), range, after, PAGE_SIZE, accepted_at)?;
             let Some(last) = page.last() else { break };
             after = Some((last.due_at, last.assignment_id));
             let full = page.len() as i64 == PAGE_SIZE;

@@ -65,6 +65,10 @@ on_both_backends! {
         env.add_assignment("late@x.test", "Late", DUE);
         let finished = env.add_assignment("late@x.test", "Finished", DUE);
         let moved = env.add_assignment("late@x.test", "Moved", DUE);
+        // Late work accepted for 30 hours: the 72-hour step never comes.
+        let cutoff = plus(DUE, 30 * 60);
+        let args = ["assignment", "add", "--student", "late@x.test", "--title", "Cut", "--due", DUE, "--cutoff", &cutoff];
+        env.ok(&[&args[..], &["--now", &plus(DUE, -60)]].concat());
 
         sweep_around(env, &plus(DUE, 2 * 60));
         // Handed in after the first step: no more steps for it.
@@ -83,16 +87,20 @@ on_both_backends! {
             ("Late", "overdue-24h", 1),
             ("Late", "overdue-72h", 1),
             ("Finished", "overdue-2h", 1),
+            ("Cut", "overdue-2h", 1),
+            ("Cut", "overdue-24h", 1),
             ("Moved", "overdue-2h", 2),
         ]
         .into_iter()
         .map(|(title, kind, count)| ((title.to_string(), kind.to_string()), count))
         .collect();
         assert_eq!(delivered(env), expected);
-        assert_eq!(smtp.received().len(), 6);
+        assert_eq!(smtp.received().len(), 8);
         // The notice says how long ago the work was due, in the student's words.
         let notice = smtp.received().into_iter().find(|m| m.header("Subject").unwrap().contains("Late")).unwrap();
         assert!(notice.header("Subject").unwrap().starts_with("Overdue: Late was due"), "{:?}", notice.header("Subject"));
+        let with_cutoff = smtp.received().into_iter().find(|m| m.header("Subject").unwrap().contains("Cut")).unwrap();
+        assert!(with_cutoff.body().contains("It can still be handed in until Wed 11 Jun 2025 18:00 UTC."), "{}", with_cutoff.body());
         // The first run whose window holds the deadline sends it: 1h30 after it, at the window's edge.
         assert!(notice.body().contains("was due Tue 10 Jun 2025 12:00 UTC, 1 hour 30 minutes ago"), "{}", notice.body());
         assert_eq!(env.count("SELECT count(*) AS n FROM reminders WHERE status NOT IN ('sent', 'skipped')"), 0);
