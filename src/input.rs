@@ -156,6 +156,37 @@ pub fn zone_of(timezone: Option<&str>) -> Tz {
     timezone.and_then(|name| name.parse().ok()).unwrap_or(Tz::UTC)
 }
 
+/// A day of the week: its English name or the first three letters (`mon`,
+/// `Monday`), or its ISO number (Monday 1 to Sunday 7).
+pub fn parse_weekday(raw: &str) -> anyhow::Result<chrono::Weekday> {
+    let wanted = raw.trim();
+    let by_number = match wanted {
+        "1" => Some(chrono::Weekday::Mon),
+        "2" => Some(chrono::Weekday::Tue),
+        "3" => Some(chrono::Weekday::Wed),
+        "4" => Some(chrono::Weekday::Thu),
+        "5" => Some(chrono::Weekday::Fri),
+        "6" => Some(chrono::Weekday::Sat),
+        "7" => Some(chrono::Weekday::Sun),
+        _ => None,
+    };
+    by_number.or_else(|| wanted.parse().ok()).ok_or_else(|| {
+        invalid(format!(
+            "`{wanted}` is not a day of the week: use mon, tue, wed, thu, fri, sat or sun"
+        ))
+    })
+}
+
+/// A local hour, 0 to 23.
+pub fn parse_hour(raw: &str) -> anyhow::Result<i32> {
+    let wanted = raw.trim();
+    wanted
+        .parse()
+        .ok()
+        .filter(|hour| (0..=23).contains(hour))
+        .ok_or_else(|| invalid(format!("`{wanted}` is not an hour: use 0 to 23")))
+}
+
 /// An instant: RFC 3339 with an offset.
 pub fn parse_instant(raw: &str) -> anyhow::Result<DateTime<Utc>> {
     let instant = DateTime::parse_from_rfc3339(raw.trim()).map_err(|_| match without_offset(raw) {
