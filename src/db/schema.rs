@@ -21,7 +21,7 @@ diesel::table! {
 }
 
 diesel::table! {
-    use diesel::sql_types::{Bool, Nullable, Text};
+    use diesel::sql_types::{Bool, Date, Int4, Nullable, Text};
     use crate::db::types::sql::*;
 
     bounce_reports (id) {
@@ -178,13 +178,13 @@ diesel::table! {
 }
 
 diesel::joinable!(assignments -> users (student_id));
+diesel::joinable!(bounce_reports -> daily_summaries (summary_id));
+diesel::joinable!(bounce_reports -> reminders (reminder_id));
 diesel::joinable!(daily_summaries -> users (user_id));
 diesel::joinable!(former_emails -> users (user_id));
 diesel::joinable!(guardian_students -> guardians (guardian_id));
 diesel::joinable!(guardian_students -> users (student_id));
 diesel::joinable!(reminders -> assignments (assignment_id));
-diesel::joinable!(bounce_reports -> daily_summaries (summary_id));
-diesel::joinable!(bounce_reports -> reminders (reminder_id));
 diesel::joinable!(send_logs -> assignments (assignment_id));
 diesel::joinable!(send_logs -> daily_summaries (summary_id));
 diesel::joinable!(send_logs -> reminders (reminder_id));
