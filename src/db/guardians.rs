@@ -217,8 +217,9 @@ pub fn following(db: &mut Db, guardian: Guardian) -> anyhow::Result<Following> {
 
 /// Stops `guardian` following `student`; `false` when they did not.
 pub fn unfollow(db: &mut Db, guardian: Id, student: Id) -> anyhow::Result<bool> {
-    let removed = with_conn!(db, conn => diesel::delete(guardian_students::table.find((guardian, student))).execute(conn))
-        .context("cannot unlink the guardian")?;
+    let removed =
+        with_conn!(db, conn => diesel::delete(guardian_students::table.find((guardian, student))).execute(conn))
+            .context("cannot unlink the guardian")?;
     Ok(removed == 1)
 }
 

@@ -276,8 +276,7 @@ impl Held {
 /// guardian who then follows no one: a guardian is known through the student.
 pub fn forget_user(db: &mut Db, email: &str, keep_guardians: bool) -> anyhow::Result<Forgotten> {
     use super::schema::{
-        assignments, bounce_reports, daily_summaries, former_emails, guardian_students, guardians, reminders,
-        send_logs,
+        assignments, bounce_reports, daily_summaries, former_emails, guardian_students, guardians, reminders, send_logs,
     };
     let user = require_user_by_email(db, email)?;
     let stand_in = format!("forgotten-{}", uuid::Uuid::new_v4().simple());

@@ -177,15 +177,31 @@ fn every_command_keeps_the_json_contract() {
         "--name",
         "Pat",
     ]);
-    assert!(guardian.is_object(), "a command that creates one record returns the object");
+    assert!(
+        guardian.is_object(),
+        "a command that creates one record returns the object"
+    );
     record("guardian add", guardian);
-    record("guardian import", env.json(&["guardian", "import", guardians.to_str().unwrap()]));
+    record(
+        "guardian import",
+        env.json(&["guardian", "import", guardians.to_str().unwrap()]),
+    );
     record("guardian list", env.json(&["guardian", "list"]));
     record(
         "guardian remove",
-        env.json(&["guardian", "remove", "--student", "b@example.com", "--email", "kim@example.com"]),
+        env.json(&[
+            "guardian",
+            "remove",
+            "--student",
+            "b@example.com",
+            "--email",
+            "kim@example.com",
+        ]),
     );
-    record("guardian forget", env.json(&["guardian", "forget", "kim@example.com", "--yes"]));
+    record(
+        "guardian forget",
+        env.json(&["guardian", "forget", "kim@example.com", "--yes"]),
+    );
     record("assignment complete", env.json(&["assignment", "complete", &id]));
     record("assignment remove", env.json(&["assignment", "remove", &id]));
     record("user remove", env.json(&["user", "remove", "b@example.com"]));

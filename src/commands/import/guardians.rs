@@ -75,9 +75,18 @@ pub fn guardians(database: &DatabaseUrl, args: GuardianImportArgs, now: Timestam
                 bad.check(line, guardian)?,
                 bad.check(line, parse_name(row.name.as_deref()))?,
                 bad.check(line, filled(row.timezone).map(|zone| parse_timezone(&zone)).transpose())?,
-                bad.check(line, filled(row.frequency).map(|word| parse_frequency(&word)).transpose())?,
-                bad.check(line, filled(text_of(row.weekday)).map(|day| parse_weekday(&day)).transpose())?,
-                bad.check(line, filled(text_of(row.hour)).map(|hour| parse_hour(&hour)).transpose())?,
+                bad.check(
+                    line,
+                    filled(row.frequency).map(|word| parse_frequency(&word)).transpose(),
+                )?,
+                bad.check(
+                    line,
+                    filled(text_of(row.weekday)).map(|day| parse_weekday(&day)).transpose(),
+                )?,
+                bad.check(
+                    line,
+                    filled(text_of(row.hour)).map(|hour| parse_hour(&hour)).transpose(),
+                )?,
             ) else {
                 continue;
             };
