@@ -410,6 +410,24 @@ mod tests {
     use super::*;
 
     #[test]
+    fn weekdays_by_name_or_iso_number_and_hours_0_to_23() {
+        for raw in ["fri", "Friday", " FRI ", "5"] {
+            assert_eq!(parse_weekday(raw).unwrap(), chrono::Weekday::Fri, "{raw}");
+        }
+        assert_eq!(parse_weekday("7").unwrap(), chrono::Weekday::Sun);
+        for raw in ["0", "8", "funday", ""] {
+            let error = parse_weekday(raw).unwrap_err().to_string();
+            assert!(error.contains("is not a day of the week"), "{error}");
+        }
+        assert_eq!(parse_hour(" 0").unwrap(), 0);
+        assert_eq!(parse_hour("23").unwrap(), 23);
+        for raw in ["24", "-1", "7pm", "7.5"] {
+            let error = parse_hour(raw).unwrap_err().to_string();
+            assert!(error.contains("is not an hour: use 0 to 23"), "{error}");
+        }
+    }
+
+    #[test]
     fn time_zones_in_any_case_and_near_misses_are_named() {
         assert_eq!(parse_timezone("utc").unwrap().name(), "UTC");
         assert_eq!(

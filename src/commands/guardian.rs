@@ -139,11 +139,9 @@ fn when(frequency: DigestFrequency, weekday: i32, hour: i32) -> String {
     match frequency {
         DigestFrequency::Daily => format!("daily {hour:02}:00"),
         DigestFrequency::Weekly => {
-            let day = u8::try_from(weekday - 1)
-                .ok()
-                .and_then(|from_monday| chrono::Weekday::try_from(from_monday).ok())
-                .map_or_else(|| weekday.to_string(), |day| day.to_string());
-            format!("weekly {day} {hour:02}:00")
+            const DAYS: [&str; 7] = ["Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"];
+            let day = usize::try_from(weekday - 1).ok().and_then(|index| DAYS.get(index));
+            format!("weekly {} {hour:02}:00", day.copied().unwrap_or("?"))
         }
         DigestFrequency::Off => "off".to_string(),
     }

@@ -223,8 +223,8 @@ pub fn unfollow(db: &mut Db, guardian: Id, student: Id) -> anyhow::Result<bool> 
     Ok(removed == 1)
 }
 
-/// Erases a guardian and every link of theirs, in one statement (the links
-/// cascade). Returns how many students they followed.
+/// Erases a guardian with every link of theirs (the links cascade).
+/// Returns how many students they followed.
 pub fn forget(db: &mut Db, guardian: &Guardian) -> anyhow::Result<i64> {
     super::write_transaction!(db, conn => {
         let links: i64 = guardian_students::table

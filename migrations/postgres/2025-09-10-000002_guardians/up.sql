@@ -22,8 +22,9 @@ CREATE TRIGGER guardians_touch_updated_at BEFORE UPDATE ON guardians FOR EACH RO
   WHEN (NEW.updated_at IS NOT DISTINCT FROM OLD.updated_at)
   EXECUTE FUNCTION reminders_touch_updated_at();
 
--- Who follows whom. A link goes with either side; a guardian left following
--- no one stays until forgotten (`user forget` forgets them with the student).
+-- Who follows whom. A link goes with either side. A guardian left following
+-- no one stays, listed, until forgotten; `user forget` erases those who
+-- followed only the student it erases.
 CREATE TABLE guardian_students (
   guardian_id uuid NOT NULL REFERENCES guardians(id) ON DELETE CASCADE,
   student_id uuid NOT NULL REFERENCES users(id) ON DELETE CASCADE,
