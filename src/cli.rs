@@ -3,10 +3,10 @@
 use chrono::{DateTime, Duration, Utc};
 use clap::{Args, Parser, Subcommand};
 
-use crate::db::types::Id;
+use crate::db::types::{DigestFrequency, Id};
 use crate::input::{
     Email, duration_between, parse_course, parse_description, parse_external_id, parse_instant, parse_metadata,
-    parse_name, parse_timezone, parse_title,
+    parse_name, parse_timezone, parse_title, parse_weekday,
 };
 use crate::output::Format;
 use crate::queue::policy::DEFAULT_MAX_ATTEMPTS;
@@ -167,6 +167,12 @@ pub enum Command {
         after_help = "Examples:\n  reminders assignment add --student alice@example.com --title \"Essay\" --due \"2025-10-01 23:59\"\n  reminders assignment import lms-export.csv --upsert"
     )]
     Assignment(AssignmentCommand),
+    /// Add, import, list, unlink and forget guardians: the adults who follow students
+    #[command(subcommand)]
+    #[command(
+        after_help = "Examples:\n  reminders guardian add --student alice@example.com --email pat@example.com --name \"Pat Smith\"\n  reminders guardian list --student alice@example.com --format json"
+    )]
+    Guardian(GuardianCommand),
     /// List the assignments in the reminder windows now (read-only)
     #[command(
         after_help = "Examples:\n  reminders due --unit hours --targets 24,2\n  reminders due --unit minutes --targets 1,2 --now 2025-09-26T22:58:00Z --format json"
@@ -595,6 +601,9 @@ pub enum UserCommand {
         /// With file://DIR, the student's .eml files in that outbox are removed too
         #[arg(long, env = "SMTP_URL", hide_env_values = true, value_name = "URL", value_parser = non_empty)]
         smtp_url: Option<String>,
+        /// Keep their guardians who follow no one else (by default they are erased too)
+        #[arg(long)]
+        keep_guardians: bool,
     },
     /// Add students in bulk from CSV (email,name,timezone) or JSON Lines
     #[command(
@@ -702,6 +711,93 @@ pub struct UserAddArgs {
     /// An IANA time zone, such as America/Los_Angeles [default: UTC]
     #[arg(long, value_name = "TZ", value_parser = parse_timezone)]
     pub timezone: Option<chrono_tz::Tz>,
+    /// Accept an address whose domain has no dot (`frank@school`), for mail delivered inside the school
+    #[arg(long)]
+    pub allow_local_domains: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum GuardianCommand {
+    /// Make someone a guardian of a student; a guardian already here is linked, and the fields given are set
+    #[command(
+        after_help = "Examples:\n  reminders guardian add --student alice@example.com --email pat@example.com --name \"Pat Smith\"\n  reminders guardian add --student alice@example.com --email pat@example.com --frequency weekly --weekday fri --hour 17"
+    )]
+    Add(GuardianAddArgs),
+    /// Add or update guardians in bulk from CSV (student,email,name,timezone,frequency,weekday,hour) or JSON Lines
+    #[command(
+        after_help = "Examples:\n  reminders guardian import guardians.csv\n  cat guardians.jsonl | reminders guardian import - --input-format jsonl"
+    )]
+    Import(GuardianImportArgs),
+    /// List guardians with the students they follow
+    #[command(
+        after_help = "Examples:\n  reminders guardian list\n  reminders guardian list --student alice@example.com --format json"
+    )]
+    List {
+        /// Only the guardians of this student
+        #[arg(long, value_name = "EMAIL", value_parser = Email::parse)]
+        student: Option<Email>,
+    },
+    /// Stop a guardian following a student (a guardian who then follows no one stays, listed)
+    #[command(
+        after_help = "Examples:\n  reminders guardian remove --student alice@example.com --email pat@example.com"
+    )]
+    Remove {
+        /// The student's email
+        #[arg(long, value_name = "EMAIL", value_parser = Email::parse)]
+        student: Email,
+        /// The guardian's email
+        #[arg(long, value_name = "EMAIL", value_parser = Email::parse)]
+        email: Email,
+    },
+    /// Erase a guardian on request, with every link to a student
+    #[command(
+        after_help = "Examples:\n  reminders guardian forget pat@example.com\n  reminders guardian forget pat@example.com --yes"
+    )]
+    Forget {
+        /// The guardian's email
+        #[arg(value_parser = Email::parse)]
+        email: Email,
+        /// Do not ask for confirmation (needed when not on a terminal)
+        #[arg(long)]
+        yes: bool,
+    },
+}
+
+#[derive(Debug, Args)]
+pub struct GuardianAddArgs {
+    /// The email of the student they follow
+    #[arg(long, value_name = "EMAIL", value_parser = Email::parse)]
+    pub student: Email,
+    /// The guardian's email address (stored trimmed and lower-cased)
+    #[arg(long, value_parser = Email::parse)]
+    pub email: Email,
+    /// The guardian's name (`''` removes it)
+    #[arg(long, value_parser = name)]
+    pub name: Option<String>,
+    /// An IANA time zone, such as Europe/Paris [default: the student's]
+    #[arg(long, value_name = "TZ", value_parser = parse_timezone)]
+    pub timezone: Option<chrono_tz::Tz>,
+    /// How often they want to hear about the student's work [default: daily]
+    #[arg(long, value_name = "daily|weekly|off", value_parser = frequency())]
+    pub frequency: Option<DigestFrequency>,
+    /// The day for `weekly`: mon, tue, wed, thu, fri, sat or sun [default: mon]
+    #[arg(long, value_name = "DAY", value_parser = parse_weekday)]
+    pub weekday: Option<chrono::Weekday>,
+    /// The local hour (0-23), in their time zone [default: 18]
+    #[arg(long, value_name = "HOUR", value_parser = clap::value_parser!(i32).range(0..=23))]
+    pub hour: Option<i32>,
+    /// Accept an address whose domain has no dot (`frank@school`), for mail delivered inside the school
+    #[arg(long)]
+    pub allow_local_domains: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct GuardianImportArgs {
+    /// The file to read, or `-` for stdin
+    pub file: String,
+    /// The file's format [default: from the extension: .csv, or .jsonl/.ndjson]
+    #[arg(long, value_enum)]
+    pub input_format: Option<InputFormat>,
     /// Accept an address whose domain has no dot (`frank@school`), for mail delivered inside the school
     #[arg(long)]
     pub allow_local_domains: bool,
@@ -816,6 +912,13 @@ fn non_empty(raw: &str) -> anyhow::Result<String> {
         return Err(crate::error::invalid("a blank value sets nothing: leave the flag out"));
     }
     Ok(raw.to_string())
+}
+
+/// A guardian's frequency, one of its stored words.
+fn frequency() -> impl clap::builder::TypedValueParser<Value = DigestFrequency> {
+    use clap::builder::TypedValueParser as _;
+    clap::builder::PossibleValuesParser::new(DigestFrequency::ALL.iter().map(|frequency| frequency.as_str()))
+        .map(|word| word.parse::<DigestFrequency>().expect("one of the possible values"))
 }
 
 /// A metadata object, or `null` for none.

@@ -157,6 +157,37 @@ pub fn zone_of(timezone: Option<&str>) -> Tz {
     timezone.and_then(|name| name.parse().ok()).unwrap_or(Tz::UTC)
 }
 
+/// A day of the week: its English name or the first three letters (`mon`,
+/// `Monday`), or its ISO number (Monday 1 to Sunday 7).
+pub fn parse_weekday(raw: &str) -> anyhow::Result<chrono::Weekday> {
+    let wanted = raw.trim();
+    let by_number = match wanted {
+        "1" => Some(chrono::Weekday::Mon),
+        "2" => Some(chrono::Weekday::Tue),
+        "3" => Some(chrono::Weekday::Wed),
+        "4" => Some(chrono::Weekday::Thu),
+        "5" => Some(chrono::Weekday::Fri),
+        "6" => Some(chrono::Weekday::Sat),
+        "7" => Some(chrono::Weekday::Sun),
+        _ => None,
+    };
+    by_number.or_else(|| wanted.parse().ok()).ok_or_else(|| {
+        invalid(format!(
+            "`{wanted}` is not a day of the week: use mon, tue, wed, thu, fri, sat or sun"
+        ))
+    })
+}
+
+/// A local hour, 0 to 23.
+pub fn parse_hour(raw: &str) -> anyhow::Result<i32> {
+    let wanted = raw.trim();
+    wanted
+        .parse()
+        .ok()
+        .filter(|hour| (0..=23).contains(hour))
+        .ok_or_else(|| invalid(format!("`{wanted}` is not an hour: use 0 to 23")))
+}
+
 /// An instant: RFC 3339 with an offset.
 pub fn parse_instant(raw: &str) -> anyhow::Result<DateTime<Utc>> {
     let instant = DateTime::parse_from_rfc3339(raw.trim()).map_err(|_| match without_offset(raw) {
@@ -409,6 +440,24 @@ fn holds_nul(value: &serde_json::Value) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn weekdays_by_name_or_iso_number_and_hours_0_to_23() {
+        for raw in ["fri", "Friday", " FRI ", "5"] {
+            assert_eq!(parse_weekday(raw).unwrap(), chrono::Weekday::Fri, "{raw}");
+        }
+        assert_eq!(parse_weekday("7").unwrap(), chrono::Weekday::Sun);
+        for raw in ["0", "8", "funday", ""] {
+            let error = parse_weekday(raw).unwrap_err().to_string();
+            assert!(error.contains("is not a day of the week"), "{error}");
+        }
+        assert_eq!(parse_hour(" 0").unwrap(), 0);
+        assert_eq!(parse_hour("23").unwrap(), 23);
+        for raw in ["24", "-1", "7pm", "7.5"] {
+            let error = parse_hour(raw).unwrap_err().to_string();
+            assert!(error.contains("is not an hour: use 0 to 23"), "{error}");
+        }
+    }
 
     #[test]
     fn time_zones_in_any_case_and_near_misses_are_named() {

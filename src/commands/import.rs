@@ -3,7 +3,7 @@
 //! transaction. Every row passes the same checks as `add`; every bad row is
 //! reported with its line, and then nothing is written. With
 //! `--upsert`, assignments are matched on (student, external_id) and updated
-//! in place. iCalendar feeds are `feed`'s.
+//! in place. iCalendar feeds are `feed`'s; guardians are `guardians.rs`'s.
 
 use std::collections::{HashMap, HashSet};
 use std::time::Instant;
@@ -27,7 +27,10 @@ use crate::input::{
 };
 use crate::output;
 
+mod guardians;
 mod rows;
+
+pub use guardians::{guardians, not_the_student};
 
 /// Rows validated and written per round trip.
 const BATCH_SIZE: usize = 1_000;

@@ -18,6 +18,7 @@ mod bounces;
 mod check;
 mod due;
 mod feed;
+mod guardian;
 mod import;
 mod migrate;
 mod preview;
@@ -122,6 +123,7 @@ fn run_job(job: Job, cx: &Context) -> Result<Outcome, Failure> {
         Job::Migrate(job) => job.run(cx),
         Job::User(job) => job.run(cx),
         Job::Assignment(job) => job.run(cx),
+        Job::Guardian(job) => job.run(cx),
         Job::Due(job) => job.run(cx),
         Job::Send(job) => job.run(cx),
         Job::Summary(job) => job.run(cx),

@@ -41,7 +41,12 @@ fn user(database: &DatabaseUrl, job: UserJob, now: Timestamp) -> anyhow::Result<
         UserCommand::OptIn { email } => set_opt_out(database, &email, false, now),
         UserCommand::Set(args) => set_preferences(database, args, now),
         UserCommand::Edit(args) => edit(database, args, now),
-        UserCommand::Forget { email, yes, smtp_url } => forget(database, &email, yes, smtp_url.as_deref()),
+        UserCommand::Forget {
+            email,
+            yes,
+            smtp_url,
+            keep_guardians,
+        } => forget(database, &email, yes, smtp_url.as_deref(), keep_guardians),
         UserCommand::Remove { email } => {
             let mut db = Db::open(database)?;
             let user = users::remove_user(&mut db, email.as_str())?;
@@ -72,7 +77,13 @@ fn add(database: &DatabaseUrl, args: UserAddArgs, now: Timestamp) -> anyhow::Res
 const WRITE_THROUGH_PATIENCE: std::time::Duration = std::time::Duration::from_secs(5);
 
 /// Erasure on request: asks first, on a terminal, unless `--yes`.
-fn forget(database: &DatabaseUrl, email: &Email, yes: bool, smtp_url: Option<&str>) -> anyhow::Result<Outcome> {
+fn forget(
+    database: &DatabaseUrl,
+    email: &Email,
+    yes: bool,
+    smtp_url: Option<&str>,
+    keep_guardians: bool,
+) -> anyhow::Result<Outcome> {
     // Only a `file://` outbox is ours to clean; any other SMTP_URL is a server's.
     let outbox = match smtp_url.map(str::trim).filter(|url| url.starts_with("file://")) {
         Some(url) => match MailUrl::with_password(url, None)? {
@@ -83,13 +94,17 @@ fn forget(database: &DatabaseUrl, email: &Email, yes: bool, smtp_url: Option<&st
     };
     let mut db = Db::open(database)?;
     users::require_user_by_email(&mut db, email.as_str())?;
-    if !yes && !confirmed(email)? {
+    let question = format!(
+        "forget `{}` and everything that names them? This cannot be undone.",
+        email.as_str()
+    );
+    if !yes && !confirmed(&question)? {
         return Err(invalid(format!(
             "`user forget` erases `{}` for good: confirm on a terminal, or pass --yes",
             email.as_str()
         )));
     }
-    let mut forgotten = users::forget_user(&mut db, email.as_str())?;
+    let mut forgotten = users::forget_user(&mut db, email.as_str(), keep_guardians)?;
     let removed = match &outbox {
         Some(dir) => remove_outbox_files(dir, &forgotten.message_ids, &mut forgotten.files_left),
         None => 0,
@@ -118,6 +133,18 @@ fn forget(database: &DatabaseUrl, email: &Email, yes: bool, smtp_url: Option<&st
             dir.display()
         ));
     }
+    if forgotten.guardian_links > 0 {
+        text.push_str(&format!(
+            "; unlinked {}",
+            output::count(forgotten.guardian_links, "guardian", "guardians")
+        ));
+        if !forgotten.guardians_forgotten.is_empty() {
+            text.push_str(&format!(
+                " and forgot {}, who followed no one else",
+                backticked_list(&forgotten.guardians_forgotten)
+            ));
+        }
+    }
     if !forgotten.files_left.is_empty() {
         text.push_str(&format!(
             "\nraw reports that name them stay in files this tool does not erase; delete them by hand:\n{}",
@@ -126,15 +153,25 @@ fn forget(database: &DatabaseUrl, email: &Email, yes: bool, smtp_url: Option<&st
     }
     let mut json = json!(forgotten);
     json["outbox_files_removed"] = json!(removed);
-    let report = output::Message { text, json };
+    written_through(&mut db, database, &forgotten.email, output::Message { text, json })
+}
+
+/// The report of an erasure, once it has left no old copy of the address in
+/// the database's files: on SQLite, the WAL is written back. While another
+/// connection holds that up, exit 1 with what to do.
+pub(super) fn written_through(
+    db: &mut Db,
+    database: &DatabaseUrl,
+    email: &str,
+    report: output::Message,
+) -> anyhow::Result<Outcome> {
     if !db.write_wal_through(WRITE_THROUGH_PATIENCE)? {
         // Only SQLite has a WAL: this is the file's full path.
         let path = database.display();
         let reason = format!(
-            "the erasure of `{}` is committed, but another connection is reading the SQLite database, so old \
+            "the erasure of `{email}` is committed, but another connection is reading the SQLite database, so old \
              copies of the address stay in `{path}` and `{path}-wal`: end that connection, then run \
-             `sqlite3 {path} 'PRAGMA wal_checkpoint(TRUNCATE)'`",
-            forgotten.email
+             `sqlite3 {path} 'PRAGMA wal_checkpoint(TRUNCATE)'`"
         );
         return Ok(Outcome::unfinished(report, ExitStatus::Failure, vec![reason]));
     }
@@ -164,24 +201,30 @@ fn remove_outbox_files(dir: &std::path::Path, message_ids: &[String], files_left
 
 /// `a`, or `a` and `b`, in backticks.
 fn backticked(items: &[String]) -> String {
+    match items {
+        [_] => format!("address {}", backticked_list(items)),
+        [_, ..] => format!("addresses {}", backticked_list(items)),
+        [] => String::new(),
+    }
+}
+
+/// `a`, `a` and `b`, or `a`, `b` and `c`, each in backticks.
+fn backticked_list(items: &[String]) -> String {
     let quoted: Vec<String> = items.iter().map(|item| format!("`{item}`")).collect();
     match quoted.split_last() {
-        Some((last, [])) => format!("address {last}"),
-        Some((last, rest)) => format!("addresses {} and {last}", rest.join(", ")),
+        Some((last, [])) => last.clone(),
+        Some((last, rest)) => format!("{} and {last}", rest.join(", ")),
         None => String::new(),
     }
 }
 
-/// Asks on the terminal; `false` when there is none to ask on.
-fn confirmed(email: &Email) -> anyhow::Result<bool> {
+/// Asks `question` on the terminal; `false` when there is none to ask on.
+pub(super) fn confirmed(question: &str) -> anyhow::Result<bool> {
     use std::io::{BufRead, IsTerminal, Write};
     if !std::io::stdin().is_terminal() {
         return Ok(false);
     }
-    eprint!(
-        "forget `{}` and everything that names them? This cannot be undone. [y/N] ",
-        email.as_str()
-    );
+    eprint!("{question} [y/N] ");
     std::io::stderr().flush()?;
     let mut answer = String::new();
     std::io::stdin().lock().read_line(&mut answer)?;

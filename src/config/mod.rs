@@ -10,8 +10,8 @@
 use std::path::PathBuf;
 
 use crate::cli::{
-    AssignmentCommand, BouncesArgs, Cli, Command, PruneArgs, RetryArgs, SummaryArgs, TemplateCommand, UserCommand,
-    WindowArgs,
+    AssignmentCommand, BouncesArgs, Cli, Command, GuardianCommand, PruneArgs, RetryArgs, SummaryArgs, TemplateCommand,
+    UserCommand, WindowArgs,
 };
 use crate::db::DatabaseUrl;
 use crate::db::types::Id;
@@ -64,6 +64,7 @@ pub enum Job {
     Migrate(MigrateJob),
     User(UserJob),
     Assignment(AssignmentCommand),
+    Guardian(GuardianCommand),
     Due(DueJob),
     Send(SendJob),
     Summary(SummaryJob),
@@ -172,6 +173,7 @@ impl Config {
                 Job::User(UserJob { command, secret })
             }
             Command::Assignment(command) => Job::Assignment(command),
+            Command::Guardian(command) => Job::Guardian(command),
             Command::Due(args) => Job::Due(DueJob {
                 windows: windows(&args, clock.clone())?,
             }),
@@ -270,7 +272,9 @@ fn ping_url(command: &Command, general: Option<String>, provenance: &Provenance,
         Command::Send(args) if !args.dry_run => env.var("REMINDERS_PING_URL_SEND").or(general),
         Command::Summary(args) if args.send && !args.dry_run => env.var("REMINDERS_PING_URL_SUMMARY").or(general),
         Command::Bounces(_) => general,
-        Command::User(UserCommand::Import(_)) | Command::Assignment(AssignmentCommand::Import(_)) => {
+        Command::User(UserCommand::Import(_))
+        | Command::Assignment(AssignmentCommand::Import(_))
+        | Command::Guardian(GuardianCommand::Import(_)) => {
             matches!(provenance.source("REMINDERS_PING_URL"), Some(Source::Flag(_))).then_some(general)?
         }
         _ => None,

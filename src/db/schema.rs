@@ -23,7 +23,7 @@ diesel::table! {
 }
 
 diesel::table! {
-    use diesel::sql_types::{Bool, Nullable, Text};
+    use diesel::sql_types::{Bool, Date, Int4, Nullable, Text};
     use crate::db::types::sql::*;
 
     bounce_reports (id) {
@@ -68,6 +68,35 @@ diesel::table! {
         user_id -> Uuid,
         email -> Text,
         replaced_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    use diesel::sql_types::{Bool, Date, Int4, Nullable, Text};
+    use crate::db::types::sql::*;
+
+    guardian_students (guardian_id, student_id) {
+        guardian_id -> Uuid,
+        student_id -> Uuid,
+    }
+}
+
+diesel::table! {
+    use diesel::sql_types::{Bool, Date, Int4, Nullable, Text};
+    use crate::db::types::sql::*;
+
+    guardians (id) {
+        id -> Uuid,
+        email -> Text,
+        name -> Nullable<Text>,
+        timezone -> Text,
+        frequency -> Text,
+        weekday -> Int4,
+        hour -> Int4,
+        contact_opt_out -> Bool,
+        opt_out_reason -> Nullable<Text>,
+        created_at -> Timestamptz,
+        updated_at -> Timestamptz,
     }
 }
 
@@ -151,11 +180,13 @@ diesel::table! {
 }
 
 diesel::joinable!(assignments -> users (student_id));
-diesel::joinable!(daily_summaries -> users (user_id));
-diesel::joinable!(former_emails -> users (user_id));
-diesel::joinable!(reminders -> assignments (assignment_id));
 diesel::joinable!(bounce_reports -> daily_summaries (summary_id));
 diesel::joinable!(bounce_reports -> reminders (reminder_id));
+diesel::joinable!(daily_summaries -> users (user_id));
+diesel::joinable!(former_emails -> users (user_id));
+diesel::joinable!(guardian_students -> guardians (guardian_id));
+diesel::joinable!(guardian_students -> users (student_id));
+diesel::joinable!(reminders -> assignments (assignment_id));
 diesel::joinable!(send_logs -> assignments (assignment_id));
 diesel::joinable!(send_logs -> daily_summaries (summary_id));
 diesel::joinable!(send_logs -> reminders (reminder_id));
@@ -166,6 +197,8 @@ diesel::allow_tables_to_appear_in_same_query!(
     bounce_reports,
     daily_summaries,
     former_emails,
+    guardian_students,
+    guardians,
     milestones,
     reminders,
     send_logs,

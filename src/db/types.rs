@@ -311,6 +311,18 @@ text_enum! {
 }
 
 text_enum! {
+    /// How often a guardian's digest goes out, in `guardians.frequency`.
+    pub enum DigestFrequency {
+        /// Monday to Friday, at the guardian's hour.
+        Daily = "daily",
+        /// Once a week, on the guardian's weekday.
+        Weekly = "weekly",
+        /// Never: the guardian is kept, and mailed nothing.
+        Off = "off",
+    }
+}
+
+text_enum! {
     /// What a report read by `reminders bounces` was, in `bounce_reports.kind`.
     pub enum ReportKind {
         /// A permanent failure (hard bounce).

@@ -229,6 +229,10 @@ pub struct Forgotten {
     pub stand_in: String,
     /// Where raw reports about them stay, out of this tool's reach, sorted.
     pub files_left: Vec<String>,
+    /// How many guardians followed them.
+    pub guardian_links: i64,
+    /// The guardians erased with them, who followed no one else, by email.
+    pub guardians_forgotten: Vec<String>,
     /// The Message-IDs of what was sent to them, which name their outbox files.
     #[serde(skip)]
     pub message_ids: Vec<String>,
@@ -268,8 +272,12 @@ impl Held {
 /// becomes `stand_in`, a random token that links back to nobody, and the
 /// addresses are cut from SMTP replies quoted in send logs and bounce
 /// reports. A report's raw file is named in `files_left`, then forgotten.
-pub fn forget_user(db: &mut Db, email: &str) -> anyhow::Result<Forgotten> {
-    use super::schema::{assignments, bounce_reports, daily_summaries, former_emails, reminders, send_logs};
+/// Their links to guardians go too, and, unless `keep_guardians`, each
+/// guardian who then follows no one: a guardian is known through the student.
+pub fn forget_user(db: &mut Db, email: &str, keep_guardians: bool) -> anyhow::Result<Forgotten> {
+    use super::schema::{
+        assignments, bounce_reports, daily_summaries, former_emails, guardian_students, guardians, reminders, send_logs,
+    };
     let user = require_user_by_email(db, email)?;
     let stand_in = format!("forgotten-{}", uuid::Uuid::new_v4().simple());
     let forgotten = super::write_transaction!(db, conn => {
@@ -378,7 +386,21 @@ pub fn forget_user(db: &mut Db, email: &str) -> anyhow::Result<Forgotten> {
         }
         files_left.sort();
         files_left.dedup();
+        let their_guardians: Vec<Id> = guardian_students::table
+            .filter(guardian_students::student_id.eq(user.id))
+            .select(guardian_students::guardian_id)
+            .load(conn)?;
         diesel::delete(users::table.find(user.id)).execute(conn)?;
+        let mut guardians_forgotten = Vec::new();
+        if !keep_guardians {
+            let alone = guardians::table
+                .filter(guardians::id.eq_any(&their_guardians))
+                .filter(diesel::dsl::not(diesel::dsl::exists(
+                    guardian_students::table.filter(guardian_students::guardian_id.eq(guardians::id)),
+                )));
+            guardians_forgotten = alone.select(guardians::email).order(guardians::email).load(conn)?;
+            diesel::delete(guardians::table.filter(guardians::email.eq_any(&guardians_forgotten))).execute(conn)?;
+        }
         Ok(Forgotten {
             email: user.email.clone(),
             addresses: addresses.clone(),
@@ -389,6 +411,8 @@ pub fn forget_user(db: &mut Db, email: &str) -> anyhow::Result<Forgotten> {
             bounce_reports: report_count,
             stand_in: stand_in.clone(),
             files_left,
+            guardian_links: their_guardians.len() as i64,
+            guardians_forgotten,
             message_ids,
         })
     })

@@ -165,6 +165,47 @@ fn every_command_keeps_the_json_contract() {
     record("prune", prune);
     record("template check", env.json(&["template", "check"]));
     record("check", env.json(&["check"]));
+    let guardians = env.path("guardians.csv");
+    std::fs::write(
+        &guardians,
+        "student,email,name,timezone,frequency,weekday,hour\nb@example.com,kim@example.com,Kim,UTC,weekly,fri,17\n",
+    )
+    .unwrap();
+    let guardian = env.json(&[
+        "guardian",
+        "add",
+        "--student",
+        "a@example.com",
+        "--email",
+        "pat@example.com",
+        "--name",
+        "Pat",
+    ]);
+    assert!(
+        guardian.is_object(),
+        "a command that creates one record returns the object"
+    );
+    record("guardian add", guardian);
+    record(
+        "guardian import",
+        env.json(&["guardian", "import", guardians.to_str().unwrap()]),
+    );
+    record("guardian list", env.json(&["guardian", "list"]));
+    record(
+        "guardian remove",
+        env.json(&[
+            "guardian",
+            "remove",
+            "--student",
+            "b@example.com",
+            "--email",
+            "kim@example.com",
+        ]),
+    );
+    record(
+        "guardian forget",
+        env.json(&["guardian", "forget", "kim@example.com", "--yes"]),
+    );
     record("assignment complete", env.json(&["assignment", "complete", &id]));
     record("assignment remove", env.json(&["assignment", "remove", &id]));
     record("user remove", env.json(&["user", "remove", "b@example.com"]));

@@ -9,6 +9,7 @@ mod errors;
 mod exit_codes;
 mod failing_safe;
 mod faults;
+mod guardians;
 mod import;
 mod install;
 mod json_contract;
