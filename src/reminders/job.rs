@@ -193,6 +193,7 @@ mod tests {
             scheduled_due_at: Timestamp::new("2025-09-27T23:00:00Z".parse().unwrap()),
             previous_due_at: None,
             completed: false,
+            cutoff: None,
             metadata: None,
             student_id: Id::new(),
             student_email: "alice@example.com".into(),
@@ -200,6 +201,20 @@ mod tests {
             student_timezone: Some("America/Los_Angeles".into()),
             contact_opt_out: false,
         }
+    }
+
+    #[test]
+    fn an_overdue_notice_is_skipped_once_the_cut_off_has_passed() {
+        let mut late = claimed("Essay", None);
+        late.reminder_type = "overdue-24h".into();
+        let (due, day) = (late.due_at.instant(), chrono::Duration::hours(24));
+        assert_eq!(skip_reason(&late, due + day, None), None);
+        late.cutoff = Some(Timestamp::new(due + day - chrono::Duration::minutes(1)));
+        let reason = skip_reason(&late, due + day, None).expect("skipped");
+        assert!(reason.contains("cut-off has passed"), "{reason}");
+        // A reminder before the deadline does not care about the cut-off.
+        late.reminder_type = "24h".into();
+        assert_eq!(skip_reason(&late, due - day, None), None);
     }
 
     #[test]
