@@ -35,21 +35,6 @@ fn send(env: &TestEnv, now: &str) {
     assert_eq!(run.code(), 0, "{}", run.describe());
 }
 
-/// Delivered messages per (assignment title, reminder type), from the send log.
-fn delivered(env: &TestEnv) -> BTreeMap<(String, String), i64> {
-    let mut counts = BTreeMap::new();
-    let rows = env.texts(
-        "SELECT CAST(a.title || ' ' || r.reminder_type AS TEXT) AS v FROM send_logs l \
-         JOIN reminders r ON r.id = l.reminder_id JOIN assignments a ON a.id = r.assignment_id \
-         WHERE l.status = 'delivered'",
-    );
-    for row in rows.into_iter().flatten() {
-        let (title, kind) = row.rsplit_once(' ').unwrap();
-        *counts.entry((title.to_string(), kind.to_string())).or_insert(0) += 1;
-    }
-    counts
-}
-
 /// A run every 5 minutes through the hour around `center`.
 fn sweep_around(env: &TestEnv, center: &str) {
     for step in -7..=7 {
@@ -94,7 +79,7 @@ on_both_backends! {
         .into_iter()
         .map(|(title, kind, count)| ((title.to_string(), kind.to_string()), count))
         .collect();
-        assert_eq!(delivered(env), expected);
+        assert_eq!(env.delivered(), expected);
         assert_eq!(smtp.received().len(), 8);
         // The notice says how long ago the work was due, in the student's words.
         let notice = smtp.received().into_iter().find(|m| m.header("Subject").unwrap().contains("Late")).unwrap();

@@ -58,21 +58,6 @@ fn reminder_rows(env: &TestEnv) -> Vec<String> {
     .collect()
 }
 
-/// Delivered messages per (assignment title, reminder type), from the send log.
-fn delivered(env: &TestEnv) -> BTreeMap<(String, String), i64> {
-    let mut counts = BTreeMap::new();
-    let rows = env.texts(
-        "SELECT CAST(a.title || ' ' || r.reminder_type AS TEXT) AS v FROM send_logs l \
-         JOIN reminders r ON r.id = l.reminder_id JOIN assignments a ON a.id = r.assignment_id \
-         WHERE l.status = 'delivered'",
-    );
-    for row in rows.into_iter().flatten() {
-        let (title, kind) = row.rsplit_once(' ').unwrap();
-        *counts.entry((title.to_string(), kind.to_string())).or_insert(0) += 1;
-    }
-    counts
-}
-
 /// `at` moved by `seconds`, as RFC 3339.
 fn plus(at: &str, seconds: i64) -> String {
     let at: DateTime<Utc> = at.parse().unwrap();
@@ -204,7 +189,7 @@ on_both_backends! {
             // 1h holds [15m, 1h45], 2h holds [1h15, 2h45].
             expected.extend(expect("h", lead, (3600, 7200), (75 * 60, 105 * 60), ("1h", "2h")));
         }
-        let got = delivered(env);
+        let got = env.delivered();
         let missing: Vec<_> = expected.keys().filter(|key| !got.contains_key(key)).collect();
         assert!(missing.is_empty(), "never sent: {missing:?}");
         assert_eq!(got, expected);

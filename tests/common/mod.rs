@@ -352,6 +352,21 @@ impl TestEnv {
         rows.into_iter().next().unwrap()
     }
 
+    /// Delivered messages per (assignment title, reminder type), from the send log.
+    pub fn delivered(&self) -> std::collections::BTreeMap<(String, String), i64> {
+        let mut counts = std::collections::BTreeMap::new();
+        let rows = self.texts(
+            "SELECT CAST(a.title || ' ' || r.reminder_type AS TEXT) AS v FROM send_logs l \
+             JOIN reminders r ON r.id = l.reminder_id JOIN assignments a ON a.id = r.assignment_id \
+             WHERE l.status = 'delivered'",
+        );
+        for row in rows.into_iter().flatten() {
+            let (title, kind) = row.rsplit_once(' ').unwrap();
+            *counts.entry((title.to_string(), kind.to_string())).or_insert(0) += 1;
+        }
+        counts
+    }
+
     /// `SELECT count(*) AS n …`
     pub fn count(&self, sql: &str) -> i64 {
         #[derive(QueryableByName)]
