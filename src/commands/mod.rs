@@ -100,8 +100,10 @@ pub fn run(config: Config) -> Result<Outcome, Failure> {
     let Config { global, job } = config;
     crate::log::set_level(global.quiet, global.verbose);
     // Only the course report is a table a spreadsheet wants; every other
-    // command says so before it does anything.
-    if global.format == crate::output::Format::Csv && !matches!(job, Job::Report(_)) {
+    // command says so before it does anything (`completions` and `man`
+    // print their text whatever `--format` says).
+    let takes_csv = matches!(job, Job::Report(_) | Job::Completions(_) | Job::Man(_));
+    if global.format == crate::output::Format::Csv && !takes_csv {
         return Err(Failure::bad_input(
             "`--format csv` is only for `reminders report`; use table or json",
         ));

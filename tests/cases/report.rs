@@ -156,5 +156,7 @@ on_both_backends! {
 
     fn other_commands_refuse_csv(env: &TestEnv) {
         env.fails(&["status", "--format", "csv"], 2, "`--format csv` is only for `reminders report`");
+        let script = env.ok(&["completions", "bash"]);
+        assert_eq!(env.ok(&["completions", "bash", "--format", "csv"]), script, "printed as it is");
     }
 }
