@@ -221,6 +221,11 @@ pub enum Command {
         after_help = "Examples:\n  reminders bounces /var/mail/bounces/Maildir\n  reminders -q bounces - --recipient bounces+TOKEN@school.example"
     )]
     Bounces(BouncesArgs),
+    /// A course's report: who has not completed what was due lately, and what is due next week
+    #[command(
+        after_help = "Examples:\n  reminders report --course CS101\n  reminders report --course CS101 --since 14d --format csv > cs101.csv\n  reminders report --course CS101 --format json"
+    )]
+    Report(ReportArgs),
     /// Print a shell completion script
     #[command(
         after_help = "Examples:\n  reminders completions bash > /etc/bash_completion.d/reminders\n  reminders completions zsh > ~/.zfunc/_reminders"
@@ -302,6 +307,16 @@ pub struct PreviewArgs {
     pub reminder_type: String,
     #[command(flatten)]
     pub sender: SenderArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct ReportArgs {
+    /// The course, as its assignments name it (such as CS101)
+    #[arg(long, value_name = "CODE", value_parser = course, required = true)]
+    pub course: String,
+    /// Report the assignments due in this long before now: `7d`, `2w`, `36h` (1h to 365d)
+    #[arg(long, default_value = "7d", value_name = "DURATION", value_parser = duration_between(Duration::hours(1), Duration::days(365)))]
+    pub since: Duration,
 }
 
 #[derive(Debug, Args)]

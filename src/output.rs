@@ -13,6 +13,8 @@ pub enum Format {
     Table,
     /// One JSON document, for scripts.
     Json,
+    /// Comma-separated values with a header row, for a spreadsheet (only `report`).
+    Csv,
 }
 
 /// A command's result, printable either way.
@@ -33,6 +35,11 @@ pub trait Report {
         false
     }
 
+    /// The report as CSV, for the commands that offer `--format csv`.
+    fn to_csv(&self) -> anyhow::Result<String> {
+        anyhow::bail!("this command has no CSV output")
+    }
+
     /// The JSON document as text. A report of many rows overrides it to
     /// serialize its rows directly, without a `Value` tree in between: the
     /// tree of a large report takes several times the memory of its rows
@@ -47,7 +54,8 @@ pub fn print(format: Format, report: &dyn Report) -> anyhow::Result<()> {
     // A report may quote an error, such as `check`'s, and so a secret.
     let mut text = crate::redact::scrub(&match format {
         Format::Json if !report.is_plain_text() => report.json_text()?,
-        Format::Json | Format::Table => report.to_table(),
+        Format::Csv if !report.is_plain_text() => report.to_csv()?,
+        Format::Json | Format::Csv | Format::Table => report.to_table(),
     });
     if text.is_empty() {
         return Ok(());

@@ -23,6 +23,7 @@ mod import;
 mod migrate;
 mod preview;
 mod prune;
+mod report;
 mod retry;
 mod send;
 mod status;
@@ -98,6 +99,15 @@ impl Outcome {
 pub fn run(config: Config) -> Result<Outcome, Failure> {
     let Config { global, job } = config;
     crate::log::set_level(global.quiet, global.verbose);
+    // Only the course report is a table a spreadsheet wants; every other
+    // command says so before it does anything (`completions` and `man`
+    // print their text whatever `--format` says).
+    let takes_csv = matches!(job, Job::Report(_) | Job::Completions(_) | Job::Man(_));
+    if global.format == crate::output::Format::Csv && !takes_csv {
+        return Err(Failure::bad_input(
+            "`--format csv` is only for `reminders report`; use table or json",
+        ));
+    }
     for unknown in &global.unknown_settings {
         // Not hidden by -q: every cron line has it, and the setting meant is off.
         crate::log::explain!("warning: {unknown}");
@@ -134,6 +144,7 @@ fn run_job(job: Job, cx: &Context) -> Result<Outcome, Failure> {
         Job::TemplateCheck(job) => job.run(cx),
         Job::Preview(job) => job.run(cx),
         Job::Bounces(job) => job.run(cx),
+        Job::Report(job) => job.run(cx),
         Job::Completions(job) => job.run(cx),
         Job::Man(job) => job.run(cx),
     }

@@ -10,8 +10,8 @@
 use std::path::PathBuf;
 
 use crate::cli::{
-    AssignmentCommand, BouncesArgs, Cli, Command, GuardianCommand, PruneArgs, RetryArgs, SummaryArgs, TemplateCommand,
-    UserCommand, WindowArgs,
+    AssignmentCommand, BouncesArgs, Cli, Command, GuardianCommand, PruneArgs, ReportArgs, RetryArgs, SummaryArgs,
+    TemplateCommand, UserCommand, WindowArgs,
 };
 use crate::db::DatabaseUrl;
 use crate::db::types::Id;
@@ -75,6 +75,7 @@ pub enum Job {
     TemplateCheck(TemplateCheckJob),
     Preview(PreviewJob),
     Bounces(BouncesJob),
+    Report(ReportJob),
     Completions(CompletionsJob),
     Man(ManJob),
 }
@@ -85,6 +86,12 @@ pub struct StatusJob;
 
 pub struct DueJob {
     pub windows: Windows,
+}
+
+pub struct ReportJob {
+    pub course: String,
+    /// How far back the report looks for assignments that were due.
+    pub since: chrono::Duration,
 }
 
 pub struct TemplateCheckJob {
@@ -223,6 +230,7 @@ impl Config {
                 bounce_address: mail::optional_address("REMINDERS_BOUNCE_ADDRESS", args.bounce_address.as_deref())?,
                 args,
             }),
+            Command::Report(ReportArgs { course, since }) => Job::Report(ReportJob { course, since }),
             Command::Completions { shell } => Job::Completions(CompletionsJob { shell }),
             Command::Man { dir } => Job::Man(ManJob { dir }),
         };

@@ -342,3 +342,42 @@ pub fn insert_assignments(db: &mut Db, rows: &[Assignment]) -> anyhow::Result<()
     .context("cannot insert assignments")?;
     Ok(())
 }
+
+/// One student's copy of a course's assignment, for the course report.
+#[derive(Debug, Clone, Queryable)]
+pub struct CourseWork {
+    pub title: String,
+    pub due_at: Timestamp,
+    pub completed: bool,
+    pub student_email: String,
+    pub student_name: Option<String>,
+}
+
+/// Every student's copy of the course's assignments due in `(from, to]`, by
+/// due time, title and student.
+pub fn course_work(db: &mut Db, course: &str, (from, to): (Timestamp, Timestamp)) -> anyhow::Result<Vec<CourseWork>> {
+    with_conn!(db, conn => assignments::table
+        .inner_join(users::table)
+        .filter(assignments::course.eq(course))
+        .filter(assignments::due_at.gt(from))
+        .filter(assignments::due_at.le(to))
+        .select((
+            assignments::title,
+            assignments::due_at,
+            assignments::completed,
+            users::email,
+            users::name,
+        ))
+        .order((assignments::due_at, assignments::title, users::email))
+        .load(conn))
+    .context("cannot read the course's assignments")
+}
+
+/// Whether any assignment names the course, whenever it is due.
+pub fn course_exists(db: &mut Db, course: &str) -> anyhow::Result<bool> {
+    with_conn!(db, conn => diesel::select(diesel::dsl::exists(
+        assignments::table.filter(assignments::course.eq(course))
+    ))
+    .get_result(conn))
+    .context("cannot look up the course")
+}

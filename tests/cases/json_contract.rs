@@ -206,6 +206,24 @@ fn every_command_keeps_the_json_contract() {
         "guardian forget",
         env.json(&["guardian", "forget", "kim@example.com", "--yes"]),
     );
+    env.json(&[
+        "assignment",
+        "add",
+        "--student",
+        "a@example.com",
+        "--title",
+        "Lab",
+        "--due",
+        &at(hours(72)),
+        "--course",
+        "CS101",
+        "--now",
+        NOW,
+    ]);
+    record(
+        "report",
+        env.json(&["report", "--course", "CS101", "--now", &at(hours(25))]),
+    );
     record("assignment complete", env.json(&["assignment", "complete", &id]));
     record("assignment remove", env.json(&["assignment", "remove", &id]));
     record("user remove", env.json(&["user", "remove", "b@example.com"]));

@@ -21,6 +21,7 @@ mod operations;
 mod overdue;
 mod pooler;
 mod postfix;
+mod report;
 mod schema;
 mod secrets;
 mod send;
