@@ -173,7 +173,7 @@ pub enum Command {
         after_help = "Examples:\n  reminders guardian add --student alice@example.com --email pat@example.com --name \"Pat Smith\"\n  reminders guardian list --student alice@example.com --format json"
     )]
     Guardian(GuardianCommand),
-    /// Add, import, list, unlink and forget teachers, and the courses they teach
+    /// Add, import, list, unlink and forget teachers: who teaches which course
     #[command(subcommand)]
     #[command(
         after_help = "Examples:\n  reminders teacher add --course CS101 --email lee@example.com --name \"Dr Lee\"\n  reminders teacher list --course CS101 --format json"
