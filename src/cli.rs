@@ -173,6 +173,12 @@ pub enum Command {
         after_help = "Examples:\n  reminders guardian add --student alice@example.com --email pat@example.com --name \"Pat Smith\"\n  reminders guardian list --student alice@example.com --format json"
     )]
     Guardian(GuardianCommand),
+    /// Add, import, list, unlink and forget teachers: who teaches which course
+    #[command(subcommand)]
+    #[command(
+        after_help = "Examples:\n  reminders teacher add --course CS101 --email lee@example.com --name \"Dr Lee\"\n  reminders teacher list --course CS101 --format json"
+    )]
+    Teacher(TeacherCommand),
     /// List the assignments in the reminder windows now (read-only)
     #[command(
         after_help = "Examples:\n  reminders due --unit hours --targets 24,2\n  reminders due --unit minutes --targets 1,2 --now 2025-09-26T22:58:00Z --format json"
@@ -819,6 +825,88 @@ pub struct GuardianImportArgs {
 }
 
 #[derive(Debug, Subcommand)]
+pub enum TeacherCommand {
+    /// Make someone a teacher of a course; a teacher already here is linked, and the fields given are set
+    #[command(
+        after_help = "Examples:\n  reminders teacher add --course CS101 --email lee@example.com --name \"Dr Lee\"\n  reminders teacher add --course CS101 --email lee@example.com --timezone Europe/Paris --weekday thu --hour 9"
+    )]
+    Add(TeacherAddArgs),
+    /// Add or update teachers in bulk from CSV (course,email,name,timezone,weekday,hour) or JSON Lines
+    #[command(
+        after_help = "Examples:\n  reminders teacher import teachers.csv\n  cat teachers.jsonl | reminders teacher import - --input-format jsonl"
+    )]
+    Import(TeacherImportArgs),
+    /// List teachers with the courses they teach
+    #[command(
+        after_help = "Examples:\n  reminders teacher list\n  reminders teacher list --course CS101 --format json"
+    )]
+    List {
+        /// Only the teachers of this course
+        #[arg(long, value_name = "CODE", value_parser = required_course)]
+        course: Option<String>,
+    },
+    /// Stop a teacher teaching a course (a teacher who then teaches nothing stays, listed)
+    #[command(after_help = "Examples:\n  reminders teacher remove --course CS101 --email lee@example.com")]
+    Remove {
+        /// The course's code
+        #[arg(long, value_name = "CODE", value_parser = required_course)]
+        course: String,
+        /// The teacher's email
+        #[arg(long, value_name = "EMAIL", value_parser = Email::parse)]
+        email: Email,
+    },
+    /// Erase a teacher on request, with every link to a course
+    #[command(
+        after_help = "Examples:\n  reminders teacher forget lee@example.com\n  reminders teacher forget lee@example.com --yes"
+    )]
+    Forget {
+        /// The teacher's email
+        #[arg(value_parser = Email::parse)]
+        email: Email,
+        /// Do not ask for confirmation (needed when not on a terminal)
+        #[arg(long)]
+        yes: bool,
+    },
+}
+
+#[derive(Debug, Args)]
+pub struct TeacherAddArgs {
+    /// The code of the course they teach, as assignments name it (such as CS101)
+    #[arg(long, value_name = "CODE", value_parser = required_course)]
+    pub course: String,
+    /// The teacher's email address (stored trimmed and lower-cased)
+    #[arg(long, value_parser = Email::parse)]
+    pub email: Email,
+    /// The teacher's name (`''` removes it)
+    #[arg(long, value_parser = name)]
+    pub name: Option<String>,
+    /// An IANA time zone, such as Europe/Paris [default: UTC]
+    #[arg(long, value_name = "TZ", value_parser = parse_timezone)]
+    pub timezone: Option<chrono_tz::Tz>,
+    /// The day of their weekly report: mon, tue, wed, thu, fri, sat or sun [default: fri]
+    #[arg(long, value_name = "DAY", value_parser = parse_weekday)]
+    pub weekday: Option<chrono::Weekday>,
+    /// The local hour (0-23) of their weekly report, in their time zone [default: 16]
+    #[arg(long, value_name = "HOUR", value_parser = clap::value_parser!(i32).range(0..=23))]
+    pub hour: Option<i32>,
+    /// Accept an address whose domain has no dot (`frank@school`), for mail delivered inside the school
+    #[arg(long)]
+    pub allow_local_domains: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct TeacherImportArgs {
+    /// The file to read, or `-` for stdin
+    pub file: String,
+    /// The file's format [default: from the extension: .csv, or .jsonl/.ndjson]
+    #[arg(long, value_enum)]
+    pub input_format: Option<InputFormat>,
+    /// Accept an address whose domain has no dot (`frank@school`), for mail delivered inside the school
+    #[arg(long)]
+    pub allow_local_domains: bool,
+}
+
+#[derive(Debug, Subcommand)]
 pub enum AssignmentCommand {
     /// Add an assignment for a student
     #[command(
@@ -960,6 +1048,11 @@ fn name(raw: &str) -> anyhow::Result<String> {
 /// An assignment's course: one line (a blank one is no course).
 fn course(raw: &str) -> anyhow::Result<String> {
     Ok(parse_course(Some(raw))?.unwrap_or_default())
+}
+
+/// A teacher's course: one line, and not blank.
+fn required_course(raw: &str) -> anyhow::Result<String> {
+    parse_course(Some(raw))?.ok_or_else(|| crate::error::invalid("a course code cannot be blank"))
 }
 
 /// An assignment's description: free text without control characters but line breaks and tabs.

@@ -3,7 +3,8 @@
 //! transaction. Every row passes the same checks as `add`; every bad row is
 //! reported with its line, and then nothing is written. With
 //! `--upsert`, assignments are matched on (student, external_id) and updated
-//! in place. iCalendar feeds are `feed`'s; guardians are `guardians.rs`'s.
+//! in place. iCalendar feeds are `feed`'s; guardians are `guardians.rs`'s,
+//! teachers `teachers.rs`'s.
 
 use std::collections::{HashMap, HashSet};
 use std::time::Instant;
@@ -29,8 +30,10 @@ use crate::output;
 
 mod guardians;
 mod rows;
+mod teachers;
 
 pub use guardians::{guardians, not_the_student};
+pub use teachers::teachers;
 
 /// Rows validated and written per round trip.
 const BATCH_SIZE: usize = 1_000;

@@ -28,6 +28,7 @@ mod retry;
 mod send;
 mod status;
 mod summary;
+mod teacher;
 mod template;
 mod user;
 
@@ -134,6 +135,7 @@ fn run_job(job: Job, cx: &Context) -> Result<Outcome, Failure> {
         Job::User(job) => job.run(cx),
         Job::Assignment(job) => job.run(cx),
         Job::Guardian(job) => job.run(cx),
+        Job::Teacher(job) => job.run(cx),
         Job::Due(job) => job.run(cx),
         Job::Send(job) => job.run(cx),
         Job::Summary(job) => job.run(cx),

@@ -11,7 +11,7 @@ use std::path::PathBuf;
 
 use crate::cli::{
     AssignmentCommand, BouncesArgs, Cli, Command, GuardianCommand, PruneArgs, ReportArgs, RetryArgs, SummaryArgs,
-    TemplateCommand, UserCommand, WindowArgs,
+    TeacherCommand, TemplateCommand, UserCommand, WindowArgs,
 };
 use crate::db::DatabaseUrl;
 use crate::db::types::Id;
@@ -65,6 +65,7 @@ pub enum Job {
     User(UserJob),
     Assignment(AssignmentCommand),
     Guardian(GuardianCommand),
+    Teacher(TeacherCommand),
     Due(DueJob),
     Send(SendJob),
     Summary(SummaryJob),
@@ -181,6 +182,7 @@ impl Config {
             }
             Command::Assignment(command) => Job::Assignment(command),
             Command::Guardian(command) => Job::Guardian(command),
+            Command::Teacher(command) => Job::Teacher(command),
             Command::Due(args) => Job::Due(DueJob {
                 windows: windows(&args, clock.clone())?,
             }),
@@ -282,7 +284,8 @@ fn ping_url(command: &Command, general: Option<String>, provenance: &Provenance,
         Command::Bounces(_) => general,
         Command::User(UserCommand::Import(_))
         | Command::Assignment(AssignmentCommand::Import(_))
-        | Command::Guardian(GuardianCommand::Import(_)) => {
+        | Command::Guardian(GuardianCommand::Import(_))
+        | Command::Teacher(TeacherCommand::Import(_)) => {
             matches!(provenance.source("REMINDERS_PING_URL"), Some(Source::Flag(_))).then_some(general)?
         }
         _ => None,

@@ -22,6 +22,7 @@ pub mod reminders;
 pub mod retention;
 pub mod schema;
 pub mod summaries;
+pub mod teachers;
 pub mod types;
 pub mod url;
 pub mod users;

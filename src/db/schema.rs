@@ -154,6 +154,34 @@ diesel::table! {
     use diesel::sql_types::{Bool, Date, Int4, Nullable, Text};
     use crate::db::types::sql::*;
 
+    teacher_courses (teacher_id, course) {
+        teacher_id -> Uuid,
+        course -> Text,
+    }
+}
+
+diesel::table! {
+    use diesel::sql_types::{Bool, Date, Int4, Nullable, Text};
+    use crate::db::types::sql::*;
+
+    teachers (id) {
+        id -> Uuid,
+        email -> Text,
+        name -> Nullable<Text>,
+        timezone -> Text,
+        weekday -> Int4,
+        hour -> Int4,
+        contact_opt_out -> Bool,
+        opt_out_reason -> Nullable<Text>,
+        created_at -> Timestamptz,
+        updated_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    use diesel::sql_types::{Bool, Date, Int4, Nullable, Text};
+    use crate::db::types::sql::*;
+
     user_preferences (user_id) {
         user_id -> Uuid,
         daily_summary -> Bool,
@@ -190,6 +218,7 @@ diesel::joinable!(reminders -> assignments (assignment_id));
 diesel::joinable!(send_logs -> assignments (assignment_id));
 diesel::joinable!(send_logs -> daily_summaries (summary_id));
 diesel::joinable!(send_logs -> reminders (reminder_id));
+diesel::joinable!(teacher_courses -> teachers (teacher_id));
 diesel::joinable!(user_preferences -> users (user_id));
 
 diesel::allow_tables_to_appear_in_same_query!(
@@ -202,6 +231,8 @@ diesel::allow_tables_to_appear_in_same_query!(
     milestones,
     reminders,
     send_logs,
+    teacher_courses,
+    teachers,
     user_preferences,
     users,
 );

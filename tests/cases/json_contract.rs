@@ -224,6 +224,40 @@ fn every_command_keeps_the_json_contract() {
         "report",
         env.json(&["report", "--course", "CS101", "--now", &at(hours(25))]),
     );
+    let teachers = env.path("teachers.csv");
+    std::fs::write(
+        &teachers,
+        "course,email,name,timezone,weekday,hour\nMA200,ray@example.com,Ray,UTC,thu,9\n",
+    )
+    .unwrap();
+    let teacher = env.json(&[
+        "teacher",
+        "add",
+        "--course",
+        "CS101",
+        "--email",
+        "lee@example.com",
+        "--name",
+        "Lee",
+    ]);
+    assert!(
+        teacher.is_object(),
+        "a command that creates one record returns the object"
+    );
+    record("teacher add", teacher);
+    record(
+        "teacher import",
+        env.json(&["teacher", "import", teachers.to_str().unwrap()]),
+    );
+    record("teacher list", env.json(&["teacher", "list"]));
+    record(
+        "teacher remove",
+        env.json(&["teacher", "remove", "--course", "MA200", "--email", "ray@example.com"]),
+    );
+    record(
+        "teacher forget",
+        env.json(&["teacher", "forget", "ray@example.com", "--yes"]),
+    );
     record("assignment complete", env.json(&["assignment", "complete", &id]));
     record("assignment remove", env.json(&["assignment", "remove", &id]));
     record("user remove", env.json(&["user", "remove", "b@example.com"]));
@@ -237,10 +271,12 @@ fn every_command_keeps_the_json_contract() {
             "{args:?} --format json prints something else"
         );
     }
+    // The snapshot first, so that `SNAPSHOTS=overwrite` writes it even when
+    // the document is behind; then paste it into docs/json.md.
+    snapbox::assert_data_eq!(snapshot.clone(), snapbox::file!["../snapshots/json_shapes.txt"]);
     let documented = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/docs/json.md")).unwrap();
     assert!(
         documented.contains(&snapshot),
         "docs/json.md shows other shapes than the commands print"
     );
-    snapbox::assert_data_eq!(snapshot, snapbox::file!["../snapshots/json_shapes.txt"]);
 }

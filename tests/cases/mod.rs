@@ -26,6 +26,7 @@ mod schema;
 mod secrets;
 mod send;
 mod summary;
+mod teachers;
 mod templates;
 mod time_rules;
 mod tls;

@@ -137,12 +137,12 @@ fn parse_frequency(raw: &str) -> anyhow::Result<DigestFrequency> {
 }
 
 /// A column's text, `None` when it is blank.
-fn filled(text: Option<String>) -> Option<String> {
+pub(super) fn filled(text: Option<String>) -> Option<String> {
     text.filter(|text| !text.trim().is_empty())
 }
 
 /// A column that JSON Lines may give as a number, as text.
-fn text_of(value: Option<serde_json::Value>) -> Option<String> {
+pub(super) fn text_of(value: Option<serde_json::Value>) -> Option<String> {
     match value? {
         serde_json::Value::Null => None,
         serde_json::Value::String(text) => Some(text),

@@ -1,0 +1,2 @@
+DROP TABLE teacher_courses;
+DROP TABLE teachers;
