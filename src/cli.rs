@@ -385,6 +385,11 @@ pub struct SendArgs {
     /// One message per student for all the reminders this run sends them (templates digest_*.txt)
     #[arg(long, hide_env_values = true, env = "REMINDERS_DIGEST")]
     pub digest: bool,
+    /// Copy each overdue step of N or more (in --unit) to the student's guardians, as a message of its own
+    /// (templates escalation_*.txt)
+    #[arg(long, value_name = "N", env = "REMINDERS_ESCALATE_AFTER", hide_env_values = true, requires = "overdue",
+          value_parser = clap::value_parser!(u32).range(1..))]
+    pub escalate_after: Option<u32>,
     #[command(flatten)]
     pub delivery: DeliveryArgs,
 }

@@ -12,6 +12,7 @@ mod bounces;
 mod cli;
 mod commands;
 mod config;
+mod contacts;
 mod db;
 mod error;
 #[cfg(test)]

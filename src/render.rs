@@ -7,6 +7,9 @@
 //! | `overdue_subject.txt`, `overdue_body.txt`, `overdue_body.html` | an overdue notice (`send --overdue`) |
 //! | `summary_subject.txt`, `summary_body.txt`, `summary_body.html` | the daily summary |
 //! | `digest_subject.txt`, `digest_body.txt`, `digest_body.html` | several reminders in one message (`send --digest`) |
+//! | `guardian_digest_subject.txt`, `guardian_digest_body.txt`, `guardian_digest_body.html` | a guardian's daily or weekly digest |
+//! | `escalation_subject.txt`, `escalation_body.txt`, `escalation_body.html` | a student's overdue notice, to a guardian (`send --escalate-after`) |
+//! | `teacher_report_subject.txt`, `teacher_report_body.txt`, `teacher_report_body.html` | a teacher's weekly course report |
 //!
 //! The `.html` bodies are optional; when present, the message gets a
 //! `multipart/alternative` HTML part, and values inserted into it are escaped.
@@ -19,7 +22,7 @@ use serde::Serialize;
 use crate::error::invalid;
 
 /// Every template file, with its built-in text (none for the optional HTML).
-const FILES: [(&str, Option<&str>); 12] = [
+const FILES: [(&str, Option<&str>); 21] = [
     (
         "reminder_subject.txt",
         Some(include_str!("../templates/reminder_subject.txt")),
@@ -47,6 +50,33 @@ const FILES: [(&str, Option<&str>); 12] = [
     ),
     ("digest_body.txt", Some(include_str!("../templates/digest_body.txt"))),
     ("digest_body.html", None),
+    (
+        "guardian_digest_subject.txt",
+        Some(include_str!("../templates/guardian_digest_subject.txt")),
+    ),
+    (
+        "guardian_digest_body.txt",
+        Some(include_str!("../templates/guardian_digest_body.txt")),
+    ),
+    ("guardian_digest_body.html", None),
+    (
+        "escalation_subject.txt",
+        Some(include_str!("../templates/escalation_subject.txt")),
+    ),
+    (
+        "escalation_body.txt",
+        Some(include_str!("../templates/escalation_body.txt")),
+    ),
+    ("escalation_body.html", None),
+    (
+        "teacher_report_subject.txt",
+        Some(include_str!("../templates/teacher_report_subject.txt")),
+    ),
+    (
+        "teacher_report_body.txt",
+        Some(include_str!("../templates/teacher_report_body.txt")),
+    ),
+    ("teacher_report_body.html", None),
 ];
 
 /// The kinds of message.
@@ -56,6 +86,9 @@ pub enum Kind {
     Overdue,
     Summary,
     Digest,
+    GuardianDigest,
+    Escalation,
+    TeacherReport,
 }
 
 impl Kind {
@@ -65,6 +98,9 @@ impl Kind {
             Kind::Overdue => "overdue",
             Kind::Summary => "summary",
             Kind::Digest => "digest",
+            Kind::GuardianDigest => "guardian_digest",
+            Kind::Escalation => "escalation",
+            Kind::TeacherReport => "teacher_report",
         }
     }
 }
@@ -126,6 +162,9 @@ impl Templates {
         self.render(Kind::Overdue, &sample_overdue())?;
         self.render(Kind::Summary, &sample_summary())?;
         self.render(Kind::Digest, &sample_digest())?;
+        self.render(Kind::GuardianDigest, &sample_guardian_digest())?;
+        self.render(Kind::Escalation, &sample_escalation())?;
+        self.render(Kind::TeacherReport, &sample_teacher_report())?;
         Ok(())
     }
 
@@ -290,6 +329,143 @@ pub struct SummaryContext {
     pub overdue_more: usize,
     pub upcoming: Vec<ItemView>,
     pub upcoming_more: usize,
+}
+
+/// A guardian or a teacher, as templates see them.
+#[derive(Debug, Serialize)]
+pub struct PersonView {
+    pub email: String,
+    pub name: Option<String>,
+    pub timezone: String,
+}
+
+/// What a guardian's digest template sees: each student they follow, with
+/// the missing work (past due, not completed, still accepted), most recent
+/// first, and the work due in the next 7 days, soonest first, in the
+/// guardian's zone.
+#[derive(Debug, Serialize)]
+pub struct GuardianDigestContext {
+    pub guardian: PersonView,
+    /// The guardian's local date, `Thu 25 Sep 2025`.
+    pub date: String,
+    /// Whether this is the weekly digest (else the daily one).
+    pub weekly: bool,
+    pub missing: usize,
+    pub upcoming: usize,
+    pub students: Vec<FollowedStudentView>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct FollowedStudentView {
+    pub email: String,
+    pub name: Option<String>,
+    pub missing: Vec<ItemView>,
+    pub upcoming: Vec<ItemView>,
+}
+
+/// What an escalation template sees: the guardian, the student, and the
+/// assignment as the student's overdue notice has it, in the guardian's zone.
+#[derive(Debug, Serialize)]
+pub struct EscalationContext {
+    pub guardian: PersonView,
+    pub student: PersonView,
+    pub assignment: AssignmentView,
+    pub reminder_type: String,
+}
+
+/// What a teacher's report template sees: for each course, the assignments
+/// due in the last 7 days with who has not completed them, then those due
+/// in the next 7 days, in the teacher's zone.
+#[derive(Debug, Serialize)]
+pub struct TeacherReportContext {
+    pub teacher: PersonView,
+    /// The teacher's local date, `Fri 26 Sep 2025`.
+    pub date: String,
+    pub courses: Vec<CourseView>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct CourseView {
+    pub course: String,
+    pub past: Vec<CourseItemView>,
+    pub upcoming: Vec<CourseItemView>,
+}
+
+/// One assignment of a course: each student has a copy of it.
+#[derive(Debug, Serialize)]
+pub struct CourseItemView {
+    pub title: String,
+    pub due_local: String,
+    pub students: usize,
+    pub completed: usize,
+    /// Those who have not completed it (empty for work still to come).
+    pub not_completed: Vec<PersonView>,
+}
+
+fn sample_person(name: &str, email: &str) -> PersonView {
+    PersonView {
+        email: email.into(),
+        name: Some(name.into()),
+        timezone: "Europe/London".into(),
+    }
+}
+
+fn sample_item(title: &str) -> ItemView {
+    ItemView {
+        title: title.into(),
+        due_utc: "2025-09-27T15:00:00Z".into(),
+        due_local: "Sat 27 Sep 2025 16:00 BST".into(),
+    }
+}
+
+fn sample_guardian_digest() -> GuardianDigestContext {
+    GuardianDigestContext {
+        guardian: sample_person("Grace", "grace@example.org"),
+        date: "Fri 26 Sep 2025".into(),
+        weekly: false,
+        missing: 1,
+        upcoming: 1,
+        students: vec![FollowedStudentView {
+            email: "ada@example.edu".into(),
+            name: Some("Ada".into()),
+            missing: vec![sample_item("Essay draft")],
+            upcoming: vec![sample_item("Problem set 1")],
+        }],
+    }
+}
+
+fn sample_escalation() -> EscalationContext {
+    let overdue = sample_overdue();
+    EscalationContext {
+        guardian: sample_person("Grace", "grace@example.org"),
+        student: sample_person("Ada", "ada@example.edu"),
+        assignment: overdue.assignment,
+        reminder_type: overdue.reminder_type,
+    }
+}
+
+fn sample_teacher_report() -> TeacherReportContext {
+    TeacherReportContext {
+        teacher: sample_person("Alan", "alan@example.edu"),
+        date: "Fri 26 Sep 2025".into(),
+        courses: vec![CourseView {
+            course: "CS101".into(),
+            past: vec![CourseItemView {
+                title: "Problem set 1".into(),
+                due_local: "Wed 24 Sep 2025 16:00 BST".into(),
+                students: 2,
+                completed: 1,
+                not_completed: vec![sample_person("Ada", "ada@example.edu")],
+            }],
+            upcoming: vec![CourseItemView {
+                title: "Lab report".into(),
+                due_local: "Wed 1 Oct 2025 16:00 BST".into(),
+                students: 2,
+                completed: 0,
+                not_completed: Vec::new(),
+            }],
+        }],
+    }
 }
 
 fn sample_student() -> StudentView {

@@ -13,9 +13,9 @@ use super::source::{Body, Entry, MaildirClaim, Message, Source, SourceError};
 use super::trust::{self, Claim, Sent, Trust};
 use crate::db::Db;
 use crate::db::bounces::{self, Effect, NewReport, Recorded};
+use crate::db::contacts;
 use crate::db::queue::opt_out_after_rejections;
 use crate::db::types::{Id, ReportKind, Timestamp};
-use crate::db::users;
 use crate::mail::token::{self, MessageKind, MessageRef};
 use crate::queue::policy;
 use crate::queue::{LogStatus, NewSendLog, OptOutReason};
@@ -140,6 +140,10 @@ fn judge_and_record(
             .message
             .filter(|m| m.kind == MessageKind::Summary)
             .map(|m| Id(m.id)),
+        contact_message_id: judged
+            .message
+            .filter(|m| m.kind == MessageKind::Contact)
+            .map(|m| Id(m.id)),
         created_at: now,
         source_file: kept_at(source, &label, claim.as_ref()),
     };
@@ -198,6 +202,7 @@ fn set_aside(
         to_email: None,
         reminder_id: None,
         summary_id: None,
+        contact_message_id: None,
         created_at: now,
         // Tied to no student, so no `user forget` looks for it.
         source_file: None,
@@ -323,10 +328,10 @@ fn judge(db: &mut Db, parsed: &ParsedReport, options: &Options, now: Timestamp) 
                     None,
                     false,
                 )),
-                Ok(student) => match users::email_of(db, Id(student))? {
+                Ok(subscriber) => match contacts::subscriber_email(db, subscriber)? {
                     None => Ok(Judged::unverified(
                         ReportKind::Unsubscribe,
-                        "the token names a student who is gone".into(),
+                        "the token names a person who is gone".into(),
                         None,
                         false,
                     )),
@@ -432,6 +437,7 @@ fn judge(db: &mut Db, parsed: &ParsedReport, options: &Options, now: Timestamp) 
                         reminder_id: (message.kind == MessageKind::Reminder).then_some(Id(message.id)),
                         assignment_id: sent.assignment_id,
                         summary_id: (message.kind == MessageKind::Summary).then_some(Id(message.id)),
+                        contact_message_id: (message.kind == MessageKind::Contact).then_some(Id(message.id)),
                         to_email: sent.to.clone(),
                         from_inbox: sent.from_inbox,
                         message_id: sent.message_id,
@@ -492,7 +498,7 @@ fn lookup_and_judge(
         original_message_id.and_then(|id| token::verify_message_id(secret, id).ok()),
     ];
     for message in candidates.into_iter().flatten() {
-        if let Some(sent) = bounces::sent_message(db, Id(message.id), message.kind == MessageKind::Summary)? {
+        if let Some(sent) = bounces::sent_message(db, message)? {
             known.push((
                 message,
                 SentTo {
@@ -530,7 +536,7 @@ fn lookup_and_judge(
 }
 
 /// Whether a report that proved nothing named nothing of ours either: no
-/// token, no Message-ID of ours, and no address of a student.
+/// token, no Message-ID of ours, and no address of a student, guardian or teacher.
 fn unmatched(
     db: &mut Db,
     token: Option<&str>,
@@ -541,7 +547,7 @@ fn unmatched(
         return Ok(false);
     }
     match named {
-        Some(email) => Ok(!bounces::is_student(db, email)?),
+        Some(email) => Ok(!bounces::is_known_address(db, email)?),
         None => Ok(true),
     }
 }

@@ -37,6 +37,10 @@ fn prune(cx: &Context, args: PruneArgs) -> Result<Outcome, Failure> {
         (&format!("send_logs: {verb}"), pruned.send_logs.to_string()),
         (&format!("reminders: {verb}"), pruned.reminders.to_string()),
         (&format!("daily_summaries: {verb}"), pruned.daily_summaries.to_string()),
+        (
+            &format!("contact_messages: {verb}"),
+            pruned.contact_messages.to_string(),
+        ),
         (&format!("bounce_reports: {verb}"), pruned.bounce_reports.to_string()),
     ]);
     // A dry run has the real run's keys, and says it is one.

@@ -2,127 +2,53 @@
 //! that were due lately with who has not completed them, and those due in
 //! the coming week. Read-only.
 
-use serde::Serialize;
-
 use super::{Context, Outcome, Run};
 use crate::config::ReportJob;
+use crate::contacts::course::{self, CourseReport};
 use crate::db::Db;
-use crate::db::assignments::{self, CourseWork};
 use crate::db::types::Timestamp;
 use crate::error::Failure;
 use crate::output::{self, Report};
-
-/// How far ahead the report looks for assignments to come.
-const UPCOMING: chrono::Duration = chrono::Duration::days(7);
 
 impl Run for ReportJob {
     fn run(self, cx: &Context) -> Result<Outcome, Failure> {
         let mut db = Db::open(cx.database()?)?;
         db.map_for_reading()?;
-        let now = cx.clock().now();
-        let from = Timestamp::new(crate::time::saturating_add(now, -self.since));
-        let until = Timestamp::new(crate::time::saturating_add(now, UPCOMING));
-        let now = Timestamp::new(now);
-        let work = assignments::course_work(&mut db, &self.course, (from, until))?;
-        let known = !work.is_empty() || assignments::course_exists(&mut db, &self.course)?;
-        let (past, upcoming): (Vec<_>, Vec<_>) = work.into_iter().partition(|row| row.due_at <= now);
-        Ok(Outcome::success(CourseReport {
-            course: self.course,
-            known,
-            since: from,
-            now,
-            until,
-            past: group(past),
-            upcoming: group(upcoming),
+        let report = course::report(&mut db, &self.course, self.since, cx.clock().now())?;
+        Ok(Outcome::success(Shown {
+            report,
             zone: cx.global.machine_zone,
         }))
     }
 }
 
-/// A course's report, as the JSON shows it (docs/json.md).
-#[derive(Serialize)]
-pub struct CourseReport {
-    course: String,
-    /// Whether any assignment names the course at all: a misspelt code
-    /// gives an empty report that says so, not an error.
-    known: bool,
-    since: Timestamp,
-    now: Timestamp,
-    until: Timestamp,
-    past: Vec<Due>,
-    upcoming: Vec<Due>,
-    /// Times in the table are this machine's; JSON and CSV give UTC.
-    #[serde(skip)]
+/// A course's report as shown: times in the table are this machine's; JSON
+/// and CSV give UTC.
+struct Shown {
+    report: CourseReport,
     zone: chrono_tz::Tz,
 }
 
-/// One assignment of the course: each student has a copy of it, with the
-/// same title and due time.
-#[derive(Serialize)]
-struct Due {
-    title: String,
-    due_at: Timestamp,
-    students: usize,
-    completed: usize,
-    not_completed: Vec<Student>,
-}
-
-#[derive(Serialize)]
-struct Student {
-    name: Option<String>,
-    email: String,
-}
-
-/// The students' copies, ordered by due time and title, as one row per assignment.
-fn group(rows: Vec<CourseWork>) -> Vec<Due> {
-    let mut assignments: Vec<Due> = Vec::new();
-    for row in rows {
-        let same = assignments
-            .last()
-            .is_some_and(|last| last.due_at == row.due_at && last.title == row.title);
-        if !same {
-            assignments.push(Due {
-                title: row.title,
-                due_at: row.due_at,
-                students: 0,
-                completed: 0,
-                not_completed: Vec::new(),
-            });
-        }
-        let due = assignments.last_mut().expect("pushed above");
-        due.students += 1;
-        if row.completed {
-            due.completed += 1;
-        } else {
-            due.not_completed.push(Student {
-                name: row.student_name,
-                email: row.student_email,
-            });
-        }
-    }
-    assignments
-}
-
-impl Report for CourseReport {
+impl Report for Shown {
     fn to_json(&self) -> serde_json::Value {
-        serde_json::to_value(self).unwrap_or_default()
+        serde_json::to_value(&self.report).unwrap_or_default()
     }
 
     fn to_table(&self) -> String {
-        if !self.known {
-            return format!("no assignment names the course {}", self.course);
+        if !self.report.known {
+            return format!("no assignment names the course {}", self.report.course);
         }
         let local = |at: Timestamp| crate::time::local_short(at.instant(), self.zone);
         let mut text = format!(
             "{}: due from {} to {}\n",
-            self.course,
-            local(self.since),
-            local(self.now)
+            self.report.course,
+            local(self.report.since),
+            local(self.report.now)
         );
-        if self.past.is_empty() {
+        if self.report.past.is_empty() {
             text.push_str("nothing was due\n");
         }
-        for due in &self.past {
+        for due in &self.report.past {
             text.push_str(&format!(
                 "\n{} (due {}): {} of {} completed\n",
                 output::printable(&due.title),
@@ -139,11 +65,11 @@ impl Report for CourseReport {
                 text.push('\n');
             }
         }
-        text.push_str(&format!("\ndue by {}\n", local(self.until)));
-        if self.upcoming.is_empty() {
+        text.push_str(&format!("\ndue by {}\n", local(self.report.until)));
+        if self.report.upcoming.is_empty() {
             text.push_str("nothing is due\n");
         } else {
-            let rows = self.upcoming.iter().map(|due| {
+            let rows = self.report.upcoming.iter().map(|due| {
                 [
                     due.title.clone(),
                     local(due.due_at),
@@ -174,11 +100,11 @@ impl Report for CourseReport {
             "student_name",
             "student_email",
         ])?;
-        let parts = [("past", &self.past), ("upcoming", &self.upcoming)];
+        let parts = [("past", &self.report.past), ("upcoming", &self.report.upcoming)];
         for (part, assignments) in parts {
             for due in assignments {
                 let fields = [
-                    self.course.clone(),
+                    self.report.course.clone(),
                     part.to_string(),
                     due.title.clone(),
                     crate::time::utc(due.due_at.instant()),

@@ -29,13 +29,24 @@ fn retry(db: &mut Db, args: RetryArgs, clock: Clock) -> Result<Outcome, Failure>
         RetrySelection::Ids(args.ids)
     };
     let requeued = queue::retry(db, &selection, Timestamp::now(&clock))?;
-    let total = requeued.reminders + requeued.daily_summaries;
+    let total = requeued.reminders + requeued.daily_summaries + requeued.contact_messages;
     Ok(Outcome::success(output::Done(output::Message {
         text: if total == 0 {
             "nothing to retry: no failed reminder or daily summary matched".to_string()
         } else {
+            let contacts = match requeued.contact_messages {
+                0 => String::new(),
+                n => format!(
+                    " and {}",
+                    output::count(
+                        n as i64,
+                        "message to a guardian or teacher",
+                        "messages to guardians and teachers"
+                    )
+                ),
+            };
             format!(
-                "requeued {} and {}; the next run delivers them",
+                "requeued {}, {}{contacts}; the next run delivers them",
                 output::count(requeued.reminders as i64, "failed reminder", "failed reminders"),
                 output::count(
                     requeued.daily_summaries as i64,
@@ -44,6 +55,11 @@ fn retry(db: &mut Db, args: RetryArgs, clock: Clock) -> Result<Outcome, Failure>
                 )
             )
         },
-        json: json!({ "requeued": total, "reminders": requeued.reminders, "daily_summaries": requeued.daily_summaries }),
+        json: json!({
+            "requeued": total,
+            "reminders": requeued.reminders,
+            "daily_summaries": requeued.daily_summaries,
+            "contact_messages": requeued.contact_messages,
+        }),
     })))
 }

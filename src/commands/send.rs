@@ -17,6 +17,8 @@ use serde_json::json;
 use super::due::DueList;
 use super::{Context, Outcome, Run};
 use crate::config::SendJob;
+use crate::contacts::escalate;
+use crate::contacts::job::ContactMessages;
 use crate::db::Db;
 use crate::db::reminders;
 use crate::db::types::Timestamp;
@@ -41,6 +43,7 @@ fn send(cx: &Context, job: SendJob) -> Result<Outcome, Failure> {
         dry_run,
         delivery_window,
         digest,
+        escalate_after,
         delivery: settings,
     } = job;
     if dry_run {
@@ -85,6 +88,15 @@ fn send(cx: &Context, job: SendJob) -> Result<Outcome, Failure> {
         deliver(database, &mut db, &queue, &mailer, sender, options, clock)?
     };
     report.delivered.add(delivered);
+    if let Some(after) = escalate_after {
+        report.escalated = escalate::schedule(&mut db, after, Timestamp::now(clock))?;
+        let contacts = ContactMessages {
+            templates: cx.templates()?,
+        };
+        report
+            .delivered
+            .add(deliver(database, &mut db, &contacts, &mailer, sender, options, clock)?);
+    }
     crate::log::info!("finished in {:?}", started.elapsed());
     let (status, reasons) = (report.delivered.exit_status(), report.delivered.reasons());
     Ok(Outcome::unfinished(report, status, reasons))
@@ -97,6 +109,8 @@ pub struct SendReport {
     pub delivered: Delivered,
     /// Reminders in the windows that an earlier run had sent.
     pub already_sent: usize,
+    /// Copies of overdue steps to guardians scheduled by this run (`--escalate-after`).
+    pub escalated: usize,
 }
 
 impl Report for SendReport {
@@ -107,6 +121,9 @@ impl Report for SendReport {
     fn to_table(&self) -> String {
         let mut rows = self.delivered.rows();
         rows.push(("already sent", self.already_sent.to_string()));
+        if self.escalated > 0 {
+            rows.push(("escalated to guardians", self.escalated.to_string()));
+        }
         output::key_values(rows)
     }
 

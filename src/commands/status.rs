@@ -1,11 +1,12 @@
-//! `reminders status`: both queues (reminders and daily summaries) at a glance.
+//! `reminders status`: the queues (reminders, daily summaries, and messages to
+//! guardians and teachers) at a glance.
 
 use serde_json::json;
 
 use super::{Context, Outcome, Run};
 use crate::config::StatusJob;
 use crate::db::types::Timestamp;
-use crate::db::{Db, bounces, reminders, summaries, users};
+use crate::db::{Db, bounces, contacts, reminders, summaries, users};
 use crate::error::Failure;
 use crate::output::{self, Report};
 use crate::queue::{OptOutReason, QueueState, ReportKind, Status};
@@ -19,6 +20,7 @@ impl Run for StatusJob {
             machine_zone: cx.global.machine_zone,
             reminders: reminders::queue_state(&mut db, now)?,
             summaries: summaries::queue_state(&mut db, now)?,
+            contacts: contacts::queue_state(&mut db, now)?,
             bounced: users::opted_out_for(&mut db, OptOutReason::Bounced)?,
             reports: ReportCounts::of(bounces::counts_since(
                 &mut db,
@@ -39,6 +41,8 @@ struct StatusReport {
     machine_zone: chrono_tz::Tz,
     reminders: QueueState,
     summaries: QueueState,
+    /// Guardians' digests and escalations, teachers' reports.
+    contacts: QueueState,
     /// Addresses that a run opted out after repeated rejections.
     bounced: Vec<String>,
     /// What `reminders bounces` read in the last 7 days.
@@ -125,6 +129,7 @@ impl Report for StatusReport {
         let mut json = queue_json(&self.reminders);
         json["bounced"] = json!(self.bounced);
         json["daily_summaries"] = queue_json(&self.summaries);
+        json["contact_messages"] = queue_json(&self.contacts);
         json["reports_last_7_days"] = json!(self.reports);
         json["errors_last_7_days"] = json!(
             self.errors
@@ -138,6 +143,10 @@ impl Report for StatusReport {
     fn to_table(&self) -> String {
         let mut rows = queue_rows("", &self.reminders, self.machine_zone);
         rows.extend(queue_rows("summaries ", &self.summaries, self.machine_zone));
+        // Shown once there are guardians' or teachers' messages at all.
+        if self.contacts.by_status.iter().any(|(_, n)| *n > 0) {
+            rows.extend(queue_rows("guardians and teachers ", &self.contacts, self.machine_zone));
+        }
         let reports = &self.reports;
         rows.push((
             "hard bounces reported, last 7 days".to_string(),

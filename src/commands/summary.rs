@@ -9,6 +9,8 @@ use serde_json::json;
 
 use super::{Context, Outcome, Run};
 use crate::config::SummaryJob;
+use crate::contacts::{self, job::ContactMessages};
+use crate::db::contacts as db_contacts;
 use crate::db::summaries::{self, NewSummary, StudentCounts};
 use crate::db::types::{Id, Timestamp};
 use crate::db::{Db, users};
@@ -56,6 +58,9 @@ fn summary(cx: &Context, job: SummaryJob) -> Result<Outcome, Failure> {
         let emails: HashMap<Id, String> = users::emails_of(&mut db, &ids)?.into_iter().collect();
         let to_send = owed.iter().filter(|summary| summary.status == Status::Pending).count();
         let skipped = owed.len() - to_send;
+        let contacts_owed = contacts::plan::preview_owed(&mut db, now)?;
+        let contacts_to_send = contacts_owed.iter().filter(|row| row.status == Status::Pending).count();
+        let contacts_queued = db_contacts::count_claimable(&mut db, now)? as usize;
         let due = owed
             .into_iter()
             .map(|summary| OwedSummary {
@@ -64,13 +69,14 @@ fn summary(cx: &Context, job: SummaryJob) -> Result<Outcome, Failure> {
             })
             .collect();
         let delivered = Delivered {
-            sent: to_send + queued,
-            skipped,
+            sent: to_send + queued + contacts_to_send + contacts_queued,
+            skipped: skipped + contacts_owed.len() - contacts_to_send,
             ..Delivered::default()
         };
         return Ok(Outcome::success(DryRun {
             report: SendReport {
                 scheduled: to_send,
+                contacts_scheduled: contacts_to_send,
                 delivered,
             },
             due,
@@ -83,19 +89,30 @@ fn summary(cx: &Context, job: SummaryJob) -> Result<Outcome, Failure> {
     super::warn_if_no_students(&mut db, database)?;
     clock.follow(db.server_clock()?);
     let scheduled = plan::schedule_owed(&mut db, Timestamp::now(&clock))?;
+    let (sender, options) = (&mail.sender, &settings.options);
     let mut delivered = deliver(
         database,
         &mut db,
         &Summaries { templates },
         &mailer,
-        &mail.sender,
-        &settings.options,
+        sender,
+        options,
         &clock,
     )?;
     delivered.skipped += scheduled.skipped;
+    // Guardians' digests and teachers' reports: the same cron line sends them.
+    let owed = contacts::plan::schedule_owed(&mut db, Timestamp::now(&clock))?;
+    delivered.skipped += owed.skipped;
+    if db_contacts::count_claimable(&mut db, Timestamp::now(&clock))? > 0 {
+        let queue = ContactMessages {
+            templates: cx.templates()?,
+        };
+        delivered.add(deliver(database, &mut db, &queue, &mailer, sender, options, &clock)?);
+    }
     let (status, reasons) = (delivered.exit_status(), delivered.reasons());
     let report = SendReport {
         scheduled: scheduled.to_send,
+        contacts_scheduled: owed.to_send,
         delivered,
     };
     Ok(Outcome::unfinished(report, status, reasons))
@@ -250,7 +267,10 @@ impl Report for DryRun {
 
 /// What `summary --send` did.
 struct SendReport {
+    /// Daily summaries scheduled by this run.
     scheduled: usize,
+    /// Guardians' digests and teachers' reports scheduled by this run.
+    contacts_scheduled: usize,
     delivered: Delivered,
 }
 
@@ -258,11 +278,15 @@ impl Report for SendReport {
     fn to_json(&self) -> serde_json::Value {
         let mut value = json!(self.delivered);
         value["scheduled"] = json!(self.scheduled);
+        value["contacts_scheduled"] = json!(self.contacts_scheduled);
         value
     }
 
     fn to_table(&self) -> String {
         let mut rows = vec![("scheduled", self.scheduled.to_string())];
+        if self.contacts_scheduled > 0 {
+            rows.push(("digests and reports", self.contacts_scheduled.to_string()));
+        }
         rows.extend(self.delivered.rows());
         output::key_values(rows)
     }

@@ -1,5 +1,6 @@
 //! `reminders user …`: add, list, edit, remove, forget, opt out and opt in students.
 
+use serde::Serialize;
 use serde_json::json;
 
 use super::{Context, Outcome, Run};
@@ -7,12 +8,12 @@ use crate::cli::{Switch, UserAddArgs, UserCommand, UserEditArgs, UserSetArgs};
 use crate::config::UserJob;
 use crate::db::DatabaseUrl;
 use crate::db::Db;
-use crate::db::summaries;
-use crate::db::types::{Id, Timestamp};
+use crate::db::types::Timestamp;
 use crate::db::users::{self, User, UserChanges};
+use crate::db::{contacts, summaries};
 use crate::error::{ExitStatus, Failure, invalid};
 use crate::input::{Email, zone_of};
-use crate::mail::token::verify_unsubscribe_token;
+use crate::mail::token::{Subscriber, verify_unsubscribe_token};
 use crate::mail::{MailUrl, outbox_file_stem};
 use crate::output::{self, Report};
 use crate::queue::OptOutReason;
@@ -260,15 +261,46 @@ fn set_opt_out(database: &DatabaseUrl, email: &Email, opt_out: bool, now: Timest
 }
 
 /// `opt-out --token`: what a school's unsubscribe endpoint calls with the
-/// token from a student's List-Unsubscribe link.
+/// token from a List-Unsubscribe link: a student's, a guardian's or a
+/// teacher's. The address is opted out in every role it has.
 fn unsubscribe(database: &DatabaseUrl, token: &str, secret: &[u8], now: Timestamp) -> anyhow::Result<Outcome> {
-    let student = verify_unsubscribe_token(secret, token.trim())
+    let subscriber = verify_unsubscribe_token(secret, token.trim())
         .map_err(|error| invalid(format!("the unsubscribe token is not valid: {error}")))?;
     let mut db = Db::open(database)?;
-    let email = users::email_of(&mut db, Id(student))?
-        .ok_or_else(|| invalid("the unsubscribe token names a student who is no longer here"))?;
-    let user = users::opt_out_for(&mut db, &email, OptOutReason::Unsubscribed, now)?;
-    Ok(Outcome::success(output::Single(UserList(vec![user]))))
+    let email = contacts::subscriber_email(&mut db, subscriber)?
+        .ok_or_else(|| invalid("the unsubscribe token names a person who is no longer here"))?;
+    contacts::opt_out_everywhere(&mut db, &email, OptOutReason::Unsubscribed, now)?;
+    let role = match subscriber {
+        Subscriber::Student(_) => {
+            let user = users::opt_out_for(&mut db, &email, OptOutReason::Unsubscribed, now)?;
+            return Ok(Outcome::success(output::Single(UserList(vec![user]))));
+        }
+        Subscriber::Guardian(_) => "guardian",
+        Subscriber::Teacher(_) => "teacher",
+    };
+    Ok(Outcome::success(OptedOut { email, role }))
+}
+
+/// A guardian or teacher opted out by their token (docs/json.md).
+#[derive(Serialize)]
+struct OptedOut {
+    email: String,
+    role: &'static str,
+}
+
+impl Report for OptedOut {
+    fn to_json(&self) -> serde_json::Value {
+        json!({
+            "email": self.email,
+            "role": self.role,
+            "contact_opt_out": true,
+            "opt_out_reason": OptOutReason::Unsubscribed,
+        })
+    }
+
+    fn to_table(&self) -> String {
+        format!("{} ({}) opted out: unsubscribed", self.email, self.role)
+    }
 }
 
 fn set_preferences(database: &DatabaseUrl, args: UserSetArgs, now: Timestamp) -> anyhow::Result<Outcome> {

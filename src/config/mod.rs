@@ -20,7 +20,7 @@ use crate::input::Email;
 use crate::mail::Sender;
 use crate::output::Format;
 use crate::reminders::plan::Windows;
-use crate::schedule::{Side, Target, parse_targets};
+use crate::schedule::{Side, Target, Unit, parse_targets};
 use crate::time::Clock;
 
 mod env;
@@ -120,6 +120,9 @@ pub struct SendJob {
     pub dry_run: bool,
     pub delivery_window: Option<chrono::Duration>,
     pub digest: bool,
+    /// `--escalate-after`, in time: overdue steps this far past the deadline
+    /// or more are copied to the student's guardians.
+    pub escalate_after: Option<chrono::Duration>,
     pub delivery: Delivery,
 }
 
@@ -191,6 +194,10 @@ impl Config {
                 dry_run: args.dry_run,
                 delivery_window: args.delivery_window,
                 digest: args.digest,
+                escalate_after: args.escalate_after.map(|n| match args.window.unit {
+                    Unit::Minutes => chrono::Duration::minutes(n.into()),
+                    Unit::Hours => chrono::Duration::hours(n.into()),
+                }),
                 delivery: Delivery::resolve(&args.delivery)?,
             }),
             Command::Summary(SummaryArgs {

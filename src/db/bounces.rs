@@ -5,10 +5,12 @@ use anyhow::Context;
 use diesel::dsl::count_star;
 use diesel::prelude::*;
 
+use super::contacts::opt_out_address;
 use super::queue::NewSendLog;
 use super::schema::{bounce_reports, send_logs, users};
 use super::types::{Id, OptOutReason, ReportKind, Timestamp};
 use super::{Db, with_conn, write_transaction};
+use crate::mail::token::{MessageKind, MessageRef};
 
 /// A report as `bounce_reports` keeps it.
 #[derive(Debug, Clone, Insertable)]
@@ -23,6 +25,7 @@ pub struct NewReport {
     pub to_email: Option<String>,
     pub reminder_id: Option<Id>,
     pub summary_id: Option<Id>,
+    pub contact_message_id: Option<Id>,
     pub created_at: Timestamp,
     /// Where the raw report stays, for `user forget` to name: a Maildir
     /// file, `MBOX:N`, a file; `None` for stdin.
@@ -57,17 +60,19 @@ pub struct SentMessage {
     pub message_id: Option<String>,
 }
 
-/// The latest send log of a reminder (or summary, `summary = true`) that a
-/// server accepted or refused: whom that message went to.
-pub fn sent_message(db: &mut Db, id: Id, summary: bool) -> anyhow::Result<Option<SentMessage>> {
+/// The latest send log of a message that a server accepted or refused:
+/// whom that message went to.
+pub fn sent_message(db: &mut Db, message: MessageRef) -> anyhow::Result<Option<SentMessage>> {
+    let id = Id(message.id);
     with_conn!(db, conn => {
         let query = send_logs::table
             .select((send_logs::to_email, send_logs::from_inbox, send_logs::assignment_id, send_logs::message_id))
             .order((send_logs::created_at.desc(), send_logs::id.desc()))
             .into_boxed();
-        let query = match summary {
-            true => query.filter(send_logs::summary_id.eq(id)),
-            false => query.filter(send_logs::reminder_id.eq(id)),
+        let query = match message.kind {
+            MessageKind::Reminder => query.filter(send_logs::reminder_id.eq(id)),
+            MessageKind::Summary => query.filter(send_logs::summary_id.eq(id)),
+            MessageKind::Contact => query.filter(send_logs::contact_message_id.eq(id)),
         };
         query.first::<(String, String, Option<Id>, Option<String>)>(conn).optional()
     })
@@ -82,14 +87,18 @@ pub fn sent_message(db: &mut Db, id: Id, summary: bool) -> anyhow::Result<Option
     .context("cannot look up the message a report is about")
 }
 
-/// Whether an address is one of our students'.
-pub fn is_student(db: &mut Db, email: &str) -> anyhow::Result<bool> {
-    let found: i64 = with_conn!(db, conn => users::table
-        .filter(users::email.eq(email.to_lowercase()))
-        .select(count_star())
-        .first(conn))
-    .context("cannot look up the student")?;
-    Ok(found > 0)
+/// Whether an address is one of our students', guardians' or teachers'.
+pub fn is_known_address(db: &mut Db, email: &str) -> anyhow::Result<bool> {
+    use super::schema::{guardians, teachers};
+    use diesel::dsl::exists;
+    let email = email.to_lowercase();
+    with_conn!(db, conn => diesel::select(
+        exists(users::table.filter(users::email.eq(&email)))
+            .or(exists(guardians::table.filter(guardians::email.eq(&email))))
+            .or(exists(teachers::table.filter(teachers::email.eq(&email)))),
+    )
+    .get_result(conn))
+    .context("cannot look up the address")
 }
 
 /// Records a report and its effects in one transaction, once: a report whose
@@ -112,18 +121,7 @@ pub fn record_report(db: &mut Db, report: &NewReport, effects: &[Effect], now: T
                     diesel::insert_into(send_logs::table).values(log).execute(conn)?;
                 }
                 Effect::OptOut { email, reason } => {
-                    let changed = diesel::update(
-                        users::table
-                            .filter(users::email.eq(email))
-                            .filter(users::contact_opt_out.eq(false)),
-                    )
-                    .set((
-                        users::contact_opt_out.eq(true),
-                        users::opt_out_reason.eq(reason),
-                        users::updated_at.eq(now),
-                    ))
-                    .execute(conn)?;
-                    if changed > 0 {
+                    if opt_out_address!(conn, email, Some(*reason), now) > 0 {
                         opted_out.push(email.clone());
                     }
                 }

@@ -236,3 +236,22 @@ pub fn forget(db: &mut Db, guardian: &Guardian) -> anyhow::Result<i64> {
     })
     .context("cannot forget the guardian")
 }
+
+/// A student a guardian follows, as their digest names them.
+#[derive(Debug, Clone, Queryable)]
+pub struct FollowedStudent {
+    pub id: Id,
+    pub email: String,
+    pub name: Option<String>,
+}
+
+/// The students `guardian` follows, by email.
+pub fn followed_students(db: &mut Db, guardian: Id) -> anyhow::Result<Vec<FollowedStudent>> {
+    with_conn!(db, conn => guardian_students::table
+        .inner_join(users::table)
+        .filter(guardian_students::guardian_id.eq(guardian))
+        .select((users::id, users::email, users::name))
+        .order(users::email)
+        .load(conn))
+    .context("cannot list the guardian's students")
+}

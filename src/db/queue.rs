@@ -1,16 +1,16 @@
-//! The two send queues, `reminders` and `daily_summaries`, written once.
+//! The send queues, `reminders`, `daily_summaries` and `contact_messages`, written once.
 //!
 //! Both tables have the same queue columns (status, scheduled_for, attempts,
 //! last_error, sent_at, claimed_until, claimed_by). [`queue_table!`] takes a
 //! table and what differs (the claim order, the row a claim loads, how a
 //! student's rows are found) and generates the plain functions that claim,
-//! renew, record, release, requeue and count its rows. `db::reminders` and
-//! `db::summaries` each invoke it once.
+//! renew, record, release, requeue and count its rows. `db::reminders`,
+//! `db::summaries` and `db::contacts` each invoke it once.
 
 use anyhow::Context;
 use diesel::prelude::*;
 
-use super::schema::{send_logs, users};
+use super::schema::send_logs;
 use super::types::{Id, LogStatus, OptOutReason, Timestamp};
 use super::{Db, with_conn, write_transaction};
 
@@ -43,6 +43,7 @@ pub struct NewSendLog {
     pub reminder_id: Option<Id>,
     pub assignment_id: Option<Id>,
     pub summary_id: Option<Id>,
+    pub contact_message_id: Option<Id>,
     pub to_email: String,
     pub from_inbox: String,
     pub message_id: Option<String>,
@@ -171,17 +172,7 @@ pub fn opt_out_after_rejections(
         if !rule(&history) {
             return Ok(false);
         }
-        let opted_out = diesel::update(
-            users::table
-                .filter(users::email.eq(email))
-                .filter(users::contact_opt_out.eq(false)),
-        )
-        .set((
-            users::contact_opt_out.eq(true),
-            users::opt_out_reason.eq(OptOutReason::Bounced),
-            users::updated_at.eq(now),
-        ))
-        .execute(conn)?;
+        let opted_out = super::contacts::opt_out_address!(conn, email, Some(OptOutReason::Bounced), now);
         if opted_out == 0 {
             return Ok(false);
         }
@@ -443,6 +434,7 @@ macro_rules! queue_table {
                             .map(|mut log| {
                                 log.reminder_id = log.reminder_id.filter(|id| !gone.contains(id));
                                 log.summary_id = log.summary_id.filter(|id| !gone.contains(id));
+                                log.contact_message_id = log.contact_message_id.filter(|id| !gone.contains(id));
                                 log.assignment_id = log.assignment_id.filter(|id| assignments_left.contains(id));
                                 log
                             })

@@ -7,7 +7,7 @@ use diesel::dsl::{exists, not};
 use diesel::prelude::*;
 use serde::Serialize;
 
-use super::schema::{assignments, bounce_reports, daily_summaries, reminders, send_logs};
+use super::schema::{assignments, bounce_reports, contact_messages, daily_summaries, reminders, send_logs};
 use super::types::Status;
 use super::types::{Id, Timestamp};
 use super::{Db, with_conn, write_transaction};
@@ -18,6 +18,7 @@ pub struct Pruned {
     pub send_logs: usize,
     pub reminders: usize,
     pub daily_summaries: usize,
+    pub contact_messages: usize,
     pub bounce_reports: usize,
 }
 
@@ -36,7 +37,11 @@ const BATCH: i64 = 1_000;
 ///   cut-off's UTC date. The row of a summary is what stops a second one for
 ///   its date, so it stays while the summary could still be owed: a student's
 ///   local date is within a day of UTC's, and a summary can go out a day after
-///   its date (an hour in a DST gap to midnight, see `schedule::summary_day`).
+///   its date (an hour in a DST gap to midnight, see `schedule::summary_day`);
+/// - finished guardians' digests and escalations and teachers' reports
+///   scheduled more than 8 days before the cut-off: likewise, the row of a
+///   weekly one stops a second in its week, and an escalation is owed only
+///   for a day after its step.
 pub fn prune(db: &mut Db, cutoff: Timestamp, now: Timestamp, dry_run: bool) -> anyhow::Result<Pruned> {
     let finished = [Status::Sent, Status::Failed, Status::Skipped];
     let keep_summaries_from = cutoff.instant().date_naive() - Days::new(2);
@@ -86,6 +91,13 @@ pub fn prune(db: &mut Db, cutoff: Timestamp, now: Timestamp, dry_run: bool) -> a
             .filter(daily_summaries::status.eq_any(finished))
             .filter(daily_summaries::local_date.lt(keep_summaries_from))
     );
+    let keep_contacts_from = Timestamp::new(cutoff.instant() - chrono::Duration::days(8));
+    let contact_messages = prune_in_batches!(
+        contact_messages,
+        contact_messages::table
+            .filter(contact_messages::status.eq_any(finished))
+            .filter(contact_messages::created_at.lt(keep_contacts_from))
+    );
     let bounce_reports = prune_in_batches!(
         bounce_reports,
         bounce_reports::table.filter(bounce_reports::created_at.lt(cutoff))
@@ -94,6 +106,7 @@ pub fn prune(db: &mut Db, cutoff: Timestamp, now: Timestamp, dry_run: bool) -> a
         send_logs,
         reminders,
         daily_summaries,
+        contact_messages,
         bounce_reports,
     })
 }

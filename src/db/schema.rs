@@ -37,6 +37,31 @@ diesel::table! {
         summary_id -> Nullable<Uuid>,
         created_at -> Timestamptz,
         source_file -> Nullable<Text>,
+        contact_message_id -> Nullable<Uuid>,
+    }
+}
+
+diesel::table! {
+    use diesel::sql_types::{Bool, Date, Int4, Nullable, Text};
+    use crate::db::types::sql::*;
+
+    contact_messages (id) {
+        id -> Uuid,
+        kind -> Text,
+        guardian_id -> Nullable<Uuid>,
+        teacher_id -> Nullable<Uuid>,
+        reminder_id -> Nullable<Uuid>,
+        period -> Text,
+        message_key -> Text,
+        scheduled_for -> Timestamptz,
+        sent_at -> Nullable<Timestamptz>,
+        status -> Text,
+        attempts -> Int4,
+        last_error -> Nullable<Text>,
+        claimed_until -> Nullable<Timestamptz>,
+        claimed_by -> Nullable<Uuid>,
+        created_at -> Timestamptz,
+        updated_at -> Timestamptz,
     }
 }
 
@@ -147,6 +172,7 @@ diesel::table! {
         error -> Nullable<Text>,
         created_at -> Timestamptz,
         summary_id -> Nullable<Uuid>,
+        contact_message_id -> Nullable<Uuid>,
     }
 }
 
@@ -208,7 +234,11 @@ diesel::table! {
 }
 
 diesel::joinable!(assignments -> users (student_id));
+diesel::joinable!(bounce_reports -> contact_messages (contact_message_id));
 diesel::joinable!(bounce_reports -> daily_summaries (summary_id));
+diesel::joinable!(contact_messages -> guardians (guardian_id));
+diesel::joinable!(contact_messages -> reminders (reminder_id));
+diesel::joinable!(contact_messages -> teachers (teacher_id));
 diesel::joinable!(bounce_reports -> reminders (reminder_id));
 diesel::joinable!(daily_summaries -> users (user_id));
 diesel::joinable!(former_emails -> users (user_id));
@@ -216,6 +246,7 @@ diesel::joinable!(guardian_students -> guardians (guardian_id));
 diesel::joinable!(guardian_students -> users (student_id));
 diesel::joinable!(reminders -> assignments (assignment_id));
 diesel::joinable!(send_logs -> assignments (assignment_id));
+diesel::joinable!(send_logs -> contact_messages (contact_message_id));
 diesel::joinable!(send_logs -> daily_summaries (summary_id));
 diesel::joinable!(send_logs -> reminders (reminder_id));
 diesel::joinable!(teacher_courses -> teachers (teacher_id));
@@ -224,6 +255,7 @@ diesel::joinable!(user_preferences -> users (user_id));
 diesel::allow_tables_to_appear_in_same_query!(
     assignments,
     bounce_reports,
+    contact_messages,
     daily_summaries,
     former_emails,
     guardian_students,

@@ -323,6 +323,18 @@ text_enum! {
 }
 
 text_enum! {
+    /// What a row of `contact_messages` is: a message to a guardian or a teacher.
+    pub enum ContactKind {
+        /// A guardian's daily or weekly digest of missing and upcoming work.
+        GuardianDigest = "guardian-digest",
+        /// A copy of a student's overdue notice to a guardian (`send --escalate-after`).
+        Escalation = "escalation",
+        /// A teacher's weekly course report.
+        TeacherReport = "teacher-report",
+    }
+}
+
+text_enum! {
     /// What a report read by `reminders bounces` was, in `bounce_reports.kind`.
     pub enum ReportKind {
         /// A permanent failure (hard bounce).

@@ -6,11 +6,10 @@ use lettre::address::{Address, Envelope};
 use lettre::message::header::{HeaderName, HeaderValue};
 use lettre::message::{Mailbox, MultiPart, SinglePart};
 use percent_encoding::{NON_ALPHANUMERIC, utf8_percent_encode};
-use uuid::Uuid;
 
 use super::dkim::Dkim;
 use super::failure::{Blame, SendFailure};
-use super::token::{self, MessageRef};
+use super::token::{self, MessageRef, Subscriber};
 use crate::render::Rendered;
 
 /// Who a run's messages are from, and where replies, bounces and unsubscribe
@@ -34,14 +33,14 @@ pub struct Sender {
     pub dkim: Option<std::sync::Arc<Dkim>>,
 }
 
-/// Which message this is, and to which student, for its tokens.
+/// Which message this is, and to whom, for its tokens.
 #[derive(Debug, Clone)]
 pub struct Identity {
     pub message: MessageRef,
     /// Tells apart two messages of one row: a reminder sent again for a
     /// moved deadline, or a digest of several reminders. `None` for most.
     pub edition: Option<String>,
-    pub student: Uuid,
+    pub recipient: Subscriber,
 }
 
 /// The Message-ID of a message: derived from its row, so that a resend after
@@ -90,7 +89,7 @@ pub fn build(
         builder = builder.envelope(envelope);
     }
     if let Some(secret) = &sender.secret {
-        let token = token::unsubscribe_token(secret, identity.student);
+        let token = token::unsubscribe_token(secret, identity.recipient);
         let mut links = Vec::new();
         if let Some(mailto) = &sender.unsubscribe_mailto {
             links.push(format!("<mailto:{mailto}?subject=unsubscribe%20{token}>"));

@@ -31,6 +31,8 @@ const MESSAGE_ID_DOMAIN: &[u8] = b"reminders/message-id/v1\0";
 pub enum MessageKind {
     Reminder,
     Summary,
+    /// A guardian's digest or escalation, or a teacher's report.
+    Contact,
 }
 
 impl MessageKind {
@@ -38,6 +40,7 @@ impl MessageKind {
         match self {
             MessageKind::Reminder => b'r',
             MessageKind::Summary => b's',
+            MessageKind::Contact => b'c',
         }
     }
 
@@ -45,6 +48,7 @@ impl MessageKind {
         match tag {
             b'r' => Some(MessageKind::Reminder),
             b's' => Some(MessageKind::Summary),
+            b'c' => Some(MessageKind::Contact),
             _ => None,
         }
     }
@@ -150,15 +154,41 @@ pub fn verify_message_id(secret: &[u8], message_id: &str) -> Result<MessageRef, 
     message_from_payload(&open(secret, MESSAGE_ID_DOMAIN, left, 17, MESSAGE_ID_MAC_LEN)?)
 }
 
-/// The unsubscribe token for one student.
-pub fn unsubscribe_token(secret: &[u8], user_id: Uuid) -> String {
-    sign(secret, UNSUBSCRIBE_DOMAIN, user_id.as_bytes(), MAC_LEN)
+/// Whom an unsubscribe token names: each person we mail has their own.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Subscriber {
+    Student(Uuid),
+    Guardian(Uuid),
+    Teacher(Uuid),
 }
 
-/// Which student an unsubscribe token names, if it was made with `secret`.
-pub fn verify_unsubscribe_token(secret: &[u8], token: &str) -> Result<Uuid, TokenError> {
-    let payload = open(secret, UNSUBSCRIBE_DOMAIN, token, 16, MAC_LEN)?;
-    Uuid::from_slice(&payload).map_err(|_| TokenError::Malformed)
+/// The unsubscribe token for one person. A student's payload is their id
+/// alone, as before guardians and teachers, so the tokens in mail already
+/// sent keep working; the others carry a tag byte before the id.
+pub fn unsubscribe_token(secret: &[u8], subscriber: Subscriber) -> String {
+    let payload = match subscriber {
+        Subscriber::Student(id) => id.as_bytes().to_vec(),
+        Subscriber::Guardian(id) => [&[b'g'][..], id.as_bytes()].concat(),
+        Subscriber::Teacher(id) => [&[b't'][..], id.as_bytes()].concat(),
+    };
+    sign(secret, UNSUBSCRIBE_DOMAIN, &payload, MAC_LEN)
+}
+
+/// Whom an unsubscribe token names, if it was made with `secret`.
+pub fn verify_unsubscribe_token(secret: &[u8], token: &str) -> Result<Subscriber, TokenError> {
+    let id = |bytes: &[u8]| Uuid::from_slice(bytes).map_err(|_| TokenError::Malformed);
+    match open(secret, UNSUBSCRIBE_DOMAIN, token, 16, MAC_LEN) {
+        Ok(payload) => Ok(Subscriber::Student(id(&payload)?)),
+        Err(TokenError::Malformed) => {
+            let payload = open(secret, UNSUBSCRIBE_DOMAIN, token, 17, MAC_LEN)?;
+            match payload.split_first() {
+                Some((b'g', rest)) => Ok(Subscriber::Guardian(id(rest)?)),
+                Some((b't', rest)) => Ok(Subscriber::Teacher(id(rest)?)),
+                _ => Err(TokenError::Malformed),
+            }
+        }
+        Err(error) => Err(error),
+    }
 }
 
 /// `bounces@school.example` + TOKEN → `bounces+TOKEN@school.example`, the envelope sender.
@@ -254,9 +284,19 @@ mod tests {
 
     #[test]
     fn tokens_are_not_valid_for_the_other_use() {
-        let student = Uuid::new_v4();
+        let student = Subscriber::Student(Uuid::new_v4());
         let unsubscribe = unsubscribe_token(SECRET, student);
         assert_eq!(verify_unsubscribe_token(SECRET, &unsubscribe), Ok(student));
+        let id = Uuid::new_v4();
+        for adult in [Subscriber::Guardian(id), Subscriber::Teacher(id)] {
+            let token = unsubscribe_token(SECRET, adult);
+            assert_eq!(verify_unsubscribe_token(SECRET, &token), Ok(adult));
+            assert!(verify_message_token(SECRET, &token).is_err());
+        }
+        assert_ne!(
+            unsubscribe_token(SECRET, Subscriber::Guardian(id)),
+            unsubscribe_token(SECRET, Subscriber::Teacher(id))
+        );
         assert!(verify_message_token(SECRET, &unsubscribe).is_err());
         let verp = message_token(SECRET, reminder());
         assert!(verify_unsubscribe_token(SECRET, &verp).is_err());

@@ -8,7 +8,7 @@ pub use crate::db::queue::{NewSendLog, QueueState, Resolution, RetrySelection};
 pub use crate::db::types::{LogStatus, OptOutReason, ReportKind, Status};
 
 use crate::db::types::{Id, Timestamp};
-use crate::db::{Db, reminders, summaries};
+use crate::db::{Db, contacts, reminders, summaries};
 use crate::error::invalid;
 
 /// How many failed messages `retry` put back, per queue.
@@ -16,6 +16,8 @@ use crate::error::invalid;
 pub struct Requeued {
     pub reminders: usize,
     pub daily_summaries: usize,
+    /// Guardians' digests and escalations, teachers' reports.
+    pub contact_messages: usize,
 }
 
 /// Puts failed reminders and daily summaries back in their queues, attempts
@@ -31,12 +33,17 @@ pub fn retry(db: &mut Db, selection: &RetrySelection, now: Timestamp) -> anyhow:
                     .into_iter()
                     .map(|(id, status)| (id, status, ("daily summary", "daily summaries"))),
             )
+            .chain(
+                contacts::statuses(db, ids)?
+                    .into_iter()
+                    .map(|(id, status)| (id, status, ("message", "messages"))),
+            )
             .collect();
         for id in ids {
             match found.iter().find(|(found, _, _)| found == id) {
                 None => {
                     return Err(invalid(format!(
-                        "no reminder has the id `{id}`, and no daily summary either"
+                        "no reminder, daily summary or message to a guardian or teacher has the id `{id}`"
                     )));
                 }
                 Some((_, status, (what, plural))) if *status != Status::Failed => {
@@ -51,5 +58,6 @@ pub fn retry(db: &mut Db, selection: &RetrySelection, now: Timestamp) -> anyhow:
     Ok(Requeued {
         reminders: reminders::requeue_failed(db, selection, now)?,
         daily_summaries: summaries::requeue_failed(db, selection, now)?,
+        contact_messages: contacts::requeue_failed(db, selection, now)?,
     })
 }

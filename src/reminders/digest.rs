@@ -15,6 +15,7 @@ use crate::db::queue::QueueTable;
 use crate::db::reminders::{self, Claimed};
 use crate::db::types::{Id, Timestamp};
 use crate::input::zone_of;
+use crate::mail::token::Subscriber;
 use crate::mail::{self, Blame, Identity, SendFailure, Sender};
 use crate::queue::pipeline::{JobInfo, Queue};
 use crate::render::{DigestContext, DigestItem, Kind};
@@ -162,7 +163,7 @@ impl Queue for Digests {
         let identity = Identity {
             message: message_of(first),
             edition: digest.edition(),
-            student: first.student_id.0,
+            recipient: Subscriber::Student(first.student_id.0),
         };
         mail::build(sender, &first.student_email, context.student.name, identity, rendered)
     }

@@ -9,7 +9,7 @@ use crate::db::Db;
 use crate::db::reminders::{self, Claimed};
 use crate::db::types::{Id, Timestamp};
 use crate::input::zone_of;
-use crate::mail::token::{MessageKind, MessageRef};
+use crate::mail::token::{MessageKind, MessageRef, Subscriber};
 use crate::mail::{self, Blame, Identity, SendFailure, Sender};
 use crate::queue::pipeline::{JobInfo, Queue, RowInfo};
 use crate::render::{AssignmentView, Kind, ReminderContext, StudentView, Templates, header_safe};
@@ -103,7 +103,7 @@ pub fn compose(
     let identity = Identity {
         message: message_of(claimed),
         edition: edition(claimed),
-        student: claimed.student_id.0,
+        recipient: Subscriber::Student(claimed.student_id.0),
     };
     mail::build(sender, &claimed.student_email, context.student.name, identity, rendered)
 }
@@ -124,6 +124,7 @@ pub fn row_of(claimed: &Claimed) -> RowInfo {
         reminder_id: Some(claimed.reminder_id),
         assignment_id: Some(claimed.assignment_id),
         summary_id: None,
+        contact_message_id: None,
     }
 }
 

@@ -10,7 +10,7 @@ use crate::db::Db;
 use crate::db::summaries::{self, ClaimedSummary, DEFAULT_DAILY_SUMMARY, DEFAULT_SUMMARY_HOUR, StudentCounts};
 use crate::db::types::{Id, Timestamp};
 use crate::input::zone_of;
-use crate::mail::token::{MessageKind, MessageRef};
+use crate::mail::token::{MessageKind, MessageRef, Subscriber};
 use crate::mail::{self, Blame, Identity, SendFailure, Sender};
 use crate::queue::pipeline::{JobInfo, Queue, RowInfo};
 use crate::render::{Counts, ItemView, Kind, StudentView, SummaryContext, Templates, header_safe};
@@ -100,6 +100,7 @@ impl Queue for Summaries {
                 reminder_id: None,
                 assignment_id: None,
                 summary_id: Some(job.claimed.id),
+                contact_message_id: None,
             }],
         }
     }
@@ -193,7 +194,7 @@ pub fn compose(
             kind: MessageKind::Summary,
             id: content.summary_id.0,
         },
-        student: content.student_id.0,
+        recipient: Subscriber::Student(content.student_id.0),
     };
     mail::build(sender, content.email, context.student.name, identity, rendered)
 }

@@ -13,6 +13,7 @@ const LAYERS: &[&str] = &[
     "bounces",
     "reminders",
     "summaries",
+    "contacts",
     "queue",
     "db",
     "mail",

@@ -621,6 +621,7 @@ impl<Q: Queue> Dispatcher<'_, '_, Q> {
                 reminder_id: row.reminder_id,
                 assignment_id: row.assignment_id,
                 summary_id: row.summary_id,
+                contact_message_id: row.contact_message_id,
                 to_email: info.to_email.clone(),
                 from_inbox: self.run.sender.from.email.to_string(),
                 message_id: Some(message_id.clone()),

@@ -96,6 +96,7 @@ pub struct RowInfo {
     pub reminder_id: Option<Id>,
     pub assignment_id: Option<Id>,
     pub summary_id: Option<Id>,
+    pub contact_message_id: Option<Id>,
 }
 
 impl JobInfo {

@@ -1,0 +1,348 @@
+//! One claimed message to a guardian or a teacher: what it says (read just
+//! before the send), the rules that stop it at the last moment (opted out,
+//! digest turned off, its day or week passed, nothing to say, the work
+//! handed in), and the email.
+
+use chrono::{DateTime, Utc};
+use lettre::Message;
+
+use super::course::{self, CourseReport};
+use super::plan::Period;
+use crate::db::Db;
+use crate::db::contacts::{self, ClaimedContact, Contact, EscalatedStep, FollowedWork};
+use crate::db::types::{ContactKind, DigestFrequency, Id, Timestamp};
+use crate::db::{guardians, teachers};
+use crate::input::zone_of;
+use crate::mail::token::{MessageKind, MessageRef, Subscriber};
+use crate::mail::{self, Blame, Identity, SendFailure, Sender};
+use crate::queue::pipeline::{JobInfo, Queue, RowInfo};
+use crate::render::{
+    AssignmentView, CourseItemView, CourseView, EscalationContext, FollowedStudentView, GuardianDigestContext,
+    ItemView, Kind, PersonView, Rendered, TeacherReportContext, Templates, header_safe,
+};
+use crate::schedule::Target;
+use crate::time;
+
+/// How far back a teacher's report looks, and how far ahead a guardian's
+/// digest and a teacher's report look.
+const WEEK: chrono::Duration = chrono::Duration::days(7);
+
+/// The `contact_messages` table as a send queue.
+pub struct ContactMessages {
+    pub templates: Templates,
+}
+
+/// What a claimed message says, read when it was claimed or re-read.
+pub enum Content {
+    /// The followed students, by email, each with their open work due
+    /// before a week from now.
+    Digest(Vec<(guardians::FollowedStudent, Vec<FollowedWork>)>),
+    /// The step, unless its assignment is gone.
+    Escalation(Option<EscalatedStep>),
+    /// One report per course taught.
+    Report(Vec<CourseReport>),
+}
+
+pub struct ContactJob {
+    claimed: ClaimedContact,
+    content: Content,
+}
+
+fn content(db: &mut Db, claimed: &ClaimedContact, now: Timestamp) -> anyhow::Result<Content> {
+    Ok(match (&claimed.contact, claimed.message.kind) {
+        (Contact::Guardian(guardian), ContactKind::GuardianDigest) => {
+            let until = Timestamp::new(time::saturating_add(now.instant(), WEEK));
+            let work = contacts::followed_work(db, guardian.id, until)?;
+            let students = guardians::followed_students(db, guardian.id)?
+                .into_iter()
+                .map(|student| {
+                    let theirs = work
+                        .iter()
+                        .filter(|item| item.student_id == student.id)
+                        .cloned()
+                        .collect();
+                    (student, theirs)
+                })
+                .collect();
+            Content::Digest(students)
+        }
+        (_, ContactKind::Escalation) => match claimed.message.reminder_id {
+            Some(reminder) => Content::Escalation(contacts::escalated_step(db, reminder)?),
+            None => Content::Escalation(None),
+        },
+        (Contact::Teacher(teacher), ContactKind::TeacherReport) => {
+            let courses = teachers::teaching(db, teacher.clone())?.courses;
+            let mut reports = Vec::with_capacity(courses.len());
+            for code in courses {
+                reports.push(course::report(db, &code, WEEK, now.instant())?);
+            }
+            Content::Report(reports)
+        }
+        _ => Content::Report(Vec::new()),
+    })
+}
+
+/// The missing work (past due, not completed, still accepted) and the work
+/// due in the coming week, of one student, at `now`.
+fn missing_and_upcoming(work: &[FollowedWork], now: DateTime<Utc>) -> (Vec<&FollowedWork>, Vec<&FollowedWork>) {
+    let missing = work
+        .iter()
+        .filter(|item| item.due_at.instant() < now)
+        .filter(|item| item.cutoff.is_none_or(|cutoff| cutoff.instant() > now))
+        .rev()
+        .collect();
+    let upcoming = work.iter().filter(|item| item.due_at.instant() >= now).collect();
+    (missing, upcoming)
+}
+
+/// Why a claimed message must not go out now.
+fn skip_reason(job: &ContactJob, now: DateTime<Utc>) -> Option<String> {
+    let message = &job.claimed.message;
+    let (opted_out, timezone, hour) = match &job.claimed.contact {
+        Contact::Gone => return Some("its recipient is gone".to_string()),
+        Contact::Guardian(guardian) => {
+            if message.kind == ContactKind::GuardianDigest && guardian.frequency == DigestFrequency::Off {
+                return Some("the guardian turned the digest off".to_string());
+            }
+            (guardian.contact_opt_out, &guardian.timezone, guardian.hour)
+        }
+        Contact::Teacher(teacher) => (teacher.contact_opt_out, &teacher.timezone, teacher.hour),
+    };
+    if opted_out {
+        return Some("the recipient opted out".to_string());
+    }
+    if message.kind != ContactKind::Escalation
+        && !Period::parse(&message.period)
+            .is_some_and(|period| period.is_current(now, hour as u32, zone_of(Some(timezone))))
+    {
+        return Some("its day has passed".to_string());
+    }
+    match &job.content {
+        Content::Digest(students) => {
+            let nothing = students.iter().all(|(_, work)| {
+                let (missing, upcoming) = missing_and_upcoming(work, now);
+                missing.is_empty() && upcoming.is_empty()
+            });
+            nothing.then(|| "nothing missing or due".to_string())
+        }
+        Content::Report(reports) => reports
+            .iter()
+            .all(CourseReport::is_empty)
+            .then(|| "nothing due in the last or the next 7 days".to_string()),
+        Content::Escalation(None) => Some("the assignment is gone".to_string()),
+        Content::Escalation(Some(step)) => {
+            if step.completed {
+                Some("the assignment is completed".to_string())
+            } else if time::utc(step.due_at.instant()) != message.period {
+                Some("the deadline moved after the step was sent".to_string())
+            } else if step.cutoff.is_some_and(|cutoff| cutoff.instant() <= now) {
+                Some("the cut-off has passed: the work can no longer be handed in".to_string())
+            } else {
+                None
+            }
+        }
+    }
+}
+
+impl Queue for ContactMessages {
+    type Table = contacts::Table;
+    type Job = ContactJob;
+
+    fn jobs(&self, db: &mut Db, rows: Vec<ClaimedContact>, now: Timestamp) -> anyhow::Result<Vec<ContactJob>> {
+        rows.into_iter()
+            .map(|claimed| {
+                let content = content(db, &claimed, now)?;
+                Ok(ContactJob { claimed, content })
+            })
+            .collect()
+    }
+
+    fn info(&self, job: &ContactJob) -> JobInfo {
+        let id = job.claimed.message.id;
+        JobInfo {
+            to_email: match &job.claimed.contact {
+                Contact::Guardian(guardian) => guardian.email.clone(),
+                Contact::Teacher(teacher) => teacher.email.clone(),
+                Contact::Gone => String::new(),
+            },
+            message: MessageRef {
+                kind: MessageKind::Contact,
+                id: id.0,
+            },
+            edition: None,
+            rows: vec![RowInfo {
+                id,
+                attempts: job.claimed.message.attempts,
+                reminder_id: None,
+                assignment_id: None,
+                summary_id: None,
+                contact_message_id: Some(id),
+            }],
+        }
+    }
+
+    fn check(&self, job: ContactJob, now: Timestamp) -> (Option<ContactJob>, Vec<(Id, String)>) {
+        match skip_reason(&job, now.instant()) {
+            Some(reason) => (None, vec![(job.claimed.message.id, reason)]),
+            None => (Some(job), Vec::new()),
+        }
+    }
+
+    fn compose(&self, job: &ContactJob, sender: &Sender, now: DateTime<Utc>) -> Result<Message, SendFailure> {
+        let (person, recipient) = match &job.claimed.contact {
+            Contact::Guardian(guardian) => (
+                person_view(&guardian.email, guardian.name.as_deref(), &guardian.timezone),
+                Subscriber::Guardian(guardian.id.0),
+            ),
+            Contact::Teacher(teacher) => (
+                person_view(&teacher.email, teacher.name.as_deref(), &teacher.timezone),
+                Subscriber::Teacher(teacher.id.0),
+            ),
+            Contact::Gone => return Err(SendFailure::new(Blame::Message, "its recipient is gone")),
+        };
+        let zone = zone_of(Some(&person.timezone));
+        let date = now.with_timezone(&zone).format("%a %d %b %Y").to_string();
+        let render = |kind: Kind, context: &dyn RenderWith| context.render_with(&self.templates, kind);
+        let rendered = match &job.content {
+            Content::Digest(students) => {
+                let item = |work: &&FollowedWork| ItemView {
+                    title: header_safe(&work.title),
+                    due_utc: time::utc(work.due_at.instant()),
+                    due_local: time::local_long(work.due_at.instant(), zone),
+                };
+                let students: Vec<FollowedStudentView> = students
+                    .iter()
+                    .map(|(student, work)| {
+                        let (missing, upcoming) = missing_and_upcoming(work, now);
+                        FollowedStudentView {
+                            email: student.email.clone(),
+                            name: clean_name(student.name.as_deref()),
+                            missing: missing.iter().map(item).collect(),
+                            upcoming: upcoming.iter().map(item).collect(),
+                        }
+                    })
+                    .collect();
+                let context = GuardianDigestContext {
+                    weekly: matches!(Period::parse(&job.claimed.message.period), Some(Period::Week(_))),
+                    missing: students.iter().map(|s| s.missing.len()).sum(),
+                    upcoming: students.iter().map(|s| s.upcoming.len()).sum(),
+                    guardian: person,
+                    date,
+                    students,
+                };
+                render(Kind::GuardianDigest, &context)?
+            }
+            Content::Escalation(Some(step)) => {
+                let due = step.due_at.instant();
+                let context = EscalationContext {
+                    guardian: person,
+                    student: PersonView {
+                        email: step.student_email.clone(),
+                        name: clean_name(step.student_name.as_deref()),
+                        timezone: zone.name().to_string(),
+                    },
+                    assignment: AssignmentView {
+                        title: header_safe(&step.title),
+                        description: step.description.clone().filter(|d| !d.trim().is_empty()),
+                        due_utc: time::utc(due),
+                        due_local: time::local_long(due, zone),
+                        due_local_short: time::local_short(due, zone),
+                        time_left: time::human_duration(due - now),
+                        overdue_by: (due <= now).then(|| time::human_duration(now - due)),
+                        cutoff_local: step.cutoff.map(|cutoff| time::local_long(cutoff.instant(), zone)),
+                        moved_from: None,
+                        metadata: serde_json::Value::Null,
+                    },
+                    reminder_type: Target::from_reminder_type(&step.reminder_type)
+                        .map_or_else(|| step.reminder_type.clone(), |target| target.reminder_type()),
+                };
+                render(Kind::Escalation, &context)?
+            }
+            Content::Escalation(None) => return Err(SendFailure::new(Blame::Message, "the assignment is gone")),
+            Content::Report(reports) => {
+                let local = |at: Timestamp| time::local_long(at.instant(), zone);
+                let courses = reports
+                    .iter()
+                    .map(|report| CourseView {
+                        course: header_safe(&report.course),
+                        past: report
+                            .past
+                            .iter()
+                            .map(|due| CourseItemView {
+                                title: header_safe(&due.title),
+                                due_local: local(due.due_at),
+                                students: due.students,
+                                completed: due.completed,
+                                not_completed: due
+                                    .not_completed
+                                    .iter()
+                                    .map(|student| PersonView {
+                                        email: student.email.clone(),
+                                        name: clean_name(student.name.as_deref()),
+                                        timezone: zone.name().to_string(),
+                                    })
+                                    .collect(),
+                            })
+                            .collect(),
+                        upcoming: report
+                            .upcoming
+                            .iter()
+                            .map(|due| CourseItemView {
+                                title: header_safe(&due.title),
+                                due_local: local(due.due_at),
+                                students: due.students,
+                                completed: due.completed,
+                                not_completed: Vec::new(),
+                            })
+                            .collect(),
+                    })
+                    .collect();
+                let context = TeacherReportContext {
+                    teacher: person,
+                    date,
+                    courses,
+                };
+                render(Kind::TeacherReport, &context)?
+            }
+        };
+        let identity = Identity {
+            message: MessageRef {
+                kind: MessageKind::Contact,
+                id: job.claimed.message.id.0,
+            },
+            edition: None,
+            recipient,
+        };
+        let (to, name) = match &job.claimed.contact {
+            Contact::Guardian(guardian) => (&guardian.email, guardian.name.as_deref()),
+            Contact::Teacher(teacher) => (&teacher.email, teacher.name.as_deref()),
+            Contact::Gone => unreachable!("refused above"),
+        };
+        mail::build(sender, to, clean_name(name), identity, rendered)
+    }
+}
+
+/// A template context of any kind, rendered: lets one closure render them all.
+trait RenderWith {
+    fn render_with(&self, templates: &Templates, kind: Kind) -> Result<Rendered, SendFailure>;
+}
+
+impl<T: serde::Serialize> RenderWith for T {
+    fn render_with(&self, templates: &Templates, kind: Kind) -> Result<Rendered, SendFailure> {
+        templates
+            .render(kind, self)
+            .map_err(|e| SendFailure::new(Blame::Message, format!("{e:#}")))
+    }
+}
+
+fn clean_name(name: Option<&str>) -> Option<String> {
+    name.map(header_safe).filter(|name| !name.is_empty())
+}
+
+fn person_view(email: &str, name: Option<&str>, timezone: &str) -> PersonView {
+    PersonView {
+        email: email.to_string(),
+        name: clean_name(name),
+        timezone: zone_of(Some(timezone)).name().to_string(),
+    }
+}
