@@ -43,7 +43,7 @@ pub fn retry(db: &mut Db, selection: &RetrySelection, now: Timestamp) -> anyhow:
             match found.iter().find(|(found, _, _)| found == id) {
                 None => {
                     return Err(invalid(format!(
-                        "no reminder, daily summary or message to a guardian or teacher has the id `{id}`"
+                        "no reminder has the id `{id}`, and no daily summary or message to a guardian or teacher either"
                     )));
                 }
                 Some((_, status, (what, plural))) if *status != Status::Failed => {
