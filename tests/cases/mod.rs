@@ -9,6 +9,7 @@ mod errors;
 mod exit_codes;
 mod failing_safe;
 mod faults;
+mod guardian_digests;
 mod guardians;
 mod import;
 mod install;
