@@ -5,8 +5,8 @@ use clap::{Args, Parser, Subcommand};
 
 use crate::db::types::{DigestFrequency, Id};
 use crate::input::{
-    Email, duration_between, parse_course, parse_description, parse_external_id, parse_instant, parse_metadata,
-    parse_name, parse_timezone, parse_title, parse_weekday,
+    Email, Rate, duration_between, parse_course, parse_description, parse_external_id, parse_instant, parse_metadata,
+    parse_name, parse_rate, parse_timezone, parse_title, parse_weekday,
 };
 use crate::output::Format;
 use crate::queue::policy::DEFAULT_MAX_ATTEMPTS;
@@ -415,9 +415,18 @@ pub struct DeliveryArgs {
     /// How long to wait for the SMTP server before calling the attempt failed (1s to 1h)
     #[arg(long, default_value = "30s", value_name = "DURATION", value_parser = duration_between(Duration::seconds(1), Duration::hours(1)))]
     pub smtp_timeout: Duration,
-    /// At most this many messages a second, across all connections (1 to 100000)
-    #[arg(long, hide_env_values = true, env = "REMINDERS_RATE", value_name = "N", value_parser = clap::value_parser!(u32).range(1..=100_000))]
-    pub rate: Option<u32>,
+    /// At most this many messages across all connections: N a second, or N/min, N/h (1 to 100000; 30/min
+    /// for Microsoft 365)
+    #[arg(long, hide_env_values = true, env = "REMINDERS_RATE", value_name = "N[/s|/min|/h]", value_parser = parse_rate)]
+    pub rate: Option<Rate>,
+    /// At most N messages a UTC day (or --cap-window), counted across runs and hosts; the rest stay queued,
+    /// nearest deadline first (10000 for Microsoft 365)
+    #[arg(long, value_name = "N", env = "REMINDERS_DAILY_CAP", hide_env_values = true, value_parser = clap::value_parser!(u32).range(1..))]
+    pub daily_cap: Option<u32>,
+    /// The window --daily-cap counts in, from midnight UTC, 1m to 366d [default: 1d]
+    #[arg(long, value_name = "DURATION", env = "REMINDERS_CAP_WINDOW", hide_env_values = true, requires = "daily_cap",
+          value_parser = duration_between(Duration::minutes(1), Duration::days(366)))]
+    pub cap_window: Option<Duration>,
     /// At most this many messages in this run (1 or more); the rest stay queued for the next
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
     pub limit: Option<u64>,

@@ -178,6 +178,46 @@ pub fn parse_weekday(raw: &str) -> anyhow::Result<chrono::Weekday> {
     })
 }
 
+/// `--rate`: at most `messages` per `per` (a second, a minute or an hour).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Rate {
+    pub messages: u32,
+    pub per: std::time::Duration,
+}
+
+impl Rate {
+    /// Messages a second, for sizing what a run holds.
+    pub fn per_second(self) -> f64 {
+        f64::from(self.messages) / self.per.as_secs_f64()
+    }
+}
+
+/// The most messages `--rate` takes, per unit.
+const RATE_MAX: u32 = 100_000;
+
+/// `--rate N/s`, `N/min` or `N/h`; a bare N is per second. N is 1 to 100000.
+pub fn parse_rate(raw: &str) -> anyhow::Result<Rate> {
+    let wanted = raw.trim();
+    let (count, unit) = wanted.split_once('/').unwrap_or((wanted, "s"));
+    let per = match unit.trim() {
+        "s" | "sec" | "second" => std::time::Duration::from_secs(1),
+        "min" | "minute" => std::time::Duration::from_secs(60),
+        "h" | "hour" => std::time::Duration::from_secs(3600),
+        _ => None.ok_or_else(|| {
+            invalid(format!(
+                "`{wanted}` is not a rate: use N/s, N/min or N/h, such as 30/min"
+            ))
+        })?,
+    };
+    let messages = count
+        .trim()
+        .parse()
+        .ok()
+        .filter(|n| (1..=RATE_MAX).contains(n))
+        .ok_or_else(|| invalid(format!("`{wanted}` is not a rate: N is 1 to {RATE_MAX}, as in 30/min")))?;
+    Ok(Rate { messages, per })
+}
+
 /// A local hour, 0 to 23.
 pub fn parse_hour(raw: &str) -> anyhow::Result<i32> {
     let wanted = raw.trim();
@@ -456,6 +496,33 @@ mod tests {
         for raw in ["24", "-1", "7pm", "7.5"] {
             let error = parse_hour(raw).unwrap_err().to_string();
             assert!(error.contains("is not an hour: use 0 to 23"), "{error}");
+        }
+    }
+
+    #[test]
+    fn rates_per_second_minute_or_hour() {
+        let second = std::time::Duration::from_secs(1);
+        assert_eq!(
+            parse_rate("10").unwrap(),
+            Rate {
+                messages: 10,
+                per: second
+            }
+        );
+        assert_eq!(
+            parse_rate("10/s").unwrap(),
+            Rate {
+                messages: 10,
+                per: second
+            }
+        );
+        let per_minute = parse_rate(" 30/min ").unwrap();
+        assert_eq!(per_minute.per, std::time::Duration::from_secs(60));
+        assert!((per_minute.per_second() - 0.5).abs() < 1e-9);
+        assert_eq!(parse_rate("416/h").unwrap().per, std::time::Duration::from_secs(3600));
+        for raw in ["0", "0/min", "30/day", "fast", "", "100001", "-1/h", "1.5/s"] {
+            let error = parse_rate(raw).unwrap_err().to_string();
+            assert!(error.contains("is not a rate"), "{raw}: {error}");
         }
     }
 

@@ -13,7 +13,7 @@ use crate::cli::{DeliveryArgs, MailArgs, SecretArgs, SenderArgs};
 use crate::error::{Failure, invalid};
 use crate::mail::dkim::Dkim;
 use crate::mail::{MailUrl, Mailer, OAuthSettings, Sender};
-use crate::queue::pipeline::DeliveryOptions;
+use crate::queue::pipeline::{Cap, DeliveryOptions};
 
 /// Where mail goes and who it is from; both are required to send.
 pub struct MailSettings {
@@ -169,6 +169,10 @@ impl Delivery {
                 backoff: args.backoff,
                 rate: args.rate,
                 limit: args.limit,
+                cap: args.daily_cap.map(|messages| Cap {
+                    messages,
+                    window: args.cap_window.unwrap_or(chrono::Duration::days(1)),
+                }),
             },
             smtp_timeout: args
                 .smtp_timeout

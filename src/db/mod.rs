@@ -16,6 +16,7 @@ use diesel_migrations::{EmbeddedMigrations, MigrationHarness, embed_migrations};
 
 pub mod assignments;
 pub mod bounces;
+pub mod caps;
 pub mod contacts;
 pub mod guardians;
 pub mod queue;

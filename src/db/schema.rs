@@ -161,6 +161,16 @@ diesel::table! {
     use diesel::sql_types::{Bool, Date, Int4, Nullable, Text};
     use crate::db::types::sql::*;
 
+    send_caps (window_start) {
+        window_start -> Timestamptz,
+        used -> Int4,
+    }
+}
+
+diesel::table! {
+    use diesel::sql_types::{Bool, Date, Int4, Nullable, Text};
+    use crate::db::types::sql::*;
+
     send_logs (id) {
         id -> Uuid,
         reminder_id -> Nullable<Uuid>,
@@ -262,6 +272,7 @@ diesel::allow_tables_to_appear_in_same_query!(
     guardians,
     milestones,
     reminders,
+    send_caps,
     send_logs,
     teacher_courses,
     teachers,

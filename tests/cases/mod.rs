@@ -20,6 +20,7 @@ mod mail_standards;
 mod oauth;
 mod operations;
 mod overdue;
+mod pacing;
 mod pooler;
 mod postfix;
 mod report;

@@ -30,6 +30,8 @@ pub struct Received {
     pub from: String,
     pub to: Vec<String>,
     pub data: String,
+    /// When the server accepted it.
+    pub at: std::time::Instant,
 }
 
 impl Received {
@@ -353,6 +355,7 @@ fn serve(stream: TcpStream, state: &Mutex<State>, security: &Security) -> std::i
                             from: from.clone(),
                             to: to.clone(),
                             data,
+                            at: std::time::Instant::now(),
                         });
                         "250 2.0.0 queued".to_string()
                     }

@@ -11,10 +11,10 @@ use crossbeam_channel::{self as channel, Receiver, RecvTimeoutError, TrySendErro
 
 use super::report::Delivered;
 use super::sender::{Held, Returned, Run};
-use super::{DeliveryOptions, Queue};
+use super::{Cap, DeliveryOptions, Queue};
 use crate::db::queue::{QueueTable, opt_out_after_rejections};
 use crate::db::types::{Id, Timestamp};
-use crate::db::{DatabaseUrl, Db};
+use crate::db::{DatabaseUrl, Db, caps};
 use crate::mail::{self, Blame, SendFailure};
 use crate::queue::policy::{self, REJECTIONS_BEFORE_OPT_OUT, RUN_FAILURES_BEFORE_STOP};
 use crate::queue::{NewSendLog, Resolution};
@@ -227,6 +227,13 @@ pub(super) struct Dispatcher<'r, 'a, Q: Queue> {
     pace: Pace,
     /// Messages `--limit` still allows.
     allowance: u64,
+    /// `--daily-cap`: the window this run takes its share in, how much it
+    /// took, and whether it found the cap reached.
+    cap_window: Option<Timestamp>,
+    cap_taken: u64,
+    capped: bool,
+    /// Messages offered to the mail server (what the cap counts).
+    attempted: u64,
     last_renewal: Instant,
     renew_now: bool,
     /// Failures of the run in a row (the circuit breaker counts them).
@@ -257,6 +264,10 @@ impl<'r, 'a, Q: Queue> Dispatcher<'r, 'a, Q> {
             report: Delivered::default(),
             pace: Pace::default(),
             allowance: options.limit.unwrap_or(u64::MAX),
+            cap_window: None,
+            cap_taken: 0,
+            capped: false,
+            attempted: 0,
             last_renewal: Instant::now(),
             renew_now: false,
             run_failures: 0,
@@ -424,19 +435,23 @@ impl<Q: Queue> Dispatcher<'_, '_, Q> {
         let by_rate = self
             .options
             .rate
-            .map_or(f64::INFINITY, |rate| f64::from(rate) * half_lease);
+            .map_or(f64::INFINITY, |rate| rate.per_second() * half_lease);
         let by_limit = self.allowance as f64 + self.holding() as f64;
         (by_pace.min(by_rate).min(by_limit) as usize).clamp(1, 2 * self.options.batch_size.max(1) as usize)
     }
 
     fn claim(&mut self, wanted: usize) -> anyhow::Result<()> {
+        let started = Instant::now();
+        let now = Timestamp::now(self.run.clock);
         let wanted = wanted.min(self.allowance.try_into().unwrap_or(usize::MAX));
+        let wanted = match self.options.cap {
+            Some(cap) if wanted > 0 => self.take_from_cap(cap, wanted, now)?,
+            _ => wanted,
+        };
         if wanted == 0 {
             self.phase = Phase::Emptied;
             return Ok(());
         }
-        let started = Instant::now();
-        let now = Timestamp::now(self.run.clock);
         let held_before = self.holding();
         let rows = self
             .run
@@ -454,6 +469,30 @@ impl<Q: Queue> Dispatcher<'_, '_, Q> {
         }
         for job in batch {
             self.admit(job, started, now);
+        }
+        Ok(())
+    }
+
+    /// Takes up to `wanted` messages' share of the cap; what this run does
+    /// not send is given back when it ends (`settle_cap`).
+    fn take_from_cap(&mut self, cap: Cap, wanted: usize, now: Timestamp) -> anyhow::Result<usize> {
+        let window = *self.cap_window.get_or_insert(cap.window_start(now.instant()));
+        let wanted = u32::try_from(wanted).unwrap_or(u32::MAX);
+        let taken = caps::reserve(self.db, window, cap.messages, wanted)?;
+        self.cap_taken += u64::from(taken);
+        self.capped |= taken < wanted;
+        Ok(taken as usize)
+    }
+
+    /// At the end of a run: gives back the share of the cap it did not
+    /// send, and, when the cap held messages back, counts them.
+    pub(super) fn settle_cap(&mut self) -> anyhow::Result<()> {
+        let Some(window) = self.cap_window else { return Ok(()) };
+        let unused = self.cap_taken.saturating_sub(self.attempted);
+        caps::give_back(self.db, window, u32::try_from(unused).unwrap_or(u32::MAX))?;
+        if self.capped {
+            let now = Timestamp::now(self.run.clock);
+            self.report.held_back = Q::Table::count_claimable(self.db, now)? as usize;
         }
         Ok(())
     }
@@ -540,6 +579,7 @@ impl<Q: Queue> Dispatcher<'_, '_, Q> {
         self.outstanding.in_flight -= 1;
         match back {
             Returned::Attempted { held, result, at, took } => {
+                self.attempted += 1;
                 // A slow message's result is recorded at once, before its
                 // sender gets another. Waiting on a commit would halve a fast
                 // server's pace, so fast messages' results wait for the group.

@@ -36,6 +36,7 @@ use crate::db::DatabaseUrl;
 use crate::db::Db;
 use crate::db::queue::QueueTable;
 use crate::db::types::{Id, Timestamp};
+use crate::input::Rate;
 use crate::mail::token::MessageRef;
 use crate::mail::{Mailer, SendFailure, Sender};
 use crate::time::Clock;
@@ -112,10 +113,30 @@ pub struct DeliveryOptions {
     pub connections: u32,
     pub lease: chrono::Duration,
     pub backoff: chrono::Duration,
-    /// Messages a second across all connections (`--rate`).
-    pub rate: Option<u32>,
+    /// Messages per second, minute or hour across all connections (`--rate`).
+    pub rate: Option<Rate>,
     /// Messages in this run at most (`--limit`); the rest wait for the next.
     pub limit: Option<u64>,
+    /// `--daily-cap`: messages per window across all runs and hosts.
+    pub cap: Option<Cap>,
+}
+
+/// `--daily-cap N` per `--cap-window` (a UTC day by default).
+#[derive(Debug, Clone, Copy)]
+pub struct Cap {
+    pub messages: u32,
+    pub window: chrono::Duration,
+}
+
+impl Cap {
+    /// The start of the window `now` falls in: windows are counted from the
+    /// Unix epoch, so a day's starts at midnight UTC.
+    pub fn window_start(&self, now: DateTime<Utc>) -> Timestamp {
+        let length = self.window.num_seconds().max(1);
+        let seconds = now.timestamp();
+        let start = DateTime::from_timestamp(seconds - seconds.rem_euclid(length), 0).unwrap_or(now);
+        Timestamp::new(start)
+    }
 }
 
 /// Sends everything the queue has due, and reports what happened.
@@ -148,9 +169,12 @@ pub fn deliver<Q: Queue>(
         }
         drop(done);
         let mut dispatcher = Dispatcher::new(&run, database, db, options, handoff, handed);
-        let result = dispatcher.dispatch(&returned, &signals);
+        let result = dispatcher
+            .dispatch(&returned, &signals)
+            .and_then(|()| dispatcher.settle_cap());
         let report = dispatcher.into_report();
         report.warn_if_lease_lost();
+        report.warn_if_held_back();
         result.map(|()| report)
     })
 }

@@ -31,6 +31,8 @@ pub struct Delivered {
     pub lost_lease: usize,
     /// Why sends failed: one entry per distinct outcome and reason.
     pub failures: Vec<FailureCause>,
+    /// Due messages left queued because `--daily-cap` is reached.
+    pub held_back: usize,
 }
 
 /// One reason sends failed in a run, how many it concerned, and the first.
@@ -60,6 +62,7 @@ impl Delivered {
         self.stopped_by = self.stopped_by.or(other.stopped_by);
         self.left_for_next_run = other.left_for_next_run.max(self.left_for_next_run);
         self.lost_lease += other.lost_lease;
+        self.held_back += other.held_back;
         for cause in other.failures {
             self.note_failure(cause.outcome, &cause.reason, &cause.first, cause.count);
         }
@@ -134,6 +137,15 @@ impl Delivered {
         reasons
     }
 
+    pub(super) fn warn_if_held_back(&self) {
+        if self.held_back > 0 {
+            crate::log::warning!(
+                "the daily cap is reached: {} held back for the next window, nearest deadline first",
+                crate::output::count(self.held_back as i64, "message", "messages")
+            );
+        }
+    }
+
     pub(super) fn warn_if_lease_lost(&self) {
         if self.lost_lease > 0 {
             crate::log::warning!(
@@ -178,6 +190,9 @@ impl Delivered {
         }
         if self.lost_lease > 0 {
             rows.push(("taken over by another run (lease ran out)", self.lost_lease.to_string()));
+        }
+        if self.held_back > 0 {
+            rows.push(("held back (daily cap reached)", self.held_back.to_string()));
         }
         rows
     }

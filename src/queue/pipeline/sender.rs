@@ -11,6 +11,7 @@ use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
 
 use super::{DeliveryOptions, Queue};
 use crate::db::types::{Id, Timestamp};
+use crate::input::Rate;
 use crate::mail::{Mailer, SendFailure, Sender};
 use crate::time::Clock;
 
@@ -79,15 +80,27 @@ impl<'a, Q> Run<'a, Q> {
             mailer,
             sender,
             clock,
-            rate_limit: options
-                .rate
-                .and_then(NonZeroU32::new)
-                .map(|rate| RateLimiter::direct(Quota::per_second(rate))),
+            rate_limit: options.rate.map(|rate| RateLimiter::direct(quota(rate))),
             lease: Lease::new(options.lease),
             halt: AtomicBool::new(false),
             ready: AtomicUsize::new(0),
         }
     }
+}
+
+/// The limiter's quota for `--rate`. Per second, a first burst of N (a
+/// second's worth) as before; per minute or hour, evenly spaced, one at a
+/// time: a relay's quota (Microsoft 365's 30 a minute) counts any window of
+/// that length, and a burst of N at the start would put nearly 2N in the
+/// first.
+fn quota(rate: Rate) -> Quota {
+    let messages = NonZeroU32::new(rate.messages).unwrap_or(NonZeroU32::MIN);
+    if rate.per <= StdDuration::from_secs(1) {
+        return Quota::per_second(messages);
+    }
+    Quota::with_period(rate.per / messages.get())
+        .unwrap_or_else(|| Quota::per_second(messages))
+        .allow_burst(NonZeroU32::MIN)
 }
 
 /// A claimed job, with its rows' ids and when they were last read.
