@@ -17,6 +17,7 @@ use diesel_migrations::{EmbeddedMigrations, MigrationHarness, embed_migrations};
 pub mod assignments;
 pub mod bounces;
 pub mod contacts;
+pub mod erasure;
 pub mod guardians;
 pub mod queue;
 pub mod reminders;
