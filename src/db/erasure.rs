@@ -26,6 +26,15 @@ impl Held {
         }
     }
 
+    /// A role's address that another role (a student, a guardian, a
+    /// teacher) still has: only what was sent to this role is theirs.
+    pub fn shared(address: &str) -> Held {
+        Held {
+            address: address.to_string(),
+            until: Some(Timestamp::new(chrono::DateTime::<chrono::Utc>::MIN_UTC)),
+        }
+    }
+
     fn covers(&self, at: Timestamp) -> bool {
         self.until.is_none_or(|until| at <= until)
     }
@@ -184,6 +193,26 @@ pub fn scrub_address(db: &mut Db, held: &[Held], theirs: &Theirs, stand_in: &str
         Ok::<_, diesel::result::Error>(())
     })?;
     Ok(scrubbed)
+}
+
+/// The address of a guardian or teacher being forgotten, as erasure holds
+/// it: theirs alone, unless another role still has it (an address is one
+/// person's, but the school may know them as a parent and as a teacher),
+/// and then only in what was sent to this role.
+pub fn contact_address(db: &mut Db, address: &str) -> anyhow::Result<Held> {
+    use super::schema::{guardians, teachers, users};
+    let holders: i64 = with_conn!(db, conn => {
+        let students: i64 = users::table.filter(users::email.eq(address)).count().get_result(conn)?;
+        let guardians: i64 = guardians::table.filter(guardians::email.eq(address)).count().get_result(conn)?;
+        let teachers: i64 = teachers::table.filter(teachers::email.eq(address)).count().get_result(conn)?;
+        Ok::<_, diesel::result::Error>(students + guardians + teachers)
+    })?;
+    // The one being forgotten is still here, and counts once.
+    Ok(if holders > 1 {
+        Held::shared(address)
+    } else {
+        Held::always(address)
+    })
 }
 
 /// A new stand-in for an erased address: a random token that links back to

@@ -5,7 +5,7 @@ use anyhow::Context;
 use diesel::prelude::*;
 use serde::Serialize;
 
-use super::erasure::{self, Erased, Held, Scrubbed, Theirs};
+use super::erasure::{self, Erased, Scrubbed, Theirs};
 use super::schema::{contact_messages, guardian_students, guardians, users};
 use super::types::{DigestFrequency, Id, OptOutReason, Timestamp};
 use super::{Db, with_conn};
@@ -246,8 +246,9 @@ pub fn forget(db: &mut Db, guardian: &Guardian) -> anyhow::Result<Erased> {
 }
 
 /// Takes the guardian's address out of the send logs and bounce reports
-/// kept, `stand_in` in its place; call it inside the erasure's transaction,
-/// before the guardian goes.
+/// kept, `stand_in` in its place (only from what was sent to them as a
+/// guardian when another role still has the address); call it inside the
+/// erasure's transaction, before the guardian goes.
 pub fn scrub_traces(db: &mut Db, guardian: Id, email: &str, stand_in: &str) -> anyhow::Result<Scrubbed> {
     let messages: Vec<Id> = with_conn!(db, conn => contact_messages::table
         .filter(contact_messages::guardian_id.eq(Some(guardian)))
@@ -258,7 +259,8 @@ pub fn scrub_traces(db: &mut Db, guardian: Id, email: &str, stand_in: &str) -> a
         contact_messages: &messages,
         ..Theirs::default()
     };
-    erasure::scrub_address(db, &[Held::always(email)], &theirs, stand_in)
+    let held = erasure::contact_address(db, email)?;
+    erasure::scrub_address(db, &[held], &theirs, stand_in)
 }
 
 /// A student a guardian follows, as their digest names them.

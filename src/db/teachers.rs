@@ -5,7 +5,7 @@ use anyhow::Context;
 use diesel::prelude::*;
 use serde::Serialize;
 
-use super::erasure::{self, Erased, Held, Scrubbed, Theirs};
+use super::erasure::{self, Erased, Scrubbed, Theirs};
 use super::schema::{contact_messages, teacher_courses, teachers};
 use super::types::{Id, OptOutReason, Timestamp};
 use super::{Db, with_conn};
@@ -237,8 +237,9 @@ pub fn forget(db: &mut Db, teacher: &Teacher) -> anyhow::Result<Erased> {
 }
 
 /// Takes the teacher's address out of the send logs and bounce reports
-/// kept, `stand_in` in its place; call it inside the erasure's transaction,
-/// before the teacher goes.
+/// kept, `stand_in` in its place (only from what was sent to them as a
+/// teacher when another role still has the address); call it inside the
+/// erasure's transaction, before the teacher goes.
 pub fn scrub_traces(db: &mut Db, teacher: Id, email: &str, stand_in: &str) -> anyhow::Result<Scrubbed> {
     let messages: Vec<Id> = with_conn!(db, conn => contact_messages::table
         .filter(contact_messages::teacher_id.eq(Some(teacher)))
@@ -249,5 +250,6 @@ pub fn scrub_traces(db: &mut Db, teacher: Id, email: &str, stand_in: &str) -> an
         contact_messages: &messages,
         ..Theirs::default()
     };
-    erasure::scrub_address(db, &[Held::always(email)], &theirs, stand_in)
+    let held = erasure::contact_address(db, email)?;
+    erasure::scrub_address(db, &[held], &theirs, stand_in)
 }

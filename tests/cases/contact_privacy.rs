@@ -378,4 +378,25 @@ on_both_backends! {
         assert_eq!(forgotten["outbox_files_removed"], 1, "{forgotten}");
         assert!(files().iter().all(|text| !text.contains("pat.guardian@") && !text.contains("lee.teacher@")), "{:?}", files());
     }
+
+    fn forgetting_one_role_of_an_address_keeps_what_another_role_was_sent(env: &TestEnv) {
+        let smtp = sending(env);
+        school(env);
+        // The guardian teaches CS101 too.
+        env.json(&["teacher", "add", "--course", "CS101", "--email", GUARDIAN, "--timezone", "UTC"]);
+        one_to(env, &smtp, "2030-03-07T18:00:00Z", GUARDIAN);
+        assert_eq!(summary_send(env, &smtp, "2030-03-08T16:00:00Z", GUARDIAN).len(), 1, "the report");
+        one_to(env, &smtp, "2030-03-08T18:00:00Z", GUARDIAN);
+
+        let forgotten = env.json(&["guardian", "forget", GUARDIAN, "--yes"]);
+        assert_eq!(forgotten["send_logs"], 2, "the two digests: {forgotten}");
+        let logs = |to: &str| env.count(&format!("SELECT count(*) AS n FROM send_logs WHERE to_email = '{to}'"));
+        assert_eq!(logs(GUARDIAN), 1, "the teacher's report keeps its address");
+        assert_eq!(logs(forgotten["stand_in"].as_str().unwrap()), 2);
+        assert_gone(env, "patricia quill");
+
+        let forgotten = env.json(&["teacher", "forget", GUARDIAN, "--yes"]);
+        assert_eq!(forgotten["send_logs"], 1, "{forgotten}");
+        assert_gone(env, "pat.guardian@");
+    }
 }
