@@ -300,9 +300,9 @@ pub fn forget_user(db: &mut Db, email: &str, keep_guardians: bool) -> anyhow::Re
                 Ok::<_, diesel::result::Error>((held, reminder_ids, summary_ids, their_guardians, alone))
             })?;
             let assignment_count: i64 = with_conn!(db, conn => assignments::table
-            .filter(assignments::student_id.eq(user.id))
-            .count()
-            .get_result(conn))?;
+                .filter(assignments::student_id.eq(user.id))
+                .count()
+                .get_result(conn))?;
             let theirs = Theirs {
                 reminders: &reminder_ids,
                 summaries: &summary_ids,
