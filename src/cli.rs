@@ -795,6 +795,9 @@ pub enum GuardianCommand {
         /// Do not ask for confirmation (needed when not on a terminal)
         #[arg(long)]
         yes: bool,
+        /// With file://DIR, the guardian's .eml files in that outbox are removed too
+        #[arg(long, env = "SMTP_URL", hide_env_values = true, value_name = "URL", value_parser = non_empty)]
+        smtp_url: Option<String>,
     },
 }
 
@@ -880,6 +883,9 @@ pub enum TeacherCommand {
         /// Do not ask for confirmation (needed when not on a terminal)
         #[arg(long)]
         yes: bool,
+        /// With file://DIR, the teacher's .eml files in that outbox are removed too
+        #[arg(long, env = "SMTP_URL", hide_env_values = true, value_name = "URL", value_parser = non_empty)]
+        smtp_url: Option<String>,
     },
 }
 

@@ -26,7 +26,7 @@ fn guardian(database: &DatabaseUrl, command: GuardianCommand, now: Timestamp) ->
         GuardianCommand::Import(args) => super::import::guardians(database, args, now),
         GuardianCommand::List { student } => list(database, student.as_ref()),
         GuardianCommand::Remove { student, email } => remove(database, &student, &email),
-        GuardianCommand::Forget { email, yes } => forget(database, &email, yes),
+        GuardianCommand::Forget { email, yes, smtp_url } => forget(database, &email, yes, smtp_url.as_deref()),
     }
 }
 
@@ -91,7 +91,8 @@ fn remove(database: &DatabaseUrl, student: &Email, email: &Email) -> anyhow::Res
 }
 
 /// Erasure on request: asks first, on a terminal, unless `--yes`.
-fn forget(database: &DatabaseUrl, email: &Email, yes: bool) -> anyhow::Result<Outcome> {
+fn forget(database: &DatabaseUrl, email: &Email, yes: bool, smtp_url: Option<&str>) -> anyhow::Result<Outcome> {
+    let outbox = super::user::outbox_of(smtp_url)?;
     let mut db = Db::open(database)?;
     let guardian = guardians::require_by_email(&mut db, email.as_str())?;
     let question = format!("forget the guardian `{}`? This cannot be undone.", guardian.email);
@@ -101,14 +102,16 @@ fn forget(database: &DatabaseUrl, email: &Email, yes: bool) -> anyhow::Result<Ou
             guardian.email
         )));
     }
-    let links = guardians::forget(&mut db, &guardian)?;
-    let text = format!(
-        "forgot the guardian `{}` and their links to {}",
-        guardian.email,
-        output::count(links, "student", "students")
+    let erased = guardians::forget(&mut db, &guardian)?;
+    let links = format!("their links to {}", output::count(erased.links, "student", "students"));
+    let report = super::user::contact_forgotten(
+        "guardian",
+        &guardian.email,
+        ("students_unlinked", links),
+        erased,
+        outbox.as_deref(),
     );
-    let json = json!({ "email": guardian.email, "students_unlinked": links });
-    super::user::written_through(&mut db, database, &guardian.email, output::Message { text, json })
+    super::user::written_through(&mut db, database, &guardian.email, report)
 }
 
 /// Guardians as a table, or as a JSON array.

@@ -25,7 +25,7 @@ fn teacher(database: &DatabaseUrl, command: TeacherCommand, now: Timestamp) -> a
         TeacherCommand::Import(args) => super::import::teachers(database, args, now),
         TeacherCommand::List { course } => list(database, course.as_deref()),
         TeacherCommand::Remove { course, email } => remove(database, &course, &email),
-        TeacherCommand::Forget { email, yes } => forget(database, &email, yes),
+        TeacherCommand::Forget { email, yes, smtp_url } => forget(database, &email, yes, smtp_url.as_deref()),
     }
 }
 
@@ -75,7 +75,8 @@ fn remove(database: &DatabaseUrl, course: &str, email: &Email) -> anyhow::Result
 }
 
 /// Erasure on request: asks first, on a terminal, unless `--yes`.
-fn forget(database: &DatabaseUrl, email: &Email, yes: bool) -> anyhow::Result<Outcome> {
+fn forget(database: &DatabaseUrl, email: &Email, yes: bool, smtp_url: Option<&str>) -> anyhow::Result<Outcome> {
+    let outbox = super::user::outbox_of(smtp_url)?;
     let mut db = Db::open(database)?;
     let teacher = teachers::require_by_email(&mut db, email.as_str())?;
     let question = format!("forget the teacher `{}`? This cannot be undone.", teacher.email);
@@ -85,14 +86,16 @@ fn forget(database: &DatabaseUrl, email: &Email, yes: bool) -> anyhow::Result<Ou
             teacher.email
         )));
     }
-    let links = teachers::forget(&mut db, &teacher)?;
-    let text = format!(
-        "forgot the teacher `{}` and their links to {}",
-        teacher.email,
-        output::count(links, "course", "courses")
+    let erased = teachers::forget(&mut db, &teacher)?;
+    let links = format!("their links to {}", output::count(erased.links, "course", "courses"));
+    let report = super::user::contact_forgotten(
+        "teacher",
+        &teacher.email,
+        ("courses_unlinked", links),
+        erased,
+        outbox.as_deref(),
     );
-    let json = json!({ "email": teacher.email, "courses_unlinked": links });
-    super::user::written_through(&mut db, database, &teacher.email, output::Message { text, json })
+    super::user::written_through(&mut db, database, &teacher.email, report)
 }
 
 /// Teachers as a table, or as a JSON array.

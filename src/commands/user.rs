@@ -8,6 +8,7 @@ use crate::cli::{Switch, UserAddArgs, UserCommand, UserEditArgs, UserSetArgs};
 use crate::config::UserJob;
 use crate::db::DatabaseUrl;
 use crate::db::Db;
+use crate::db::erasure::Erased;
 use crate::db::types::Timestamp;
 use crate::db::users::{self, User, UserChanges};
 use crate::db::{contacts, summaries};
@@ -85,14 +86,7 @@ fn forget(
     smtp_url: Option<&str>,
     keep_guardians: bool,
 ) -> anyhow::Result<Outcome> {
-    // Only a `file://` outbox is ours to clean; any other SMTP_URL is a server's.
-    let outbox = match smtp_url.map(str::trim).filter(|url| url.starts_with("file://")) {
-        Some(url) => match MailUrl::with_password(url, None)? {
-            MailUrl::File(dir) => Some(dir),
-            MailUrl::Smtp(_) => None,
-        },
-        None => None,
-    };
+    let outbox = outbox_of(smtp_url)?;
     let mut db = Db::open(database)?;
     users::require_user_by_email(&mut db, email.as_str())?;
     let question = format!(
@@ -155,6 +149,67 @@ fn forget(
     let mut json = json!(forgotten);
     json["outbox_files_removed"] = json!(removed);
     written_through(&mut db, database, &forgotten.email, output::Message { text, json })
+}
+
+/// The outbox folder of a `file://` SMTP_URL: only such an outbox is ours
+/// to clean; any other SMTP_URL is a server's.
+pub(super) fn outbox_of(smtp_url: Option<&str>) -> anyhow::Result<Option<std::path::PathBuf>> {
+    Ok(match smtp_url.map(str::trim).filter(|url| url.starts_with("file://")) {
+        Some(url) => match MailUrl::with_password(url, None)? {
+            MailUrl::File(dir) => Some(dir),
+            MailUrl::Smtp(_) => None,
+        },
+        None => None,
+    })
+}
+
+/// The report of `guardian forget` or `teacher forget`: `unlinked` says what
+/// links went (`their links to 2 students`); the outbox files of what was
+/// sent to them are removed first.
+pub(super) fn contact_forgotten(
+    role: &str,
+    email: &str,
+    unlinked: (&str, String),
+    mut erased: Erased,
+    outbox: Option<&std::path::Path>,
+) -> output::Message {
+    let removed = match outbox {
+        Some(dir) => remove_outbox_files(dir, &erased.scrubbed.message_ids, &mut erased.scrubbed.files_left),
+        None => 0,
+    };
+    let mut files_left = erased.scrubbed.files_left;
+    files_left.sort();
+    files_left.dedup();
+    let (key, links) = unlinked;
+    let mut text = format!(
+        "forgot the {role} `{email}` and {links}; kept {} with the address replaced by `{}`, and {} without it",
+        output::count(erased.scrubbed.send_logs as i64, "send log", "send logs"),
+        erased.stand_in,
+        output::count(erased.scrubbed.bounce_reports as i64, "bounce report", "bounce reports"),
+    );
+    if let Some(dir) = outbox {
+        text.push_str(&format!(
+            "; removed {} from the outbox `{}`",
+            output::count(removed as i64, ".eml file", ".eml files"),
+            dir.display()
+        ));
+    }
+    if !files_left.is_empty() {
+        text.push_str(&format!(
+            "\nraw reports that name them stay in files this tool does not erase; delete them by hand:\n{}",
+            files_left.join("\n")
+        ));
+    }
+    let json = json!({
+        "email": email,
+        key: erased.links,
+        "send_logs": erased.scrubbed.send_logs,
+        "bounce_reports": erased.scrubbed.bounce_reports,
+        "stand_in": erased.stand_in,
+        "files_left": files_left,
+        "outbox_files_removed": removed,
+    });
+    output::Message { text, json }
 }
 
 /// The report of an erasure, once it has left no old copy of the address in

@@ -5,7 +5,8 @@ use anyhow::Context;
 use diesel::prelude::*;
 use serde::Serialize;
 
-use super::schema::{guardian_students, guardians, users};
+use super::erasure::{self, Erased, Scrubbed, Theirs};
+use super::schema::{contact_messages, guardian_students, guardians, users};
 use super::types::{DigestFrequency, Id, OptOutReason, Timestamp};
 use super::{Db, with_conn};
 use crate::error::invalid;
@@ -223,18 +224,43 @@ pub fn unfollow(db: &mut Db, guardian: Id, student: Id) -> anyhow::Result<bool> 
     Ok(removed == 1)
 }
 
-/// Erases a guardian with every link of theirs (the links cascade).
-/// Returns how many students they followed.
-pub fn forget(db: &mut Db, guardian: &Guardian) -> anyhow::Result<i64> {
-    super::write_transaction!(db, conn => {
-        let links: i64 = guardian_students::table
+/// Erases a guardian with every link of theirs (the links and their
+/// messages cascade), in one transaction, after taking their address out of
+/// the send logs and bounce reports kept (see [`erasure::scrub_address`]).
+pub fn forget(db: &mut Db, guardian: &Guardian) -> anyhow::Result<Erased> {
+    let stand_in = erasure::stand_in();
+    db.in_write_transaction(|db| {
+        let links: i64 = with_conn!(db, conn => guardian_students::table
             .filter(guardian_students::guardian_id.eq(guardian.id))
             .count()
-            .get_result(conn)?;
-        diesel::delete(guardians::table.find(guardian.id)).execute(conn)?;
-        Ok(links)
+            .get_result(conn))?;
+        let scrubbed = scrub_traces(db, guardian.id, &guardian.email, &stand_in)?;
+        with_conn!(db, conn => diesel::delete(guardians::table.find(guardian.id)).execute(conn))?;
+        Ok(Erased {
+            links,
+            stand_in: stand_in.clone(),
+            scrubbed,
+        })
     })
     .context("cannot forget the guardian")
+}
+
+/// Takes the guardian's address out of the send logs and bounce reports
+/// kept, `stand_in` in its place (only from what was sent to them as a
+/// guardian when another role still has the address); call it inside the
+/// erasure's transaction, before the guardian goes.
+pub fn scrub_traces(db: &mut Db, guardian: Id, email: &str, stand_in: &str) -> anyhow::Result<Scrubbed> {
+    let messages: Vec<Id> = with_conn!(db, conn => contact_messages::table
+        .filter(contact_messages::guardian_id.eq(Some(guardian)))
+        .select(contact_messages::id)
+        .load(conn))
+    .context("cannot list the guardian's messages")?;
+    let theirs = Theirs {
+        contact_messages: &messages,
+        ..Theirs::default()
+    };
+    let held = erasure::contact_address(db, email)?;
+    erasure::scrub_address(db, &[held], &theirs, stand_in)
 }
 
 /// A student a guardian follows, as their digest names them.

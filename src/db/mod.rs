@@ -18,6 +18,7 @@ pub mod assignments;
 pub mod bounces;
 pub mod caps;
 pub mod contacts;
+pub mod erasure;
 pub mod guardians;
 pub mod queue;
 pub mod reminders;

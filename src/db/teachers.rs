@@ -5,7 +5,8 @@ use anyhow::Context;
 use diesel::prelude::*;
 use serde::Serialize;
 
-use super::schema::{teacher_courses, teachers};
+use super::erasure::{self, Erased, Scrubbed, Theirs};
+use super::schema::{contact_messages, teacher_courses, teachers};
 use super::types::{Id, OptOutReason, Timestamp};
 use super::{Db, with_conn};
 use crate::error::invalid;
@@ -214,16 +215,41 @@ pub fn stop_teaching(db: &mut Db, teacher: Id, course: &str) -> anyhow::Result<b
     Ok(removed == 1)
 }
 
-/// Erases a teacher with every course link of theirs (the links cascade).
-/// Returns how many courses they taught.
-pub fn forget(db: &mut Db, teacher: &Teacher) -> anyhow::Result<i64> {
-    super::write_transaction!(db, conn => {
-        let links: i64 = teacher_courses::table
+/// Erases a teacher with every link of theirs (the links and their
+/// messages cascade), in one transaction, after taking their address out of
+/// the send logs and bounce reports kept (see [`erasure::scrub_address`]).
+pub fn forget(db: &mut Db, teacher: &Teacher) -> anyhow::Result<Erased> {
+    let stand_in = erasure::stand_in();
+    db.in_write_transaction(|db| {
+        let links: i64 = with_conn!(db, conn => teacher_courses::table
             .filter(teacher_courses::teacher_id.eq(teacher.id))
             .count()
-            .get_result(conn)?;
-        diesel::delete(teachers::table.find(teacher.id)).execute(conn)?;
-        Ok(links)
+            .get_result(conn))?;
+        let scrubbed = scrub_traces(db, teacher.id, &teacher.email, &stand_in)?;
+        with_conn!(db, conn => diesel::delete(teachers::table.find(teacher.id)).execute(conn))?;
+        Ok(Erased {
+            links,
+            stand_in: stand_in.clone(),
+            scrubbed,
+        })
     })
     .context("cannot forget the teacher")
+}
+
+/// Takes the teacher's address out of the send logs and bounce reports
+/// kept, `stand_in` in its place (only from what was sent to them as a
+/// teacher when another role still has the address); call it inside the
+/// erasure's transaction, before the teacher goes.
+pub fn scrub_traces(db: &mut Db, teacher: Id, email: &str, stand_in: &str) -> anyhow::Result<Scrubbed> {
+    let messages: Vec<Id> = with_conn!(db, conn => contact_messages::table
+        .filter(contact_messages::teacher_id.eq(Some(teacher)))
+        .select(contact_messages::id)
+        .load(conn))
+    .context("cannot list the teacher's messages")?;
+    let theirs = Theirs {
+        contact_messages: &messages,
+        ..Theirs::default()
+    };
+    let held = erasure::contact_address(db, email)?;
+    erasure::scrub_address(db, &[held], &theirs, stand_in)
 }

@@ -221,11 +221,13 @@ pub struct Forgotten {
     pub assignments: i64,
     pub reminders: i64,
     pub daily_summaries: i64,
-    /// Send logs kept, their address replaced by `stand_in`.
+    /// Send logs kept, their address replaced by `stand_in` (theirs and
+    /// those of the guardians forgotten with them).
     pub send_logs: usize,
-    /// Bounce reports kept without the address.
+    /// Bounce reports kept without the address (theirs and those of the
+    /// guardians forgotten with them).
     pub bounce_reports: usize,
-    /// What stands for the address in the send logs kept.
+    /// What stands for the addresses erased in the send logs kept.
     pub stand_in: String,
     /// Where raw reports about them stay, out of this tool's reach, sorted.
     pub files_left: Vec<String>,
@@ -238,33 +240,6 @@ pub struct Forgotten {
     pub message_ids: Vec<String>,
 }
 
-/// An address of the student's, and until when it was theirs: a former
-/// address another student has now was theirs only until they gave it up.
-struct Held {
-    address: String,
-    until: Option<Timestamp>,
-}
-
-/// A send log as forget reads it: id, to_email, error, message_id, created_at.
-type LogRow = (Id, String, Option<String>, Option<String>, Timestamp);
-/// A bounce report as forget reads it: id, to_email, reason, reminder_id,
-/// summary_id, created_at, source_file.
-type ReportRow = (
-    Id,
-    Option<String>,
-    Option<String>,
-    Option<Id>,
-    Option<Id>,
-    Timestamp,
-    Option<String>,
-);
-
-impl Held {
-    fn covers(&self, at: Timestamp) -> bool {
-        self.until.is_none_or(|until| at <= until)
-    }
-}
-
 /// Erasure on request, in one transaction: removes the user and everything
 /// that names them (assignments, reminders, summaries, preferences, former
 /// addresses, by the cascading foreign keys), and takes every address they
@@ -273,169 +248,94 @@ impl Held {
 /// addresses are cut from SMTP replies quoted in send logs and bounce
 /// reports. A report's raw file is named in `files_left`, then forgotten.
 /// Their links to guardians go too, and, unless `keep_guardians`, each
-/// guardian who then follows no one: a guardian is known through the student.
+/// guardian who then follows no one, with their address erased the same
+/// way: a guardian is known through the student.
 pub fn forget_user(db: &mut Db, email: &str, keep_guardians: bool) -> anyhow::Result<Forgotten> {
-    use super::schema::{
-        assignments, bounce_reports, daily_summaries, former_emails, guardian_students, guardians, reminders, send_logs,
-    };
+    use super::erasure::{self, Held, Theirs};
+    use super::schema::{assignments, daily_summaries, former_emails, guardian_students, guardians, reminders};
     let user = require_user_by_email(db, email)?;
-    let stand_in = format!("forgotten-{}", uuid::Uuid::new_v4().simple());
-    let forgotten = super::write_transaction!(db, conn => {
-        let former: Vec<(String, Timestamp)> = former_emails::table
-            .filter(former_emails::user_id.eq(user.id))
-            .filter(former_emails::email.ne(&user.email))
-            .order(former_emails::email)
-            .select((former_emails::email, former_emails::replaced_at))
-            .load(conn)?;
-        let mut held = vec![Held { address: user.email.clone(), until: None }];
-        for (address, replaced_at) in former {
-            let taken: i64 = users::table.filter(users::email.eq(&address)).count().get_result(conn)?;
-            held.push(Held { address, until: (taken > 0).then_some(replaced_at) });
-        }
-        let addresses: Vec<String> = held.iter().map(|held| held.address.clone()).collect();
-        let patterns: Vec<String> = addresses.iter().map(|address| format!("%{address}%")).collect();
-        let scrub = |text: String| {
-            addresses
-                .iter()
-                .fold(text, |text, address| replace_ignoring_case(&text, address, "[forgotten]"))
-        };
-        // Quoted in a reply at `at`: theirs if the address was theirs then.
-        let quotes = |text: &Option<String>, at: Timestamp| {
-            text.as_deref().is_some_and(|text| {
-                let text = text.to_lowercase();
-                held.iter().any(|held| held.covers(at) && text.contains(&held.address))
+    let stand_in = erasure::stand_in();
+    let forgotten = db
+        .in_write_transaction(|db| {
+            let (held, reminder_ids, summary_ids, their_guardians, alone) = with_conn!(db, conn => {
+                let former: Vec<(String, Timestamp)> = former_emails::table
+                    .filter(former_emails::user_id.eq(user.id))
+                    .filter(former_emails::email.ne(&user.email))
+                    .order(former_emails::email)
+                    .select((former_emails::email, former_emails::replaced_at))
+                    .load(conn)?;
+                let mut held = vec![Held::always(&user.email)];
+                for (address, replaced_at) in former {
+                    let taken: i64 = users::table.filter(users::email.eq(&address)).count().get_result(conn)?;
+                    held.push(Held { address, until: (taken > 0).then_some(replaced_at) });
+                }
+                let of_user = assignments::table.filter(assignments::student_id.eq(user.id));
+                let reminder_ids: Vec<Id> = reminders::table
+                    .filter(reminders::assignment_id.eq_any(of_user.select(assignments::id)))
+                    .select(reminders::id)
+                    .load(conn)?;
+                let summary_ids: Vec<Id> = daily_summaries::table
+                    .filter(daily_summaries::user_id.eq(user.id))
+                    .select(daily_summaries::id)
+                    .load(conn)?;
+                let their_guardians: Vec<Id> = guardian_students::table
+                    .filter(guardian_students::student_id.eq(user.id))
+                    .select(guardian_students::guardian_id)
+                    .load(conn)?;
+                // The guardians who follow this student and no one else.
+                let alone: Vec<(Id, String)> = if keep_guardians {
+                    Vec::new()
+                } else {
+                    guardians::table
+                        .filter(guardians::id.eq_any(&their_guardians))
+                        .filter(diesel::dsl::not(diesel::dsl::exists(
+                            guardian_students::table
+                                .filter(guardian_students::guardian_id.eq(guardians::id))
+                                .filter(guardian_students::student_id.ne(user.id)),
+                        )))
+                        .select((guardians::id, guardians::email))
+                        .order(guardians::email)
+                        .load(conn)?
+                };
+                Ok::<_, diesel::result::Error>((held, reminder_ids, summary_ids, their_guardians, alone))
+            })?;
+            let assignment_count: i64 = with_conn!(db, conn => assignments::table
+                .filter(assignments::student_id.eq(user.id))
+                .count()
+                .get_result(conn))?;
+            let theirs = Theirs {
+                reminders: &reminder_ids,
+                summaries: &summary_ids,
+                contact_messages: &[],
+            };
+            let mut scrubbed = erasure::scrub_address(db, &held, &theirs, &stand_in)?;
+            // A guardian erased with the student leaves no address behind either.
+            for (guardian, address) in &alone {
+                scrubbed.add(super::guardians::scrub_traces(db, *guardian, address, &stand_in)?);
+            }
+            let mut files_left = scrubbed.files_left;
+            files_left.sort();
+            files_left.dedup();
+            let guardians_forgotten: Vec<String> = alone.into_iter().map(|(_, email)| email).collect();
+            with_conn!(db, conn => {
+                diesel::delete(users::table.find(user.id)).execute(conn)?;
+                diesel::delete(guardians::table.filter(guardians::email.eq_any(&guardians_forgotten))).execute(conn)
+            })?;
+            Ok(Forgotten {
+                email: user.email.clone(),
+                addresses: held.iter().map(|held| held.address.clone()).collect(),
+                assignments: assignment_count,
+                reminders: reminder_ids.len() as i64,
+                daily_summaries: summary_ids.len() as i64,
+                send_logs: scrubbed.send_logs,
+                bounce_reports: scrubbed.bounce_reports,
+                stand_in: stand_in.clone(),
+                files_left,
+                guardian_links: their_guardians.len() as i64,
+                guardians_forgotten,
+                message_ids: scrubbed.message_ids,
             })
-        };
-        let sent_to = |to: Option<&str>, at: Timestamp| {
-            held.iter().any(|held| held.covers(at) && to == Some(held.address.as_str()))
-        };
-
-        let of_user = assignments::table.filter(assignments::student_id.eq(user.id));
-        let assignment_count: i64 = of_user.count().get_result(conn)?;
-        let reminder_ids: Vec<Id> = reminders::table
-            .filter(reminders::assignment_id.eq_any(of_user.select(assignments::id)))
-            .select(reminders::id)
-            .load(conn)?;
-        let summary_ids: Vec<Id> = daily_summaries::table
-            .filter(daily_summaries::user_id.eq(user.id))
-            .select(daily_summaries::id)
-            .load(conn)?;
-
-        let mut logs = send_logs::table.filter(send_logs::to_email.eq_any(&addresses)).into_boxed();
-        for pattern in &patterns {
-            logs = logs.or_filter(lower(send_logs::error).like(pattern));
-        }
-        let logs: Vec<LogRow> = logs
-            .select((send_logs::id, send_logs::to_email, send_logs::error, send_logs::message_id, send_logs::created_at))
-            .load(conn)?;
-        let mut log_count = 0;
-        let mut message_ids = Vec::new();
-        for (id, to_email, error, message_id, at) in logs {
-            let to_them = sent_to(Some(&to_email), at);
-            if !to_them && !quotes(&error, at) {
-                continue;
-            }
-            log_count += 1;
-            if to_them {
-                message_ids.extend(message_id);
-            }
-            diesel::update(send_logs::table.find(id))
-                .set((
-                    send_logs::to_email.eq(if to_them { stand_in.clone() } else { to_email }),
-                    send_logs::error.eq(error.map(scrub)),
-                ))
-                .execute(conn)?;
-        }
-
-        let mut reports = bounce_reports::table
-            .filter(bounce_reports::to_email.eq_any(&addresses))
-            .or_filter(bounce_reports::reminder_id.eq_any(reminder_ids.iter().copied().map(Some)))
-            .or_filter(bounce_reports::summary_id.eq_any(summary_ids.iter().copied().map(Some)))
-            .into_boxed();
-        for pattern in &patterns {
-            reports = reports.or_filter(lower(bounce_reports::reason).like(pattern));
-        }
-        let reports: Vec<ReportRow> = reports
-            .select((
-                bounce_reports::id,
-                bounce_reports::to_email,
-                bounce_reports::reason,
-                bounce_reports::reminder_id,
-                bounce_reports::summary_id,
-                bounce_reports::created_at,
-                bounce_reports::source_file,
-            ))
-            .load(conn)?;
-        let mut report_count = 0;
-        let mut files_left = Vec::new();
-        for (id, to_email, reason, reminder_id, summary_id, at, source_file) in reports {
-            let linked = reminder_id.is_some_and(|id| reminder_ids.contains(&id))
-                || summary_id.is_some_and(|id| summary_ids.contains(&id));
-            if !linked && !sent_to(to_email.as_deref(), at) && !quotes(&reason, at) {
-                continue;
-            }
-            report_count += 1;
-            files_left.extend(source_file);
-            diesel::update(bounce_reports::table.find(id))
-                .set((
-                    bounce_reports::to_email.eq(None::<String>),
-                    bounce_reports::reason.eq(reason.map(scrub)),
-                    bounce_reports::source_file.eq(None::<String>),
-                ))
-                .execute(conn)?;
-        }
-        files_left.sort();
-        files_left.dedup();
-        let their_guardians: Vec<Id> = guardian_students::table
-            .filter(guardian_students::student_id.eq(user.id))
-            .select(guardian_students::guardian_id)
-            .load(conn)?;
-        diesel::delete(users::table.find(user.id)).execute(conn)?;
-        let mut guardians_forgotten = Vec::new();
-        if !keep_guardians {
-            let alone = guardians::table
-                .filter(guardians::id.eq_any(&their_guardians))
-                .filter(diesel::dsl::not(diesel::dsl::exists(
-                    guardian_students::table.filter(guardian_students::guardian_id.eq(guardians::id)),
-                )));
-            guardians_forgotten = alone.select(guardians::email).order(guardians::email).load(conn)?;
-            diesel::delete(guardians::table.filter(guardians::email.eq_any(&guardians_forgotten))).execute(conn)?;
-        }
-        Ok(Forgotten {
-            email: user.email.clone(),
-            addresses: addresses.clone(),
-            assignments: assignment_count,
-            reminders: reminder_ids.len() as i64,
-            daily_summaries: summary_ids.len() as i64,
-            send_logs: log_count,
-            bounce_reports: report_count,
-            stand_in: stand_in.clone(),
-            files_left,
-            guardian_links: their_guardians.len() as i64,
-            guardians_forgotten,
-            message_ids,
         })
-    })
-    .context("cannot forget the user")?;
+        .context("cannot forget the user")?;
     Ok(forgotten)
-}
-
-diesel::define_sql_function!(fn lower(text: diesel::sql_types::Nullable<diesel::sql_types::Text>) -> diesel::sql_types::Nullable<diesel::sql_types::Text>);
-
-/// `text` with every `needle` (in any case) replaced.
-fn replace_ignoring_case(text: &str, needle: &str, with: &str) -> String {
-    let (lower, needle) = (text.to_lowercase(), needle.to_lowercase());
-    // Lower-casing can change lengths outside ASCII; then match exactly.
-    if lower.len() != text.len() {
-        return text.replace(&needle, with);
-    }
-    let mut out = String::with_capacity(text.len());
-    let mut rest = 0;
-    for (at, _) in lower.match_indices(&needle) {
-        out.push_str(&text[rest..at]);
-        out.push_str(with);
-        rest = at + needle.len();
-    }
-    out.push_str(&text[rest..]);
-    out
 }

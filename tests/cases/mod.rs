@@ -2,6 +2,7 @@ mod assignments;
 mod blame;
 mod bounces;
 mod concurrency;
+mod contact_privacy;
 mod docs;
 mod due;
 mod erasure;
