@@ -3,9 +3,11 @@
 Postfix's smtp-sink, the smtp-source ceiling, memory flatness and summary, on
 SQLite and PostgreSQL. Started by bench/run.sh, which installs and builds."""
 import argparse
+import json
 import os
 import re
 import signal
+import sqlite3
 import statistics
 import subprocess
 import sys
@@ -28,6 +30,11 @@ SLOW_DELAY_MS = 20
 SLOW_TRIALS = [(1, 50), (4, 160), (16, 640), (32, 1280)]
 SLOW_TRIALS_SMOKE = [(1, 10), (4, 40)]
 IDLE_RUNS = 20
+# Issue 31: the idle and heavy runs again with overdue steps configured.
+OVERDUE = ["--overdue", ",".join(str(n) for n in generate.OVERDUE_STEPS)]
+OVERDUE_FLAG = " ".join(OVERDUE)
+# Heavy runs per variant (plain, overdue), alternating, each on a fresh copy.
+HEAVY_TRIALS = 3
 
 
 def stamp(instant):
@@ -58,6 +65,26 @@ def wall_ms(args, env, runs=IDLE_RUNS):
         subprocess.run(args, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=True)
         walls.append(time.perf_counter() - started)
     return statistics.median(walls) * 1000
+
+
+def wall_ms_pair(plain, overdue, env, runs=IDLE_RUNS):
+    """Median wall times of two short commands, run alternately (the order
+    flipping each round) so that whatever else the machine does falls on both."""
+    walls = {"plain": [], "overdue": []}
+    for i in range(runs):
+        order = [("plain", plain), ("overdue", overdue)]
+        for name, args in (order if i % 2 == 0 else order[::-1]):
+            started = time.perf_counter()
+            subprocess.run(args, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=True)
+            walls[name].append(time.perf_counter() - started)
+    return {name: sorted(w * 1000 for w in ws) for name, ws in walls.items()}
+
+
+def due_count(args, env, reminder_type=None):
+    """How many rows `due --format json` lists (of one reminder type, if given)."""
+    out = subprocess.run(args, env=env, check=True, capture_output=True, text=True).stdout
+    rows = json.loads(out)
+    return sum(1 for row in rows if reminder_type is None or row["reminder_type"] == reminder_type)
 
 
 class Sink:
@@ -131,7 +158,7 @@ def psql(sql, database="test"):
     return subprocess.run(["psql", url, "-Atqc", sql], check=True, capture_output=True, text=True).stdout
 
 
-def bench_backend(name, database_url, data, sizes, fresh_database, slow_data):
+def bench_backend(name, database_url, data, sizes, fresh_database, slow_data, copy_database):
     env = dict(os.environ, DATABASE_URL=database_url, SMTP_URL=f"smtp://127.0.0.1:{SINK_PORT}",
                MAIL_FROM="Reminders <noreply@bench.example>")
     env.pop("REMINDERS_TEMPLATES", None)
@@ -143,8 +170,15 @@ def bench_backend(name, database_url, data, sizes, fresh_database, slow_data):
     r["import_s"], r["import_rows_s"], r["import_rss_mb"] = wall, sizes["assignments"] / wall, rss
 
     idle = [BINARY, "send", "--unit", "hours", "--targets", "24,2", "--now", stamp(generate.IDLE_NOW)]
-    r["idle_ms"] = wall_ms(idle, env)
+    # Interleaved with the same run given overdue steps, whose windows the
+    # data keeps empty too (generate.busy): what configuring them costs.
+    idle_walls = wall_ms_pair(idle, idle + OVERDUE, env)
+    r["idle_ms"], r["idle_overdue_ms"] = (statistics.median(idle_walls[v]) for v in ("plain", "overdue"))
+    r["idle_walls"] = idle_walls
     r["idle_rss_mb"] = statistics.median(measure(idle, env)[1] for _ in range(5))
+    r["idle_overdue_rss_mb"] = statistics.median(measure(idle + OVERDUE, env)[1] for _ in range(5))
+    r["idle_overdue_due_rows"] = due_count([BINARY, "due", "--unit", "hours", "--targets", "24,2", *OVERDUE,
+                                            "--now", stamp(generate.IDLE_NOW), "--format", "json"], env)
     if name == "PostgreSQL":
         # The same over the local socket: no TLS (libpq's default `sslmode=prefer`
         # makes a TCP connection to a server with TLS negotiate it, 5-7 ms).
@@ -168,7 +202,25 @@ def bench_backend(name, database_url, data, sizes, fresh_database, slow_data):
         r["due_plan_indexed"] = "Index" in plan and "Seq Scan on assignments" not in plan
         r["due_plan"] = plan.strip().splitlines()
 
+    # The overdue step's own window at scale: a day after the heavy window's
+    # due times, its overdue-24h window holds exactly those assignments.
+    r["overdue_due_rows"] = due_count(
+        [BINARY, "due", "--unit", "hours", "--targets", "24", "--overdue", "24",
+         "--now", stamp(generate.HEAVY_NOW + generate.timedelta(hours=48)), "--format", "json"], env, "overdue-24h")
+
     send = [BINARY, "send", "--unit", "hours", "--targets", "24,2", "--connections", "4"]
+    # The heavy run, plain and with overdue steps, alternating, each on a
+    # fresh copy of the loaded database (the copy's time is not counted).
+    trials = {"plain": [], "overdue": []}
+    for i in range(sizes["heavy_trials"]):
+        order = [("plain", []), ("overdue", OVERDUE)]
+        for variant, extra in (order if i % 2 == 0 else order[::-1]):
+            copy_env = dict(env, DATABASE_URL=copy_database())
+            with Sink() as sink:
+                wall, rss, _ = measure(send + extra + ["--now", stamp(generate.HEAVY_NOW)], copy_env)
+                trials[variant].append((wall, rss, sink.received()))
+    copy_database(drop=True)
+    r["heavy_trials"] = trials
     with Sink() as sink:
         wall, rss, _ = measure(send + ["--now", stamp(generate.HEAVY_NOW)], env)
         r["heavy_s"], r["heavy_rss_mb"], r["heavy_received"] = wall, rss, sink.received()
@@ -200,6 +252,35 @@ def fresh_pg_database():
     return ADMIN_URL.rsplit("/", 1)[0] + "/" + PG_SLOW_DATABASE
 
 
+PG_COPY_DATABASE = PG_DATABASE + "_copy"
+
+
+def copy_pg_database(drop=False):
+    """A fresh copy of the loaded database (statistics included), or none."""
+    psql(f"DROP DATABASE IF EXISTS {PG_COPY_DATABASE} WITH (FORCE)")
+    if drop:
+        return None
+    psql(f"CREATE DATABASE {PG_COPY_DATABASE} TEMPLATE {PG_DATABASE}")
+    return ADMIN_URL.rsplit("/", 1)[0] + "/" + PG_COPY_DATABASE
+
+
+def copy_sqlite(path, drop=False):
+    """A fresh copy of the loaded SQLite file (its WAL included, through the
+    backup API), or none."""
+    copy = path + ".copy"
+    for suffix in ("", "-wal", "-shm"):
+        if os.path.exists(copy + suffix):
+            os.remove(copy + suffix)
+    if drop:
+        return None
+    source, target = sqlite3.connect(path), sqlite3.connect(copy)
+    with target:
+        source.backup(target)
+    source.close()
+    target.close()
+    return copy
+
+
 def machine():
     cpu = "unknown CPU"
     with open("/proc/cpuinfo") as f:
@@ -219,8 +300,14 @@ def table(results, sizes):
         ("1. assignments imported (rows/s)", lambda r: f"{sizes['assignments']:,} in {r['import_s']:.1f} s ({r['import_rows_s']:,.0f}/s), {r['import_rss_mb']:.0f} MB"),
         ("2. idle run: median wall, RSS", lambda r: f"{r['idle_ms']:.1f} ms, {r['idle_rss_mb']:.1f} MB"
          + (f" ({r['idle_socket_ms']:.1f} ms over the local socket)" if "idle_socket_ms" in r else "")),
+        (f"2b. idle run with `{OVERDUE_FLAG}`, interleaved with the plain one: median wall (p25–p75), RSS",
+         lambda r: f"{r['idle_overdue_ms']:.1f} ms ({quartiles(r['idle_walls']['overdue'])}), {r['idle_overdue_rss_mb']:.1f} MB; "
+         f"plain {r['idle_ms']:.1f} ms ({quartiles(r['idle_walls']['plain'])}): {r['idle_overdue_ms'] - r['idle_ms']:+.1f} ms"),
         ("3. `due`, 24h window", lambda r: f"{r['due_rows']:,} rows in {r['due_ms']:.0f} ms" + (" (index scan)" if r.get("due_plan_indexed") else "")),
         ("4. heavy run", lambda r: f"{sizes['heavy']:,} in {r['heavy_s']:.2f} s = {r['heavy_msgs_s']:,.0f} msg/s, {r['heavy_rss_mb']:.1f} MB; sink got {r['heavy_received']:,}"),
+        (f"4b. heavy run on fresh copies, plain vs `{OVERDUE_FLAG}` ({sizes['heavy_trials']} each, alternating): wall",
+         lambda r: f"plain {trial_walls(r, 'plain')}, overdue {trial_walls(r, 'overdue')}: medians "
+         f"{heavy_median(r, 'overdue') / heavy_median(r, 'plain') - 1:+.1%}; sink got {trial_received(r)}"),
         ("5. smtp-source -d -s 4 ceiling", lambda r: f"{r['ceiling_msgs_s']:,.0f} msg/s; heavy run = {r['heavy_ratio']:.0%} of it"),
         ("6. memory flatness", lambda r: f"{sizes['flat']:,} due: {r['flat_rss_mb']:.1f} MB in {r['flat_s']:.1f} s ({r['flat_ratio']:.2f}x the heavy run); sink got {r['flat_received']:,}"),
         ("7. `summary`, all students: display, `--send` planning", lambda r: f"{r['summary_s'] * 1000:.0f} ms, {r['summary_plan_s'] * 1000:.0f} ms"),
@@ -231,6 +318,37 @@ def table(results, sizes):
     for label, render in rows:
         lines.append(f"| {label} | " + " | ".join(render(results[n]) for n in names) + " |")
     return "\n".join(lines)
+
+
+def quartiles(walls):
+    q = statistics.quantiles(walls, n=4)
+    return f"{q[0]:.1f}–{q[2]:.1f}"
+
+
+def heavy_median(r, variant):
+    return statistics.median(wall for wall, _, _ in r["heavy_trials"][variant])
+
+
+def trial_walls(r, variant):
+    return "/".join(f"{wall:.2f}" for wall, _, _ in r["heavy_trials"][variant]) + " s"
+
+
+def trial_received(r):
+    counts = {received for variant in r["heavy_trials"].values() for _, _, received in variant}
+    return ", ".join(f"{c:,}" for c in sorted(counts)) + " each"
+
+
+def overdue_paragraph(results):
+    """Issue 31's comparison, one sentence per backend."""
+    parts = []
+    for name, r in results.items():
+        parts.append(
+            f"{name}: idle {r['idle_ms']:.1f} ms plain, {r['idle_overdue_ms']:.1f} ms overdue "
+            f"({r['idle_overdue_ms'] - r['idle_ms']:+.1f} ms; {r['idle_rss_mb']:.1f} and {r['idle_overdue_rss_mb']:.1f} MB); "
+            f"heavy {heavy_median(r, 'plain'):.2f} s plain, {heavy_median(r, 'overdue'):.2f} s overdue "
+            f"({heavy_median(r, 'overdue') / heavy_median(r, 'plain') - 1:+.1%}).")
+    return (f"With overdue steps configured (`{OVERDUE_FLAG}` added to `send`, rows 2b and 4b; the data keeps their "
+            "windows empty, so both variants do the same work): " + " ".join(parts))
 
 
 def slow_scaling(r):
@@ -268,8 +386,8 @@ def main():
     parser.add_argument("--smoke", action="store_true", help="1,000 assignments, 100 due: check exact counts only")
     parser.add_argument("--backend", choices=["sqlite", "postgres", "both"], default="both")
     args = parser.parse_args()
-    sizes = dict(users=100, assignments=1_000, heavy=100, flat=300) if args.smoke else \
-        dict(users=100_000, assignments=1_000_000, heavy=10_000, flat=100_000)
+    sizes = dict(users=100, assignments=1_000, heavy=100, flat=300, heavy_trials=1) if args.smoke else \
+        dict(users=100_000, assignments=1_000_000, heavy=10_000, flat=100_000, heavy_trials=HEAVY_TRIALS)
     sizes["slow"] = SLOW_TRIALS_SMOKE if args.smoke else SLOW_TRIALS
 
     # Removed however the run ends, sys.exit included (the files are gigabytes at full size).
@@ -290,22 +408,31 @@ def main():
         print("bench: SQLite", flush=True)
         slow_databases = iter(range(1000))
         results["SQLite"] = bench_backend("SQLite", os.path.join(work, "bench.db"), work, sizes,
-                                          lambda: os.path.join(work, f"slow-{next(slow_databases)}.db"), slow_data)
+                                          lambda: os.path.join(work, f"slow-{next(slow_databases)}.db"), slow_data,
+                                          lambda drop=False: copy_sqlite(os.path.join(work, "bench.db"), drop))
     if args.backend in ("postgres", "both"):
         print("bench: PostgreSQL", flush=True)
         psql(f"DROP DATABASE IF EXISTS {PG_DATABASE} WITH (FORCE)")
         psql(f"CREATE DATABASE {PG_DATABASE}")
         url = ADMIN_URL.rsplit("/", 1)[0] + "/" + PG_DATABASE
         try:
-            results["PostgreSQL"] = bench_backend("PostgreSQL", url, work, sizes, fresh_pg_database, slow_data)
+            results["PostgreSQL"] = bench_backend("PostgreSQL", url, work, sizes, fresh_pg_database, slow_data,
+                                                  copy_pg_database)
         finally:
             psql(f"DROP DATABASE IF EXISTS {PG_DATABASE} WITH (FORCE)")
+            psql(f"DROP DATABASE IF EXISTS {PG_COPY_DATABASE} WITH (FORCE)")
             psql(f"DROP DATABASE IF EXISTS {PG_SLOW_DATABASE} WITH (FORCE)")
 
     failures = []
     for name, r in results.items():
-        for what, got, expected in [("heavy", r["heavy_received"], sizes["heavy"]), ("flat", r["flat_received"], sizes["flat"]),
-                                    ("due", r["due_rows"], sizes["heavy"]), ("ceiling", r["ceiling_received"], sizes["heavy"])]:
+        counts = [("heavy", r["heavy_received"], sizes["heavy"]), ("flat", r["flat_received"], sizes["flat"]),
+                  ("due", r["due_rows"], sizes["heavy"]), ("ceiling", r["ceiling_received"], sizes["heavy"]),
+                  (f"idle `due {OVERDUE_FLAG}`", r["idle_overdue_due_rows"], 0),
+                  ("`due --overdue 24` a day after the heavy window (overdue-24h rows)", r["overdue_due_rows"],
+                   sizes["heavy"])]
+        counts += [(f"heavy ({variant}) on a fresh copy", received, sizes["heavy"])
+                   for variant, runs in r["heavy_trials"].items() for _, _, received in runs]
+        for what, got, expected in counts:
             if got != expected:
                 failures.append(f"{name}: the {what} run counted {got}, expected exactly {expected}")
 
@@ -324,7 +451,7 @@ def main():
     commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True).stdout.strip()
     section = "\n".join([
         f"### Run of {datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC, commit {commit}",
-        "", f"Machine: {machine()}. Command: `bash bench/run.sh`.", "", report, "", "Targets:", "", *lines, "",
+        "", f"Machine: {machine()}. Command: `bash bench/run.sh`.", "", overdue_paragraph(results), "", report, "", "Targets:", "", *lines, "",
     ] + (["PostgreSQL plan of the due query:", "", "```", *results["PostgreSQL"]["due_plan"], "```", ""]
          if "PostgreSQL" in results else []))
     path = os.path.join(ROOT, "BENCHMARKS.md")

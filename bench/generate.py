@@ -7,7 +7,9 @@ assignments.csv: student,title,due,description,metadata
 Assignments fall into three groups, by design of the benchmark:
   * HEAVY_COUNT due within 20 minutes of HEAVY_NOW + 24h (the 10,000-row window);
   * FLAT_COUNT due within 20 minutes of FLAT_NOW + 24h (the memory-flatness run);
-  * the rest spread over a term, never inside any window that a run looks at.
+  * the rest spread over a term, never inside any window that a run looks at,
+    the overdue steps' windows behind each run's clock included (so an idle
+    run with `--overdue` configured is idle too).
 """
 import argparse
 import csv
@@ -17,6 +19,8 @@ from datetime import datetime, timedelta, timezone  # noqa: F401 (bench.py uses 
 HEAVY_NOW = datetime(2030, 1, 15, 8, 0, tzinfo=timezone.utc)
 FLAT_NOW = HEAVY_NOW + timedelta(days=7)
 IDLE_NOW = HEAVY_NOW - timedelta(days=10)
+# bench.py's `--overdue` steps, in hours: each looks that far behind a run's clock.
+OVERDUE_STEPS = (2, 24, 72)
 ZONES = ["America/New_York", "America/Chicago", "America/Denver", "America/Los_Angeles",
          "Europe/London", "Europe/Berlin", "Asia/Kolkata", "Asia/Tokyo", "Australia/Sydney", "UTC"]
 
@@ -24,7 +28,7 @@ ZONES = ["America/New_York", "America/Chicago", "America/Denver", "America/Los_A
 def busy(instant):
     """Whether an instant is near a window that some benchmark run reads."""
     for now in (HEAVY_NOW, FLAT_NOW, IDLE_NOW):
-        for lead in (timedelta(hours=24), timedelta(hours=2)):
+        for lead in (timedelta(hours=24), timedelta(hours=2), *(-timedelta(hours=n) for n in OVERDUE_STEPS)):
             if abs(instant - (now + lead)) < timedelta(hours=2):
                 return True
     return False
