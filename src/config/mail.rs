@@ -164,7 +164,12 @@ impl Delivery {
             options: DeliveryOptions {
                 max_attempts: args.max_attempts,
                 batch_size: args.batch_size,
-                connections: args.connections,
+                // A slow rate needs no more connections than messages a
+                // second: more would only sit idle, and idle ones get closed.
+                connections: match args.rate {
+                    Some(rate) => args.connections.min(rate.per_second().ceil().max(1.0) as u32),
+                    None => args.connections,
+                },
                 lease: args.lease,
                 backoff: args.backoff,
                 rate: args.rate,

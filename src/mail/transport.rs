@@ -550,6 +550,7 @@ impl Mailer {
             mailer: self,
             runtime,
             connection: None,
+            last_used: std::time::Instant::now(),
         })
     }
 }
@@ -559,7 +560,14 @@ pub struct Courier<'a> {
     mailer: &'a Mailer,
     runtime: tokio::runtime::Runtime,
     connection: Option<AsyncSmtpConnection>,
+    /// When the connection last carried a message.
+    last_used: std::time::Instant,
 }
+
+/// A connection idle this long is checked (NOOP) before it carries a
+/// message: a server may have closed it meanwhile (paced runs idle between
+/// messages), and a message offered on a closed connection fails.
+const IDLE_BEFORE_CHECK: Duration = Duration::from_secs(5);
 
 impl Courier<'_> {
     pub fn send(&mut self, message: &Message) -> Result<(), SendFailure> {
@@ -578,6 +586,7 @@ impl Courier<'_> {
             }
         };
         let connection = &mut self.connection;
+        let idle = std::mem::replace(&mut self.last_used, std::time::Instant::now()).elapsed();
         self.runtime.block_on(async {
             let timed_out = |blame| {
                 SendFailure::new(
@@ -585,6 +594,15 @@ impl Courier<'_> {
                     format!("no answer from the mail server within {:?}", server.timeout),
                 )
             };
+            if idle >= IDLE_BEFORE_CHECK
+                && let Some(open) = connection.as_mut()
+                && !matches!(
+                    tokio::time::timeout(server.timeout, open.test_connected()).await,
+                    Ok(true)
+                )
+            {
+                *connection = None;
+            }
             if connection.as_ref().is_none_or(AsyncSmtpConnection::has_broken) {
                 *connection = Some(server.connect().await?);
             }
