@@ -385,6 +385,9 @@ pub struct SendArgs {
     /// One message per student for all the reminders this run sends them (templates digest_*.txt)
     #[arg(long, hide_env_values = true, env = "REMINDERS_DIGEST")]
     pub digest: bool,
+    /// Reminder types that reach every student whatever they muted, such as `overdue`
+    #[arg(long, value_name = "TYPE,TYPE,…", env = "REMINDERS_REQUIRED_TYPES", hide_env_values = true, value_parser = non_empty)]
+    pub required_types: Option<String>,
     /// Copy each overdue step of N or more (in --unit) to the student's guardians, as a message of its own
     /// (templates escalation_*.txt)
     #[arg(long, value_name = "N", env = "REMINDERS_ESCALATE_AFTER", hide_env_values = true, requires = "overdue",
@@ -725,8 +728,29 @@ pub struct UserSetArgs {
     #[arg(long, value_name = "HOUR", value_parser = clap::value_parser!(i32).range(0..=23))]
     pub summary_hour: Option<i32>,
     /// Whether the student gets a daily summary [default: on]
-    #[arg(long, value_enum, value_name = "on|off")]
+    #[arg(long, value_enum, value_name = "on|off", conflicts_with = "summary")]
     pub daily_summary: Option<Switch>,
+    /// How often the summary goes out: every day, once a week (on --summary-weekday), or never [default: daily]
+    #[arg(long, value_enum)]
+    pub summary: Option<SummaryFrequency>,
+    /// The day of a weekly summary: mon to sun [default: mon]
+    #[arg(long, value_name = "DAY", value_parser = parse_weekday)]
+    pub summary_weekday: Option<chrono::Weekday>,
+    /// Only these reminder types reach the student, such as `24h,overdue` (`overdue`: every overdue step;
+    /// `all` for every type again)
+    #[arg(long, value_name = "TYPE,TYPE,…")]
+    pub types: Option<String>,
+    /// These reminder types do not reach the student, such as `2h` (`none` to mute nothing again)
+    #[arg(long, value_name = "TYPE,TYPE,…")]
+    pub mute: Option<String>,
+}
+
+/// `user set --summary`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum SummaryFrequency {
+    Daily,
+    Weekly,
+    Off,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]

@@ -153,6 +153,68 @@ pub fn parse_targets(raw: &str, unit: Unit, side: Side) -> anyhow::Result<Vec<Ta
     Ok(targets)
 }
 
+/// Reminder types as a person's preferences and `--required-types` name
+/// them: `24h`, `overdue-72h`, or `overdue` for every overdue step. Kept as
+/// written, comma-separated, in `user_preferences`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TypeList(Vec<String>);
+
+impl TypeList {
+    /// `24h,overdue`: each a reminder type (`2h`, `30m`, `overdue-24h`) or
+    /// `overdue`. Bad input names the first item that is neither.
+    pub fn parse(raw: &str) -> anyhow::Result<TypeList> {
+        let mut items = Vec::new();
+        for item in raw.split(',').map(|item| item.trim().to_ascii_lowercase()) {
+            if item != OVERDUE_GROUP && Target::from_reminder_type(&item).is_none() {
+                return Err(invalid(format!(
+                    "`{item}` is not a reminder type: use types such as `24h`, `2h`, `overdue-24h`, or `overdue` for every overdue step"
+                )));
+            }
+            if !items.contains(&item) {
+                items.push(item);
+            }
+        }
+        Ok(TypeList(items))
+    }
+
+    /// The stored text, which `parse` reads back.
+    pub fn to_text(&self) -> String {
+        self.0.join(",")
+    }
+
+    /// Whether `reminder_type` is one of these.
+    pub fn covers(&self, reminder_type: &str) -> bool {
+        self.0
+            .iter()
+            .any(|item| item == reminder_type || (item == OVERDUE_GROUP && reminder_type.starts_with(OVERDUE_PREFIX)))
+    }
+}
+
+const OVERDUE_GROUP: &str = "overdue";
+
+/// Why a person's preferences keep `reminder_type` from them, if they do:
+/// `types` is what they get (`None`, all), `muted` what they do not; a type
+/// in `required` reaches everyone.
+pub fn muted_reason(
+    reminder_type: &str,
+    types: Option<&TypeList>,
+    muted: Option<&TypeList>,
+    required: Option<&TypeList>,
+) -> Option<String> {
+    if required.is_some_and(|required| required.covers(reminder_type)) {
+        return None;
+    }
+    if types.is_some_and(|types| !types.covers(reminder_type)) {
+        return Some(format!(
+            "the student gets only {} reminders",
+            types.map(TypeList::to_text).unwrap_or_default()
+        ));
+    }
+    muted
+        .filter(|muted| muted.covers(reminder_type))
+        .map(|_| format!("the student muted {reminder_type} reminders"))
+}
+
 /// The due times a target looks for at `now`: `[now + N − T, now + N + T]`
 /// for a reminder, `[now − N − T, now − N + T]` for an overdue notice.
 pub fn window(target: &Target, now: DateTime<Utc>, tolerance: Duration) -> (DateTime<Utc>, DateTime<Utc>) {
@@ -256,6 +318,38 @@ pub fn summary_due(now: DateTime<Utc>, hour: u32, zone: Tz) -> Vec<(NaiveDate, D
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn type_lists_name_types_or_every_overdue_step() {
+        let list = TypeList::parse("24h, OVERDUE,24h").unwrap();
+        assert_eq!(list.to_text(), "24h,overdue");
+        assert!(list.covers("24h") && list.covers("overdue-72h") && !list.covers("2h"));
+        for bad in ["", "soon", "overdue-", "24"] {
+            assert!(
+                TypeList::parse(bad)
+                    .unwrap_err()
+                    .to_string()
+                    .contains("is not a reminder type"),
+                "{bad}"
+            );
+        }
+        let only = TypeList::parse("24h,overdue").unwrap();
+        let muted = TypeList::parse("2h,overdue-2h").unwrap();
+        let required = TypeList::parse("overdue").unwrap();
+        assert_eq!(muted_reason("24h", Some(&only), None, None), None);
+        assert!(
+            muted_reason("2h", Some(&only), None, None)
+                .unwrap()
+                .contains("only 24h,overdue")
+        );
+        assert!(
+            muted_reason("overdue-2h", None, Some(&muted), None)
+                .unwrap()
+                .contains("muted overdue-2h")
+        );
+        assert_eq!(muted_reason("overdue-2h", None, Some(&muted), Some(&required)), None);
+        assert_eq!(muted_reason("2h", None, None, None), None);
+    }
 
     fn at(text: &str) -> DateTime<Utc> {
         text.parse().unwrap()

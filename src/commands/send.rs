@@ -43,6 +43,7 @@ fn send(cx: &Context, job: SendJob) -> Result<Outcome, Failure> {
         dry_run,
         delivery_window,
         digest,
+        required_types,
         escalate_after,
         delivery: settings,
     } = job;
@@ -73,6 +74,7 @@ fn send(cx: &Context, job: SendJob) -> Result<Outcome, Failure> {
     crate::log::info!("scheduled the due windows in {:?}", started.elapsed());
     let queue = Reminders {
         delivery_window,
+        required_types,
         templates,
     };
     let mut report = SendReport {

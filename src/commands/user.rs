@@ -4,7 +4,7 @@ use serde::Serialize;
 use serde_json::json;
 
 use super::{Context, Outcome, Run};
-use crate::cli::{Switch, UserAddArgs, UserCommand, UserEditArgs, UserSetArgs};
+use crate::cli::{SummaryFrequency, Switch, UserAddArgs, UserCommand, UserEditArgs, UserSetArgs};
 use crate::config::UserJob;
 use crate::db::DatabaseUrl;
 use crate::db::Db;
@@ -19,6 +19,7 @@ use crate::mail::{MailUrl, outbox_file_stem};
 use crate::output::{self, Report};
 use crate::queue::OptOutReason;
 use crate::queue::policy::REJECTIONS_BEFORE_OPT_OUT;
+use crate::schedule::TypeList;
 use crate::time;
 
 impl Run for UserJob {
@@ -368,13 +369,64 @@ fn set_preferences(database: &DatabaseUrl, args: UserSetArgs, now: Timestamp) ->
     if let Some(switch) = args.daily_summary {
         preferences.daily_summary = switch == Switch::On;
     }
+    let monday = chrono::Weekday::Mon.number_from_monday() as i32;
+    match args.summary {
+        Some(SummaryFrequency::Off) => preferences.daily_summary = false,
+        Some(SummaryFrequency::Daily) => (preferences.daily_summary, preferences.summary_weekday) = (true, None),
+        Some(SummaryFrequency::Weekly) => {
+            preferences.daily_summary = true;
+            preferences.summary_weekday = preferences.summary_weekday.or(Some(monday));
+        }
+        None => {}
+    }
+    if let Some(day) = args.summary_weekday {
+        if args.summary.is_none() && preferences.summary_weekday.is_none() {
+            return Err(invalid(
+                "`--summary-weekday` is the day of a weekly summary: add `--summary weekly`",
+            ));
+        }
+        preferences.summary_weekday = Some(day.number_from_monday() as i32);
+    }
+    let type_list = |raw: &str, reset: &str| match raw.trim() {
+        word if word.eq_ignore_ascii_case(reset) => Ok(None),
+        list => TypeList::parse(list).map(|list| Some(list.to_text())),
+    };
+    if let Some(types) = &args.types {
+        preferences.reminder_types = type_list(types, "all")?;
+    }
+    if let Some(muted) = &args.mute {
+        preferences.muted_types = type_list(muted, "none")?;
+    }
     preferences.updated_at = now;
     summaries::save_preferences(&mut db, &preferences)?;
+    let summary = match (preferences.daily_summary, preferences.summary_weekday) {
+        (false, _) => "off",
+        (true, None) => "daily",
+        (true, Some(_)) => "weekly",
+    };
+    let weekday = preferences
+        .summary_weekday
+        .and_then(|n| chrono::Weekday::try_from(u8::try_from(n - 1).ok()?).ok());
     let text = output::key_values([
         ("email", user.email.clone()),
         (
             "daily summary",
             if preferences.daily_summary { "on" } else { "off" }.to_string(),
+        ),
+        (
+            "summary",
+            match weekday {
+                Some(day) if preferences.daily_summary => format!("weekly, on {day}"),
+                _ => summary.to_string(),
+            },
+        ),
+        (
+            "reminder types",
+            preferences.reminder_types.clone().unwrap_or_else(|| "all".to_string()),
+        ),
+        (
+            "muted",
+            preferences.muted_types.clone().unwrap_or_else(|| "none".to_string()),
         ),
         (
             "summary hour",
@@ -388,6 +440,10 @@ fn set_preferences(database: &DatabaseUrl, args: UserSetArgs, now: Timestamp) ->
     let json = json!({
         "email": user.email,
         "daily_summary": preferences.daily_summary,
+        "summary": summary,
+        "summary_weekday": preferences.summary_weekday,
+        "reminder_types": preferences.reminder_types.as_deref().map(|types| types.split(',').collect::<Vec<_>>()),
+        "muted_types": preferences.muted_types.as_deref().map(|types| types.split(',').collect::<Vec<_>>()),
         "summary_hour": preferences.summary_hour,
         "timezone": zone_of(user.timezone.as_deref()).name(),
     });

@@ -20,7 +20,7 @@ use crate::input::Email;
 use crate::mail::Sender;
 use crate::output::Format;
 use crate::reminders::plan::Windows;
-use crate::schedule::{Side, Target, Unit, parse_targets};
+use crate::schedule::{Side, Target, TypeList, Unit, parse_targets};
 use crate::time::Clock;
 
 mod env;
@@ -120,6 +120,8 @@ pub struct SendJob {
     pub dry_run: bool,
     pub delivery_window: Option<chrono::Duration>,
     pub digest: bool,
+    /// `--required-types`: types no student can mute.
+    pub required_types: Option<TypeList>,
     /// `--escalate-after`, in time: overdue steps this far past the deadline
     /// or more are copied to the student's guardians.
     pub escalate_after: Option<chrono::Duration>,
@@ -194,6 +196,7 @@ impl Config {
                 dry_run: args.dry_run,
                 delivery_window: args.delivery_window,
                 digest: args.digest,
+                required_types: args.required_types.as_deref().map(TypeList::parse).transpose()?,
                 escalate_after: args.escalate_after.map(|n| match args.window.unit {
                     Unit::Minutes => chrono::Duration::minutes(n.into()),
                     Unit::Hours => chrono::Duration::hours(n.into()),

@@ -5,7 +5,7 @@ use anyhow::Context;
 use diesel::prelude::*;
 
 use super::queue::queue_table;
-use super::schema::{assignments, reminders, users};
+use super::schema::{assignments, reminders, user_preferences, users};
 use super::types::{Id, Json, Status, Timestamp};
 use super::{Db, with_conn, write_transaction};
 
@@ -201,6 +201,10 @@ pub struct Claimed {
     pub student_name: Option<String>,
     pub student_timezone: Option<String>,
     pub contact_opt_out: bool,
+    /// The student's preferences: the types they get (`None`, all), and
+    /// those they muted (see `schedule::TypeList`).
+    pub reminder_types: Option<String>,
+    pub muted_types: Option<String>,
 }
 
 /// Loads the reminders among `$ids` that run `$run_id` still holds, with their
@@ -209,7 +213,7 @@ pub struct Claimed {
 macro_rules! load_held {
     ($conn:ident, $run_id:expr, $ids:expr) => {
         reminders::table
-            .inner_join(assignments::table.inner_join(users::table))
+            .inner_join(assignments::table.inner_join(users::table.left_join(user_preferences::table)))
             .filter(reminders::id.eq_any($ids))
             .filter(reminders::claimed_by.eq($run_id))
             .filter(reminders::status.eq(Status::Pending))
@@ -231,6 +235,8 @@ macro_rules! load_held {
                 users::name,
                 users::timezone,
                 users::contact_opt_out,
+                user_preferences::reminder_types.nullable(),
+                user_preferences::muted_types.nullable(),
             ))
             .order((assignments::due_at, reminders::id))
             .load::<Claimed>($conn)
@@ -338,6 +344,9 @@ pub fn as_claimed(db: &mut Db, assignment_id: Id, reminder_type: &str) -> anyhow
                 student_name: name,
                 student_timezone: timezone,
                 contact_opt_out: opt_out,
+                // A preview shows the message whatever the student chose.
+                reminder_types: None,
+                muted_types: None,
             }
         },
     ))

@@ -224,6 +224,9 @@ diesel::table! {
         summary_hour -> Int4,
         created_at -> Timestamptz,
         updated_at -> Timestamptz,
+        reminder_types -> Nullable<Text>,
+        muted_types -> Nullable<Text>,
+        summary_weekday -> Nullable<Int4>,
     }
 }
 

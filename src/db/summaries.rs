@@ -23,6 +23,12 @@ pub struct Preferences {
     pub summary_hour: i32,
     pub created_at: Timestamp,
     pub updated_at: Timestamp,
+    /// The reminder types they get (`schedule::TypeList`); `None`, all.
+    pub reminder_types: Option<String>,
+    /// The reminder types they muted; `None`, none.
+    pub muted_types: Option<String>,
+    /// `None`: a summary every day; else the ISO weekday of a weekly one.
+    pub summary_weekday: Option<i32>,
 }
 
 /// A user's preferences, or the defaults.
@@ -36,6 +42,9 @@ pub fn preferences(db: &mut Db, user_id: Id, now: Timestamp) -> anyhow::Result<P
         summary_hour: DEFAULT_SUMMARY_HOUR,
         created_at: now,
         updated_at: now,
+        reminder_types: None,
+        muted_types: None,
+        summary_weekday: None,
     }))
 }
 
@@ -49,6 +58,9 @@ pub fn save_preferences(db: &mut Db, preferences: &Preferences) -> anyhow::Resul
             user_preferences::daily_summary.eq(preferences.daily_summary),
             user_preferences::summary_hour.eq(preferences.summary_hour),
             user_preferences::updated_at.eq(preferences.updated_at),
+            user_preferences::reminder_types.eq(&preferences.reminder_types),
+            user_preferences::muted_types.eq(&preferences.muted_types),
+            user_preferences::summary_weekday.eq(preferences.summary_weekday),
         ))
         .execute(conn))
     .context("cannot save preferences")?;
@@ -140,6 +152,7 @@ pub struct Recipient {
     pub timezone: Option<String>,
     pub daily_summary: Option<bool>,
     pub summary_hour: Option<i32>,
+    pub summary_weekday: Option<i32>,
 }
 
 /// A page of the students who have not opted out, by id after `after`.
@@ -154,6 +167,7 @@ pub fn recipients(db: &mut Db, after: Option<Id>, limit: i64) -> anyhow::Result<
                 users::timezone,
                 user_preferences::daily_summary.nullable(),
                 user_preferences::summary_hour.nullable(),
+                user_preferences::summary_weekday.nullable(),
             ))
             .order(users::id)
             .limit(limit)

@@ -121,15 +121,20 @@ impl Queue for Digests {
         let parts: Vec<Claimed> = digest
             .parts
             .into_iter()
-            .filter(
-                |part| match job::skip_reason(part, now.instant(), self.reminders.delivery_window) {
+            .filter(|part| {
+                match job::skip_reason(
+                    part,
+                    now.instant(),
+                    self.reminders.delivery_window,
+                    self.reminders.required_types.as_ref(),
+                ) {
                     Some(reason) => {
                         skipped.push((part.reminder_id, reason));
                         false
                     }
                     None => true,
-                },
-            )
+                }
+            })
             .collect();
         let sendable = (!parts.is_empty()).then_some(Digest { parts });
         (sendable, skipped)

@@ -13,23 +13,39 @@ use crate::mail::token::{MessageKind, MessageRef, Subscriber};
 use crate::mail::{self, Blame, Identity, SendFailure, Sender};
 use crate::queue::pipeline::{JobInfo, Queue, RowInfo};
 use crate::render::{AssignmentView, Kind, ReminderContext, StudentView, Templates, header_safe};
-use crate::schedule::{Target, stale_reason};
+use crate::schedule::{Target, TypeList, muted_reason, stale_reason};
 use crate::time;
 
 /// The `reminders` table as a send queue.
 pub struct Reminders {
     /// How late a reminder may still go out (`--delivery-window`).
     pub delivery_window: Option<chrono::Duration>,
+    /// `--required-types`: types that reach a student whatever their preferences.
+    pub required_types: Option<TypeList>,
     pub templates: Templates,
 }
 
 /// Why a claimed reminder must not go out now, checked on the row as last read.
-pub fn skip_reason(claimed: &Claimed, now: DateTime<Utc>, delivery_window: Option<chrono::Duration>) -> Option<String> {
+pub fn skip_reason(
+    claimed: &Claimed,
+    now: DateTime<Utc>,
+    delivery_window: Option<chrono::Duration>,
+    required_types: Option<&TypeList>,
+) -> Option<String> {
     if claimed.contact_opt_out {
         return Some("the student opted out".to_string());
     }
     if claimed.completed {
         return Some("the assignment is completed".to_string());
+    }
+    let preference = |stored: &Option<String>| stored.as_deref().and_then(|text| TypeList::parse(text).ok());
+    if let Some(reason) = muted_reason(
+        &claimed.reminder_type,
+        preference(&claimed.reminder_types).as_ref(),
+        preference(&claimed.muted_types).as_ref(),
+        required_types,
+    ) {
+        return Some(reason);
     }
     if claimed.scheduled_due_at != claimed.due_at {
         // Scheduled for the old deadline; the next run schedules it again for the new one.
@@ -155,7 +171,12 @@ impl Queue for Reminders {
     }
 
     fn check(&self, claimed: Claimed, now: Timestamp) -> (Option<Claimed>, Vec<(Id, String)>) {
-        match skip_reason(&claimed, now.instant(), self.delivery_window) {
+        match skip_reason(
+            &claimed,
+            now.instant(),
+            self.delivery_window,
+            self.required_types.as_ref(),
+        ) {
             Some(reason) => (None, vec![(claimed.reminder_id, reason)]),
             None => (Some(claimed), Vec::new()),
         }
@@ -201,6 +222,8 @@ mod tests {
             student_name: name.map(String::from),
             student_timezone: Some("America/Los_Angeles".into()),
             contact_opt_out: false,
+            reminder_types: None,
+            muted_types: None,
         }
     }
 
@@ -209,13 +232,13 @@ mod tests {
         let mut late = claimed("Essay", None);
         late.reminder_type = "overdue-24h".into();
         let (due, day) = (late.due_at.instant(), chrono::Duration::hours(24));
-        assert_eq!(skip_reason(&late, due + day, None), None);
+        assert_eq!(skip_reason(&late, due + day, None, None), None);
         late.cutoff = Some(Timestamp::new(due + day - chrono::Duration::minutes(1)));
-        let reason = skip_reason(&late, due + day, None).expect("skipped");
+        let reason = skip_reason(&late, due + day, None, None).expect("skipped");
         assert!(reason.contains("cut-off has passed"), "{reason}");
         // A reminder before the deadline does not care about the cut-off.
         late.reminder_type = "24h".into();
-        assert_eq!(skip_reason(&late, due - day, None), None);
+        assert_eq!(skip_reason(&late, due - day, None, None), None);
     }
 
     #[test]

@@ -3,7 +3,7 @@
 
 use std::collections::HashSet;
 
-use chrono::{DateTime, NaiveDate, Utc};
+use chrono::{DateTime, Datelike, NaiveDate, Utc};
 
 use crate::db::Db;
 use crate::db::summaries::{self, DEFAULT_DAILY_SUMMARY, DEFAULT_SUMMARY_HOUR, NewSummary};
@@ -84,6 +84,14 @@ fn owed_summaries(
             let hour = recipient.summary_hour.unwrap_or(DEFAULT_SUMMARY_HOUR) as u32;
             let started = went_live.max(recipient.created_at.instant());
             for (date, at) in summary_due(now.instant(), hour, zone_of(recipient.timezone.as_deref())) {
+                // A weekly summary is owed on its weekday only, once a local
+                // date as every summary: so once a week.
+                if recipient
+                    .summary_weekday
+                    .is_some_and(|weekday| date.weekday().number_from_monday() as i32 != weekday)
+                {
+                    continue;
+                }
                 let before_go_live = (at + GO_LIVE_GRACE < started).then(|| {
                     let since = if started == went_live {
                         "summaries began on this database"

@@ -5,9 +5,9 @@
 
 use std::path::{Path, PathBuf};
 
-use super::users::full_dump;
+use super::users::{assert_gone, full_dump};
 use crate::common::smtp::{Received, SmtpServer};
-use crate::common::{Backend, TestEnv, on_both_backends};
+use crate::common::{TestEnv, on_both_backends};
 
 const SECRET: &str = "0123456789abcdef0123456789abcdef-test-secret";
 /// The VERP address, original Message-ID and recipient written in the sample.
@@ -167,31 +167,6 @@ fn mailto_token(message: &Received) -> String {
     let header = message.header("List-Unsubscribe").unwrap();
     let start = header.find("unsubscribe%20").unwrap() + "unsubscribe%20".len();
     header[start..].split('>').next().unwrap().to_string()
-}
-
-/// Whether `needle` (lower case) is anywhere in the SQLite file or its WAL.
-fn in_sqlite_files(env: &TestEnv, needle: &str) -> Vec<&'static str> {
-    ["test.db", "test.db-wal"]
-        .into_iter()
-        .filter(|file| {
-            let bytes = std::fs::read(env.path(file)).unwrap_or_default().to_ascii_lowercase();
-            bytes.windows(needle.len()).any(|w| w == needle.as_bytes())
-        })
-        .collect()
-}
-
-/// That nothing names `needle` any more: not the database (a full dump),
-/// nor, on SQLite, a free page or the WAL.
-fn assert_gone(env: &TestEnv, needle: &str) {
-    let dump = full_dump(env);
-    assert!(!dump.contains(needle), "`{needle}` is still in the database:\n{dump}");
-    if env.backend == Backend::Sqlite {
-        assert_eq!(
-            in_sqlite_files(env, needle),
-            Vec::<&str>::new(),
-            "left in a free page or the WAL"
-        );
-    }
 }
 
 fn strings(value: &serde_json::Value) -> Vec<String> {

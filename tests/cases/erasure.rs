@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use diesel::connection::SimpleConnection;
 use diesel::prelude::*;
 
-use super::users::full_dump;
+use super::users::{full_dump, in_sqlite_files};
 use crate::common::smtp::{Received, SmtpServer};
 use crate::common::{Backend, TestEnv, on_both_backends};
 
@@ -68,17 +68,6 @@ fn bounces(env: &TestEnv, source: &str) -> serde_json::Value {
     let run = env.run(&["bounces", source, "--format", "json"]);
     assert_eq!(run.code(), 0, "{}", run.describe());
     run.report()
-}
-
-/// Whether `needle` (lower case) is anywhere in the SQLite file or its WAL.
-fn in_sqlite_files(env: &TestEnv, needle: &str) -> Vec<&'static str> {
-    ["test.db", "test.db-wal"]
-        .into_iter()
-        .filter(|file| {
-            let bytes = std::fs::read(env.path(file)).unwrap_or_default().to_ascii_lowercase();
-            bytes.windows(needle.len()).any(|w| w == needle.as_bytes())
-        })
-        .collect()
 }
 
 fn strings(value: &serde_json::Value) -> Vec<String> {

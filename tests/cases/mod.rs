@@ -24,6 +24,7 @@ mod overdue;
 mod pacing;
 mod pooler;
 mod postfix;
+mod preferences;
 mod report;
 mod schema;
 mod secrets;

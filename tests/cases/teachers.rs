@@ -2,8 +2,8 @@
 //! nothing, listed by course, unlinked, and forgotten without leaving their
 //! address.
 
-use super::users::full_dump;
-use crate::common::{Backend, TestEnv, on_both_backends};
+use super::users::{assert_gone, full_dump};
+use crate::common::{TestEnv, on_both_backends};
 
 fn count(env: &TestEnv, table: &str) -> i64 {
     env.count(&format!("SELECT count(*) AS n FROM {table}"))
@@ -37,31 +37,6 @@ fn pair(email: &str, courses: &[&str]) -> (String, Vec<String>) {
 fn write(env: &TestEnv, name: &str, text: &str) -> String {
     std::fs::write(env.path(name), text).unwrap();
     env.path(name).to_str().unwrap().to_string()
-}
-
-/// Whether `needle` (lower case) is anywhere in the SQLite file or its WAL.
-fn in_sqlite_files(env: &TestEnv, needle: &str) -> Vec<&'static str> {
-    ["test.db", "test.db-wal"]
-        .into_iter()
-        .filter(|file| {
-            let bytes = std::fs::read(env.path(file)).unwrap_or_default().to_ascii_lowercase();
-            bytes.windows(needle.len()).any(|w| w == needle.as_bytes())
-        })
-        .collect()
-}
-
-/// That nothing names `needle` any more: not the database (a full dump),
-/// nor, on SQLite, a free page or the WAL.
-fn assert_gone(env: &TestEnv, needle: &str) {
-    let dump = full_dump(env);
-    assert!(!dump.contains(needle), "`{needle}` is still in the database:\n{dump}");
-    if env.backend == Backend::Sqlite {
-        assert_eq!(
-            in_sqlite_files(env, needle),
-            Vec::<&str>::new(),
-            "left in a free page or the WAL"
-        );
-    }
 }
 
 on_both_backends! {

@@ -73,6 +73,31 @@ fn truthy(env: &TestEnv) -> &'static str {
     }
 }
 
+/// Whether `needle` (lower case) is anywhere in the SQLite file or its WAL.
+pub(super) fn in_sqlite_files(env: &TestEnv, needle: &str) -> Vec<&'static str> {
+    ["test.db", "test.db-wal"]
+        .into_iter()
+        .filter(|file| {
+            let bytes = std::fs::read(env.path(file)).unwrap_or_default().to_ascii_lowercase();
+            bytes.windows(needle.len()).any(|w| w == needle.as_bytes())
+        })
+        .collect()
+}
+
+/// That nothing names `needle` any more: not the database (a full dump),
+/// nor, on SQLite, a free page or the WAL.
+pub(super) fn assert_gone(env: &TestEnv, needle: &str) {
+    let dump = full_dump(env);
+    assert!(!dump.contains(needle), "`{needle}` is still in the database:\n{dump}");
+    if env.backend == Backend::Sqlite {
+        assert_eq!(
+            in_sqlite_files(env, needle),
+            Vec::<&str>::new(),
+            "left in a free page or the WAL"
+        );
+    }
+}
+
 /// Everything the database holds, as text: `sqlite3 .dump` or `pg_dump`.
 pub(super) fn full_dump(env: &TestEnv) -> String {
     let output = match env.backend {
