@@ -643,7 +643,7 @@ pub enum UserCommand {
         #[arg(long)]
         keep_guardians: bool,
     },
-    /// Add students in bulk from CSV (email,name,timezone) or JSON Lines
+    /// Add students in bulk from CSV (email,name,timezone; optional types,mute,summary,summary_weekday) or JSON Lines
     #[command(
         after_help = "Examples:\n  reminders user import students.csv\n  cat students.jsonl | reminders user import - --input-format jsonl"
     )]

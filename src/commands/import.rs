@@ -15,18 +15,21 @@ use serde_json::json;
 use self::rows::{BadRows, Columns, NumberedRow, at_line, input_format, open_rows};
 
 use super::Outcome;
-use crate::cli::{AssignmentImportArgs, ImportArgs, InputFormat};
+use crate::cli::{AssignmentImportArgs, ImportArgs, InputFormat, SummaryFrequency};
 use crate::db::DatabaseUrl;
 use crate::db::Db;
 use crate::db::assignments::{self, Assignment, Incoming, Kept, Upserted};
+use crate::db::summaries;
 use crate::db::types::{Id, Json, Timestamp};
 use crate::db::users::{self, User};
 use crate::error::invalid;
 use crate::input::{
     Email, check_cutoff, check_metadata, parse_course, parse_cutoff, parse_description, parse_due, parse_external_id,
-    parse_metadata, parse_name, parse_timezone, parse_title, zone_of,
+    parse_metadata, parse_name, parse_timezone, parse_title, parse_weekday, zone_of,
 };
 use crate::output;
+use crate::schedule::TypeList;
+use clap::ValueEnum;
 
 mod guardians;
 mod rows;
@@ -44,12 +47,68 @@ struct UserRow {
     email: String,
     name: Option<String>,
     timezone: Option<String>,
+    /// The `user set` preferences: `--types`, `--mute`, `--summary`,
+    /// `--summary-weekday`; empty leaves the default.
+    types: Option<String>,
+    mute: Option<String>,
+    summary: Option<String>,
+    summary_weekday: Option<String>,
 }
 
 const USER_COLUMNS: Columns = Columns {
     required: &["email"],
-    all: &["email", "name", "timezone"],
+    all: &[
+        "email",
+        "name",
+        "timezone",
+        "types",
+        "mute",
+        "summary",
+        "summary_weekday",
+    ],
 };
+
+/// A user row's preferences, or `None` when it sets none (the defaults).
+fn row_preferences(row: &UserRow, user_id: Id, now: Timestamp) -> anyhow::Result<Option<summaries::Preferences>> {
+    fn given(value: &Option<String>) -> Option<&str> {
+        value.as_deref().map(str::trim).filter(|value| !value.is_empty())
+    }
+    let (types, mute, summary, weekday) = (
+        given(&row.types),
+        given(&row.mute),
+        given(&row.summary),
+        given(&row.summary_weekday),
+    );
+    if types.is_none() && mute.is_none() && summary.is_none() && weekday.is_none() {
+        return Ok(None);
+    }
+    let summary = summary
+        .map(|text| {
+            SummaryFrequency::from_str(text, true)
+                .map_err(|_| invalid(format!("`{text}` is not a summary: use daily, weekly or off")))
+        })
+        .transpose()?;
+    let weekday = weekday.map(parse_weekday).transpose()?;
+    let summary_weekday = match (summary, weekday) {
+        (Some(SummaryFrequency::Weekly), day) => Some(day.unwrap_or(chrono::Weekday::Mon)),
+        (_, Some(_)) => {
+            return Err(invalid(
+                "`summary_weekday` is the day of a weekly summary: set `summary` to weekly",
+            ));
+        }
+        _ => None,
+    };
+    Ok(Some(summaries::Preferences {
+        user_id,
+        daily_summary: summary != Some(SummaryFrequency::Off),
+        summary_hour: summaries::DEFAULT_SUMMARY_HOUR,
+        created_at: now,
+        updated_at: now,
+        reminder_types: types.map(TypeList::parse).transpose()?.map(|list| list.to_text()),
+        muted_types: mute.map(TypeList::parse).transpose()?.map(|list| list.to_text()),
+        summary_weekday: summary_weekday.map(|day| day.number_from_monday() as i32),
+    }))
+}
 
 /// A row of an assignments file: the `assignment add` flags.
 #[derive(Debug, Deserialize)]
@@ -118,14 +177,17 @@ pub fn users(database: &DatabaseUrl, args: ImportArgs, now: Timestamp) -> anyhow
         let emails: Vec<String> = batch.iter().map(|(_, row)| row.email.trim().to_lowercase()).collect();
         let mut taken: HashSet<String> = users::existing_emails(db, &emails)?.into_iter().collect();
         let mut fresh = Vec::with_capacity(batch.len());
+        let mut preferences = Vec::new();
         for (line, row) in batch {
-            let (Some(email), Some(name), Some(timezone)) = (
+            let id = Id::new();
+            let (Some(email), Some(name), Some(timezone), Some(chosen)) = (
                 bad.check(
                     line,
                     Email::parse(&row.email).and_then(|email| email.mailable(args.allow_local_domains)),
                 )?,
                 bad.check(line, parse_name(row.name.as_deref()))?,
                 bad.check(line, optional_timezone(row.timezone.as_deref()))?,
+                bad.check(line, row_preferences(&row, id, now))?,
             ) else {
                 continue;
             };
@@ -141,9 +203,16 @@ pub fn users(database: &DatabaseUrl, args: ImportArgs, now: Timestamp) -> anyhow
                 }
                 continue;
             }
-            fresh.push(User::new(email.as_str(), name, timezone.name(), now));
+            fresh.push(User {
+                id,
+                ..User::new(email.as_str(), name, timezone.name(), now)
+            });
+            preferences.extend(chosen);
         }
         users::insert_users(db, &fresh)?;
+        for chosen in &preferences {
+            summaries::save_preferences(db, chosen)?;
+        }
         Ok(Tally {
             inserted: fresh.len(),
             updated: 0,

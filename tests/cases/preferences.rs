@@ -112,4 +112,36 @@ on_both_backends! {
         assert_eq!(dates("daily@x.test").len(), 14);
         assert_eq!(smtp.received().len(), 16);
     }
+
+    fn an_import_sets_the_same_preferences_all_or_nothing(env: &TestEnv) {
+        let file = env.path("students.csv");
+        let bad = "email,types,mute,summary,summary_weekday\n\
+                   a@x.test,24h,,weekly,fri\n\
+                   b@x.test,,2h,,\n\
+                   c@x.test,,,monthly,\n\
+                   d@x.test,soon,,,\n";
+        std::fs::write(&file, bad).unwrap();
+        let run = env.run(&["user", "import", file.to_str().unwrap()]);
+        assert_eq!(run.code(), 2, "{}", run.describe());
+        assert!(run.stderr().contains("line 4") && run.stderr().contains("`monthly` is not a summary"), "{}", run.describe());
+        assert!(run.stderr().contains("line 5") && run.stderr().contains("`soon` is not a reminder type"), "{}", run.describe());
+        assert_eq!(env.count("SELECT count(*) AS n FROM users"), 0);
+        let good = "email,types,mute,summary,summary_weekday\n\
+                    a@x.test,24h,,weekly,fri\n\
+                    b@x.test,,\"2h,overdue-2h\",,\n\
+                    c@x.test,,,off,\n\
+                    d@x.test,,,,\n";
+        std::fs::write(&file, good).unwrap();
+        env.ok(&["user", "import", file.to_str().unwrap()]);
+        let stored = env.texts(
+            "SELECT u.email || ' ' || COALESCE(p.reminder_types, '-') || ' ' || COALESCE(p.muted_types, '-') || ' ' || \
+             CASE WHEN p.daily_summary THEN 'on' ELSE 'off' END || ' ' || COALESCE(CAST(p.summary_weekday AS TEXT), '-') AS v \
+             FROM users u JOIN user_preferences p ON p.user_id = u.id ORDER BY u.email",
+        );
+        assert_eq!(
+            stored.into_iter().flatten().collect::<Vec<_>>(),
+            ["a@x.test 24h - on 5", "b@x.test - 2h,overdue-2h on -", "c@x.test - - off -"]
+        );
+        assert_eq!(env.count("SELECT count(*) AS n FROM users"), 4);
+    }
 }
