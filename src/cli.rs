@@ -643,7 +643,7 @@ pub enum UserCommand {
         #[arg(long)]
         keep_guardians: bool,
     },
-    /// Add students in bulk from CSV (email,name,timezone; optional types,mute,summary,summary_weekday) or JSON Lines
+    /// Add students in bulk from CSV (email,name,timezone; optional locale,types,mute,summary,summary_weekday) or JSON Lines
     #[command(
         after_help = "Examples:\n  reminders user import students.csv\n  cat students.jsonl | reminders user import - --input-format jsonl"
     )]
@@ -743,6 +743,9 @@ pub struct UserSetArgs {
     /// These reminder types do not reach the student, such as `2h` (`none` to mute nothing again)
     #[arg(long, value_name = "TYPE,TYPE,…")]
     pub mute: Option<String>,
+    /// Their language, BCP 47 (`fr`, `fr-CA`, `es`): the templates and the dates of their messages (`none`: English)
+    #[arg(long, value_name = "LANG")]
+    pub locale: Option<String>,
 }
 
 /// `user set --summary`.
@@ -770,6 +773,10 @@ pub struct UserAddArgs {
     /// An IANA time zone, such as America/Los_Angeles [default: UTC]
     #[arg(long, value_name = "TZ", value_parser = parse_timezone)]
     pub timezone: Option<chrono_tz::Tz>,
+    /// Their language, BCP 47 (`fr`, `fr-CA`, `es`): the templates and the dates of their messages [default:
+    /// English]
+    #[arg(long, value_name = "LANG")]
+    pub locale: Option<String>,
     /// Accept an address whose domain has no dot (`frank@school`), for mail delivered inside the school
     #[arg(long)]
     pub allow_local_domains: bool,
@@ -848,6 +855,10 @@ pub struct GuardianAddArgs {
     /// The local hour (0-23), in their time zone [default: 18]
     #[arg(long, value_name = "HOUR", value_parser = clap::value_parser!(i32).range(0..=23))]
     pub hour: Option<i32>,
+    /// Their language, BCP 47 (`fr`, `fr-CA`, `es`): the templates and the dates of their messages (`''` removes it) [default:
+    /// English]
+    #[arg(long, value_name = "LANG")]
+    pub locale: Option<String>,
     /// Accept an address whose domain has no dot (`frank@school`), for mail delivered inside the school
     #[arg(long)]
     pub allow_local_domains: bool,
@@ -933,6 +944,10 @@ pub struct TeacherAddArgs {
     /// The local hour (0-23) of their weekly report, in their time zone [default: 16]
     #[arg(long, value_name = "HOUR", value_parser = clap::value_parser!(i32).range(0..=23))]
     pub hour: Option<i32>,
+    /// Their language, BCP 47 (`fr`, `fr-CA`, `es`): the templates and the dates of their messages (`''` removes it) [default:
+    /// English]
+    #[arg(long, value_name = "LANG")]
+    pub locale: Option<String>,
     /// Accept an address whose domain has no dot (`frank@school`), for mail delivered inside the school
     #[arg(long)]
     pub allow_local_domains: bool,

@@ -178,6 +178,46 @@ pub fn parse_weekday(raw: &str) -> anyhow::Result<chrono::Weekday> {
     })
 }
 
+/// A language as BCP 47 writes it (`fr`, `fr-CA`, `es-419`, `zh-Hant-TW`),
+/// in its usual case: language lower, script title, region upper. `_` is
+/// read as `-` (`fr_CA`, as POSIX writes it). Empty, or `none`, is no
+/// language (English).
+pub fn parse_locale(raw: &str) -> anyhow::Result<Option<String>> {
+    let wanted = raw.trim();
+    if wanted.is_empty() || wanted.eq_ignore_ascii_case("none") {
+        return Ok(None);
+    }
+    let bad = || {
+        invalid(format!(
+            "`{wanted}` is not a language tag such as `fr`, `fr-CA` or `es-419` (BCP 47)"
+        ))
+    };
+    let mut subtags = wanted.split(['-', '_']);
+    let language = subtags.next().unwrap_or_default();
+    if !(2..=3).contains(&language.len()) || !language.chars().all(|c| c.is_ascii_alphabetic()) {
+        return Err(bad());
+    }
+    let mut tag = language.to_ascii_lowercase();
+    for subtag in subtags {
+        let letters = subtag.chars().all(|c| c.is_ascii_alphabetic());
+        let written = match subtag.len() {
+            // A script: Latn, Hant.
+            4 if letters => {
+                let (first, rest) = subtag.split_at(1);
+                first.to_ascii_uppercase() + &rest.to_ascii_lowercase()
+            }
+            // A region: CA, or a UN M.49 number such as 419.
+            2 if letters => subtag.to_ascii_uppercase(),
+            3 if subtag.chars().all(|c| c.is_ascii_digit()) => subtag.to_string(),
+            // A variant.
+            5..=8 if subtag.chars().all(|c| c.is_ascii_alphanumeric()) => subtag.to_ascii_lowercase(),
+            _ => return Err(bad()),
+        };
+        tag = format!("{tag}-{written}");
+    }
+    Ok(Some(tag))
+}
+
 /// `--rate`: at most `messages` per `per` (a second, a minute or an hour).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Rate {
@@ -496,6 +536,20 @@ mod tests {
         for raw in ["24", "-1", "7pm", "7.5"] {
             let error = parse_hour(raw).unwrap_err().to_string();
             assert!(error.contains("is not an hour: use 0 to 23"), "{error}");
+        }
+    }
+
+    #[test]
+    fn language_tags_are_read_in_their_usual_case() {
+        assert_eq!(parse_locale("fr").unwrap().as_deref(), Some("fr"));
+        assert_eq!(parse_locale(" FR_ca ").unwrap().as_deref(), Some("fr-CA"));
+        assert_eq!(parse_locale("es-419").unwrap().as_deref(), Some("es-419"));
+        assert_eq!(parse_locale("zh-hant-tw").unwrap().as_deref(), Some("zh-Hant-TW"));
+        assert_eq!(parse_locale("").unwrap(), None);
+        assert_eq!(parse_locale("none").unwrap(), None);
+        for bad in ["f", "french", "fr-C", "fr-CA-x", "12", "fr CA"] {
+            let error = parse_locale(bad).unwrap_err().to_string();
+            assert!(error.contains("is not a language tag"), "{bad}: {error}");
         }
     }
 

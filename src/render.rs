@@ -13,6 +13,11 @@
 //!
 //! The `.html` bodies are optional; when present, the message gets a
 //! `multipart/alternative` HTML part, and values inserted into it are escaped.
+//!
+//! Each file may have versions in other languages, named by BCP 47 tag before
+//! the extension (`reminder_body.fr-CA.txt`, `reminder_body.fr.txt`): a person
+//! whose locale is `fr-CA` gets the `fr-CA` file, else the `fr` one, else the
+//! plain one. Spanish (`es`) and French (`fr`) are built in.
 
 use std::path::{Path, PathBuf};
 
@@ -79,6 +84,104 @@ const FILES: [(&str, Option<&str>); 21] = [
     ("teacher_report_body.html", None),
 ];
 
+/// The built-in translations, as `FILES` names them with a language tag.
+const TRANSLATIONS: [(&str, &str); 28] = [
+    ("digest_body.es.txt", include_str!("../templates/digest_body.es.txt")),
+    ("digest_body.fr.txt", include_str!("../templates/digest_body.fr.txt")),
+    (
+        "digest_subject.es.txt",
+        include_str!("../templates/digest_subject.es.txt"),
+    ),
+    (
+        "digest_subject.fr.txt",
+        include_str!("../templates/digest_subject.fr.txt"),
+    ),
+    (
+        "escalation_body.es.txt",
+        include_str!("../templates/escalation_body.es.txt"),
+    ),
+    (
+        "escalation_body.fr.txt",
+        include_str!("../templates/escalation_body.fr.txt"),
+    ),
+    (
+        "escalation_subject.es.txt",
+        include_str!("../templates/escalation_subject.es.txt"),
+    ),
+    (
+        "escalation_subject.fr.txt",
+        include_str!("../templates/escalation_subject.fr.txt"),
+    ),
+    (
+        "guardian_digest_body.es.txt",
+        include_str!("../templates/guardian_digest_body.es.txt"),
+    ),
+    (
+        "guardian_digest_body.fr.txt",
+        include_str!("../templates/guardian_digest_body.fr.txt"),
+    ),
+    (
+        "guardian_digest_subject.es.txt",
+        include_str!("../templates/guardian_digest_subject.es.txt"),
+    ),
+    (
+        "guardian_digest_subject.fr.txt",
+        include_str!("../templates/guardian_digest_subject.fr.txt"),
+    ),
+    ("overdue_body.es.txt", include_str!("../templates/overdue_body.es.txt")),
+    ("overdue_body.fr.txt", include_str!("../templates/overdue_body.fr.txt")),
+    (
+        "overdue_subject.es.txt",
+        include_str!("../templates/overdue_subject.es.txt"),
+    ),
+    (
+        "overdue_subject.fr.txt",
+        include_str!("../templates/overdue_subject.fr.txt"),
+    ),
+    (
+        "reminder_body.es.txt",
+        include_str!("../templates/reminder_body.es.txt"),
+    ),
+    (
+        "reminder_body.fr.txt",
+        include_str!("../templates/reminder_body.fr.txt"),
+    ),
+    (
+        "reminder_subject.es.txt",
+        include_str!("../templates/reminder_subject.es.txt"),
+    ),
+    (
+        "reminder_subject.fr.txt",
+        include_str!("../templates/reminder_subject.fr.txt"),
+    ),
+    ("summary_body.es.txt", include_str!("../templates/summary_body.es.txt")),
+    ("summary_body.fr.txt", include_str!("../templates/summary_body.fr.txt")),
+    (
+        "summary_subject.es.txt",
+        include_str!("../templates/summary_subject.es.txt"),
+    ),
+    (
+        "summary_subject.fr.txt",
+        include_str!("../templates/summary_subject.fr.txt"),
+    ),
+    (
+        "teacher_report_body.es.txt",
+        include_str!("../templates/teacher_report_body.es.txt"),
+    ),
+    (
+        "teacher_report_body.fr.txt",
+        include_str!("../templates/teacher_report_body.fr.txt"),
+    ),
+    (
+        "teacher_report_subject.es.txt",
+        include_str!("../templates/teacher_report_subject.es.txt"),
+    ),
+    (
+        "teacher_report_subject.fr.txt",
+        include_str!("../templates/teacher_report_subject.fr.txt"),
+    ),
+];
+
 /// The kinds of message.
 #[derive(Debug, Clone, Copy)]
 pub enum Kind {
@@ -110,6 +213,9 @@ pub struct Rendered {
     pub subject: String,
     pub text: String,
     pub html: Option<String>,
+    /// The reader's language (BCP 47), for `Content-Language` and the HTML
+    /// part's `lang`.
+    pub language: Option<String>,
 }
 
 /// The loaded templates, shared by the sending threads.
@@ -139,12 +245,12 @@ impl Templates {
             env: Environment::new(),
             dir: dir.map(Path::to_path_buf),
         };
+        let read = |path: &Path| {
+            std::fs::read_to_string(path).map_err(|error| invalid(format!("cannot read `{}`: {error}", path.display())))
+        };
         for (name, default) in FILES {
             let source = match dir.map(|dir| dir.join(name)).filter(|path| path.exists()) {
-                Some(path) => Some(
-                    std::fs::read_to_string(&path)
-                        .map_err(|error| invalid(format!("cannot read `{}`: {error}", path.display())))?,
-                ),
+                Some(path) => Some(read(&path)?),
                 None => default.map(str::to_string),
             };
             if let Some(source) = source {
@@ -152,39 +258,84 @@ impl Templates {
                     .map_err(|error| templates.describe(&error))?;
             }
         }
+        // Translations: the built-in ones, then the folder's, which replace them.
+        for (name, source) in TRANSLATIONS {
+            env.add_template_owned(name, source.to_string())
+                .map_err(|error| templates.describe(&error))?;
+        }
+        for (name, path) in dir.map(translations_in).unwrap_or_default() {
+            env.add_template_owned(name, read(&path)?)
+                .map_err(|error| templates.describe(&error))?;
+        }
         Ok(Templates { env, ..templates })
     }
 
     /// Renders every template against sample data: the first error, with file
     /// and line, is bad input.
     pub fn check(&self) -> anyhow::Result<()> {
-        self.render(Kind::Reminder, &sample_reminder())?;
-        self.render(Kind::Overdue, &sample_overdue())?;
-        self.render(Kind::Summary, &sample_summary())?;
-        self.render(Kind::Digest, &sample_digest())?;
-        self.render(Kind::GuardianDigest, &sample_guardian_digest())?;
-        self.render(Kind::Escalation, &sample_escalation())?;
-        self.render(Kind::TeacherReport, &sample_teacher_report())?;
+        // Every language there is a template for, each in turn.
+        let mut tags: Vec<String> = vec!["es".into(), "fr".into()];
+        for (name, _) in self.dir.as_deref().map(translations_in).unwrap_or_default() {
+            tags.extend(name.split('.').nth(1).map(str::to_string));
+        }
+        tags.sort();
+        tags.dedup();
+        let locales = std::iter::once(None).chain(tags.iter().map(|tag| Some(tag.as_str())));
+        for locale in locales {
+            self.render(Kind::Reminder, locale, &sample_reminder())?;
+            self.render(Kind::Overdue, locale, &sample_overdue())?;
+            self.render(Kind::Summary, locale, &sample_summary())?;
+            self.render(Kind::Digest, locale, &sample_digest())?;
+            self.render(Kind::GuardianDigest, locale, &sample_guardian_digest())?;
+            self.render(Kind::Escalation, locale, &sample_escalation())?;
+            self.render(Kind::TeacherReport, locale, &sample_teacher_report())?;
+        }
         Ok(())
     }
 
-    /// Renders one kind of message.
-    pub fn render(&self, kind: Kind, context: &impl Serialize) -> anyhow::Result<Rendered> {
+    /// Renders one kind of message, in `locale`'s templates where there
+    /// are some (see the module's notes).
+    pub fn render(&self, kind: Kind, locale: Option<&str>, context: &impl Serialize) -> anyhow::Result<Rendered> {
         let render = |part: &str| -> anyhow::Result<Option<String>> {
-            let name = format!("{}_{part}", kind.prefix());
-            match self.env.get_template(&name) {
-                Ok(template) => template
+            let (stem, extension) = part.split_once('.').unwrap_or((part, ""));
+            let base = format!("{}_{stem}", kind.prefix());
+            let mut names: Vec<String> = fallbacks(locale)
+                .iter()
+                .map(|tag| format!("{base}.{tag}.{extension}"))
+                .collect();
+            names.push(format!("{base}.{extension}"));
+            match names.iter().find_map(|name| self.env.get_template(name).ok()) {
+                Some(template) => template
                     .render(minijinja::value::Serde(context))
                     .map(Some)
                     .map_err(|error| self.describe(&error)),
-                Err(_) => Ok(None),
+                None => Ok(None),
             }
         };
         let subject = render("subject.txt")?.unwrap_or_default();
+        // The language the body is written in: the reader's when a template
+        // in it (or in its language, `fr` for `fr-CA`) was found, else English.
+        let language = locale.filter(|locale| {
+            let base = format!("{}_body", kind.prefix());
+            fallbacks(Some(locale))
+                .iter()
+                .any(|tag| self.env.get_template(&format!("{base}.{tag}.txt")).is_ok())
+        });
         Ok(Rendered {
             subject: header_safe(&subject),
             text: render("body.txt")?.unwrap_or_default(),
-            html: render("body.html")?,
+            html: render("body.html")?.map(|html| with_lang(html, language)),
+            language: language.map(str::to_string),
+        })
+    }
+
+    /// Whether any file of `kind` has a version for `locale` (or its language).
+    pub fn speaks(&self, locale: &str) -> bool {
+        fallbacks(Some(locale)).iter().any(|tag| {
+            FILES.iter().any(|(name, _)| {
+                let (stem, extension) = name.split_once('.').unwrap_or((name, ""));
+                self.env.get_template(&format!("{stem}.{tag}.{extension}")).is_ok()
+            })
         })
     }
 
@@ -225,13 +376,58 @@ impl Templates {
     }
 }
 
+/// The HTML with `lang` on its `<html>` element, when it has one without:
+/// screen readers then speak it in the reader's language.
+fn with_lang(html: String, locale: Option<&str>) -> String {
+    let Some(tag) = locale else { return html };
+    let lower = html.to_ascii_lowercase();
+    let Some(at) = lower.find("<html") else { return html };
+    let end = lower[at..].find('>').map_or(lower.len(), |end| at + end);
+    if lower[at..end].contains("lang=") {
+        return html;
+    }
+    format!("{} lang=\"{tag}\"{}", &html[..at + 5], &html[at + 5..])
+}
+
+/// The tags to look for, most specific first: `fr-CA` gives `fr-CA`, `fr`.
+fn fallbacks(locale: Option<&str>) -> Vec<String> {
+    let Some(tag) = locale else { return Vec::new() };
+    let parts: Vec<&str> = tag.split('-').collect();
+    (1..=parts.len()).rev().map(|n| parts[..n].join("-")).collect()
+}
+
+/// The translations in a templates folder: `NAME.TAG.EXT` for each `NAME.EXT`
+/// of `FILES`, by template name.
+fn translations_in(dir: &Path) -> Vec<(String, PathBuf)> {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return Vec::new();
+    };
+    entries
+        .flatten()
+        .filter_map(|entry| {
+            let name = entry.file_name().to_string_lossy().into_owned();
+            is_translation(&name).then(|| (name, entry.path()))
+        })
+        .collect()
+}
+
+/// Whether `name` is a translated template's: `reminder_body.fr-CA.txt`.
+fn is_translation(name: &str) -> bool {
+    let mut parts = name.splitn(3, '.');
+    let (Some(stem), Some(tag), Some(extension)) = (parts.next(), parts.next(), parts.next()) else {
+        return false;
+    };
+    let plain = format!("{stem}.{extension}");
+    FILES.iter().any(|(known, _)| *known == plain) && crate::input::parse_locale(tag).is_ok_and(|t| t.is_some())
+}
+
 /// Warns of each file in a templates folder that is not a template's name
 /// (a misspelt one would be ignored), naming the ones that are.
 fn warn_of_unknown_files(dir: &Path) {
     let Ok(entries) = std::fs::read_dir(dir) else { return };
     for entry in entries.flatten() {
         let name = entry.file_name().to_string_lossy().into_owned();
-        if name.starts_with('.') || FILES.iter().any(|(known, _)| *known == name) {
+        if name.starts_with('.') || FILES.iter().any(|(known, _)| *known == name) || is_translation(&name) {
             continue;
         }
         let expected: Vec<&str> = FILES.iter().map(|(known, _)| *known).collect();

@@ -10,7 +10,7 @@ use crate::db::types::{DigestFrequency, Timestamp};
 use crate::db::users;
 use crate::db::{DatabaseUrl, Db};
 use crate::error::{Failure, invalid};
-use crate::input::{Email, zone_of};
+use crate::input::{Email, parse_locale, zone_of};
 use crate::output::{self, Report};
 
 impl Run for GuardianCommand {
@@ -38,6 +38,7 @@ fn add(database: &DatabaseUrl, args: GuardianAddArgs, now: Timestamp) -> anyhow:
         frequency: args.frequency,
         weekday: args.weekday.map(|day| day.number_from_monday() as i32),
         hour: args.hour,
+        locale: args.locale.as_deref().map(parse_locale).transpose()?,
     };
     let mut db = Db::open(database)?;
     let following = db.in_write_transaction(|db| {

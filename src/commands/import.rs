@@ -25,7 +25,7 @@ use crate::db::users::{self, User};
 use crate::error::invalid;
 use crate::input::{
     Email, check_cutoff, check_metadata, parse_course, parse_cutoff, parse_description, parse_due, parse_external_id,
-    parse_metadata, parse_name, parse_timezone, parse_title, parse_weekday, zone_of,
+    parse_locale, parse_metadata, parse_name, parse_timezone, parse_title, parse_weekday, zone_of,
 };
 use crate::output;
 use crate::schedule::TypeList;
@@ -53,6 +53,8 @@ struct UserRow {
     mute: Option<String>,
     summary: Option<String>,
     summary_weekday: Option<String>,
+    /// BCP 47, as `user set --locale`.
+    locale: Option<String>,
 }
 
 const USER_COLUMNS: Columns = Columns {
@@ -61,6 +63,7 @@ const USER_COLUMNS: Columns = Columns {
         "email",
         "name",
         "timezone",
+        "locale",
         "types",
         "mute",
         "summary",
@@ -180,13 +183,14 @@ pub fn users(database: &DatabaseUrl, args: ImportArgs, now: Timestamp) -> anyhow
         let mut preferences = Vec::new();
         for (line, row) in batch {
             let id = Id::new();
-            let (Some(email), Some(name), Some(timezone), Some(chosen)) = (
+            let (Some(email), Some(name), Some(timezone), Some(locale), Some(chosen)) = (
                 bad.check(
                     line,
                     Email::parse(&row.email).and_then(|email| email.mailable(args.allow_local_domains)),
                 )?,
                 bad.check(line, parse_name(row.name.as_deref()))?,
                 bad.check(line, optional_timezone(row.timezone.as_deref()))?,
+                bad.check(line, parse_locale(row.locale.as_deref().unwrap_or_default()))?,
                 bad.check(line, row_preferences(&row, id, now))?,
             ) else {
                 continue;
@@ -205,6 +209,7 @@ pub fn users(database: &DatabaseUrl, args: ImportArgs, now: Timestamp) -> anyhow
             }
             fresh.push(User {
                 id,
+                locale,
                 ..User::new(email.as_str(), name, timezone.name(), now)
             });
             preferences.extend(chosen);

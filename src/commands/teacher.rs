@@ -9,7 +9,7 @@ use crate::db::teachers::{self, TeacherFields, Teaching};
 use crate::db::types::Timestamp;
 use crate::db::{DatabaseUrl, Db};
 use crate::error::{Failure, invalid};
-use crate::input::Email;
+use crate::input::{Email, parse_locale};
 use crate::output::{self, Report};
 
 impl Run for TeacherCommand {
@@ -36,6 +36,7 @@ fn add(database: &DatabaseUrl, args: TeacherAddArgs, now: Timestamp) -> anyhow::
         timezone: args.timezone.map(|zone| zone.name().to_string()),
         weekday: args.weekday.map(|day| day.number_from_monday() as i32),
         hour: args.hour,
+        locale: args.locale.as_deref().map(parse_locale).transpose()?,
     };
     let mut db = Db::open(database)?;
     let teaching = db.in_write_transaction(|db| {

@@ -13,7 +13,7 @@ use crate::db::types::Timestamp;
 use crate::db::users::{self, User, UserChanges};
 use crate::db::{contacts, summaries};
 use crate::error::{ExitStatus, Failure, invalid};
-use crate::input::{Email, zone_of};
+use crate::input::{Email, parse_locale, zone_of};
 use crate::mail::token::{Subscriber, verify_unsubscribe_token};
 use crate::mail::{MailUrl, outbox_file_stem};
 use crate::output::{self, Report};
@@ -70,7 +70,10 @@ fn add(database: &DatabaseUrl, args: UserAddArgs, now: Timestamp) -> anyhow::Res
     let timezone = args.timezone.unwrap_or(chrono_tz::UTC);
     let mut db = Db::open(database)?;
     let email = args.email.mailable(args.allow_local_domains)?;
-    let user = User::new(email.as_str(), name, timezone.name(), now);
+    let user = User {
+        locale: args.locale.as_deref().map(parse_locale).transpose()?.flatten(),
+        ..User::new(email.as_str(), name, timezone.name(), now)
+    };
     users::insert_user(&mut db, &user)?;
     Ok(Outcome::success(output::Single(UserList(vec![user]))))
 }
@@ -399,6 +402,10 @@ fn set_preferences(database: &DatabaseUrl, args: UserSetArgs, now: Timestamp) ->
     }
     preferences.updated_at = now;
     summaries::save_preferences(&mut db, &preferences)?;
+    let locale = match &args.locale {
+        Some(raw) => users::set_locale(&mut db, user.id, parse_locale(raw)?, now)?,
+        None => user.locale.clone(),
+    };
     let summary = match (preferences.daily_summary, preferences.summary_weekday) {
         (false, _) => "off",
         (true, None) => "daily",
@@ -429,6 +436,10 @@ fn set_preferences(database: &DatabaseUrl, args: UserSetArgs, now: Timestamp) ->
             preferences.muted_types.clone().unwrap_or_else(|| "none".to_string()),
         ),
         (
+            "language",
+            locale.clone().unwrap_or_else(|| "English (none set)".to_string()),
+        ),
+        (
             "summary hour",
             format!(
                 "{:02}:00 {}",
@@ -445,6 +456,7 @@ fn set_preferences(database: &DatabaseUrl, args: UserSetArgs, now: Timestamp) ->
         "reminder_types": preferences.reminder_types.as_deref().map(|types| types.split(',').collect::<Vec<_>>()),
         "muted_types": preferences.muted_types.as_deref().map(|types| types.split(',').collect::<Vec<_>>()),
         "summary_hour": preferences.summary_hour,
+        "locale": locale,
         "timezone": zone_of(user.timezone.as_deref()).name(),
     });
     Ok(Outcome::success(output::Done(output::Message { text, json })))

@@ -21,7 +21,7 @@ use crate::render::{
     ItemView, Kind, PersonView, Rendered, TeacherReportContext, Templates, header_safe,
 };
 use crate::schedule::Target;
-use crate::time;
+use crate::time::{self, Writing};
 
 /// How far back a teacher's report looks, and how far ahead a guardian's
 /// digest and a teacher's report look.
@@ -201,14 +201,20 @@ impl Queue for ContactMessages {
             Contact::Gone => return Err(SendFailure::new(Blame::Message, "its recipient is gone")),
         };
         let zone = zone_of(Some(&person.timezone));
-        let date = now.with_timezone(&zone).format("%a %d %b %Y").to_string();
-        let render = |kind: Kind, context: &dyn RenderWith| context.render_with(&self.templates, kind);
+        let locale = match &job.claimed.contact {
+            Contact::Guardian(guardian) => guardian.locale.as_deref(),
+            Contact::Teacher(teacher) => teacher.locale.as_deref(),
+            Contact::Gone => None,
+        };
+        let writing = Writing::for_locale(locale);
+        let date = writing.date(now.with_timezone(&zone).date_naive());
+        let render = |kind: Kind, context: &dyn RenderWith| context.render_with(&self.templates, kind, locale);
         let rendered = match &job.content {
             Content::Digest(students) => {
                 let item = |work: &&FollowedWork| ItemView {
                     title: header_safe(&work.title),
                     due_utc: time::utc(work.due_at.instant()),
-                    due_local: time::local_long(work.due_at.instant(), zone),
+                    due_local: writing.long(work.due_at.instant(), zone),
                 };
                 let students: Vec<FollowedStudentView> = students
                     .iter()
@@ -245,11 +251,11 @@ impl Queue for ContactMessages {
                         title: header_safe(&step.title),
                         description: step.description.clone().filter(|d| !d.trim().is_empty()),
                         due_utc: time::utc(due),
-                        due_local: time::local_long(due, zone),
-                        due_local_short: time::local_short(due, zone),
-                        time_left: time::human_duration(due - now),
-                        overdue_by: (due <= now).then(|| time::human_duration(now - due)),
-                        cutoff_local: step.cutoff.map(|cutoff| time::local_long(cutoff.instant(), zone)),
+                        due_local: writing.long(due, zone),
+                        due_local_short: writing.short(due, zone),
+                        time_left: writing.duration(due - now),
+                        overdue_by: (due <= now).then(|| writing.duration(now - due)),
+                        cutoff_local: step.cutoff.map(|cutoff| writing.long(cutoff.instant(), zone)),
                         moved_from: None,
                         metadata: serde_json::Value::Null,
                     },
@@ -260,7 +266,7 @@ impl Queue for ContactMessages {
             }
             Content::Escalation(None) => return Err(SendFailure::new(Blame::Message, "the assignment is gone")),
             Content::Report(reports) => {
-                let local = |at: Timestamp| time::local_long(at.instant(), zone);
+                let local = |at: Timestamp| writing.long(at.instant(), zone);
                 let courses = reports
                     .iter()
                     .map(|report| CourseView {
@@ -324,13 +330,13 @@ impl Queue for ContactMessages {
 
 /// A template context of any kind, rendered: lets one closure render them all.
 trait RenderWith {
-    fn render_with(&self, templates: &Templates, kind: Kind) -> Result<Rendered, SendFailure>;
+    fn render_with(&self, templates: &Templates, kind: Kind, locale: Option<&str>) -> Result<Rendered, SendFailure>;
 }
 
 impl<T: serde::Serialize> RenderWith for T {
-    fn render_with(&self, templates: &Templates, kind: Kind) -> Result<Rendered, SendFailure> {
+    fn render_with(&self, templates: &Templates, kind: Kind, locale: Option<&str>) -> Result<Rendered, SendFailure> {
         templates
-            .render(kind, self)
+            .render(kind, locale, self)
             .map_err(|e| SendFailure::new(Blame::Message, format!("{e:#}")))
     }
 }

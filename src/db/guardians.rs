@@ -34,6 +34,8 @@ pub struct Guardian {
     pub opt_out_reason: Option<OptOutReason>,
     pub created_at: Timestamp,
     pub updated_at: Timestamp,
+    /// Their language (BCP 47); `None`, English.
+    pub locale: Option<String>,
 }
 
 /// What `guardian add` or an import row sets; `None` leaves a guardian's
@@ -46,6 +48,8 @@ pub struct GuardianFields {
     pub frequency: Option<DigestFrequency>,
     pub weekday: Option<i32>,
     pub hour: Option<i32>,
+    /// `Some(None)` removes the language.
+    pub locale: Option<Option<String>>,
 }
 
 impl GuardianFields {
@@ -57,6 +61,7 @@ impl GuardianFields {
             frequency: self.frequency.unwrap_or(guardian.frequency),
             weekday: self.weekday.unwrap_or(guardian.weekday),
             hour: self.hour.unwrap_or(guardian.hour),
+            locale: self.locale.clone().unwrap_or_else(|| guardian.locale.clone()),
             ..guardian.clone()
         }
     }
@@ -124,6 +129,7 @@ pub fn follow(
                 opt_out_reason: None,
                 created_at: now,
                 updated_at: now,
+                locale: None,
             });
             with_conn!(db, conn => diesel::insert_into(guardians::table).values(&fresh).execute(conn))
                 .context("cannot add the guardian")?;
@@ -141,6 +147,7 @@ pub fn follow(
                         guardians::frequency.eq(wanted.frequency),
                         guardians::weekday.eq(wanted.weekday),
                         guardians::hour.eq(wanted.hour),
+                        guardians::locale.eq(&wanted.locale),
                         guardians::updated_at.eq(now),
                     ))
                     .returning(Guardian::as_returning())

@@ -201,6 +201,8 @@ pub struct Claimed {
     pub student_name: Option<String>,
     pub student_timezone: Option<String>,
     pub contact_opt_out: bool,
+    /// The student's language (BCP 47); `None`, English.
+    pub student_locale: Option<String>,
     /// The student's preferences: the types they get (`None`, all), and
     /// those they muted (see `schedule::TypeList`).
     pub reminder_types: Option<String>,
@@ -235,6 +237,7 @@ macro_rules! load_held {
                 users::name,
                 users::timezone,
                 users::contact_opt_out,
+                users::locale,
                 user_preferences::reminder_types.nullable(),
                 user_preferences::muted_types.nullable(),
             ))
@@ -277,6 +280,7 @@ pub fn as_claimed(db: &mut Db, assignment_id: Id, reminder_type: &str) -> anyhow
         Option<String>,
         Option<String>,
         bool,
+        Option<String>,
     );
     let found: Option<Row> = with_conn!(db, conn => assignments::table
         .inner_join(users::table)
@@ -302,6 +306,7 @@ pub fn as_claimed(db: &mut Db, assignment_id: Id, reminder_type: &str) -> anyhow
             users::name,
             users::timezone,
             users::contact_opt_out,
+            users::locale,
         ))
         .first(conn)
         .optional())
@@ -323,6 +328,7 @@ pub fn as_claimed(db: &mut Db, assignment_id: Id, reminder_type: &str) -> anyhow
             name,
             timezone,
             opt_out,
+            locale,
         )| {
             Claimed {
                 // The Message-ID is the reminder's once it is scheduled; until then, a new one.
@@ -344,6 +350,7 @@ pub fn as_claimed(db: &mut Db, assignment_id: Id, reminder_type: &str) -> anyhow
                 student_name: name,
                 student_timezone: timezone,
                 contact_opt_out: opt_out,
+                student_locale: locale,
                 // A preview shows the message whatever the student chose.
                 reminder_types: None,
                 muted_types: None,

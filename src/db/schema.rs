@@ -122,6 +122,7 @@ diesel::table! {
         opt_out_reason -> Nullable<Text>,
         created_at -> Timestamptz,
         updated_at -> Timestamptz,
+        locale -> Nullable<Text>,
     }
 }
 
@@ -211,6 +212,7 @@ diesel::table! {
         opt_out_reason -> Nullable<Text>,
         created_at -> Timestamptz,
         updated_at -> Timestamptz,
+        locale -> Nullable<Text>,
     }
 }
 
@@ -243,6 +245,7 @@ diesel::table! {
         created_at -> Timestamptz,
         updated_at -> Timestamptz,
         opt_out_reason -> Nullable<Text>,
+        locale -> Nullable<Text>,
     }
 }
 

@@ -255,6 +255,7 @@ pub struct ClaimedSummary {
     pub contact_opt_out: bool,
     pub daily_summary: Option<bool>,
     pub summary_hour: Option<i32>,
+    pub locale: Option<String>,
 }
 
 /// Loads the summaries among `$ids` that run `$run_id` still holds, with the
@@ -277,6 +278,7 @@ macro_rules! load_held {
                 users::contact_opt_out,
                 user_preferences::daily_summary.nullable(),
                 user_preferences::summary_hour.nullable(),
+                users::locale,
             ))
             .order(daily_summaries::scheduled_for)
             .load::<ClaimedSummary>($conn)

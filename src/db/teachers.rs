@@ -32,6 +32,8 @@ pub struct Teacher {
     pub opt_out_reason: Option<OptOutReason>,
     pub created_at: Timestamp,
     pub updated_at: Timestamp,
+    /// Their language (BCP 47); `None`, English.
+    pub locale: Option<String>,
 }
 
 /// What `teacher add` or an import row sets; `None` leaves a teacher's
@@ -43,6 +45,8 @@ pub struct TeacherFields {
     pub timezone: Option<String>,
     pub weekday: Option<i32>,
     pub hour: Option<i32>,
+    /// `Some(None)` removes the language.
+    pub locale: Option<Option<String>>,
 }
 
 impl TeacherFields {
@@ -53,6 +57,7 @@ impl TeacherFields {
             timezone: self.timezone.clone().unwrap_or_else(|| teacher.timezone.clone()),
             weekday: self.weekday.unwrap_or(teacher.weekday),
             hour: self.hour.unwrap_or(teacher.hour),
+            locale: self.locale.clone().unwrap_or_else(|| teacher.locale.clone()),
             ..teacher.clone()
         }
     }
@@ -118,6 +123,7 @@ pub fn teach(
                 opt_out_reason: None,
                 created_at: now,
                 updated_at: now,
+                locale: None,
             });
             with_conn!(db, conn => diesel::insert_into(teachers::table).values(&fresh).execute(conn))
                 .context("cannot add the teacher")?;
@@ -134,6 +140,7 @@ pub fn teach(
                         teachers::timezone.eq(&wanted.timezone),
                         teachers::weekday.eq(wanted.weekday),
                         teachers::hour.eq(wanted.hour),
+                        teachers::locale.eq(&wanted.locale),
                         teachers::updated_at.eq(now),
                     ))
                     .returning(Teacher::as_returning())

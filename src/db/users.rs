@@ -24,6 +24,8 @@ pub struct User {
     pub updated_at: Timestamp,
     /// `bounced` when `send` opted the address out after repeated rejections.
     pub opt_out_reason: Option<OptOutReason>,
+    /// Their language (BCP 47); `None`, English.
+    pub locale: Option<String>,
 }
 
 impl User {
@@ -38,6 +40,7 @@ impl User {
             created_at: now,
             updated_at: now,
             opt_out_reason: None,
+            locale: None,
         }
     }
 }
@@ -167,6 +170,45 @@ pub fn opt_out_for(db: &mut Db, email: &str, reason: OptOutReason, now: Timestam
         .execute(conn))
     .context("cannot update the user")?;
     require_user_by_email(db, email)
+}
+
+/// Each language set on a student, guardian or teacher, with how many have it.
+pub fn locales_in_use(db: &mut Db) -> anyhow::Result<Vec<(String, i64)>> {
+    use super::schema::{guardians, teachers};
+    use diesel::dsl::count_star;
+    let mut found: std::collections::BTreeMap<String, i64> = std::collections::BTreeMap::new();
+    let rows: Vec<(Option<String>, i64)> = with_conn!(db, conn => {
+        let mut rows: Vec<(Option<String>, i64)> = users::table
+            .filter(users::locale.is_not_null())
+            .group_by(users::locale)
+            .select((users::locale, count_star()))
+            .load(conn)?;
+        rows.extend(guardians::table
+            .filter(guardians::locale.is_not_null())
+            .group_by(guardians::locale)
+            .select((guardians::locale, count_star()))
+            .load::<(Option<String>, i64)>(conn)?);
+        rows.extend(teachers::table
+            .filter(teachers::locale.is_not_null())
+            .group_by(teachers::locale)
+            .select((teachers::locale, count_star()))
+            .load::<(Option<String>, i64)>(conn)?);
+        Ok::<_, diesel::result::Error>(rows)
+    })
+    .context("cannot read the languages in use")?;
+    for (locale, people) in rows {
+        *found.entry(locale.unwrap_or_default()).or_default() += people;
+    }
+    Ok(found.into_iter().collect())
+}
+
+/// Sets a student's language; returns it.
+pub fn set_locale(db: &mut Db, id: Id, locale: Option<String>, now: Timestamp) -> anyhow::Result<Option<String>> {
+    with_conn!(db, conn => diesel::update(users::table.find(id))
+        .set((users::locale.eq(&locale), users::updated_at.eq(now)))
+        .execute(conn))
+    .context("cannot set the student's language")?;
+    Ok(locale)
 }
 
 /// Whether there is any student: one index probe, where a count would read

@@ -76,6 +76,9 @@ pub fn build(
         .subject(fit_header(&rendered.subject))
         .message_id(Some(message_id(identity.message, identity.edition.as_deref(), sender)))
         .raw_header(raw("Auto-Submitted", "auto-generated".to_string()));
+    if let Some(language) = &rendered.language {
+        builder = builder.raw_header(raw("Content-Language", language.clone()));
+    }
     if let Some(reply_to) = &sender.reply_to {
         builder = builder.reply_to(reply_to.clone());
     }

@@ -163,7 +163,7 @@ impl Queue for Digests {
         let rendered = self
             .reminders
             .templates
-            .render(Kind::Digest, &context)
+            .render(Kind::Digest, first.student_locale.as_deref(), &context)
             .map_err(|e| SendFailure::new(Blame::Message, format!("{e:#}")))?;
         let identity = Identity {
             message: message_of(first),

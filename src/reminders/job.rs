@@ -14,7 +14,7 @@ use crate::mail::{self, Blame, Identity, SendFailure, Sender};
 use crate::queue::pipeline::{JobInfo, Queue, RowInfo};
 use crate::render::{AssignmentView, Kind, ReminderContext, StudentView, Templates, header_safe};
 use crate::schedule::{Target, TypeList, muted_reason, stale_reason};
-use crate::time;
+use crate::time::{self, Writing};
 
 /// The `reminders` table as a send queue.
 pub struct Reminders {
@@ -77,21 +77,22 @@ pub fn student_view(claimed: &Claimed, zone: Tz) -> StudentView {
     }
 }
 
-/// The assignment as templates see it at `now`, in the student's zone.
+/// The assignment as templates see it at `now`, in the student's zone and language.
 pub fn assignment_view(claimed: &Claimed, zone: Tz, now: DateTime<Utc>) -> AssignmentView {
     let due = claimed.due_at.instant();
+    let writing = Writing::for_locale(claimed.student_locale.as_deref());
     AssignmentView {
         title: header_safe(&claimed.title),
         description: claimed.description.clone().filter(|d| !d.trim().is_empty()),
         due_utc: time::utc(due),
-        due_local: time::local_long(due, zone),
-        due_local_short: time::local_short(due, zone),
-        time_left: time::human_duration(due - now),
-        overdue_by: (due <= now).then(|| time::human_duration(now - due)),
-        cutoff_local: claimed.cutoff.map(|cutoff| time::local_long(cutoff.instant(), zone)),
+        due_local: writing.long(due, zone),
+        due_local_short: writing.short(due, zone),
+        time_left: writing.duration(due - now),
+        overdue_by: (due <= now).then(|| writing.duration(now - due)),
+        cutoff_local: claimed.cutoff.map(|cutoff| writing.long(cutoff.instant(), zone)),
         moved_from: claimed
             .previous_due_at
-            .map(|previous| time::local_moved_from(previous.instant(), due, zone)),
+            .map(|previous| writing.moved_from(previous.instant(), due, zone)),
         metadata: claimed.metadata.clone().map(|m| m.0).unwrap_or(serde_json::Value::Null),
     }
 }
@@ -114,7 +115,7 @@ pub fn compose(
         _ => Kind::Reminder,
     };
     let rendered = templates
-        .render(kind, &context)
+        .render(kind, claimed.student_locale.as_deref(), &context)
         .map_err(|e| SendFailure::new(Blame::Message, format!("{e:#}")))?;
     let identity = Identity {
         message: message_of(claimed),
@@ -222,6 +223,7 @@ mod tests {
             student_name: name.map(String::from),
             student_timezone: Some("America/Los_Angeles".into()),
             contact_opt_out: false,
+            student_locale: None,
             reminder_types: None,
             muted_types: None,
         }

@@ -15,7 +15,7 @@ use crate::mail::{self, Blame, Identity, SendFailure, Sender};
 use crate::queue::pipeline::{JobInfo, Queue, RowInfo};
 use crate::render::{Counts, ItemView, Kind, StudentView, SummaryContext, Templates, header_safe};
 use crate::schedule::summary_day;
-use crate::time;
+use crate::time::{self, Writing};
 
 /// A claimed summary with what its email says.
 pub struct SummaryJob {
@@ -123,6 +123,7 @@ impl Queue for Summaries {
             email: &job.claimed.email,
             name: job.claimed.name.as_deref(),
             timezone: job.claimed.timezone.as_deref(),
+            locale: job.claimed.locale.as_deref(),
             local_date: job.claimed.local_date,
             current: counts.current,
             overdue: counts.overdue,
@@ -140,6 +141,8 @@ pub struct SummaryContent<'a> {
     pub email: &'a str,
     pub name: Option<&'a str>,
     pub timezone: Option<&'a str>,
+    /// The student's language (BCP 47).
+    pub locale: Option<&'a str>,
     pub local_date: chrono::NaiveDate,
     pub current: i64,
     pub overdue: i64,
@@ -160,10 +163,11 @@ pub fn compose(
     templates: &Templates,
 ) -> Result<Message, SendFailure> {
     let zone = zone_of(content.timezone);
+    let writing = Writing::for_locale(content.locale);
     let item = |(title, due): &&(String, DateTime<Utc>)| ItemView {
         title: header_safe(title),
         due_utc: time::utc(*due),
-        due_local: time::local_long(*due, zone),
+        due_local: writing.long(*due, zone),
     };
     // Nearest first: the most recently missed, and the soonest due.
     let overdue: Vec<_> = content.open.iter().filter(|(_, due)| *due < now).rev().collect();
@@ -174,7 +178,7 @@ pub fn compose(
             name: content.name.map(header_safe).filter(|name| !name.is_empty()),
             timezone: zone.name().to_string(),
         },
-        date: content.local_date.format("%a %d %b %Y").to_string(),
+        date: writing.date(content.local_date),
         counts: Counts {
             current: content.current,
             overdue: content.overdue,
@@ -186,7 +190,7 @@ pub fn compose(
         upcoming_more: upcoming.len().saturating_sub(SUMMARY_LIST_LIMIT),
     };
     let rendered = templates
-        .render(Kind::Summary, &context)
+        .render(Kind::Summary, content.locale, &context)
         .map_err(|e| SendFailure::new(Blame::Message, format!("{e:#}")))?;
     let identity = Identity {
         edition: None,

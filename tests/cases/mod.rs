@@ -15,6 +15,7 @@ mod guardians;
 mod import;
 mod install;
 mod json_contract;
+mod language;
 mod layers;
 mod lms_sync;
 mod mail_standards;

@@ -96,6 +96,8 @@ pub fn guardians(database: &DatabaseUrl, args: GuardianImportArgs, now: Timestam
                 frequency,
                 weekday: weekday.map(|day| day.number_from_monday() as i32),
                 hour,
+                // Set with `guardian add --locale`.
+                locale: None,
             };
             let default_zone = zone_of(student_zone.as_deref());
             let (_, followed) = guardians::follow(db, *student_id, email.as_str(), &fields, default_zone.name(), now)?;

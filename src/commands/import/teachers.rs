@@ -72,6 +72,8 @@ pub fn teachers(database: &DatabaseUrl, args: TeacherImportArgs, now: Timestamp)
                 timezone: timezone.map(|zone| zone.name().to_string()),
                 weekday: weekday.map(|day| day.number_from_monday() as i32),
                 hour,
+                // Set with `teacher add --locale`.
+                locale: None,
             };
             let (_, taught) = teachers::teach(db, &course, email.as_str(), &fields, now)?;
             match taught {
