@@ -789,7 +789,7 @@ pub enum GuardianCommand {
         after_help = "Examples:\n  reminders guardian add --student alice@example.com --email pat@example.com --name \"Pat Smith\"\n  reminders guardian add --student alice@example.com --email pat@example.com --frequency weekly --weekday fri --hour 17"
     )]
     Add(GuardianAddArgs),
-    /// Add or update guardians in bulk from CSV (student,email,name,timezone,frequency,weekday,hour) or JSON Lines
+    /// Add or update guardians in bulk from CSV (student,email,name,timezone,frequency,weekday,hour,locale) or JSON Lines
     #[command(
         after_help = "Examples:\n  reminders guardian import guardians.csv\n  cat guardians.jsonl | reminders guardian import - --input-format jsonl"
     )]
@@ -883,7 +883,7 @@ pub enum TeacherCommand {
         after_help = "Examples:\n  reminders teacher add --course CS101 --email lee@example.com --name \"Dr Lee\"\n  reminders teacher add --course CS101 --email lee@example.com --timezone Europe/Paris --weekday thu --hour 9"
     )]
     Add(TeacherAddArgs),
-    /// Add or update teachers in bulk from CSV (course,email,name,timezone,weekday,hour) or JSON Lines
+    /// Add or update teachers in bulk from CSV (course,email,name,timezone,weekday,hour,locale) or JSON Lines
     #[command(
         after_help = "Examples:\n  reminders teacher import teachers.csv\n  cat teachers.jsonl | reminders teacher import - --input-format jsonl"
     )]

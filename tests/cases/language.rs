@@ -97,4 +97,27 @@ on_both_backends! {
         let set = env.json(&["user", "set", "ana@x.test", "--locale", "none"]);
         assert_eq!(set["locale"], serde_json::Value::Null);
     }
+
+    fn a_guardian_reads_the_digest_in_their_language(env: &TestEnv) {
+        let smtp = SmtpServer::start();
+        env.use_smtp(&smtp.url());
+        env.add_user("ana@x.test", "Europe/Madrid");
+        env.add_assignment("ana@x.test", "Ensayo", "2030-03-04T09:00:00Z");
+        env.add_assignment("ana@x.test", "Proyecto", "2030-03-07T09:00:00Z");
+        let file = env.path("guardians.csv");
+        std::fs::write(&file, "student,email,locale\nana@x.test,mama@x.test,es\nana@x.test,bad@x.test,espanol\n").unwrap();
+        env.fails(&["guardian", "import", file.to_str().unwrap()], 2, "line 3");
+        std::fs::write(&file, "student,email,locale\nana@x.test,mama@x.test,es\n").unwrap();
+        env.ok(&["guardian", "import", file.to_str().unwrap()]);
+        env.in_use_since("2000-01-01T00:00:00Z");
+        env.execute("UPDATE guardians SET created_at = '2000-01-01T00:00:00.000000Z'");
+        // Tuesday 5 March 2030, 18:05 in Madrid.
+        let run = env.run(&["summary", "--send", "--now", "2030-03-05T17:05:00Z"]);
+        assert_eq!(run.code(), 0, "{}", run.describe());
+        let digest = by_student(&smtp, "mama@x.test");
+        let (subject, text) = subject_and_text(&digest);
+        assert_eq!(subject, "1 sin entregar, 1 para esta semana: resumen diario del mar 05 mar 2030");
+        assert!(text.contains("Ensayo") && text.contains("lun 04 mar 2030 10:00 CET"), "{text}");
+        assert_eq!(digest.header("Content-Language").as_deref(), Some("es"));
+    }
 }

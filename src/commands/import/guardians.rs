@@ -14,7 +14,7 @@ use crate::db::guardians::{self, Followed, GuardianFields};
 use crate::db::types::{DigestFrequency, Timestamp};
 use crate::db::{DatabaseUrl, Db};
 use crate::error::invalid;
-use crate::input::{Email, parse_hour, parse_name, parse_timezone, parse_weekday, zone_of};
+use crate::input::{Email, parse_hour, parse_locale, parse_name, parse_timezone, parse_weekday, zone_of};
 use crate::output;
 
 /// A row of a guardians file: the `guardian add` flags. An empty column
@@ -30,11 +30,22 @@ struct GuardianRow {
     weekday: Option<serde_json::Value>,
     /// 0 to 23; a JSON number in JSON Lines.
     hour: Option<serde_json::Value>,
+    /// BCP 47 (`fr-CA`); `none` removes it, empty leaves it.
+    locale: Option<String>,
 }
 
 const GUARDIAN_COLUMNS: Columns = Columns {
     required: &["student", "email"],
-    all: &["student", "email", "name", "timezone", "frequency", "weekday", "hour"],
+    all: &[
+        "student",
+        "email",
+        "name",
+        "timezone",
+        "frequency",
+        "weekday",
+        "hour",
+        "locale",
+    ],
 };
 
 pub fn guardians(database: &DatabaseUrl, args: GuardianImportArgs, now: Timestamp) -> anyhow::Result<Outcome> {
@@ -71,7 +82,7 @@ pub fn guardians(database: &DatabaseUrl, args: GuardianImportArgs, now: Timestam
             let guardian = Email::parse(&row.email)
                 .and_then(|email| email.mailable(args.allow_local_domains))
                 .and_then(|email| not_the_student(email, &student));
-            let (Some(email), Some(name), Some(timezone), Some(frequency), Some(weekday), Some(hour)) = (
+            let (Some(email), Some(name), Some(timezone), Some(frequency), Some(weekday), Some(hour), Some(locale)) = (
                 bad.check(line, guardian)?,
                 bad.check(line, parse_name(row.name.as_deref()))?,
                 bad.check(line, filled(row.timezone).map(|zone| parse_timezone(&zone)).transpose())?,
@@ -87,6 +98,7 @@ pub fn guardians(database: &DatabaseUrl, args: GuardianImportArgs, now: Timestam
                     line,
                     filled(text_of(row.hour)).map(|hour| parse_hour(&hour)).transpose(),
                 )?,
+                bad.check(line, filled(row.locale).map(|tag| parse_locale(&tag)).transpose())?,
             ) else {
                 continue;
             };
@@ -96,8 +108,7 @@ pub fn guardians(database: &DatabaseUrl, args: GuardianImportArgs, now: Timestam
                 frequency,
                 weekday: weekday.map(|day| day.number_from_monday() as i32),
                 hour,
-                // Set with `guardian add --locale`.
-                locale: None,
+                locale,
             };
             let default_zone = zone_of(student_zone.as_deref());
             let (_, followed) = guardians::follow(db, *student_id, email.as_str(), &fields, default_zone.name(), now)?;

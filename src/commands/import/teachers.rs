@@ -15,7 +15,7 @@ use crate::db::teachers::{self, Taught, TeacherFields};
 use crate::db::types::Timestamp;
 use crate::db::{DatabaseUrl, Db};
 use crate::error::invalid;
-use crate::input::{Email, parse_course, parse_hour, parse_name, parse_timezone, parse_weekday};
+use crate::input::{Email, parse_course, parse_hour, parse_locale, parse_name, parse_timezone, parse_weekday};
 use crate::output;
 
 /// A row of a teachers file: the `teacher add` flags. An empty column
@@ -30,11 +30,13 @@ struct TeacherRow {
     weekday: Option<serde_json::Value>,
     /// 0 to 23; a JSON number in JSON Lines.
     hour: Option<serde_json::Value>,
+    /// BCP 47 (`fr-CA`); `none` removes it, empty leaves it.
+    locale: Option<String>,
 }
 
 const TEACHER_COLUMNS: Columns = Columns {
     required: &["course", "email"],
-    all: &["course", "email", "name", "timezone", "weekday", "hour"],
+    all: &["course", "email", "name", "timezone", "weekday", "hour", "locale"],
 };
 
 pub fn teachers(database: &DatabaseUrl, args: TeacherImportArgs, now: Timestamp) -> anyhow::Result<Outcome> {
@@ -51,7 +53,7 @@ pub fn teachers(database: &DatabaseUrl, args: TeacherImportArgs, now: Timestamp)
             let course = parse_course(Some(&row.course))
                 .and_then(|course| course.ok_or_else(|| invalid("the course is blank: every row names one")));
             let email = Email::parse(&row.email).and_then(|email| email.mailable(args.allow_local_domains));
-            let (Some(course), Some(email), Some(name), Some(timezone), Some(weekday), Some(hour)) = (
+            let (Some(course), Some(email), Some(name), Some(timezone), Some(weekday), Some(hour), Some(locale)) = (
                 bad.check(line, course)?,
                 bad.check(line, email)?,
                 bad.check(line, parse_name(row.name.as_deref()))?,
@@ -64,6 +66,7 @@ pub fn teachers(database: &DatabaseUrl, args: TeacherImportArgs, now: Timestamp)
                     line,
                     filled(text_of(row.hour)).map(|hour| parse_hour(&hour)).transpose(),
                 )?,
+                bad.check(line, filled(row.locale).map(|tag| parse_locale(&tag)).transpose())?,
             ) else {
                 continue;
             };
@@ -72,8 +75,7 @@ pub fn teachers(database: &DatabaseUrl, args: TeacherImportArgs, now: Timestamp)
                 timezone: timezone.map(|zone| zone.name().to_string()),
                 weekday: weekday.map(|day| day.number_from_monday() as i32),
                 hour,
-                // Set with `teacher add --locale`.
-                locale: None,
+                locale,
             };
             let (_, taught) = teachers::teach(db, &course, email.as_str(), &fields, now)?;
             match taught {
