@@ -266,41 +266,29 @@ impl Queue for ContactMessages {
             }
             Content::Escalation(None) => return Err(SendFailure::new(Blame::Message, "the assignment is gone")),
             Content::Report(reports) => {
-                let local = |at: Timestamp| writing.long(at.instant(), zone);
+                // Who has not completed is named for past work only.
+                let item = |due: &course::Due, named: bool| CourseItemView {
+                    title: header_safe(&due.title),
+                    due_local: writing.long(due.due_at.instant(), zone),
+                    students: due.students,
+                    completed: due.completed,
+                    not_completed: due
+                        .not_completed
+                        .iter()
+                        .filter(|_| named)
+                        .map(|student| PersonView {
+                            email: student.email.clone(),
+                            name: clean_name(student.name.as_deref()),
+                            timezone: zone.name().to_string(),
+                        })
+                        .collect(),
+                };
                 let courses = reports
                     .iter()
                     .map(|report| CourseView {
                         course: header_safe(&report.course),
-                        past: report
-                            .past
-                            .iter()
-                            .map(|due| CourseItemView {
-                                title: header_safe(&due.title),
-                                due_local: local(due.due_at),
-                                students: due.students,
-                                completed: due.completed,
-                                not_completed: due
-                                    .not_completed
-                                    .iter()
-                                    .map(|student| PersonView {
-                                        email: student.email.clone(),
-                                        name: clean_name(student.name.as_deref()),
-                                        timezone: zone.name().to_string(),
-                                    })
-                                    .collect(),
-                            })
-                            .collect(),
-                        upcoming: report
-                            .upcoming
-                            .iter()
-                            .map(|due| CourseItemView {
-                                title: header_safe(&due.title),
-                                due_local: local(due.due_at),
-                                students: due.students,
-                                completed: due.completed,
-                                not_completed: Vec::new(),
-                            })
-                            .collect(),
+                        past: report.past.iter().map(|due| item(due, true)).collect(),
+                        upcoming: report.upcoming.iter().map(|due| item(due, false)).collect(),
                     })
                     .collect();
                 let context = TeacherReportContext {
