@@ -643,7 +643,7 @@ pub enum UserCommand {
         #[arg(long)]
         keep_guardians: bool,
     },
-    /// Add students in bulk from CSV (email,name,timezone; optional locale,types,mute,summary,summary_weekday) or JSON Lines
+    /// Add students in bulk from CSV (email,name,timezone; optional locale,types,mute,summary,summary_weekday,max_per_day) or JSON Lines
     #[command(
         after_help = "Examples:\n  reminders user import students.csv\n  cat students.jsonl | reminders user import - --input-format jsonl"
     )]
@@ -740,6 +740,9 @@ pub struct UserSetArgs {
     /// `all` for every type again)
     #[arg(long, value_name = "TYPE,TYPE,…")]
     pub types: Option<String>,
+    /// At most N messages a local day: past it, a run's reminders for the student go as one digest (0: no limit)
+    #[arg(long, value_name = "N")]
+    pub max_per_day: Option<String>,
     /// These reminder types do not reach the student, such as `2h` (`none` to mute nothing again)
     #[arg(long, value_name = "TYPE,TYPE,…")]
     pub mute: Option<String>,

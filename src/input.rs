@@ -258,6 +258,18 @@ pub fn parse_rate(raw: &str) -> anyhow::Result<Rate> {
     Ok(Rate { messages, per })
 }
 
+/// `--max-per-day N`: 1 or more messages a day, or 0 for no limit (`None`).
+pub fn parse_max_per_day(raw: &str) -> anyhow::Result<Option<i32>> {
+    let wanted = raw.trim();
+    match wanted.parse::<i32>() {
+        Ok(0) => Ok(None),
+        Ok(n) if (1..=1000).contains(&n) => Ok(Some(n)),
+        _ => Err(invalid(format!(
+            "`{wanted}` is not a daily limit: use 1 to 1000 messages a day, or 0 for none"
+        ))),
+    }
+}
+
 /// A local hour, 0 to 23.
 pub fn parse_hour(raw: &str) -> anyhow::Result<i32> {
     let wanted = raw.trim();

@@ -25,7 +25,7 @@ use crate::db::users::{self, User};
 use crate::error::invalid;
 use crate::input::{
     Email, check_cutoff, check_metadata, parse_course, parse_cutoff, parse_description, parse_due, parse_external_id,
-    parse_locale, parse_metadata, parse_name, parse_timezone, parse_title, parse_weekday, zone_of,
+    parse_locale, parse_max_per_day, parse_metadata, parse_name, parse_timezone, parse_title, parse_weekday, zone_of,
 };
 use crate::output;
 use crate::schedule::TypeList;
@@ -35,6 +35,7 @@ mod guardians;
 mod rows;
 mod teachers;
 
+use guardians::{filled, text_of};
 pub use guardians::{guardians, not_the_student};
 pub use teachers::teachers;
 
@@ -53,6 +54,8 @@ struct UserRow {
     mute: Option<String>,
     summary: Option<String>,
     summary_weekday: Option<String>,
+    /// As `user set --max-per-day`.
+    max_per_day: Option<serde_json::Value>,
     /// BCP 47, as `user set --locale`.
     locale: Option<String>,
 }
@@ -68,6 +71,7 @@ const USER_COLUMNS: Columns = Columns {
         "mute",
         "summary",
         "summary_weekday",
+        "max_per_day",
     ],
 };
 
@@ -82,7 +86,11 @@ fn row_preferences(row: &UserRow, user_id: Id, now: Timestamp) -> anyhow::Result
         given(&row.summary),
         given(&row.summary_weekday),
     );
-    if types.is_none() && mute.is_none() && summary.is_none() && weekday.is_none() {
+    let max_per_day = filled(text_of(row.max_per_day.clone()))
+        .map(|text| parse_max_per_day(&text))
+        .transpose()?
+        .flatten();
+    if types.is_none() && mute.is_none() && summary.is_none() && weekday.is_none() && max_per_day.is_none() {
         return Ok(None);
     }
     let summary = summary
@@ -110,6 +118,7 @@ fn row_preferences(row: &UserRow, user_id: Id, now: Timestamp) -> anyhow::Result
         reminder_types: types.map(TypeList::parse).transpose()?.map(|list| list.to_text()),
         muted_types: mute.map(TypeList::parse).transpose()?.map(|list| list.to_text()),
         summary_weekday: summary_weekday.map(|day| day.number_from_monday() as i32),
+        max_per_day,
     }))
 }
 

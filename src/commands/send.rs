@@ -25,7 +25,7 @@ use crate::db::types::Timestamp;
 use crate::error::Failure;
 use crate::output::{self, Report};
 use crate::queue::pipeline::{Delivered, deliver};
-use crate::reminders::digest::Digests;
+use crate::reminders::digest::{Digests, Fold};
 use crate::reminders::job::Reminders;
 use crate::reminders::plan::{self, Action, Preview, schedule_due};
 
@@ -83,8 +83,13 @@ fn send(cx: &Context, job: SendJob) -> Result<Outcome, Failure> {
     };
     report.delivered.skipped += scheduled.skipped;
     let (sender, options, clock) = (&mail.sender, &settings.options, &windows.clock);
-    let delivered = if digest {
-        let digests = Digests { reminders: queue };
+    let fold = if digest {
+        Some(Fold::Always)
+    } else {
+        reminders::any_daily_limit(&mut db)?.then_some(Fold::PastDailyLimit)
+    };
+    let delivered = if let Some(fold) = fold {
+        let digests = Digests { reminders: queue, fold };
         deliver(database, &mut db, &digests, &mailer, sender, options, clock)?
     } else {
         deliver(database, &mut db, &queue, &mailer, sender, options, clock)?

@@ -13,7 +13,7 @@ use crate::db::types::Timestamp;
 use crate::db::users::{self, User, UserChanges};
 use crate::db::{contacts, summaries};
 use crate::error::{ExitStatus, Failure, invalid};
-use crate::input::{Email, parse_locale, zone_of};
+use crate::input::{Email, parse_locale, parse_max_per_day, zone_of};
 use crate::mail::token::{Subscriber, verify_unsubscribe_token};
 use crate::mail::{MailUrl, outbox_file_stem};
 use crate::output::{self, Report};
@@ -400,6 +400,9 @@ fn set_preferences(database: &DatabaseUrl, args: UserSetArgs, now: Timestamp) ->
     if let Some(muted) = &args.mute {
         preferences.muted_types = type_list(muted, "none")?;
     }
+    if let Some(limit) = &args.max_per_day {
+        preferences.max_per_day = parse_max_per_day(limit)?;
+    }
     preferences.updated_at = now;
     summaries::save_preferences(&mut db, &preferences)?;
     let locale = match &args.locale {
@@ -436,6 +439,12 @@ fn set_preferences(database: &DatabaseUrl, args: UserSetArgs, now: Timestamp) ->
             preferences.muted_types.clone().unwrap_or_else(|| "none".to_string()),
         ),
         (
+            "max per day",
+            preferences
+                .max_per_day
+                .map_or_else(|| "no limit".to_string(), |n| n.to_string()),
+        ),
+        (
             "language",
             locale.clone().unwrap_or_else(|| "English (none set)".to_string()),
         ),
@@ -456,6 +465,7 @@ fn set_preferences(database: &DatabaseUrl, args: UserSetArgs, now: Timestamp) ->
         "reminder_types": preferences.reminder_types.as_deref().map(|types| types.split(',').collect::<Vec<_>>()),
         "muted_types": preferences.muted_types.as_deref().map(|types| types.split(',').collect::<Vec<_>>()),
         "summary_hour": preferences.summary_hour,
+        "max_per_day": preferences.max_per_day,
         "locale": locale,
         "timezone": zone_of(user.timezone.as_deref()).name(),
     });

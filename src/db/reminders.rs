@@ -207,6 +207,32 @@ pub struct Claimed {
     /// those they muted (see `schedule::TypeList`).
     pub reminder_types: Option<String>,
     pub muted_types: Option<String>,
+    /// `user set --max-per-day`.
+    pub max_per_day: Option<i32>,
+}
+
+/// Whether any student has a daily limit (`user set --max-per-day`): one
+/// probe of a partial index, so a run without limits pays nothing more.
+pub fn any_daily_limit(db: &mut Db) -> anyhow::Result<bool> {
+    with_conn!(db, conn => diesel::select(diesel::dsl::exists(
+        user_preferences::table
+            .filter(user_preferences::max_per_day.is_not_null())
+            .select(user_preferences::user_id),
+    ))
+    .get_result(conn))
+    .context("cannot look for daily limits")
+}
+
+/// How many messages went to `email` since `since`, as the send log has them.
+pub fn delivered_since(db: &mut Db, email: &str, since: Timestamp) -> anyhow::Result<i64> {
+    use super::schema::send_logs;
+    with_conn!(db, conn => send_logs::table
+        .filter(send_logs::to_email.eq(email))
+        .filter(send_logs::created_at.ge(since))
+        .filter(send_logs::status.eq(crate::db::types::LogStatus::Delivered))
+        .count()
+        .get_result(conn))
+    .context("cannot count the student's messages today")
 }
 
 /// Loads the reminders among `$ids` that run `$run_id` still holds, with their
@@ -240,6 +266,7 @@ macro_rules! load_held {
                 users::locale,
                 user_preferences::reminder_types.nullable(),
                 user_preferences::muted_types.nullable(),
+                user_preferences::max_per_day.nullable(),
             ))
             .order((assignments::due_at, reminders::id))
             .load::<Claimed>($conn)
@@ -354,6 +381,7 @@ pub fn as_claimed(db: &mut Db, assignment_id: Id, reminder_type: &str) -> anyhow
                 // A preview shows the message whatever the student chose.
                 reminder_types: None,
                 muted_types: None,
+                max_per_day: None,
             }
         },
     ))

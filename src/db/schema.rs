@@ -229,6 +229,7 @@ diesel::table! {
         reminder_types -> Nullable<Text>,
         muted_types -> Nullable<Text>,
         summary_weekday -> Nullable<Int4>,
+        max_per_day -> Nullable<Int4>,
     }
 }
 

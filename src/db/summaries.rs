@@ -29,6 +29,8 @@ pub struct Preferences {
     pub muted_types: Option<String>,
     /// `None`: a summary every day; else the ISO weekday of a weekly one.
     pub summary_weekday: Option<i32>,
+    /// Messages a local day past which a run's reminders fold into one digest.
+    pub max_per_day: Option<i32>,
 }
 
 /// A user's preferences, or the defaults.
@@ -45,6 +47,7 @@ pub fn preferences(db: &mut Db, user_id: Id, now: Timestamp) -> anyhow::Result<P
         reminder_types: None,
         muted_types: None,
         summary_weekday: None,
+        max_per_day: None,
     }))
 }
 
@@ -61,6 +64,7 @@ pub fn save_preferences(db: &mut Db, preferences: &Preferences) -> anyhow::Resul
             user_preferences::reminder_types.eq(&preferences.reminder_types),
             user_preferences::muted_types.eq(&preferences.muted_types),
             user_preferences::summary_weekday.eq(preferences.summary_weekday),
+            user_preferences::max_per_day.eq(preferences.max_per_day),
         ))
         .execute(conn))
     .context("cannot save preferences")?;

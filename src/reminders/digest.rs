@@ -19,10 +19,24 @@ use crate::mail::token::Subscriber;
 use crate::mail::{self, Blame, Identity, SendFailure, Sender};
 use crate::queue::pipeline::{JobInfo, Queue};
 use crate::render::{DigestContext, DigestItem, Kind};
+use crate::schedule::summary_time;
 
 /// The `reminders` table as a queue of one message per student.
 pub struct Digests {
     pub reminders: Reminders,
+    pub fold: Fold,
+}
+
+/// Which of a student's due reminders share one message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Fold {
+    /// All of them (`send --digest`).
+    Always,
+    /// Those past the student's daily limit (`user set --max-per-day N`):
+    /// while under it, each goes on its own; the one that would be the
+    /// N-th message of their local day and all after it go as one digest,
+    /// so the day has N messages, and none is dropped.
+    PastDailyLimit,
 }
 
 /// One student's due reminders, nearest due first.
@@ -87,7 +101,7 @@ impl Queue for Digests {
         Ok(rows)
     }
 
-    fn jobs(&self, _db: &mut Db, rows: Vec<Claimed>, _now: Timestamp) -> anyhow::Result<Vec<Digest>> {
+    fn jobs(&self, db: &mut Db, rows: Vec<Claimed>, now: Timestamp) -> anyhow::Result<Vec<Digest>> {
         let mut order: Vec<Id> = Vec::new();
         let mut by_student: HashMap<Id, Vec<Claimed>> = HashMap::new();
         for row in rows {
@@ -96,14 +110,33 @@ impl Queue for Digests {
             }
             by_student.entry(row.student_id).or_default().push(row);
         }
-        Ok(order
-            .into_iter()
-            .filter_map(|student| by_student.remove(&student))
-            .map(|mut parts| {
-                parts.sort_by_key(|part| (part.due_at, part.reminder_id));
-                Digest { parts }
-            })
-            .collect())
+        let mut digests = Vec::with_capacity(order.len());
+        for mut parts in order.into_iter().filter_map(|student| by_student.remove(&student)) {
+            parts.sort_by_key(|part| (part.due_at, part.reminder_id));
+            let alone = match (self.fold, parts[0].max_per_day) {
+                (Fold::Always, _) => 0,
+                (Fold::PastDailyLimit, None) => parts.len(),
+                (Fold::PastDailyLimit, Some(limit)) => {
+                    let first = &parts[0];
+                    let zone = zone_of(first.student_timezone.as_deref());
+                    let today = now.instant().with_timezone(&zone).date_naive();
+                    let midnight = Timestamp::new(summary_time(today, 0, zone));
+                    let sent = reminders::delivered_since(db, &first.student_email, midnight)?;
+                    let left = (i64::from(limit) - sent).max(0) as usize;
+                    if parts.len() <= left {
+                        parts.len()
+                    } else {
+                        left.saturating_sub(1)
+                    }
+                }
+            };
+            let folded = parts.split_off(alone.min(parts.len()));
+            digests.extend(parts.into_iter().map(|part| Digest { parts: vec![part] }));
+            if !folded.is_empty() {
+                digests.push(Digest { parts: folded });
+            }
+        }
+        Ok(digests)
     }
 
     fn info(&self, digest: &Digest) -> JobInfo {

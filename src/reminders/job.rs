@@ -226,6 +226,7 @@ mod tests {
             student_locale: None,
             reminder_types: None,
             muted_types: None,
+            max_per_day: None,
         }
     }
 

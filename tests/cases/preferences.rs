@@ -144,4 +144,39 @@ on_both_backends! {
         );
         assert_eq!(env.count("SELECT count(*) AS n FROM users"), 4);
     }
+
+    fn past_the_daily_limit_the_rest_fold_into_one_digest(env: &TestEnv) {
+        let smtp = SmtpServer::start();
+        env.use_smtp(&smtp.url());
+        for student in ["cap@x.test", "free@x.test"] {
+            env.add_user(student, "UTC");
+            for i in 1..=4 {
+                env.add_assignment(student, &format!("Work {i}"), &plus(DUE, i * 5));
+            }
+        }
+        let set = env.json(&["user", "set", "cap@x.test", "--max-per-day", "2"]);
+        assert_eq!(set["max_per_day"], 2);
+        env.fails(&["user", "set", "free@x.test", "--max-per-day", "many"], 2, "`many` is not a daily limit");
+        let run = env.run(&["send", "--unit", "hours", "--targets", "24", "--now", &plus(DUE, -24 * 60), "--format", "json"]);
+        assert_eq!(run.code(), 0, "{}", run.describe());
+        let to = |student: &str| -> Vec<String> {
+            smtp.received()
+                .into_iter()
+                .filter(|message| message.to.iter().any(|to| to == student))
+                .map(|message| message.header("Subject").unwrap_or_default())
+                .collect()
+        };
+        assert_eq!(to("free@x.test").len(), 4);
+        // Two messages: the nearest on its own, then the other three in one.
+        let capped = to("cap@x.test");
+        assert_eq!(capped.len(), 2, "{capped:?}");
+        assert!(capped.iter().any(|subject| subject.contains("Work 1")), "{capped:?}");
+        assert!(capped.iter().any(|subject| subject.contains("3 assignments")), "{capped:?}");
+        // None is dropped: every reminder is sent.
+        assert_eq!(env.count("SELECT count(*) AS n FROM reminders WHERE status = 'sent'"), 8);
+        // A later reminder the same day, past the limit, still goes, alone.
+        env.add_assignment("cap@x.test", "Work 5", &plus(DUE, 6 * 60));
+        env.ok(&["send", "--unit", "hours", "--targets", "24", "--now", &plus(DUE, -18 * 60)]);
+        assert_eq!(to("cap@x.test").len(), 3);
+    }
 }
