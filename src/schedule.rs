@@ -301,6 +301,31 @@ pub fn summary_day(date: NaiveDate, hour: u32, zone: Tz) -> NaiveDate {
     summary_time(date, hour, zone).with_timezone(&zone).date_naive()
 }
 
+/// How long before go-live a summary's (or digest's, or report's) hour may
+/// have passed and it still go out: a first cron run a few minutes after the
+/// hour, or a person added just after it, still gets today's.
+const GO_LIVE_GRACE: Duration = Duration::hours(1);
+
+/// Why a message due `at` is recorded skipped, not sent late, if it is:
+/// its hour passed well before `started`, the later of when summaries began
+/// on this database (`went_live`) and when its recipient was added (`who`
+/// names them). Installing in the evening must not mail everyone that
+/// morning's summary at once.
+pub fn before_go_live(at: DateTime<Utc>, went_live: DateTime<Utc>, added: DateTime<Utc>, who: &str) -> Option<String> {
+    let started = went_live.max(added);
+    (at + GO_LIVE_GRACE < started).then(|| {
+        let since = if started == went_live {
+            "summaries began on this database".to_string()
+        } else {
+            format!("{who} was added")
+        };
+        format!(
+            "before go-live: its hour had passed when {since} ({})",
+            crate::time::utc(started)
+        )
+    })
+}
+
 /// The summaries due at `now`, as (local date, instant): those whose instant
 /// has come and falls on the student's local today. That is today's once its
 /// hour has come, and yesterday's only when its hour stepped over midnight

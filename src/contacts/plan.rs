@@ -13,12 +13,7 @@ use crate::db::summaries;
 use crate::db::types::{ContactKind, DigestFrequency, Id, Timestamp};
 use crate::input::zone_of;
 use crate::queue::Status;
-use crate::schedule::{summary_day, summary_due};
-
-/// As for daily summaries: a digest or report whose hour passed more than
-/// this long before the person was added, or before the first
-/// `summary --send`, is recorded skipped, not sent late.
-const GO_LIVE_GRACE: chrono::Duration = chrono::Duration::hours(1);
+use crate::schedule::{before_go_live, summary_day, summary_due};
 
 /// What a message covers, as `contact_messages.period` names it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -134,18 +129,8 @@ fn owed(db: &mut Db, now: Timestamp, scheduling: bool) -> anyhow::Result<Vec<New
                 Some(weekday) if date.weekday().number_from_monday() as i32 == weekday => Period::Week(date),
                 _ => continue,
             };
-            let started = went_live.max(person.created_at.instant());
-            let before_go_live = (at + GO_LIVE_GRACE < started).then(|| {
-                format!(
-                    "before go-live: its hour had passed when {} ({})",
-                    if started == went_live {
-                        "summaries began on this database"
-                    } else {
-                        "the person was added"
-                    },
-                    crate::time::utc(started)
-                )
-            });
+            // As for daily summaries: not sent late on going live.
+            let before_go_live = before_go_live(at, went_live, person.created_at.instant(), "the person");
             let period = period.key();
             owed.push(NewContactMessage {
                 id: Id::new(),

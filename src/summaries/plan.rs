@@ -10,15 +10,10 @@ use crate::db::summaries::{self, DEFAULT_DAILY_SUMMARY, DEFAULT_SUMMARY_HOUR, Ne
 use crate::db::types::{Id, Timestamp};
 use crate::input::zone_of;
 use crate::queue::Status;
-use crate::schedule::summary_due;
+use crate::schedule::{before_go_live, summary_due};
 
 /// Students read per query while scheduling summaries.
 const PAGE_SIZE: i64 = 2_000;
-
-/// How long before go-live a summary's hour may have passed and the summary
-/// still go out: a first cron run a few minutes after the hour, or a student
-/// added just after it, still gets today's. Longer before, it is skipped.
-const GO_LIVE_GRACE: chrono::Duration = chrono::Duration::hours(1);
 
 /// The summaries a `summary --send` at `now` would schedule (to send, or
 /// to record skipped with the reason), for `--dry-run`. Writes nothing.
@@ -59,7 +54,7 @@ pub fn schedule_owed(db: &mut Db, now: Timestamp) -> anyhow::Result<Scheduled> {
 /// send an ordinary summary of a day that has passed.
 ///
 /// Going live: a summary whose hour passed well before the student was added,
-/// or before the first `summary --send` on this database (`GO_LIVE_GRACE`),
+/// or before the first `summary --send` on this database (`before_go_live`),
 /// is owed as skipped ("before go-live"), not sent late: installing in the
 /// evening must not mail every student that day's morning summary at once.
 /// Walks the students a page at a time, handing each page's summaries to
@@ -82,7 +77,6 @@ fn owed_summaries(
                 continue;
             }
             let hour = recipient.summary_hour.unwrap_or(DEFAULT_SUMMARY_HOUR) as u32;
-            let started = went_live.max(recipient.created_at.instant());
             for (date, at) in summary_due(now.instant(), hour, zone_of(recipient.timezone.as_deref())) {
                 // A weekly summary is owed on its weekday only, once a local
                 // date as every summary: so once a week.
@@ -92,18 +86,8 @@ fn owed_summaries(
                 {
                     continue;
                 }
-                let before_go_live = (at + GO_LIVE_GRACE < started).then(|| {
-                    let since = if started == went_live {
-                        "summaries began on this database"
-                    } else {
-                        "the student was added"
-                    };
-                    format!(
-                        "before go-live: its hour had passed when {since} ({})",
-                        crate::time::utc(started)
-                    )
-                });
-                owed.push((recipient.user_id, date, at, before_go_live));
+                let skipped = before_go_live(at, went_live, recipient.created_at.instant(), "the student");
+                owed.push((recipient.user_id, date, at, skipped));
             }
         }
         let ids: Vec<Id> = owed.iter().map(|(id, _, _, _)| *id).collect();
