@@ -258,11 +258,15 @@ impl Templates {
                     .map_err(|error| templates.describe(&error))?;
             }
         }
-        // Translations: the built-in ones, then the folder's, which replace them.
-        for (name, source) in TRANSLATIONS {
-            env.add_template_owned(name, source.to_string())
-                .map_err(|error| templates.describe(&error))?;
-        }
+        // The built-in translations are compiled when a message first needs
+        // one, not on every run (a unit test renders them all); the folder's,
+        // which replace them, are compiled now, so a broken one stops the run.
+        env.set_loader(|name| {
+            Ok(TRANSLATIONS
+                .iter()
+                .find(|(known, _)| *known == name)
+                .map(|(_, source)| source.to_string()))
+        });
         for (name, path) in dir.map(translations_in).unwrap_or_default() {
             env.add_template_owned(name, read(&path)?)
                 .map_err(|error| templates.describe(&error))?;
@@ -748,5 +752,25 @@ mod tests {
     #[test]
     fn the_built_in_templates_render_every_kind() {
         Templates::load(None).unwrap().check().unwrap();
+    }
+
+    #[test]
+    fn a_folder_translation_replaces_the_built_in_one() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(
+            dir.path().join("reminder_subject.fr.txt"),
+            "Ici : {{ assignment.title }}",
+        )
+        .unwrap();
+        let templates = Templates::load(Some(dir.path())).unwrap();
+        let french = templates
+            .render(Kind::Reminder, Some("fr-CA"), &sample_reminder())
+            .unwrap();
+        assert_eq!(french.subject, "Ici : Problem set 1");
+        assert!(french.text.starts_with("Bonjour"), "{}", french.text);
+        let spanish = templates
+            .render(Kind::Reminder, Some("es"), &sample_reminder())
+            .unwrap();
+        assert!(spanish.subject.starts_with("Recordatorio"), "{}", spanish.subject);
     }
 }

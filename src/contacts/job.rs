@@ -208,7 +208,6 @@ impl Queue for ContactMessages {
         };
         let writing = Writing::for_locale(locale);
         let date = writing.date(now.with_timezone(&zone).date_naive());
-        let render = |kind: Kind, context: &dyn RenderWith| context.render_with(&self.templates, kind, locale);
         let rendered = match &job.content {
             Content::Digest(students) => {
                 let item = |work: &&FollowedWork| ItemView {
@@ -236,7 +235,7 @@ impl Queue for ContactMessages {
                     date,
                     students,
                 };
-                render(Kind::GuardianDigest, &context)?
+                blame_template(self.templates.render(Kind::GuardianDigest, locale, &context))?
             }
             Content::Escalation(Some(step)) => {
                 let due = step.due_at.instant();
@@ -262,7 +261,7 @@ impl Queue for ContactMessages {
                     reminder_type: Target::from_reminder_type(&step.reminder_type)
                         .map_or_else(|| step.reminder_type.clone(), |target| target.reminder_type()),
                 };
-                render(Kind::Escalation, &context)?
+                blame_template(self.templates.render(Kind::Escalation, locale, &context))?
             }
             Content::Escalation(None) => return Err(SendFailure::new(Blame::Message, "the assignment is gone")),
             Content::Report(reports) => {
@@ -296,7 +295,7 @@ impl Queue for ContactMessages {
                     date,
                     courses,
                 };
-                render(Kind::TeacherReport, &context)?
+                blame_template(self.templates.render(Kind::TeacherReport, locale, &context))?
             }
         };
         let identity = Identity {
@@ -316,17 +315,9 @@ impl Queue for ContactMessages {
     }
 }
 
-/// A template context of any kind, rendered: lets one closure render them all.
-trait RenderWith {
-    fn render_with(&self, templates: &Templates, kind: Kind, locale: Option<&str>) -> Result<Rendered, SendFailure>;
-}
-
-impl<T: serde::Serialize> RenderWith for T {
-    fn render_with(&self, templates: &Templates, kind: Kind, locale: Option<&str>) -> Result<Rendered, SendFailure> {
-        templates
-            .render(kind, locale, self)
-            .map_err(|e| SendFailure::new(Blame::Message, format!("{e:#}")))
-    }
+/// A template that does not render is the message's fault.
+fn blame_template(rendered: anyhow::Result<Rendered>) -> Result<Rendered, SendFailure> {
+    rendered.map_err(|e| SendFailure::new(Blame::Message, format!("{e:#}")))
 }
 
 fn clean_name(name: Option<&str>) -> Option<String> {
