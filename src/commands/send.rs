@@ -88,18 +88,20 @@ fn send(cx: &Context, job: SendJob) -> Result<Outcome, Failure> {
     } else {
         reminders::any_daily_limit(&mut db)?.then_some(Fold::PastDailyLimit)
     };
-    let delivered = if let Some(fold) = fold {
+    // The templates come back from the queue for the guardians' copies:
+    // loaded once a run.
+    let (delivered, templates) = if let Some(fold) = fold {
         let digests = Digests { reminders: queue, fold };
-        deliver(database, &mut db, &digests, &mailer, sender, options, clock)?
+        let delivered = deliver(database, &mut db, &digests, &mailer, sender, options, clock)?;
+        (delivered, digests.reminders.templates)
     } else {
-        deliver(database, &mut db, &queue, &mailer, sender, options, clock)?
+        let delivered = deliver(database, &mut db, &queue, &mailer, sender, options, clock)?;
+        (delivered, queue.templates)
     };
     report.delivered.add(delivered);
     if let Some(after) = escalate_after {
         report.escalated = escalate::schedule(&mut db, after, Timestamp::now(clock))?;
-        let contacts = ContactMessages {
-            templates: cx.templates()?,
-        };
+        let contacts = ContactMessages { templates };
         report
             .delivered
             .add(deliver(database, &mut db, &contacts, &mailer, sender, options, clock)?);

@@ -90,22 +90,16 @@ fn summary(cx: &Context, job: SummaryJob) -> Result<Outcome, Failure> {
     clock.follow(db.server_clock()?);
     let scheduled = plan::schedule_owed(&mut db, Timestamp::now(&clock))?;
     let (sender, options) = (&mail.sender, &settings.options);
-    let mut delivered = deliver(
-        database,
-        &mut db,
-        &Summaries { templates },
-        &mailer,
-        sender,
-        options,
-        &clock,
-    )?;
+    let summaries = Summaries { templates };
+    let mut delivered = deliver(database, &mut db, &summaries, &mailer, sender, options, &clock)?;
     delivered.skipped += scheduled.skipped;
     // Guardians' digests and teachers' reports: the same cron line sends them.
     let owed = contacts::plan::schedule_owed(&mut db, Timestamp::now(&clock))?;
     delivered.skipped += owed.skipped;
     if db_contacts::count_claimable(&mut db, Timestamp::now(&clock))? > 0 {
+        // The same templates, loaded once a run.
         let queue = ContactMessages {
-            templates: cx.templates()?,
+            templates: summaries.templates,
         };
         delivered.add(deliver(database, &mut db, &queue, &mailer, sender, options, &clock)?);
     }
