@@ -11,6 +11,7 @@ use crate::input::{
 use crate::output::Format;
 use crate::queue::policy::DEFAULT_MAX_ATTEMPTS;
 use crate::schedule::Unit;
+use crate::schedule::window::SendWindow;
 
 /// Email students before their assignments are due. Run it from cron.
 #[derive(Debug, Parser)]
@@ -350,6 +351,8 @@ pub struct SummaryArgs {
     #[arg(long, requires = "send")]
     pub dry_run: bool,
     #[command(flatten)]
+    pub send_window: SendWindowArgs,
+    #[command(flatten)]
     pub delivery: DeliveryArgs,
 }
 
@@ -370,6 +373,18 @@ pub struct WindowArgs {
     /// Half-width T of each window, in minutes, 0 to 1440 [default: 1 in minutes mode, 30 in hours mode]
     #[arg(long, value_name = "MINUTES", value_parser = clap::value_parser!(u32).range(0..=1440))]
     pub tolerance: Option<u32>,
+    #[command(flatten)]
+    pub send_window: SendWindowArgs,
+}
+
+/// When messages may reach people, on their own clocks.
+#[derive(Debug, Args)]
+pub struct SendWindowArgs {
+    /// Hours, in each person's zone, in which messages may reach them, such as `mon-fri 07:00-21:00; sat,sun
+    /// 09:00-20:00` (a person's own, from `user set --send-window`, wins) [default: always]
+    #[arg(long = "send-window", value_name = "SPEC", env = "REMINDERS_SEND_WINDOW", hide_env_values = true,
+          value_parser = SendWindow::parse)]
+    pub default: Option<SendWindow>,
 }
 
 #[derive(Debug, Args)]
@@ -749,6 +764,10 @@ pub struct UserSetArgs {
     /// Their language, BCP 47 (`fr`, `fr-CA`, `es`): the templates and the dates of their messages (`none`: English)
     #[arg(long, value_name = "LANG")]
     pub locale: Option<String>,
+    /// Their own send window, on their clock, such as `mon-fri 16:00-20:00` (`always`: the run's
+    /// --send-window again)
+    #[arg(long, value_name = "SPEC")]
+    pub send_window: Option<String>,
 }
 
 /// `user set --summary`.
@@ -862,6 +881,10 @@ pub struct GuardianAddArgs {
     /// English]
     #[arg(long, value_name = "LANG")]
     pub locale: Option<String>,
+    /// Their own send window, on their clock, such as `mon-fri 17:00-21:00` (`always`: the run's
+    /// --send-window again)
+    #[arg(long, value_name = "SPEC")]
+    pub send_window: Option<String>,
     /// Accept an address whose domain has no dot (`frank@school`), for mail delivered inside the school
     #[arg(long)]
     pub allow_local_domains: bool,

@@ -15,7 +15,9 @@ impl Run for DueJob {
     fn run(self, cx: &Context) -> Result<Outcome, Failure> {
         let mut db = Db::open(cx.database()?)?;
         db.map_for_reading()?;
-        Ok(Outcome::success(DueList(plan::preview(&mut db, &self.windows)?.items)))
+        let mut windows = self.windows;
+        windows.read_own_send_windows(&mut db)?;
+        Ok(Outcome::success(DueList(plan::preview(&mut db, &windows)?.items)))
     }
 }
 
@@ -29,8 +31,11 @@ struct DueJson<'a> {
     title: &'a str,
     due_at: &'a str,
     reminder_type: &'a str,
-    /// `send`, or `skip (nearer 1h)` when a nearer target of the same run wins.
+    /// `send`, `skip (nearer 1h)` when a nearer target of the same run wins,
+    /// or `wait` when the student's send window moves it to another run.
     action: String,
+    /// Why the student's send window moved it from its planned time; `null`, it did not.
+    send_window: Option<&'a str>,
 }
 
 impl DueList {
@@ -44,6 +49,7 @@ impl DueList {
                 due_at: &item.due_at,
                 reminder_type: &item.reminder_type,
                 action: action_text(&item.action),
+                send_window: item.moved.as_deref(),
             })
             .collect()
     }
@@ -54,6 +60,7 @@ fn action_text(action: &Action) -> String {
     match action {
         Action::Send => "send".to_string(),
         Action::Skip { nearer } => format!("skip (nearer {nearer})"),
+        Action::Wait => "wait".to_string(),
     }
 }
 
@@ -71,12 +78,17 @@ impl Report for DueList {
             return "nothing is due".to_string();
         }
         let rows = self.0.iter().map(|item| {
+            let action = match &item.moved {
+                // A shifted send says why, under what the run does.
+                Some(reason) => format!("{}\n{reason}", action_text(&item.action)),
+                None => action_text(&item.action),
+            };
             [
                 item.reminder_type.clone(),
                 item.student_email.clone(),
                 item.title.clone(),
                 item.due_local.clone(),
-                action_text(&item.action),
+                action,
                 item.assignment_id.to_string(),
             ]
         });

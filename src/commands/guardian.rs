@@ -12,6 +12,7 @@ use crate::db::{DatabaseUrl, Db};
 use crate::error::{Failure, invalid};
 use crate::input::{Email, parse_locale, zone_of};
 use crate::output::{self, Report};
+use crate::schedule::window::SendWindow;
 
 impl Run for GuardianCommand {
     fn run(self, cx: &Context) -> Result<Outcome, Failure> {
@@ -39,6 +40,7 @@ fn add(database: &DatabaseUrl, args: GuardianAddArgs, now: Timestamp) -> anyhow:
         weekday: args.weekday.map(|day| day.number_from_monday() as i32),
         hour: args.hour,
         locale: args.locale.as_deref().map(parse_locale).transpose()?,
+        send_window: args.send_window.as_deref().map(SendWindow::parse_setting).transpose()?,
     };
     let mut db = Db::open(database)?;
     let following = db.in_write_transaction(|db| {

@@ -29,6 +29,7 @@ use crate::input::{
 };
 use crate::output;
 use crate::schedule::TypeList;
+use crate::schedule::window::SendWindow;
 use clap::ValueEnum;
 
 mod guardians;
@@ -58,6 +59,8 @@ struct UserRow {
     max_per_day: Option<serde_json::Value>,
     /// BCP 47, as `user set --locale`.
     locale: Option<String>,
+    /// As `user set --send-window`.
+    send_window: Option<String>,
 }
 
 const USER_COLUMNS: Columns = Columns {
@@ -72,6 +75,7 @@ const USER_COLUMNS: Columns = Columns {
         "summary",
         "summary_weekday",
         "max_per_day",
+        "send_window",
     ],
 };
 
@@ -90,7 +94,17 @@ fn row_preferences(row: &UserRow, user_id: Id, now: Timestamp) -> anyhow::Result
         .map(|text| parse_max_per_day(&text))
         .transpose()?
         .flatten();
-    if types.is_none() && mute.is_none() && summary.is_none() && weekday.is_none() && max_per_day.is_none() {
+    let send_window = given(&row.send_window)
+        .map(SendWindow::parse_setting)
+        .transpose()?
+        .flatten();
+    if types.is_none()
+        && mute.is_none()
+        && summary.is_none()
+        && weekday.is_none()
+        && max_per_day.is_none()
+        && send_window.is_none()
+    {
         return Ok(None);
     }
     let summary = summary
@@ -119,6 +133,7 @@ fn row_preferences(row: &UserRow, user_id: Id, now: Timestamp) -> anyhow::Result
         muted_types: mute.map(TypeList::parse).transpose()?.map(|list| list.to_text()),
         summary_weekday: summary_weekday.map(|day| day.number_from_monday() as i32),
         max_per_day,
+        send_window,
     }))
 }
 

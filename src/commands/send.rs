@@ -49,6 +49,7 @@ fn send(cx: &Context, job: SendJob) -> Result<Outcome, Failure> {
     } = job;
     if dry_run {
         let mut db = Db::open(database)?;
+        windows.read_own_send_windows(&mut db)?;
         let Preview { items, already_sent } = plan::preview(&mut db, &windows)?;
         let queued = reminders::count_claimable(&mut db, Timestamp::now(&windows.clock))? as usize;
         return Ok(Outcome::success(DryRun {
@@ -70,11 +71,13 @@ fn send(cx: &Context, job: SendJob) -> Result<Outcome, Failure> {
         windows.clock.now()
     );
     let started = std::time::Instant::now();
+    windows.read_own_send_windows(&mut db)?;
     let scheduled = schedule_due(&mut db, &windows)?;
     crate::log::info!("scheduled the due windows in {:?}", started.elapsed());
     let queue = Reminders {
         delivery_window,
         required_types,
+        send_window: windows.send_windows.default.clone(),
         templates,
     };
     let mut report = SendReport {
@@ -101,7 +104,10 @@ fn send(cx: &Context, job: SendJob) -> Result<Outcome, Failure> {
     report.delivered.add(delivered);
     if let Some(after) = escalate_after {
         report.escalated = escalate::schedule(&mut db, after, Timestamp::now(clock))?;
-        let contacts = ContactMessages { templates };
+        let contacts = ContactMessages {
+            send_window: windows.send_windows.default.clone(),
+            templates,
+        };
         report
             .delivered
             .add(deliver(database, &mut db, &contacts, &mailer, sender, options, clock)?);
@@ -156,7 +162,6 @@ impl DryRun {
             already_sent: self.already_sent,
             ..SendReport::default()
         };
-        let to_send = self.due.0.iter().filter(|item| item.action == Action::Send).count();
         let new = self
             .due
             .0
@@ -165,7 +170,12 @@ impl DryRun {
             .count();
         // What the run schedules now, and everything queued and due.
         report.delivered.sent = new + self.queued;
-        report.delivered.skipped = self.due.0.len() - to_send;
+        report.delivered.skipped = self
+            .due
+            .0
+            .iter()
+            .filter(|item| matches!(item.action, Action::Skip { .. }))
+            .count();
         report
     }
 }

@@ -52,13 +52,13 @@ fn summary(cx: &Context, job: SummaryJob) -> Result<Outcome, Failure> {
     if job.dry_run {
         let mut db = Db::open(database)?;
         let now = Timestamp::now(&clock);
-        let owed = plan::preview_owed(&mut db, now)?;
+        let owed = plan::preview_owed(&mut db, now, job.send_window.as_ref())?;
         let queued = summaries::count_claimable(&mut db, now)? as usize;
         let ids: Vec<_> = owed.iter().map(|summary| summary.user_id).collect();
         let emails: HashMap<Id, String> = users::emails_of(&mut db, &ids)?.into_iter().collect();
         let to_send = owed.iter().filter(|summary| summary.status == Status::Pending).count();
         let skipped = owed.len() - to_send;
-        let contacts_owed = contacts::plan::preview_owed(&mut db, now)?;
+        let contacts_owed = contacts::plan::preview_owed(&mut db, now, job.send_window.as_ref())?;
         let contacts_to_send = contacts_owed.iter().filter(|row| row.status == Status::Pending).count();
         let contacts_queued = db_contacts::count_claimable(&mut db, now)? as usize;
         let due = owed
@@ -88,17 +88,21 @@ fn summary(cx: &Context, job: SummaryJob) -> Result<Outcome, Failure> {
     let (mail, mailer) = settings.mailer()?;
     super::warn_if_no_students(&mut db, database)?;
     clock.follow(db.server_clock()?);
-    let scheduled = plan::schedule_owed(&mut db, Timestamp::now(&clock))?;
+    let scheduled = plan::schedule_owed(&mut db, Timestamp::now(&clock), job.send_window.as_ref())?;
     let (sender, options) = (&mail.sender, &settings.options);
-    let summaries = Summaries { templates };
+    let summaries = Summaries {
+        send_window: job.send_window.clone(),
+        templates,
+    };
     let mut delivered = deliver(database, &mut db, &summaries, &mailer, sender, options, &clock)?;
     delivered.skipped += scheduled.skipped;
     // Guardians' digests and teachers' reports: the same cron line sends them.
-    let owed = contacts::plan::schedule_owed(&mut db, Timestamp::now(&clock))?;
+    let owed = contacts::plan::schedule_owed(&mut db, Timestamp::now(&clock), job.send_window.as_ref())?;
     delivered.skipped += owed.skipped;
     if db_contacts::count_claimable(&mut db, Timestamp::now(&clock))? > 0 {
         // The same templates, loaded once a run.
         let queue = ContactMessages {
+            send_window: summaries.send_window,
             templates: summaries.templates,
         };
         delivered.add(deliver(database, &mut db, &queue, &mailer, sender, options, &clock)?);

@@ -20,6 +20,7 @@ use crate::output::{self, Report};
 use crate::queue::OptOutReason;
 use crate::queue::policy::REJECTIONS_BEFORE_OPT_OUT;
 use crate::schedule::TypeList;
+use crate::schedule::window::SendWindow;
 use crate::time;
 
 impl Run for UserJob {
@@ -403,6 +404,9 @@ fn set_preferences(database: &DatabaseUrl, args: UserSetArgs, now: Timestamp) ->
     if let Some(limit) = &args.max_per_day {
         preferences.max_per_day = parse_max_per_day(limit)?;
     }
+    if let Some(spec) = &args.send_window {
+        preferences.send_window = SendWindow::parse_setting(spec)?;
+    }
     preferences.updated_at = now;
     summaries::save_preferences(&mut db, &preferences)?;
     let locale = match &args.locale {
@@ -449,6 +453,13 @@ fn set_preferences(database: &DatabaseUrl, args: UserSetArgs, now: Timestamp) ->
             locale.clone().unwrap_or_else(|| "English (none set)".to_string()),
         ),
         (
+            "send window",
+            preferences
+                .send_window
+                .clone()
+                .unwrap_or_else(|| "the run's --send-window (none set)".to_string()),
+        ),
+        (
             "summary hour",
             format!(
                 "{:02}:00 {}",
@@ -467,6 +478,7 @@ fn set_preferences(database: &DatabaseUrl, args: UserSetArgs, now: Timestamp) ->
         "summary_hour": preferences.summary_hour,
         "max_per_day": preferences.max_per_day,
         "locale": locale,
+        "send_window": preferences.send_window,
         "timezone": zone_of(user.timezone.as_deref()).name(),
     });
     Ok(Outcome::success(output::Done(output::Message { text, json })))

@@ -20,6 +20,7 @@ use crate::input::Email;
 use crate::mail::Sender;
 use crate::output::Format;
 use crate::reminders::plan::Windows;
+use crate::schedule::window::{SendWindow, SendWindows};
 use crate::schedule::{Side, Target, TypeList, Unit, parse_targets};
 use crate::time::Clock;
 
@@ -132,6 +133,8 @@ pub struct SummaryJob {
     pub student: Option<Email>,
     pub send: bool,
     pub dry_run: bool,
+    /// `--send-window`: when summaries and digests may reach people.
+    pub send_window: Option<SendWindow>,
     pub delivery: Delivery,
 }
 
@@ -207,11 +210,13 @@ impl Config {
                 student,
                 send,
                 dry_run,
+                send_window,
                 delivery,
             }) => Job::Summary(SummaryJob {
                 student,
                 send,
                 dry_run,
+                send_window: send_window.default,
                 delivery: Delivery::resolve(&delivery)?,
             }),
             Command::Status => Job::Status(StatusJob),
@@ -278,6 +283,11 @@ fn windows(args: &WindowArgs, clock: Clock) -> anyhow::Result<Windows> {
             None => args.unit.default_tolerance(),
         },
         clock,
+        // Each student's own window is read from the database by the run.
+        send_windows: SendWindows {
+            default: args.send_window.default.clone(),
+            own: Default::default(),
+        },
     })
 }
 

@@ -15,12 +15,13 @@ use crate::db::{guardians, teachers};
 use crate::input::zone_of;
 use crate::mail::token::{MessageKind, MessageRef, Subscriber};
 use crate::mail::{self, Blame, Identity, SendFailure, Sender};
-use crate::queue::pipeline::{JobInfo, Queue, RowInfo};
+use crate::queue::pipeline::{JobInfo, Queue, RowInfo, Withheld, wait_for_window};
 use crate::render::{
     AssignmentView, CourseItemView, CourseView, EscalationContext, FollowedStudentView, GuardianDigestContext,
     ItemView, Kind, PersonView, Rendered, TeacherReportContext, Templates, header_safe,
 };
 use crate::schedule::Target;
+use crate::schedule::window::SendWindow;
 use crate::time::{self, Writing};
 
 /// How far back a teacher's report looks, and how far ahead a guardian's
@@ -29,6 +30,8 @@ const WEEK: chrono::Duration = chrono::Duration::days(7);
 
 /// The `contact_messages` table as a send queue.
 pub struct ContactMessages {
+    /// `--send-window`: when people without their own may be mailed.
+    pub send_window: Option<SendWindow>,
     pub templates: Templates,
 }
 
@@ -95,25 +98,62 @@ fn missing_and_upcoming(work: &[FollowedWork], now: DateTime<Utc>) -> (Vec<&Foll
     (missing, upcoming)
 }
 
-/// Why a claimed message must not go out now.
-fn skip_reason(job: &ContactJob, now: DateTime<Utc>) -> Option<String> {
+/// Why a claimed message must not go out now: never, or not before its
+/// recipient's send window opens (within its day or week; an escalation,
+/// whenever it opens).
+fn withheld(job: &ContactJob, now: DateTime<Utc>, default_window: Option<&SendWindow>) -> Option<Withheld> {
+    if let Some(reason) = skip_reason(job, now, default_window) {
+        return Some(Withheld::Skip(reason));
+    }
+    let (zone, own, hour) = match &job.claimed.contact {
+        Contact::Guardian(guardian) => (&guardian.timezone, guardian.send_window.as_deref(), guardian.hour),
+        Contact::Teacher(teacher) => (&teacher.timezone, None, teacher.hour),
+        Contact::Gone => return None,
+    };
+    let zone = zone_of(Some(zone));
+    let own = own.and_then(|spec| SendWindow::parse(spec).ok());
+    let window = own.as_ref().or(default_window);
+    let period = Period::parse(&job.claimed.message.period);
+    let in_its_period = |opens: DateTime<Utc>| match (job.claimed.message.kind, period) {
+        (ContactKind::Escalation, _) => true,
+        (_, Some(period)) => period.is_current(opens, hour as u32, zone, window),
+        (_, None) => false,
+    };
+    wait_for_window(
+        window,
+        zone,
+        now,
+        in_its_period,
+        "the send window does not open again in its period",
+    )
+}
+
+/// Why a claimed message must never go out.
+fn skip_reason(job: &ContactJob, now: DateTime<Utc>, window: Option<&SendWindow>) -> Option<String> {
     let message = &job.claimed.message;
-    let (opted_out, timezone, hour) = match &job.claimed.contact {
+    let (opted_out, timezone, hour, own) = match &job.claimed.contact {
         Contact::Gone => return Some("its recipient is gone".to_string()),
         Contact::Guardian(guardian) => {
             if message.kind == ContactKind::GuardianDigest && guardian.frequency == DigestFrequency::Off {
                 return Some("the guardian turned the digest off".to_string());
             }
-            (guardian.contact_opt_out, &guardian.timezone, guardian.hour)
+            (
+                guardian.contact_opt_out,
+                &guardian.timezone,
+                guardian.hour,
+                guardian.send_window.as_deref(),
+            )
         }
-        Contact::Teacher(teacher) => (teacher.contact_opt_out, &teacher.timezone, teacher.hour),
+        Contact::Teacher(teacher) => (teacher.contact_opt_out, &teacher.timezone, teacher.hour, None),
     };
+    let own = own.and_then(|spec| SendWindow::parse(spec).ok());
+    let window = own.as_ref().or(window);
     if opted_out {
         return Some("the recipient opted out".to_string());
     }
     if message.kind != ContactKind::Escalation
         && !Period::parse(&message.period)
-            .is_some_and(|period| period.is_current(now, hour as u32, zone_of(Some(timezone))))
+            .is_some_and(|period| period.is_current(now, hour as u32, zone_of(Some(timezone)), window))
     {
         return Some("its day has passed".to_string());
     }
@@ -181,9 +221,9 @@ impl Queue for ContactMessages {
         }
     }
 
-    fn check(&self, job: ContactJob, now: Timestamp) -> (Option<ContactJob>, Vec<(Id, String)>) {
-        match skip_reason(&job, now.instant()) {
-            Some(reason) => (None, vec![(job.claimed.message.id, reason)]),
+    fn check(&self, job: ContactJob, now: Timestamp) -> (Option<ContactJob>, Vec<(Id, Withheld)>) {
+        match withheld(&job, now.instant(), self.send_window.as_ref()) {
+            Some(withheld) => (None, vec![(job.claimed.message.id, withheld)]),
             None => (Some(job), Vec::new()),
         }
     }

@@ -13,6 +13,7 @@ use crate::db::summaries;
 use crate::db::types::{ContactKind, DigestFrequency, Id, Timestamp};
 use crate::input::zone_of;
 use crate::queue::Status;
+use crate::schedule::window::SendWindow;
 use crate::schedule::{before_go_live, summary_day, summary_due};
 
 /// What a message covers, as `contact_messages.period` names it.
@@ -47,10 +48,10 @@ impl Period {
     /// someone whose hour is `hour` in `zone`: on its own local day (or
     /// the next, when the hour stepped over midnight out of a DST gap) for
     /// a daily digest; within its ISO week for a weekly one.
-    pub fn is_current(self, now: DateTime<Utc>, hour: u32, zone: chrono_tz::Tz) -> bool {
+    pub fn is_current(self, now: DateTime<Utc>, hour: u32, zone: chrono_tz::Tz, window: Option<&SendWindow>) -> bool {
         let today = now.with_timezone(&zone).date_naive();
         match self {
-            Period::Day(date) => today == summary_day(date, hour, zone),
+            Period::Day(date) => today == summary_day(date, hour, zone, window),
             Period::Week(date) => today.iso_week() == date.iso_week(),
         }
     }
@@ -64,8 +65,8 @@ pub struct Scheduled {
 }
 
 /// Schedules the digests and reports owed at `now`.
-pub fn schedule_owed(db: &mut Db, now: Timestamp) -> anyhow::Result<Scheduled> {
-    let owed = owed(db, now, true)?;
+pub fn schedule_owed(db: &mut Db, now: Timestamp, send_window: Option<&SendWindow>) -> anyhow::Result<Scheduled> {
+    let owed = owed(db, now, send_window, true)?;
     let (to_send, to_skip): (Vec<_>, Vec<_>) = owed.into_iter().partition(|row| row.status == Status::Pending);
     Ok(Scheduled {
         to_send: contacts::schedule(db, &to_send)?,
@@ -74,8 +75,12 @@ pub fn schedule_owed(db: &mut Db, now: Timestamp) -> anyhow::Result<Scheduled> {
 }
 
 /// What `summary --send --dry-run` would schedule. Writes nothing.
-pub fn preview_owed(db: &mut Db, now: Timestamp) -> anyhow::Result<Vec<NewContactMessage>> {
-    owed(db, now, false)
+pub fn preview_owed(
+    db: &mut Db,
+    now: Timestamp,
+    send_window: Option<&SendWindow>,
+) -> anyhow::Result<Vec<NewContactMessage>> {
+    owed(db, now, send_window, false)
 }
 
 /// One person's message owed at `now`, if their day and hour have come.
@@ -89,9 +94,18 @@ struct Due {
     hour: i32,
     /// `None`: Monday to Friday; else the ISO weekday (Monday 1).
     weekday: Option<i32>,
+    /// A guardian's own send window, as stored.
+    send_window: Option<String>,
 }
 
-fn owed(db: &mut Db, now: Timestamp, scheduling: bool) -> anyhow::Result<Vec<NewContactMessage>> {
+/// The messages owed at `now`; a person's own send window, else the run's
+/// `send_window`, moves their hour to its opening.
+fn owed(
+    db: &mut Db,
+    now: Timestamp,
+    send_window: Option<&SendWindow>,
+    scheduling: bool,
+) -> anyhow::Result<Vec<NewContactMessage>> {
     let guardians = contacts::digest_guardians(db)?;
     let teachers = contacts::reporting_teachers(db)?;
     if guardians.is_empty() && teachers.is_empty() {
@@ -109,6 +123,7 @@ fn owed(db: &mut Db, now: Timestamp, scheduling: bool) -> anyhow::Result<Vec<New
             timezone: guardian.timezone,
             hour: guardian.hour,
             weekday: (guardian.frequency == DigestFrequency::Weekly).then_some(guardian.weekday),
+            send_window: guardian.send_window,
         })
         .chain(teachers.into_iter().map(|teacher| Due {
             kind: ContactKind::TeacherReport,
@@ -119,11 +134,17 @@ fn owed(db: &mut Db, now: Timestamp, scheduling: bool) -> anyhow::Result<Vec<New
             timezone: teacher.timezone,
             hour: teacher.hour,
             weekday: Some(teacher.weekday),
+            send_window: None,
         }));
     let mut owed = Vec::new();
     for person in people {
         let zone = zone_of(Some(&person.timezone));
-        for (date, at) in summary_due(now.instant(), person.hour as u32, zone) {
+        let own = person
+            .send_window
+            .as_deref()
+            .and_then(|spec| SendWindow::parse(spec).ok());
+        let window = own.as_ref().or(send_window);
+        for (date, at) in summary_due(now.instant(), person.hour as u32, zone, window) {
             let period = match person.weekday {
                 None if date.weekday().number_from_monday() <= 5 => Period::Day(date),
                 Some(weekday) if date.weekday().number_from_monday() as i32 == weekday => Period::Week(date),

@@ -36,6 +36,8 @@ pub struct Guardian {
     pub updated_at: Timestamp,
     /// Their language (BCP 47); `None`, English.
     pub locale: Option<String>,
+    /// Their own send window (`schedule::window::SendWindow`); `None`, the run's.
+    pub send_window: Option<String>,
 }
 
 /// What `guardian add` or an import row sets; `None` leaves a guardian's
@@ -50,6 +52,8 @@ pub struct GuardianFields {
     pub hour: Option<i32>,
     /// `Some(None)` removes the language.
     pub locale: Option<Option<String>>,
+    /// `Some(None)` removes their own send window.
+    pub send_window: Option<Option<String>>,
 }
 
 impl GuardianFields {
@@ -62,6 +66,7 @@ impl GuardianFields {
             weekday: self.weekday.unwrap_or(guardian.weekday),
             hour: self.hour.unwrap_or(guardian.hour),
             locale: self.locale.clone().unwrap_or_else(|| guardian.locale.clone()),
+            send_window: self.send_window.clone().unwrap_or_else(|| guardian.send_window.clone()),
             ..guardian.clone()
         }
     }
@@ -130,6 +135,7 @@ pub fn follow(
                 created_at: now,
                 updated_at: now,
                 locale: None,
+                send_window: None,
             });
             with_conn!(db, conn => diesel::insert_into(guardians::table).values(&fresh).execute(conn))
                 .context("cannot add the guardian")?;
@@ -148,6 +154,7 @@ pub fn follow(
                         guardians::weekday.eq(wanted.weekday),
                         guardians::hour.eq(wanted.hour),
                         guardians::locale.eq(&wanted.locale),
+                        guardians::send_window.eq(&wanted.send_window),
                         guardians::updated_at.eq(now),
                     ))
                     .returning(Guardian::as_returning())

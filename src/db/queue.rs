@@ -30,6 +30,9 @@ pub enum Resolution {
     Released { error: String },
     /// Deliberately not sent (opted out, completed, too late); not an attempt.
     Skipped { reason: String },
+    /// Not yet: the recipient's send window is closed. Back in the queue
+    /// until `until`, with why; not an attempt.
+    Deferred { reason: String, until: Timestamp },
 }
 
 /// A send attempt for the audit log.
@@ -388,6 +391,14 @@ macro_rules! queue_table {
                         // the run hands all such rows back when it ends.
                         Resolution::Released { error } => diesel::update(row)
                             .set(($table::last_error.eq($crate::redact::scrub(error)), $table::updated_at.eq(now)))
+                            .execute(conn)?,
+                        Resolution::Deferred { reason, until } => diesel::update(row)
+                            .set((
+                                $table::last_error.eq(reason),
+                                $table::scheduled_for.eq(until),
+                                no_claim,
+                                $table::updated_at.eq(now),
+                            ))
                             .execute(conn)?,
                         Resolution::Skipped { reason } => diesel::update(row)
                             .set((

@@ -16,6 +16,7 @@ pub struct Candidate {
     pub assignment_id: Id,
     pub title: String,
     pub due_at: Timestamp,
+    pub student_id: Id,
     pub student_email: String,
     pub student_timezone: Option<String>,
     pub reminder_status: Option<Status>,
@@ -58,6 +59,7 @@ pub fn window_candidates(
                 assignments::id,
                 assignments::title,
                 assignments::due_at,
+                users::id,
                 users::email,
                 users::timezone,
                 reminders::status.nullable(),
@@ -209,6 +211,18 @@ pub struct Claimed {
     pub muted_types: Option<String>,
     /// `user set --max-per-day`.
     pub max_per_day: Option<i32>,
+    /// `user set --send-window`: their own send window, as stored.
+    pub send_window: Option<String>,
+}
+
+/// The students with their own send window (`user set --send-window`), as
+/// stored: one probe of a partial index when none has.
+pub fn own_send_windows(db: &mut Db) -> anyhow::Result<Vec<(Id, String)>> {
+    with_conn!(db, conn => user_preferences::table
+        .filter(user_preferences::send_window.is_not_null())
+        .select((user_preferences::user_id, user_preferences::send_window.assume_not_null()))
+        .load(conn))
+    .context("cannot read the students' send windows")
 }
 
 /// Whether any student has a daily limit (`user set --max-per-day`): one
@@ -267,6 +281,7 @@ macro_rules! load_held {
                 user_preferences::reminder_types.nullable(),
                 user_preferences::muted_types.nullable(),
                 user_preferences::max_per_day.nullable(),
+                user_preferences::send_window.nullable(),
             ))
             .order((assignments::due_at, reminders::id))
             .load::<Claimed>($conn)
@@ -382,6 +397,7 @@ pub fn as_claimed(db: &mut Db, assignment_id: Id, reminder_type: &str) -> anyhow
                 reminder_types: None,
                 muted_types: None,
                 max_per_day: None,
+                send_window: None,
             }
         },
     ))

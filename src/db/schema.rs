@@ -123,6 +123,7 @@ diesel::table! {
         created_at -> Timestamptz,
         updated_at -> Timestamptz,
         locale -> Nullable<Text>,
+        send_window -> Nullable<Text>,
     }
 }
 
@@ -230,6 +231,7 @@ diesel::table! {
         muted_types -> Nullable<Text>,
         summary_weekday -> Nullable<Int4>,
         max_per_day -> Nullable<Int4>,
+        send_window -> Nullable<Text>,
     }
 }
 

@@ -31,6 +31,8 @@ pub struct Preferences {
     pub summary_weekday: Option<i32>,
     /// Messages a local day past which a run's reminders fold into one digest.
     pub max_per_day: Option<i32>,
+    /// Their own send window (`schedule::window::SendWindow`); `None`, the run's.
+    pub send_window: Option<String>,
 }
 
 /// A user's preferences, or the defaults.
@@ -48,6 +50,7 @@ pub fn preferences(db: &mut Db, user_id: Id, now: Timestamp) -> anyhow::Result<P
         muted_types: None,
         summary_weekday: None,
         max_per_day: None,
+        send_window: None,
     }))
 }
 
@@ -65,6 +68,7 @@ pub fn save_preferences(db: &mut Db, preferences: &Preferences) -> anyhow::Resul
             user_preferences::muted_types.eq(&preferences.muted_types),
             user_preferences::summary_weekday.eq(preferences.summary_weekday),
             user_preferences::max_per_day.eq(preferences.max_per_day),
+            user_preferences::send_window.eq(&preferences.send_window),
         ))
         .execute(conn))
     .context("cannot save preferences")?;
@@ -157,6 +161,8 @@ pub struct Recipient {
     pub daily_summary: Option<bool>,
     pub summary_hour: Option<i32>,
     pub summary_weekday: Option<i32>,
+    /// Their own send window, as stored.
+    pub send_window: Option<String>,
 }
 
 /// A page of the students who have not opted out, by id after `after`.
@@ -172,6 +178,7 @@ pub fn recipients(db: &mut Db, after: Option<Id>, limit: i64) -> anyhow::Result<
                 user_preferences::daily_summary.nullable(),
                 user_preferences::summary_hour.nullable(),
                 user_preferences::summary_weekday.nullable(),
+                user_preferences::send_window.nullable(),
             ))
             .order(users::id)
             .limit(limit)
@@ -260,6 +267,8 @@ pub struct ClaimedSummary {
     pub daily_summary: Option<bool>,
     pub summary_hour: Option<i32>,
     pub locale: Option<String>,
+    /// Their own send window, as stored.
+    pub send_window: Option<String>,
 }
 
 /// Loads the summaries among `$ids` that run `$run_id` still holds, with the
@@ -283,6 +292,7 @@ macro_rules! load_held {
                 user_preferences::daily_summary.nullable(),
                 user_preferences::summary_hour.nullable(),
                 users::locale,
+                user_preferences::send_window.nullable(),
             ))
             .order(daily_summaries::scheduled_for)
             .load::<ClaimedSummary>($conn)

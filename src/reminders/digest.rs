@@ -17,7 +17,7 @@ use crate::db::types::{Id, Timestamp};
 use crate::input::zone_of;
 use crate::mail::token::Subscriber;
 use crate::mail::{self, Blame, Identity, SendFailure, Sender};
-use crate::queue::pipeline::{JobInfo, Queue};
+use crate::queue::pipeline::{JobInfo, Queue, Withheld};
 use crate::render::{DigestContext, DigestItem, Kind};
 use crate::schedule::summary_time;
 
@@ -149,24 +149,17 @@ impl Queue for Digests {
     }
 
     /// Each reminder is checked on its own: the digest carries those that may go.
-    fn check(&self, digest: Digest, now: Timestamp) -> (Option<Digest>, Vec<(Id, String)>) {
+    fn check(&self, digest: Digest, now: Timestamp) -> (Option<Digest>, Vec<(Id, Withheld)>) {
         let mut skipped = Vec::new();
         let parts: Vec<Claimed> = digest
             .parts
             .into_iter()
-            .filter(|part| {
-                match job::skip_reason(
-                    part,
-                    now.instant(),
-                    self.reminders.delivery_window,
-                    self.reminders.required_types.as_ref(),
-                ) {
-                    Some(reason) => {
-                        skipped.push((part.reminder_id, reason));
-                        false
-                    }
-                    None => true,
+            .filter(|part| match self.reminders.withheld(part, now.instant()) {
+                Some(withheld) => {
+                    skipped.push((part.reminder_id, withheld));
+                    false
                 }
+                None => true,
             })
             .collect();
         let sendable = (!parts.is_empty()).then_some(Digest { parts });

@@ -11,8 +11,9 @@ use crate::db::types::{Id, Timestamp};
 use crate::input::zone_of;
 use crate::mail::token::{MessageKind, MessageRef, Subscriber};
 use crate::mail::{self, Blame, Identity, SendFailure, Sender};
-use crate::queue::pipeline::{JobInfo, Queue, RowInfo};
+use crate::queue::pipeline::{JobInfo, Queue, RowInfo, Withheld, wait_for_window};
 use crate::render::{AssignmentView, Kind, ReminderContext, StudentView, Templates, header_safe};
+use crate::schedule::window::SendWindow;
 use crate::schedule::{Target, TypeList, muted_reason, stale_reason};
 use crate::time::{self, Writing};
 
@@ -22,16 +23,46 @@ pub struct Reminders {
     pub delivery_window: Option<chrono::Duration>,
     /// `--required-types`: types that reach a student whatever their preferences.
     pub required_types: Option<TypeList>,
+    /// `--send-window`: when students without their own may be mailed.
+    pub send_window: Option<SendWindow>,
     pub templates: Templates,
 }
 
-/// Why a claimed reminder must not go out now, checked on the row as last read.
-pub fn skip_reason(
-    claimed: &Claimed,
-    now: DateTime<Utc>,
-    delivery_window: Option<chrono::Duration>,
-    required_types: Option<&TypeList>,
-) -> Option<String> {
+impl Reminders {
+    /// Why a claimed reminder must not go out now, checked on the row as
+    /// last read: never (skipped), or not before its student's send window
+    /// opens.
+    pub fn withheld(&self, claimed: &Claimed, now: DateTime<Utc>) -> Option<Withheld> {
+        if let Some(reason) = skip_reason(claimed, now, self.required_types.as_ref()) {
+            return Some(Withheld::Skip(reason));
+        }
+        let zone = zone_of(claimed.student_timezone.as_deref());
+        let own = claimed
+            .send_window
+            .as_deref()
+            .and_then(|spec| SendWindow::parse(spec).ok());
+        let send_window = own.as_ref().or(self.send_window.as_ref());
+        let target = Target::from_reminder_type(&claimed.reminder_type);
+        let overdue = target.as_ref().is_some_and(Target::is_overdue);
+        let before_deadline = |opens| overdue || opens < claimed.due_at.instant();
+        let too_late = "the send window stays closed until after the deadline";
+        if let Some(wait) = wait_for_window(send_window, zone, now, before_deadline, too_late) {
+            return Some(wait);
+        }
+        stale_reason(
+            target.as_ref(),
+            claimed.due_at.instant(),
+            now,
+            self.delivery_window,
+            send_window.map(|window| (window, zone)),
+        )
+        .map(Withheld::Skip)
+    }
+}
+
+/// Why a claimed reminder must never go out, whatever the hour: the rules
+/// of the student, the assignment and its deadline.
+fn skip_reason(claimed: &Claimed, now: DateTime<Utc>, required_types: Option<&TypeList>) -> Option<String> {
     if claimed.contact_opt_out {
         return Some("the student opted out".to_string());
     }
@@ -61,7 +92,7 @@ pub fn skip_reason(
     {
         return Some("the cut-off has passed: the work can no longer be handed in".to_string());
     }
-    stale_reason(target.as_ref(), claimed.due_at.instant(), now, delivery_window)
+    None
 }
 
 /// The student as templates see them.
@@ -171,14 +202,9 @@ impl Queue for Reminders {
         }
     }
 
-    fn check(&self, claimed: Claimed, now: Timestamp) -> (Option<Claimed>, Vec<(Id, String)>) {
-        match skip_reason(
-            &claimed,
-            now.instant(),
-            self.delivery_window,
-            self.required_types.as_ref(),
-        ) {
-            Some(reason) => (None, vec![(claimed.reminder_id, reason)]),
+    fn check(&self, claimed: Claimed, now: Timestamp) -> (Option<Claimed>, Vec<(Id, Withheld)>) {
+        match self.withheld(&claimed, now.instant()) {
+            Some(withheld) => (None, vec![(claimed.reminder_id, withheld)]),
             None => (Some(claimed), Vec::new()),
         }
     }
@@ -227,6 +253,7 @@ mod tests {
             reminder_types: None,
             muted_types: None,
             max_per_day: None,
+            send_window: None,
         }
     }
 
@@ -235,13 +262,19 @@ mod tests {
         let mut late = claimed("Essay", None);
         late.reminder_type = "overdue-24h".into();
         let (due, day) = (late.due_at.instant(), chrono::Duration::hours(24));
-        assert_eq!(skip_reason(&late, due + day, None, None), None);
+        let queue = Reminders {
+            delivery_window: None,
+            required_types: None,
+            send_window: None,
+            templates: Templates::load(None).unwrap(),
+        };
+        assert_eq!(queue.withheld(&late, due + day), None);
         late.cutoff = Some(Timestamp::new(due + day - chrono::Duration::minutes(1)));
-        let reason = skip_reason(&late, due + day, None, None).expect("skipped");
+        let reason = skip_reason(&late, due + day, None).expect("skipped");
         assert!(reason.contains("cut-off has passed"), "{reason}");
         // A reminder before the deadline does not care about the cut-off.
         late.reminder_type = "24h".into();
-        assert_eq!(skip_reason(&late, due - day, None, None), None);
+        assert_eq!(queue.withheld(&late, due - day), None);
     }
 
     #[test]

@@ -10,7 +10,8 @@ use crate::db::reminders::{self, Candidate, NewReminder};
 use crate::db::types::{Id, Timestamp};
 use crate::input::zone_of;
 use crate::queue::Status;
-use crate::schedule::{Target, in_window, nearest_target, window};
+use crate::schedule::window::{SendTime, SendWindow, SendWindows};
+use crate::schedule::{Target, is_due_now, nearest_target, send_time, window};
 use crate::time::{self, Clock};
 
 /// Rows read per query while walking a window: large enough that a dense
@@ -26,6 +27,37 @@ pub struct Windows {
     pub targets: Vec<Target>,
     pub tolerance: chrono::Duration,
     pub clock: Clock,
+    /// When each student may be mailed (`--send-window`, `user set --send-window`).
+    pub send_windows: SendWindows,
+}
+
+impl Windows {
+    /// Reads the students' own send windows (`user set --send-window`):
+    /// one probe of a partial index when no one has one.
+    pub fn read_own_send_windows(&mut self, db: &mut Db) -> anyhow::Result<()> {
+        self.send_windows.own = reminders::own_send_windows(db)?
+            .into_iter()
+            .filter_map(|(student, spec)| Some((student.0, SendWindow::parse(&spec).ok()?)))
+            .collect();
+        Ok(())
+    }
+
+    /// When `target`'s reminder for `candidate` goes: planned, or moved by the student's send window.
+    fn send_time(&self, target: &Target, candidate: &Candidate) -> SendTime {
+        send_time(
+            target,
+            candidate.due_at.instant(),
+            self.send_windows.of(candidate.student_id.0),
+            zone_of(candidate.student_timezone.as_deref()),
+        )
+    }
+
+    /// Whether the student's send window is open at `now`.
+    fn is_open(&self, candidate: &Candidate, now: DateTime<Utc>) -> bool {
+        self.send_windows
+            .of(candidate.student_id.0)
+            .is_none_or(|window| window.is_open(now, zone_of(candidate.student_timezone.as_deref())))
+    }
 }
 
 /// What a run does with one (assignment, target) pair found in a window.
@@ -41,6 +73,9 @@ pub enum Decision {
     AlreadySent,
     /// Skipped or failed in an earlier run: nothing more to do.
     AlreadySkippedOrFailed,
+    /// Planned now, but the student's send window moves it (for `due`):
+    /// a later run sends it, or an earlier one did.
+    Moved,
 }
 
 /// Walks every candidate of every window at the clock's `now`, a page at a
@@ -53,8 +88,11 @@ pub fn plan(
 ) -> anyhow::Result<()> {
     let now = Timestamp::now(&windows.clock);
     let mut rule = NearestRule::default();
+    // A send window moves a message by up to its longest closed period, so
+    // the due times to look at widen by that; none configured, none.
+    let widen = windows.send_windows.widest_shift();
     for target in &windows.targets {
-        let (from, to) = window(target, now.instant(), windows.tolerance);
+        let (from, to) = window(target, now.instant(), windows.tolerance + widen);
         let range = (Timestamp::new(from), Timestamp::new(to));
         let mut after = None;
         loop {
@@ -63,6 +101,7 @@ pub fn plan(
             let Some(last) = page.last() else { break };
             after = Some((last.due_at, last.assignment_id));
             let full = page.len() as i64 == PAGE_SIZE;
+            let (page, moved) = split_by_send_time(windows, target, page, now.instant());
             let superseded = rule.superseded_by(db, windows, now.instant(), target, &page)?;
             let decided = page
                 .into_iter()
@@ -77,6 +116,7 @@ pub fn plan(
                     };
                     (candidate, decision)
                 })
+                .chain(moved)
                 .collect();
             visit(db, target, decided)?;
             if !full {
@@ -85,6 +125,29 @@ pub fn plan(
         }
     }
     Ok(())
+}
+
+/// Of a page of candidates, those whose time has come in this run, and
+/// (decided `Moved`) those planned now that a send window moves elsewhere.
+fn split_by_send_time(
+    windows: &Windows,
+    target: &Target,
+    page: Vec<Candidate>,
+    now: DateTime<Utc>,
+) -> (Vec<Candidate>, Vec<(Candidate, Decision)>) {
+    let (mut due, mut moved) = (Vec::with_capacity(page.len()), Vec::new());
+    for candidate in page {
+        let sends = windows.send_time(target, &candidate);
+        if is_due_now(sends.at, now, windows.tolerance) {
+            due.push(candidate);
+        } else if sends.shift.is_some()
+            && candidate.status_for_this_deadline().is_none()
+            && is_due_now(target.planned_at(candidate.due_at.instant()), now, windows.tolerance)
+        {
+            moved.push((candidate, Decision::Moved));
+        }
+    }
+    (due, moved)
 }
 
 /// What scheduling the windows did.
@@ -104,12 +167,19 @@ pub fn schedule_due(db: &mut Db, windows: &Windows) -> anyhow::Result<Scheduled>
     plan(db, windows, |db, target, page| {
         let (mut to_send, mut to_skip) = (Vec::new(), Vec::new());
         for (candidate, decision) in page {
+            let sends = windows.send_time(target, &candidate).at;
+            // Due now, so it goes now, not later; unless the send window
+            // is still closed, then at its opening.
+            let scheduled_for = if windows.is_open(&candidate, now.instant()) {
+                sends.min(now.instant())
+            } else {
+                sends
+            };
             let row = |status: Status, last_error: Option<String>| NewReminder {
                 id: Id::new(),
                 assignment_id: candidate.assignment_id,
                 reminder_type: target.reminder_type(),
-                // Found in the window now, so it is to go now, not later.
-                scheduled_for: Timestamp::new(target.planned_at(candidate.due_at.instant()).min(now.instant())),
+                scheduled_for: Timestamp::new(scheduled_for),
                 status,
                 last_error,
                 created_at: now,
@@ -123,7 +193,7 @@ pub fn schedule_due(db: &mut Db, windows: &Windows) -> anyhow::Result<Scheduled>
                     Some(format!("superseded by the nearer {nearer} reminder")),
                 )),
                 Decision::AlreadySent => scheduled.already_sent += 1,
-                Decision::Queued | Decision::AlreadySkippedOrFailed => {}
+                Decision::Queued | Decision::AlreadySkippedOrFailed | Decision::Moved => {}
             }
         }
         reminders::schedule(db, &to_send, now)?;
@@ -145,6 +215,8 @@ pub struct DueItem {
     pub due_local: String,
     /// Scheduled by an earlier run: the queue has it (counted there).
     pub queued: bool,
+    /// Why the student's send window moved it from its planned time, if it did.
+    pub moved: Option<String>,
 }
 
 /// What a `send` run does with a due reminder.
@@ -154,6 +226,8 @@ pub enum Action {
     Send,
     /// Records it skipped: a nearer target of the same run wins.
     Skip { nearer: Target },
+    /// Leaves it: the send window moves it to another run's time.
+    Wait,
 }
 
 /// What a `send` run at the windows' clock would do, for `due` and
@@ -170,9 +244,15 @@ pub fn preview(db: &mut Db, windows: &Windows) -> anyhow::Result<Preview> {
     plan(db, windows, |_, target, page| {
         for (candidate, decision) in page {
             let queued = decision == Decision::Queued;
+            let zone = zone_of(candidate.student_timezone.as_deref());
+            let moved = windows
+                .send_time(target, &candidate)
+                .shift
+                .map(|shift| shift.reason(zone));
             let action = match decision {
                 Decision::Send | Decision::Queued => Action::Send,
                 Decision::Skip { nearer } => Action::Skip { nearer },
+                Decision::Moved => Action::Wait,
                 Decision::AlreadySent => {
                     preview.already_sent += 1;
                     continue;
@@ -187,8 +267,9 @@ pub fn preview(db: &mut Db, windows: &Windows) -> anyhow::Result<Preview> {
                 due_at: time::utc(due),
                 reminder_type: target.reminder_type(),
                 action,
-                due_local: time::local_short(due, zone_of(candidate.student_timezone.as_deref())),
+                due_local: time::local_short(due, zone),
                 queued,
+                moved,
             });
         }
         Ok(())
@@ -225,10 +306,9 @@ impl NearestRule {
         page: &[Candidate],
     ) -> anyhow::Result<Vec<Option<Target>>> {
         let in_another_window = |candidate: &Candidate| {
-            windows
-                .targets
-                .iter()
-                .any(|other| other != target && in_window(other, candidate.due_at.instant(), now, windows.tolerance))
+            windows.targets.iter().any(|other| {
+                other != target && is_due_now(windows.send_time(other, candidate).at, now, windows.tolerance)
+            })
         };
         // Only assignments in two windows need the database, and they are few.
         let contested: HashSet<Id> = page
@@ -244,8 +324,9 @@ impl NearestRule {
                 let open = windows
                     .targets
                     .iter()
-                    .filter(|t| !earlier.contains(&(candidate.assignment_id, t.reminder_type())));
-                if let Some(winner) = nearest_target(open, candidate.due_at.instant(), now, windows.tolerance) {
+                    .filter(|t| !earlier.contains(&(candidate.assignment_id, t.reminder_type())))
+                    .map(|t| (t, windows.send_time(t, candidate).at));
+                if let Some(winner) = nearest_target(open, now, windows.tolerance) {
                     self.chosen.insert(candidate.assignment_id, winner.clone());
                 }
             }

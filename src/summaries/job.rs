@@ -12,9 +12,10 @@ use crate::db::types::{Id, Timestamp};
 use crate::input::zone_of;
 use crate::mail::token::{MessageKind, MessageRef, Subscriber};
 use crate::mail::{self, Blame, Identity, SendFailure, Sender};
-use crate::queue::pipeline::{JobInfo, Queue, RowInfo};
+use crate::queue::pipeline::{JobInfo, Queue, RowInfo, Withheld, wait_for_window};
 use crate::render::{Counts, ItemView, Kind, StudentView, SummaryContext, Templates, header_safe};
 use crate::schedule::summary_day;
+use crate::schedule::window::SendWindow;
 use crate::time::{self, Writing};
 
 /// A claimed summary with what its email says.
@@ -52,29 +53,48 @@ fn with_counts(db: &mut Db, claimed: Vec<ClaimedSummary>, now: Timestamp) -> any
 
 /// The `daily_summaries` table as a send queue.
 pub struct Summaries {
+    /// `--send-window`: when students without their own may be mailed.
+    pub send_window: Option<SendWindow>,
     pub templates: Templates,
 }
 
-/// Why a claimed summary must not go out now.
-fn skip_reason(job: &SummaryJob, now: Timestamp) -> Option<String> {
+/// Why a claimed summary must not go out now: never, or not before the
+/// student's send window opens (on the summary's own day).
+fn withheld(job: &SummaryJob, now: Timestamp, default_window: Option<&SendWindow>) -> Option<Withheld> {
     let claimed = &job.claimed;
     if claimed.contact_opt_out {
-        return Some("the student opted out".to_string());
+        return Some(Withheld::Skip("the student opted out".to_string()));
     }
     if !claimed.daily_summary.unwrap_or(DEFAULT_DAILY_SUMMARY) {
-        return Some("the student turned the daily summary off".to_string());
+        return Some(Withheld::Skip("the student turned the daily summary off".to_string()));
     }
     // A summary, or its retry, goes out only on the local day its hour
     // fell on: its own date, or the next when that hour stepped over
     // midnight out of a DST gap.
     let zone = zone_of(claimed.timezone.as_deref());
     let hour = claimed.summary_hour.unwrap_or(DEFAULT_SUMMARY_HOUR) as u32;
-    if now.instant().with_timezone(&zone).date_naive() != summary_day(claimed.local_date, hour, zone) {
-        return Some("its day has passed".to_string());
+    let own = claimed
+        .send_window
+        .as_deref()
+        .and_then(|spec| SendWindow::parse(spec).ok());
+    let window = own.as_ref().or(default_window);
+    let day = summary_day(claimed.local_date, hour, zone, window);
+    if now.instant().with_timezone(&zone).date_naive() != day {
+        return Some(Withheld::Skip("its day has passed".to_string()));
+    }
+    let on_its_day = |opens: DateTime<Utc>| opens.with_timezone(&zone).date_naive() == day;
+    if let Some(wait) = wait_for_window(
+        window,
+        zone,
+        now.instant(),
+        on_its_day,
+        "the send window does not open again on its day",
+    ) {
+        return Some(wait);
     }
     match &job.counts {
         Some(counts) if counts.current + counts.overdue > 0 => None,
-        _ => Some("nothing current or overdue".to_string()),
+        _ => Some(Withheld::Skip("nothing current or overdue".to_string())),
     }
 }
 
@@ -105,9 +125,9 @@ impl Queue for Summaries {
         }
     }
 
-    fn check(&self, job: SummaryJob, now: Timestamp) -> (Option<SummaryJob>, Vec<(Id, String)>) {
-        match skip_reason(&job, now) {
-            Some(reason) => (None, vec![(job.claimed.id, reason)]),
+    fn check(&self, job: SummaryJob, now: Timestamp) -> (Option<SummaryJob>, Vec<(Id, Withheld)>) {
+        match withheld(&job, now, self.send_window.as_ref()) {
+            Some(withheld) => (None, vec![(job.claimed.id, withheld)]),
             None => (Some(job), Vec::new()),
         }
     }

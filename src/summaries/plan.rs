@@ -10,6 +10,7 @@ use crate::db::summaries::{self, DEFAULT_DAILY_SUMMARY, DEFAULT_SUMMARY_HOUR, Ne
 use crate::db::types::{Id, Timestamp};
 use crate::input::zone_of;
 use crate::queue::Status;
+use crate::schedule::window::SendWindow;
 use crate::schedule::{before_go_live, summary_due};
 
 /// Students read per query while scheduling summaries.
@@ -17,9 +18,9 @@ const PAGE_SIZE: i64 = 2_000;
 
 /// The summaries a `summary --send` at `now` would schedule (to send, or
 /// to record skipped with the reason), for `--dry-run`. Writes nothing.
-pub fn preview_owed(db: &mut Db, now: Timestamp) -> anyhow::Result<Vec<NewSummary>> {
+pub fn preview_owed(db: &mut Db, now: Timestamp, send_window: Option<&SendWindow>) -> anyhow::Result<Vec<NewSummary>> {
     let mut owed = Vec::new();
-    owed_summaries(db, now, false, |_, page| {
+    owed_summaries(db, now, send_window, false, |_, page| {
         owed.extend(page);
         Ok(())
     })?;
@@ -35,9 +36,9 @@ pub struct Scheduled {
 
 /// Schedules the summaries owed at `now`; UNIQUE(user_id, local_date) with
 /// ON CONFLICT DO NOTHING keeps overlapping runs to one each.
-pub fn schedule_owed(db: &mut Db, now: Timestamp) -> anyhow::Result<Scheduled> {
+pub fn schedule_owed(db: &mut Db, now: Timestamp, send_window: Option<&SendWindow>) -> anyhow::Result<Scheduled> {
     let mut scheduled = Scheduled::default();
-    owed_summaries(db, now, true, |db, page| {
+    owed_summaries(db, now, send_window, true, |db, page| {
         let (to_send, to_skip): (Vec<NewSummary>, Vec<NewSummary>) =
             page.into_iter().partition(|summary| summary.status == Status::Pending);
         scheduled.to_send += summaries::schedule(db, &to_send)?;
@@ -53,6 +54,9 @@ pub fn schedule_owed(db: &mut Db, now: Timestamp) -> anyhow::Result<Scheduled> {
 /// midnight out of a DST gap, falls today (`summary_due`); a late run does not
 /// send an ordinary summary of a day that has passed.
 ///
+/// A send window moves the hour to its opening (`summary_send_time`): the
+/// student's own, else the run's `send_window`.
+///
 /// Going live: a summary whose hour passed well before the student was added,
 /// or before the first `summary --send` on this database (`before_go_live`),
 /// is owed as skipped ("before go-live"), not sent late: installing in the
@@ -62,6 +66,7 @@ pub fn schedule_owed(db: &mut Db, now: Timestamp) -> anyhow::Result<Scheduled> {
 fn owed_summaries(
     db: &mut Db,
     now: Timestamp,
+    send_window: Option<&SendWindow>,
     scheduling: bool,
     mut visit: impl FnMut(&mut Db, Vec<NewSummary>) -> anyhow::Result<()>,
 ) -> anyhow::Result<()> {
@@ -77,7 +82,12 @@ fn owed_summaries(
                 continue;
             }
             let hour = recipient.summary_hour.unwrap_or(DEFAULT_SUMMARY_HOUR) as u32;
-            for (date, at) in summary_due(now.instant(), hour, zone_of(recipient.timezone.as_deref())) {
+            let own = recipient
+                .send_window
+                .as_deref()
+                .and_then(|spec| SendWindow::parse(spec).ok());
+            let window = own.as_ref().or(send_window);
+            for (date, at) in summary_due(now.instant(), hour, zone_of(recipient.timezone.as_deref()), window) {
                 // A weekly summary is owed on its weekday only, once a local
                 // date as every summary: so once a week.
                 if recipient

@@ -47,12 +47,12 @@ on_both_backends! {
         let broken = write(env, "broken.jsonl", "{\"email\": \"a@example.com\"}\n{\"email\": \n");
         env.fails(&["user", "import", &broken], 2, "line 2: not a valid row");
         let missing = write(env, "missing.csv", "name,timezone\nA,UTC\n");
-        env.fails(&["user", "import", &missing], 2, "line 1: the header is `name,timezone`, but a header with `email` is expected: `email,name,timezone,locale,types,mute,summary,summary_weekday,max_per_day`");
+        env.fails(&["user", "import", &missing], 2, "line 1: the header is `name,timezone`, but a header with `email` is expected: `email,name,timezone,locale,types,mute,summary,summary_weekday,max_per_day,send_window`");
         let spreadsheet = write(env, "spreadsheet.csv", "Email,Name,Time Zone\na@example.com,A,UTC\n");
         env.fails(
             &["user", "import", &spreadsheet],
             2,
-            "line 1: the header is `Email,Name,Time Zone`, but a header with `email` is expected: `email,name,timezone,locale,types,mute,summary,summary_weekday,max_per_day` (column names are lower case, as shown)",
+            "line 1: the header is `Email,Name,Time Zone`, but a header with `email` is expected: `email,name,timezone,locale,types,mute,summary,summary_weekday,max_per_day,send_window` (column names are lower case, as shown)",
         );
         let semicolons = write(env, "semicolons.csv", "email;name;timezone\na@example.com;A;UTC\n");
         env.fails(&["user", "import", &semicolons], 2, "(the columns must be separated by commas, not `;`)");

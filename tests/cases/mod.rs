@@ -30,6 +30,7 @@ mod report;
 mod schema;
 mod secrets;
 mod send;
+mod send_windows;
 mod summary;
 mod teachers;
 mod templates;

@@ -16,6 +16,7 @@ use crate::db::{DatabaseUrl, Db};
 use crate::error::invalid;
 use crate::input::{Email, parse_hour, parse_locale, parse_name, parse_timezone, parse_weekday, zone_of};
 use crate::output;
+use crate::schedule::window::SendWindow;
 
 /// A row of a guardians file: the `guardian add` flags. An empty column
 /// leaves a guardian's value as it is.
@@ -32,6 +33,8 @@ struct GuardianRow {
     hour: Option<serde_json::Value>,
     /// BCP 47 (`fr-CA`); `none` removes it, empty leaves it.
     locale: Option<String>,
+    /// As `guardian add --send-window`; `always` removes it, empty leaves it.
+    send_window: Option<String>,
 }
 
 const GUARDIAN_COLUMNS: Columns = Columns {
@@ -45,6 +48,7 @@ const GUARDIAN_COLUMNS: Columns = Columns {
         "weekday",
         "hour",
         "locale",
+        "send_window",
     ],
 };
 
@@ -82,7 +86,16 @@ pub fn guardians(database: &DatabaseUrl, args: GuardianImportArgs, now: Timestam
             let guardian = Email::parse(&row.email)
                 .and_then(|email| email.mailable(args.allow_local_domains))
                 .and_then(|email| not_the_student(email, &student));
-            let (Some(email), Some(name), Some(timezone), Some(frequency), Some(weekday), Some(hour), Some(locale)) = (
+            let (
+                Some(email),
+                Some(name),
+                Some(timezone),
+                Some(frequency),
+                Some(weekday),
+                Some(hour),
+                Some(locale),
+                Some(send_window),
+            ) = (
                 bad.check(line, guardian)?,
                 bad.check(line, parse_name(row.name.as_deref()))?,
                 bad.check(line, filled(row.timezone).map(|zone| parse_timezone(&zone)).transpose())?,
@@ -99,7 +112,14 @@ pub fn guardians(database: &DatabaseUrl, args: GuardianImportArgs, now: Timestam
                     filled(text_of(row.hour)).map(|hour| parse_hour(&hour)).transpose(),
                 )?,
                 bad.check(line, filled(row.locale).map(|tag| parse_locale(&tag)).transpose())?,
-            ) else {
+                bad.check(
+                    line,
+                    filled(row.send_window)
+                        .map(|spec| SendWindow::parse_setting(&spec))
+                        .transpose(),
+                )?,
+            )
+            else {
                 continue;
             };
             let fields = GuardianFields {
@@ -109,6 +129,7 @@ pub fn guardians(database: &DatabaseUrl, args: GuardianImportArgs, now: Timestam
                 weekday: weekday.map(|day| day.number_from_monday() as i32),
                 hour,
                 locale,
+                send_window,
             };
             let default_zone = zone_of(student_zone.as_deref());
             let (_, followed) = guardians::follow(db, *student_id, email.as_str(), &fields, default_zone.name(), now)?;

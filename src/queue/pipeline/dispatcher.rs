@@ -11,7 +11,7 @@ use crossbeam_channel::{self as channel, Receiver, RecvTimeoutError, TrySendErro
 
 use super::report::Delivered;
 use super::sender::{Held, Returned, Run};
-use super::{Cap, DeliveryOptions, Queue};
+use super::{Cap, DeliveryOptions, Queue, Withheld};
 use crate::db::queue::{QueueTable, opt_out_after_rejections};
 use crate::db::types::{Id, Timestamp};
 use crate::db::{DatabaseUrl, Db, caps};
@@ -500,9 +500,13 @@ impl<Q: Queue> Dispatcher<'_, '_, Q> {
     /// A job just read from the database: the rows that must not go out are
     /// skipped now, and the rest queued to be handed out.
     fn admit(&mut self, job: Q::Job, checked: Instant, now: Timestamp) {
-        let (sendable, skipped) = self.run.queue.check(job, now);
-        for (id, reason) in skipped {
-            self.group.resolve(id, Resolution::Skipped { reason });
+        let (sendable, withheld) = self.run.queue.check(job, now);
+        for (id, withheld) in withheld {
+            let resolution = match withheld {
+                Withheld::Skip(reason) => Resolution::Skipped { reason },
+                Withheld::Wait { reason, until } => Resolution::Deferred { reason, until },
+            };
+            self.group.resolve(id, resolution);
         }
         if let Some(job) = sendable {
             let ids = self.run.queue.info(&job).ids();
@@ -651,7 +655,7 @@ impl<Q: Queue> Dispatcher<'_, '_, Q> {
                 Resolution::RetryLater { .. } => Some("will be retried"),
                 Resolution::Failed { .. } => Some("failed for good"),
                 Resolution::Released { .. } => Some("left for the next run"),
-                Resolution::Sent { .. } | Resolution::Skipped { .. } => None,
+                Resolution::Sent { .. } | Resolution::Skipped { .. } | Resolution::Deferred { .. } => None,
             };
             if let (Some(outcome), Some(failure)) = (outcome, &failure) {
                 self.report.note_failure(outcome, &failure.reason, &info.to_email, 1);

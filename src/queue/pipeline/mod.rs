@@ -29,6 +29,7 @@ use std::sync::Arc;
 use std::sync::atomic::AtomicUsize;
 
 use chrono::{DateTime, Utc};
+use chrono_tz::Tz;
 use lettre::Message;
 use signal_hook::consts::{SIGINT, SIGTERM};
 
@@ -39,6 +40,7 @@ use crate::db::types::{Id, Timestamp};
 use crate::input::Rate;
 use crate::mail::token::MessageRef;
 use crate::mail::{Mailer, SendFailure, Sender};
+use crate::schedule::window::SendWindow;
 use crate::time::Clock;
 
 use dispatcher::Dispatcher;
@@ -75,9 +77,45 @@ pub trait Queue: Sync {
     /// What the log and the bookkeeping need to know of a job.
     fn info(&self, job: &Self::Job) -> JobInfo;
     /// The part of a job that may go out now, checked on its rows as last
-    /// read, and each row that must not, with why (it is recorded skipped).
-    fn check(&self, job: Self::Job, now: Timestamp) -> (Option<Self::Job>, Vec<(Id, String)>);
+    /// read, and each row that must not, with why.
+    fn check(&self, job: Self::Job, now: Timestamp) -> (Option<Self::Job>, Vec<(Id, Withheld)>);
     fn compose(&self, job: &Self::Job, sender: &Sender, now: DateTime<Utc>) -> Result<Message, SendFailure>;
+}
+
+/// Why a row does not go out now.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Withheld {
+    /// Never: recorded skipped (opted out, completed, too late), with why.
+    Skip(String),
+    /// Not yet: its recipient's send window is closed; it waits in the
+    /// queue until `until`, with no attempt counted.
+    Wait { reason: String, until: Timestamp },
+}
+
+/// Whether a message must wait for its recipient's send window: `None`
+/// when there is none or it is open at `now`. Otherwise it waits for the
+/// opening, unless `in_time` says the opening comes too late for it: then
+/// it is skipped, with `too_late` as the reason.
+pub fn wait_for_window(
+    window: Option<&SendWindow>,
+    zone: Tz,
+    now: DateTime<Utc>,
+    in_time: impl FnOnce(DateTime<Utc>) -> bool,
+    too_late: &str,
+) -> Option<Withheld> {
+    let window = window.filter(|window| !window.is_open(now, zone))?;
+    let opens = window.next_open(now, zone);
+    Some(if in_time(opens) {
+        Withheld::Wait {
+            reason: format!(
+                "outside the send window: waits for it to open at {}",
+                crate::time::local_short(opens, zone)
+            ),
+            until: Timestamp::new(opens),
+        }
+    } else {
+        Withheld::Skip(too_late.to_string())
+    })
 }
 
 /// The bookkeeping facts of one job: one message, to one address, of one or more rows.

@@ -33,6 +33,8 @@ pub struct Delivered {
     pub failures: Vec<FailureCause>,
     /// Due messages left queued because `--daily-cap` is reached.
     pub held_back: usize,
+    /// Messages put back in the queue until their recipient's send window opens.
+    pub waiting_for_window: usize,
 }
 
 /// One reason sends failed in a run, how many it concerned, and the first.
@@ -63,6 +65,7 @@ impl Delivered {
         self.left_for_next_run = other.left_for_next_run.max(self.left_for_next_run);
         self.lost_lease += other.lost_lease;
         self.held_back += other.held_back;
+        self.waiting_for_window += other.waiting_for_window;
         for cause in other.failures {
             self.note_failure(cause.outcome, &cause.reason, &cause.first, cause.count);
         }
@@ -92,6 +95,7 @@ impl Delivered {
             Resolution::RetryLater { .. } | Resolution::Released { .. } => self.retry_later += 1,
             Resolution::Failed { .. } => self.failed += 1,
             Resolution::Skipped { .. } => self.skipped += 1,
+            Resolution::Deferred { .. } => self.waiting_for_window += 1,
         }
     }
 
@@ -193,6 +197,9 @@ impl Delivered {
         }
         if self.held_back > 0 {
             rows.push(("held back (daily cap reached)", self.held_back.to_string()));
+        }
+        if self.waiting_for_window > 0 {
+            rows.push(("waiting for the send window", self.waiting_for_window.to_string()));
         }
         rows
     }

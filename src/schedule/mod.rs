@@ -10,6 +10,12 @@ use chrono_tz::Tz;
 use crate::error::invalid;
 use crate::time::saturating_add;
 
+pub mod window;
+
+use window::{SendTime, SendWindow};
+
+const MINUTES_PER_DAY: u16 = 24 * 60;
+
 /// Whether targets count minutes (the spec's test mode) or hours.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum Unit {
@@ -222,33 +228,41 @@ pub fn window(target: &Target, now: DateTime<Utc>, tolerance: Duration) -> (Date
     (saturating_add(center, -tolerance), saturating_add(center, tolerance))
 }
 
-/// Whether `target`'s window at `now` holds `due_at` (both ends included, as
-/// the window query has them).
-pub fn in_window(target: &Target, due_at: DateTime<Utc>, now: DateTime<Utc>, tolerance: Duration) -> bool {
-    let (from, to) = window(target, now, tolerance);
-    from <= due_at && due_at <= to
+/// When `target`'s message for a deadline `due_at` goes to someone in `zone`
+/// whose send window is `window` (`None`: always open): its planned time, or
+/// as the window moves it (`window::SendWindow::send_time`).
+pub fn send_time(target: &Target, due_at: DateTime<Utc>, window: Option<&SendWindow>, zone: Tz) -> SendTime {
+    let planned = target.planned_at(due_at);
+    match window {
+        None => SendTime {
+            at: planned,
+            shift: None,
+        },
+        Some(window) => window.send_time(planned, (!target.is_overdue()).then_some(due_at), zone),
+    }
 }
 
-/// Among `targets` whose windows hold `due_at`, the one whose lead is closest
-/// to the time actually left (ties go to the shorter lead). When one run finds
-/// an assignment in two windows, the student gets one email, for this target.
-/// The caller passes only the targets whose reminders that run would create:
-/// one that an earlier run created is no rival.
+/// Whether a message that goes `at` is a run's at `now`: within `tolerance`
+/// either side, so back-to-back runs between them cover every instant.
+pub fn is_due_now(at: DateTime<Utc>, now: DateTime<Utc>, tolerance: Duration) -> bool {
+    (at - now).abs() <= tolerance
+}
+
+/// Among `targets`, each with the time its message goes, those due now, the
+/// one nearest to now (ties go to the shorter lead). When one run finds an
+/// assignment due for two targets, the student gets one email, for this
+/// target. The caller passes only the targets whose reminders that run would
+/// create: one that an earlier run created is no rival.
 pub fn nearest_target<'a>(
-    targets: impl IntoIterator<Item = &'a Target>,
-    due_at: DateTime<Utc>,
+    targets: impl IntoIterator<Item = (&'a Target, DateTime<Utc>)>,
     now: DateTime<Utc>,
     tolerance: Duration,
 ) -> Option<&'a Target> {
     targets
         .into_iter()
-        .filter(|target| in_window(target, due_at, now, tolerance))
-        .min_by_key(|target| {
-            (
-                (due_at - saturating_add(now, target.offset())).abs(),
-                target.offset().abs(),
-            )
-        })
+        .filter(|(_, at)| is_due_now(*at, now, tolerance))
+        .min_by_key(|(target, at)| ((*at - now).abs(), target.offset().abs()))
+        .map(|(target, _)| target)
 }
 
 /// Why a claimed reminder is not sent, or `None` when it should go out.
@@ -257,6 +271,7 @@ pub fn stale_reason(
     due_at: DateTime<Utc>,
     now: DateTime<Utc>,
     delivery_window: Option<Duration>,
+    send_window: Option<(&SendWindow, Tz)>,
 ) -> Option<String> {
     let overdue = target.is_some_and(Target::is_overdue);
     if due_at <= now && !overdue {
@@ -268,7 +283,11 @@ pub fn stale_reason(
     let target = target?;
     // Seed 002's delivery window: a reminder this late has lost its point.
     let window = delivery_window.unwrap_or_else(|| target.distance() / 2);
-    let planned = target.planned_at(due_at);
+    // Late counts from when the send window let it go, not from a closed hour.
+    let planned = match send_window {
+        Some((send_window, zone)) => send_time(target, due_at, Some(send_window), zone).at,
+        None => target.planned_at(due_at),
+    };
     (now > saturating_add(planned, window)).then(|| {
         format!(
             "more than {} late for its {} slot (the delivery window)",
@@ -283,7 +302,20 @@ pub fn stale_reason(
 /// means the first instant after it; an hour that repeats (fall back) means
 /// its first occurrence.
 pub fn summary_time(date: NaiveDate, hour: u32, zone: Tz) -> DateTime<Utc> {
-    let mut local = date.and_hms_opt(hour.min(23), 0, 0).expect("an hour of the day");
+    local_instant(date, hour.min(23) as u16 * 60, zone)
+}
+
+/// The instant of `minutes` past midnight on local `date` (up to 24:00, the
+/// next midnight). A time that the zone skips (spring forward) means the
+/// first instant after it; a time that repeats (fall back), its first
+/// occurrence.
+fn local_instant(date: NaiveDate, minutes: u16, zone: Tz) -> DateTime<Utc> {
+    let (date, minutes) = if minutes >= MINUTES_PER_DAY {
+        (date.succ_opt().unwrap_or(date), 0)
+    } else {
+        (date, minutes)
+    };
+    let mut local = date.and_time(chrono::NaiveTime::MIN) + Duration::minutes(minutes.into());
     loop {
         match zone.from_local_datetime(&local) {
             LocalResult::Single(instant) | LocalResult::Ambiguous(instant, _) => return instant.with_timezone(&Utc),
@@ -293,12 +325,23 @@ pub fn summary_time(date: NaiveDate, hour: u32, zone: Tz) -> DateTime<Utc> {
     }
 }
 
+/// When the summary (or digest, or report) of local `date` at `hour` goes
+/// to someone whose send window is `window`: at its hour, or when the
+/// window next opens after it.
+pub fn summary_send_time(date: NaiveDate, hour: u32, zone: Tz, window: Option<&SendWindow>) -> DateTime<Utc> {
+    let at = summary_time(date, hour, zone);
+    window.map_or(at, |window| window.next_open(at, zone))
+}
+
 /// The local date on which the summary for `date` goes out: `date` itself, or
 /// the next day when its hour falls in a gap that runs to midnight (23:00 on
-/// 2025-03-29 in America/Nuuk is 00:00 on the 30th). The summary is still
-/// `date`'s; it may go out, or be retried, until the end of this day.
-pub fn summary_day(date: NaiveDate, hour: u32, zone: Tz) -> NaiveDate {
-    summary_time(date, hour, zone).with_timezone(&zone).date_naive()
+/// 2025-03-29 in America/Nuuk is 00:00 on the 30th), or when the send window
+/// opens only the next morning. The summary is still `date`'s; it may go
+/// out, or be retried, until the end of this day.
+pub fn summary_day(date: NaiveDate, hour: u32, zone: Tz, window: Option<&SendWindow>) -> NaiveDate {
+    summary_send_time(date, hour, zone, window)
+        .with_timezone(&zone)
+        .date_naive()
 }
 
 /// How long before go-live a summary's (or digest's, or report's) hour may
@@ -327,15 +370,22 @@ pub fn before_go_live(at: DateTime<Utc>, went_live: DateTime<Utc>, added: DateTi
 }
 
 /// The summaries due at `now`, as (local date, instant): those whose instant
-/// has come and falls on the student's local today. That is today's once its
-/// hour has come, and yesterday's only when its hour stepped over midnight
-/// into today; an ordinary summary of a day that has passed is never due.
-pub fn summary_due(now: DateTime<Utc>, hour: u32, zone: Tz) -> Vec<(NaiveDate, DateTime<Utc>)> {
+/// (`summary_send_time`) has come and falls on the student's local today.
+/// That is today's once its hour (or the window's opening) has come, and
+/// yesterday's only when that stepped over midnight into today; an ordinary
+/// summary of a day that has passed is never due. A send window closed for
+/// longer than a night (a weekend) leaves only the last day's to go.
+pub fn summary_due(
+    now: DateTime<Utc>,
+    hour: u32,
+    zone: Tz,
+    window: Option<&SendWindow>,
+) -> Vec<(NaiveDate, DateTime<Utc>)> {
     let today = now.with_timezone(&zone).date_naive();
     [today.pred_opt(), Some(today)]
         .into_iter()
         .flatten()
-        .map(|date| (date, summary_time(date, hour, zone)))
+        .map(|date| (date, summary_send_time(date, hour, zone, window)))
         .filter(|(_, due)| *due <= now && due.with_timezone(&zone).date_naive() == today)
         .collect()
 }
@@ -416,7 +466,10 @@ mod tests {
         let targets = parse_targets("1,2", Unit::Minutes, Side::Before).unwrap();
         let now = at("2025-01-01T10:00:00Z");
         let tolerance = Duration::minutes(1);
-        let nearest = |due: &str| nearest_target(&targets, at(due), now, tolerance).map(Target::reminder_type);
+        let nearest = |due: &str| {
+            let timed = targets.iter().map(|target| (target, target.planned_at(at(due))));
+            nearest_target(timed, now, tolerance).map(Target::reminder_type)
+        };
         assert_eq!(nearest("2025-01-01T10:01:20Z").as_deref(), Some("1m"));
         assert_eq!(nearest("2025-01-01T10:01:40Z").as_deref(), Some("2m"));
         assert_eq!(
@@ -435,10 +488,26 @@ mod tests {
             side: Side::Before,
         };
         let due = at("2025-01-02T12:00:00Z");
-        assert_eq!(stale_reason(Some(&day), due, at("2025-01-01T23:59:00Z"), None), None);
-        assert!(stale_reason(Some(&day), due, at("2025-01-02T00:01:00Z"), None).is_some());
-        assert!(stale_reason(Some(&day), due, at("2025-01-02T00:01:00Z"), Some(Duration::hours(13))).is_none());
-        assert!(stale_reason(Some(&day), due, due, None).unwrap().contains("past due"));
+        assert_eq!(
+            stale_reason(Some(&day), due, at("2025-01-01T23:59:00Z"), None, None),
+            None
+        );
+        assert!(stale_reason(Some(&day), due, at("2025-01-02T00:01:00Z"), None, None).is_some());
+        assert!(
+            stale_reason(
+                Some(&day),
+                due,
+                at("2025-01-02T00:01:00Z"),
+                Some(Duration::hours(13)),
+                None
+            )
+            .is_none()
+        );
+        assert!(
+            stale_reason(Some(&day), due, due, None, None)
+                .unwrap()
+                .contains("past due")
+        );
     }
 
     #[test]
@@ -449,17 +518,21 @@ mod tests {
         assert_eq!((from, to), (at("2025-01-02T11:30:00Z"), at("2025-01-02T12:30:00Z")));
         let due = at("2025-01-02T12:00:00Z");
         assert_eq!(step.planned_at(due), now);
-        assert_eq!(stale_reason(Some(&step), due, at("2025-01-03T23:59:00Z"), None), None);
-        assert!(stale_reason(Some(&step), due, at("2025-01-04T00:01:00Z"), None).is_some());
+        assert_eq!(
+            stale_reason(Some(&step), due, at("2025-01-03T23:59:00Z"), None, None),
+            None
+        );
+        assert!(stale_reason(Some(&step), due, at("2025-01-04T00:01:00Z"), None, None).is_some());
         let moved_later = at("2025-01-05T12:00:00Z");
         assert!(
-            stale_reason(Some(&step), moved_later, now, None)
+            stale_reason(Some(&step), moved_later, now, None, None)
                 .unwrap()
                 .contains("not past due")
         );
         // Steps and reminders never rival each other: their windows lie on either side of now.
         let all = [Target::new(24, Unit::Hours, Side::Before).unwrap(), step.clone()];
-        assert_eq!(nearest_target(&all, due, now, Duration::minutes(30)), Some(&step));
+        let timed = all.iter().map(|target| (target, target.planned_at(due)));
+        assert_eq!(nearest_target(timed, now, Duration::minutes(30)), Some(&step));
     }
 
     #[test]
@@ -481,7 +554,7 @@ mod tests {
     fn a_summary_is_due_from_its_hour_until_local_midnight() {
         let tokyo: Tz = "Asia/Tokyo".parse().unwrap();
         let dates = |now: &str| -> Vec<String> {
-            summary_due(at(now), 7, tokyo)
+            summary_due(at(now), 7, tokyo, None)
                 .into_iter()
                 .map(|(date, _)| date.to_string())
                 .collect()
@@ -493,7 +566,7 @@ mod tests {
         // 21:00 UTC is 06:00 the next day in Tokyo: not yet, and the day before has passed.
         assert!(dates("2025-05-01T21:00:00Z").is_empty());
         assert_eq!(
-            summary_day(at("2025-05-01T00:00:00Z").date_naive(), 7, tokyo).to_string(),
+            summary_day(at("2025-05-01T00:00:00Z").date_naive(), 7, tokyo, None).to_string(),
             "2025-05-01"
         );
     }
@@ -505,10 +578,10 @@ mod tests {
         let nuuk: Tz = "America/Nuuk".parse().unwrap();
         let day = |text: &str| text.parse::<NaiveDate>().unwrap();
         assert_eq!(summary_time(day("2025-03-29"), 23, nuuk), at("2025-03-30T01:00:00Z"));
-        assert_eq!(summary_day(day("2025-03-29"), 23, nuuk), day("2025-03-30"));
-        assert_eq!(summary_day(day("2025-03-28"), 23, nuuk), day("2025-03-28"));
+        assert_eq!(summary_day(day("2025-03-29"), 23, nuuk, None), day("2025-03-30"));
+        assert_eq!(summary_day(day("2025-03-28"), 23, nuuk, None), day("2025-03-28"));
         let due = |now: &str| -> Vec<(String, DateTime<Utc>)> {
-            summary_due(at(now), 23, nuuk)
+            summary_due(at(now), 23, nuuk, None)
                 .into_iter()
                 .map(|(date, at)| (date.to_string(), at))
                 .collect()

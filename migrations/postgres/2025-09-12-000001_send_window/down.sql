@@ -1,0 +1,3 @@
+ALTER TABLE guardians DROP COLUMN send_window;
+DROP INDEX user_preferences_send_window_idx;
+ALTER TABLE user_preferences DROP COLUMN send_window;
