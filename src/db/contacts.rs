@@ -325,3 +325,23 @@ pub fn opt_out_everywhere(db: &mut Db, email: &str, reason: OptOutReason, now: T
     write_transaction!(db, conn => Ok(opt_out_address!(conn, email, Some(reason), now)))
         .context("cannot opt the address out")
 }
+
+/// Mail to an address again in every role it has, where the person had
+/// stopped it themselves (by their link or mail): an address opted out for
+/// bounces or a complaint stays out. Returns how many rows changed.
+pub fn resume_unsubscribed(db: &mut Db, email: &str, now: Timestamp) -> anyhow::Result<usize> {
+    let reason = Some(OptOutReason::Unsubscribed);
+    write_transaction!(db, conn => {
+        let students = diesel::update(users::table.filter(users::email.eq(email)).filter(users::opt_out_reason.eq(reason)))
+            .set((users::contact_opt_out.eq(false), users::opt_out_reason.eq(None::<OptOutReason>), users::updated_at.eq(now)))
+            .execute(conn)?;
+        let guardians = diesel::update(guardians::table.filter(guardians::email.eq(email)).filter(guardians::opt_out_reason.eq(reason)))
+            .set((guardians::contact_opt_out.eq(false), guardians::opt_out_reason.eq(None::<OptOutReason>), guardians::updated_at.eq(now)))
+            .execute(conn)?;
+        let teachers = diesel::update(teachers::table.filter(teachers::email.eq(email)).filter(teachers::opt_out_reason.eq(reason)))
+            .set((teachers::contact_opt_out.eq(false), teachers::opt_out_reason.eq(None::<OptOutReason>), teachers::updated_at.eq(now)))
+            .execute(conn)?;
+        Ok(students + guardians + teachers)
+    })
+    .context("cannot resume mail to the address")
+}

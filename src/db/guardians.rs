@@ -175,6 +175,24 @@ pub fn follow(
     Ok((guardian, followed))
 }
 
+/// Sets a guardian's own preferences (the preferences page); returns them.
+pub fn set_preferences(db: &mut Db, id: Id, fields: &GuardianFields, now: Timestamp) -> anyhow::Result<Guardian> {
+    let stored = with_conn!(db, conn => guardians::table.find(id).select(Guardian::as_select()).first(conn))
+        .context("cannot read the guardian")?;
+    let wanted = fields.applied_to(&stored);
+    with_conn!(db, conn => diesel::update(guardians::table.find(id))
+        .set((
+            guardians::frequency.eq(wanted.frequency),
+            guardians::weekday.eq(wanted.weekday),
+            guardians::hour.eq(wanted.hour),
+            guardians::locale.eq(&wanted.locale),
+            guardians::updated_at.eq(now),
+        ))
+        .returning(Guardian::as_returning())
+        .get_result(conn))
+    .context("cannot change the guardian")
+}
+
 /// Every guardian, or those who follow `student`, by email, each with all
 /// the students they follow.
 pub fn list(db: &mut Db, student: Option<Id>) -> anyhow::Result<Vec<Following>> {

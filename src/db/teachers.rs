@@ -99,6 +99,23 @@ pub fn require_by_email(db: &mut Db, email: &str) -> anyhow::Result<Teacher> {
     find_by_email(db, email)?.ok_or_else(|| invalid(format!("no teacher has the email `{email}`")))
 }
 
+/// Sets a teacher's own preferences (the preferences page); returns them.
+pub fn set_preferences(db: &mut Db, id: Id, fields: &TeacherFields, now: Timestamp) -> anyhow::Result<Teacher> {
+    let stored = with_conn!(db, conn => teachers::table.find(id).select(Teacher::as_select()).first(conn))
+        .context("cannot read the teacher")?;
+    let wanted = fields.applied_to(&stored);
+    with_conn!(db, conn => diesel::update(teachers::table.find(id))
+        .set((
+            teachers::weekday.eq(wanted.weekday),
+            teachers::hour.eq(wanted.hour),
+            teachers::locale.eq(&wanted.locale),
+            teachers::updated_at.eq(now),
+        ))
+        .returning(Teacher::as_returning())
+        .get_result(conn))
+    .context("cannot change the teacher")
+}
+
 /// Makes `email` a teacher of `course`: a new teacher gets `fields` and the
 /// defaults, a teacher already here gets the fields given. Reads, then
 /// writes: call it inside [`Db::in_write_transaction`], so that no other
