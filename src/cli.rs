@@ -233,6 +233,11 @@ pub enum Command {
         after_help = "Examples:\n  reminders report --course CS101\n  reminders report --course CS101 --since 14d --format csv > cs101.csv\n  reminders report --course CS101 --format json"
     )]
     Report(ReportArgs),
+    /// Serve the preferences page as a CGI program (RFC 3875): the web server runs it once per request
+    #[command(
+        after_help = "Examples:\n  reminders --env-file /etc/reminders/env cgi --unit hours --targets 24,2 --overdue 24,72\n  REQUEST_METHOD=GET QUERY_STRING=token=TOKEN reminders cgi --unit hours --targets 24"
+    )]
+    Cgi(CgiArgs),
     /// Print a shell completion script
     #[command(
         after_help = "Examples:\n  reminders completions bash > /etc/bash_completion.d/reminders\n  reminders completions zsh > ~/.zfunc/_reminders"
@@ -265,6 +270,25 @@ pub struct RetryArgs {
     /// These reminders or daily summaries, by id
     #[arg(value_name = "ID", conflicts_with = "failed", value_parser = queue_id)]
     pub ids: Vec<Id>,
+}
+
+/// What the preferences page offers: the reminder types `send` sends.
+#[derive(Debug, Args)]
+pub struct CgiArgs {
+    /// Whether targets count minutes (test mode) or hours, as `send` is given
+    #[arg(long, value_enum)]
+    pub unit: Unit,
+    /// The lead times `send` is given (`24,2`): each is a reminder type the page offers (`24h`, `2h`)
+    #[arg(long, value_name = "N,N,…")]
+    pub targets: String,
+    /// The overdue steps `send` is given (`24,72`): each is a reminder type the page offers (`overdue-24h`)
+    #[arg(long, value_name = "N,N,…", env = "REMINDERS_OVERDUE", hide_env_values = true, value_parser = non_empty)]
+    pub overdue: Option<String>,
+    /// The types `send --required-types` sends to everyone: the page shows them on, and they cannot be unticked
+    #[arg(long, value_name = "TYPE,TYPE,…", env = "REMINDERS_REQUIRED_TYPES", hide_env_values = true, value_parser = non_empty)]
+    pub required_types: Option<String>,
+    #[command(flatten)]
+    pub secret: SecretArgs,
 }
 
 #[derive(Debug, Args)]
@@ -553,6 +577,10 @@ pub struct SenderArgs {
     /// Every message offers this one-click unsubscribe link (RFC 8058); it must hold `{token}`; needs REMINDERS_SECRET
     #[arg(long, hide_env_values = true, env = "REMINDERS_UNSUBSCRIBE_URL", value_name = "URL", value_parser = non_empty)]
     pub unsubscribe_url: Option<String>,
+    /// The preferences page (`reminders cgi`), with `{token}`: every message's footer links to it, and it is the
+    /// one-click List-Unsubscribe link (RFC 8058); not with --unsubscribe-url; needs REMINDERS_SECRET
+    #[arg(long, hide_env_values = true, env = "REMINDERS_PREFERENCES_URL", value_name = "URL", value_parser = non_empty)]
+    pub preferences_url: Option<String>,
     /// Sign every message with DKIM, with this RSA private key (PEM)
     #[arg(
         long,

@@ -31,6 +31,7 @@ mod schedule;
 mod summaries;
 mod time;
 mod tls;
+mod web;
 
 /// The version, with the git commit when built from a checkout (see build.rs).
 pub const VERSION: &str = match option_env!("BUILT_FROM_COMMIT") {

@@ -380,6 +380,32 @@ impl Templates {
     }
 }
 
+/// The line at the foot of every message when the preferences page is set,
+/// as text and as HTML.
+pub struct Footer {
+    pub text: String,
+    pub html: String,
+}
+
+/// The footer in the message's language (`language` is the one its body
+/// was written in), with the link to the reader's own page.
+pub fn preferences_footer(language: Option<&str>, url: &str) -> Footer {
+    let base = language.and_then(|tag| tag.split('-').next()).unwrap_or_default();
+    let sentence = match base {
+        "es" => "Elija qué correos recibe, o deje de recibirlos:",
+        "fr" => "Choisissez les courriels que vous recevez, ou arrêtez-les :",
+        _ => "Choose which emails you get, or stop them:",
+    };
+    let escaped = minijinja::HtmlEscape(url).to_string();
+    Footer {
+        text: format!("{sentence} {url}"),
+        html: format!(
+            "<p style=\"font-size:small\">{} <a href=\"{escaped}\">{escaped}</a></p>",
+            minijinja::HtmlEscape(sentence)
+        ),
+    }
+}
+
 /// The HTML with `lang` on its `<html>` element, when it has one without:
 /// screen readers then speak it in the reader's language.
 fn with_lang(html: String, locale: Option<&str>) -> String {
@@ -746,6 +772,20 @@ pub fn header_safe(text: &str) -> String {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn the_preferences_footer_speaks_the_readers_language_and_escapes_the_link() {
+        let url = "https://school.example/p?token=abc&x=<1>";
+        let french = super::preferences_footer(Some("fr-CA"), url);
+        assert!(french.text.starts_with("Choisissez") && french.text.ends_with(url));
+        assert!(french.html.contains("token=abc&amp;x=&lt;1&gt;") && !french.html.contains("<1>"));
+        assert!(super::preferences_footer(Some("es"), url).text.starts_with("Elija"));
+        assert!(
+            super::preferences_footer(None, url)
+                .text
+                .starts_with("Choose which emails")
+        );
+    }
+
     use super::*;
 
     /// Runs without a templates folder skip the check, so it lives here.

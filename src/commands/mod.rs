@@ -15,6 +15,7 @@ use crate::time::Clock;
 
 mod assignment;
 mod bounces;
+mod cgi;
 mod check;
 mod due;
 mod feed;
@@ -149,6 +150,7 @@ fn run_job(job: Job, cx: &Context) -> Result<Outcome, Failure> {
         Job::Report(job) => job.run(cx),
         Job::Completions(job) => job.run(cx),
         Job::Man(job) => job.run(cx),
+        Job::Cgi(job) => job.run(cx),
     }
 }
 

@@ -80,10 +80,30 @@ pub fn sender(args: &SenderArgs) -> anyhow::Result<Sender> {
             "REMINDERS_UNSUBSCRIBE_URL `{url}` must be an https:// link with `{{token}}` where the student's token goes"
         ));
     }
-    let needs_secret = bounce_address.is_some() || unsubscribe_mailto.is_some() || unsubscribe_url.is_some();
+    let preferences_url = args.preferences_url.clone();
+    if let Some(url) = &preferences_url {
+        if !url.contains("{token}") || !url.starts_with("https://") {
+            return Err(anyhow!(
+                "REMINDERS_PREFERENCES_URL `{url}` must be an https:// link with `{{token}}` where the reader's token goes"
+            ));
+        }
+        // Both would be the one-click link: say which one is meant.
+        if unsubscribe_url.is_some() {
+            return Err(anyhow!(
+                "set REMINDERS_PREFERENCES_URL or REMINDERS_UNSUBSCRIBE_URL, not both: the preferences page \
+                 takes one-click unsubscribes too, so it is the List-Unsubscribe link when set"
+            ));
+        }
+    }
+    let needs_secret = bounce_address.is_some()
+        || unsubscribe_mailto.is_some()
+        || unsubscribe_url.is_some()
+        || preferences_url.is_some();
     let secret = secret(
         &args.secret,
-        needs_secret.then_some("REMINDERS_BOUNCE_ADDRESS, REMINDERS_UNSUBSCRIBE_MAILTO and REMINDERS_UNSUBSCRIBE_URL"),
+        needs_secret.then_some(
+            "REMINDERS_BOUNCE_ADDRESS, REMINDERS_UNSUBSCRIBE_MAILTO, REMINDERS_UNSUBSCRIBE_URL and REMINDERS_PREFERENCES_URL",
+        ),
     )?;
     let from = mailbox("MAIL_FROM", from)?;
     Ok(Sender {
@@ -100,6 +120,7 @@ pub fn sender(args: &SenderArgs) -> anyhow::Result<Sender> {
         bounce_address,
         unsubscribe_mailto,
         unsubscribe_url,
+        preferences_url,
         secret,
     })
 }

@@ -10,8 +10,8 @@
 use std::path::PathBuf;
 
 use crate::cli::{
-    AssignmentCommand, BouncesArgs, Cli, Command, GuardianCommand, PruneArgs, ReportArgs, RetryArgs, SummaryArgs,
-    TeacherCommand, TemplateCommand, UserCommand, WindowArgs,
+    AssignmentCommand, BouncesArgs, CgiArgs, Cli, Command, GuardianCommand, PruneArgs, ReportArgs, RetryArgs,
+    SummaryArgs, TeacherCommand, TemplateCommand, UserCommand, WindowArgs,
 };
 use crate::db::DatabaseUrl;
 use crate::db::types::Id;
@@ -80,6 +80,7 @@ pub enum Job {
     Report(ReportJob),
     Completions(CompletionsJob),
     Man(ManJob),
+    Cgi(CgiJob),
 }
 
 pub struct MigrateJob;
@@ -148,6 +149,20 @@ pub struct PreviewJob {
     pub assignment_id: Id,
     pub reminder_type: String,
     pub sender: Sender,
+}
+
+/// One web request to the preferences page, and what the page offers.
+pub struct CgiJob {
+    pub site: crate::web::Site,
+    pub request: CgiRequest,
+}
+
+/// The request's meta-variables (RFC 3875 4.1); its body is on stdin.
+pub struct CgiRequest {
+    pub method: String,
+    pub query: String,
+    pub content_type: Option<String>,
+    pub content_length: Option<String>,
 }
 
 pub struct BouncesJob {
@@ -250,6 +265,7 @@ impl Config {
             Command::Report(ReportArgs { course, since }) => Job::Report(ReportJob { course, since }),
             Command::Completions { shell } => Job::Completions(CompletionsJob { shell }),
             Command::Man { dir } => Job::Man(ManJob { dir }),
+            Command::Cgi(args) => Job::Cgi(cgi(args, env)?),
         };
         Ok(Config {
             global: Global {
@@ -268,6 +284,33 @@ impl Config {
             job,
         })
     }
+}
+
+/// The page offers the types `send` sends, read from the same flags (or
+/// `REMINDERS_OVERDUE` and `REMINDERS_REQUIRED_TYPES`), and needs the
+/// secret that keys the tokens in the links.
+fn cgi(args: CgiArgs, env: &Env) -> Result<CgiJob, Failure> {
+    let mut offered = parse_targets(&args.targets, args.unit, Side::Before)?;
+    if let Some(steps) = &args.overdue {
+        offered.extend(parse_targets(steps, args.unit, Side::Overdue)?);
+    }
+    Ok(CgiJob {
+        site: crate::web::Site {
+            offered,
+            required: args.required_types.as_deref().map(TypeList::parse).transpose()?,
+            secret: mail::secret(&args.secret, Some("`reminders cgi`"))?.unwrap_or_default(),
+        },
+        request: CgiRequest {
+            method: env
+                .var("REQUEST_METHOD")
+                .unwrap_or_default()
+                .trim()
+                .to_ascii_uppercase(),
+            query: env.var("QUERY_STRING").unwrap_or_default(),
+            content_type: env.var("CONTENT_TYPE"),
+            content_length: env.var("CONTENT_LENGTH"),
+        },
+    })
 }
 
 /// The reminder windows of a `due` or `send` run, on the run's clock.

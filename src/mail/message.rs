@@ -26,6 +26,9 @@ pub struct Sender {
     pub unsubscribe_mailto: Option<Address>,
     /// `--unsubscribe-url`: a one-click link (RFC 8058) with `{token}` in it.
     pub unsubscribe_url: Option<String>,
+    /// `--preferences-url`: the preferences page, with `{token}` in it; every
+    /// message's footer links to it, and it is the one-click link.
+    pub preferences_url: Option<String>,
     /// `REMINDERS_SECRET`, which keys every token; required by the three above.
     /// With it, Message-IDs are keyed hashes that nobody can guess.
     pub secret: Option<Vec<u8>>,
@@ -91,25 +94,32 @@ pub fn build(
             .map_err(|error| SendFailure::new(Blame::Message, format!("cannot build the envelope: {error}")))?;
         builder = builder.envelope(envelope);
     }
+    let mut page = None;
     if let Some(secret) = &sender.secret {
         let token = token::unsubscribe_token(secret, identity.recipient);
+        let with_token = |url: &str| url.replace("{token}", &utf8_percent_encode(&token, NON_ALPHANUMERIC).to_string());
         let mut links = Vec::new();
         if let Some(mailto) = &sender.unsubscribe_mailto {
             links.push(format!("<mailto:{mailto}?subject=unsubscribe%20{token}>"));
         }
-        if let Some(url) = &sender.unsubscribe_url {
-            links.push(format!(
-                "<{}>",
-                url.replace("{token}", &utf8_percent_encode(&token, NON_ALPHANUMERIC).to_string())
-            ));
+        // Configuration allows one of the two: the page takes one-click POSTs too.
+        if let Some(url) = sender.preferences_url.as_ref().or(sender.unsubscribe_url.as_ref()) {
+            links.push(format!("<{}>", with_token(url)));
             builder = builder.raw_header(raw("List-Unsubscribe-Post", "List-Unsubscribe=One-Click".to_string()));
         }
         if !links.is_empty() {
             builder = builder.raw_header(raw("List-Unsubscribe", links.join(", ")));
         }
+        page = sender.preferences_url.as_deref().map(with_token);
     }
-    let text = ends_with_newline(rendered.text);
-    let mut message = match rendered.html {
+    let (mut text, mut html) = (rendered.text, rendered.html);
+    if let Some(url) = &page {
+        let footer = crate::render::preferences_footer(rendered.language.as_deref(), url);
+        text = format!("{}\n-- \n{}\n", text.trim_end_matches('\n'), footer.text);
+        html = html.map(|html| with_html_footer(html, &footer.html));
+    }
+    let text = ends_with_newline(text);
+    let mut message = match html {
         None => builder.singlepart(SinglePart::plain(text)),
         Some(html) => builder.multipart(MultiPart::alternative_plain_html(text, ends_with_newline(html))),
     }
@@ -118,6 +128,14 @@ pub fn build(
         dkim.sign(&mut message);
     }
     Ok(message)
+}
+
+/// The footer before `</body>`, or at the end of an HTML part without one.
+fn with_html_footer(html: String, footer: &str) -> String {
+    match html.to_ascii_lowercase().rfind("</body>") {
+        Some(at) => format!("{}{footer}\n{}", &html[..at], &html[at..]),
+        None => format!("{}\n{footer}\n", html.trim_end()),
+    }
 }
 
 fn raw(name: &'static str, value: String) -> HeaderValue {
@@ -160,6 +178,16 @@ fn shorten(text: &str, max: usize) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_footer_goes_before_the_end_of_the_html_body() {
+        let footer = "<p>f</p>";
+        assert_eq!(
+            with_html_footer("<html><body><p>x</p></BODY></html>".into(), footer),
+            "<html><body><p>x</p><p>f</p>\n</BODY></html>"
+        );
+        assert_eq!(with_html_footer("<p>x</p>\n".into(), footer), "<p>x</p>\n<p>f</p>\n");
+    }
 
     #[test]
     fn long_words_and_long_headers_are_cut() {

@@ -225,6 +225,7 @@ mod tests {
             bounce_address: None,
             unsubscribe_mailto: None,
             unsubscribe_url: None,
+            preferences_url: None,
             secret: None,
             dkim: None,
         }

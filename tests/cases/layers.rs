@@ -10,6 +10,7 @@ const LAYERS: &[&str] = &[
     "commands",
     "config",
     "cli",
+    "web",
     "bounces",
     "reminders",
     "summaries",

@@ -26,6 +26,7 @@ mod pacing;
 mod pooler;
 mod postfix;
 mod preferences;
+mod preferences_page;
 mod report;
 mod schema;
 mod secrets;
