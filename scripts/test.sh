@@ -31,9 +31,10 @@ phase "system packages"
 # and DKIM tests make RSA keys with openssl; the mail tests check messages
 # with the system Python (a strict MIME parse, and dkimpy); the erasure test
 # reads a full dump of each database (sqlite3, pg_dump); the preferences
-# page's test drives headless Chromium through chromedriver, and curl.
+# page's tests drive headless Chromium through chromedriver, curl, and nginx
+# with fcgiwrap (the README's lines).
 missing=""
-for package in libssl-dev pkg-config postfix time pgbouncer openssl python3 python3-dkim sqlite3 postgresql systemd chromium chromium-driver curl; do
+for package in libssl-dev pkg-config postfix time pgbouncer openssl python3 python3-dkim sqlite3 postgresql systemd chromium chromium-driver curl nginx fcgiwrap; do
   dpkg -s "$package" >/dev/null 2>&1 || missing="$missing $package"
 done
 if [ -n "$missing" ]; then

@@ -18,6 +18,7 @@ use crate::common::{TestEnv, on_both_backends};
 const SECRET: &str = "0123456789abcdef0123456789abcdef-page-secret";
 const STUDENT: &str = "ann@students.example";
 const GUARDIAN: &str = "pat@family.example";
+const TEACHER: &str = "lee@staff.example";
 /// What the messages link to; the test serves the same page on loopback.
 const PREFERENCES_URL: &str = "https://school.example/preferences?token={token}";
 
@@ -374,6 +375,22 @@ impl Browser {
             .to_string()
     }
 
+    /// The page's source once `ready` says it is the one wanted (10 s at most).
+    fn source_once(&self, ready: impl Fn(&str) -> bool) -> String {
+        let started = Instant::now();
+        loop {
+            let source = self.source();
+            if ready(&source) {
+                return source;
+            }
+            assert!(
+                started.elapsed() < Duration::from_secs(10),
+                "the page never came: {source}"
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
     fn screenshot(&self, path: &Path) {
         let png = self.call("GET", &self.session("/screenshot"), None);
         let bytes = data_encoding::BASE64.decode(png.as_str().unwrap().as_bytes()).unwrap();
@@ -419,8 +436,8 @@ on_both_backends! {
         browser.click("#frequency option[value=weekly]");
         browser.click("#weekday option[value=fri]");
         browser.click("button[type=submit]");
-        let saved = browser.source();
-        assert!(saved.contains("Saved."), "{saved}");
+        // The click returns once the form is sent, maybe before the answer has loaded.
+        browser.source_once(|page| page.contains("Saved."));
         assert!(!browser.is_selected("#type-2h") && browser.is_selected("#frequency option[value=weekly]"));
         let name = match env.backend {
             crate::common::Backend::Sqlite => "preferences-page.png",
@@ -489,6 +506,47 @@ on_both_backends! {
         assert_eq!(env.count(&format!("SELECT COUNT(*) AS n FROM users WHERE email = '{STUDENT}' AND contact_opt_out")), 0);
     }
 
+    fn a_teacher_sets_their_report_day_and_stops_all_email(env: &TestEnv) {
+        let smtp = school(env);
+        env.json(&["assignment", "add", "--student", STUDENT, "--title", "Lab", "--due", "2030-03-06T12:00:00Z",
+                   "--course", "CS101", "--now", "2000-01-01T00:00:00Z"]);
+        env.json(&["teacher", "add", "--course", "CS101", "--email", TEACHER, "--timezone", "UTC"]);
+        // Friday 16:00 UTC: Lee's weekly report.
+        env.ok(&["summary", "--send", "--now", "2030-03-08T16:00:00Z"]);
+        let report = smtp
+            .received()
+            .into_iter()
+            .find(|message| message.header("To").is_some_and(|to| to.contains(TEACHER)))
+            .expect("the teacher's report");
+        let site = Site::start(env);
+        let page = site.page(&page_token(&report));
+        let shown = curl(&[&page]);
+        assert_eq!(shown.status, 200, "{}", shown.body);
+        assert!(shown.body.contains("Weekly course report") && !shown.body.contains("id=\"frequency\""), "{}", shown.body);
+        let saved = curl(&["-d", "form=preferences&weekday=thu&hour=9&locale=fr&stop=on", &page]);
+        assert_eq!(saved.status, 200, "{}", saved.body);
+        assert!(saved.body.contains("We will send you no email."), "{}", saved.body);
+        assert_eq!(
+            env.texts(&format!("SELECT CAST(weekday AS TEXT) || ' ' || CAST(hour AS TEXT) || ' ' || locale || ' ' || \
+                                opt_out_reason AS v FROM teachers WHERE email = '{TEACHER}' AND contact_opt_out")),
+            [Some("4 9 fr unsubscribed".to_string())]
+        );
+    }
+
+    fn the_page_and_the_unsubscribe_link_are_one_or_the_other(env: &TestEnv) {
+        school(env);
+        env.set_var("REMINDERS_UNSUBSCRIBE_URL", "https://school.example/unsubscribe?t={token}");
+        let both = env.send_24h("2030-03-04T12:00:00Z", &[]);
+        assert_eq!(both.code(), 1, "{}", both.describe());
+        assert!(both.stderr().contains("set REMINDERS_PREFERENCES_URL or REMINDERS_UNSUBSCRIBE_URL, not both"), "{}", both.describe());
+        env.set_var("REMINDERS_UNSUBSCRIBE_URL", "");
+        env.set_var("REMINDERS_PREFERENCES_URL", "http://school.example/preferences?token={token}");
+        let plain_http = env.send_24h("2030-03-04T12:00:00Z", &[]);
+        assert_eq!(plain_http.code(), 1, "{}", plain_http.describe());
+        assert!(plain_http.stderr().contains("must be an https:// link with `{token}`"), "{}", plain_http.describe());
+        assert_eq!(env.count("SELECT COUNT(*) AS n FROM send_logs"), 0);
+    }
+
     fn a_guardian_sets_their_digest_and_language(env: &TestEnv) {
         let smtp = school(env);
         // Monday 18:00 UTC: Pat's daily digest.
@@ -511,4 +569,117 @@ on_both_backends! {
             [Some("weekly 5 17 es".to_string())]
         );
     }
+}
+
+/// The fenced block of `language` that follows `after` in the README's
+/// section on the page.
+fn readme_block(section: &str, after: &str, language: &str) -> String {
+    let from = section.find(after).unwrap_or_else(|| panic!("`{after}` in the README"));
+    let fence = format!("```{language}\n");
+    let start = section[from..].find(&fence).unwrap() + from + fence.len();
+    let end = section[start..].find("```").unwrap() + start;
+    section[start..end].to_string()
+}
+
+/// The README's nginx `location` and the script it runs, as written but for
+/// where the files are, behind nginx and fcgiwrap: the web server the
+/// README tells a school to use.
+#[test]
+fn the_readmes_nginx_lines_serve_the_page() {
+    let env = TestEnv::new(crate::common::Backend::Sqlite).unwrap();
+    let smtp = school(&env);
+    env.send_24h("2030-03-04T12:00:00Z", &[]);
+    let token = page_token(&smtp.received()[0]);
+
+    let readme = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("README.md")).unwrap();
+    let start = readme.find("## The preferences page").expect("the README's section");
+    let section = &readme[start..];
+    let section = &section[..section[3..].find("\n## ").map_or(section.len(), |end| end + 3)];
+    let install = readme_block(section, "The web server runs a small script", "sh");
+    let script = install
+        .split_once("<<'SCRIPT'\n")
+        .and_then(|(_, rest)| rest.split_once("SCRIPT\n"))
+        .map(|(script, _)| script.to_string())
+        .expect("the script in the README");
+    let location = readme_block(section, "**nginx**", "nginx");
+
+    let dir = env.path("nginx");
+    std::fs::create_dir_all(&dir).unwrap();
+    let settings = env.path("page.env");
+    std::fs::write(
+        &settings,
+        format!("DATABASE_URL={}\nREMINDERS_SECRET={SECRET}\n", env.database_url),
+    )
+    .unwrap();
+    let script_path = dir.join("preferences.cgi");
+    let socket = dir.join("fcgiwrap.sock");
+    std::fs::write(
+        &script_path,
+        script
+            .replace("/usr/local/bin/reminders", env!("CARGO_BIN_EXE_reminders"))
+            .replace("/etc/reminders/env", &settings.display().to_string()),
+    )
+    .unwrap();
+    make_executable(&script_path);
+    let location = location
+        .replace(
+            "/usr/local/lib/reminders/preferences.cgi",
+            &script_path.display().to_string(),
+        )
+        .replace("/run/reminders-fcgiwrap.socket", &socket.display().to_string());
+    std::fs::copy("/etc/nginx/fastcgi_params", dir.join("fastcgi_params")).expect("nginx's fastcgi_params");
+    let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let d = dir.display();
+    std::fs::write(
+        dir.join("nginx.conf"),
+        format!(
+            "daemon off;\nmaster_process off;\npid {d}/nginx.pid;\nerror_log {d}/error.log;\nevents {{}}\n\
+             http {{\n  access_log off;\n  client_body_temp_path {d}/body;\n  fastcgi_temp_path {d}/fastcgi;\n  \
+             proxy_temp_path {d}/proxy;\n  uwsgi_temp_path {d}/uwsgi;\n  scgi_temp_path {d}/scgi;\n  \
+             server {{\n    listen 127.0.0.1:{port};\n{location}  }}\n}}\n"
+        ),
+    )
+    .unwrap();
+    let _fcgiwrap = Running(
+        Command::new("fcgiwrap")
+            .arg("-f")
+            .arg("-s")
+            .arg(format!("unix:{}", socket.display()))
+            .spawn()
+            .expect("fcgiwrap (scripts/test.sh installs it)"),
+    );
+    let _nginx = Running(
+        Command::new("nginx")
+            .arg("-e")
+            .arg(dir.join("error.log"))
+            .arg("-p")
+            .arg(&dir)
+            .arg("-c")
+            .arg(dir.join("nginx.conf"))
+            .spawn()
+            .expect("nginx (scripts/test.sh installs it)"),
+    );
+    let started = Instant::now();
+    while !(socket.exists() && std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()) {
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "nginx and fcgiwrap did not start: {}",
+            std::fs::read_to_string(dir.join("error.log")).unwrap_or_default()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let page = format!("http://127.0.0.1:{port}/reminders/preferences?token={token}");
+    let shown = curl(&[&page]);
+    assert_eq!(shown.status, 200, "{}", shown.body);
+    assert!(shown.body.contains("Your email preferences"), "{}", shown.body);
+    assert_eq!(shown.header("cache-control"), Some("no-store"));
+    let tampered_page = format!(
+        "http://127.0.0.1:{port}/reminders/preferences?token={}",
+        tampered(&token)
+    );
+    assert_eq!(curl(&["-d", "List-Unsubscribe=One-Click", &tampered_page]).status, 403);
+    assert_eq!(env.count("SELECT COUNT(*) AS n FROM users WHERE contact_opt_out"), 0);
+    let unsubscribed = curl(&["-X", "POST", "-d", "List-Unsubscribe=One-Click", &page]);
+    assert_eq!(unsubscribed.status, 200, "{}", unsubscribed.body);
+    assert_eq!(env.count("SELECT COUNT(*) AS n FROM users WHERE contact_opt_out"), 1);
 }
