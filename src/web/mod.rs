@@ -495,3 +495,73 @@ fn view(site: &Site, person: &Person, token: &str, notice: Option<page::Notice>)
         stop_locked,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn site() -> Site {
+        Site {
+            offered: crate::schedule::parse_targets(
+                "24,2",
+                crate::schedule::Unit::Hours,
+                crate::schedule::Side::Before,
+            )
+            .unwrap(),
+            required: None,
+            secret: b"a test secret, not a real one at all".to_vec(),
+        }
+    }
+
+    #[test]
+    fn a_wrong_method_gets_405_with_allow_and_every_response_its_headers() {
+        let request = Request {
+            method: "DELETE".into(),
+            query: String::new(),
+            content_type: None,
+            body: Vec::new(),
+        };
+        let database = DatabaseUrl::parse(Some("/nonexistent/never-opened.db")).unwrap();
+        let cgi = handle(
+            &database,
+            &site(),
+            &request,
+            Timestamp::now(&crate::time::Clock::new(None)),
+        )
+        .to_cgi();
+        let (head, body) = cgi.split_once("\n\n").unwrap();
+        assert!(head.starts_with("Status: 405 Method Not Allowed\n"), "{head}");
+        for header in [
+            "Allow: GET, HEAD, POST",
+            "Cache-Control: no-store",
+            "Referrer-Policy: no-referrer",
+            "X-Frame-Options: DENY",
+            "X-Content-Type-Options: nosniff",
+            "Content-Security-Policy: default-src 'none';",
+        ] {
+            assert!(head.contains(header), "{header} in {head}");
+        }
+        assert!(body.contains("`DELETE` is not how this page is used"));
+    }
+
+    #[test]
+    fn a_body_past_the_limit_is_refused_before_it_is_read() {
+        assert_eq!(body_length(None).unwrap(), 0);
+        assert_eq!(body_length(Some("120")).unwrap(), 120);
+        assert_eq!(body_length(Some(&(MAX_BODY + 1).to_string())).unwrap_err().status, 413);
+        assert_eq!(body_length(Some("99999999999999999999999")).unwrap_err().status, 400);
+        assert_eq!(body_length(Some("-1")).unwrap_err().status, 400);
+    }
+
+    #[test]
+    fn ticks_become_a_muted_list_that_keeps_what_the_page_does_not_offer() {
+        let offered: Vec<String> = ["24h", "2h", "overdue-24h"].map(String::from).to_vec();
+        let two = "2h".to_string();
+        assert_eq!(muted_after(None, &offered, &[]), None);
+        assert_eq!(muted_after(Some("2h,30m"), &offered, &[]), Some("30m".into()));
+        assert_eq!(
+            muted_after(Some("overdue,30m"), &offered, &[&two]),
+            Some("30m,2h".into())
+        );
+    }
+}
