@@ -188,6 +188,14 @@ impl Person {
         }
     }
 
+    fn locale(&self) -> Option<&str> {
+        match self {
+            Person::Student(user, _) => user.locale.as_deref(),
+            Person::Guardian(guardian) => guardian.locale.as_deref(),
+            Person::Teacher(teacher) => teacher.locale.as_deref(),
+        }
+    }
+
     fn opted_out(&self) -> (bool, Option<OptOutReason>) {
         match self {
             Person::Student(user, _) => (user.contact_opt_out, user.opt_out_reason),
@@ -235,7 +243,7 @@ fn answer(database: &DatabaseUrl, site: &Site, request: &Request, now: Timestamp
         }
         Some(Body::Form(submitted)) => match changes(site, &person, submitted) {
             Err(refusal) => {
-                let notice = page::Notice::error(&refusal.reason);
+                let notice = page::Notice::error(&refusal.reason, page::Language::of(person.locale()));
                 Ok(Response::html(
                     refusal.status,
                     page::preferences(&view(site, &person, &token, Some(notice))),
@@ -244,7 +252,7 @@ fn answer(database: &DatabaseUrl, site: &Site, request: &Request, now: Timestamp
             Ok(changes) => {
                 save(&mut db, &person, changes, now)?;
                 let saved = person_again(&mut db, subscriber, now)?;
-                let notice = page::Notice::saved(saved.opted_out().0);
+                let notice = page::Notice::saved(saved.opted_out().0, page::Language::of(saved.locale()));
                 Ok(Response::html(
                     200,
                     page::preferences(&view(site, &saved, &token, Some(notice))),
@@ -428,6 +436,7 @@ fn view(site: &Site, person: &Person, token: &str, notice: Option<page::Notice>)
         Person::Guardian(guardian) => ("guardian", Some(guardian.timezone.clone()), guardian.locale.clone()),
         Person::Teacher(teacher) => ("teacher", Some(teacher.timezone.clone()), teacher.locale.clone()),
     };
+    let language = page::Language::of(locale.as_deref());
     let types = match person {
         Person::Student(_, preferences) => {
             let only = preferences
@@ -445,7 +454,7 @@ fn view(site: &Site, person: &Person, token: &str, notice: Option<page::Notice>)
                     let required = is_required(site, &value);
                     let gets = crate::schedule::muted_reason(&value, only.as_ref(), muted.as_ref(), None).is_none();
                     page::TypeOption {
-                        label: page::target_label(target),
+                        label: page::target_label(target, language),
                         checked: required || gets,
                         required,
                         value,
@@ -457,8 +466,6 @@ fn view(site: &Site, person: &Person, token: &str, notice: Option<page::Notice>)
     };
     let schedule = match person {
         Person::Student(_, preferences) => page::Schedule {
-            legend: "Summary email",
-            hint: "A summary of what is due, by email.",
             frequency: Some(match (preferences.daily_summary, preferences.summary_weekday) {
                 (false, _) => "off",
                 (true, None) => "daily",
@@ -468,15 +475,11 @@ fn view(site: &Site, person: &Person, token: &str, notice: Option<page::Notice>)
             hour: preferences.summary_hour,
         },
         Person::Guardian(guardian) => page::Schedule {
-            legend: "Updates on the students you follow",
-            hint: "Their missing and upcoming work, by email.",
             frequency: Some(guardian.frequency.as_str()),
             weekday: guardian.weekday,
             hour: guardian.hour,
         },
         Person::Teacher(teacher) => page::Schedule {
-            legend: "Weekly course report",
-            hint: "Who has not completed the week's work, by email.",
             frequency: None,
             weekday: teacher.weekday,
             hour: teacher.hour,
@@ -484,6 +487,7 @@ fn view(site: &Site, person: &Person, token: &str, notice: Option<page::Notice>)
     };
     page::View {
         role,
+        language,
         email: person.email().to_string(),
         token: token.to_string(),
         notice,

@@ -50,6 +50,7 @@ pub fn content_security_policy() -> &'static str {
 #[derive(Serialize)]
 pub struct View {
     pub role: &'static str,
+    pub language: Language,
     pub email: String,
     pub token: String,
     pub notice: Option<Notice>,
@@ -69,21 +70,19 @@ pub struct Notice {
 }
 
 impl Notice {
-    pub fn saved(stopped: bool) -> Notice {
+    pub fn saved(stopped: bool, language: Language) -> Notice {
+        let words = words(language);
         Notice {
             kind: "saved",
-            text: match stopped {
-                true => "Saved. We will send you no email.",
-                false => "Saved. Your email from us follows these choices from now on.",
-            }
-            .to_string(),
+            text: if stopped { words.saved_stopped } else { words.saved }.to_string(),
         }
     }
 
-    pub fn error(reason: &str) -> Notice {
+    /// `reason` is one line, in English like every refusal's.
+    pub fn error(reason: &str, language: Language) -> Notice {
         Notice {
             kind: "error",
-            text: format!("Nothing was saved: {}.", reason.trim_end_matches('.')),
+            text: format!("{} {}.", words(language).nothing_saved, reason.trim_end_matches('.')),
         }
     }
 }
@@ -98,8 +97,6 @@ pub struct TypeOption {
 
 #[derive(Serialize)]
 pub struct Schedule {
-    pub legend: &'static str,
-    pub hint: &'static str,
     /// `daily`, `weekly` or `off`; `None` where there is no choice (a teacher's weekly report).
     pub frequency: Option<&'static str>,
     /// ISO: Monday 1 to Sunday 7.
@@ -107,22 +104,216 @@ pub struct Schedule {
     pub hour: i32,
 }
 
-/// `24 hours before the deadline`, `3 days after a missed deadline`.
-pub fn target_label(target: &Target) -> String {
-    let count = target.count;
-    let amount = match target.unit {
-        Unit::Hours if count.is_multiple_of(24) => plural(count / 24, "day", "days"),
-        Unit::Hours => plural(count, "hour", "hours"),
-        Unit::Minutes => plural(count, "minute", "minutes"),
-    };
-    match target.side {
-        Side::Before => format!("{amount} before the deadline"),
-        Side::Overdue => format!("{amount} after a missed deadline"),
+/// The page's language: the person's when the page speaks it, else English.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub enum Language {
+    #[serde(rename = "en")]
+    English,
+    #[serde(rename = "es")]
+    Spanish,
+    #[serde(rename = "fr")]
+    French,
+}
+
+impl Language {
+    /// `fr-CA` reads French, as the messages do.
+    pub fn of(locale: Option<&str>) -> Language {
+        match locale.and_then(|tag| tag.split('-').next()) {
+            Some("es") => Language::Spanish,
+            Some("fr") => Language::French,
+            _ => Language::English,
+        }
     }
 }
 
-fn plural(count: u32, one: &str, many: &str) -> String {
-    format!("{count} {}", if count == 1 { one } else { many })
+/// Everything the page says, in one language.
+#[derive(Serialize)]
+struct Words {
+    title: &'static str,
+    for_whom: &'static str,
+    reminders: &'static str,
+    reminders_hint: &'static str,
+    always_sent: &'static str,
+    student_legend: &'static str,
+    student_hint: &'static str,
+    guardian_legend: &'static str,
+    guardian_hint: &'static str,
+    teacher_legend: &'static str,
+    teacher_hint: &'static str,
+    how_often: &'static str,
+    every_day: &'static str,
+    school_days: &'static str,
+    weekly: &'static str,
+    never: &'static str,
+    day_when_weekly: &'static str,
+    day: &'static str,
+    time: &'static str,
+    zone_hint: &'static str,
+    language: &'static str,
+    language_label: &'static str,
+    stop: &'static str,
+    stop_label: &'static str,
+    stop_locked: &'static str,
+    save: &'static str,
+    saved: &'static str,
+    saved_stopped: &'static str,
+    nothing_saved: &'static str,
+    weekdays: [&'static str; 7],
+    /// `{amount} before the deadline`, `{amount} after a missed deadline`.
+    before: &'static str,
+    after: &'static str,
+    days: (&'static str, &'static str),
+    hours: (&'static str, &'static str),
+    minutes: (&'static str, &'static str),
+}
+
+const ENGLISH: Words = Words {
+    title: "Your email preferences",
+    for_whom: "For",
+    reminders: "Reminders",
+    reminders_hint: "Which reminders you get about each deadline.",
+    always_sent: "(the school always sends these)",
+    student_legend: "Summary email",
+    student_hint: "A summary of what is due, by email.",
+    guardian_legend: "Updates on the students you follow",
+    guardian_hint: "Their missing and upcoming work, by email.",
+    teacher_legend: "Weekly course report",
+    teacher_hint: "Who has not completed the week's work, by email.",
+    how_often: "How often",
+    every_day: "Every day",
+    school_days: "Every school day (Monday to Friday)",
+    weekly: "Once a week",
+    never: "Never",
+    day_when_weekly: "Day, when weekly",
+    day: "Day",
+    time: "Time",
+    zone_hint: "In your time zone,",
+    language: "Language",
+    language_label: "The language of your email",
+    stop: "Stop all email",
+    stop_label: "Send me no email at all",
+    stop_locked: "Our mail to you stopped because it could not be delivered or was reported as unwanted. \
+                  To get it again, ask the school.",
+    save: "Save",
+    saved: "Saved. Your email from us follows these choices from now on.",
+    saved_stopped: "Saved. We will send you no email.",
+    nothing_saved: "Nothing was saved:",
+    weekdays: [
+        "Monday",
+        "Tuesday",
+        "Wednesday",
+        "Thursday",
+        "Friday",
+        "Saturday",
+        "Sunday",
+    ],
+    before: "{amount} before the deadline",
+    after: "{amount} after a missed deadline",
+    days: ("day", "days"),
+    hours: ("hour", "hours"),
+    minutes: ("minute", "minutes"),
+};
+
+const SPANISH: Words = Words {
+    title: "Sus preferencias de correo",
+    for_whom: "Para",
+    reminders: "Recordatorios",
+    reminders_hint: "Qué recordatorios recibe sobre cada fecha límite.",
+    always_sent: "(la escuela siempre los envía)",
+    student_legend: "Correo de resumen",
+    student_hint: "Un resumen de lo que hay que entregar, por correo.",
+    guardian_legend: "Novedades de los estudiantes que sigue",
+    guardian_hint: "Sus trabajos pendientes y próximos, por correo.",
+    teacher_legend: "Informe semanal del curso",
+    teacher_hint: "Quién no ha completado el trabajo de la semana, por correo.",
+    how_often: "Con qué frecuencia",
+    every_day: "Todos los días",
+    school_days: "Cada día de clase (de lunes a viernes)",
+    weekly: "Una vez por semana",
+    never: "Nunca",
+    day_when_weekly: "Día, si es semanal",
+    day: "Día",
+    time: "Hora",
+    zone_hint: "En su zona horaria,",
+    language: "Idioma",
+    language_label: "El idioma de sus correos",
+    stop: "Dejar de recibir correos",
+    stop_label: "No enviarme ningún correo",
+    stop_locked: "Dejamos de escribirle porque nuestros correos no se pudieron entregar o se marcaron como no \
+                  deseados. Para volver a recibirlos, pídalo a la escuela.",
+    save: "Guardar",
+    saved: "Guardado. Desde ahora, le escribimos según estas preferencias.",
+    saved_stopped: "Guardado. No le enviaremos ningún correo.",
+    nothing_saved: "No se guardó nada:",
+    weekdays: ["lunes", "martes", "miércoles", "jueves", "viernes", "sábado", "domingo"],
+    before: "{amount} antes de la fecha límite",
+    after: "{amount} después de una fecha límite vencida",
+    days: ("día", "días"),
+    hours: ("hora", "horas"),
+    minutes: ("minuto", "minutos"),
+};
+
+const FRENCH: Words = Words {
+    title: "Vos préférences de courriel",
+    for_whom: "Pour",
+    reminders: "Rappels",
+    reminders_hint: "Les rappels que vous recevez pour chaque date limite.",
+    always_sent: "(l'établissement les envoie toujours)",
+    student_legend: "Courriel récapitulatif",
+    student_hint: "Un récapitulatif de ce qui est à rendre, par courriel.",
+    guardian_legend: "Nouvelles des élèves que vous suivez",
+    guardian_hint: "Leurs travaux en retard et à venir, par courriel.",
+    teacher_legend: "Rapport hebdomadaire du cours",
+    teacher_hint: "Qui n'a pas terminé le travail de la semaine, par courriel.",
+    how_often: "À quelle fréquence",
+    every_day: "Tous les jours",
+    school_days: "Chaque jour de classe (du lundi au vendredi)",
+    weekly: "Une fois par semaine",
+    never: "Jamais",
+    day_when_weekly: "Jour, si hebdomadaire",
+    day: "Jour",
+    time: "Heure",
+    zone_hint: "Dans votre fuseau horaire,",
+    language: "Langue",
+    language_label: "La langue de vos courriels",
+    stop: "Ne plus recevoir de courriels",
+    stop_label: "Ne m'envoyer aucun courriel",
+    stop_locked: "Nos courriels se sont arrêtés parce qu'ils ne pouvaient pas vous être remis ou ont été \
+                  signalés comme indésirables. Pour les recevoir de nouveau, adressez-vous à l'établissement.",
+    save: "Enregistrer",
+    saved: "Enregistré. Nos courriels suivent désormais ces choix.",
+    saved_stopped: "Enregistré. Nous ne vous enverrons plus aucun courriel.",
+    nothing_saved: "Rien n'a été enregistré :",
+    weekdays: ["lundi", "mardi", "mercredi", "jeudi", "vendredi", "samedi", "dimanche"],
+    before: "{amount} avant la date limite",
+    after: "{amount} après une date limite dépassée",
+    days: ("jour", "jours"),
+    hours: ("heure", "heures"),
+    minutes: ("minute", "minutes"),
+};
+
+fn words(language: Language) -> &'static Words {
+    match language {
+        Language::English => &ENGLISH,
+        Language::Spanish => &SPANISH,
+        Language::French => &FRENCH,
+    }
+}
+
+/// `1 day before the deadline`, `3 jours après une date limite dépassée`.
+pub fn target_label(target: &Target, language: Language) -> String {
+    let words = words(language);
+    let count = target.count;
+    let (count, (one, many)) = match target.unit {
+        Unit::Hours if count.is_multiple_of(24) => (count / 24, words.days),
+        Unit::Hours => (count, words.hours),
+        Unit::Minutes => (count, words.minutes),
+    };
+    let amount = format!("{count} {}", if count == 1 { one } else { many });
+    match target.side {
+        Side::Before => words.before.replace("{amount}", &amount),
+        Side::Overdue => words.after.replace("{amount}", &amount),
+    }
 }
 
 fn environment() -> &'static Environment<'static> {
@@ -137,6 +328,8 @@ fn environment() -> &'static Environment<'static> {
 }
 
 fn render(title: &str, view: Option<&View>, message: Option<&str>) -> String {
+    let language = view.map_or(Language::English, |view| view.language);
+    let words = words(language);
     let languages: Vec<(String, String)> = {
         let mut languages = vec![
             (String::new(), "English".to_string()),
@@ -150,37 +343,41 @@ fn render(title: &str, view: Option<&View>, message: Option<&str>) -> String {
         }
         languages
     };
-    let weekdays = [
-        ("mon", "Monday", 1),
-        ("tue", "Tuesday", 2),
-        ("wed", "Wednesday", 3),
-        ("thu", "Thursday", 4),
-        ("fri", "Friday", 5),
-        ("sat", "Saturday", 6),
-        ("sun", "Sunday", 7),
-    ];
+    let weekdays: Vec<(&str, &str, i32)> = ["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
+        .into_iter()
+        .zip(words.weekdays)
+        .zip(1..)
+        .map(|((value, label), number)| (value, label, number))
+        .collect();
     let hours: Vec<(i32, String)> = (0..24).map(|hour| (hour, format!("{hour:02}:00"))).collect();
-    let frequencies = match view.map(|view| view.role) {
-        Some("guardian") => [
-            ("daily", "Every school day (Monday to Friday)"),
-            ("weekly", "Once a week"),
-            ("off", "Never"),
-        ],
-        _ => [("daily", "Every day"), ("weekly", "Once a week"), ("off", "Never")],
-    };
+    let frequencies = [
+        (
+            "daily",
+            match view.map(|view| view.role) {
+                Some("guardian") => words.school_days,
+                _ => words.every_day,
+            },
+        ),
+        ("weekly", words.weekly),
+        ("off", words.never),
+    ];
     #[derive(Serialize)]
     struct Page<'a> {
         title: &'a str,
+        lang: Language,
+        words: &'static Words,
         message: Option<&'a str>,
         view: Option<&'a View>,
         style: &'static str,
         languages: Vec<(String, String)>,
-        weekdays: [(&'static str, &'static str, i32); 7],
+        weekdays: Vec<(&'static str, &'static str, i32)>,
         hours: Vec<(i32, String)>,
         frequencies: [(&'static str, &'static str); 3],
     }
     let page = Page {
         title,
+        lang: language,
+        words,
         message,
         view,
         style: STYLE,
@@ -201,7 +398,7 @@ fn render(title: &str, view: Option<&View>, message: Option<&str>) -> String {
 
 /// The preferences form of one person.
 pub fn preferences(view: &View) -> String {
-    render("Your email preferences", Some(view), None)
+    render(words(view.language).title, Some(view), None)
 }
 
 /// A page that says one thing, such as why a link does not work.
@@ -228,9 +425,10 @@ mod tests {
     fn view() -> View {
         View {
             role: "student",
+            language: Language::English,
             email: "ann<script>@example.com".into(),
             token: "abc".into(),
-            notice: Some(Notice::error("`<b>` is not an hour")),
+            notice: Some(Notice::error("`<b>` is not an hour", Language::English)),
             types: vec![TypeOption {
                 value: "24h".into(),
                 label: "1 day before the deadline".into(),
@@ -238,8 +436,6 @@ mod tests {
                 required: false,
             }],
             schedule: Schedule {
-                legend: "Summary email",
-                hint: "A summary.",
                 frequency: Some("weekly"),
                 weekday: 5,
                 hour: 7,
@@ -259,7 +455,10 @@ mod tests {
         assert!(!html.contains("<script>") && !html.contains("<b>"));
         assert!(html.contains(r#"<option value="fri" selected>Friday</option>"#));
         assert!(html.contains(r#"<option value="7" selected>07:00</option>"#));
-        assert!(html.contains(r#"<option value="fr-CA" selected>fr-CA</option>"#));
+        assert!(
+            html.contains(r#"<option value="fr-CA" lang="fr-CA" selected>fr-CA</option>"#),
+            "{html}"
+        );
         assert!(html.contains(r#"<option value="weekly" selected>"#));
         for id in ["type-24h", "frequency", "weekday", "hour", "locale", "stop"] {
             assert!(html.contains(&format!("id=\"{id}\"")), "{id}");
@@ -277,10 +476,34 @@ mod tests {
 
     #[test]
     fn targets_read_as_people_say_them() {
-        let label = |count, unit, side| target_label(&Target::new(count, unit, side).unwrap());
+        let label = |count, unit, side| target_label(&Target::new(count, unit, side).unwrap(), Language::English);
         assert_eq!(label(24, Unit::Hours, Side::Before), "1 day before the deadline");
         assert_eq!(label(2, Unit::Hours, Side::Before), "2 hours before the deadline");
         assert_eq!(label(72, Unit::Hours, Side::Overdue), "3 days after a missed deadline");
         assert_eq!(label(1, Unit::Minutes, Side::Before), "1 minute before the deadline");
+        let french = target_label(&Target::new(48, Unit::Hours, Side::Overdue).unwrap(), Language::French);
+        assert_eq!(french, "2 jours après une date limite dépassée");
+    }
+
+    #[test]
+    fn the_page_speaks_the_persons_language() {
+        let mut french = view();
+        french.language = Language::of(Some("fr-CA"));
+        french.notice = Some(Notice::error("`25` is not an hour", french.language));
+        let html = preferences(&french);
+        assert!(html.contains(r#"<html lang="fr">"#) && html.contains("Vos préférences de courriel"));
+        assert!(
+            html.contains(r#"<option value="fri" selected>vendredi</option>"#),
+            "{html}"
+        );
+        assert!(
+            html.contains("Rien n&#x27;a été enregistré") || html.contains("Rien n'a été enregistré"),
+            "{html}"
+        );
+        for words in [&ENGLISH, &SPANISH, &FRENCH] {
+            assert!(words.before.contains("{amount}") && words.after.contains("{amount}"));
+        }
+        assert_eq!(Language::of(Some("es-419")), Language::Spanish);
+        assert_eq!(Language::of(Some("de")), Language::English);
     }
 }

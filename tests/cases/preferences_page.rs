@@ -525,7 +525,7 @@ on_both_backends! {
         assert!(shown.body.contains("Weekly course report") && !shown.body.contains("id=\"frequency\""), "{}", shown.body);
         let saved = curl(&["-d", "form=preferences&weekday=thu&hour=9&locale=fr&stop=on", &page]);
         assert_eq!(saved.status, 200, "{}", saved.body);
-        assert!(saved.body.contains("We will send you no email."), "{}", saved.body);
+        assert!(saved.body.contains("Nous ne vous enverrons plus aucun courriel."), "{}", saved.body);
         assert_eq!(
             env.texts(&format!("SELECT CAST(weekday AS TEXT) || ' ' || CAST(hour AS TEXT) || ' ' || locale || ' ' || \
                                 opt_out_reason AS v FROM teachers WHERE email = '{TEACHER}' AND contact_opt_out")),
@@ -564,6 +564,8 @@ on_both_backends! {
         assert!(shown.body.contains("Updates on the students you follow") && !shown.body.contains("name=\"types\""), "{}", shown.body);
         let saved = curl(&["-d", "form=preferences&frequency=weekly&weekday=fri&hour=17&locale=es", &page]);
         assert_eq!(saved.status, 200, "{}", saved.body);
+        // The page speaks the language just chosen.
+        assert!(saved.body.contains(r#"<html lang="es">"#) && saved.body.contains("Guardado."), "{}", saved.body);
         assert_eq!(
             env.texts(&format!("SELECT frequency || ' ' || CAST(weekday AS TEXT) || ' ' || CAST(hour AS TEXT) || ' ' || locale AS v FROM guardians WHERE email = '{GUARDIAN}'")),
             [Some("weekly 5 17 es".to_string())]
