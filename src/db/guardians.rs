@@ -186,6 +186,7 @@ pub fn set_preferences(db: &mut Db, id: Id, fields: &GuardianFields, now: Timest
             guardians::weekday.eq(wanted.weekday),
             guardians::hour.eq(wanted.hour),
             guardians::locale.eq(&wanted.locale),
+            guardians::send_window.eq(&wanted.send_window),
             guardians::updated_at.eq(now),
         ))
         .returning(Guardian::as_returning())

@@ -5,6 +5,7 @@
 use chrono::Weekday;
 
 use crate::input::{parse_locale, parse_weekday};
+use crate::schedule::window::SendWindow;
 
 /// What a POST asks for.
 #[derive(Debug, PartialEq, Eq)]
@@ -33,6 +34,8 @@ pub struct Submitted {
     pub hour: Option<i32>,
     /// `Some(None)`: English, the default.
     pub locale: Option<Option<String>>,
+    /// The person's own send window, canonical; `Some(None)`: the school's.
+    pub send_window: Option<Option<String>>,
     /// "Stop all email" is ticked.
     pub stop: bool,
 }
@@ -148,6 +151,10 @@ pub fn parse(content_type: Option<&str>, body: &[u8]) -> Result<Body, Refusal> {
                 once(&mut seen, "locale")?;
                 submitted.locale = Some(parse_locale(value).map_err(|error| bad(error.to_string()))?);
             }
+            "send_window" => {
+                once(&mut seen, "send_window")?;
+                submitted.send_window = Some(SendWindow::parse_setting(value).map_err(|error| bad(error.to_string()))?);
+            }
             "stop" => {
                 once(&mut seen, "stop")?;
                 submitted.stop = true;
@@ -206,7 +213,8 @@ mod tests {
 
     #[test]
     fn the_page_form_is_read_field_by_field() {
-        let body = "form=preferences&types=24h&types=overdue-24h&types=24h&frequency=weekly&weekday=fri&hour=18&locale=fr-ca&stop=on";
+        let body = "form=preferences&types=24h&types=overdue-24h&types=24h&frequency=weekly&weekday=fri&hour=18&locale=fr-ca\
+                    &send_window=sat%2Csun+10%3A00-12%3A00%3B+mon-fri+17%3A00-20%3A00&stop=on";
         assert_eq!(
             form(body),
             Ok(Body::Form(Submitted {
@@ -215,14 +223,16 @@ mod tests {
                 weekday: Some(Weekday::Fri),
                 hour: Some(18),
                 locale: Some(Some("fr-CA".into())),
+                send_window: Some(Some("mon-fri 17:00-20:00; sat,sun 10:00-12:00".into())),
                 stop: true,
             }))
         );
-        let english = form("form=preferences&locale=&frequency=off").unwrap();
+        let english = form("form=preferences&locale=&frequency=off&send_window=").unwrap();
         assert_eq!(
             english,
             Body::Form(Submitted {
                 locale: Some(None),
+                send_window: Some(None),
                 frequency: Some(Frequency::Off),
                 ..Submitted::default()
             })
@@ -238,6 +248,10 @@ mod tests {
             ("form=preferences&weekday=someday", "`someday` is not a day"),
             ("form=preferences&locale=%3Cscript%3E", "is not a language tag"),
             ("form=preferences&hour=1&hour=2", "`hour` twice"),
+            (
+                "form=preferences&send_window=mon-fri+25%3A00-26%3A00",
+                "like `mon-fri 07:00-21:00",
+            ),
             ("hour=1", "not the preferences form"),
         ] {
             let refusal = form(body).unwrap_err();

@@ -331,6 +331,7 @@ fn changes(site: &Site, person: &Person, submitted: Submitted) -> Result<Changes
                 }
             }
             preferences.summary_hour = hour;
+            preferences.send_window = required(submitted.send_window, "send_window")?;
             Changes::Student {
                 preferences,
                 locale,
@@ -347,6 +348,7 @@ fn changes(site: &Site, person: &Person, submitted: Submitted) -> Result<Changes
                 weekday: Some(iso(required(submitted.weekday, "weekday")?)),
                 hour: Some(hour),
                 locale: Some(locale),
+                send_window: Some(required(submitted.send_window, "send_window")?),
                 ..GuardianFields::default()
             },
             submitted.stop,
@@ -485,9 +487,16 @@ fn view(site: &Site, person: &Person, token: &str, notice: Option<page::Notice>)
             hour: teacher.hour,
         },
     };
+    // Teachers have no send window of their own: their report has its day and hour.
+    let send_window = match person {
+        Person::Student(_, preferences) => Some(preferences.send_window.clone().unwrap_or_default()),
+        Person::Guardian(guardian) => Some(guardian.send_window.clone().unwrap_or_default()),
+        Person::Teacher(_) => None,
+    };
     page::View {
         role,
         language,
+        send_window,
         email: person.email().to_string(),
         token: token.to_string(),
         notice,

@@ -26,7 +26,7 @@ legend{font-weight:700;padding:0 .25rem}\
 .check input{width:1.5rem;height:1.5rem;margin:0;flex:none}\
 .field{margin:.5rem 0}\
 .field label{display:block;font-weight:600;margin-bottom:.25rem}\
-select{font:inherit;width:100%;min-height:2.75rem;padding:.25rem .5rem;border:1px solid #595959;border-radius:.375rem;background:#fff;color:#1a1a1a}\
+select,input[type=text]{font:inherit;width:100%;box-sizing:border-box;min-height:2.75rem;padding:.25rem .5rem;border:1px solid #595959;border-radius:.375rem;background:#fff;color:#1a1a1a}\
 button{font:inherit;font-weight:700;min-height:2.75rem;width:100%;padding:.5rem 1rem;border:0;border-radius:.375rem;background:#0a4fa8;color:#fff;cursor:pointer}\
 input:focus-visible,select:focus-visible,button:focus-visible{outline:3px solid #b3530b;outline-offset:2px}\
 .notice{padding:.75rem 1rem;border-radius:.5rem;border:2px solid}\
@@ -58,6 +58,9 @@ pub struct View {
     pub schedule: Schedule,
     pub zone: String,
     pub locale: Option<String>,
+    /// Their own send window as stored (`""`: the school's hours); `None`
+    /// where the page has no such field.
+    pub send_window: Option<String>,
     pub stopped: bool,
     /// Stopped for a bounce or a complaint: not theirs to undo here.
     pub stop_locked: bool,
@@ -151,6 +154,9 @@ struct Words {
     zone_hint: &'static str,
     language: &'static str,
     language_label: &'static str,
+    send_window: &'static str,
+    send_window_label: &'static str,
+    send_window_hint: &'static str,
     stop: &'static str,
     stop_label: &'static str,
     stop_locked: &'static str,
@@ -190,6 +196,10 @@ const ENGLISH: Words = Words {
     zone_hint: "In your time zone,",
     language: "Language",
     language_label: "The language of your email",
+    send_window: "When email may reach you",
+    send_window_label: "Days and hours",
+    send_window_hint: "In your time zone, with English day names, such as mon-fri 16:00-20:00; sat,sun 10:00-12:00. \
+                       Leave it empty to get email at the school's hours.",
     stop: "Stop all email",
     stop_label: "Send me no email at all",
     stop_locked: "Our mail to you stopped because it could not be delivered or was reported as unwanted. \
@@ -237,6 +247,10 @@ const SPANISH: Words = Words {
     zone_hint: "En su zona horaria,",
     language: "Idioma",
     language_label: "El idioma de sus correos",
+    send_window: "Cuándo pueden llegarle los correos",
+    send_window_label: "Días y horas",
+    send_window_hint: "En su zona horaria, con los días en inglés (mon = lunes … sun = domingo), por ejemplo \
+                       mon-fri 16:00-20:00; sat,sun 10:00-12:00. Déjelo vacío para recibirlos en el horario de la escuela.",
     stop: "Dejar de recibir correos",
     stop_label: "No enviarme ningún correo",
     stop_locked: "Dejamos de escribirle porque nuestros correos no se pudieron entregar o se marcaron como no \
@@ -276,6 +290,10 @@ const FRENCH: Words = Words {
     zone_hint: "Dans votre fuseau horaire,",
     language: "Langue",
     language_label: "La langue de vos courriels",
+    send_window: "Quand nos courriels peuvent vous parvenir",
+    send_window_label: "Jours et heures",
+    send_window_hint: "Dans votre fuseau horaire, avec les jours en anglais (mon = lundi … sun = dimanche), par exemple \
+                       mon-fri 16:00-20:00; sat,sun 10:00-12:00. Laissez vide pour les horaires de l'établissement.",
     stop: "Ne plus recevoir de courriels",
     stop_label: "Ne m'envoyer aucun courriel",
     stop_locked: "Nos courriels se sont arrêtés parce qu'ils ne pouvaient pas vous être remis ou ont été \
@@ -442,6 +460,7 @@ mod tests {
             },
             zone: "Europe/Paris".into(),
             locale: Some("fr-CA".into()),
+            send_window: Some("mon-fri 16:00-20:00".into()),
             stopped: false,
             stop_locked: false,
         }
@@ -460,7 +479,16 @@ mod tests {
             "{html}"
         );
         assert!(html.contains(r#"<option value="weekly" selected>"#));
-        for id in ["type-24h", "frequency", "weekday", "hour", "locale", "stop"] {
+        assert!(html.contains(r#"value="mon-fri 16:00-20:00""#), "{html}");
+        for id in [
+            "type-24h",
+            "frequency",
+            "weekday",
+            "hour",
+            "locale",
+            "send_window",
+            "stop",
+        ] {
             assert!(html.contains(&format!("id=\"{id}\"")), "{id}");
             assert!(html.contains(&format!("<label for=\"{id}\"")), "a label for {id}");
         }

@@ -203,12 +203,12 @@ fn state(env: &TestEnv) -> Vec<Option<String>> {
         "SELECT u.email || '|' || CAST(u.contact_opt_out AS TEXT) || '|' || COALESCE(u.opt_out_reason, '-') || '|' || \
          COALESCE(u.locale, '-') || '|' || COALESCE(CAST(p.daily_summary AS TEXT), '-') || '|' || \
          COALESCE(CAST(p.summary_hour AS TEXT), '-') || '|' || COALESCE(CAST(p.summary_weekday AS TEXT), '-') || '|' || \
-         COALESCE(p.muted_types, '-') || '|' || COALESCE(p.reminder_types, '-') AS v \
+         COALESCE(p.muted_types, '-') || '|' || COALESCE(p.reminder_types, '-') || '|' || COALESCE(p.send_window, '-') AS v \
          FROM users u LEFT JOIN user_preferences p ON p.user_id = u.id ORDER BY u.email",
     );
     rows.extend(env.texts(
         "SELECT email || '|' || CAST(contact_opt_out AS TEXT) || '|' || frequency || '|' || CAST(weekday AS TEXT) || '|' || \
-         CAST(hour AS TEXT) || '|' || COALESCE(locale, '-') AS v FROM guardians ORDER BY email",
+         CAST(hour AS TEXT) || '|' || COALESCE(locale, '-') || '|' || COALESCE(send_window, '-') AS v FROM guardians ORDER BY email",
     ));
     rows
 }
@@ -391,9 +391,25 @@ impl Browser {
         }
     }
 
+    /// The whole page, top to bottom, at the phone's width (WebDriver's own
+    /// screenshot stops at the viewport; Chromium's DevTools call does not).
     fn screenshot(&self, path: &Path) {
-        let png = self.call("GET", &self.session("/screenshot"), None);
-        let bytes = data_encoding::BASE64.decode(png.as_str().unwrap().as_bytes()).unwrap();
+        let cdp = |cmd: &str, params: Value| {
+            self.call(
+                "POST",
+                &self.session("/goog/cdp/execute"),
+                Some(json!({ "cmd": cmd, "params": params })),
+            )
+        };
+        let size = &cdp("Page.getLayoutMetrics", json!({}))["cssContentSize"];
+        let clip = json!({"x": 0, "y": 0, "width": size["width"], "height": size["height"], "scale": 1});
+        let png = cdp(
+            "Page.captureScreenshot",
+            json!({"format": "png", "captureBeyondViewport": true, "clip": clip}),
+        );
+        let bytes = data_encoding::BASE64
+            .decode(png["data"].as_str().unwrap().as_bytes())
+            .unwrap();
         std::fs::create_dir_all(path.parent().unwrap()).unwrap();
         std::fs::write(path, bytes).unwrap();
     }
@@ -435,6 +451,7 @@ on_both_backends! {
         assert!(!browser.is_selected("#type-2h"), "space unticks the box");
         browser.click("#frequency option[value=weekly]");
         browser.click("#weekday option[value=fri]");
+        browser.type_into("#send_window", "sat,sun 10:00-12:00; mon-fri 16:00-20:00");
         browser.click("button[type=submit]");
         // The click returns once the form is sent, maybe before the answer has loaded.
         browser.source_once(|page| page.contains("Saved."));
@@ -448,6 +465,11 @@ on_both_backends! {
             env.texts("SELECT COALESCE(muted_types, '-') || ' ' || CAST(daily_summary AS TEXT) || ' ' || \
                        CAST(summary_weekday AS TEXT) || ' ' || CAST(summary_hour AS TEXT) AS v FROM user_preferences"),
             [Some(format!("2h {} 5 7", if env.backend == crate::common::Backend::Sqlite { "1" } else { "true" }))]
+        );
+        // Stored as the canonical spec that `user set --send-window` stores.
+        assert_eq!(
+            env.texts("SELECT send_window AS v FROM user_preferences"),
+            [Some("mon-fri 16:00-20:00; sat,sun 10:00-12:00".to_string())]
         );
         assert_eq!(env.count("SELECT COUNT(*) AS n FROM users WHERE contact_opt_out"), 0);
     }
@@ -469,7 +491,7 @@ on_both_backends! {
         let policy = shown.header("content-security-policy").unwrap();
         assert!(policy.starts_with("default-src 'none'; style-src 'sha256-") && policy.contains("frame-ancestors 'none'"), "{policy}");
 
-        let form = "form=preferences&types=24h&frequency=off&weekday=mon&hour=9&locale=fr&stop=on";
+        let form = "form=preferences&types=24h&frequency=off&weekday=mon&hour=9&locale=fr&send_window=&stop=on";
         for (args, status, needle) in [
             (vec![site.page(&tampered(&token))], 403, "this link is not valid"),
             (vec!["-d".to_string(), form.to_string(), site.page(&tampered(&token))], 403, "this link is not valid"),
@@ -479,6 +501,7 @@ on_both_backends! {
             (vec!["-X".to_string(), "PUT".to_string(), page.clone()], 405, "is not how this page is used"),
             (vec!["-d".to_string(), form.replace("hour=9", "hour=25"), page.clone()], 400, "`25` is not an hour"),
             (vec!["-d".to_string(), form.replace("types=24h", "types=5h"), page.clone()], 400, "`5h` is not one of the reminders"),
+            (vec!["-d".to_string(), form.replace("send_window=", "send_window=mon-fri+9-5"), page.clone()], 400, "like `mon-fri 07:00-21:00"),
             (vec!["-d".to_string(), format!("{form}&pad={}", "x".repeat(70_000)), page.clone()], 413, "too large"),
             (vec!["-H".to_string(), "Content-Type: text/plain".to_string(), "-d".to_string(), form.to_string(), page.clone()], 415, "x-www-form-urlencoded"),
         ] {
@@ -501,7 +524,7 @@ on_both_backends! {
         let again = curl(&[&page]);
         assert!(again.body.contains(r#"id="stop" name="stop" value="on" checked"#), "{}", again.body);
         // Unticking "stop all email" on the page brings the mail back.
-        let resumed = curl(&["-d", "form=preferences&types=24h&types=2h&types=overdue-24h&frequency=daily&weekday=mon&hour=7&locale=", &page]);
+        let resumed = curl(&["-d", "form=preferences&types=24h&types=2h&types=overdue-24h&frequency=daily&weekday=mon&hour=7&locale=&send_window=", &page]);
         assert_eq!(resumed.status, 200, "{}", resumed.body);
         assert_eq!(env.count(&format!("SELECT COUNT(*) AS n FROM users WHERE email = '{STUDENT}' AND contact_opt_out")), 0);
     }
@@ -562,13 +585,13 @@ on_both_backends! {
         let shown = curl(&[&page]);
         assert_eq!(shown.status, 200);
         assert!(shown.body.contains("Updates on the students you follow") && !shown.body.contains("name=\"types\""), "{}", shown.body);
-        let saved = curl(&["-d", "form=preferences&frequency=weekly&weekday=fri&hour=17&locale=es", &page]);
+        let saved = curl(&["-d", "form=preferences&frequency=weekly&weekday=fri&hour=17&locale=es&send_window=mon-fri+17%3A00-21%3A00", &page]);
         assert_eq!(saved.status, 200, "{}", saved.body);
         // The page speaks the language just chosen.
         assert!(saved.body.contains(r#"<html lang="es">"#) && saved.body.contains("Guardado."), "{}", saved.body);
         assert_eq!(
-            env.texts(&format!("SELECT frequency || ' ' || CAST(weekday AS TEXT) || ' ' || CAST(hour AS TEXT) || ' ' || locale AS v FROM guardians WHERE email = '{GUARDIAN}'")),
-            [Some("weekly 5 17 es".to_string())]
+            env.texts(&format!("SELECT frequency || ' ' || CAST(weekday AS TEXT) || ' ' || CAST(hour AS TEXT) || ' ' || locale || ' ' || send_window AS v FROM guardians WHERE email = '{GUARDIAN}'")),
+            [Some("weekly 5 17 es mon-fri 17:00-21:00".to_string())]
         );
     }
 }
