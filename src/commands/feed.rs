@@ -57,18 +57,27 @@ pub fn import(database: &DatabaseUrl, args: AssignmentImportArgs, now: Timestamp
     let started = Instant::now();
     let (text, source) = read_feed(&args.file)?;
     let feed_name = named.unwrap_or(source);
-    let feed = ics::parse(&text)?;
+    let horizon = ics::Horizon {
+        from: now.instant(),
+        until: now.instant() + args.horizon,
+    };
+    let feed = ics::parse(&text, horizon)?;
     for reason in &feed.skipped {
         crate::log::warning!("skipped {reason}");
+    }
+    for warning in &feed.warnings {
+        crate::log::warning!("{warning}");
     }
     let mut db = Db::open(database)?;
     let student = users::require_user_by_email(&mut db, email.as_str())?;
     let zone = zone_of(student.timezone.as_deref());
-    let listed: Vec<String> = feed.entries.iter().map(|entry| entry.uid.clone()).collect();
+    // An occurrence of a recurring entry that is now before the horizon is
+    // not listed, so --remove-missing removes it with what the feed dropped.
+    let listed: Vec<String> = feed.entries.iter().map(FeedEntry::external_id).collect();
     let mut rows = Vec::with_capacity(feed.entries.len());
     for entry in feed.entries {
-        let external_id =
-            parse_external_id(&entry.uid).map_err(|error| invalid(format!("{}: {error:#}", entry.uid)))?;
+        let id = entry.external_id();
+        let external_id = parse_external_id(&id).map_err(|error| invalid(format!("{id}: {error:#}")))?;
         let course = course_of(&entry);
         rows.push(Incoming {
             completed: completed_by(&entry),
