@@ -26,6 +26,7 @@ mod pacing;
 mod pooler;
 mod postfix;
 mod preferences;
+mod recurring_feeds;
 mod report;
 mod schema;
 mod secrets;
