@@ -16,6 +16,7 @@ use windows_zones::WINDOWS_ZONES;
 
 #[cfg(test)]
 mod fuzz;
+mod vtimezone;
 mod windows_zones;
 
 /// When an entry is due, as the feed wrote it.
@@ -105,7 +106,8 @@ const MAX_ITEMS_PER_ENTRY: usize = 10_000;
 /// recursive parser never sees more than one bounded entry at a time.
 pub fn parse(text: &str, horizon: Horizon) -> anyhow::Result<Feed> {
     let unfolded = icalendar::parser::unfold(text);
-    let entries = entries_of(&unfolded)?;
+    let (entries, vtimezones) = entries_of(&unfolded)?;
+    let zones = vtimezone::zones_defined(&vtimezones, horizon.from);
     let mut feed = Feed::default();
     let mut masters: Vec<Read> = Vec::new();
     let mut master_at: HashMap<String, usize> = HashMap::new();
@@ -116,8 +118,8 @@ pub fn parse(text: &str, horizon: Horizon) -> anyhow::Result<Feed> {
             .into();
         for component in &calendar.components {
             let (kind, read) = match component {
-                CalendarComponent::Event(event) => ("event", read(event, event.get_start())),
-                CalendarComponent::Todo(todo) => ("to-do", read(todo, None)),
+                CalendarComponent::Event(event) => ("event", read(event, event.get_start(), &zones)),
+                CalendarComponent::Todo(todo) => ("to-do", read(todo, None, &zones)),
                 _ => continue,
             };
             match read {
@@ -224,16 +226,17 @@ fn within(due: &FeedDue, horizon: Horizon) -> bool {
     horizon.from <= instant && instant <= horizon.until
 }
 
-/// The text of each VEVENT and VTODO directly inside a VCALENDAR, from an
-/// unfolded feed, after checking in one pass that every component ends, in
+/// The text of each VEVENT and VTODO directly inside a VCALENDAR, and of
+/// each VTIMEZONE, from an unfolded feed, after checking in one pass that every component ends, in
 /// order, within `MAX_DEPTH` levels, and that no entry is larger than
 /// `MAX_ITEMS_PER_ENTRY`. A truncated feed fails here, so it never reads as
 /// a complete one (which `--remove-missing` would trust).
-fn entries_of(unfolded: &str) -> anyhow::Result<Vec<&str>> {
+fn entries_of(unfolded: &str) -> anyhow::Result<(Vec<&str>, Vec<&str>)> {
     let bad = |what: String| invalid(format!("not a valid iCalendar feed: {what}"));
     let mut open: Vec<&str> = Vec::new();
     let mut calendars = 0;
     let mut entries = Vec::new();
+    let mut timezones = Vec::new();
     // Where the current child of a VCALENDAR starts, and its items so far.
     let mut entry_start = 0;
     let mut items = 0;
@@ -267,6 +270,9 @@ fn entries_of(unfolded: &str) -> anyhow::Result<Vec<&str>> {
             {
                 entries.push(&unfolded[entry_start..offset]);
             }
+            if open.len() == 1 && in_calendar && name.eq_ignore_ascii_case("VTIMEZONE") {
+                timezones.push(&unfolded[entry_start..offset]);
+            }
         } else if open.len() >= 2 {
             items += 1 + parameters_in(line);
             if items > MAX_ITEMS_PER_ENTRY {
@@ -282,7 +288,7 @@ fn entries_of(unfolded: &str) -> anyhow::Result<Vec<&str>> {
     if let Some(name) = open.last() {
         return Err(bad(format!("`BEGIN:{name}` never ends (is the feed cut short?)")));
     }
-    Ok(entries)
+    Ok((entries, timezones))
 }
 
 /// `NAME` of a `BEGIN:NAME` or `END:NAME` line, as the parser reads it.
@@ -486,7 +492,11 @@ fn until_in_utc(rule: &str, start: Moment) -> String {
 /// An entry as an assignment, or why it cannot be one. `start` is a
 /// VEVENT's DTSTART, the due time when it has no DUE, and the start of its
 /// occurrences when it repeats.
-fn read(component: &impl EventLike, start: Option<DatePerhapsTime>) -> Result<Read, String> {
+fn read(
+    component: &impl EventLike,
+    start: Option<DatePerhapsTime>,
+    zones: &HashMap<String, Tz>,
+) -> Result<Read, String> {
     let title = component
         .get_summary()
         .map(str::trim)
@@ -502,7 +512,7 @@ fn read(component: &impl EventLike, start: Option<DatePerhapsTime>) -> Result<Re
         .to_string();
     let named = |what: &str| format!("`{title}` ({uid}) {what}");
     let start = match &start {
-        Some(start) => Some(moment(start.clone()).map_err(|what| named(&what))?),
+        Some(start) => Some(moment(start.clone(), zones).map_err(|what| named(&what))?),
         None => None,
     };
     let due = match component
@@ -510,7 +520,7 @@ fn read(component: &impl EventLike, start: Option<DatePerhapsTime>) -> Result<Re
         .get("DUE")
         .and_then(DatePerhapsTime::from_property)
     {
-        Some(due) => Some(moment(due).map_err(|what| named(&what))?),
+        Some(due) => Some(moment(due, zones).map_err(|what| named(&what))?),
         None => None,
     };
     let when = due.or(start).ok_or_else(|| named("has no due date (DUE or DTSTART)"))?;
@@ -524,7 +534,7 @@ fn read(component: &impl EventLike, start: Option<DatePerhapsTime>) -> Result<Re
                 }
                 let date = DatePerhapsTime::from_property(&one)
                     .ok_or_else(|| named(&format!("has an {key} `{value}` that is not a date or a time")))?;
-                moments.push(moment(date).map_err(|what| named(&what))?);
+                moments.push(moment(date, zones).map_err(|what| named(&what))?);
             }
         }
         Ok(moments)
@@ -548,7 +558,7 @@ fn read(component: &impl EventLike, start: Option<DatePerhapsTime>) -> Result<Re
     };
     let recurrence_id = match component.get_recurrence_id() {
         Some(id) => {
-            let id = moment(id).map_err(|what| named(&what))?;
+            let id = moment(id, zones).map_err(|what| named(&what))?;
             Some(id.occurrence(id.on_clock_of(id)).0)
         }
         None => None,
@@ -588,15 +598,21 @@ fn read(component: &impl EventLike, start: Option<DatePerhapsTime>) -> Result<Re
 }
 
 /// A time of the feed with its zone resolved, or why it cannot be.
-fn moment(when: DatePerhapsTime) -> Result<Moment, String> {
+/// `zones` are the feed's own VTIMEZONEs, by TZID, as the zone each matches.
+fn moment(when: DatePerhapsTime, zones: &HashMap<String, Tz>) -> Result<Moment, String> {
     Ok(match when {
         DatePerhapsTime::Date(date) => Moment::Date(date),
         DatePerhapsTime::DateTime(CalendarDateTime::Utc(instant)) => Moment::Instant(instant, chrono_tz::UTC),
         DatePerhapsTime::DateTime(CalendarDateTime::Floating(local)) => Moment::Floating(local),
         DatePerhapsTime::DateTime(CalendarDateTime::WithTimezone { date_time, tzid }) => {
-            let zone = zone_named(&tzid).ok_or_else(|| {
-                format!("is in the time zone `{tzid}`, which is neither an IANA zone nor a Windows zone")
-            })?;
+            let zone = zone_named(&tzid)
+                .or_else(|| zones.get(tzid.trim().trim_matches('"')).copied())
+                .ok_or_else(|| {
+                    format!(
+                        "is in the time zone `{tzid}`, which is neither an IANA zone nor a Windows zone, \
+                         and which no VTIMEZONE of the feed defines as a known zone"
+                    )
+                })?;
             Moment::Instant(local_instant(date_time, zone), zone)
         }
     })
@@ -604,8 +620,9 @@ fn moment(when: DatePerhapsTime) -> Result<Moment, String> {
 
 /// The zone a TZID names: an IANA name (some producers write the
 /// "globally unique" `/Europe/London`), else a Windows name as Outlook and
-/// Exchange write them, by CLDR's table.
-fn zone_named(tzid: &str) -> Option<Tz> {
+/// Exchange write them, by CLDR's table. Any other name is read from the
+/// feed's VTIMEZONE (`vtimezone`).
+pub(crate) fn zone_named(tzid: &str) -> Option<Tz> {
     let name = tzid.trim().trim_matches('"').trim_start_matches('/');
     name.parse().ok().or_else(|| {
         WINDOWS_ZONES

@@ -94,8 +94,14 @@ on_both_backends! {
         assert_eq!(env.count(&format!("SELECT count(*) AS n FROM assignments WHERE external_id LIKE '{QUIZ}/%'")), 25);
         assert!(listed(env, &format!("{QUIZ}/20270517T060000Z")).is_some());
 
-        // Again, and again without the VTIMEZONEs: nothing changes.
-        for text in [OUTLOOK.to_string(), without_vtimezones(OUTLOOK)] {
+        // Again, again without the VTIMEZONEs, and with the zone under the
+        // display name older Outlook writes, which only its VTIMEZONE
+        // defines: nothing changes.
+        let display_name = OUTLOOK
+            .replace("TZID:Eastern Standard Time", "TZID:(UTC-05:00) Eastern Time (US & Canada)")
+            .replace("TZID=Eastern Standard Time:", "TZID=\"(UTC-05:00) Eastern Time (US & Canada)\":");
+        assert!(!display_name.contains("Eastern Standard Time"));
+        for text in [OUTLOOK.to_string(), without_vtimezones(OUTLOOK), display_name.clone()] {
             let feed = write(env, "outlook.ics", &text);
             let again = import(env, &feed, NOW, &["--remove-missing"]);
             assert_eq!(again.code(), 0, "{}", again.describe());
@@ -103,6 +109,14 @@ on_both_backends! {
             assert_eq!((report["inserted"].as_u64(), report["updated"].as_u64(), report["unchanged"].as_u64(), report["removed"].as_u64()), (Some(0), Some(0), Some(ALL), Some(0)), "{report}");
         }
         assert!(without_vtimezones(OUTLOOK).len() < OUTLOOK.len() && !without_vtimezones(OUTLOOK).contains("VTIMEZONE"));
+        // That name without its VTIMEZONE is an unknown zone: the problem set
+        // (and its moved occurrence) are skipped, named, and nothing is written.
+        let feed = write(env, "outlook.ics", &without_vtimezones(&display_name));
+        let run = import(env, &feed, NOW, &[]);
+        assert_eq!(run.code(), 0, "{}", run.describe());
+        assert!(run.stderr().contains("skipped event `Problem set` (") && run.stderr().contains("(UTC-05:00) Eastern Time (US & Canada)"), "{}", run.stderr());
+        assert_eq!(run.report()["skipped"].as_array().map(Vec::len), Some(3), "{}", run.describe());
+        assert_eq!(run.report()["inserted"], 0);
     }
 
     fn remove_missing_drops_occurrences_that_left_the_feed_or_the_horizon(env: &TestEnv) {
