@@ -760,6 +760,10 @@ pub struct AssignmentImportArgs {
     /// The name the feed is known by for --remove-missing (iCalendar only) [default: the file's canonical path, or the URL with its secret part hashed; required for stdin]
     #[arg(long, value_name = "NAME", requires = "student")]
     pub feed: Option<String>,
+    /// How far ahead a recurring event's occurrences are read (iCalendar only): `180d`, `26w` (1d to 3660d)
+    #[arg(long, default_value = "180d", value_name = "DURATION",
+          value_parser = duration_between(Duration::days(1), Duration::days(3_660)))]
+    pub horizon: Duration,
 }
 
 #[derive(Debug, Args)]

@@ -25,6 +25,12 @@ use crate::ics::{self, FeedEntry};
 use crate::input::{parse_external_id, zone_of};
 use crate::output;
 
+/// How far back a recurring entry's occurrences are still listed: work
+/// missed in the last month stays an assignment under `--remove-missing`,
+/// so its overdue notices, the guardians' digests and the teachers' reports
+/// still see it; an older one leaves.
+const RECENT_PAST: chrono::Duration = chrono::Duration::days(30);
+
 /// The longest a feed may take to arrive.
 const FETCH_TIMEOUT: Duration = Duration::from_secs(60);
 /// Redirects followed at most; each is checked before it is requested.
@@ -57,18 +63,33 @@ pub fn import(database: &DatabaseUrl, args: AssignmentImportArgs, now: Timestamp
     let started = Instant::now();
     let (text, source) = read_feed(&args.file)?;
     let feed_name = named.unwrap_or(source);
-    let feed = ics::parse(&text)?;
+    let horizon = ics::Horizon {
+        from: now.instant() - RECENT_PAST,
+        until: now.instant() + args.horizon,
+    };
+    let feed = ics::parse(&text, horizon)?;
     for reason in &feed.skipped {
         crate::log::warning!("skipped {reason}");
+    }
+    for warning in &feed.warnings {
+        crate::log::warning!("{warning}");
     }
     let mut db = Db::open(database)?;
     let student = users::require_user_by_email(&mut db, email.as_str())?;
     let zone = zone_of(student.timezone.as_deref());
-    let listed: Vec<String> = feed.entries.iter().map(|entry| entry.uid.clone()).collect();
+    // An occurrence of a recurring entry older than RECENT_PAST is not
+    // listed, so --remove-missing removes it with what the feed dropped.
+    let listed: Vec<String> = feed.entries.iter().map(FeedEntry::external_id).collect();
     let mut rows = Vec::with_capacity(feed.entries.len());
     for entry in feed.entries {
-        let external_id =
-            parse_external_id(&entry.uid).map_err(|error| invalid(format!("{}: {error:#}", entry.uid)))?;
+        let due_at = Timestamp::new(ics::due_instant(&entry.due, zone));
+        if entry.occurrence.is_some() && due_at < now {
+            // Kept as it is if stored, never added: a feed read for the
+            // first time does not make last month's occurrences overdue work.
+            continue;
+        }
+        let id = entry.external_id();
+        let external_id = parse_external_id(&id).map_err(|error| invalid(format!("{id}: {error:#}")))?;
         let course = course_of(&entry);
         rows.push(Incoming {
             completed: completed_by(&entry),
@@ -87,7 +108,7 @@ pub fn import(database: &DatabaseUrl, args: AssignmentImportArgs, now: Timestamp
                     .map(readable)
                     .filter(|d| !d.trim().is_empty()),
                 student_id: student.id,
-                due_at: Timestamp::new(ics::due_instant(&entry.due, zone)),
+                due_at,
                 completed: false,
                 created_at: now,
                 updated_at: now,
@@ -139,6 +160,7 @@ pub fn import(database: &DatabaseUrl, args: AssignmentImportArgs, now: Timestamp
 /// What the feed says of completion: a cancelled event or a completed to-do
 /// gets no more reminders; another status says it is open again; none says
 /// nothing (the student or the operator may have completed it here).
+
 fn completed_by(entry: &FeedEntry) -> Option<bool> {
     entry
         .status

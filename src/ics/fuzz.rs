@@ -7,7 +7,7 @@
 
 use proptest::prelude::*;
 
-use super::parse;
+use super::{Horizon, parse};
 
 const CANVAS: &str = include_str!("../../tests/data/ics/canvas.ics");
 const MOODLE: &str = include_str!("../../tests/data/ics/moodle.ics");
@@ -53,6 +53,10 @@ const FRAGMENTS: &[&str] = &[
     "DTSTART;VALUE=DATE;VALUE=DATE:20301009\r\n",
     "DUE:2026",
     "RRULE:FREQ=DAILY\r\n",
+    "RRULE:FREQ=WEEKLY;BYDAY=MO,WE;UNTIL=20270101\r\n",
+    "EXDATE;TZID=Eastern Standard Time:20261130T090000,2026\r\n",
+    "RDATE;VALUE=DATE:20261201\r\n",
+    "RECURRENCE-ID:20261130T140000Z\r\n",
     "\\,",
     "é",
     "\u{0}",
@@ -142,13 +146,19 @@ fn input() -> impl Strategy<Value = String> {
 fn feed_reader_never_panics_or_overflows() {
     let seconds = crate::fuzz::seconds("FEEDS_FUZZ_SECONDS");
     let read = std::cell::Cell::new(0u64);
+    let now: chrono::DateTime<chrono::Utc> = "2026-11-24T00:00:00Z".parse().unwrap();
+    let horizon = Horizon {
+        from: now,
+        until: now + chrono::Duration::days(180),
+    };
     let inputs = crate::fuzz::run_for(seconds, 64, input(), |text| {
-        if let Ok(feed) = parse(&text) {
+        if let Ok(feed) = parse(&text, horizon) {
             read.set(read.get() + 1);
-            let mut uids = std::collections::HashSet::new();
+            let mut ids = std::collections::HashSet::new();
             for entry in &feed.entries {
                 prop_assert!(!entry.uid.trim().is_empty());
-                prop_assert!(uids.insert(entry.uid.clone()), "UID {} listed twice", entry.uid);
+                let id = entry.external_id();
+                prop_assert!(ids.insert(id.clone()), "external id {id} listed twice");
             }
         }
         Ok(())

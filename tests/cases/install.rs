@@ -205,10 +205,13 @@ fn the_nightly_sync_lines_run_as_written() {
         }
     }
     // The CSV's one and the feed's three (a second night changed nothing).
+    // The feed's weekly office hours are as many occurrences as are still
+    // ahead of the real clock, so they are not counted here.
     assert_eq!(
-        installed
-            .env
-            .count("SELECT count(*) AS n FROM assignments WHERE external_id IS NOT NULL"),
+        installed.env.count(
+            "SELECT count(*) AS n FROM assignments WHERE external_id IS NOT NULL \
+             AND external_id NOT LIKE 'event-calendar-event-900/%'"
+        ),
         4
     );
 }

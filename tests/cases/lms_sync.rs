@@ -230,21 +230,27 @@ impl FeedServer {
 const CANVAS: &str = include_str!("../data/ics/canvas.ics");
 const MOODLE: &str = include_str!("../data/ics/moodle.ics");
 const SECRET_PATH: &str = "/feeds/calendars/user_Zq8Xw3SecretFeedToken9.ics";
+/// Before the Canvas fixture's assignments and its weekly office hours
+/// (ten from 24 November 2026), which are read as ten occurrences.
+const BEFORE_CANVAS: &str = "2026-11-20T00:00:00Z";
+/// After the office hours' last occurrence: only the three assignments.
+const AFTER_OFFICE_HOURS: &str = "2027-02-01T00:00:00Z";
 
 on_both_backends! {
     fn a_canvas_feed_from_a_url_is_upserted_and_its_secret_never_shown(env: &TestEnv) {
         env.add_user("ann@example.com", "America/Los_Angeles");
         let server = FeedServer::start(SECRET_PATH, CANVAS.to_string());
         let url = server.url(SECRET_PATH);
-        let run = env.run(&["assignment", "import", &url, "--student", "ann@example.com", "--format", "json"]);
+        let run = env.run(&["assignment", "import", &url, "--student", "ann@example.com", "--format", "json", "--now", BEFORE_CANVAS]);
         assert_eq!(run.code(), 0, "{}", run.describe());
         let report = run.report();
-        assert_eq!((report["inserted"].as_u64(), report["updated"].as_u64()), (Some(3), Some(0)), "{report}");
+        assert_eq!((report["inserted"].as_u64(), report["updated"].as_u64()), (Some(13), Some(0)), "{report}");
         // The feed is known by its full URL with the secret part hashed.
         let feed = report["feed"].as_str().unwrap();
         assert!(feed.starts_with(&format!("http://127.0.0.1:{}#sha256:", server.port)), "{feed}");
-        assert!(run.stderr().contains("skipped event `Office hours` (event-calendar-event-900) repeats (RRULE)"), "{}", run.stderr());
-        assert_eq!(run.stderr().lines().count(), 1, "one warning line: {}", run.stderr());
+        // The weekly office hours are ten occurrences, each its own external id.
+        assert_eq!(run.stderr(), "", "no warning");
+        assert_eq!(env.count("SELECT count(*) AS n FROM assignments WHERE external_id LIKE 'event-calendar-event-900/%'"), 10);
         assert!(server.hits.load(std::sync::atomic::Ordering::SeqCst) >= 1);
 
         let list = env.json(&["assignment", "list"]);
@@ -260,10 +266,10 @@ on_both_backends! {
         assert_eq!(by_id("event-assignment-347")["completed"], true);
 
         // Again: nothing changes. A wrong URL is exit 2, and shows no secret.
-        let again = env.run(&["assignment", "import", &url, "--student", "ann@example.com"]);
+        let again = env.run(&["assignment", "import", &url, "--student", "ann@example.com", "--now", BEFORE_CANVAS]);
         assert_eq!(again.code(), 0, "{}", again.describe());
         let again = again.stdout();
-        assert!(again.contains("inserted 0, updated 0, unchanged 3") && again.contains("nothing changed"), "{again}");
+        assert!(again.contains("inserted 0, updated 0, unchanged 13") && again.contains("nothing changed"), "{again}");
         let wrong = env.run(&["assignment", "import", &server.url("/feeds/calendars/user_Zq8Xw3OldFeedTokenX.ics"), "--student", "ann@example.com"]);
         assert_eq!(wrong.code(), 2, "{}", wrong.describe());
         assert!(wrong.stderr().contains("answered 404"), "{}", wrong.stderr());
@@ -279,10 +285,10 @@ on_both_backends! {
         let https = HttpsServer::serving(ca.server("localhost", false), CANVAS);
         let url = format!("https://localhost:{}{SECRET_PATH}", https.port);
         // Without the school's CA the certificate is refused, in one line.
-        let refused = env.run(&["assignment", "import", &url, "--student", "cy@example.com"]);
+        let refused = env.run(&["assignment", "import", &url, "--student", "cy@example.com", "--now", AFTER_OFFICE_HOURS]);
         assert_eq!(refused.code(), 1, "{}", refused.describe());
         assert!(refused.stderr().contains("cannot fetch the feed at https://localhost") && refused.stderr().contains("--ca-file"), "{}", refused.stderr());
-        let run = env.run(&["assignment", "import", &url, "--student", "cy@example.com", "--ca-file", "ca.pem", "--format", "json"]);
+        let run = env.run(&["assignment", "import", &url, "--student", "cy@example.com", "--ca-file", "ca.pem", "--format", "json", "--now", AFTER_OFFICE_HOURS]);
         assert_eq!(run.code(), 0, "{}", run.describe());
         assert_eq!(run.report()["inserted"], 3);
         assert_eq!(https.paths().last().map(String::as_str), Some(SECRET_PATH));
@@ -358,11 +364,11 @@ on_both_backends! {
         // Canvas names no category: a course set by hand stays.
         env.add_user("ann@example.com", "UTC");
         let canvas = write(env, "ann.ics", CANVAS);
-        env.json_status(&["assignment", "import", &canvas, "--student", "ann@example.com"], 0);
+        env.json_status(&["assignment", "import", &canvas, "--student", "ann@example.com", "--now", AFTER_OFFICE_HOURS], 0);
         let essay = by_uid("event-assignment-345");
         assert!(essay["course"].is_null(), "{essay}");
         env.ok(&["assignment", "edit", essay["id"].as_str().unwrap(), "--course", "ENG101"]);
-        let again = env.json_status(&["assignment", "import", &canvas, "--student", "ann@example.com"], 0);
+        let again = env.json_status(&["assignment", "import", &canvas, "--student", "ann@example.com", "--now", AFTER_OFFICE_HOURS], 0);
         assert_eq!(again["unchanged"], 3, "{again}");
         assert_eq!(by_uid("event-assignment-345")["course"], "ENG101");
     }
@@ -604,7 +610,7 @@ on_both_backends! {
             _ => "HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\nConnection: close\r\n\r\n".to_string(),
         });
         let url = |path: &str| format!("https://localhost:{}{path}", https.port);
-        let import = |path: &str| env.run(&["assignment", "import", &url(path), "--student", "red@example.com", "--ca-file", "ca.pem", "--format", "json"]);
+        let import = |path: &str| env.run(&["assignment", "import", &url(path), "--student", "red@example.com", "--ca-file", "ca.pem", "--format", "json", "--now", AFTER_OFFICE_HOURS]);
         let refused = import("/to-http");
         assert_eq!(refused.code(), 2, "{}", refused.describe());
         assert!(refused.stderr().contains("http://") && refused.stderr().trim().lines().count() == 1, "{}", refused.describe());

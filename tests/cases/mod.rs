@@ -27,6 +27,7 @@ mod pooler;
 mod postfix;
 mod preferences;
 mod preferences_page;
+mod recurring_feeds;
 mod report;
 mod schema;
 mod secrets;
