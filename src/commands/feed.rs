@@ -160,7 +160,6 @@ pub fn import(database: &DatabaseUrl, args: AssignmentImportArgs, now: Timestamp
 /// What the feed says of completion: a cancelled event or a completed to-do
 /// gets no more reminders; another status says it is open again; none says
 /// nothing (the student or the operator may have completed it here).
-
 fn completed_by(entry: &FeedEntry) -> Option<bool> {
     entry
         .status
