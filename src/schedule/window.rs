@@ -85,37 +85,47 @@ impl SendWindow {
     /// The open periods, as instants, of the local days from `before` days
     /// before `at`'s to `after` days after it, in order; periods that touch
     /// (Sunday to midnight, Monday from it) are joined.
-    fn periods(&self, zone: Tz, at: DateTime<Utc>, before: i64, after: i64) -> Vec<(DateTime<Utc>, DateTime<Utc>)> {
+    fn periods(
+        &self,
+        zone: Tz,
+        at: DateTime<Utc>,
+        before: i64,
+        after: i64,
+    ) -> impl Iterator<Item = (DateTime<Utc>, DateTime<Utc>)> + '_ {
+        // Lazily, a day at a time: a run asks this of every candidate, and
+        // the answer is nearly always within a day or two of `at`.
         let today = at.with_timezone(&zone).date_naive();
-        let mut periods: Vec<(DateTime<Utc>, DateTime<Utc>)> = Vec::new();
-        for offset in -before..=after {
-            let Some(date) = today.checked_add_signed(Duration::days(offset)) else {
-                continue;
-            };
-            for &(start, end) in &self.days[date.weekday().num_days_from_monday() as usize] {
-                let (start, end) = (local_instant(date, start, zone), local_instant(date, end, zone));
-                if start >= end {
-                    continue; // wholly inside a DST gap
+        let mut raw = (-before..=after)
+            .filter_map(move |offset| today.checked_add_signed(Duration::days(offset)))
+            .flat_map(move |date| {
+                self.days[date.weekday().num_days_from_monday() as usize]
+                    .iter()
+                    .map(move |&(start, end)| (local_instant(date, start, zone), local_instant(date, end, zone)))
+            })
+            .filter(|(start, end)| start < end) // wholly inside a DST gap
+            .peekable();
+        std::iter::from_fn(move || {
+            let (start, mut end) = raw.next()?;
+            while let Some(&(next_start, next_end)) = raw.peek() {
+                if next_start > end {
+                    break;
                 }
-                match periods.last_mut() {
-                    Some(last) if start <= last.1 => last.1 = last.1.max(end),
-                    _ => periods.push((start, end)),
-                }
+                end = end.max(next_end);
+                raw.next();
             }
-        }
-        periods
+            Some((start, end))
+        })
     }
 
     pub fn is_open(&self, at: DateTime<Utc>, zone: Tz) -> bool {
         self.periods(zone, at, 1, 1)
-            .iter()
-            .any(|&(start, end)| start <= at && at < end)
+            .take_while(|&(start, _)| start <= at)
+            .any(|(_, end)| at < end)
     }
 
     /// `at` if the window is open then, or the next moment it opens.
     pub fn next_open(&self, at: DateTime<Utc>, zone: Tz) -> DateTime<Utc> {
         self.periods(zone, at, 1, 8)
-            .into_iter()
             .find(|&(_, end)| at < end)
             .map_or(at, |(start, _)| start.max(at))
     }
@@ -123,9 +133,9 @@ impl SendWindow {
     /// The open period that last ended at or before `at`.
     fn last_period_before(&self, at: DateTime<Utc>, zone: Tz) -> Option<(DateTime<Utc>, DateTime<Utc>)> {
         self.periods(zone, at, 8, 1)
-            .into_iter()
-            .rev()
-            .find(|&(_, end)| end <= at)
+            .take_while(|&(start, _)| start <= at)
+            .filter(|&(_, end)| end <= at)
+            .last()
     }
 
     /// The longest time the window stays closed, as an upper bound (a DST
