@@ -12,7 +12,7 @@ use crate::input::zone_of;
 use crate::queue::Status;
 use crate::schedule::window::{SendTime, SendWindow, SendWindows};
 use crate::schedule::{Target, is_due_now, nearest_target, send_time, window};
-use crate::time::{self, Clock};
+use crate::time::{self, Clock, saturating_add};
 
 /// Rows read per query while walking a window: large enough that a dense
 /// window (10,000 due within the hour) takes one query. A query per page
@@ -89,10 +89,15 @@ pub fn plan(
     let now = Timestamp::now(&windows.clock);
     let mut rule = NearestRule::default();
     // A send window moves a message by up to its longest closed period, so
-    // the due times to look at widen by that; none configured, none.
+    // the due times to look at widen by that; none configured, none. An
+    // overdue notice only ever waits, so its range widens on one side.
     let widen = windows.send_windows.widest_shift();
     for target in &windows.targets {
-        let (from, to) = window(target, now.instant(), windows.tolerance + widen);
+        let (from, to) = window(target, now.instant(), windows.tolerance);
+        let (from, to) = match target.is_overdue() {
+            true => (saturating_add(from, -widen), to),
+            false => (saturating_add(from, -widen), saturating_add(to, widen)),
+        };
         let range = (Timestamp::new(from), Timestamp::new(to));
         let mut after = None;
         loop {
