@@ -290,13 +290,9 @@ impl Config {
 /// `REMINDERS_OVERDUE` and `REMINDERS_REQUIRED_TYPES`), and needs the
 /// secret that keys the tokens in the links.
 fn cgi(args: CgiArgs, env: &Env) -> Result<CgiJob, Failure> {
-    let mut offered = parse_targets(&args.targets, args.unit, Side::Before)?;
-    if let Some(steps) = &args.overdue {
-        offered.extend(parse_targets(steps, args.unit, Side::Overdue)?);
-    }
     Ok(CgiJob {
         site: crate::web::Site {
-            offered,
+            offered: targets(&args.targets, args.overdue.as_deref(), args.unit)?,
             required: args.required_types.as_deref().map(TypeList::parse).transpose()?,
             secret: mail::secret(&args.secret, Some("`reminders cgi`"))?.unwrap_or_default(),
         },
@@ -313,14 +309,20 @@ fn cgi(args: CgiArgs, env: &Env) -> Result<CgiJob, Failure> {
     })
 }
 
+/// The reminder types of `--targets` and `--overdue`: what `send` sends,
+/// and what the preferences page offers.
+fn targets(before: &str, overdue: Option<&str>, unit: Unit) -> anyhow::Result<Vec<Target>> {
+    let mut targets = parse_targets(before, unit, Side::Before)?;
+    if let Some(steps) = overdue {
+        targets.extend(parse_targets(steps, unit, Side::Overdue)?);
+    }
+    Ok(targets)
+}
+
 /// The reminder windows of a `due` or `send` run, on the run's clock.
 fn windows(args: &WindowArgs, clock: Clock) -> anyhow::Result<Windows> {
-    let mut targets = parse_targets(&args.targets, args.unit, Side::Before)?;
-    if let Some(steps) = &args.overdue {
-        targets.extend(parse_targets(steps, args.unit, Side::Overdue)?);
-    }
     Ok(Windows {
-        targets,
+        targets: targets(&args.targets, args.overdue.as_deref(), args.unit)?,
         tolerance: match args.tolerance {
             Some(minutes) => chrono::Duration::minutes(minutes.into()),
             None => args.unit.default_tolerance(),

@@ -146,21 +146,7 @@ pub fn follow(
             if wanted == stored {
                 (stored, Followed::Unchanged)
             } else {
-                let updated = with_conn!(db, conn => diesel::update(guardians::table.find(stored.id))
-                    .set((
-                        guardians::name.eq(&wanted.name),
-                        guardians::timezone.eq(&wanted.timezone),
-                        guardians::frequency.eq(wanted.frequency),
-                        guardians::weekday.eq(wanted.weekday),
-                        guardians::hour.eq(wanted.hour),
-                        guardians::locale.eq(&wanted.locale),
-                        guardians::send_window.eq(&wanted.send_window),
-                        guardians::updated_at.eq(now),
-                    ))
-                    .returning(Guardian::as_returning())
-                    .get_result(conn))
-                .context("cannot change the guardian")?;
-                (updated, Followed::Updated)
+                (update(db, &wanted, now)?, Followed::Updated)
             }
         }
     };
@@ -179,9 +165,15 @@ pub fn follow(
 pub fn set_preferences(db: &mut Db, id: Id, fields: &GuardianFields, now: Timestamp) -> anyhow::Result<Guardian> {
     let stored = with_conn!(db, conn => guardians::table.find(id).select(Guardian::as_select()).first(conn))
         .context("cannot read the guardian")?;
-    let wanted = fields.applied_to(&stored);
-    with_conn!(db, conn => diesel::update(guardians::table.find(id))
+    update(db, &fields.applied_to(&stored), now)
+}
+
+/// Writes every field a guardian's own settings cover, as `wanted` has them.
+fn update(db: &mut Db, wanted: &Guardian, now: Timestamp) -> anyhow::Result<Guardian> {
+    with_conn!(db, conn => diesel::update(guardians::table.find(wanted.id))
         .set((
+            guardians::name.eq(&wanted.name),
+            guardians::timezone.eq(&wanted.timezone),
             guardians::frequency.eq(wanted.frequency),
             guardians::weekday.eq(wanted.weekday),
             guardians::hour.eq(wanted.hour),

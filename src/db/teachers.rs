@@ -103,9 +103,15 @@ pub fn require_by_email(db: &mut Db, email: &str) -> anyhow::Result<Teacher> {
 pub fn set_preferences(db: &mut Db, id: Id, fields: &TeacherFields, now: Timestamp) -> anyhow::Result<Teacher> {
     let stored = with_conn!(db, conn => teachers::table.find(id).select(Teacher::as_select()).first(conn))
         .context("cannot read the teacher")?;
-    let wanted = fields.applied_to(&stored);
-    with_conn!(db, conn => diesel::update(teachers::table.find(id))
+    update(db, &fields.applied_to(&stored), now)
+}
+
+/// Writes every field a teacher's own settings cover, as `wanted` has them.
+fn update(db: &mut Db, wanted: &Teacher, now: Timestamp) -> anyhow::Result<Teacher> {
+    with_conn!(db, conn => diesel::update(teachers::table.find(wanted.id))
         .set((
+            teachers::name.eq(&wanted.name),
+            teachers::timezone.eq(&wanted.timezone),
             teachers::weekday.eq(wanted.weekday),
             teachers::hour.eq(wanted.hour),
             teachers::locale.eq(&wanted.locale),
@@ -151,19 +157,7 @@ pub fn teach(
             if wanted == stored {
                 (stored, Taught::Unchanged)
             } else {
-                let updated = with_conn!(db, conn => diesel::update(teachers::table.find(stored.id))
-                    .set((
-                        teachers::name.eq(&wanted.name),
-                        teachers::timezone.eq(&wanted.timezone),
-                        teachers::weekday.eq(wanted.weekday),
-                        teachers::hour.eq(wanted.hour),
-                        teachers::locale.eq(&wanted.locale),
-                        teachers::updated_at.eq(now),
-                    ))
-                    .returning(Teacher::as_returning())
-                    .get_result(conn))
-                .context("cannot change the teacher")?;
-                (updated, Taught::Updated)
+                (update(db, &wanted, now)?, Taught::Updated)
             }
         }
     };
