@@ -4,6 +4,7 @@
 //! handed in), and the email.
 
 use chrono::{DateTime, Utc};
+use chrono_tz::Tz;
 use lettre::Message;
 
 use super::course::{self, CourseReport};
@@ -102,21 +103,21 @@ fn missing_and_upcoming(work: &[FollowedWork], now: DateTime<Utc>) -> (Vec<&Foll
 /// recipient's send window opens (within its day or week; an escalation,
 /// whenever it opens).
 fn withheld(job: &ContactJob, now: DateTime<Utc>, default_window: Option<&SendWindow>) -> Option<Withheld> {
-    if let Some(reason) = skip_reason(job, now, default_window) {
+    let (timezone, hour, own) = match &job.claimed.contact {
+        Contact::Guardian(guardian) => (&guardian.timezone, guardian.hour, guardian.send_window.as_deref()),
+        Contact::Teacher(teacher) => (&teacher.timezone, teacher.hour, None),
+        Contact::Gone => return Some(Withheld::Skip("its recipient is gone".to_string())),
+    };
+    let (zone, hour) = (zone_of(Some(timezone)), hour as u32);
+    let own_or_default = SendWindow::own_or(own, default_window);
+    let window = own_or_default.as_ref();
+    if let Some(reason) = skip_reason(job, now, zone, hour, window) {
         return Some(Withheld::Skip(reason));
     }
-    let (zone, own, hour) = match &job.claimed.contact {
-        Contact::Guardian(guardian) => (&guardian.timezone, guardian.send_window.as_deref(), guardian.hour),
-        Contact::Teacher(teacher) => (&teacher.timezone, None, teacher.hour),
-        Contact::Gone => return None,
-    };
-    let zone = zone_of(Some(zone));
-    let own = own.and_then(|spec| SendWindow::parse(spec).ok());
-    let window = own.as_ref().or(default_window);
     let period = Period::parse(&job.claimed.message.period);
     let in_its_period = |opens: DateTime<Utc>| match (job.claimed.message.kind, period) {
         (ContactKind::Escalation, _) => true,
-        (_, Some(period)) => period.is_current(opens, hour as u32, zone, window),
+        (_, Some(period)) => period.is_current(opens, hour, zone, window),
         (_, None) => false,
     };
     wait_for_window(
@@ -128,32 +129,31 @@ fn withheld(job: &ContactJob, now: DateTime<Utc>, default_window: Option<&SendWi
     )
 }
 
-/// Why a claimed message must never go out.
-fn skip_reason(job: &ContactJob, now: DateTime<Utc>, window: Option<&SendWindow>) -> Option<String> {
+/// Why a claimed message must never go out, for a recipient in `zone`
+/// whose hour is `hour` and send window `window`.
+fn skip_reason(
+    job: &ContactJob,
+    now: DateTime<Utc>,
+    zone: Tz,
+    hour: u32,
+    window: Option<&SendWindow>,
+) -> Option<String> {
     let message = &job.claimed.message;
-    let (opted_out, timezone, hour, own) = match &job.claimed.contact {
+    let opted_out = match &job.claimed.contact {
         Contact::Gone => return Some("its recipient is gone".to_string()),
         Contact::Guardian(guardian) => {
             if message.kind == ContactKind::GuardianDigest && guardian.frequency == DigestFrequency::Off {
                 return Some("the guardian turned the digest off".to_string());
             }
-            (
-                guardian.contact_opt_out,
-                &guardian.timezone,
-                guardian.hour,
-                guardian.send_window.as_deref(),
-            )
+            guardian.contact_opt_out
         }
-        Contact::Teacher(teacher) => (teacher.contact_opt_out, &teacher.timezone, teacher.hour, None),
+        Contact::Teacher(teacher) => teacher.contact_opt_out,
     };
-    let own = own.and_then(|spec| SendWindow::parse(spec).ok());
-    let window = own.as_ref().or(window);
     if opted_out {
         return Some("the recipient opted out".to_string());
     }
     if message.kind != ContactKind::Escalation
-        && !Period::parse(&message.period)
-            .is_some_and(|period| period.is_current(now, hour as u32, zone_of(Some(timezone)), window))
+        && !Period::parse(&message.period).is_some_and(|period| period.is_current(now, hour, zone, window))
     {
         return Some("its day has passed".to_string());
     }

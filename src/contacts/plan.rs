@@ -139,12 +139,8 @@ fn owed(
     let mut owed = Vec::new();
     for person in people {
         let zone = zone_of(Some(&person.timezone));
-        let own = person
-            .send_window
-            .as_deref()
-            .and_then(|spec| SendWindow::parse(spec).ok());
-        let window = own.as_ref().or(send_window);
-        for (date, at) in summary_due(now.instant(), person.hour as u32, zone, window) {
+        let window = SendWindow::own_or(person.send_window.as_deref(), send_window);
+        for (date, at) in summary_due(now.instant(), person.hour as u32, zone, window.as_ref()) {
             let period = match person.weekday {
                 None if date.weekday().number_from_monday() <= 5 => Period::Day(date),
                 Some(weekday) if date.weekday().number_from_monday() as i32 == weekday => Period::Week(date),

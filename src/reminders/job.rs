@@ -37,11 +37,8 @@ impl Reminders {
             return Some(Withheld::Skip(reason));
         }
         let zone = zone_of(claimed.student_timezone.as_deref());
-        let own = claimed
-            .send_window
-            .as_deref()
-            .and_then(|spec| SendWindow::parse(spec).ok());
-        let send_window = own.as_ref().or(self.send_window.as_ref());
+        let own_or_default = SendWindow::own_or(claimed.send_window.as_deref(), self.send_window.as_ref());
+        let send_window = own_or_default.as_ref();
         let target = Target::from_reminder_type(&claimed.reminder_type);
         let overdue = target.as_ref().is_some_and(Target::is_overdue);
         let before_deadline = |opens| overdue || opens < claimed.due_at.instant();

@@ -82,6 +82,14 @@ impl SendWindow {
         Ok(Some(SendWindow::parse(wanted)?.to_string()))
     }
 
+    /// The window a person is mailed in: their own, as stored (the text
+    /// `parse_setting` wrote), else the run's `default`.
+    pub fn own_or(stored: Option<&str>, default: Option<&SendWindow>) -> Option<SendWindow> {
+        stored
+            .and_then(|spec| SendWindow::parse(spec).ok())
+            .or_else(|| default.cloned())
+    }
+
     /// The open periods, as instants, of the local days from `before` days
     /// before `at`'s to `after` days after it, in order; periods that touch
     /// (Sunday to midnight, Monday from it) are joined.

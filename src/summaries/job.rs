@@ -73,11 +73,8 @@ fn withheld(job: &SummaryJob, now: Timestamp, default_window: Option<&SendWindow
     // midnight out of a DST gap.
     let zone = zone_of(claimed.timezone.as_deref());
     let hour = claimed.summary_hour.unwrap_or(DEFAULT_SUMMARY_HOUR) as u32;
-    let own = claimed
-        .send_window
-        .as_deref()
-        .and_then(|spec| SendWindow::parse(spec).ok());
-    let window = own.as_ref().or(default_window);
+    let own_or_default = SendWindow::own_or(claimed.send_window.as_deref(), default_window);
+    let window = own_or_default.as_ref();
     let day = summary_day(claimed.local_date, hour, zone, window);
     if now.instant().with_timezone(&zone).date_naive() != day {
         return Some(Withheld::Skip("its day has passed".to_string()));

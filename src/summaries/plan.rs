@@ -82,12 +82,9 @@ fn owed_summaries(
                 continue;
             }
             let hour = recipient.summary_hour.unwrap_or(DEFAULT_SUMMARY_HOUR) as u32;
-            let own = recipient
-                .send_window
-                .as_deref()
-                .and_then(|spec| SendWindow::parse(spec).ok());
-            let window = own.as_ref().or(send_window);
-            for (date, at) in summary_due(now.instant(), hour, zone_of(recipient.timezone.as_deref()), window) {
+            let window = SendWindow::own_or(recipient.send_window.as_deref(), send_window);
+            let zone = zone_of(recipient.timezone.as_deref());
+            for (date, at) in summary_due(now.instant(), hour, zone, window.as_ref()) {
                 // A weekly summary is owed on its weekday only, once a local
                 // date as every summary: so once a week.
                 if recipient
