@@ -12,13 +12,19 @@
 use strict;
 use warnings;
 use Sisimai;
+use Encode qw(decode encode FB_DEFAULT);
 
 my $dir = shift or die "usage: $0 MAILDIR\n";
 opendir(my $dh, $dir) or die "$dir: $!\n";
 my @files = sort grep { /\.eml$/ } readdir($dh);
 my @columns = qw(file recipient reason status action softbounce feedbacktype smtpagent messageid diagnostic);
 print join("\t", @columns), "\n";
-my $clean = sub { my $v = shift // ''; $v =~ s/[\t\r\n]+/ /g; substr($v, 0, 200) };
+# Sisimai hands back bytes: kept as valid UTF-8 (invalid bytes replaced), cut at 200 characters.
+my $clean = sub {
+    my $v = decode('UTF-8', shift // '', FB_DEFAULT);
+    $v =~ s/[\t\r\n]+/ /g;
+    encode('UTF-8', substr($v, 0, 200));
+};
 for my $file (@files) {
     my $records = Sisimai->make("$dir/$file", 'delivered' => 1, 'vacation' => 1) || [];
     print join("\t", $file, ('') x (@columns - 1)), "\n" unless @$records;
