@@ -156,7 +156,8 @@ fn replace_whole(text: &[u8], needle: &str, with: &str) -> Vec<u8> {
         let end = i + needle.len();
         let whole = end <= text.len()
             && text[i..end].eq_ignore_ascii_case(needle)
-            && !(i > 0 && is_address_byte(text[i - 1]))
+            // "=3D" is an encoded "=" in quoted-printable text (`?e=3Dann@x.example`).
+            && !(i > 0 && is_address_byte(text[i - 1]) && !text[..i].ends_with(b"=3D"))
             && !match text.get(end) {
                 // A full stop ends a sentence, unless a domain goes on after it.
                 Some(b'.') => text.get(end + 1).is_some_and(u8::is_ascii_alphanumeric),
@@ -242,7 +243,7 @@ fn swap_in_base64(lines: &[&[u8]], swaps: &[(&str, &str)]) -> Vec<u8> {
     out
 }
 
-/// A quoted-printable body (its lines, up to the next boundary) with the
+/// A quoted-printable body (its lines, up to the next delimiter line) with the
 /// swaps made. A logical line that soft line breaks split an address or
 /// Message-ID across is joined into one (the decoded text is the same);
 /// every other line stays as it was.
@@ -274,20 +275,46 @@ fn swap_in_quoted_printable(lines: &[&[u8]], swaps: &[(&str, &str)]) -> Vec<u8> 
     out
 }
 
+/// The multipart boundary a header line declares (`boundary=...`, quoted or not), if any.
+fn declared_boundary(line: &[u8]) -> Option<Vec<u8>> {
+    let lower = line.to_ascii_lowercase();
+    let at = lower.windows(9).position(|window| window == b"boundary=")? + 9;
+    let value = &bare(line)[at..];
+    let value = match value.strip_prefix(b"\"") {
+        Some(quoted) => quoted.split(|&b| b == b'"').next().unwrap_or_default(),
+        None => value
+            .split(|&b| b == b';' || b.is_ascii_whitespace())
+            .next()
+            .unwrap_or_default(),
+    };
+    (!value.is_empty()).then(|| value.to_vec())
+}
+
+/// Whether `line` is a delimiter line of one of the `boundaries` seen so
+/// far (a body line may start with `--` too: "----- Original message -----").
+fn is_delimiter(line: &[u8], boundaries: &[Vec<u8>]) -> bool {
+    let line = bare(line);
+    line.starts_with(b"--") && boundaries.iter().any(|boundary| line[2..].starts_with(boundary))
+}
+
 /// `raw` with the swaps made everywhere a reader could find the text: in
 /// plain lines, in base64 bodies and across quoted-printable soft breaks.
 /// A MIME entity's encoding is the last `Content-Transfer-Encoding` seen
-/// before the blank line that starts its body; a boundary forgets it.
+/// before the blank line that starts its body; a delimiter line forgets it.
 fn swap_everywhere(raw: &[u8], swaps: &[(&str, &str)]) -> Vec<u8> {
     let lines: Vec<&[u8]> = raw.split_inclusive(|&b| b == b'\n').collect();
     let mut out = Vec::with_capacity(raw.len());
+    let mut boundaries: Vec<Vec<u8>> = Vec::new();
     let mut declared = None;
     let mut i = 0;
     while i < lines.len() {
         let line = lines[i];
         out.extend_from_slice(&replace_all(line, swaps));
         i += 1;
-        if bare(line).starts_with(b"--") {
+        if let Some(boundary) = declared_boundary(line) {
+            boundaries.push(boundary);
+        }
+        if is_delimiter(line, &boundaries) {
             declared = None;
         } else if let Some(encoding) = declared_encoding(line) {
             declared = Some(encoding);
@@ -296,7 +323,7 @@ fn swap_everywhere(raw: &[u8], swaps: &[(&str, &str)]) -> Vec<u8> {
         {
             let body_end = match encoding {
                 Encoding::Base64 => (i..lines.len()).find(|&n| !is_base64_line(lines[n])),
-                Encoding::QuotedPrintable => (i..lines.len()).find(|&n| bare(lines[n]).starts_with(b"--")),
+                Encoding::QuotedPrintable => (i..lines.len()).find(|&n| is_delimiter(lines[n], &boundaries)),
             }
             .unwrap_or(lines.len());
             if body_end > i {
@@ -666,8 +693,11 @@ fn personalising_finds_the_address_in_plain_base64_and_quoted_printable_text() {
     let swaps = [("old@x.example", "new@students.example")];
     // Whole addresses only, in any case.
     assert_eq!(
-        replace_all(b"To: <OLD@x.example>, joold@x.example, old@x.example.\n", &swaps),
-        b"To: <new@students.example>, joold@x.example, new@students.example.\n"
+        replace_all(
+            b"To: <OLD@x.example>, joold@x.example, old@x.example.co, ?e=3Dold@x.example.\n",
+            &swaps
+        ),
+        b"To: <new@students.example>, joold@x.example, old@x.example.co, ?e=3Dnew@students.example.\n"
     );
     // In a base64 body: decoded, replaced, re-encoded.
     let engine = base64::engine::general_purpose::STANDARD;
@@ -694,10 +724,12 @@ fn personalising_finds_the_address_in_plain_base64_and_quoted_printable_text() {
     assert_eq!(decoded.matches("new@students.example").count(), 3, "{decoded}");
     assert!(swapped.lines().all(|line| line.len() <= 76), "{swapped}");
     // Across a quoted-printable soft break: that line is joined.
-    let raw = "Content-Transfer-Encoding: quoted-printable\n\nDelivery to old@x.exa=\nmple failed.\nOther=\n line.\n";
+    // A body line may start with "--" without ending the part.
+    let raw = "Content-Type: multipart/mixed; boundary=\"b\"\n\n--b\nContent-Transfer-Encoding: quoted-printable\n\n\
+               ----- Original message -----\nDelivery to old@x.exa=\nmple failed.\nOther=\n line.\n--b--\n";
     assert_eq!(
         String::from_utf8(swap_everywhere(raw.as_bytes(), &swaps)).unwrap(),
-        "Content-Transfer-Encoding: quoted-printable\n\nDelivery to new@students.example failed.\nOther=\n line.\n"
+        raw.replace("old@x.exa=\nmple", "new@students.example")
     );
     // Delivered as Postfix would: no mbox line, the VERP address, a Message-ID of its own.
     let delivered = as_delivered(
