@@ -1,5 +1,6 @@
 mod assignments;
 mod blame;
+mod bounce_corpus;
 mod bounces;
 mod concurrency;
 mod contact_privacy;
