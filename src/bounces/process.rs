@@ -8,7 +8,8 @@ use lettre::Address;
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 
-use super::report::{self, Action, ParsedReport, ReportForm, Severity};
+use super::cause::{self, Cause, Severity};
+use super::report::{self, Action, ParsedReport, ReportForm};
 use super::source::{Body, Entry, MaildirClaim, Message, Source, SourceError};
 use super::trust::{self, Claim, Sent, Trust};
 use crate::db::Db;
@@ -36,8 +37,14 @@ pub struct Options {
 /// What a run read, by kind.
 #[derive(Debug, Default, Serialize)]
 pub struct Counts {
-    /// Verified permanent failures.
+    /// Verified permanent failures of the address (they count toward the bounce rule).
     pub hard: usize,
+    /// Verified permanent failures over our sending (a blocklist, reputation,
+    /// SPF/DKIM/DMARC) and authentication-failure reports: they blame nobody,
+    /// and `status` warns.
+    pub refused: usize,
+    /// Verified permanent failures for other reasons or none given: they blame nobody.
+    pub failed: usize,
     /// Delays and temporary failures (verified or not): they change nothing.
     pub delayed: usize,
     /// Verified spam complaints.
@@ -273,6 +280,8 @@ impl Judged {
             (_, false) if self.unmatched => counts.unmatched += 1,
             (_, false) => counts.unverified += 1,
             (ReportKind::Hard, true) => counts.hard += 1,
+            (ReportKind::Refused, true) => counts.refused += 1,
+            (ReportKind::Failed, true) => counts.failed += 1,
             (ReportKind::Complaint, true) => counts.complaints += 1,
             (ReportKind::Unsubscribe, true) => counts.unsubscribes += 1,
             (ReportKind::Unrecognised, _) => counts.unrecognised += 1,
@@ -320,6 +329,30 @@ fn judge(db: &mut Db, parsed: &ParsedReport, options: &Options, now: Timestamp) 
     match &parsed.form {
         ReportForm::Unrecognised { .. } => unreachable!("set aside before judging"),
         ReportForm::AutoReply => Ok(Judged::changes_nothing(ReportKind::AutoReply, None)),
+        ReportForm::AuthFailure { original_message_id } => {
+            // Proved as a complaint is (by the VERP token): it warns the operator.
+            let trust = lookup_and_judge(
+                db,
+                options,
+                Claim::Complaint,
+                token,
+                None,
+                original_message_id.as_deref(),
+            )?;
+            Ok(match trust {
+                Ok((message, sent)) => Judged {
+                    kind: ReportKind::Refused,
+                    verified: true,
+                    reason: Some("an authentication failure report (SPF or DKIM)".into()),
+                    to_email: Some(sent.to),
+                    message: Some(message),
+                    effects: Vec::new(),
+                    mailbox_bounced: false,
+                    unmatched: false,
+                },
+                Err(reason) => Judged::unverified(ReportKind::Refused, reason, None, token.is_none()),
+            })
+        }
         ReportForm::Unsubscribe { token: Some(text), .. } => {
             match token::verify_unsubscribe_token(&options.secret, text) {
                 Err(error) => Ok(Judged::unverified(
@@ -395,15 +428,17 @@ fn judge(db: &mut Db, parsed: &ParsedReport, options: &Options, now: Timestamp) 
         ReportForm::Delivery {
             recipients,
             original_message_id,
+            explanation,
             ..
         } => {
-            // Our messages have one recipient: the failed block that names it
-            // (or the only one) is the one that counts.
             let failed: Vec<_> = recipients
                 .iter()
-                .filter(|block| matches!(report::severity(block), Severity::Hard { .. }))
+                .filter_map(|block| match cause::severity(block, explanation) {
+                    Severity::Hard(cause) => Some((block, cause)),
+                    Severity::Soft | Severity::NotABounce => None,
+                })
                 .collect();
-            let Some(block) = failed.first() else {
+            if failed.is_empty() {
                 let named = recipients.iter().find_map(|block| block.final_recipient.clone());
                 let kind = if recipients.iter().any(|b| b.action != Action::Delivered) {
                     ReportKind::Soft
@@ -411,6 +446,29 @@ fn judge(db: &mut Db, parsed: &ParsedReport, options: &Options, now: Timestamp) 
                     ReportKind::AutoReply
                 };
                 return Ok(Judged::changes_nothing(kind, named));
+            }
+            // Our messages have one recipient: the failed block that names
+            // the one the VERP token's message went to (else the first) is
+            // the one that counts.
+            let token_sent_to = match token.and_then(|t| token::verify_message_token(&options.secret, t).ok()) {
+                Some(message) => bounces::sent_message(db, message)?.map(|sent| sent.to_email),
+                None => None,
+            };
+            let (block, cause) = token_sent_to
+                .and_then(|to| {
+                    failed.iter().find(|(block, _)| {
+                        block
+                            .final_recipient
+                            .as_deref()
+                            .is_some_and(|named| named.eq_ignore_ascii_case(&to))
+                    })
+                })
+                .copied()
+                .unwrap_or(failed[0]);
+            let kind = match cause {
+                Cause::Recipient(_) => ReportKind::Hard,
+                Cause::OurSending(_) => ReportKind::Refused,
+                Cause::Elsewhere(_) | Cause::Unclear => ReportKind::Failed,
             };
             let named = block.final_recipient.as_deref();
             let trust = lookup_and_judge(
@@ -422,6 +480,7 @@ fn judge(db: &mut Db, parsed: &ParsedReport, options: &Options, now: Timestamp) 
                 original_message_id.as_deref(),
             )?;
             let what = [
+                Some(cause.label().to_owned()),
                 block.status.as_deref().map(|status| format!("Status: {status}")),
                 block.diagnostic.as_deref().map(|d| format!("Diagnostic-Code: {d}")),
             ]
@@ -431,7 +490,7 @@ fn judge(db: &mut Db, parsed: &ParsedReport, options: &Options, now: Timestamp) 
             .join("; ");
             Ok(match trust {
                 Ok((message, sent)) => {
-                    let about_mailbox = report::severity(block) == Severity::Hard { about_mailbox: true };
+                    let about_mailbox = cause.blames_recipient();
                     let log = NewSendLog {
                         id: Id::new(),
                         reminder_id: (message.kind == MessageKind::Reminder).then_some(Id(message.id)),
@@ -453,7 +512,7 @@ fn judge(db: &mut Db, parsed: &ParsedReport, options: &Options, now: Timestamp) 
                         created_at: now,
                     };
                     Judged {
-                        kind: ReportKind::Hard,
+                        kind,
                         verified: true,
                         reason: Some(what),
                         to_email: Some(sent.to),
@@ -465,7 +524,7 @@ fn judge(db: &mut Db, parsed: &ParsedReport, options: &Options, now: Timestamp) 
                 }
                 Err(reason) => {
                     let unmatched = unmatched(db, token, original_message_id, named)?;
-                    Judged::unverified(ReportKind::Hard, reason, named.map(str::to_string), unmatched)
+                    Judged::unverified(kind, reason, named.map(str::to_string), unmatched)
                 }
             })
         }

@@ -10,6 +10,8 @@ use std::borrow::Cow;
 
 use mail_parser::{Message, MessageParser, MimeHeaders, PartType};
 
+use super::cause;
+
 /// MIME parts nested deeper than this are not looked into.
 pub const MAX_DEPTH: usize = 20;
 /// A message with more `message/…` or `multipart/…` Content-Type fields than
@@ -23,6 +25,8 @@ const MAX_HEADER_LINE: usize = 64 * 1024;
 const MAX_TEXT_SCANNED: usize = 256 * 1024;
 /// Diagnostics are kept for the log and the `error` column, not in full.
 const MAX_DIAGNOSTIC: usize = 500;
+/// How much of a report's human-readable text is kept to judge it by.
+const MAX_EXPLANATION: usize = 16 * 1024;
 
 /// What one message in the bounce mailbox is.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -47,6 +51,9 @@ pub enum ReportForm {
         original_message_id: Option<String>,
         /// True for an RFC 3464 DSN; false for one read from human text.
         standard: bool,
+        /// The report's human-readable text, without the returned original:
+        /// read with each status to tell whose fault a failure is (`bounces::cause`).
+        explanation: String,
     },
     /// An ARF feedback report: a recipient marked our message as spam.
     Complaint {
@@ -57,6 +64,11 @@ pub enum ReportForm {
     Unsubscribe {
         token: Option<String>,
         from: Option<String>,
+    },
+    /// An ARF authentication-failure report (RFC 6591): our mail failed
+    /// SPF or DKIM somewhere. Nobody complained; it is about our sending.
+    AuthFailure {
+        original_message_id: Option<String>,
     },
     /// A vacation notice or other RFC 3834 answer: not a bounce.
     AutoReply,
@@ -83,17 +95,6 @@ pub enum Action {
     Relayed,
     Expanded,
     Other,
-}
-
-/// What a per-recipient status means for the student's address.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Severity {
-    /// A permanent failure. Only one `about_mailbox` counts toward the opt-out rule.
-    Hard { about_mailbox: bool },
-    /// Delayed, or a final failure with a 4.x.x status: says nothing about the address.
-    Soft,
-    /// Delivered, relayed or expanded.
-    NotABounce,
 }
 
 /// Reads one raw message. Anything it cannot make sense of is `Unrecognised`.
@@ -333,7 +334,7 @@ fn classify(message: &Message<'_>) -> ReportForm {
         .iter()
         .find(|l| l.mime == "message/delivery-status" || l.mime == "message/global-delivery-status");
     if let Some(dsn) = dsn_part {
-        let recipients = parse_delivery_status(&String::from_utf8_lossy(dsn.part.contents()));
+        let recipients = parse_delivery_status(&decoded(dsn.part.contents()));
         if recipients.is_empty() {
             return ReportForm::Unrecognised {
                 reason: "delivery-status part names no recipient".into(),
@@ -343,18 +344,41 @@ fn classify(message: &Message<'_>) -> ReportForm {
             recipients,
             original_message_id: returned_id(),
             standard: true,
+            explanation: truncate(&readable_text(&leaves), MAX_EXPLANATION),
         };
     }
+    // A DSN whose parts cannot be told apart (a boundary that does not
+    // match, say) is read as text, if that text says what failed and why.
     if is_report("delivery-status") {
-        return ReportForm::Unrecognised {
-            reason: "DSN without a delivery-status part".into(),
+        let form = best_effort_bounce(message, &leaves);
+        let says_why = matches!(&form, ReportForm::Delivery { recipients, .. }
+            if recipients.iter().any(|r| r.status.is_some() || r.diagnostic.is_some()));
+        return if says_why {
+            form
+        } else {
+            ReportForm::Unrecognised {
+                reason: "DSN without a readable delivery-status part".into(),
+            }
         };
+    }
+
+    let subject = message.subject().unwrap_or("").trim();
+    if let Some(notification) = amazon_ses_notification(&leaves) {
+        return notification;
+    }
+    if let Some(complaint) = hotmail_complaint(&leaves, subject) {
+        return complaint;
     }
 
     let feedback = leaves.iter().find(|l| l.mime == "message/feedback-report");
     if let Some(feedback) = feedback {
         let fields = header_blocks(&String::from_utf8_lossy(feedback.part.contents()));
         let field = |name: &str| fields.iter().find_map(|block| field(block, name));
+        if field("Feedback-Type").is_some_and(|kind| kind.trim().eq_ignore_ascii_case("auth-failure")) {
+            return ReportForm::AuthFailure {
+                original_message_id: returned_id(),
+            };
+        }
         return ReportForm::Complaint {
             original_message_id: returned_id(),
             complained_address: field("Original-Rcpt-To").and_then(|a| bare_address(&a)),
@@ -366,7 +390,6 @@ fn classify(message: &Message<'_>) -> ReportForm {
         };
     }
 
-    let subject = message.subject().unwrap_or("").trim();
     if let Some(token) = unsubscribe_subject(subject) {
         let from = message.from().and_then(|f| f.first()).and_then(|a| a.address());
         return ReportForm::Unsubscribe {
@@ -485,7 +508,7 @@ fn parse_delivery_status(text: &str) -> Vec<RecipientStatus> {
             let diagnostic = field(block, "Diagnostic-Code").map(|code| {
                 // "smtp; 550 5.1.1 ..." → "550 5.1.1 ..."
                 let text = code.split_once(';').map_or(code.as_str(), |(_, rest)| rest).trim();
-                truncate(text, MAX_DIAGNOSTIC)
+                diagnostic_text(text)
             });
             RecipientStatus {
                 final_recipient: field(block, "Final-Recipient")
@@ -517,7 +540,7 @@ fn parse_action(value: &str) -> Action {
 }
 
 /// The first enhanced status code (`class.subject.detail`, RFC 3463) in `text`.
-fn enhanced_code(text: &str) -> Option<String> {
+pub(super) fn enhanced_code(text: &str) -> Option<String> {
     text.split(|c: char| !(c.is_ascii_digit() || c == '.'))
         .find_map(|word| {
             let word = word.trim_matches('.');
@@ -529,6 +552,14 @@ fn enhanced_code(text: &str) -> Option<String> {
                 && (1..=3).contains(&detail.len());
             ok.then(|| word.to_owned())
         })
+}
+
+/// A diagnostic as it is logged and stored: capped, on one line, and with no
+/// control characters (PostgreSQL refuses a NUL in text, and a report that
+/// cannot be recorded would be retried forever).
+fn diagnostic_text(text: &str) -> String {
+    let cleaned: String = text.chars().map(|c| if c.is_control() { ' ' } else { c }).collect();
+    truncate(cleaned.trim(), MAX_DIAGNOSTIC)
 }
 
 fn truncate(text: &str, max: usize) -> String {
@@ -577,6 +608,9 @@ const BOUNCE_SUBJECTS: &[&str] = &[
     "mail delivery failure",
     "non remis",
     "nicht zustellbar",
+    "there was an error sending your mail",
+    "delivery notification",
+    "mail could not be delivered",
 ];
 
 fn looks_like_bounce(message: &Message<'_>, subject: &str) -> bool {
@@ -587,9 +621,105 @@ fn looks_like_bounce(message: &Message<'_>, subject: &str) -> bool {
         .and_then(|a| a.address())
         .unwrap_or("")
         .to_ascii_lowercase();
+    let local = from.split('@').next().unwrap_or("");
     BOUNCE_SUBJECTS.iter().any(|s| subject.contains(s))
-        || from.starts_with("mailer-daemon@")
-        || from.starts_with("postmaster@")
+        || ["mailer-daemon", "postmaster", "post_master"].contains(&local)
+}
+
+/// An Amazon SES bounce, complaint or delivery notification that arrived by
+/// mail (through SNS): JSON in the text, sometimes wrapped in SNS's own
+/// envelope, with its long lines folded.
+fn amazon_ses_notification(leaves: &[Leaf<'_>]) -> Option<ReportForm> {
+    let body = leaves
+        .iter()
+        .filter(|l| l.mime == "text/plain")
+        .map(|l| String::from_utf8_lossy(l.part.contents()))
+        .find(|text| text.contains("notificationType"))?;
+    let json = &body[body.find('{')?..=body.rfind('}')?];
+    let value: serde_json::Value = serde_json::from_str(json)
+        .or_else(|_| serde_json::from_str(&json.replace("\r\n ", "").replace("\n ", "")))
+        .ok()?;
+    let value = match value.get("Message").and_then(serde_json::Value::as_str) {
+        Some(inner) => serde_json::from_str(inner).ok()?,
+        None => value,
+    };
+    let text = |v: &serde_json::Value| v.as_str().map(str::to_owned);
+    let mail = &value["mail"];
+    let original_message_id = mail["headers"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .find(|h| h["name"].as_str().is_some_and(|n| n.eq_ignore_ascii_case("message-id")))
+        .and_then(|h| text(&h["value"]))
+        .or_else(|| text(&mail["commonHeaders"]["messageId"]))
+        .and_then(|id| message_id_in_text(&format!("Message-ID: {id}")));
+    let address = |v: &serde_json::Value| v["emailAddress"].as_str().and_then(bare_address);
+    match value["notificationType"].as_str()? {
+        "Complaint" => Some(ReportForm::Complaint {
+            original_message_id,
+            complained_address: value["complaint"]["complainedRecipients"]
+                .as_array()
+                .and_then(|all| all.first())
+                .and_then(address),
+        }),
+        kind @ ("Bounce" | "Delivery") => {
+            let permanent = value["bounce"]["bounceType"].as_str() != Some("Transient");
+            let listed = if kind == "Bounce" {
+                &value["bounce"]["bouncedRecipients"]
+            } else {
+                &value["delivery"]["recipients"]
+            };
+            let recipients: Vec<RecipientStatus> = listed
+                .as_array()
+                .into_iter()
+                .flatten()
+                .take(MAX_RECIPIENT_BLOCKS)
+                .map(|r| RecipientStatus {
+                    // A delivery lists plain addresses.
+                    final_recipient: address(r).or_else(|| r.as_str().and_then(bare_address)),
+                    action: match (kind, permanent) {
+                        ("Delivery", _) => Action::Delivered,
+                        (_, false) => Action::Delayed,
+                        _ => Action::Failed,
+                    },
+                    status: r["status"].as_str().and_then(enhanced_code),
+                    diagnostic: r["diagnosticCode"]
+                        .as_str()
+                        .map(|code| diagnostic_text(code.split_once(';').map_or(code, |(_, rest)| rest).trim())),
+                })
+                .collect();
+            (!recipients.is_empty()).then(|| ReportForm::Delivery {
+                recipients,
+                original_message_id,
+                standard: false,
+                explanation: String::new(),
+            })
+        }
+        _ => None,
+    }
+}
+
+/// Outlook.com's complaint (its Junk Mail Reporting Program): not ARF, but
+/// the reported message attached, with the complaining address in
+/// `X-HmXmrOriginalRecipient`.
+fn hotmail_complaint(leaves: &[Leaf<'_>], subject: &str) -> Option<ReportForm> {
+    if !subject.to_ascii_lowercase().contains("complaint about message from") {
+        return None;
+    }
+    let original = leaves.iter().find(|l| l.mime == "message/rfc822")?;
+    let PartType::Message(reported) = &original.part.body else {
+        return None;
+    };
+    let header = |name: &str| {
+        reported
+            .headers_raw()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .and_then(|(_, v)| bare_address(v))
+    };
+    Some(ReportForm::Complaint {
+        original_message_id: returned_message_id(original),
+        complained_address: header("X-HmXmrOriginalRecipient").or_else(|| header("To")),
+    })
 }
 
 fn is_auto_reply(message: &Message<'_>, subject: &str) -> bool {
@@ -616,8 +746,8 @@ fn readable_text(leaves: &[Leaf<'_>]) -> String {
     let mut text = String::new();
     for leaf in leaves {
         let piece: Cow<'_, str> = match leaf.mime.as_str() {
-            "text/plain" => String::from_utf8_lossy(leaf.part.contents()),
-            "text/html" => strip_tags(&String::from_utf8_lossy(leaf.part.contents())).into(),
+            "text/plain" => decoded(leaf.part.contents()),
+            "text/html" => strip_tags(&decoded(leaf.part.contents())).into(),
             _ => continue,
         };
         let room = MAX_TEXT_SCANNED.saturating_sub(text.len());
@@ -628,6 +758,19 @@ fn readable_text(leaves: &[Leaf<'_>]) -> String {
         }
     }
     text
+}
+
+/// Text as UTF-8; Japanese mail systems write ISO-2022-JP (7-bit, with
+/// escape sequences) without always declaring it, so that is read too.
+fn decoded(bytes: &[u8]) -> Cow<'_, str> {
+    let text = String::from_utf8_lossy(bytes);
+    if !text.contains("\x1b$B") {
+        return text;
+    }
+    match mail_parser::decoders::charsets::map::charset_decoder(b"iso-2022-jp") {
+        Some(decode) => decode(bytes).into(),
+        None => text,
+    }
 }
 
 fn strip_tags(html: &str) -> String {
@@ -655,7 +798,14 @@ fn strip_tags(html: &str) -> String {
 /// line that explains it, and a quoted Message-ID, as best it can; such a
 /// report is marked `standard: false`.
 fn best_effort_bounce(message: &Message<'_>, leaves: &[Leaf<'_>]) -> ReportForm {
-    let text = readable_text(leaves);
+    let mut text = readable_text(leaves);
+    // A multipart whose boundaries do not match has no readable part: its
+    // body is read as it is.
+    if text.trim().is_empty() {
+        let raw = message.raw_message();
+        let body = find_header_end(raw).map_or(&raw[..0], |end| &raw[end..]);
+        text = truncate(&decoded(body), MAX_TEXT_SCANNED);
+    }
     // The quoted original starts at its first header-like line; addresses
     // after that (its From, To) are not failed recipients.
     // split_inclusive keeps each line's own ending (LF or CRLF), so the
@@ -672,11 +822,28 @@ fn best_effort_bounce(message: &Message<'_>, leaves: &[Leaf<'_>]) -> ReportForm 
             lower.starts_with("message-id:")
                 || lower.starts_with("received:")
                 || lower.starts_with("return-path:")
+                || lower.starts_with("dkim-signature:")
+                || lower.starts_with("x-google-dkim-signature:")
+                || lower.starts_with("authentication-results:")
+                || lower.contains("original message follows")
+                || lower.contains("message text follows")
                 || lower.contains("original message headers")
                 || lower.starts_with("--- below this line is a copy")
         })
         .map_or(text.len(), |(start, _)| start);
     let explanation = &text[..quoted_start.min(text.len())];
+    let original_message_id = message_id_in_text(&text[quoted_start.min(text.len())..])
+        .or_else(|| leaves.iter().find_map(returned_message_id));
+    // Delivery-status fields in the text: a DSN whose parts were lost.
+    let fields = find_ignore_case(explanation, "final-recipient:").map(|at| parse_delivery_status(&explanation[at..]));
+    if let Some(recipients) = fields.filter(|blocks| !blocks.is_empty()) {
+        return ReportForm::Delivery {
+            recipients,
+            original_message_id,
+            standard: false,
+            explanation: truncate(explanation, MAX_EXPLANATION),
+        };
+    }
 
     let own: Vec<String> = [message.from(), message.to()]
         .into_iter()
@@ -704,27 +871,26 @@ fn best_effort_bounce(message: &Message<'_>, leaves: &[Leaf<'_>]) -> ReportForm 
         }
     }
     let status = enhanced_code(explanation);
-    let diagnostic = explanation
-        .lines()
-        .map(str::trim)
-        .find(|line| {
-            status.as_deref().is_some_and(|s| line.contains(s))
-                || has_smtp_reply(line)
-                || mailbox_phrase(&line.to_ascii_lowercase())
-        })
-        .map(|line| truncate(line, MAX_DIAGNOSTIC));
-    let lower = explanation.to_ascii_lowercase();
-    let action = if status.as_deref().is_some_and(|s| s.starts_with('4'))
-        && ["delayed", "will retry", "still trying", "not yet been delivered"]
-            .iter()
-            .any(|p| lower.contains(p))
-    {
+    // The server's own words: the line with the status or an SMTP reply, else
+    // one that names a cause.
+    let lines: Vec<&str> = explanation.lines().map(str::trim).collect();
+    let diagnostic = lines
+        .iter()
+        .position(|line| status.as_deref().is_some_and(|s| line.contains(s)) || has_smtp_reply(line))
+        .or_else(|| lines.iter().position(|line| cause::names_a_cause(line)))
+        .map(|at| {
+            // A reply folded over the next lines of its paragraph.
+            let paragraph = lines[at..]
+                .iter()
+                .take(4)
+                .take_while(|line| !line.is_empty() && !line.starts_with("--"));
+            diagnostic_text(&paragraph.copied().collect::<Vec<_>>().join(" "))
+        });
+    let action = if is_delay_notice(explanation) {
         Action::Delayed
     } else {
         Action::Failed
     };
-    let original_message_id = message_id_in_text(&text[quoted_start.min(text.len())..])
-        .or_else(|| leaves.iter().find_map(returned_message_id));
     if addresses.is_empty() && original_message_id.is_none() {
         return ReportForm::Unrecognised {
             reason: "looks like a bounce but names no recipient or Message-ID".into(),
@@ -752,7 +918,46 @@ fn best_effort_bounce(message: &Message<'_>, leaves: &[Leaf<'_>]) -> ReportForm 
         recipients,
         original_message_id,
         standard: false,
+        explanation: truncate(explanation, MAX_EXPLANATION),
     }
+}
+
+/// A warning that a message is still queued ("will keep trying"), which is
+/// no failure: said without a final verdict.
+fn is_delay_notice(text: &str) -> bool {
+    const DELAYED: &[&str] = &[
+        "not yet been delivered",
+        "has not been delivered yet",
+        "will retry",
+        "will keep trying",
+        "will continue trying",
+        "will be retried",
+        "still trying",
+        "still undelivered",
+        "delivery attempts will continue",
+        "delivery is delayed",
+        "delivery has been delayed",
+        "message delayed",
+        "(delay)",
+        "warning: could not send",
+        "retry time not reached",
+    ];
+    const FINAL: &[&str] = &[
+        "permanent",
+        "giving up",
+        "gave up",
+        "has been returned",
+        "could not be delivered to",
+    ];
+    let lower = text.split_whitespace().collect::<Vec<_>>().join(" ").to_lowercase();
+    DELAYED.iter().any(|p| lower.contains(p)) && !FINAL.iter().any(|p| lower.contains(p))
+}
+
+fn find_ignore_case(haystack: &str, needle: &str) -> Option<usize> {
+    haystack
+        .as_bytes()
+        .windows(needle.len())
+        .position(|w| w.eq_ignore_ascii_case(needle.as_bytes()))
 }
 
 /// A line that carries an SMTP reply such as `550 ...` or `said: 550`.
@@ -761,89 +966,6 @@ fn has_smtp_reply(line: &str) -> bool {
         let word = word.trim_start_matches(['\'', '"', '(']).trim_end_matches(['-', ' ']);
         word.len() == 3 && matches!(word.as_bytes()[0], b'4' | b'5') && word.bytes().all(|b| b.is_ascii_digit())
     })
-}
-
-/// Phrases by which servers without a useful enhanced code say the mailbox is bad.
-fn mailbox_phrase(lower: &str) -> bool {
-    const PHRASES: &[&str] = &[
-        "user unknown",
-        "unknown user",
-        "no such user",
-        "no such mailbox",
-        "mailbox unavailable",
-        "mailbox not found",
-        "mailbox does not exist",
-        "does not exist",
-        "recipient not found",
-        "recipnotfound",
-        "user not found",
-        "address not found",
-        "unknown recipient",
-        "invalid recipient",
-        "recipient address rejected",
-        "account disabled",
-        "account has been disabled",
-        "no mailbox here",
-    ];
-    PHRASES.iter().any(|p| lower.contains(p))
-}
-
-/// Words that mark a policy, reputation or spam block: about the sender, never the student.
-fn policy_phrase(lower: &str) -> bool {
-    const PHRASES: &[&str] = &[
-        "blocked",
-        "block list",
-        "blocklist",
-        "blacklist",
-        "spam",
-        "policy",
-        "reputation",
-        "dmarc",
-        "spf",
-        "dkim",
-        "denied",
-        "not permitted",
-        "relay access",
-    ];
-    PHRASES.iter().any(|p| lower.contains(p))
-}
-
-/// What one per-recipient status says about the student's address (DESIGN.md,
-/// "Bounce reports in the wild"; RFC 3463).
-pub fn severity(status: &RecipientStatus) -> Severity {
-    match status.action {
-        Action::Delayed => return Severity::Soft,
-        Action::Delivered | Action::Relayed | Action::Expanded => return Severity::NotABounce,
-        Action::Failed | Action::Other => {}
-    }
-    let diagnostic = status.diagnostic.as_deref().unwrap_or("").to_ascii_lowercase();
-    let by_text = || Severity::Hard {
-        about_mailbox: mailbox_phrase(&diagnostic) && !policy_phrase(&diagnostic),
-    };
-    let Some(code) = status.status.clone().or_else(|| enhanced_code(&diagnostic)) else {
-        // No enhanced code: a 4xx SMTP reply is temporary, anything else is read as text.
-        return if diagnostic.trim_start().starts_with('4') {
-            Severity::Soft
-        } else {
-            by_text()
-        };
-    };
-    let mut pieces = code.split('.');
-    let (class, subject, detail) = (
-        pieces.next().unwrap_or(""),
-        pieces.next().unwrap_or(""),
-        pieces.next().unwrap_or(""),
-    );
-    match (class, subject, detail) {
-        ("2", _, _) => Severity::NotABounce,
-        // A message that expired in a queue says nothing about the address.
-        ("4", _, _) => Severity::Soft,
-        // X.1.7 and X.1.8 are about *our* (the sender's) address; X.7.x is policy.
-        (_, "1", "7" | "8") | (_, "7", _) => Severity::Hard { about_mailbox: false },
-        ("5", "1", _) | ("5", "2", "1") => Severity::Hard { about_mailbox: true },
-        ("5", _, _) => by_text(),
-        _ => Severity::Soft,
-    }
 }
 
 #[cfg(test)]

@@ -81,6 +81,8 @@ impl Report for BounceCounts {
         let c = &self.0;
         let mut rows = vec![
             ("hard bounces", c.hard.to_string()),
+            ("refused for our sending", c.refused.to_string()),
+            ("other permanent failures", c.failed.to_string()),
             ("delayed", c.delayed.to_string()),
             ("complaints", c.complaints.to_string()),
             ("unsubscribes", c.unsubscribes.to_string()),

@@ -16,22 +16,33 @@ impl Run for StatusJob {
     fn run(self, cx: &Context) -> Result<Outcome, Failure> {
         let now = Timestamp::now(&cx.clock());
         let mut db = Db::open(cx.database()?)?;
-        Ok(Outcome::success(StatusReport {
+        let week_ago = Timestamp::new(now.instant() - chrono::Duration::days(7));
+        let report = StatusReport {
             machine_zone: cx.global.machine_zone,
             reminders: reminders::queue_state(&mut db, now)?,
             summaries: summaries::queue_state(&mut db, now)?,
             contacts: contacts::queue_state(&mut db, now)?,
             bounced: users::opted_out_for(&mut db, OptOutReason::Bounced)?,
-            reports: ReportCounts::of(bounces::counts_since(
-                &mut db,
-                Timestamp::new(now.instant() - chrono::Duration::days(7)),
-            )?),
+            reports: ReportCounts::of(bounces::counts_since(&mut db, week_ago)?),
+            refused_for: bounces::latest_reason(&mut db, ReportKind::Refused, week_ago)?,
             errors: crate::db::queue::frequent_errors(
                 &mut db,
                 Timestamp::new(now.instant() - chrono::Duration::days(7)),
                 5,
             )?,
-        }))
+        };
+        if report.reports.refused > 0 {
+            // Every later message to that server will fail the same way until the operator acts.
+            crate::log::warning!(
+                "{} report(s) in the last 7 days say a mail server refuses our sending (a blocklist, reputation, SPF/DKIM/DMARC); check the relay's IP and the domain's DNS records. Latest: {}",
+                report.reports.refused,
+                report
+                    .refused_for
+                    .as_deref()
+                    .unwrap_or("an authentication failure report")
+            );
+        }
+        Ok(Outcome::success(report))
     }
 }
 
@@ -47,6 +58,8 @@ struct StatusReport {
     bounced: Vec<String>,
     /// What `reminders bounces` read in the last 7 days.
     reports: ReportCounts,
+    /// Why the latest report of the last 7 days that blames our sending said so.
+    refused_for: Option<String>,
     /// The most frequent reasons sends failed in the last 7 days, with counts.
     errors: Vec<(String, i64)>,
 }
@@ -56,6 +69,10 @@ struct StatusReport {
 #[derive(Debug, Default, serde::Serialize)]
 struct ReportCounts {
     hard_bounces: i64,
+    /// Failures over our sending (blocklists, reputation, SPF/DKIM/DMARC).
+    refused: i64,
+    /// Other permanent failures that blame nobody.
+    failed: i64,
     complaints: i64,
     unsubscribes: i64,
     unverified: i64,
@@ -69,9 +86,18 @@ impl ReportCounts {
         for (kind, verified, n) in counts {
             match (kind, verified) {
                 (ReportKind::Hard, true) => sums.hard_bounces += n,
+                (ReportKind::Refused, true) => sums.refused += n,
+                (ReportKind::Failed, true) => sums.failed += n,
                 (ReportKind::Complaint, true) => sums.complaints += n,
                 (ReportKind::Unsubscribe, true) => sums.unsubscribes += n,
-                (ReportKind::Hard | ReportKind::Complaint | ReportKind::Unsubscribe, false) => sums.unverified += n,
+                (
+                    ReportKind::Hard
+                    | ReportKind::Refused
+                    | ReportKind::Failed
+                    | ReportKind::Complaint
+                    | ReportKind::Unsubscribe,
+                    false,
+                ) => sums.unverified += n,
                 (ReportKind::Unrecognised, _) => sums.unrecognised += n,
                 (ReportKind::Soft | ReportKind::AutoReply, _) => {}
             }
@@ -151,6 +177,14 @@ impl Report for StatusReport {
         rows.push((
             "hard bounces reported, last 7 days".to_string(),
             reports.hard_bounces.to_string(),
+        ));
+        rows.push((
+            "refused for our sending, last 7 days".to_string(),
+            reports.refused.to_string(),
+        ));
+        rows.push((
+            "other permanent failures, last 7 days".to_string(),
+            reports.failed.to_string(),
         ));
         rows.push(("complaints, last 7 days".to_string(), reports.complaints.to_string()));
         rows.push((

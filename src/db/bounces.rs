@@ -141,3 +141,17 @@ pub fn counts_since(db: &mut Db, since: Timestamp) -> anyhow::Result<Vec<(Report
         .load(conn))
     .context("cannot count bounce reports")
 }
+
+/// The reason of the latest verified report of `kind` since `since`, if any.
+pub fn latest_reason(db: &mut Db, kind: ReportKind, since: Timestamp) -> anyhow::Result<Option<String>> {
+    let found: Option<Option<String>> = with_conn!(db, conn => bounce_reports::table
+        .filter(bounce_reports::kind.eq(kind))
+        .filter(bounce_reports::verified)
+        .filter(bounce_reports::created_at.ge(since))
+        .order(bounce_reports::created_at.desc())
+        .select(bounce_reports::reason)
+        .first(conn)
+        .optional())
+    .context("cannot read the latest bounce report")?;
+    Ok(found.flatten())
+}

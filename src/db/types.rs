@@ -337,8 +337,15 @@ text_enum! {
 text_enum! {
     /// What a report read by `reminders bounces` was, in `bounce_reports.kind`.
     pub enum ReportKind {
-        /// A permanent failure (hard bounce).
+        /// A permanent failure of the address (a hard bounce): it does not
+        /// exist, or its mailbox is disabled or has moved.
         Hard = "hard",
+        /// A permanent failure over our sending (a blocklist, reputation,
+        /// SPF/DKIM/DMARC, the sender address): blames nobody, and `status` warns.
+        Refused = "refused",
+        /// Any other permanent failure (content, size, rate, relaying, a mailer
+        /// error, or no cause given): blames nobody.
+        Failed = "failed",
         /// Delayed, or a failure that says nothing about the address.
         Soft = "soft",
         /// A spam complaint (ARF).

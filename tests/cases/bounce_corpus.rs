@@ -46,6 +46,29 @@ const SENDERS_FAULT: &[&str] = &[
     "syntaxerror",
 ];
 
+/// Bad-address reports where we part from Sisimai on purpose, each with why.
+/// They are recorded as failures that blame nobody (the safe side), printed
+/// with the figures, and not counted as misses.
+const DISAGREEMENTS: &[(&str, &str)] = &[
+    (
+        "lhost-postfix-80.eml",
+        "the server says our MAIL FROM domain is listed in Spamhaus: our sending, not the address",
+    ),
+    (
+        "lhost-trendmicro-03.eml",
+        "\"Unable to deliver message\" names no cause",
+    ),
+    ("rhost-messagelabs-03.eml", "\"542 ... Rejected\" names no cause"),
+    (
+        "lhost-sendmail-14.eml",
+        "a bounce that a person forwarded, quoted with '>': not a mail system's report",
+    ),
+    (
+        "lhost-x5-01.eml",
+        "its failed address is only inside a second report attached to the first",
+    ),
+];
+
 fn corpus() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/set-of-emails")
 }
@@ -123,7 +146,9 @@ impl Expect {
         let reason = record.reason.as_str();
         // An auth-failure report (RFC 6591) says our mail failed SPF or DKIM
         // somewhere; nobody complained, so it is no reason to opt anyone out.
-        if reason == "feedback" && record.feedback_type != "auth-failure" {
+        if reason == "feedback" && record.feedback_type == "auth-failure" {
+            Expect::SendersFault
+        } else if reason == "feedback" {
             Expect::Complaint
         } else if reason == "vacation" || reason == "delivered" || record.action == "delayed" {
             Expect::NotActedOn
@@ -662,11 +687,15 @@ on_both_backends! {
             let what: Vec<String> = what.iter().map(|(what, n)| format!("{what} {n}")).collect();
             println!("  not asserted, Sisimai {reason}: {}", what.join(", "));
         }
+        for (file, why) in DISAGREEMENTS {
+            println!("  not counted as a miss, {file}: {why}");
+        }
         let mut misses: Vec<(Expect, String)> = records
             .iter()
             .zip(&outcomes)
             .zip(&judged)
             .filter(|(_, (_, met))| *met == Some(false))
+            .filter(|((record, _), _)| !DISAGREEMENTS.iter().any(|(file, _)| *file == record.file))
             .map(|((record, outcome), (expect, _))| {
                 let sisimai = format!(
                     "{} {} {} {}",

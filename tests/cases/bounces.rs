@@ -27,6 +27,7 @@ fn sample_student(name: &str) -> Option<&'static str> {
         "qmail" => Some("nobody-here@students.example"),
         "delayed_dsn" => Some("slow@students.example"),
         "arf_complaint" => Some("annoyed@students.example"),
+        "policy_block_dsn" => Some("real@students.example"),
         _ => None,
     }
 }
@@ -210,6 +211,35 @@ on_both_backends! {
         let status = env.json(&["status"]);
         assert_eq!(status["reports_last_7_days"]["hard_bounces"], hard.len(), "{status}");
         assert_eq!(status["reports_last_7_days"]["complaints"], 1, "{status}");
+    }
+
+    fn a_refusal_of_our_sending_blames_nobody_and_status_warns(env: &TestEnv) {
+        let smtp = sending(env);
+        let sent = send_to(env, &smtp, &["a@students.example"], "2030-03-01T12:00:00Z").remove(0);
+        // Status 5.7.1 and "blocked using zen.spamhaus": the relay's IP is on a blocklist.
+        let file = env.path("blocked.eml");
+        std::fs::write(&file, report("policy_block_dsn", &sent.from, &sent, 0)).unwrap();
+        let counts = bounces(env, &[file.to_str().unwrap(), "--now", "2030-03-01T13:00:00Z"]);
+        assert_eq!(counts["refused"], 1, "{counts}");
+        assert_eq!(counts["hard"], 0, "{counts}");
+        assert_eq!(env.count("SELECT count(*) AS n FROM send_logs WHERE status = 'bounced'"), 0);
+        let error = env
+            .text("SELECT error AS v FROM send_logs WHERE status = 'failed' AND to_email = 'a@students.example'")
+            .unwrap();
+        assert!(error.contains("blocklist") && error.contains("5.7.1"), "{error}");
+        assert_eq!(opted_out(env, "a@students.example"), None);
+
+        let run = env.run(&["status", "--format", "json", "--now", "2030-03-02T12:00:00Z"]);
+        assert_eq!(run.code(), 0, "{}", run.describe());
+        assert_eq!(run.report()["reports_last_7_days"]["refused"], 1, "{}", run.describe());
+        assert!(
+            run.stderr().contains("refuses our sending") && run.stderr().contains("blocklist"),
+            "{}",
+            run.describe()
+        );
+        // A week later the warning is gone.
+        let later = env.run(&["status", "--now", "2030-03-09T12:00:00Z"]);
+        assert!(!later.stderr().contains("refuses our sending"), "{}", later.describe());
     }
 
     fn two_hosts_reading_one_maildir_count_each_report_once(env: &TestEnv) {
