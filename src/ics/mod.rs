@@ -4,7 +4,7 @@
 //! parses (unfolding, escapes, parameters); this module only says what an
 //! entry means for an assignment.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use chrono::{DateTime, Duration, LocalResult, NaiveDate, NaiveDateTime, NaiveTime, TimeZone, Utc};
 use chrono_tz::Tz;
@@ -28,6 +28,29 @@ pub enum FeedDue {
     Floating(NaiveDateTime),
     /// A whole day: due at its end in the student's zone.
     AllDay(NaiveDate),
+}
+
+impl FeedDue {
+    /// How far `later` is from this one, when both are the same kind of time.
+    fn until(&self, later: &FeedDue) -> Option<Duration> {
+        match (self, later) {
+            (FeedDue::Instant(a), FeedDue::Instant(b)) => Some(*b - *a),
+            (FeedDue::Floating(a), FeedDue::Floating(b)) => Some(*b - *a),
+            (FeedDue::AllDay(a), FeedDue::AllDay(b)) => Some(*b - *a),
+            _ => None,
+        }
+    }
+
+    fn moved_by(self, shift: Option<Duration>) -> FeedDue {
+        let Some(shift) = shift else {
+            return self;
+        };
+        match self {
+            FeedDue::Instant(at) => FeedDue::Instant(at + shift),
+            FeedDue::Floating(at) => FeedDue::Floating(at + shift),
+            FeedDue::AllDay(day) => FeedDue::AllDay(day + Duration::days(shift.num_days())),
+        }
+    }
 }
 
 /// One VEVENT or VTODO, or one occurrence of a recurring one, as an assignment.
@@ -137,10 +160,14 @@ pub fn parse(text: &str, horizon: Horizon) -> anyhow::Result<Feed> {
     }
     // A moved or changed occurrence, by its UID and the start it replaces.
     let mut moved: HashMap<(String, String), FeedEntry> = HashMap::new();
+    let mut from_here_on: HashSet<(String, String)> = HashSet::new();
     for read in overrides {
         let Some(key) = read.recurrence_id.clone() else {
             continue;
         };
+        if read.this_and_future {
+            from_here_on.insert((read.entry.uid.clone(), key.clone()));
+        }
         moved.insert((read.entry.uid.clone(), key), read.entry);
     }
     let mut position: HashMap<String, usize> = HashMap::new();
@@ -170,10 +197,24 @@ pub fn parse(text: &str, horizon: Horizon) -> anyhow::Result<Feed> {
                 "{named} repeats more than {MAX_OCCURRENCES} times within the horizon: only its first {MAX_OCCURRENCES} occurrences are read"
             ));
         }
+        // The latest THISANDFUTURE change so far, and how far it moved its occurrence.
+        let mut changed_from_here: Option<(FeedEntry, Option<Duration>)> = None;
         for (key, due) in occurrences.into_iter().take(MAX_OCCURRENCES) {
-            let occurrence = match moved.remove(&(entry.uid.clone(), key.clone())) {
-                Some(changed) => changed,
-                None => FeedEntry { due, ..entry.clone() },
+            let at = (entry.uid.clone(), key.clone());
+            let occurrence = match moved.remove(&at) {
+                Some(changed) => {
+                    if from_here_on.contains(&at) {
+                        changed_from_here = Some((changed.clone(), due.until(&changed.due)));
+                    }
+                    changed
+                }
+                None => match &changed_from_here {
+                    Some((changed, shift)) => FeedEntry {
+                        due: due.moved_by(*shift),
+                        ..changed.clone()
+                    },
+                    None => FeedEntry { due, ..entry.clone() },
+                },
             };
             push(
                 &mut feed,
@@ -321,6 +362,9 @@ fn parameters_in(line: &str) -> usize {
 struct Read {
     entry: FeedEntry,
     recurrence_id: Option<String>,
+    /// `RECURRENCE-ID;RANGE=THISANDFUTURE`: the change holds for every later
+    /// occurrence too, moved by as much as this one.
+    this_and_future: bool,
     rule: Option<Rule>,
 }
 
@@ -528,9 +572,14 @@ fn read(
         let mut moments = Vec::new();
         for property in component.multi_properties().get(key).into_iter().flatten() {
             for value in property.value().split(',').map(str::trim).filter(|v| !v.is_empty()) {
+                // An RDATE may be a PERIOD (`start/end` or `start/duration`):
+                // the occurrence is its start.
+                let (value, period) = value.split_once('/').map_or((value, false), |(start, _)| (start, true));
                 let mut one = Property::new(key, value);
                 for (name, parameter) in property.params() {
-                    one.add_parameter(name, parameter.value());
+                    if !(period && name.eq_ignore_ascii_case("VALUE")) {
+                        one.add_parameter(name, parameter.value());
+                    }
                 }
                 let date = DatePerhapsTime::from_property(&one)
                     .ok_or_else(|| named(&format!("has an {key} `{value}` that is not a date or a time")))?;
@@ -590,9 +639,15 @@ fn read(
         status: text("STATUS").map(|status| status.to_ascii_uppercase()),
         uid,
     };
+    let this_and_future = component
+        .properties()
+        .get("RECURRENCE-ID")
+        .and_then(|property| property.params().get("RANGE"))
+        .is_some_and(|range| range.value().eq_ignore_ascii_case("THISANDFUTURE"));
     Ok(Read {
         entry,
         recurrence_id,
+        this_and_future,
         rule,
     })
 }
@@ -950,6 +1005,42 @@ mod tests {
         assert_eq!(due("20270309T140000Z"), FeedDue::Instant(utc("2027-03-09T14:00:00Z")));
         assert_eq!(due("20270316T130000Z"), FeedDue::Instant(utc("2027-03-16T13:00:00Z")));
         assert_eq!(problems.last().unwrap().0, id("20270330T130000Z"));
+    }
+
+    #[test]
+    fn a_change_to_this_and_future_occurrences_holds_for_the_later_ones() {
+        let feed = "BEGIN:VCALENDAR\r\n\
+            BEGIN:VEVENT\r\nUID:lab\r\nSUMMARY:Lab\r\nDTSTART:20261201T100000Z\r\nRRULE:FREQ=WEEKLY;COUNT=4\r\n\
+            RDATE;VALUE=PERIOD:20261203T100000Z/20261203T120000Z\r\nEND:VEVENT\r\n\
+            BEGIN:VEVENT\r\nUID:lab\r\nSUMMARY:Lab (new room)\r\nRECURRENCE-ID;RANGE=THISANDFUTURE:20261215T100000Z\r\n\
+            DTSTART:20261215T110000Z\r\nEND:VEVENT\r\nEND:VCALENDAR\r\n";
+        let feed = parse(feed, from(utc("2026-11-30T00:00:00Z"))).unwrap();
+        let lab: Vec<(String, String, FeedDue)> = feed
+            .entries
+            .iter()
+            .map(|e| (e.external_id(), e.title.clone(), e.due.clone()))
+            .collect();
+        let at = |t: &str| FeedDue::Instant(utc(t));
+        assert_eq!(
+            lab,
+            [
+                ("lab/20261201T100000Z".into(), "Lab".into(), at("2026-12-01T10:00:00Z")),
+                // An RDATE given as a PERIOD occurs at its start.
+                ("lab/20261203T100000Z".into(), "Lab".into(), at("2026-12-03T10:00:00Z")),
+                ("lab/20261208T100000Z".into(), "Lab".into(), at("2026-12-08T10:00:00Z")),
+                // From 15 December on, an hour later and in the new room.
+                (
+                    "lab/20261215T100000Z".into(),
+                    "Lab (new room)".into(),
+                    at("2026-12-15T11:00:00Z")
+                ),
+                (
+                    "lab/20261222T100000Z".into(),
+                    "Lab (new room)".into(),
+                    at("2026-12-22T11:00:00Z")
+                ),
+            ]
+        );
     }
 
     #[test]
