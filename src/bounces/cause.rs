@@ -259,9 +259,38 @@ const EXPIRED: &[&str] = &[
 /// Hedged boilerplate that names causes it does not claim.
 const HEDGES: &[&str] = &["they may be blacklisted"];
 
-/// What one per-recipient status means, read with the report's human-readable
-/// `text` (DSN or NDR explanation, without the returned original).
-pub fn severity(status: &RecipientStatus, text: &str) -> Severity {
+/// What a report's human-readable text (the DSN or NDR explanation, without
+/// the returned original) says, read once for all its recipients.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct ReportText {
+    named: Option<(Cause, &'static str)>,
+    before_rcpt: bool,
+    after_data: bool,
+    expired: bool,
+}
+
+impl ReportText {
+    pub fn read(text: &str) -> ReportText {
+        let words = normalise(text);
+        let (before_rcpt, after_data, expired) = stages(&words);
+        ReportText {
+            named: named_cause(&words),
+            before_rcpt,
+            after_data,
+            expired,
+        }
+    }
+}
+
+/// Whether the words say the refusal came before RCPT, after DATA, or that
+/// the message expired.
+fn stages(words: &str) -> (bool, bool, bool) {
+    let any = |phrases: &[&str]| phrases.iter().any(|phrase| words.contains(phrase));
+    (any(BEFORE_RCPT), any(AFTER_DATA), any(EXPIRED))
+}
+
+/// What one per-recipient status means, read with its report's text.
+pub fn severity(status: &RecipientStatus, text: &ReportText) -> Severity {
     match status.action {
         Action::Delayed => return Severity::Soft,
         Action::Delivered | Action::Relayed | Action::Expanded => return Severity::NotABounce,
@@ -277,30 +306,23 @@ pub fn severity(status: &RecipientStatus, text: &str) -> Severity {
         None if said.starts_with('4') => return Severity::Soft,
         _ => {}
     }
-    let text = normalise(text);
-    if EXPIRED
-        .iter()
-        .any(|phrase| said.contains(phrase) || text.contains(phrase))
-    {
+    let (before_rcpt, after_data, expired) = stages(&said);
+    if expired || text.expired {
         return Severity::Soft;
     }
-    Severity::Hard(cause(code.as_deref(), &said, &text))
-}
-
-fn cause(code: Option<&str>, said: &str, text: &str) -> Cause {
-    let at = |stages: &[&str]| stages.iter().any(|stage| said.contains(stage) || text.contains(stage));
-    let (before_rcpt, after_data) = (at(BEFORE_RCPT), at(AFTER_DATA));
-    let found = named_cause(said)
-        .or_else(|| code.and_then(cause_of_code).map(|cause| (cause, "")))
-        .or_else(|| named_cause(text));
-    match found {
+    let found = named_cause(&said)
+        .or_else(|| code.as_deref().and_then(cause_of_code).map(|cause| (cause, "")))
+        .or(text.named);
+    Severity::Hard(match found {
         None => Cause::Unclear,
-        Some((Cause::Recipient(_), _)) if before_rcpt => Cause::Elsewhere("refused before the recipient was known"),
-        Some((Cause::Recipient(_), phrase)) if after_data && FILTERS_SAY.contains(&phrase) => {
+        Some((Cause::Recipient(_), _)) if before_rcpt || text.before_rcpt => {
+            Cause::Elsewhere("refused before the recipient was known")
+        }
+        Some((Cause::Recipient(_), phrase)) if (after_data || text.after_data) && FILTERS_SAY.contains(&phrase) => {
             Cause::Elsewhere("refused by a filter after the recipient was accepted")
         }
         Some((cause, _)) => cause,
-    }
+    })
 }
 
 /// The cause the words name, if any, with the phrase that named it.
@@ -369,7 +391,7 @@ mod tests {
     }
 
     fn whose(status: Option<&str>, diagnostic: Option<&str>, text: &str) -> &'static str {
-        match severity(&failed(status, diagnostic), text) {
+        match severity(&failed(status, diagnostic), &ReportText::read(text)) {
             Severity::Hard(Cause::Recipient(_)) => "recipient",
             Severity::Hard(Cause::OurSending(_)) => "our sending",
             Severity::Hard(Cause::Elsewhere(_)) => "elsewhere",
@@ -481,11 +503,11 @@ mod tests {
             action: Action::Delayed,
             ..failed(Some("5.1.1"), None)
         };
-        assert_eq!(severity(&delayed, ""), Severity::Soft);
+        assert_eq!(severity(&delayed, &ReportText::default()), Severity::Soft);
         let delivered = RecipientStatus {
             action: Action::Delivered,
             ..failed(Some("2.0.0"), None)
         };
-        assert_eq!(severity(&delivered, ""), Severity::NotABounce);
+        assert_eq!(severity(&delivered, &ReportText::default()), Severity::NotABounce);
     }
 }

@@ -431,9 +431,10 @@ fn judge(db: &mut Db, parsed: &ParsedReport, options: &Options, now: Timestamp) 
             explanation,
             ..
         } => {
+            let text = cause::ReportText::read(explanation);
             let failed: Vec<_> = recipients
                 .iter()
-                .filter_map(|block| match cause::severity(block, explanation) {
+                .filter_map(|block| match cause::severity(block, &text) {
                     Severity::Hard(cause) => Some((block, cause)),
                     Severity::Soft | Severity::NotABounce => None,
                 })

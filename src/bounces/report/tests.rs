@@ -4,7 +4,7 @@ use crate::bounces::samples::{SAMPLES, sample};
 
 /// What a sample's status means, read without its human text.
 fn severity(status: &RecipientStatus) -> Severity {
-    cause::severity(status, "")
+    cause::severity(status, &cause::ReportText::default())
 }
 
 fn blames_recipient(status: &RecipientStatus) -> bool {
