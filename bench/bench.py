@@ -33,6 +33,14 @@ IDLE_RUNS = 20
 # Issue 31: the idle and heavy runs again with overdue steps configured.
 OVERDUE = ["--overdue", ",".join(str(n) for n in generate.OVERDUE_STEPS)]
 OVERDUE_FLAG = " ".join(OVERDUE)
+# Issue 34: the idle run with every later feature configured as well: overdue
+# steps, copies to guardians, a send window, and (in the data) five students
+# with their own window, their guardians and a teacher. The window is open or
+# closed in every zone of the data at IDLE_NOW with no opening or last open
+# hour near it, so nothing moved is due: an opening brings the night's
+# messages, which is work, not an idle run.
+EVERY = OVERDUE + ["--escalate-after", "72", "--send-window", "mon-fri 07:00-21:00; sat,sun 10:00-19:00"]
+OWN_WINDOW = "mon-fri 15:00-20:00"
 # Heavy runs per variant (plain, overdue), alternating, each on a fresh copy.
 HEAVY_TRIALS = 3
 
@@ -67,12 +75,12 @@ def wall_ms(args, env, runs=IDLE_RUNS):
     return statistics.median(walls) * 1000
 
 
-def wall_ms_pair(plain, overdue, env, runs=IDLE_RUNS):
+def wall_ms_pair(plain, other, env, runs=IDLE_RUNS, name="overdue"):
     """Median wall times of two short commands, run alternately (the order
     flipping each round) so that whatever else the machine does falls on both."""
-    walls = {"plain": [], "overdue": []}
+    walls = {"plain": [], name: []}
     for i in range(runs):
-        order = [("plain", plain), ("overdue", overdue)]
+        order = [("plain", plain), (name, other)]
         for name, args in (order if i % 2 == 0 else order[::-1]):
             started = time.perf_counter()
             subprocess.run(args, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=True)
@@ -240,6 +248,17 @@ def bench_backend(name, database_url, data, sizes, fresh_database, slow_data, co
     r["summary_s"] = measure(summary, env)[0]
     r["summary_plan_s"] = measure(summary + ["--send", "--dry-run"], env)[0]
     r["slow_curve"] = slow_curve(fresh_database, slow_data, sizes["slow"])
+    # Last, so that the students' own windows move nothing the runs above count.
+    for i in range(5):
+        student = f"student{i}@bench.example"
+        measure([BINARY, "user", "set", student, "--send-window", OWN_WINDOW], env)
+        measure([BINARY, "guardian", "add", "--student", student, "--email", f"guardian{i}@bench.example"], env)
+    measure([BINARY, "teacher", "add", "--course", "C1", "--email", "teacher@bench.example"], env)
+    every_walls = wall_ms_pair(idle, idle + EVERY, env, name="every")
+    r["idle_every_ms"], r["idle_every_plain_ms"] = (statistics.median(every_walls[v]) for v in ("every", "plain"))
+    r["idle_every_walls"] = every_walls
+    r["idle_every_due_rows"] = due_count([BINARY, "due", "--unit", "hours", "--targets", "24,2", *EVERY[:2],
+                                          *EVERY[-2:], "--now", stamp(generate.IDLE_NOW), "--format", "json"], env)
     return r
 
 
@@ -303,6 +322,10 @@ def table(results, sizes):
         (f"2b. idle run with `{OVERDUE_FLAG}`, interleaved with the plain one: median wall (p25–p75), RSS",
          lambda r: f"{r['idle_overdue_ms']:.1f} ms ({quartiles(r['idle_walls']['overdue'])}), {r['idle_overdue_rss_mb']:.1f} MB; "
          f"plain {r['idle_ms']:.1f} ms ({quartiles(r['idle_walls']['plain'])}): {r['idle_overdue_ms'] - r['idle_ms']:+.1f} ms"),
+        ("2c. idle run with every later feature configured (see EVERY in bench.py), interleaved with the plain one on the same data: median wall (p25–p75)",
+         lambda r: f"{r['idle_every_ms']:.1f} ms ({quartiles(r['idle_every_walls']['every'])}); "
+         f"plain {r['idle_every_plain_ms']:.1f} ms ({quartiles(r['idle_every_walls']['plain'])}): "
+         f"{r['idle_every_ms'] / r['idle_every_plain_ms'] - 1:+.0%}"),
         ("3. `due`, 24h window", lambda r: f"{r['due_rows']:,} rows in {r['due_ms']:.0f} ms" + (" (index scan)" if r.get("due_plan_indexed") else "")),
         ("4. heavy run", lambda r: f"{sizes['heavy']:,} in {r['heavy_s']:.2f} s = {r['heavy_msgs_s']:,.0f} msg/s, {r['heavy_rss_mb']:.1f} MB; sink got {r['heavy_received']:,}"),
         (f"4b. heavy run on fresh copies, plain vs `{OVERDUE_FLAG}` ({sizes['heavy_trials']} each, alternating): wall",
@@ -373,6 +396,9 @@ def targets(results, sizes):
              f"{r['summary_s'] * 1000:.0f} ms, {r['summary_plan_s'] * 1000:.0f} ms"),
             (f"idle run < {idle_ms} ms median and < 20 MB ({name})", r["idle_ms"] < idle_ms and r["idle_rss_mb"] < 20,
              f"{r['idle_ms']:.1f} ms, {r['idle_rss_mb']:.1f} MB"),
+            (f"idle run with every later feature within 10% of the plain one ({name})",
+             r["idle_every_ms"] <= 1.10 * r["idle_every_plain_ms"],
+             f"{r['idle_every_ms']:.1f} ms vs {r['idle_every_plain_ms']:.1f} ms"),
             (f"import ≥ 100,000 rows/s, peak < 100 MB ({name})", r["import_rows_s"] >= 100_000 and r["import_rss_mb"] < 100,
              f"{r['import_rows_s']:,.0f} rows/s, {r['import_rss_mb']:.0f} MB"),
             (f"memory flat within 10% ({name})", r["flat_ratio"] <= 1.10, f"{r['flat_ratio']:.2f}x"),
@@ -428,6 +454,7 @@ def main():
         counts = [("heavy", r["heavy_received"], sizes["heavy"]), ("flat", r["flat_received"], sizes["flat"]),
                   ("due", r["due_rows"], sizes["heavy"]), ("ceiling", r["ceiling_received"], sizes["heavy"]),
                   (f"idle `due {OVERDUE_FLAG}`", r["idle_overdue_due_rows"], 0),
+                  ("idle `due` with every later feature", r["idle_every_due_rows"], 0),
                   ("`due --overdue 24` a day after the heavy window (overdue-24h rows)", r["overdue_due_rows"],
                    sizes["heavy"])]
         counts += [(f"heavy ({variant}) on a fresh copy", received, sizes["heavy"])

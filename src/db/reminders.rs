@@ -225,6 +225,32 @@ pub fn own_send_windows(db: &mut Db) -> anyhow::Result<Vec<(Id, String)>> {
     .context("cannot read the students' send windows")
 }
 
+/// The distinct time zones the students are in (`None` for a student
+/// without one): a walk of the timezone index, one probe per zone rather
+/// than a scan of the students (a loose index scan, written as a recursive
+/// query, which both backends run the same way).
+pub fn student_zones(db: &mut Db) -> anyhow::Result<Vec<Option<String>>> {
+    #[derive(QueryableByName)]
+    struct Zone {
+        #[diesel(sql_type = diesel::sql_types::Nullable<diesel::sql_types::Text>)]
+        timezone: Option<String>,
+    }
+    let zones: Vec<Zone> = with_conn!(db, conn => diesel::sql_query(
+        "WITH RECURSIVE zones(timezone) AS ( \
+             SELECT MIN(timezone) FROM users \
+             UNION ALL \
+             SELECT (SELECT MIN(u.timezone) FROM users u WHERE u.timezone > zones.timezone) \
+             FROM zones WHERE zones.timezone IS NOT NULL \
+         ) \
+         SELECT timezone FROM zones WHERE timezone IS NOT NULL \
+         UNION ALL \
+         SELECT NULL WHERE EXISTS (SELECT 1 FROM users WHERE timezone IS NULL)",
+    )
+    .load(conn))
+    .context("cannot read the students' time zones")?;
+    Ok(zones.into_iter().map(|zone| zone.timezone).collect())
+}
+
 /// Whether any student has a daily limit (`user set --max-per-day`): one
 /// probe of a partial index, so a run without limits pays nothing more.
 pub fn any_daily_limit(db: &mut Db) -> anyhow::Result<bool> {

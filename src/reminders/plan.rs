@@ -89,9 +89,21 @@ pub fn plan(
     let now = Timestamp::now(&windows.clock);
     let mut rule = NearestRule::default();
     // A send window moves a message by up to its longest closed period, so
-    // the due times to look at widen by that; none configured, none. An
-    // overdue notice only ever waits, so its range widens on one side.
-    let widen = windows.send_windows.widest_shift();
+    // the due times to look at widen by that when a window moves messages to
+    // now; none configured, or none that does, none. An overdue notice only
+    // ever waits, so its range widens on one side.
+    let widen = match windows.send_windows.is_empty() {
+        true => chrono::Duration::zero(),
+        false => {
+            let zones: Vec<_> = reminders::student_zones(db)?
+                .iter()
+                .map(|zone| zone_of(zone.as_deref()))
+                .collect();
+            windows
+                .send_windows
+                .widening_at(now.instant(), windows.tolerance, &zones)
+        }
+    };
     for target in &windows.targets {
         let (from, to) = window(target, now.instant(), windows.tolerance);
         let (from, to) = match target.is_overdue() {

@@ -146,6 +146,17 @@ impl SendWindow {
             .last()
     }
 
+    /// Whether a message moved by this window can go within `tolerance` of
+    /// `now` for someone in `zone`: a moved message goes at an opening, or in
+    /// the last open hour before a closing (`send_time`), so only when one of
+    /// those is near does a run need to look beyond its planned times.
+    pub fn moves_messages_to(&self, now: DateTime<Utc>, tolerance: Duration, zone: Tz) -> bool {
+        let days = tolerance.num_days() + 1;
+        let near = |at: DateTime<Utc>| (at - now).abs() <= tolerance;
+        self.periods(zone, now, days, days)
+            .any(|(start, end)| near(start) || near((end - LAST_OPEN_HOUR).max(start)))
+    }
+
     /// The longest time the window stays closed, as an upper bound (a DST
     /// change can lengthen a night by an hour): how much further than its
     /// planned time a message may move.
@@ -213,12 +224,24 @@ impl SendWindows {
         self.own.get(&person).or(self.default.as_ref())
     }
 
-    /// The furthest any window moves a message: how much wider than its
-    /// target window a run must look for messages whose time has come.
-    pub fn widest_shift(&self) -> Duration {
+    /// Whether no window is configured at all: every message goes as planned.
+    pub fn is_empty(&self) -> bool {
+        self.default.is_none() && self.own.is_empty()
+    }
+
+    /// How much wider than its target windows a run at `now` must look for
+    /// messages whose time has come: as far as a window moves a message
+    /// (its longest closed period), but only for the windows that move one
+    /// to near `now` in one of `zones` (the zones the people are in). At
+    /// most moments of the day none does, and a run reads no more than
+    /// without windows.
+    pub fn widening_at(&self, now: DateTime<Utc>, tolerance: Duration, zones: &[Tz]) -> Duration {
+        let mut seen = std::collections::HashSet::new();
         self.default
             .iter()
             .chain(self.own.values())
+            .filter(|window| seen.insert(window.to_string()))
+            .filter(|window| zones.iter().any(|&zone| window.moves_messages_to(now, tolerance, zone)))
             .map(SendWindow::longest_closed)
             .max()
             .unwrap_or_else(Duration::zero)
@@ -393,6 +416,54 @@ mod tests {
 
     fn at(text: &str) -> DateTime<Utc> {
         text.parse().unwrap()
+    }
+
+    #[test]
+    fn a_run_looks_beyond_its_planned_times_whenever_a_moved_message_can_be_due() {
+        // Every moved message's send time, for messages planned every 10
+        // minutes of a week with a DST change, in three zones, with and
+        // without a deadline: a run within the tolerance of it must know.
+        let tolerance = Duration::minutes(30);
+        for zone in ["UTC", "Europe/Berlin", "Asia/Kolkata"] {
+            let zone: Tz = zone.parse().unwrap();
+            for window in [school(), SendWindow::parse("mon-fri 15:00-20:00").unwrap()] {
+                let mut planned = at("2025-03-27T00:00:00Z");
+                while planned < at("2025-04-03T00:00:00Z") {
+                    for deadline in [None, Some(planned + Duration::hours(2))] {
+                        let sends = window.send_time(planned, deadline, zone);
+                        if sends.shift.is_some() {
+                            for now in [sends.at - tolerance, sends.at, sends.at + tolerance] {
+                                assert!(
+                                    window.moves_messages_to(now, tolerance, zone),
+                                    "{window} in {zone}: planned {planned}, goes {}, run at {now}",
+                                    sends.at
+                                );
+                            }
+                        }
+                    }
+                    planned += Duration::minutes(10);
+                }
+            }
+        }
+        // Mid-morning on a weekday, and in the middle of the night, nothing moved goes.
+        let berlin: Tz = "Europe/Berlin".parse().unwrap();
+        assert!(!school().moves_messages_to(at("2025-01-15T10:00:00Z"), tolerance, berlin));
+        assert!(!school().moves_messages_to(at("2025-01-15T01:00:00Z"), tolerance, berlin));
+        // The 07:00 opening and the last open hour from 20:00 do.
+        assert!(school().moves_messages_to(at("2025-01-15T06:10:00Z"), tolerance, berlin));
+        assert!(school().moves_messages_to(at("2025-01-15T19:00:00Z"), tolerance, berlin));
+        let windows = SendWindows {
+            default: Some(school()),
+            own: HashMap::new(),
+        };
+        assert_eq!(
+            windows.widening_at(at("2025-01-15T10:00:00Z"), tolerance, &[berlin]),
+            Duration::zero()
+        );
+        assert_eq!(
+            windows.widening_at(at("2025-01-15T06:00:00Z"), tolerance, &[berlin]),
+            school().longest_closed()
+        );
     }
 
     fn school() -> SendWindow {
