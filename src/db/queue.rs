@@ -273,6 +273,17 @@ macro_rules! queue_table {
             lease_until: Timestamp,
             limit: i64,
         ) -> anyhow::Result<Vec<$row>> {
+            // An idle run finds nothing: one indexed read, not a write
+            // transaction (three round trips on PostgreSQL, and SQLite's
+            // write lock, which overlapping runs would wait on).
+            let any: bool = with_conn!(db, conn => diesel::select(diesel::dsl::exists(
+                claimable_rows!($table, now).select($table::id),
+            ))
+            .get_result(conn))
+            .context(concat!("cannot look for ", $what, " to claim"))?;
+            if !any {
+                return Ok(Vec::new());
+            }
             let claimable = claimable_rows!($table, now).order($order).select($table::id).limit(limit);
             lease!(db, claimable, $table, $load, run_id, now, lease_until).context(concat!("cannot claim ", $what))
         }
