@@ -401,6 +401,7 @@ mod tests {
     fn failed(status: Option<&str>, diagnostic: Option<&str>) -> RecipientStatus {
         RecipientStatus {
             final_recipient: None,
+            original_recipient: None,
             action: Action::Failed,
             status: status.map(str::to_owned),
             diagnostic: diagnostic.map(str::to_owned),

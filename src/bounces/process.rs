@@ -456,14 +456,8 @@ fn judge(db: &mut Db, parsed: &ParsedReport, options: &Options, now: Timestamp) 
                 None => None,
             };
             let (block, cause) = token_sent_to
-                .and_then(|to| {
-                    failed.iter().find(|(block, _)| {
-                        block
-                            .final_recipient
-                            .as_deref()
-                            .is_some_and(|named| named.eq_ignore_ascii_case(&to))
-                    })
-                })
+                .as_deref()
+                .and_then(|to| failed.iter().find(|(block, _)| block.names(to).is_some()))
                 .copied()
                 .unwrap_or(failed[0]);
             let kind = match cause {
@@ -471,7 +465,10 @@ fn judge(db: &mut Db, parsed: &ParsedReport, options: &Options, now: Timestamp) 
                 Cause::OurSending(_) => ReportKind::Refused,
                 Cause::Elsewhere(_) | Cause::Unclear => ReportKind::Failed,
             };
-            let named = block.final_recipient.as_deref();
+            let named = token_sent_to
+                .as_deref()
+                .and_then(|to| block.names(to))
+                .or(block.final_recipient.as_deref());
             let trust = lookup_and_judge(
                 db,
                 options,

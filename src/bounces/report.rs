@@ -81,10 +81,24 @@ pub enum ReportForm {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RecipientStatus {
     pub final_recipient: Option<String>,
+    /// The address as the sender gave it (`Original-Recipient`), which a
+    /// forward or an alias may have changed into the final one.
+    pub original_recipient: Option<String>,
     pub action: Action,
     /// The enhanced status code (RFC 3463), such as `5.1.1`.
     pub status: Option<String>,
     pub diagnostic: Option<String>,
+}
+
+impl RecipientStatus {
+    /// The address by which this block names `to`, if it does: its final
+    /// recipient, or the original one that was forwarded elsewhere.
+    pub fn names(&self, to: &str) -> Option<&str> {
+        [self.final_recipient.as_deref(), self.original_recipient.as_deref()]
+            .into_iter()
+            .flatten()
+            .find(|address| address.eq_ignore_ascii_case(to))
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -510,9 +524,12 @@ fn parse_delivery_status(text: &str) -> Vec<RecipientStatus> {
                 let text = code.split_once(';').map_or(code.as_str(), |(_, rest)| rest).trim();
                 diagnostic_text(text)
             });
+            let address = |name: &str| {
+                field(block, name).and_then(|value| bare_address(value.split_once(';').map_or(&value, |(_, a)| a)))
+            };
             RecipientStatus {
-                final_recipient: field(block, "Final-Recipient")
-                    .and_then(|value| bare_address(value.split_once(';').map_or(&value, |(_, a)| a))),
+                final_recipient: address("Final-Recipient"),
+                original_recipient: address("Original-Recipient"),
                 action: parse_action(field(block, "Action").as_deref().unwrap_or("")),
                 status: field(block, "Status").and_then(|s| enhanced_code(&s)),
                 diagnostic,
@@ -677,6 +694,7 @@ fn amazon_ses_notification(leaves: &[Leaf<'_>]) -> Option<ReportForm> {
                 .map(|r| RecipientStatus {
                     // A delivery lists plain addresses.
                     final_recipient: address(r).or_else(|| r.as_str().and_then(bare_address)),
+                    original_recipient: None,
                     action: match (kind, permanent) {
                         ("Delivery", _) => Action::Delivered,
                         (_, false) => Action::Delayed,
@@ -899,6 +917,7 @@ fn best_effort_bounce(message: &Message<'_>, leaves: &[Leaf<'_>]) -> ReportForm 
     let recipients = if addresses.is_empty() {
         vec![RecipientStatus {
             final_recipient: None,
+            original_recipient: None,
             action,
             status,
             diagnostic,
@@ -908,6 +927,7 @@ fn best_effort_bounce(message: &Message<'_>, leaves: &[Leaf<'_>]) -> ReportForm 
             .into_iter()
             .map(|address| RecipientStatus {
                 final_recipient: Some(address),
+                original_recipient: None,
                 action,
                 status: status.clone(),
                 diagnostic: diagnostic.clone(),

@@ -242,6 +242,26 @@ on_both_backends! {
         assert!(!later.stderr().contains("refuses our sending"), "{}", later.describe());
     }
 
+    fn a_bounce_after_a_forward_names_the_student_as_the_original_recipient(env: &TestEnv) {
+        let smtp = sending(env);
+        let sent = send_to(env, &smtp, &["a@students.example"], "2030-03-01T12:00:00Z").remove(0);
+        // The student's mailbox forwards to an address that no longer exists:
+        // the report's final recipient is that one, the original is the student.
+        let text = report("postfix_dsn", &sent.from, &sent, 0).replace(
+            "Final-Recipient: rfc822; a@students.example",
+            "Final-Recipient: rfc822; old-address@elsewhere.example",
+        );
+        assert!(text.contains("old-address@elsewhere.example") && text.contains("Original-Recipient: rfc822;a@students.example"));
+        let file = env.path("forwarded.eml");
+        std::fs::write(&file, text).unwrap();
+        let counts = bounces(env, &[file.to_str().unwrap()]);
+        assert_eq!(counts["hard"], 1, "{counts}");
+        assert_eq!(
+            env.count("SELECT count(*) AS n FROM send_logs WHERE status = 'bounced' AND to_email = 'a@students.example'"),
+            1
+        );
+    }
+
     fn two_hosts_reading_one_maildir_count_each_report_once(env: &TestEnv) {
         let smtp = sending(env);
         let students: Vec<String> = (0..40).map(|n| format!("s{n}@students.example")).collect();
