@@ -350,7 +350,10 @@ fn judge(db: &mut Db, parsed: &ParsedReport, options: &Options, now: Timestamp) 
                     mailbox_bounced: false,
                     unmatched: false,
                 },
-                Err(reason) => Judged::unverified(ReportKind::Refused, reason, None, token.is_none()),
+                Err(reason) => {
+                    let unmatched = unmatched(db, token, original_message_id, None)?;
+                    Judged::unverified(ReportKind::Refused, reason, None, unmatched)
+                }
             })
         }
         ReportForm::Unsubscribe { token: Some(text), .. } => {
@@ -451,10 +454,8 @@ fn judge(db: &mut Db, parsed: &ParsedReport, options: &Options, now: Timestamp) 
             // Our messages have one recipient: the failed block that names
             // the one the VERP token's message went to (else the first) is
             // the one that counts.
-            let token_sent_to = match token.and_then(|t| token::verify_message_token(&options.secret, t).ok()) {
-                Some(message) => bounces::sent_message(db, message)?.map(|sent| sent.to_email),
-                None => None,
-            };
+            let known = known_messages(db, options, token, original_message_id.as_deref())?;
+            let token_sent_to = sent_to_by_token(&known, options, token).map(str::to_owned);
             let (block, cause) = token_sent_to
                 .as_deref()
                 .and_then(|to| failed.iter().find(|(block, _)| block.names(to).is_some()))
@@ -469,14 +470,14 @@ fn judge(db: &mut Db, parsed: &ParsedReport, options: &Options, now: Timestamp) 
                 .as_deref()
                 .and_then(|to| block.names(to))
                 .or(block.final_recipient.as_deref());
-            let trust = lookup_and_judge(
-                db,
+            let trust = judge_known(
+                known,
                 options,
                 Claim::Delivery,
                 token,
                 named,
                 original_message_id.as_deref(),
-            )?;
+            );
             let what = [
                 Some(cause.label().to_owned()),
                 block.status.as_deref().map(|status| format!("Status: {status}")),
@@ -548,6 +549,18 @@ fn lookup_and_judge(
     named: Option<&str>,
     original_message_id: Option<&str>,
 ) -> anyhow::Result<Result<(MessageRef, SentTo), String>> {
+    let known = known_messages(db, options, token, original_message_id)?;
+    Ok(judge_known(known, options, claim, token, named, original_message_id))
+}
+
+/// The messages of ours, as the send log has them, that a report's token
+/// and quoted Message-ID name (each once checked against the secret).
+fn known_messages(
+    db: &mut Db,
+    options: &Options,
+    token: Option<&str>,
+    original_message_id: Option<&str>,
+) -> anyhow::Result<Vec<(MessageRef, SentTo)>> {
     let secret = &options.secret;
     let mut known: Vec<(MessageRef, SentTo)> = Vec::new();
     let candidates = [
@@ -567,6 +580,28 @@ fn lookup_and_judge(
             ));
         }
     }
+    Ok(known)
+}
+
+/// The address the message the VERP token names went to, among `known`.
+fn sent_to_by_token<'k>(known: &'k [(MessageRef, SentTo)], options: &Options, token: Option<&str>) -> Option<&'k str> {
+    let message = token::verify_message_token(&options.secret, token?).ok()?;
+    known
+        .iter()
+        .find(|(m, _)| *m == message)
+        .map(|(_, sent)| sent.to.as_str())
+}
+
+/// The trust rule (`bounces::trust`) applied to the messages found.
+fn judge_known(
+    known: Vec<(MessageRef, SentTo)>,
+    options: &Options,
+    claim: Claim,
+    token: Option<&str>,
+    named: Option<&str>,
+    original_message_id: Option<&str>,
+) -> Result<(MessageRef, SentTo), String> {
+    let secret = &options.secret;
     let find = |message: MessageRef| known.iter().find(|(m, _)| *m == message);
     let verdict = trust::judge(
         secret,
@@ -583,13 +618,13 @@ fn lookup_and_judge(
             })
         },
     );
-    Ok(match verdict {
+    match verdict {
         Trust::Verified { message, .. } => known
             .into_iter()
             .find(|(m, _)| *m == message)
             .ok_or_else(|| "the message it names has no send log".to_string()),
         Trust::Unverified { reason } => Err(reason),
-    })
+    }
 }
 
 /// Whether a report that proved nothing named nothing of ours either: no
