@@ -384,7 +384,7 @@ fn cause_of_code(code: &str) -> Option<Cause> {
 
 /// Lowercase, with runs of whitespace as one space, so phrases folded
 /// across lines still match.
-fn normalise(text: &str) -> String {
+pub(super) fn normalise(text: &str) -> String {
     text.split_whitespace().collect::<Vec<_>>().join(" ").to_lowercase()
 }
 

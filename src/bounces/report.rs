@@ -288,7 +288,13 @@ fn field_value<'l>(line: &'l [u8], name: &[u8]) -> Option<&'l [u8]> {
 }
 
 fn contains_ignore_case(haystack: &[u8], needle: &[u8]) -> bool {
-    haystack.windows(needle.len()).any(|w| w.eq_ignore_ascii_case(needle))
+    find_ignore_case(haystack, needle).is_some()
+}
+
+fn find_ignore_case(haystack: &[u8], needle: &[u8]) -> Option<usize> {
+    haystack
+        .windows(needle.len())
+        .position(|w| w.eq_ignore_ascii_case(needle))
 }
 
 fn find_header_end(raw: &[u8]) -> Option<usize> {
@@ -853,7 +859,8 @@ fn best_effort_bounce(message: &Message<'_>, leaves: &[Leaf<'_>]) -> ReportForm 
     let original_message_id = message_id_in_text(&text[quoted_start.min(text.len())..])
         .or_else(|| leaves.iter().find_map(returned_message_id));
     // Delivery-status fields in the text: a DSN whose parts were lost.
-    let fields = find_ignore_case(explanation, "final-recipient:").map(|at| parse_delivery_status(&explanation[at..]));
+    let fields = find_ignore_case(explanation.as_bytes(), b"final-recipient:")
+        .map(|at| parse_delivery_status(&explanation[at..]));
     if let Some(recipients) = fields.filter(|blocks| !blocks.is_empty()) {
         return ReportForm::Delivery {
             recipients,
@@ -969,15 +976,8 @@ fn is_delay_notice(text: &str) -> bool {
         "has been returned",
         "could not be delivered to",
     ];
-    let lower = text.split_whitespace().collect::<Vec<_>>().join(" ").to_lowercase();
+    let lower = cause::normalise(text);
     DELAYED.iter().any(|p| lower.contains(p)) && !FINAL.iter().any(|p| lower.contains(p))
-}
-
-fn find_ignore_case(haystack: &str, needle: &str) -> Option<usize> {
-    haystack
-        .as_bytes()
-        .windows(needle.len())
-        .position(|w| w.eq_ignore_ascii_case(needle.as_bytes()))
 }
 
 /// A line that carries an SMTP reply such as `550 ...` or `said: 550`.
