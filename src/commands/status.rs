@@ -174,31 +174,18 @@ impl Report for StatusReport {
             rows.extend(queue_rows("guardians and teachers ", &self.contacts, self.machine_zone));
         }
         let reports = &self.reports;
-        rows.push((
-            "hard bounces reported, last 7 days".to_string(),
-            reports.hard_bounces.to_string(),
-        ));
-        rows.push((
-            "refused for our sending, last 7 days".to_string(),
-            reports.refused.to_string(),
-        ));
-        rows.push((
-            "other permanent failures, last 7 days".to_string(),
-            reports.failed.to_string(),
-        ));
-        rows.push(("complaints, last 7 days".to_string(), reports.complaints.to_string()));
-        rows.push((
-            "unsubscribes by mail, last 7 days".to_string(),
-            reports.unsubscribes.to_string(),
-        ));
-        rows.push((
-            "unverified reports (ignored), last 7 days".to_string(),
-            reports.unverified.to_string(),
-        ));
-        rows.push((
-            "unrecognised mail (set aside), last 7 days".to_string(),
-            reports.unrecognised.to_string(),
-        ));
+        rows.extend(
+            [
+                ("hard bounces reported", reports.hard_bounces),
+                ("refused for our sending", reports.refused),
+                ("other permanent failures", reports.failed),
+                ("complaints", reports.complaints),
+                ("unsubscribes by mail", reports.unsubscribes),
+                ("unverified reports (ignored)", reports.unverified),
+                ("unrecognised mail (set aside)", reports.unrecognised),
+            ]
+            .map(|(what, n)| (format!("{what}, last 7 days"), n.to_string())),
+        );
         rows.push((
             "opted out for bounces".to_string(),
             if self.bounced.is_empty() {

@@ -17,11 +17,10 @@ use std::path::{Path, PathBuf};
 
 use base64::Engine;
 
+use super::bounces::sending;
 use crate::common::smtp::{Received, SmtpServer};
 use crate::common::{Backend, TestEnv, on_both_backends};
 
-const SECRET: &str = "0123456789abcdef0123456789abcdef-test-secret";
-const BOUNCES: &str = "bounces@school.example";
 const NOW: &str = "2030-03-01T12:00:00Z";
 /// The reminders' assignments are due 24 hours after `NOW`.
 const DUE: &str = "2030-03-02T12:00:00.000000Z";
@@ -428,16 +427,6 @@ fn report_message_id(serial: usize) -> String {
 /// The student the report numbered `serial` is about.
 fn student(serial: usize) -> String {
     format!("s{serial:04}@students.example")
-}
-
-/// A mail server and a sender with a bounce address and the secret.
-fn sending(env: &TestEnv) -> SmtpServer {
-    let smtp = SmtpServer::start();
-    env.use_smtp(&smtp.url());
-    env.set_var("REMINDERS_SECRET", SECRET);
-    env.set_var("REMINDERS_BOUNCE_ADDRESS", BOUNCES);
-    env.set_var("REMINDERS_UNSUBSCRIBE_MAILTO", "unsubscribe@school.example");
-    smtp
 }
 
 /// One reminder to each student, from one assignment each due 24 hours after

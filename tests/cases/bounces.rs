@@ -76,7 +76,7 @@ fn files_in(dir: &Path) -> Vec<String> {
 }
 
 /// A mail server and a sender with a bounce address and the secret.
-fn sending(env: &TestEnv) -> SmtpServer {
+pub(super) fn sending(env: &TestEnv) -> SmtpServer {
     let smtp = SmtpServer::start();
     env.use_smtp(&smtp.url());
     env.set_var("REMINDERS_SECRET", SECRET);
