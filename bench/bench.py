@@ -27,8 +27,12 @@ SINK_PORT = 2625
 SLOW_PORT = 2626
 SLOW_DELAY_MS = 20
 # (--connections, messages): enough messages for a few seconds each.
-SLOW_TRIALS = [(1, 50), (4, 160), (16, 640), (32, 1280)]
+SLOW_TRIALS = [(1, 50), (4, 160), (8, 320), (16, 640), (32, 1280)]
 SLOW_TRIALS_SMOKE = [(1, 10), (4, 40)]
+# Issue 34: these trials run again right after, against the slow server
+# offering PIPELINING (the smoke run's keeps the pipelined path in CI).
+PIPELINED_CONNECTIONS = (8, 32)
+PIPELINED_CONNECTIONS_SMOKE = (4,)
 IDLE_RUNS = 20
 # Issue 31: the idle and heavy runs again with overdue steps configured.
 OVERDUE = ["--overdue", ",".join(str(n) for n in generate.OVERDUE_STEPS)]
@@ -122,11 +126,16 @@ class Sink:
 
 
 class SlowServer:
-    """bench/slow_smtp.py: waits SLOW_DELAY_MS before every reply, as a distant relay does."""
+    """bench/slow_smtp.py: waits SLOW_DELAY_MS before every reply (or every
+    group of pipelined commands), as a distant relay does."""
+
+    def __init__(self, pipelining):
+        self.pipelining = pipelining
 
     def __enter__(self):
         self.process = subprocess.Popen([sys.executable, os.path.join(ROOT, "bench", "slow_smtp.py"),
-                                         "--port", str(SLOW_PORT), "--delay-ms", str(SLOW_DELAY_MS)],
+                                         "--port", str(SLOW_PORT), "--delay-ms", str(SLOW_DELAY_MS)]
+                                        + (["--pipelining"] if self.pipelining else []),
                                         stdout=subprocess.PIPE, text=True)
         assert self.process.stdout.readline().strip() == "ready"
         return self
@@ -136,30 +145,42 @@ class SlowServer:
         self.process.wait()
 
     def received(self):
+        """(messages, of them pipelined)."""
         self.process.send_signal(signal.SIGTERM)
         out, _ = self.process.communicate()
-        return int(out.split()[-1])
+        words = out.split()
+        return int(words[-3]), int(words[-1])
 
 
-def slow_curve(fresh_database, data, trials):
-    """Messages a second against the slow server for each --connections, each
-    trial on a fresh database holding only its due reminders."""
-    curve = {}
+def slow_trial(fresh_database, data, connections, count, pipelining):
+    """Messages a second against the slow server, on a fresh database holding
+    only its due reminders; exact counts checked, pipelined groups included."""
+    env = dict(os.environ, DATABASE_URL=fresh_database(), SMTP_URL=f"smtp://127.0.0.1:{SLOW_PORT}",
+               MAIL_FROM="Reminders <noreply@bench.example>")
+    env.pop("REMINDERS_TEMPLATES", None)
+    for setup in (["migrate"], ["user", "import", os.path.join(data, "users.csv")],
+                  ["assignment", "import", os.path.join(data, "assignments.csv")]):
+        measure([BINARY, "-q", *setup], env)
+    with SlowServer(pipelining) as server:
+        wall, _, _ = measure([BINARY, "-q", "send", "--unit", "hours", "--targets", "24", "--connections",
+                              str(connections), "--limit", str(count), "--now", stamp(generate.HEAVY_NOW)], env)
+        received, pipelined = server.received()
+    expected = (count, count if pipelining else 0)
+    if (received, pipelined) != expected:
+        raise SystemExit(f"slow server{' with PIPELINING' if pipelining else ''}: {connections} connections "
+                         f"delivered {received} ({pipelined} pipelined), expected {expected[0]} ({expected[1]})")
+    return count / wall
+
+
+def slow_curve(fresh_database, data, trials, pipelined_connections):
+    """The slow server's curve by --connections, and for some of them the same
+    trial again right after against the server offering PIPELINING."""
+    curve, pipelined = {}, {}
     for connections, count in trials:
-        env = dict(os.environ, DATABASE_URL=fresh_database(), SMTP_URL=f"smtp://127.0.0.1:{SLOW_PORT}",
-                   MAIL_FROM="Reminders <noreply@bench.example>")
-        env.pop("REMINDERS_TEMPLATES", None)
-        for setup in (["migrate"], ["user", "import", os.path.join(data, "users.csv")],
-                      ["assignment", "import", os.path.join(data, "assignments.csv")]):
-            measure([BINARY, "-q", *setup], env)
-        with SlowServer() as server:
-            wall, _, _ = measure([BINARY, "-q", "send", "--unit", "hours", "--targets", "24", "--connections",
-                                  str(connections), "--limit", str(count), "--now", stamp(generate.HEAVY_NOW)], env)
-            received = server.received()
-        if received != count:
-            raise SystemExit(f"slow server: {connections} connections delivered {received}, expected {count}")
-        curve[connections] = count / wall
-    return curve
+        curve[connections] = slow_trial(fresh_database, data, connections, count, False)
+        if connections in pipelined_connections:
+            pipelined[connections] = slow_trial(fresh_database, data, connections, count, True)
+    return curve, pipelined
 
 
 def psql(sql, database="test"):
@@ -248,7 +269,7 @@ def bench_backend(name, database_url, data, sizes, fresh_database, slow_data, co
     summary = [BINARY, "summary", "--now", stamp(generate.HEAVY_NOW), "--format", "json"]
     r["summary_s"] = measure(summary, env)[0]
     r["summary_plan_s"] = measure(summary + ["--send", "--dry-run"], env)[0]
-    r["slow_curve"] = slow_curve(fresh_database, slow_data, sizes["slow"])
+    r["slow_curve"], r["slow_pipelined"] = slow_curve(fresh_database, slow_data, sizes["slow"], sizes["pipelined"])
     # Last, so that the students' own windows move nothing the runs above count.
     for i in range(5):
         student = f"student{i}@bench.example"
@@ -337,6 +358,8 @@ def table(results, sizes):
         ("7. `summary`, all students: display, `--send` planning", lambda r: f"{r['summary_s'] * 1000:.0f} ms, {r['summary_plan_s'] * 1000:.0f} ms"),
         (f"8. slow server ({SLOW_DELAY_MS} ms a reply): msg/s by `--connections`",
          lambda r: ", ".join(f"{c}: {rate:,.1f}" for c, rate in r["slow_curve"].items()) + f" ({slow_scaling(r):.0%} of linear)"),
+        ("8b. the same server offering PIPELINING, each trial right after its row 8 trial: msg/s by `--connections`",
+         lambda r: ", ".join(f"{c}: {rate:,.1f} ({pipelining_gain(r, c):.2f}x)" for c, rate in r["slow_pipelined"].items())),
     ]
     lines = ["| measure | " + " | ".join(names) + " |", "|---|" + "---|" * len(names)]
     for label, render in rows:
@@ -375,6 +398,10 @@ def overdue_paragraph(results):
             "windows empty, so both variants do the same work): " + " ".join(parts))
 
 
+def pipelining_gain(r, connections):
+    return r["slow_pipelined"][connections] / r["slow_curve"][connections]
+
+
 def slow_scaling(r):
     """The widest trial's rate against that many single connections."""
     widest = max(r["slow_curve"])
@@ -404,6 +431,9 @@ def targets(results, sizes):
              f"{r['import_rows_s']:,.0f} rows/s, {r['import_rss_mb']:.0f} MB"),
             (f"memory flat within 10% ({name})", r["flat_ratio"] <= 1.10, f"{r['flat_ratio']:.2f}x"),
             (f"slow server: 32 connections ≥ 80% of 32 × one ({name})", slow_scaling(r) >= 0.8, f"{slow_scaling(r):.0%}"),
+            (f"slow server offering PIPELINING: 8 and 32 connections ≥ 1.8x the rate without ({name})",
+             all(pipelining_gain(r, c) >= 1.8 for c in r["slow_pipelined"]),
+             ", ".join(f"{c}: {pipelining_gain(r, c):.2f}x" for c in r["slow_pipelined"])),
         ]
     return checks
 
@@ -416,6 +446,7 @@ def main():
     sizes = dict(users=100, assignments=1_000, heavy=100, flat=300, heavy_trials=1) if args.smoke else \
         dict(users=100_000, assignments=1_000_000, heavy=10_000, flat=100_000, heavy_trials=HEAVY_TRIALS)
     sizes["slow"] = SLOW_TRIALS_SMOKE if args.smoke else SLOW_TRIALS
+    sizes["pipelined"] = PIPELINED_CONNECTIONS_SMOKE if args.smoke else PIPELINED_CONNECTIONS
 
     # Removed however the run ends, sys.exit included (the files are gigabytes at full size).
     work_dir = tempfile.TemporaryDirectory(prefix="reminders-bench-")

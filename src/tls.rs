@@ -1,5 +1,5 @@
 //! TLS for every outbound connection: whom we trust, the settings each
-//! library (lettre, ureq) gets from that, and plain words when a server's
+//! library (the SMTP client, ureq) gets from that, and plain words when a server's
 //! certificate is refused.
 //!
 //! We trust what the machine trusts: the platform's store, which on Linux is
@@ -9,7 +9,7 @@
 //! adds the PEM certificates of one file. No roots are compiled in, and there
 //! is deliberately no way to turn verification off.
 //!
-//! lettre and ureq report a refused certificate without the certificate, so
+//! The SMTP client and ureq report a refused certificate without the certificate, so
 //! [`explain`] connects once more with [`inspect`], which verifies exactly as
 //! they do and keeps what the server showed, to name its subject and issuer.
 
@@ -20,7 +20,6 @@ use std::time::Duration;
 
 use anyhow::{Context, anyhow};
 use chrono::{DateTime, Utc};
-use lettre::transport::smtp::client::{Certificate, CertificateStore, TlsParameters};
 use rustls::client::WebPkiServerVerifier;
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::crypto::CryptoProvider;
@@ -101,7 +100,7 @@ impl Trust {
             let native = rustls_native_certs::load_native_certs();
             let mut store = RootCertStore::empty();
             let mut certs = Vec::new();
-            // lettre refuses the whole list if webpki cannot read one of them, so
+            // webpki would refuse the whole list if it cannot read one of them, so
             // only the readable ones are kept, as rustls and ureq would keep them.
             for cert in native.certs {
                 if store.add(cert.clone()).is_ok() {
@@ -158,19 +157,20 @@ pub fn describe() -> String {
 }
 
 fn provider() -> Arc<CryptoProvider> {
-    // The provider lettre and ureq use too (their `ring` features).
+    // The provider ureq uses too (its `ring` feature).
     Arc::new(rustls::crypto::ring::default_provider())
 }
 
-/// lettre's TLS settings for a connection to `host`: our roots, none of its own.
-pub fn smtp_parameters(host: &str) -> anyhow::Result<TlsParameters> {
-    let mut builder = TlsParameters::builder(host.to_string()).certificate_store(CertificateStore::None);
-    for cert in &trust().roots().certs {
-        builder = builder.add_root_certificate(Certificate::from_der(cert.to_vec()).context("a trusted certificate")?);
-    }
-    builder
-        .build_rustls()
-        .with_context(|| format!("cannot set up TLS for `{host}`"))
+/// The mail relay's TLS settings (STARTTLS or SMTPS) for `host`: our roots,
+/// TLS 1.2 or 1.3, and the name its certificate must carry.
+pub fn smtp_client(host: &str) -> anyhow::Result<(Arc<ClientConfig>, ServerName<'static>)> {
+    let config = ClientConfig::builder_with_provider(provider())
+        .with_safe_default_protocol_versions()
+        .context("cannot set up TLS")?
+        .with_root_certificates(trust().roots().store.clone())
+        .with_no_client_auth();
+    let name = ServerName::try_from(host.to_string()).with_context(|| format!("`{host}` is not a host name"))?;
+    Ok((Arc::new(config), name))
 }
 
 /// ureq's TLS settings, for the ping and any other HTTPS request: our roots.
@@ -252,7 +252,7 @@ pub fn inspect(
     preamble(&mut tcp)?;
     let store = trust().roots().store.clone();
     let recorder = Arc::new(Recorder {
-        // webpki will not be built without roots; lettre and ureq then refuse
+        // webpki will not be built without roots; the SMTP client and ureq then refuse
         // every certificate as of an unknown issuer, and so does the recorder.
         verifier: if store.is_empty() {
             None
@@ -265,7 +265,7 @@ pub fn inspect(
     });
     // rustls files every custom verifier under "dangerous"; this one decides
     // nothing itself: it keeps the certificate and hands the decision to the
-    // same webpki verifier, with the same roots, that lettre and ureq use.
+    // same webpki verifier, with the same roots, that the SMTP client and ureq use.
     let config = ClientConfig::builder_with_provider(provider())
         .with_protocol_versions(rustls::ALL_VERSIONS)
         .context("cannot set up TLS")?
@@ -429,7 +429,7 @@ pub fn explain_http(error: &ureq::Error, url: &str, timeout: std::time::Duration
 /// one look at the certificate is enough.
 static EXPLAINED: Mutex<Vec<(String, String)>> = Mutex::new(Vec::new());
 
-/// When `error` (from lettre or ureq, or anything holding an `io::Error`)
+/// When `error` (from the SMTP client or ureq, or anything holding an `io::Error`)
 /// is a refused certificate, says why in one line and what to do: it looks at
 /// the certificate with `inspect`. `None` when it is no certificate problem.
 pub fn explain(

@@ -56,7 +56,7 @@ fn check(cx: &Context, job: CheckJob) -> Result<Outcome, Failure> {
                     )),
                 );
             }
-            match Mailer::new(&settings.url, settings.oauth.as_ref(), 1, Duration::from_secs(10)) {
+            match Mailer::new(&settings.url, settings.oauth.as_ref(), Duration::from_secs(10)) {
                 Err(error) => check("mail server", Err(format!("{error:#}"))),
                 Ok(mailer) => {
                     for (step, result) in mailer.probe() {

@@ -208,15 +208,10 @@ impl Delivery {
         })
     }
 
-    /// The mail settings and a transport pooling `--connections` connections.
+    /// The mail settings and the transport.
     pub fn mailer(&self) -> Result<(&MailSettings, Mailer), Failure> {
         let mail = self.mail.as_ref().map_err(Clone::clone)?;
-        let mailer = Mailer::new(
-            &mail.url,
-            mail.oauth.as_ref(),
-            self.options.connections,
-            self.smtp_timeout,
-        )?;
+        let mailer = Mailer::new(&mail.url, mail.oauth.as_ref(), self.smtp_timeout)?;
         Ok((mail, mailer))
     }
 }

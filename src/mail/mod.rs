@@ -1,12 +1,13 @@
 //! Mail: where it goes (`url`), how it gets there (`transport`), what a
 //! message looks like (`message`), whom a refusal concerns (`failure`) and
-//! the OAuth token for XOAUTH2 relays (`oauth`).
+//! the OAuth token for XOAUTH2 relays (`oauth`); `smtp` speaks the protocol.
 //! No database types: callers hand in rendered text and addresses.
 
 pub mod dkim;
 mod failure;
 mod message;
 mod oauth;
+mod smtp;
 pub mod token;
 mod transport;
 mod url;

@@ -1,25 +1,25 @@
-//! The transport: pooled SMTP connections (plain, STARTTLS or TLS from the
-//! first byte) or a `file://` outbox, and what each send error says about
-//! whom it concerns (`failure`). An `auth=xoauth2` relay gets the run's
-//! OAuth token (`oauth`), renewed once when the relay refuses it.
+//! The transport: one SMTP session per sending thread (plain, STARTTLS or TLS
+//! from the first byte; spoken by `smtp`, which pipelines) or a `file://`
+//! outbox, and what each send error says about whom it concerns (`failure`).
+//! An `auth=xoauth2` relay gets the run's OAuth token (`oauth`), renewed once
+//! when the relay refuses it.
 
 use std::io::{BufRead, BufReader, Write};
 use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context, anyhow};
-use lettre::transport::smtp::PoolConfig;
+use lettre::Message;
 use lettre::transport::smtp::authentication::{Credentials, Mechanism};
-use lettre::transport::smtp::client::{AsyncSmtpConnection, Tls, TlsParameters};
 use lettre::transport::smtp::extension::ClientId;
-use lettre::{Message, SmtpTransport, Transport};
 
 use super::MailUrl;
 use super::failure::{Blame, SendFailure, blame_reply};
 use super::oauth::{self, OAuthSettings, TokenCache};
+use super::smtp::{Session, SmtpError, Step, Wire};
 
 /// Where and how to reach an `smtp://` server (plain, or upgraded with
-/// STARTTLS), or an `smtps://` one that takes XOAUTH2.
+/// STARTTLS), or an `smtps://` one (TLS from the first byte).
 #[derive(Clone)]
 pub struct SmtpServer {
     host: String,
@@ -30,8 +30,35 @@ pub struct SmtpServer {
     /// `auth=xoauth2`: the run's token instead of a password.
     xoauth2: Option<Arc<Xoauth2>>,
     timeout: Duration,
-    /// What STARTTLS trusts (see `tls`); none when the URL asks for no TLS.
-    tls: Option<TlsParameters>,
+    /// What STARTTLS or SMTPS trusts (see `tls`); none when the URL asks for no TLS.
+    tls: Option<Tls>,
+}
+
+/// The relay's TLS: our roots, and the name its certificate must carry.
+#[derive(Clone)]
+struct Tls {
+    connector: tokio_rustls::TlsConnector,
+    name: rustls::pki_types::ServerName<'static>,
+}
+
+impl Tls {
+    fn for_host(host: &str) -> anyhow::Result<Tls> {
+        let (config, name) = crate::tls::smtp_client(host)?;
+        Ok(Tls {
+            connector: config.into(),
+            name,
+        })
+    }
+
+    async fn handshake(
+        &self,
+        tcp: tokio::net::TcpStream,
+    ) -> Result<tokio_rustls::client::TlsStream<tokio::net::TcpStream>, SmtpError> {
+        self.connector
+            .connect(self.name.clone(), tcp)
+            .await
+            .map_err(SmtpError::Tls)
+    }
 }
 
 /// XOAUTH2: the sending mailbox and the run's token, shared by the run's
@@ -63,23 +90,13 @@ impl Xoauth2 {
     }
 }
 
-/// The relay refused the token itself: `535`, or Gmail's `334` challenge,
-/// which lettre's XOAUTH2 gives up on before the `535` that follows. (A
-/// relay that offers no XOAUTH2 at all is another client error: not this.)
-fn token_refused(error: &lettre::transport::smtp::Error) -> bool {
-    error.is_permanent() || is_challenge(error)
-}
-
-fn is_challenge(error: &lettre::transport::smtp::Error) -> bool {
-    error.is_client() && error.to_string().contains("does not expect a challenge")
-}
-
-/// An AUTH refusal as the error line shows it.
-fn auth_refusal(error: &lettre::transport::smtp::Error) -> String {
-    if is_challenge(error) {
-        "the relay answered with an error challenge (334): the token was refused".to_string()
-    } else {
-        one_line(&error.to_string())
+/// The relay refused the token itself: a `5xx` to AUTH, or Gmail's `334`
+/// challenge before one. (A relay that offers no XOAUTH2 at all is not this.)
+fn token_refused(error: &SmtpError) -> bool {
+    match error {
+        SmtpError::Challenged(_) => true,
+        SmtpError::Refused(Step::Auth, reply) => reply.code >= 500,
+        _ => false,
     }
 }
 
@@ -88,8 +105,7 @@ enum StartTls {
     Never,
     IfOffered,
     Required,
-    /// `smtps://` with XOAUTH2: TLS from the first byte, on this path so
-    /// that the token can be renewed (lettre's pool takes fixed credentials).
+    /// `smtps://`: TLS from the first byte.
     Wrapper,
 }
 
@@ -118,7 +134,7 @@ impl SmtpServer {
         let host = url.host_str().unwrap_or_default().to_string();
         let tls = match starttls {
             StartTls::Never => None,
-            StartTls::IfOffered | StartTls::Required | StartTls::Wrapper => Some(crate::tls::smtp_parameters(&host)?),
+            StartTls::IfOffered | StartTls::Required | StartTls::Wrapper => Some(Tls::for_host(&host)?),
         };
         let default_port = match starttls {
             StartTls::Never => 25,
@@ -151,7 +167,7 @@ impl SmtpServer {
     /// connection (the refused one may be mid-AUTH); a second refusal or a
     /// token endpoint that fails ends the run, since no message can get past it.
     /// The SMTP steps are bounded by the timeout; a token request by its own.
-    async fn connect(&self) -> Result<AsyncSmtpConnection, SendFailure> {
+    async fn connect(&self) -> Result<Session, SendFailure> {
         let Some(xoauth2) = &self.xoauth2 else {
             return self
                 .timed(async {
@@ -160,7 +176,7 @@ impl SmtpServer {
                         connection
                             .auth(&[Mechanism::Plain, Mechanism::Login], credentials)
                             .await
-                            .map_err(refused_the_run)?;
+                            .map_err(|error| self.refused_the_run(error))?;
                     }
                     Ok(connection)
                 })
@@ -182,7 +198,7 @@ impl SmtpServer {
             let error = match authenticated {
                 Ok(connection) => return Ok(connection),
                 Err(error) if token_refused(&error) => error,
-                Err(error) => return Err(refused_the_run(error)),
+                Err(error) => return Err(self.refused_the_run(error)),
             };
             token = match xoauth2.tokens.refresh_after_rejection(&token).map_err(token_failed)? {
                 Some(renewed) => renewed,
@@ -193,36 +209,18 @@ impl SmtpServer {
                         self.port,
                         xoauth2.mailbox,
                         xoauth2.endpoint,
-                        auth_refusal(&error)
+                        one_line(&error.to_string())
                     )));
                 }
             };
         }
     }
 
-    /// A new connection up to AUTH: TCP with Nagle's algorithm off, then EHLO
-    /// and STARTTLS as configured. lettre writes a message's final `.`
-    /// separately, and with Nagle on that write waits for the server's
-    /// delayed ACK on every message (BENCHMARKS.md has the cost).
-    async fn open(&self) -> Result<AsyncSmtpConnection, SendFailure> {
-        let refused_tls = |error| SendFailure {
-            // Before any message: whatever the reply, the run's problem.
-            blame: Blame::Run,
-            ..explained(error, &self.host, self.port, || self.inspect())
-        };
-        if self.starttls == StartTls::Wrapper {
-            // lettre wraps the socket itself here, so Nagle stays on: XOAUTH2
-            // over smtps:// may pay the delayed ACK (STARTTLS on 587 does not).
-            return AsyncSmtpConnection::connect_tokio1(
-                (self.host.as_str(), self.port),
-                Some(self.timeout),
-                &self.hello,
-                self.tls.clone(),
-                None,
-            )
-            .await
-            .map_err(refused_tls);
-        }
+    /// A new session up to AUTH: TCP with Nagle's algorithm off, TLS from
+    /// the first byte or STARTTLS as configured, and EHLO. Each write is a
+    /// whole group of commands or a whole message, and with Nagle on a write
+    /// may wait for the server's delayed ACK (BENCHMARKS.md has the cost).
+    async fn open(&self) -> Result<Session, SendFailure> {
         let tcp = tokio::net::TcpStream::connect((self.host.as_str(), self.port))
             .await
             .map_err(|error| {
@@ -233,21 +231,51 @@ impl SmtpServer {
             })?;
         tcp.set_nodelay(true)
             .map_err(|error| SendFailure::new(Blame::Run, error.to_string()))?;
-        let mut connection = AsyncSmtpConnection::connect_with_transport(Box::new(tcp), &self.hello)
-            .await
-            .map_err(refused_the_run)?;
+        let refused = |error| self.refused_the_run(error);
+        if self.starttls == StartTls::Wrapper
+            && let Some(tls) = &self.tls
+        {
+            let wrapped = tls.handshake(tcp).await.map_err(refused)?;
+            return Session::start(Box::new(wrapped) as Box<dyn Wire>, &self.hello)
+                .await
+                .map_err(refused);
+        }
+        let session = Session::start(tcp, &self.hello).await.map_err(refused)?;
         let upgrade = match self.starttls {
             StartTls::Never | StartTls::Wrapper => false,
-            StartTls::IfOffered => connection.can_starttls(),
+            StartTls::IfOffered => session.offers_starttls(),
+            StartTls::Required if !session.offers_starttls() => {
+                return Err(SendFailure::new(
+                    Blame::Run,
+                    format!(
+                        "{}:{} does not offer STARTTLS, and SMTP_URL says `tls=required`",
+                        self.host, self.port
+                    ),
+                ));
+            }
             StartTls::Required => true,
         };
-        if upgrade && let Some(parameters) = &self.tls {
-            connection
-                .starttls(parameters.clone(), &self.hello)
-                .await
-                .map_err(refused_tls)?;
+        match &self.tls {
+            Some(tls) if upgrade => {
+                let tcp = session.starttls().await.map_err(refused)?;
+                let wrapped = tls.handshake(tcp).await.map_err(refused)?;
+                Session::after_starttls(Box::new(wrapped) as Box<dyn Wire>, &self.hello)
+                    .await
+                    .map_err(refused)
+            }
+            _ => Ok(session.boxed()),
         }
-        Ok(connection)
+    }
+
+    /// A failure before any message was offered (greeting, EHLO, STARTTLS,
+    /// AUTH): whatever the reply, it concerns the run. A refused certificate
+    /// is explained in plain words (`tls::explain`).
+    fn refused_the_run(&self, error: SmtpError) -> SendFailure {
+        let explained = match &error {
+            SmtpError::Tls(tls) => crate::tls::explain(tls, &self.host, self.port, || self.inspect()),
+            _ => None,
+        };
+        SendFailure::new(Blame::Run, explained.unwrap_or_else(|| one_line(&error.to_string())))
     }
 
     /// `reminders check` for an XOAUTH2 relay: the token, the relay (EHLO and
@@ -261,8 +289,8 @@ impl SmtpServer {
                 .map(|_| format!("fetched from `{}`", xoauth2.endpoint))
                 .map_err(Clone::clone),
         )];
-        let mut connection = match self.timed(self.open()).await {
-            Ok(connection) => connection,
+        let mut session = match self.timed(self.open()).await {
+            Ok(session) => session,
             Err(failure) => {
                 steps.push(("mail server", Err(failure.reason)));
                 steps.push(("mail AUTH", Err("not tried: the relay was not reached".to_string())));
@@ -285,7 +313,7 @@ impl SmtpServer {
             Err(_) => Err("not tried: no token".to_string()),
             Ok(token) => {
                 let credentials = oauth::xoauth2_credentials(&xoauth2.mailbox, &token);
-                let auth = self.timed(async { Ok(connection.auth(&[Mechanism::Xoauth2], &credentials).await) });
+                let auth = self.timed(async { Ok(session.auth(&[Mechanism::Xoauth2], &credentials).await) });
                 match auth.await {
                     Err(failure) => Err(failure.reason),
                     Ok(Ok(_)) => Ok(format!("AUTH XOAUTH2 accepted for `{}`", xoauth2.mailbox)),
@@ -294,12 +322,12 @@ impl SmtpServer {
                         self.host,
                         self.port,
                         xoauth2.mailbox,
-                        auth_refusal(&error)
+                        one_line(&error.to_string())
                     )),
                 }
             }
         };
-        let _ = connection.quit().await;
+        session.quit().await;
         steps.push(("mail AUTH", auth));
         steps
     }
@@ -383,81 +411,21 @@ fn starttls_preamble(tcp: &mut std::net::TcpStream, hello: &ClientId) -> anyhow:
     Ok(())
 }
 
-/// A failure to connect, as `classify` sees it, with its reason in plain
-/// words when TLS refused the server's certificate (`tls::explain`).
-fn explained(
-    error: lettre::transport::smtp::Error,
-    host: &str,
-    port: u16,
-    inspect: impl FnOnce() -> anyhow::Result<crate::tls::Inspection>,
-) -> SendFailure {
-    let reason = crate::tls::explain(&error, host, port, inspect);
-    let mut failure = classify(error);
-    if let Some(reason) = reason {
-        failure.reason = reason;
-    }
-    failure
-}
-
-/// `smtps://`: lettre's pooled transport, and where it connects, to look at
-/// the server's certificate for `check` and when it is refused.
-#[derive(Clone)]
-pub struct Smtps {
-    transport: SmtpTransport,
-    host: String,
-    port: u16,
-    timeout: Duration,
-}
-
-impl Smtps {
-    fn inspect(&self) -> anyhow::Result<crate::tls::Inspection> {
-        crate::tls::inspect(&self.host, self.port, self.timeout, |_| Ok(()))
-    }
-
-    fn explained(&self, error: lettre::transport::smtp::Error) -> SendFailure {
-        explained(error, &self.host, self.port, || self.inspect())
-    }
-}
-
 /// Where messages go; shared by the sending threads.
 #[derive(Clone)]
 pub enum Mailer {
-    /// `smtp://`: each sending thread keeps its own connection open across
-    /// messages, so `--connections` threads keep that many connections busy.
+    /// `smtp://` or `smtps://`: each sending thread keeps its own session
+    /// open across messages, so `--connections` threads keep that many busy.
     Smtp(SmtpServer),
-    /// `smtps://` (TLS from the first byte): lettre's pooled transport.
-    Smtps(Smtps),
     /// `file://DIR`: each message an `.eml` file named after its Message-ID.
     File(std::path::PathBuf),
 }
 
 impl Mailer {
     /// `oauth` is used when the URL asks for `auth=xoauth2`.
-    pub fn new(
-        url: &MailUrl,
-        oauth: Option<&OAuthSettings>,
-        connections: u32,
-        timeout: Duration,
-    ) -> anyhow::Result<Mailer> {
+    pub fn new(url: &MailUrl, oauth: Option<&OAuthSettings>, timeout: Duration) -> anyhow::Result<Mailer> {
         match url {
-            MailUrl::Smtp(smtp) if smtp.scheme() == "smtp" || url.xoauth2_mailbox().is_some() => {
-                Ok(Mailer::Smtp(SmtpServer::from_url(smtp, oauth, timeout)?))
-            }
-            MailUrl::Smtp(url) => {
-                let host = url.host_str().unwrap_or_default().to_string();
-                let transport = SmtpTransport::from_url(url.as_str())
-                    .map_err(|error| anyhow!("SMTP_URL `{}` is malformed: {error}", crate::redact::redact(url)))?
-                    .tls(Tls::Wrapper(crate::tls::smtp_parameters(&host)?))
-                    .timeout(Some(timeout))
-                    .pool_config(PoolConfig::new().max_size(connections))
-                    .build();
-                Ok(Mailer::Smtps(Smtps {
-                    transport,
-                    host,
-                    port: url.port().unwrap_or(lettre::transport::smtp::SUBMISSIONS_PORT),
-                    timeout,
-                }))
-            }
+            MailUrl::Smtp(smtp) => Ok(Mailer::Smtp(SmtpServer::from_url(smtp, oauth, timeout)?)),
             // Created with the first message: a run that fails before it
             // (or `check`) leaves nothing behind.
             MailUrl::File(dir) => Ok(Mailer::File(dir.clone())),
@@ -492,8 +460,8 @@ impl Mailer {
                     .build()
                     .map_err(|error| error.to_string())?;
                 runtime.block_on(async {
-                    let mut connection = server.connect().await.map_err(|failure| failure.reason)?;
-                    let _ = connection.quit().await;
+                    let mut session = server.connect().await.map_err(|failure| failure.reason)?;
+                    session.quit().await;
                     let auth = if server.credentials.is_some() {
                         ", credentials accepted"
                     } else {
@@ -502,11 +470,6 @@ impl Mailer {
                     Ok(format!("{}:{} answers EHLO{auth}", server.host, server.port))
                 })
             }
-            Mailer::Smtps(smtps) => match smtps.transport.test_connection() {
-                Ok(true) => Ok("the server answers (TLS)".to_string()),
-                Ok(false) => Err("the server did not answer NOOP".to_string()),
-                Err(error) => Err(smtps.explained(error).reason),
-            },
             Mailer::File(dir) if dir.is_dir() => Ok(format!("writes .eml files into `{}` (no server)", dir.display())),
             Mailer::File(dir) => Ok(format!(
                 "writes .eml files into `{}`, created with the first message (no server)",
@@ -535,7 +498,6 @@ impl Mailer {
                     inspected => shown(inspected, &server.host, server.port),
                 },
             }),
-            Mailer::Smtps(smtps) => Some(shown(smtps.inspect(), &smtps.host, smtps.port)),
             Mailer::File(_) => None,
         }
     }
@@ -549,7 +511,7 @@ impl Mailer {
         Ok(Courier {
             mailer: self,
             runtime,
-            connection: None,
+            session: None,
             last_used: std::time::Instant::now(),
         })
     }
@@ -559,8 +521,8 @@ impl Mailer {
 pub struct Courier<'a> {
     mailer: &'a Mailer,
     runtime: tokio::runtime::Runtime,
-    connection: Option<AsyncSmtpConnection>,
-    /// When the connection last carried a message.
+    session: Option<Session>,
+    /// When the session last carried a message.
     last_used: std::time::Instant,
 }
 
@@ -573,19 +535,12 @@ impl Courier<'_> {
     pub fn send(&mut self, message: &Message) -> Result<(), SendFailure> {
         let server = match self.mailer {
             Mailer::Smtp(server) => server,
-            Mailer::Smtps(smtps) => {
-                return smtps
-                    .transport
-                    .send(message)
-                    .map(drop)
-                    .map_err(|error| smtps.explained(error));
-            }
             Mailer::File(dir) => {
                 return write_eml(dir, message)
                     .map_err(|error| SendFailure::new(Blame::Run, one_line(&format!("{error:#}"))));
             }
         };
-        let connection = &mut self.connection;
+        let session = &mut self.session;
         let idle = std::mem::replace(&mut self.last_used, std::time::Instant::now()).elapsed();
         self.runtime.block_on(async {
             let timed_out = |blame| {
@@ -595,26 +550,23 @@ impl Courier<'_> {
                 )
             };
             if idle >= IDLE_BEFORE_CHECK
-                && let Some(open) = connection.as_mut()
-                && !matches!(
-                    tokio::time::timeout(server.timeout, open.test_connected()).await,
-                    Ok(true)
-                )
+                && let Some(open) = session.as_mut()
+                && !matches!(tokio::time::timeout(server.timeout, open.noop()).await, Ok(true))
             {
-                *connection = None;
+                *session = None;
             }
-            if connection.as_ref().is_none_or(AsyncSmtpConnection::has_broken) {
-                *connection = Some(server.connect().await?);
+            if session.as_ref().is_none_or(Session::is_broken) {
+                *session = Some(server.connect().await?);
             }
-            let open = connection.as_mut().expect("connected above");
+            let open = session.as_mut().expect("connected above");
             let sent = tokio::time::timeout(server.timeout, open.send(message.envelope(), &message.formatted())).await;
             match sent {
                 Ok(Ok(_)) => Ok(()),
-                // lettre drops a connection after any error; the next send reconnects.
+                // A session is broken after any failure; the next send reconnects.
                 Ok(Err(error)) => Err(classify(error)),
                 // The data may have arrived: a later attempt, counted as one.
                 Err(_) => {
-                    *connection = None;
+                    *session = None;
                     Err(timed_out(Blame::Transient))
                 }
             }
@@ -624,35 +576,28 @@ impl Courier<'_> {
 
 impl Drop for Courier<'_> {
     fn drop(&mut self) {
-        if let Some(mut connection) = self.connection.take() {
+        if let Some(mut session) = self.session.take() {
             // Say goodbye, briefly; the messages are already accepted.
             let _ = self
                 .runtime
-                .block_on(async { tokio::time::timeout(Duration::from_secs(1), connection.quit()).await });
+                .block_on(async { tokio::time::timeout(Duration::from_secs(1), session.quit()).await });
         }
     }
 }
 
-/// A failure while sending one message: the server's reply says whom it
-/// concerns (see `failure`). No reply at all means the connection broke
-/// before the server answered about this message: the run's problem. A
-/// message lettre cannot put into SMTP at all is the message's.
-fn classify(error: lettre::transport::smtp::Error) -> SendFailure {
-    let reason = one_line(&error.to_string());
-    let blame = match error.status() {
-        _ if error.is_tls() => Blame::Run,
-        Some(code) => blame_reply(u16::from(code), &reason),
-        None if error.is_timeout() => Blame::Transient,
-        None if error.is_client() => Blame::Message,
-        None => Blame::Run,
+/// A failure while sending one message: the reply says whom it concerns
+/// (see `failure`), except that a refused MAIL FROM is about our sender, so
+/// the run's. No reply at all means the connection broke before the server
+/// answered about this message: the run's problem. A message the server
+/// cannot take in SMTP at all (8-bit text without 8BITMIME) is the message's.
+fn classify(error: SmtpError) -> SendFailure {
+    let blame = match &error {
+        SmtpError::Refused(Step::Mail, _) => Blame::Run,
+        SmtpError::Refused(_, reply) => blame_reply(reply.code, &reply.text()),
+        SmtpError::Unsupported(_) => Blame::Message,
+        SmtpError::Challenged(_) | SmtpError::Broken(..) | SmtpError::Tls(_) | SmtpError::Garbled(..) => Blame::Run,
     };
-    SendFailure::new(blame, reason)
-}
-
-/// A failure before any message was offered (greeting, EHLO, STARTTLS,
-/// AUTH): whatever the reply, it concerns the run.
-fn refused_the_run(error: lettre::transport::smtp::Error) -> SendFailure {
-    SendFailure::new(Blame::Run, one_line(&error.to_string()))
+    SendFailure::new(blame, one_line(&error.to_string()))
 }
 
 fn one_line(text: &str) -> String {

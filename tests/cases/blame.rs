@@ -78,17 +78,43 @@ on_both_backends! {
     }
 
     fn one_unknown_mailbox_fails_alone_and_the_rest_go(env: &TestEnv) {
+        // A relay that pipelines gets each message's MAIL, RCPT and DATA as
+        // one group; an older one, one command at a time. Same outcome.
+        for pipelining in [true, false] {
+            let env = &TestEnv::new(env.backend).unwrap();
+            let smtp = SmtpServer::start();
+            if !pipelining {
+                smtp.without_pipelining();
+            }
+            smtp.reply_to_rcpt("s2@", "550 5.1.1 <s2@example.com>: no such user");
+            env.use_smtp(&smtp.url());
+            five_students(env);
+            let run = env.send_24h(NOW, &[]);
+            assert_eq!(run.code(), 3, "{}", run.describe());
+            assert_eq!(smtp.received().len(), 8);
+            let failed = env.texts("SELECT u.email AS v FROM reminders r JOIN assignments a ON a.id = r.assignment_id \
+                                    JOIN users u ON u.id = a.student_id WHERE r.status = 'failed'");
+            assert_eq!(failed, [Some("s2@example.com".to_string()), Some("s2@example.com".to_string())]);
+            assert_eq!(env.count("SELECT count(*) AS n FROM send_logs WHERE status = 'rejected'"), 2);
+            assert_eq!(smtp.pipelined_groups(), if pipelining { 10 } else { 0 }, "pipelining {pipelining}");
+        }
+    }
+
+    fn a_refused_sender_inside_a_pipelined_group_is_the_runs_fault(env: &TestEnv) {
+        // 5.1.x names a mailbox, but in reply to MAIL FROM it is ours, not the
+        // student's: no bounce, no attempt, and the run stops.
         let smtp = SmtpServer::start();
-        smtp.reply_to_rcpt("s2@", "550 5.1.1 <s2@example.com>: no such user");
+        smtp.reply_to_mail("553 5.1.8 <noreply@school.example>: Sender address rejected: Domain not found");
         env.use_smtp(&smtp.url());
         five_students(env);
         let run = env.send_24h(NOW, &[]);
-        assert_eq!(run.code(), 3, "{}", run.describe());
-        assert_eq!(smtp.received().len(), 8);
-        let failed = env.texts("SELECT u.email AS v FROM reminders r JOIN assignments a ON a.id = r.assignment_id \
-                                JOIN users u ON u.id = a.student_id WHERE r.status = 'failed'");
-        assert_eq!(failed, [Some("s2@example.com".to_string()), Some("s2@example.com".to_string())]);
-        assert_eq!(env.count("SELECT count(*) AS n FROM send_logs WHERE status = 'rejected'"), 2);
+        assert_eq!(run.code(), 1, "{}", run.describe());
+        let line = error_line(&run);
+        assert!(line.contains("stopped after 3 failures in a row") && line.contains("MAIL FROM"), "{line}");
+        assert!(smtp.pipelined_groups() >= 3, "the attempts came as groups");
+        assert_eq!((opted_out(env), attempts_burnt(env)), (0, 0));
+        assert_eq!(env.count("SELECT count(*) AS n FROM send_logs WHERE status = 'rejected'"), 0);
+        assert!(smtp.received().is_empty());
     }
 
     fn a_message_refused_for_its_content_fails_without_blaming_the_student(env: &TestEnv) {

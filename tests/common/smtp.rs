@@ -1,9 +1,10 @@
 //! A real SMTP server on loopback for the tests, scriptable per test: it can
-//! answer RCPT with 4xx or 5xx for chosen addresses, delay its reply to DATA,
+//! answer MAIL, or RCPT for chosen addresses, with 4xx or 5xx, delay its reply to DATA,
 //! stop listening (so connections are refused), and it counts connections.
 //! It speaks plain SMTP, or offers STARTTLS, or TLS from the first byte (smtps).
 //! With [`Xoauth2`] it offers only `AUTH XOAUTH2`, after STARTTLS, as
-//! Microsoft 365 and Google Workspace do.
+//! Microsoft 365 and Google Workspace do. It offers PIPELINING, as real
+//! relays do, unless told not to, and counts the groups that came pipelined.
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
@@ -59,6 +60,13 @@ struct State {
     connections: usize,
     /// (address fragment, reply) for RCPT TO.
     rcpt_rules: Vec<(String, String)>,
+    /// The reply to MAIL FROM, when not `250`.
+    mail_reply: Option<String>,
+    /// Not offering PIPELINING.
+    no_pipelining: bool,
+    /// MAIL commands whose DATA had already arrived with them: groups the
+    /// client pipelined.
+    pipelined_groups: usize,
     data_delay: Duration,
     /// Replies to the next messages' DATA, in order, instead of accepting them.
     data_replies: std::collections::VecDeque<String>,
@@ -146,6 +154,21 @@ impl SmtpServer {
             .unwrap()
             .rcpt_rules
             .push((fragment.to_string(), reply.to_string()));
+    }
+
+    /// Answer every MAIL FROM with `reply`, such as `550 5.7.1 sender rejected`.
+    pub fn reply_to_mail(&self, reply: &str) {
+        self.state.lock().unwrap().mail_reply = Some(reply.to_string());
+    }
+
+    /// Stop offering PIPELINING, as an old relay would.
+    pub fn without_pipelining(&self) {
+        self.state.lock().unwrap().no_pipelining = true;
+    }
+
+    /// How many messages' MAIL, RCPT and DATA arrived as one group.
+    pub fn pipelined_groups(&self) -> usize {
+        self.state.lock().unwrap().pipelined_groups
     }
 
     pub fn clear_rules(&self) {
@@ -252,6 +275,7 @@ fn serve(stream: TcpStream, state: &Mutex<State>, security: &Security) -> std::i
     let mut reader = BufReader::new(stream);
     write_reply(&mut reader, "220 localhost test SMTP")?;
     let (mut from, mut to) = (String::new(), Vec::new());
+    let mut sender_accepted = false;
     let mut line = String::new();
     loop {
         line.clear();
@@ -260,7 +284,11 @@ fn serve(stream: TcpStream, state: &Mutex<State>, security: &Security) -> std::i
         }
         let command = line.trim_end().to_string();
         let verb = command.split([' ', ':']).next().unwrap_or_default().to_uppercase();
-        let xoauth2 = state.lock().unwrap().xoauth2.clone();
+        let (xoauth2, pipelining) = {
+            let state = state.lock().unwrap();
+            let pipelining = if state.no_pipelining { "" } else { "250-PIPELINING\r\n" };
+            (state.xoauth2.clone(), pipelining)
+        };
         // With XOAUTH2, AUTH is offered after STARTTLS only, as Microsoft and Google do.
         let auth = match &xoauth2 {
             None => "250-AUTH PLAIN LOGIN\r\n",
@@ -269,9 +297,9 @@ fn serve(stream: TcpStream, state: &Mutex<State>, security: &Security) -> std::i
         };
         let reply = match verb.as_str() {
             "EHLO" if matches!(security, Security::StartTls(_)) && !encrypted => {
-                format!("250-localhost\r\n250-STARTTLS\r\n250-8BITMIME\r\n{auth}250 SIZE 10000000")
+                format!("250-localhost\r\n250-STARTTLS\r\n{pipelining}250-8BITMIME\r\n{auth}250 SIZE 10000000")
             }
-            "EHLO" => format!("250-localhost\r\n250-8BITMIME\r\n{auth}250 SIZE 10000000"),
+            "EHLO" => format!("250-localhost\r\n{pipelining}250-8BITMIME\r\n{auth}250 SIZE 10000000"),
             "AUTH" if let Some(xoauth2) = &xoauth2 => {
                 state.lock().unwrap().auth_attempts += 1;
                 match xoauth2_reply(&mut reader, &command, xoauth2, state, encrypted)? {
@@ -304,8 +332,14 @@ fn serve(stream: TcpStream, state: &Mutex<State>, security: &Security) -> std::i
             "MAIL" => {
                 from = address_in(&command);
                 to.clear();
-                "250 ok".to_string()
+                let mut state = state.lock().unwrap();
+                if String::from_utf8_lossy(reader.buffer()).contains("DATA\r\n") {
+                    state.pipelined_groups += 1;
+                }
+                sender_accepted = state.mail_reply.is_none();
+                state.mail_reply.clone().unwrap_or_else(|| "250 ok".to_string())
             }
+            "RCPT" if !sender_accepted => "503 5.5.1 Error: need MAIL command".to_string(),
             "RCPT" => {
                 let address = address_in(&command);
                 let rule = state
@@ -323,6 +357,8 @@ fn serve(stream: TcpStream, state: &Mutex<State>, security: &Security) -> std::i
                     }
                 }
             }
+            // As Postfix answers a pipelined DATA after every RCPT was refused.
+            "DATA" if to.is_empty() => "554 5.5.1 Error: no valid recipients".to_string(),
             "DATA" => {
                 write_reply(&mut reader, "354 go ahead")?;
                 let mut data = String::new();
