@@ -27,7 +27,7 @@ SINK_PORT = 2625
 SLOW_PORT = 2626
 SLOW_DELAY_MS = 20
 # (--connections, messages): enough messages for a few seconds each.
-SLOW_TRIALS = [(1, 50), (4, 160), (8, 320), (16, 640), (32, 1280)]
+SLOW_TRIALS = [(1, 50), (4, 160), (8, 320), (16, 640), (32, 2560)]
 SLOW_TRIALS_SMOKE = [(1, 10), (4, 40)]
 # Issue 34: these trials run again right after, against the slow server
 # offering PIPELINING (the smoke run's keeps the pipelined path in CI).
@@ -438,10 +438,41 @@ def targets(results, sizes):
     return checks
 
 
+def slow_only(args, sizes, work):
+    """Rows 8 and 8b and their targets, on the chosen backends; 1 on a FAIL."""
+    most = max(count for _, count in sizes["slow"])
+    subprocess.run([sys.executable, os.path.join(ROOT, "bench", "generate.py"), "--out", work,
+                    "--users", "1000", "--assignments", str(most), "--heavy", str(most), "--flat", "0"], check=True)
+    results = {}
+    if args.backend in ("sqlite", "both"):
+        databases = iter(range(1000))
+        results["SQLite"] = slow_curve(lambda: os.path.join(work, f"slow-{next(databases)}.db"), work,
+                                       sizes["slow"], sizes["pipelined"])
+    if args.backend in ("postgres", "both"):
+        try:
+            results["PostgreSQL"] = slow_curve(fresh_pg_database, work, sizes["slow"], sizes["pipelined"])
+        finally:
+            psql(f"DROP DATABASE IF EXISTS {PG_SLOW_DATABASE} WITH (FORCE)")
+    failed = False
+    for name, (curve, pipelined) in results.items():
+        r = {"slow_curve": curve, "slow_pipelined": pipelined}
+        print(f"{name}: 8. " + ", ".join(f"{c}: {rate:,.1f}" for c, rate in curve.items())
+              + f" msg/s ({slow_scaling(r):.0%} of linear); 8b. with PIPELINING "
+              + ", ".join(f"{c}: {rate:,.1f} ({pipelining_gain(r, c):.2f}x)" for c, rate in pipelined.items()))
+        if not args.smoke:
+            ok = all(pipelining_gain(r, c) >= 1.8 for c in pipelined)
+            failed |= not ok
+            print(f"- {'PASS' if ok else 'FAIL'}: PIPELINING ≥ 1.8x at " + " and ".join(map(str, pipelined))
+                  + f" connections ({name})")
+    return 1 if failed else 0
+
+
 def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--smoke", action="store_true", help="1,000 assignments, 100 due: check exact counts only")
     parser.add_argument("--backend", choices=["sqlite", "postgres", "both"], default="both")
+    parser.add_argument("--slow-only", action="store_true",
+                        help="only the slow-server curve, with and without PIPELINING (rows 8 and 8b); writes nothing")
     args = parser.parse_args()
     sizes = dict(users=100, assignments=1_000, heavy=100, flat=300, heavy_trials=1) if args.smoke else \
         dict(users=100_000, assignments=1_000_000, heavy=10_000, flat=100_000, heavy_trials=HEAVY_TRIALS)
@@ -452,6 +483,8 @@ def main():
     work_dir = tempfile.TemporaryDirectory(prefix="reminders-bench-")
     atexit.register(work_dir.cleanup)
     work = work_dir.name
+    if args.slow_only:
+        sys.exit(slow_only(args, sizes, work))
     print(f"bench: generating {sizes['users']:,} students and {sizes['assignments']:,} assignments in {work}", flush=True)
     subprocess.run([sys.executable, os.path.join(ROOT, "bench", "generate.py"), "--out", work,
                     "--users", str(sizes["users"]), "--assignments", str(sizes["assignments"]),
