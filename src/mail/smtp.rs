@@ -440,6 +440,83 @@ mod tests {
         );
     }
 
+    /// Runs `client` against a peer that expects `script`'s lines (sent by
+    /// the client, in order) and answers each with its reply, if any; the
+    /// peer's first entry is its greeting. Returns what the client saw.
+    fn against<T>(script: &'static [(&'static str, &'static str)], client: impl AsyncFnOnce(Session) -> T) -> T {
+        let runtime = tokio::runtime::Builder::new_current_thread().build().unwrap();
+        runtime.block_on(async {
+            let (ours, theirs) = tokio::io::duplex(64 * 1024);
+            let peer = async move {
+                let (read, mut write) = tokio::io::split(theirs);
+                let mut lines = BufReader::new(read).lines();
+                for (expected, reply) in script {
+                    if !expected.is_empty() {
+                        let line = lines.next_line().await.unwrap().unwrap_or_default();
+                        assert_eq!(line, *expected);
+                    }
+                    if !reply.is_empty() {
+                        write.write_all(format!("{reply}\r\n").as_bytes()).await.unwrap();
+                    }
+                }
+            };
+            let hello = ClientId::Domain("client.example".into());
+            let client = async {
+                let session = Session::start(Box::new(ours) as Box<dyn Wire>, &hello).await.unwrap();
+                client(session).await
+            };
+            let peer = tokio::spawn(peer);
+            let seen = client.await;
+            peer.await.expect("the peer saw what it expected");
+            seen
+        })
+    }
+
+    fn envelope() -> Envelope {
+        Envelope::new(
+            Some("from@school.example".parse().unwrap()),
+            vec!["to@home.example".parse().unwrap()],
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn a_refused_recipient_in_a_group_is_named_and_an_accepted_data_is_ended_empty() {
+        let seen = against(
+            &[
+                ("", "220 relay"),
+                ("EHLO client.example", "250-relay\r\n250 PIPELINING"),
+                ("MAIL FROM:<from@school.example>", ""),
+                ("RCPT TO:<to@home.example>", ""),
+                ("DATA", "250 ok\r\n550 5.1.1 no such user\r\n354 go on"),
+                (".", "554 no valid recipients"),
+            ],
+            async |mut session| session.send(&envelope(), b"Subject: x\r\n\r\nhi\r\n").await,
+        );
+        match seen {
+            Err(SmtpError::Refused(Step::Rcpt, reply)) => assert_eq!(reply.code, 550),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn login_answers_each_challenge() {
+        let seen = against(
+            &[
+                ("", "220 relay"),
+                ("EHLO client.example", "250-relay\r\n250 AUTH LOGIN"),
+                ("AUTH LOGIN", "334 VXNlcm5hbWU6"),
+                ("dXNlcg==", "334 UGFzc3dvcmQ6"),
+                ("c2VjcmV0", "235 ok"),
+            ],
+            async |mut session| {
+                let credentials = Credentials::new("user".into(), "secret".into());
+                session.auth(&[Mechanism::Plain, Mechanism::Login], &credentials).await
+            },
+        );
+        assert!(seen.is_ok(), "{seen:?}");
+    }
+
     #[test]
     fn ehlo_keywords_are_read_case_blind() {
         let reply = Reply {
