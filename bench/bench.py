@@ -84,12 +84,12 @@ def wall_ms_pair(plain, other, env, runs=IDLE_RUNS, name="overdue"):
     """Median wall times of two short commands, run alternately (the order
     flipping each round) so that whatever else the machine does falls on both."""
     walls = {"plain": [], name: []}
+    order = [("plain", plain), (name, other)]
     for i in range(runs):
-        order = [("plain", plain), (name, other)]
-        for name, args in (order if i % 2 == 0 else order[::-1]):
+        for variant, args in (order if i % 2 == 0 else order[::-1]):
             started = time.perf_counter()
             subprocess.run(args, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=True)
-            walls[name].append(time.perf_counter() - started)
+            walls[variant].append(time.perf_counter() - started)
     return {name: sorted(w * 1000 for w in ws) for name, ws in walls.items()}
 
 

@@ -245,7 +245,9 @@ pub fn sent_steps_with_guardians(db: &mut Db, since: Timestamp) -> anyhow::Resul
         .inner_join(guardian_students::table.on(guardian_students::student_id.eq(assignments::student_id)))
         .filter(reminders::status.eq(Status::Sent))
         .filter(reminders::sent_at.ge(since))
-        .filter(reminders::reminder_type.like("overdue-%"))
+        // Written out, not bound, so that both databases see the partial
+        // index `reminders_overdue_sent_idx` applies: an idle run's probe.
+        .filter(diesel::dsl::sql::<diesel::sql_types::Bool>("reminders.reminder_type LIKE 'overdue-%'"))
         .select((
             reminders::id,
             reminders::reminder_type,

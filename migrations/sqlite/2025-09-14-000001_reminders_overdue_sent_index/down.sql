@@ -1,0 +1,1 @@
+DROP INDEX reminders_overdue_sent_idx;
