@@ -338,12 +338,13 @@ fn smtp_credentials_without_tls_are_refused_for_a_remote_server() {
     env.set_var("MAIL_FROM", "noreply@school.example");
     let send = ["send", "--unit", "hours", "--targets", "24", "--now", NOW];
     for url in [
-        "smtp://user:pw@mail.example.com:25",
-        "smtp://user:pw@mail.example.com:587?tls=opportunistic",
+        "smtp://user:Clear-Pw-S3cret@mail.example.com:25",
+        "smtp://user:Clear-Pw-S3cret@mail.example.com:587?tls=opportunistic",
     ] {
         env.set_var("SMTP_URL", url);
         let run = env.fails(&send, 1, "has credentials but no TLS");
-        assert_hidden(&run, "pw", url);
+        // Long enough that no temporary directory's random name holds it.
+        assert_hidden(&run, "Clear-Pw-S3cret", url);
         assert!(
             run.stderr().contains("use smtps://, add ?tls=required"),
             "{}",
@@ -352,12 +353,15 @@ fn smtp_credentials_without_tls_are_refused_for_a_remote_server() {
         let check = env.run(&["check"]);
         assert_eq!(check.code(), 1, "{}", check.describe());
         assert!(check.stdout().contains("FAIL  mail settings"), "{}", check.describe());
-        assert_hidden(&check, "pw", url);
+        assert_hidden(&check, "Clear-Pw-S3cret", url);
     }
     assert_eq!(env.count("SELECT count(*) AS n FROM send_logs"), 0, "nothing was sent");
     // TLS from the start, or STARTTLS required, is accepted (the check then
     // fails only for want of a server at that name).
-    env.set_var("SMTP_URL", "smtp://user:pw@mail.example.com:587?tls=required");
+    env.set_var(
+        "SMTP_URL",
+        "smtp://user:Clear-Pw-S3cret@mail.example.com:587?tls=required",
+    );
     assert!(!env.run(&["check"]).stdout().contains("FAIL  mail settings"));
 }
 
