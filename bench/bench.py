@@ -357,9 +357,9 @@ def table(results, sizes):
         ("6. memory flatness", lambda r: f"{sizes['flat']:,} due: {r['flat_rss_mb']:.1f} MB in {r['flat_s']:.1f} s ({r['flat_ratio']:.2f}x the heavy run); sink got {r['flat_received']:,}"),
         ("7. `summary`, all students: display, `--send` planning", lambda r: f"{r['summary_s'] * 1000:.0f} ms, {r['summary_plan_s'] * 1000:.0f} ms"),
         (f"8. slow server ({SLOW_DELAY_MS} ms a reply): msg/s by `--connections`",
-         lambda r: ", ".join(f"{c}: {rate:,.1f}" for c, rate in r["slow_curve"].items()) + f" ({slow_scaling(r):.0%} of linear)"),
+         slow_row),
         ("8b. the same server offering PIPELINING, each trial right after its row 8 trial: msg/s by `--connections`",
-         lambda r: ", ".join(f"{c}: {rate:,.1f} ({pipelining_gain(r, c):.2f}x)" for c, rate in r["slow_pipelined"].items())),
+         pipelined_row),
     ]
     lines = ["| measure | " + " | ".join(names) + " |", "|---|" + "---|" * len(names)]
     for label, render in rows:
@@ -398,6 +398,28 @@ def overdue_paragraph(results):
             "windows empty, so both variants do the same work): " + " ".join(parts))
 
 
+def slow_row(r):
+    return ", ".join(f"{c}: {rate:,.1f}" for c, rate in r["slow_curve"].items()) + f" ({slow_scaling(r):.0%} of linear)"
+
+
+def pipelined_row(r):
+    return ", ".join(f"{c}: {rate:,.1f} ({pipelining_gain(r, c):.2f}x)" for c, rate in r["slow_pipelined"].items())
+
+
+def pipelining_check(name, r):
+    """Issue 34's target: (label, passed, figures)."""
+    return (f"slow server offering PIPELINING: 8 and 32 connections ≥ 1.8x the rate without ({name})",
+            all(pipelining_gain(r, c) >= 1.8 for c in r["slow_pipelined"]),
+            ", ".join(f"{c}: {pipelining_gain(r, c):.2f}x" for c in r["slow_pipelined"]))
+
+
+def generate_slow_data(out, sizes):
+    """The slow trials' data: enough due reminders for the largest trial."""
+    most = max(count for _, count in sizes["slow"])
+    subprocess.run([sys.executable, os.path.join(ROOT, "bench", "generate.py"), "--out", out,
+                    "--users", "1000", "--assignments", str(most), "--heavy", str(most), "--flat", "0"], check=True)
+
+
 def pipelining_gain(r, connections):
     return r["slow_pipelined"][connections] / r["slow_curve"][connections]
 
@@ -431,18 +453,14 @@ def targets(results, sizes):
              f"{r['import_rows_s']:,.0f} rows/s, {r['import_rss_mb']:.0f} MB"),
             (f"memory flat within 10% ({name})", r["flat_ratio"] <= 1.10, f"{r['flat_ratio']:.2f}x"),
             (f"slow server: 32 connections ≥ 80% of 32 × one ({name})", slow_scaling(r) >= 0.8, f"{slow_scaling(r):.0%}"),
-            (f"slow server offering PIPELINING: 8 and 32 connections ≥ 1.8x the rate without ({name})",
-             all(pipelining_gain(r, c) >= 1.8 for c in r["slow_pipelined"]),
-             ", ".join(f"{c}: {pipelining_gain(r, c):.2f}x" for c in r["slow_pipelined"])),
+            pipelining_check(name, r),
         ]
     return checks
 
 
 def slow_only(args, sizes, work):
     """Rows 8 and 8b and their targets, on the chosen backends; 1 on a FAIL."""
-    most = max(count for _, count in sizes["slow"])
-    subprocess.run([sys.executable, os.path.join(ROOT, "bench", "generate.py"), "--out", work,
-                    "--users", "1000", "--assignments", str(most), "--heavy", str(most), "--flat", "0"], check=True)
+    generate_slow_data(work, sizes)
     results = {}
     if args.backend in ("sqlite", "both"):
         databases = iter(range(1000))
@@ -456,14 +474,11 @@ def slow_only(args, sizes, work):
     failed = False
     for name, (curve, pipelined) in results.items():
         r = {"slow_curve": curve, "slow_pipelined": pipelined}
-        print(f"{name}: 8. " + ", ".join(f"{c}: {rate:,.1f}" for c, rate in curve.items())
-              + f" msg/s ({slow_scaling(r):.0%} of linear); 8b. with PIPELINING "
-              + ", ".join(f"{c}: {rate:,.1f} ({pipelining_gain(r, c):.2f}x)" for c, rate in pipelined.items()))
+        print(f"{name}: 8. {slow_row(r)}; 8b. with PIPELINING {pipelined_row(r)}")
         if not args.smoke:
-            ok = all(pipelining_gain(r, c) >= 1.8 for c in pipelined)
+            label, ok, figures = pipelining_check(name, r)
             failed |= not ok
-            print(f"- {'PASS' if ok else 'FAIL'}: PIPELINING ≥ 1.8x at " + " and ".join(map(str, pipelined))
-                  + f" connections ({name})")
+            print(f"- {'PASS' if ok else 'FAIL'}: {label} ({figures})")
     return 1 if failed else 0
 
 
@@ -491,9 +506,7 @@ def main():
                     "--heavy", str(sizes["heavy"]), "--flat", str(sizes["flat"])], check=True)
     slow_data = os.path.join(work, "slow")
     os.mkdir(slow_data)
-    most = max(count for _, count in sizes["slow"])
-    subprocess.run([sys.executable, os.path.join(ROOT, "bench", "generate.py"), "--out", slow_data,
-                    "--users", "1000", "--assignments", str(most), "--heavy", str(most), "--flat", "0"], check=True)
+    generate_slow_data(slow_data, sizes)
     results = {}
     if args.backend in ("sqlite", "both"):
         print("bench: SQLite", flush=True)
