@@ -500,6 +500,34 @@ mod tests {
     }
 
     #[test]
+    fn a_reply_too_long_or_not_smtp_is_refused_without_reading_on() {
+        let long: &'static str = format!("250 {}", "x".repeat(MAX_LINE_BYTES)).leak();
+        let many: &'static str = vec!["250-more"; MAX_REPLY_LINES + 1].join("\r\n").leak();
+        for (reply, why) in [
+            (long, "too long"),
+            (many, "too many lines"),
+            ("HTTP/1.1 400 Bad Request", "HTTP"),
+        ] {
+            let script: &'static [(&str, &str)] = vec![
+                ("", "220 relay"),
+                ("EHLO client.example", "250-relay\r\n250 PIPELINING"),
+                ("MAIL FROM:<from@school.example>", ""),
+                ("RCPT TO:<to@home.example>", ""),
+                ("DATA", reply),
+            ]
+            .leak();
+            let seen = against(script, async |mut session| {
+                let sent = session.send(&envelope(), b"hi\r\n").await;
+                (sent, session.is_broken())
+            });
+            match seen {
+                (Err(SmtpError::Garbled(Step::Mail, what)), true) => assert!(what.contains(why), "{what}"),
+                other => panic!("{why}: {other:?}"),
+            }
+        }
+    }
+
+    #[test]
     fn login_answers_each_challenge() {
         let seen = against(
             &[
